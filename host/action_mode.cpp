@@ -1,0 +1,193 @@
+#include "action_mode.hpp"
+
+#include "loaded_plugin.hpp"
+
+#include <oneds_common/base64.hpp>
+#include <oneds_common/strings.hpp>
+
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <csignal>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
+
+namespace oneds::host {
+namespace {
+
+int g_signal_pipe[2] = {-1, -1};
+
+extern "C" void on_signal(int sig) {
+    const int saved = errno;
+    const unsigned char b = static_cast<unsigned char>(sig);
+    [[maybe_unused]] const auto n = ::write(g_signal_pipe[1], &b, 1);
+    errno = saved;
+}
+
+void write_all(int fd, const std::string &s) {
+    std::size_t off = 0;
+    while (off < s.size()) {
+        const ssize_t n = ::write(fd, s.data() + off, s.size() - off);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return;
+        }
+        off += static_cast<std::size_t>(n);
+    }
+}
+
+std::string read_all(int fd) {
+    std::string out;
+    if (::isatty(fd) == 1) return out;
+    char buf[65536];
+    for (;;) {
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        out.append(buf, static_cast<std::size_t>(n));
+    }
+    return out;
+}
+
+const char *level_word(std::int32_t level) {
+    switch (level) {
+        case ONEDS_LOG_ERROR: return "ERROR";
+        case ONEDS_LOG_WARNING: return "WARNING";
+        case ONEDS_LOG_DEBUG: return "DEBUG";
+        default: return "INFO";
+    }
+}
+
+struct completion {
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool done = false;
+    std::int32_t status = ONEDS_OK;
+    std::string info, error;
+};
+
+}  // namespace
+
+std::string decode_action_input(const std::string &raw) {
+    const auto t = common::trim(raw);
+    if (t.empty()) return {};
+    if (t.front() == '<') return std::string(t);
+    auto decoded = common::base64_decode(t);
+    if (!decoded || common::trim(*decoded).empty() || common::trim(*decoded).front() != '<')
+        throw std::invalid_argument("standard input is neither XML nor base64-encoded XML");
+    return *decoded;
+}
+
+int run_action(const settings &s, const std::shared_ptr<spdlog::logger> &log, int in_fd, int out_fd, int err_fd) {
+    const std::string &driver = s.action_driver;
+    const std::string &action = s.action_name;
+    std::string document;
+    try {
+        document = decode_action_input(read_all(in_fd));
+    } catch (const std::exception &e) {
+        write_all(err_fd, action + ": " + e.what() + "\n");
+        return 255;
+    }
+
+    const auto it = s.plugins.find(driver);
+    const std::string path = it != s.plugins.end() ? it->second : default_plugin_path(driver);
+
+    completion done;
+    const int err_copy = err_fd;
+    plugin_sink sink{
+        [&done](std::uint64_t, std::int32_t status, const char *info, const char *error) {
+            std::lock_guard lock(done.mutex);
+            done.done = true;
+            done.status = status;
+            done.info = info;
+            done.error = error;
+            done.cv.notify_all();
+        },
+        [err_copy, &action](std::uint64_t, std::int32_t level, const char *text) {
+            write_all(err_copy, std::string(level_word(level)) + ": " + action + ": " + common::one_line(text) + "\n");
+        }};
+
+    std::unique_ptr<loaded_plugin> plugin;
+    try {
+        plugin = loaded_plugin::load(path, driver, plugin_config(s, driver, true), std::move(sink));
+    } catch (const std::exception &e) {
+        log->error("{}", e.what());
+        write_all(err_fd, std::string("Datastore driver '") + driver + "' not available: " + e.what() + "\n");
+        return 255;
+    }
+    if (!plugin->supports(action)) {
+        write_all(err_fd, action + ": Operation not supported\n");
+        return 1;
+    }
+
+    // Signals become a cancel of the one request. A self-pipe rather than a
+    // blocked signal mask, because children inherit the mask and restic must
+    // still see the SIGINT we send it.
+    if (::pipe2(g_signal_pipe, O_CLOEXEC) != 0) {
+        write_all(err_fd, action + ": cannot create signal pipe\n");
+        return 255;
+    }
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    for (int sig : {SIGTERM, SIGINT, SIGHUP}) ::sigaction(sig, &sa, nullptr);
+    std::atomic<bool> finished{false};
+    std::thread signal_watch([&] {
+        while (!finished) {
+            pollfd p{g_signal_pipe[0], POLLIN, 0};
+            if (::poll(&p, 1, 100) > 0) {
+                unsigned char sig = 0;
+                if (::read(g_signal_pipe[0], &sig, 1) == 1) {
+                    log->info("signal {} received; cancelling {}", static_cast<int>(sig), action);
+                    plugin->cancel(1);
+                }
+            }
+        }
+    });
+
+    std::vector<const char *> argv;
+    for (const auto &a : s.action_args) argv.push_back(a.c_str());
+    argv.push_back(nullptr);
+    oneds_request req{};
+    req.struct_size = sizeof req;
+    req.id = 1;
+    req.action = action.c_str();
+    req.argc = static_cast<std::int32_t>(s.action_args.size());
+    req.argv = argv.data();
+    req.document = document.c_str();
+    req.document_size = document.size();
+    req.origin = ONEDS_ORIGIN_ACTION;
+    req.oned_id = -1;
+
+    const std::int32_t rc = plugin->submit(req);
+    if (rc == ONEDS_OK) {
+        std::unique_lock lock(done.mutex);
+        done.cv.wait(lock, [&] { return done.done; });
+    } else {
+        done.status = rc;
+        done.error = rc == ONEDS_ERR_UNSUPPORTED ? action + ": Operation not supported"
+                                                 : action + ": request refused (status " + std::to_string(rc) + ")";
+    }
+    finished = true;
+    signal_watch.join();
+    plugin.reset();
+    for (int sig : {SIGTERM, SIGINT, SIGHUP}) ::signal(sig, SIG_DFL);
+
+    if (done.status == ONEDS_OK) {
+        std::string out = done.info;
+        if (!out.empty() && out.back() != '\n') out.push_back('\n');
+        write_all(out_fd, out);
+        return 0;
+    }
+    std::string err = done.error.empty() ? action + " failed" : done.error;
+    if (err.back() != '\n') err.push_back('\n');
+    write_all(err_fd, err);
+    return done.status == ONEDS_ERR_UNSUPPORTED ? 1 : 255;
+}
+
+}  // namespace oneds::host

@@ -1,0 +1,177 @@
+#include "fallback_driver.hpp"
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <stdexcept>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+namespace oneds::host {
+namespace {
+
+void close_fd(int &fd) {
+    if (fd >= 0) ::close(fd);
+    fd = -1;
+}
+
+bool write_all(int fd, const std::string &data) {
+    std::size_t off = 0;
+    while (off < data.size()) {
+        const ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return false;
+        }
+        off += static_cast<std::size_t>(n);
+    }
+    return true;
+}
+
+}  // namespace
+
+fallback_driver::fallback_driver(const std::vector<std::string> &argv, std::shared_ptr<spdlog::logger> log,
+                                 line_handler on_line, std::chrono::milliseconds init_timeout)
+    : log_(std::move(log)), on_line_(std::move(on_line)) {
+    if (argv.empty()) throw std::runtime_error("fallback driver: empty command");
+    int in_pipe[2], out_pipe[2];
+    if (::pipe2(in_pipe, O_CLOEXEC) != 0) throw std::runtime_error("fallback driver: pipe failed");
+    if (::pipe2(out_pipe, O_CLOEXEC) != 0) {
+        ::close(in_pipe[0]);
+        ::close(in_pipe[1]);
+        throw std::runtime_error("fallback driver: pipe failed");
+    }
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, in_pipe[0], 0);
+    posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
+    std::vector<char *> cargv;
+    for (const auto &a : argv) cargv.push_back(const_cast<char *>(a.c_str()));
+    cargv.push_back(nullptr);
+    const int rc = ::posix_spawnp(&pid_, cargv[0], &fa, nullptr, cargv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    ::close(in_pipe[0]);
+    ::close(out_pipe[1]);
+    to_child_ = in_pipe[1];
+    from_child_ = out_pipe[0];
+    if (rc != 0) {
+        close_fd(to_child_);
+        close_fd(from_child_);
+        pid_ = -1;
+        throw std::runtime_error("fallback driver '" + argv[0] + "' could not be started: " + std::strerror(rc));
+    }
+
+    // Handshake, as oned does it: INIT, then wait for "INIT SUCCESS".
+    const auto deadline = std::chrono::steady_clock::now() + init_timeout;
+    std::string got;
+    bool ok = write_all(to_child_, "INIT\n");
+    while (ok && got.find('\n') == std::string::npos) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) {
+            ok = false;
+            break;
+        }
+        pollfd p{from_child_, POLLIN, 0};
+        const int pr = ::poll(&p, 1, static_cast<int>(left.count()));
+        if (pr < 0 && errno == EINTR) continue;
+        if (pr <= 0) {
+            ok = false;
+            break;
+        }
+        char buf[512];
+        const ssize_t n = ::read(from_child_, buf, sizeof buf);
+        if (n <= 0) {
+            ok = false;
+            break;
+        }
+        got.append(buf, static_cast<std::size_t>(n));
+    }
+    const auto nl = got.find('\n');
+    const std::string first = nl == std::string::npos ? got : got.substr(0, nl);
+    if (!ok || first.rfind("INIT SUCCESS", 0) != 0) {
+        close_fd(to_child_);
+        reap(std::chrono::steady_clock::now() + std::chrono::seconds(1));
+        close_fd(from_child_);
+        throw std::runtime_error("fallback driver '" + argv[0] + "' did not answer INIT with INIT SUCCESS" +
+                                 (first.empty() ? std::string(" in time") : ": got '" + first + "'"));
+    }
+    pending_ = got.substr(nl + 1);
+    reader_ = std::thread([this] { relay(); });
+}
+
+fallback_driver::~fallback_driver() {
+    finalize(std::chrono::steady_clock::now() + std::chrono::seconds(2));
+}
+
+bool fallback_driver::forward(const std::string &line) {
+    std::lock_guard lock(write_mutex_);
+    if (to_child_ < 0) return false;
+    return write_all(to_child_, line + "\n");
+}
+
+void fallback_driver::relay() {
+    std::string buf = std::move(pending_);
+    for (;;) {
+        std::size_t nl;
+        while ((nl = buf.find('\n')) != std::string::npos) {
+            std::string line = buf.substr(0, nl);
+            buf.erase(0, nl + 1);
+            if (!line.empty() && line.back() == '\r') line.pop_back();
+            if (!line.empty()) on_line_(line);
+        }
+        // Poll so that finalize() can stop the relay even when a grandchild
+        // still holds the pipe open.
+        pollfd p{from_child_, POLLIN, 0};
+        const int pr = ::poll(&p, 1, 200);
+        if (pr == 0 || (pr < 0 && errno == EINTR)) {
+            if (stop_) break;
+            continue;
+        }
+        if (pr < 0) break;
+        char chunk[4096];
+        const ssize_t n = ::read(from_child_, chunk, sizeof chunk);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        buf.append(chunk, static_cast<std::size_t>(n));
+    }
+    if (!buf.empty()) on_line_(buf);
+}
+
+void fallback_driver::reap(std::chrono::steady_clock::time_point deadline) {
+    if (pid_ <= 0) return;
+    for (;;) {
+        int status = 0;
+        const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+        if (r == pid_ || (r < 0 && errno != EINTR)) break;
+        if (std::chrono::steady_clock::now() >= deadline) {
+            log_->warn("fallback driver (pid {}) did not exit in time; killing it", pid_);
+            ::kill(pid_, SIGKILL);
+            ::waitpid(pid_, &status, 0);
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    pid_ = -1;
+}
+
+void fallback_driver::finalize(std::chrono::steady_clock::time_point deadline) {
+    {
+        std::lock_guard lock(write_mutex_);
+        if (finalized_) return;
+        finalized_ = true;
+        if (to_child_ >= 0) write_all(to_child_, "FINALIZE\n");
+        close_fd(to_child_);
+    }
+    reap(deadline);
+    stop_ = true;
+    if (reader_.joinable()) reader_.join();
+    close_fd(from_child_);
+}
+
+}  // namespace oneds::host

@@ -1,0 +1,101 @@
+// The request runtime shared by plugins: tracks requests in flight, runs each on
+// a thread pool, reports exactly one completion per accepted request, and turns
+// cancel() and shutdown into cancellation of the running work.
+//
+// Why blocking handlers on a pool instead of a chain of asynchronous steps: the
+// work of a datastore action is a short sequence of waits on child processes and
+// network calls, and the host bounds the number in flight (-t, 15 by default).
+// One pool thread per running request keeps each action a straight-line function
+// that is easy to read and to test; cancellation reaches it through a hook
+// (kill the child, close the socket) and through cancellable sleeps.
+#pragma once
+
+#include <oneds/plugin.hpp>
+
+#include <boost/asio/thread_pool.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+namespace oneds::runtime {
+
+// What an action returns. status is ONEDS_OK or an ONEDS_ERR_* code.
+struct outcome {
+    std::int32_t status = ONEDS_OK;
+    std::string info;
+    std::string error;
+
+    static outcome ok(std::string info = {}) { return {ONEDS_OK, std::move(info), {}}; }
+    static outcome fail(std::string error, std::int32_t status = ONEDS_ERR_FAILED) {
+        return {status, {}, std::move(error)};
+    }
+};
+
+// One request in flight, as seen by the action that runs it. Thread-safe.
+class request_context {
+public:
+    request_context(sdk::request req, sdk::host_link host);
+
+    const sdk::request &req() const noexcept { return req_; }
+    std::uint64_t id() const noexcept { return req_.id; }
+
+    bool cancelled() const;
+    // Sleeps up to d; returns false at once when the request is (or gets) cancelled.
+    bool sleep_for(std::chrono::milliseconds d);
+    // hook runs once, on the cancelling thread, when the request is cancelled
+    // while the hook is set (at once if it already was). It must not block.
+    void set_cancel_hook(std::function<void()> hook);
+    void clear_cancel_hook();
+
+    void log(std::int32_t level, std::string_view text) const { host_.log(req_.id, level, text); }
+
+    void request_cancel();
+
+private:
+    sdk::request req_;
+    sdk::host_link host_;
+    mutable std::mutex mutex_;
+    std::condition_variable cv_;
+    bool cancelled_ = false;
+    std::function<void()> hook_;
+};
+
+using handler = std::function<outcome(request_context &)>;
+
+class dispatcher {
+public:
+    dispatcher(sdk::host_link host, std::size_t threads);
+    ~dispatcher();
+    dispatcher(const dispatcher &) = delete;
+    dispatcher &operator=(const dispatcher &) = delete;
+
+    // Queues h for req. Returns ONEDS_OK (completion follows exactly once),
+    // ONEDS_ERR_INVALID for an id already in flight, ONEDS_ERR_SHUTTING_DOWN.
+    std::int32_t start(sdk::request req, handler h);
+    // ONEDS_OK when the request was in flight, ONEDS_ERR_NOT_FOUND otherwise.
+    std::int32_t cancel(std::uint64_t id);
+    // Refuses new work, cancels everything in flight, waits for every completion
+    // and joins the pool. Idempotent.
+    void shutdown();
+
+    const sdk::host_link &host() const noexcept { return host_; }
+
+private:
+    void run(const std::shared_ptr<request_context> &ctx, const handler &h) noexcept;
+
+    sdk::host_link host_;
+    boost::asio::thread_pool pool_;
+    std::mutex mutex_;
+    std::condition_variable idle_;
+    std::unordered_map<std::uint64_t, std::shared_ptr<request_context>> inflight_;
+    bool stopping_ = false;
+    bool joined_ = false;
+};
+
+}  // namespace oneds::runtime

@@ -1,0 +1,100 @@
+// libone_ds_testdrv.so: a plugin for testing hosts. It serves DS_MAD "testdrv".
+//
+// Behaviour is chosen by the action name for echo/sleep/fail/log, and for oned's
+// actions (cp, rm, monitor, ...) by /DS_DRIVER_ACTION_DATA//TEST_BEHAVIOUR in
+// the request document:
+//   echo            info = "<action> <args...>"
+//   sleep:<ms>      waits <ms> (cancellable), then as echo
+//   fail:<text>     fails with <text>
+//   log:<n>         sends n LOG I lines "progress <i>/<n>", then as echo
+//   multiline       info = "line1\nline2"
+//   monitor action  info = "USED_MB=1\nFREE_MB=2\nTOTAL_MB=3\n" (after any sleep)
+#include "dispatcher.hpp"
+
+#include <oneds/plugin.hpp>
+
+#include <pugixml.hpp>
+
+#include <string>
+
+namespace {
+
+using oneds::runtime::outcome;
+using oneds::runtime::request_context;
+
+std::string behaviour_of(const oneds::sdk::request &req) {
+    if (req.action == "echo" || req.action == "multiline") return req.action;
+    if (req.action == "sleep" || req.action == "fail" || req.action == "log")
+        return req.action + ":" + (req.args.empty() ? std::string("0") : req.args.front());
+    pugi::xml_document doc;
+    if (!req.document.empty() && doc.load_buffer(req.document.data(), req.document.size())) {
+        auto node = doc.select_node("//TEST_BEHAVIOUR");
+        if (node) return node.node().text().as_string();
+    }
+    return "echo";
+}
+
+std::string echo(const oneds::sdk::request &req) {
+    if (req.action == "monitor") return "USED_MB=1\nFREE_MB=2\nTOTAL_MB=3\n";
+    std::string out = req.action;
+    for (const auto &a : req.args) out += " " + a;
+    return out;
+}
+
+outcome act(request_context &ctx) {
+    const auto b = behaviour_of(ctx.req());
+    const auto colon = b.find(':');
+    const auto verb = b.substr(0, colon);
+    const auto arg = colon == std::string::npos ? std::string() : b.substr(colon + 1);
+    if (verb == "sleep") {
+        if (!ctx.sleep_for(std::chrono::milliseconds(std::stoll(arg.empty() ? "0" : arg))))
+            return outcome::fail("cancelled while sleeping", ONEDS_ERR_CANCELLED);
+        return outcome::ok(echo(ctx.req()));
+    }
+    if (verb == "fail") return outcome::fail(arg.empty() ? "failed as asked" : arg);
+    if (verb == "log") {
+        const int n = std::stoi(arg.empty() ? "0" : arg);
+        for (int i = 1; i <= n; ++i)
+            ctx.log(ONEDS_LOG_INFO, "progress " + std::to_string(i) + "/" + std::to_string(n));
+        return outcome::ok(echo(ctx.req()));
+    }
+    if (verb == "multiline") return outcome::ok("line1\nline2");
+    return outcome::ok(echo(ctx.req()));
+}
+
+const char *const k_actions[] = {"cp",   "clone", "mkfs",      "rm",        "monitor",
+                                 "stat", "echo",  "multiline", "sleep",     "fail",
+                                 "log",  "restore", "increment_flatten", nullptr};
+
+// plugin.h: an action not in the table's list gets ONEDS_ERR_UNSUPPORTED from
+// submit() and no callback; without this check act() would echo anything.
+bool listed(const std::string &action) {
+    for (const char *const *a = k_actions; *a != nullptr; ++a)
+        if (action == *a) return true;
+    return false;
+}
+
+class test_instance final : public oneds::sdk::instance {
+public:
+    test_instance(oneds::sdk::host_link host, const oneds::sdk::config_map &config)
+        : dispatcher_(host, 32) {
+        if (auto it = config.find("fail_create"); it != config.end())
+            throw std::invalid_argument("fail_create is set: " + it->second);
+    }
+    ~test_instance() override { dispatcher_.shutdown(); }
+
+    std::int32_t submit(oneds::sdk::request req) override {
+        if (!listed(req.action)) return ONEDS_ERR_UNSUPPORTED;
+        return dispatcher_.start(std::move(req), act);
+    }
+    std::int32_t cancel(std::uint64_t id) override { return dispatcher_.cancel(id); }
+
+private:
+    oneds::runtime::dispatcher dispatcher_;
+};
+
+}  // namespace
+
+extern "C" ONEDS_EXPORT const oneds_plugin_api *oneds_plugin_entry(std::uint32_t major) {
+    return oneds::sdk::plugin_table<test_instance>::get(major, "testdrv", ONEDS_VERSION, k_actions);
+}
