@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what building and testing need on Debian 12, then configures and
+# builds into ./build (or $ONEDS_BUILD_DIR). Safe to run again: packages that
+# are already installed are not fetched.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  build-essential cmake pkg-config git
+  libboost1.81-dev libboost-program-options1.81-dev libboost-test1.81-dev
+  libboost-json1.81-dev libboost-filesystem1.81-dev
+  libssh2-1-dev libssl-dev libxmlrpc-c++8-dev libspdlog-dev libpugixml-dev
+  restic openssh-server openssh-client qemu-utils
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "bootstrap: installing ${missing[*]}"
+  sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+build_dir=${ONEDS_BUILD_DIR:-build}
+build_type=${ONEDS_BUILD_TYPE:-RelWithDebInfo}
+cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE="$build_type" ${ONEDS_CMAKE_ARGS:-} >/dev/null
+cmake --build "$build_dir" -j "$(nproc)"
