@@ -1,0 +1,50 @@
+// Port: the storage a restic repository lives on, for what the plugin does
+// without restic: probe for a repository (stat of <repo>/config instead of a
+// restic start), create BASE_PATH, report capacity for MONITOR.
+//
+// Implementations: SFTP through libssh2 (one session per server, kept and
+// reused across requests), a local directory. A backend without statvfs
+// (S3) returns error_kind::unsupported from capacity().
+#pragma once
+
+#include "result.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace oneds::ports {
+
+struct file_info {
+    bool exists = false;
+    bool is_directory = false;
+    std::uint64_t size = 0;
+};
+
+struct capacity_info {
+    std::uint64_t total_bytes = 0;
+    std::uint64_t free_bytes = 0;   // available to an unprivileged user (f_bavail)
+    std::uint64_t used_bytes = 0;   // total - free blocks (f_blocks - f_bfree)
+};
+
+class repo_store {
+public:
+    virtual ~repo_store() = default;
+    // exists=false (not an error) when the path is absent.
+    virtual result<file_info> stat(const std::string &path) = 0;
+    // mkdir -p; succeeds when the directory already exists.
+    virtual status make_directories(const std::string &path) = 0;
+    // statvfs of the filesystem holding path.
+    virtual result<capacity_info> capacity(const std::string &path) = 0;
+    // What this store is, for messages: "sftp://user@server", "local".
+    virtual std::string describe() const = 0;
+};
+
+// Where the SFTP store connects. server may be an alias of the ssh config file.
+struct sftp_target {
+    std::string server;
+    std::string user;          // empty: ssh config's User, else the running user
+    std::string ssh_config;    // empty: ~/.ssh/config if it exists
+};
+
+}  // namespace oneds::ports
