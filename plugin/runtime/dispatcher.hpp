@@ -12,6 +12,8 @@
 
 #include <oneds/plugin.hpp>
 
+#include "ports/cancellation.hpp"
+
 #include <boost/asio/thread_pool.hpp>
 
 #include <chrono>
@@ -38,20 +40,20 @@ struct outcome {
 };
 
 // One request in flight, as seen by the action that runs it. Thread-safe.
-class request_context {
+class request_context final : public ports::cancellation {
 public:
     request_context(sdk::request req, sdk::host_link host);
 
     const sdk::request &req() const noexcept { return req_; }
     std::uint64_t id() const noexcept { return req_.id; }
 
-    bool cancelled() const;
+    bool cancelled() const override;
     // Sleeps up to d; returns false at once when the request is (or gets) cancelled.
     bool sleep_for(std::chrono::milliseconds d);
     // hook runs once, on the cancelling thread, when the request is cancelled
     // while the hook is set (at once if it already was). It must not block.
-    void set_cancel_hook(std::function<void()> hook);
-    void clear_cancel_hook();
+    void set_cancel_hook(std::function<void()> hook) override;
+    void clear_cancel_hook() override;
 
     void log(std::int32_t level, std::string_view text) const { host_.log(req_.id, level, text); }
 

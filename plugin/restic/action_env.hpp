@@ -1,0 +1,56 @@
+// What an action gets to do its work: the settings, the ports, the request.
+#pragma once
+
+#include "attributes.hpp"
+#include "dispatcher.hpp"
+#include "plugin_settings.hpp"
+#include "restic_runner.hpp"
+
+#include "ports/process.hpp"
+#include "ports/repo_store.hpp"
+
+#include <memory>
+#include <string>
+
+namespace oneds::restic {
+
+// Gives the repository store for a datastore: SFTP sessions are pooled by the
+// plugin instance and shared by its requests.
+class store_provider {
+public:
+    virtual ~store_provider() = default;
+    virtual ports::result<std::shared_ptr<ports::repo_store>> store_for(const datastore_attributes &a) = 0;
+};
+
+struct action_env {
+    const plugin_settings &settings;
+    ports::process_runner &runner;   // runs here ("") or on a host through ssh
+    store_provider &stores;
+    runtime::request_context &ctx;
+
+    void log(char level, const std::string &text) const { ctx.log(level, text); }
+    restic_runner restic() const {
+        return restic_runner(runner, lock_policy{settings.lock_retries, settings.lock_retry_interval},
+                             settings.kill_grace, [this](char l, const std::string &t) { log(l, t); });
+    }
+};
+
+runtime::outcome backup_action(action_env &env);
+runtime::outcome backup_cancel_action(action_env &env);
+runtime::outcome monitor_action(action_env &env);
+
+// Shared by the actions ----------------------------------------------------
+
+// BACKUP_BASE_PATH and friends from datastore.conf: `[export] NAME="value"`
+// lines, `#` comments. A missing file gives an empty map.
+std::map<std::string, std::string> read_shell_vars(const std::string &path);
+
+// The environment restic needs besides the password (GOMAXPROCS).
+std::map<std::string, std::string> restic_env(const datastore_attributes &a);
+
+// Creates the repository when its config file is missing (a stat through the
+// store, no restic start); `restic init` runs on the front end, lock-aware.
+// Returns an error message, or "" on success.
+std::string ensure_repository(action_env &env, const datastore_attributes &a, const std::string &repo_path);
+
+}  // namespace oneds::restic

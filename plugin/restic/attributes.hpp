@@ -1,0 +1,52 @@
+// The datastore template attributes of a restic backup datastore, parsed and
+// checked once per request. Names, defaults and parsing follow the stock
+// driver (spec/stock-restic-driver.md §2); where we are stricter a bad value
+// is an error naming the attribute and what was expected, instead of a
+// silent fallback.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+namespace pugi {
+class xml_node;
+}
+
+namespace oneds::restic {
+
+enum class backend_kind { sftp, local };
+
+// Thrown for a missing or malformed attribute; what() names it.
+class attribute_error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+struct datastore_attributes {
+    std::int64_t ds_id = -1;
+    std::string base_path;                   // BASE_PATH, default /var/lib/one/datastores/<id>
+    backend_kind backend = backend_kind::sftp;
+    std::string password;                    // RESTIC_PASSWORD, one pair of surrounding quotes stripped
+    std::string sftp_server;                 // RESTIC_SFTP_SERVER (required for SFTP)
+    std::string sftp_user = "oneadmin";      // RESTIC_SFTP_USER
+    std::optional<std::int64_t> bwlimit;     // RESTIC_BWLIMIT, KiB/s; -1 = unlimited but still passed, as stock
+    std::int64_t maxproc = -1;               // RESTIC_MAXPROC -> GOMAXPROCS when not -1
+    std::string compression = "auto";        // RESTIC_COMPRESSION auto|off|max
+    std::int64_t connections = 5;            // RESTIC_CONNECTIONS -> -o sftp.connections when not 5
+    std::string tmp_dir = "/var/tmp";        // RESTIC_TMP_DIR
+    std::optional<std::int64_t> lock_retries;  // RESTIC_LOCK_RETRIES (ours; stock: fixed 60)
+};
+
+// Reads the attributes from a DATASTORE element (with its TEMPLATE child).
+// Throws attribute_error.
+datastore_attributes parse_datastore(const pugi::xml_node &datastore);
+
+// "sftp:<user>@<server>:<path>" (SFTP) or "<path>" (LOCAL), as the stock driver.
+std::string repository_url(const datastore_attributes &a, const std::string &repo_path);
+
+// Lexically normalised absolute path ("/a//b/./c/" -> "/a/b/c"), as Ruby's cleanpath.
+std::string clean_path(const std::string &path);
+
+}  // namespace oneds::restic

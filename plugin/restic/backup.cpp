@@ -1,0 +1,198 @@
+// backup: spec/stock-restic-driver.md §7.1.
+//
+//   argv   <host>:<vm_dir> <disk_ids> <deploy_id> <bj_id|-> <vm_id> <sys_ds_id>
+//   stdin  <DS_DRIVER_ACTION_DATA><DATASTORE/><VM/></DS_DRIVER_ACTION_DATA>
+//   stdout <8-char snapshot id> <size_mb> <raw|rbd>
+//
+// Where the stock driver runs `restic stats || restic init` (a restic start and
+// a walk of the whole repository) we stat <repo>/config through the storage
+// backend and init only when it is missing. The folder is listed on the
+// hypervisor and the files named explicitly (the stock driver relies on a
+// remote shell glob), so the snapshot holds the same files at the same paths.
+#include "action_env.hpp"
+#include "restic_cli.hpp"
+
+#include <oneds_common/strings.hpp>
+
+#include <pugixml.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+namespace oneds::restic {
+namespace {
+
+using runtime::outcome;
+
+std::string mib(double bytes) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f MiB", bytes / 1048576.0);
+    return buf;
+}
+
+// The stock rule: rbd when the first disk file ends in .rbd2 or .rbdiff.
+std::string backup_format(const std::string &first_disk) {
+    const auto dot = first_disk.rfind('.');
+    const std::string ext = dot == std::string::npos ? "" : first_disk.substr(dot + 1);
+    return (ext == "rbd2" || ext == "rbdiff") ? "rbd" : "raw";
+}
+
+}  // namespace
+
+outcome backup_action(action_env &env) {
+    const auto &args = env.ctx.req().args;
+    if (args.size() < 6)
+        return outcome::fail("backup: expected <host>:<vm_dir> <disk_ids> <deploy_id> <bj_id|-> <vm_id> <ds_id>, got " +
+                             std::to_string(args.size()) + " arguments");
+    const std::string &host_dir = args[0];
+    const auto colon = host_dir.find(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == host_dir.size())
+        return outcome::fail("backup: first argument must be <host>:<vm_dir>, got '" + host_dir + "'");
+    std::string vm_host = host_dir.substr(0, colon);
+    const std::string argv_vm_dir = host_dir.substr(colon + 1);
+    const std::string &bj_id = args[3];
+    const std::string &vm_id = args[4];
+    if (vm_id.empty() || vm_id.find_first_not_of("0123456789") != std::string::npos)
+        return outcome::fail("backup: VM id must be a number, got '" + vm_id + "'");
+    if (bj_id != "-" && (bj_id.empty() || bj_id.find_first_not_of("0123456789") != std::string::npos))
+        return outcome::fail("backup: backup job id must be a number or '-', got '" + bj_id + "'");
+
+    pugi::xml_document doc;
+    const auto &xml = env.ctx.req().document;
+    if (xml.empty() || !doc.load_buffer(xml.data(), xml.size()))
+        return outcome::fail("backup: standard input must hold the DS_DRIVER_ACTION_DATA document");
+    datastore_attributes attrs;
+    try {
+        attrs = parse_datastore(doc.select_node("/DS_DRIVER_ACTION_DATA/DATASTORE").node());
+    } catch (const attribute_error &e) {
+        return outcome::fail(std::string("Wrong restic datastore configuration: ") + e.what());
+    }
+    if (const std::string bridge(common::trim(
+            doc.select_node("/DS_DRIVER_ACTION_DATA/VM/BACKUPS/BACKUP_CONFIG/LAST_BRIDGE").node().text().as_string()));
+        !bridge.empty())
+        vm_host = bridge;
+
+    const auto conf = read_shell_vars(env.settings.datastore_conf);
+    std::string vm_dir;
+    if (auto it = conf.find("BACKUP_BASE_PATH"); it != conf.end() && !it->second.empty())
+        vm_dir = clean_path(it->second + "/" + vm_id + "/backup");
+    else
+        vm_dir = clean_path(argv_vm_dir + "/backup");
+
+    const std::string repo_id = bj_id != "-" ? "job_" + bj_id : vm_id;
+    const std::string repo_path = clean_path(attrs.base_path + "/" + repo_id);
+    const std::string url = repository_url(attrs, repo_path);
+
+    if (auto err = ensure_repository(env, attrs, repo_path); !err.empty())
+        return err == "cancelled" ? outcome::fail("Backup cancelled", ONEDS_ERR_CANCELLED) : outcome::fail(err);
+
+    // The files of the backup folder, named one by one.
+    ports::command ls;
+    ls.argv = {"ls", "-1A", "--", vm_dir};
+    ports::run_options ls_opts;
+    ls_opts.cancel = &env.ctx;
+    auto listing = env.runner.run(vm_host, ls, ls_opts);
+    if (!listing) return outcome::fail("Cannot list backup folder " + vm_dir + " on " + vm_host + ": " + listing.err().message);
+    if (listing->cancelled) return outcome::fail("Backup cancelled", ONEDS_ERR_CANCELLED);
+    if (listing->exit_code != 0)
+        return outcome::fail("Cannot list backup folder " + vm_dir + " on " + vm_host + ": " +
+                             common::one_line(listing->stderr_text));
+    std::vector<std::string> disks;
+    bool has_vm_xml = false;
+    for (auto &name : common::split(listing->stdout_text, '\n')) {
+        if (name.rfind("disk.", 0) == 0) disks.push_back(name);
+        else if (name == "vm.xml") has_vm_xml = true;
+    }
+    std::sort(disks.begin(), disks.end());
+    if (disks.empty()) return outcome::fail("No disk.* files in backup folder " + vm_dir + " on " + vm_host);
+    if (!has_vm_xml) return outcome::fail("No vm.xml in backup folder " + vm_dir + " on " + vm_host);
+
+    restic_call call;
+    call.bin = env.settings.remote_restic_bin;
+    call.options = {"--force", "--json", "--tag=one-" + vm_id};
+    call.subcommand = "backup";
+    for (const auto &d : disks) call.args.push_back(vm_dir + "/" + d);
+    call.args.push_back(vm_dir + "/vm.xml");
+    call.repo = url;
+    call.ssh_config = env.settings.remote_ssh_config;
+
+    std::optional<backup_summary> summary;
+    auto last_report = std::chrono::steady_clock::now();
+    bool reported = false;
+    restic_run run;
+    try {
+        run.argv = restic_argv(call, attrs);
+    } catch (const attribute_error &e) {
+        return outcome::fail(std::string("Wrong restic datastore configuration: ") + e.what());
+    }
+    run.host = vm_host;
+    run.password = attrs.password;
+    run.env = restic_env(attrs);
+    run.what = "backup of VM " + vm_id;
+    // Backups take shared locks and do not wait for exclusive ones in the
+    // stock driver; we do, within the same budget as the other commands.
+    run.on_stdout_line = [&](std::string_view line) {
+        auto parsed = parse_backup_line(line);
+        if (auto *s = std::get_if<backup_summary>(&parsed)) {
+            summary = *s;
+            return;
+        }
+        if (auto *st = std::get_if<backup_status>(&parsed)) {
+            const auto now = std::chrono::steady_clock::now();
+            if (reported && now - last_report < env.settings.progress_interval) return;
+            reported = true;
+            last_report = now;
+            char pct[16];
+            std::snprintf(pct, sizeof pct, "%.1f%%", st->percent_done * 100.0);
+            std::string text = "backup of VM " + vm_id + ": " + pct + " done, " + mib(static_cast<double>(st->bytes_done));
+            if (st->total_bytes > 0) text += " of " + mib(static_cast<double>(st->total_bytes));
+            if (st->seconds_elapsed > 0)
+                text += ", " + mib(static_cast<double>(st->bytes_done) / st->seconds_elapsed) + "/s";
+            env.log('I', text);
+        }
+    };
+
+    auto runner = env.restic();
+    auto res = runner.run(run, env.ctx);
+    if (!res) return outcome::fail("Cannot run restic on " + vm_host + ": " + res.err().message);
+
+    if (res->cancelled) {
+        // restic removes its own lock on SIGINT; a lock left by a restic that
+        // had to be killed is stale and goes with a plain unlock.
+        restic_call unlock = call;
+        unlock.options.clear();
+        unlock.subcommand = "unlock";
+        unlock.args.clear();
+        restic_run u = run;
+        u.argv = restic_argv(unlock, attrs);
+        u.on_stdout_line = nullptr;
+        u.retry_on_lock = false;
+        ports::never_cancelled no_cancel;
+        auto ur = runner.run(u, no_cancel);
+        if (!ur || ur->exit.kind != exit_kind::success)
+            env.log('W', "backup of VM " + vm_id + ": could not remove stale locks after cancel: " +
+                             (ur ? ur->exit.message : ur.err().message));
+        return outcome::fail("Backup cancelled", ONEDS_ERR_CANCELLED);
+    }
+    if (res->exit.kind != exit_kind::success) {
+        std::string why = res->exit.message;
+        if (res->exit.kind == exit_kind::partial) why = "some files could not be read (restic exit 3): " + why;
+        if (res->exit.kind == exit_kind::locked)
+            why = "repository still locked after " + std::to_string(res->attempts) + " attempts: " + why;
+        return outcome::fail("Error backing up VM " + vm_id + " to " + url + " on " + vm_host + ": " + why);
+    }
+    if (!summary || summary->snapshot_id.size() < 8)
+        return outcome::fail("Cannot find backup information: " + common::one_line(res->raw.stdout_text) + " " +
+                             res->exit.message);
+    const std::string short_id = summary->snapshot_id.substr(0, 8);
+    if (short_id.find_first_not_of("0123456789abcdef") != std::string::npos)
+        return outcome::fail("Wrong format for backup action: snapshot id '" + summary->snapshot_id + "'");
+    env.log('I', "backup of VM " + vm_id + ": snapshot " + short_id + ", " +
+                     mib(static_cast<double>(summary->total_bytes_processed)) + " processed, " +
+                     mib(static_cast<double>(summary->data_added)) + " added");
+    return outcome::ok(short_id + " " + std::to_string(summary->total_bytes_processed / 1048576) + " " +
+                       backup_format(disks.front()) + "\n");
+}
+
+}  // namespace oneds::restic

@@ -1,0 +1,42 @@
+// monitor: spec/stock-restic-driver.md §7.3. BASE_PATH is created when
+// missing and measured through the storage backend (statvfs@openssh.com over
+// the pooled SFTP session, or statvfs(3) locally) instead of an ssh running df.
+//
+//   stdout  USED_MB=<n>\nTOTAL_MB=<n>\nFREE_MB=<n>\n
+//
+// Values are plain integers (stock passes df's "3948M"), rounded up to whole
+// MiB as df -BM rounds.
+#include "action_env.hpp"
+
+#include <pugixml.hpp>
+
+namespace oneds::restic {
+
+namespace {
+std::uint64_t ceil_mib(std::uint64_t bytes) { return (bytes + 1048575) / 1048576; }
+}  // namespace
+
+runtime::outcome monitor_action(action_env &env) {
+    using runtime::outcome;
+    pugi::xml_document doc;
+    const auto &xml = env.ctx.req().document;
+    if (xml.empty() || !doc.load_buffer(xml.data(), xml.size()))
+        return outcome::fail("monitor: the request must hold the DS_DRIVER_ACTION_DATA document");
+    datastore_attributes attrs;
+    try {
+        attrs = parse_datastore(doc.select_node("/DS_DRIVER_ACTION_DATA/DATASTORE").node());
+    } catch (const attribute_error &e) {
+        return outcome::fail(std::string("Wrong restic datastore configuration: ") + e.what());
+    }
+    auto store = env.stores.store_for(attrs);
+    if (!store) return outcome::fail("Error monitoring datastore " + std::to_string(attrs.ds_id) + ": " + store.err().message);
+    if (auto st = (*store)->make_directories(attrs.base_path); !st)
+        return outcome::fail("Error creating " + attrs.base_path + " on " + (*store)->describe() + ": " + st.err().message);
+    auto cap = (*store)->capacity(attrs.base_path);
+    if (!cap) return outcome::fail("Error parsing repo stats: " + cap.err().message);
+    return outcome::ok("USED_MB=" + std::to_string(ceil_mib(cap->used_bytes)) + "\nTOTAL_MB=" +
+                       std::to_string(ceil_mib(cap->total_bytes)) + "\nFREE_MB=" +
+                       std::to_string(ceil_mib(cap->free_bytes)) + "\n");
+}
+
+}  // namespace oneds::restic

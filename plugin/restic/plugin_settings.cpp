@@ -1,0 +1,68 @@
+#include "plugin_settings.hpp"
+
+#include <oneds_common/strings.hpp>
+
+#include <cstdlib>
+#include <stdexcept>
+
+namespace oneds::restic {
+namespace {
+
+double number(const std::string &key, const std::string &value, double min, double max) {
+    try {
+        std::size_t used = 0;
+        const double v = std::stod(value, &used);
+        if (used != value.size() || v < min || v > max) throw std::out_of_range(key);
+        return v;
+    } catch (const std::exception &) {
+        throw std::invalid_argument("[plugin.restic] " + key + " must be a number from " + std::to_string(min).substr(0, 6) +
+                                    " to " + std::to_string(max).substr(0, 8) + ", got '" + value + "'");
+    }
+}
+
+std::chrono::milliseconds seconds(const std::string &key, const std::string &value) {
+    return std::chrono::milliseconds(static_cast<long long>(number(key, value, 0, 86400) * 1000));
+}
+
+std::string default_datastore_conf() {
+    if (const char *loc = std::getenv("ONE_LOCATION"); loc != nullptr && *loc != '\0')
+        return std::string(loc) + "/var/remotes/etc/datastore/datastore.conf";
+    return "/var/lib/one/remotes/etc/datastore/datastore.conf";
+}
+
+}  // namespace
+
+plugin_settings parse_plugin_settings(const sdk::config_map &config) {
+    plugin_settings s;
+    s.datastore_conf = default_datastore_conf();
+    bool remote_cfg_set = false;
+    for (const auto &[key, value] : config) {
+        if (key == "host.threads") s.threads = static_cast<unsigned>(number(key, value, 1, 1024)) + 1;
+        else if (key == "host.mode") s.action_mode = value == "action";
+        else if (key == "host.ssh_config") { if (s.ssh_config.empty()) s.ssh_config = value; }
+        else if (key.rfind("host.", 0) == 0) continue;  // host settings this plugin does not use
+        else if (key == "restic_bin") s.restic_bin = value;
+        else if (key == "remote_restic_bin") s.remote_restic_bin = value;
+        else if (key == "ssh_config") s.ssh_config = value;
+        else if (key == "remote_ssh_config") { s.remote_ssh_config = value; remote_cfg_set = true; }
+        else if (key == "datastore_conf") s.datastore_conf = value;
+        else if (key == "lock_retries") s.lock_retries = static_cast<unsigned>(number(key, value, 0, 100000));
+        else if (key == "lock_retry_interval") s.lock_retry_interval = seconds(key, value);
+        else if (key == "kill_grace") s.kill_grace = seconds(key, value);
+        else if (key == "progress_interval") s.progress_interval = seconds(key, value);
+        else if (key == "sftp_timeout") s.sftp_timeout = std::chrono::seconds(static_cast<long long>(number(key, value, 1, 3600)));
+        else if (key == "ssh_connect_timeout") s.ssh_connect_timeout = std::chrono::seconds(static_cast<long long>(number(key, value, 1, 3600)));
+        else if (key == "local_hosts") {
+            s.local_hosts.clear();
+            for (auto &h : common::split(value, ','))
+                if (auto t = common::trim(h); !t.empty()) s.local_hosts.emplace(t);
+        } else
+            throw std::invalid_argument("[plugin.restic] unknown key '" + key + "'");
+    }
+    // An explicit ssh_config from the [plugin.restic] section wins over host.ssh_config.
+    if (auto it = config.find("ssh_config"); it != config.end()) s.ssh_config = it->second;
+    if (!remote_cfg_set) s.remote_ssh_config = s.ssh_config;
+    return s;
+}
+
+}  // namespace oneds::restic

@@ -1,0 +1,82 @@
+// What restic prints, decoded: the version line, backup --json status and
+// summary lines, lock conflict text, and the classification of an exit.
+//
+// Classification works for every version from 0.14 to 0.19 without knowing
+// which one ran: exit codes 10/11/12 exist only from 0.17 (0.14-0.16 exit 1
+// for the same conditions), so the code is used when present and restic's
+// stable message text otherwise (spec/restic-cli.md §1.4, §1.5).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+namespace oneds::restic {
+
+struct restic_version {
+    int major = 0, minor = 0, patch = 0;
+    bool at_least(int ma, int mi, int pa = 0) const {
+        if (major != ma) return major > ma;
+        if (minor != mi) return minor > mi;
+        return patch >= pa;
+    }
+    std::string str() const;
+};
+
+// "restic 0.14.0 compiled with go1.19.8 on linux/amd64" (and the 0.17+ JSON
+// {"version":"0.17.3",...}) -> 0.14.0.
+std::optional<restic_version> parse_version(std::string_view text);
+
+struct backup_status {
+    double percent_done = 0;      // 0..1; 0 when restic does not know the total
+    std::uint64_t bytes_done = 0;
+    std::uint64_t total_bytes = 0;
+    double seconds_elapsed = 0;
+};
+
+struct backup_summary {
+    std::string snapshot_id;      // short (0.14) or full (0.15+)
+    std::uint64_t total_bytes_processed = 0;
+    std::uint64_t data_added = 0;
+    std::uint64_t total_files_processed = 0;
+};
+
+// One stdout line of `restic backup --json`. Lines that are not JSON (0.14
+// prints "created new cache in ..." even with --json) or of another type give
+// monostate.
+std::variant<std::monostate, backup_status, backup_summary> parse_backup_line(std::string_view line);
+
+struct lock_holder {
+    bool exclusive = false;
+    std::string pid, host, user, created_at, age;
+    std::string describe() const;  // "PID 4711 on node3 by oneadmin, created 2025-01-02 03:04:05 (12m3s ago)"
+};
+
+std::optional<lock_holder> parse_lock_conflict(std::string_view stderr_text);
+
+enum class exit_kind {
+    success,
+    partial,          // 3: snapshot made, some files unreadable
+    repo_missing,
+    locked,
+    wrong_password,
+    already_exists,   // init on an existing repository
+    interrupted,      // 130, or cancelled by us
+    failed,
+};
+
+struct exit_info {
+    exit_kind kind = exit_kind::failed;
+    std::optional<lock_holder> lock;
+    std::string message;  // restic's own words, one line, no progress noise
+};
+
+exit_info classify_exit(int exit_code, std::string_view stderr_text);
+
+// restic's error text from its stderr: Fatal lines, JSON error messages and the
+// other diagnostic lines, joined into one line and capped in length.
+std::string restic_error_text(std::string_view stderr_text);
+
+}  // namespace oneds::restic

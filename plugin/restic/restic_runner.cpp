@@ -1,0 +1,101 @@
+#include "restic_runner.hpp"
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+
+namespace oneds::restic {
+
+std::string redact(std::string text, const std::string &secret) {
+    if (secret.empty()) return text;
+    for (std::size_t pos = 0; (pos = text.find(secret, pos)) != std::string::npos;) {
+        text.replace(pos, secret.size(), "[REDACTED]");
+        pos += 10;
+    }
+    return text;
+}
+
+namespace {
+std::string seconds_text(std::chrono::milliseconds d) {
+    if (d.count() % 1000 == 0) return std::to_string(d.count() / 1000) + " s";
+    return std::to_string(d.count()) + " ms";
+}
+}  // namespace
+
+restic_runner::restic_runner(ports::process_runner &runner, lock_policy locks, std::chrono::milliseconds kill_grace,
+                             log_fn log)
+    : runner_(runner), locks_(locks), kill_grace_(kill_grace), log_(std::move(log)) {}
+
+ports::result<restic_outcome> restic_runner::run(const restic_run &r, ports::cancellation &cancel) {
+    ports::command cmd;
+    cmd.argv = r.argv;
+    cmd.env = r.env;
+    cmd.env.try_emplace("RESTIC_PROGRESS_FPS", "1");
+    if (r.host.empty()) {
+        cmd.env["RESTIC_PASSWORD"] = r.password;
+        cmd.secret_env.push_back("RESTIC_PASSWORD");
+    } else {
+        if (r.password.find_first_of("\r\n") != std::string::npos)
+            return ports::error{ports::error_kind::invalid,
+                                "RESTIC_PASSWORD contains a line break, which restic cannot read from a pipe"};
+        cmd.stdin_data = r.password + "\n";
+    }
+    ports::run_options opts;
+    opts.on_stdout_line = r.on_stdout_line;
+    opts.cancel = &cancel;
+    opts.kill_grace = kill_grace_;
+
+    restic_outcome out;
+    for (;;) {
+        ++out.attempts;
+        auto res = runner_.run(r.host, cmd, opts);
+        if (!res) {
+            auto e = res.err();
+            e.message = redact(e.message, r.password);
+            return e;
+        }
+        out.raw = std::move(res.value());
+        out.raw.stderr_text = redact(out.raw.stderr_text, r.password);
+        out.raw.stdout_text = redact(out.raw.stdout_text, r.password);
+        out.exit = classify_exit(out.raw.exit_code, out.raw.stderr_text);
+        out.cancelled = out.raw.cancelled || cancel.cancelled();
+        if (out.cancelled) {
+            out.exit.kind = exit_kind::interrupted;
+            return out;
+        }
+        if (out.exit.kind != exit_kind::locked || !r.retry_on_lock || out.attempts > locks_.retries) return out;
+        const auto holder = out.exit.lock ? out.exit.lock->describe() : std::string("another restic");
+        if (log_)
+            log_('I', (r.what.empty() ? std::string("restic") : r.what) + ": repository is locked by " + holder +
+                          "; retry " + std::to_string(out.attempts) + "/" + std::to_string(locks_.retries) + " in " +
+                          seconds_text(locks_.interval));
+        // A cancellable wait: cancel() ends it at once. The state is shared
+        // because the hook may still be running on the cancelling thread when
+        // this frame has moved on.
+        struct waiter {
+            std::mutex m;
+            std::condition_variable cv;
+            bool cancelled = false;
+        };
+        auto w = std::make_shared<waiter>();
+        cancel.set_cancel_hook([w] {
+            std::lock_guard l(w->m);
+            w->cancelled = true;
+            w->cv.notify_all();
+        });
+        bool cancelled;
+        {
+            std::unique_lock l(w->m);
+            w->cv.wait_for(l, locks_.interval, [&] { return w->cancelled; });
+            cancelled = w->cancelled;
+        }
+        cancel.clear_cancel_hook();
+        if (cancelled || cancel.cancelled()) {
+            out.cancelled = true;
+            out.exit.kind = exit_kind::interrupted;
+            return out;
+        }
+    }
+}
+
+}  // namespace oneds::restic

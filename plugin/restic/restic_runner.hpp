@@ -1,0 +1,66 @@
+// Runs restic through the process port, here or on a host, and turns the exit
+// into an exit_info. Handles what every restic call needs:
+//  - the password never on a command line: the child's own environment here,
+//    the ssh channel's stdin on a host (restic reads it from a non-terminal
+//    stdin, "reading repository password from stdin");
+//  - lock conflicts: retried within a budget, each wait reported as a LOG line
+//    naming the lock holder;
+//  - cancellation: SIGINT to restic (it removes its lock), SIGKILL after a grace;
+//  - error text: restic's own words, with the password redacted if it ever shows.
+#pragma once
+
+#include "restic_output.hpp"
+
+#include "ports/cancellation.hpp"
+#include "ports/process.hpp"
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace oneds::restic {
+
+struct lock_policy {
+    unsigned retries = 60;                        // stock: 60 tries ...
+    std::chrono::milliseconds interval{5000};     // ... 5 s apart
+};
+
+struct restic_run {
+    std::string host;                             // "" = this machine (the front end)
+    std::vector<std::string> argv;
+    std::string password;
+    std::map<std::string, std::string> env;       // non-secret (GOMAXPROCS, RESTIC_PROGRESS_FPS)
+    std::function<void(std::string_view)> on_stdout_line;
+    bool retry_on_lock = true;
+    std::string what;                             // for messages: "backup of VM 7"
+};
+
+struct restic_outcome {
+    exit_info exit;
+    ports::command_result raw;
+    bool cancelled = false;
+    unsigned attempts = 0;
+};
+
+using log_fn = std::function<void(char level, const std::string &text)>;
+
+class restic_runner {
+public:
+    restic_runner(ports::process_runner &runner, lock_policy locks, std::chrono::milliseconds kill_grace, log_fn log);
+
+    // Fails (ports::error) only when restic or ssh could not be started.
+    ports::result<restic_outcome> run(const restic_run &r, ports::cancellation &cancel);
+
+private:
+    ports::process_runner &runner_;
+    lock_policy locks_;
+    std::chrono::milliseconds kill_grace_;
+    log_fn log_;
+};
+
+// Replaces every occurrence of secret in text (no-op for an empty secret).
+std::string redact(std::string text, const std::string &secret);
+
+}  // namespace oneds::restic

@@ -1,0 +1,275 @@
+#define BOOST_TEST_MODULE restic_core
+// Unit tests of the restic driver's pure logic: attributes, command lines,
+// restic's output, exit classification.
+#include "attributes.hpp"
+#include "restic_cli.hpp"
+#include "restic_output.hpp"
+#include "restic_runner.hpp"
+#include "action_env.hpp"
+
+#include <boost/test/data/test_case.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <pugixml.hpp>
+
+#include <cstdio>
+#include <ostream>
+#include <fstream>
+
+using namespace oneds::restic;
+
+namespace oneds::restic {
+std::ostream &operator<<(std::ostream &os, exit_kind k) { return os << static_cast<int>(k); }
+}  // namespace oneds::restic
+namespace bdata = boost::unit_test::data;
+
+namespace {
+
+datastore_attributes parse(const std::string &template_xml, const std::string &extra = "<ID>100</ID>") {
+    pugi::xml_document doc;
+    const std::string xml = "<DATASTORE>" + extra + "<TEMPLATE>" + template_xml + "</TEMPLATE></DATASTORE>";
+    BOOST_REQUIRE(doc.load_string(xml.c_str()));
+    return parse_datastore(doc.child("DATASTORE"));
+}
+
+std::string parse_error(const std::string &template_xml) {
+    try {
+        parse(template_xml);
+    } catch (const attribute_error &e) {
+        return e.what();
+    }
+    return "no error";
+}
+
+const std::string k_min = "<RESTIC_PASSWORD>pw</RESTIC_PASSWORD><RESTIC_SFTP_SERVER>srv</RESTIC_SFTP_SERVER>";
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(attributes)
+
+BOOST_AUTO_TEST_CASE(defaults_follow_the_stock_driver) {
+    auto a = parse(k_min);
+    BOOST_TEST(a.base_path == "/var/lib/one/datastores/100");
+    BOOST_TEST(a.sftp_user == "oneadmin");
+    BOOST_TEST(a.connections == 5);
+    BOOST_TEST(a.compression == "auto");
+    BOOST_TEST(!a.bwlimit.has_value());
+    BOOST_TEST(a.maxproc == -1);
+    BOOST_TEST(a.tmp_dir == "/var/tmp");
+    BOOST_TEST((a.backend == backend_kind::sftp));
+}
+
+BOOST_DATA_TEST_CASE(one_pair_of_surrounding_quotes_is_stripped,
+                     bdata::make({"pw", "\"pw\"", "'pw'", "\"'pw'\"", "p\"w", "\"pw", "'p w $x`'"}) ^
+                         bdata::make({"pw", "pw", "pw", "'pw'", "p\"w", "\"pw", "p w $x`"}),
+                     raw, expected) {
+    pugi::xml_document doc;
+    auto ds = doc.append_child("DATASTORE");
+    ds.append_child("ID").text().set(1);
+    auto t = ds.append_child("TEMPLATE");
+    t.append_child("RESTIC_PASSWORD").text().set(raw);
+    t.append_child("RESTIC_SFTP_SERVER").text().set("srv");
+    BOOST_TEST(parse_datastore(ds).password == expected);
+}
+
+BOOST_DATA_TEST_CASE(bad_values_name_the_attribute,
+                     bdata::make(std::vector<std::string>{"<RESTIC_PASSWORD>x</RESTIC_PASSWORD>",
+                                  "<RESTIC_SFTP_SERVER>s</RESTIC_SFTP_SERVER>",
+                                  k_min + "<RESTIC_COMPRESSION>MAX</RESTIC_COMPRESSION>",
+                                  k_min + "<RESTIC_CONNECTIONS>five</RESTIC_CONNECTIONS>",
+                                  k_min + "<RESTIC_CONNECTIONS>0</RESTIC_CONNECTIONS>",
+                                  k_min + "<RESTIC_BWLIMIT>10M</RESTIC_BWLIMIT>",
+                                  k_min + "<RESTIC_MAXPROC>1.5</RESTIC_MAXPROC>",
+                                  k_min + "<RESTIC_BACKEND>NFS</RESTIC_BACKEND>"}) ^
+                         bdata::make({"RESTIC_SFTP_SERVER is required", "RESTIC_PASSWORD is required",
+                                      "RESTIC_COMPRESSION must be auto, off or max, got 'MAX'",
+                                      "RESTIC_CONNECTIONS must be a positive integer, got 'five'",
+                                      "RESTIC_CONNECTIONS must be a positive integer, got '0'",
+                                      "RESTIC_BWLIMIT must be an integer in KiB/s", "RESTIC_MAXPROC must be",
+                                      "Unknown RESTIC_BACKEND: NFS"}),
+                     xml, expected) {
+    const auto err = parse_error(xml);
+    BOOST_TEST(err.find(expected) != std::string::npos, "'" << err << "' should contain '" << expected << "'");
+}
+
+BOOST_AUTO_TEST_CASE(local_backend_needs_no_server_and_uses_the_path_as_url) {
+    auto a = parse("<RESTIC_PASSWORD>pw</RESTIC_PASSWORD><RESTIC_BACKEND>local</RESTIC_BACKEND>",
+                   "<ID>7</ID><BASE_PATH>/srv//backups/./7/</BASE_PATH>");
+    BOOST_TEST((a.backend == backend_kind::local));
+    BOOST_TEST(a.base_path == "/srv/backups/7");
+    BOOST_TEST(repository_url(a, a.base_path + "/job_3") == "/srv/backups/7/job_3");
+}
+
+BOOST_AUTO_TEST_CASE(sftp_url_has_the_stock_form) {
+    auto a = parse(k_min + "<RESTIC_SFTP_USER>bk</RESTIC_SFTP_USER>");
+    BOOST_TEST(repository_url(a, "/var/lib/one/datastores/100//54") == "sftp:bk@srv:/var/lib/one/datastores/100/54");
+}
+
+BOOST_DATA_TEST_CASE(clean_path_normalises_like_cleanpath,
+                     bdata::make({"/a//b/./c/", "/a/b/../c", "/../a", "a/./b", "/"}) ^
+                         bdata::make({"/a/b/c", "/a/c", "/a", "a/b", "/"}),
+                     in, out) {
+    BOOST_TEST(clean_path(in) == out);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(command_lines)
+
+BOOST_AUTO_TEST_CASE(options_come_in_stock_order) {
+    auto a = parse(k_min + "<RESTIC_BWLIMIT>500</RESTIC_BWLIMIT><RESTIC_CONNECTIONS>8</RESTIC_CONNECTIONS>"
+                           "<RESTIC_COMPRESSION>max</RESTIC_COMPRESSION>");
+    restic_call c;
+    c.bin = "/usr/bin/restic";
+    c.options = {"--force", "--json", "--tag=one-7"};
+    c.subcommand = "backup";
+    c.args = {"/d/disk.0.0", "/d/vm.xml"};
+    c.repo = "sftp:oneadmin@srv:/r";
+    const std::vector<std::string> want{"/usr/bin/restic",          "--force",
+                                        "--json",                   "--tag=one-7",
+                                        "--limit-upload=500",       "--limit-download=500",
+                                        "--option=sftp.connections=8", "--compression=max",
+                                        "--repo=sftp:oneadmin@srv:/r", "backup",
+                                        "/d/disk.0.0",              "/d/vm.xml"};
+    BOOST_TEST(restic_argv(c, a) == want, boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(connections_and_compression_only_for_data_commands) {
+    auto a = parse(k_min + "<RESTIC_CONNECTIONS>8</RESTIC_CONNECTIONS><RESTIC_COMPRESSION>off</RESTIC_COMPRESSION>");
+    restic_call c;
+    c.subcommand = "init";
+    c.repo = "r";
+    const std::vector<std::string> want{"restic", "--repo=r", "init"};
+    BOOST_TEST(restic_argv(c, a) == want, boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(ssh_config_reaches_restic_as_sftp_command) {
+    auto a = parse(k_min + "<RESTIC_SFTP_USER>root</RESTIC_SFTP_USER>");
+    restic_call c;
+    c.subcommand = "snapshots";
+    c.repo = "r";
+    c.ssh_config = "/etc/one/ssh_config";
+    const auto argv = restic_argv(c, a);
+    BOOST_TEST(argv.at(1) == "--option=sftp.command=ssh -F /etc/one/ssh_config -o BatchMode=yes -l root srv -s sftp");
+    c.ssh_config = "/path with blank";
+    BOOST_CHECK_THROW(restic_argv(c, a), attribute_error);
+}
+
+BOOST_AUTO_TEST_CASE(password_never_appears_in_argv) {
+    auto a = parse("<RESTIC_PASSWORD>s3cr3t-pw</RESTIC_PASSWORD><RESTIC_SFTP_SERVER>srv</RESTIC_SFTP_SERVER>");
+    restic_call c;
+    c.subcommand = "backup";
+    c.repo = repository_url(a, "/r");
+    for (const auto &w : restic_argv(c, a)) BOOST_TEST(w.find("s3cr3t") == std::string::npos);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(restic_output)
+
+BOOST_DATA_TEST_CASE(version_lines_of_every_release_parse,
+                     bdata::make({"restic 0.14.0 compiled with go1.19.8 on linux/amd64",
+                                  "restic 0.18.1 compiled with go1.24.1 on linux/arm64",
+                                  "{\"message_type\":\"version\",\"version\":\"0.17.3\",\"go_version\":\"go1.23\"}"}) ^
+                         bdata::make({"0.14.0", "0.18.1", "0.17.3"}),
+                     line, expected) {
+    auto v = parse_version(line);
+    BOOST_REQUIRE(v.has_value());
+    BOOST_TEST(v->str() == expected);
+}
+
+BOOST_AUTO_TEST_CASE(version_comparison) {
+    restic_version v{0, 17, 1};
+    BOOST_TEST(v.at_least(0, 17));
+    BOOST_TEST(v.at_least(0, 16, 9));
+    BOOST_TEST(!v.at_least(0, 17, 2));
+    BOOST_TEST(!v.at_least(1, 0));
+    BOOST_TEST(!parse_version("not restic").has_value());
+}
+
+BOOST_AUTO_TEST_CASE(summary_line_of_0_14_and_0_18) {
+    auto s = parse_backup_line(
+        R"({"message_type":"summary","files_new":2,"data_added":1234,"total_files_processed":3,"total_bytes_processed":5242880,"total_duration":0.5,"snapshot_id":"a47997ab"})");
+    BOOST_REQUIRE(std::holds_alternative<backup_summary>(s));
+    BOOST_TEST(std::get<backup_summary>(s).snapshot_id == "a47997ab");
+    BOOST_TEST(std::get<backup_summary>(s).total_bytes_processed == 5242880u);
+    BOOST_TEST(std::get<backup_summary>(s).data_added == 1234u);
+    auto full = parse_backup_line(
+        R"({"message_type":"summary","total_bytes_processed":1,"snapshot_id":"6ca565cd0123456789abcdef0123456789abcdef0123456789abcdef01234567","backup_start":"2026-01-01T00:00:00Z"})");
+    BOOST_TEST(std::get<backup_summary>(full).snapshot_id.substr(0, 8) == "6ca565cd");
+}
+
+BOOST_AUTO_TEST_CASE(status_and_noise_lines) {
+    auto st = parse_backup_line(R"({"message_type":"status","percent_done":0.5,"total_bytes":100,"bytes_done":50,"seconds_elapsed":2})");
+    BOOST_REQUIRE(std::holds_alternative<backup_status>(st));
+    BOOST_TEST(std::get<backup_status>(st).bytes_done == 50u);
+    BOOST_TEST(std::holds_alternative<std::monostate>(parse_backup_line("created new cache in /root/.cache/restic")));
+    BOOST_TEST(std::holds_alternative<std::monostate>(parse_backup_line("{not json")));
+    BOOST_TEST(std::holds_alternative<std::monostate>(parse_backup_line(R"({"message_type":"verbose_status"})")));
+}
+
+const char *const k_lock_text =
+    "repo already locked, waiting up to 0s for the lock\n"
+    "unable to create lock in backend: repository is already locked exclusively by PID 4711 on node3 by oneadmin "
+    "(UID 9869, GID 9869)\nlock was created at 2025-01-02 03:04:05 (12m3.2s ago)\nstorage ID 1a2b3c4d\n"
+    "the `unlock` command can be used to remove stale locks\n";
+
+BOOST_AUTO_TEST_CASE(lock_text_names_the_holder) {
+    auto h = parse_lock_conflict(k_lock_text);
+    BOOST_REQUIRE(h.has_value());
+    BOOST_TEST(h->exclusive);
+    BOOST_TEST(h->pid == "4711");
+    BOOST_TEST(h->host == "node3");
+    BOOST_TEST(h->user == "oneadmin");
+    BOOST_TEST(h->created_at == "2025-01-02 03:04:05");
+    BOOST_TEST(h->age == "12m3.2s");
+    BOOST_TEST(h->describe() == "PID 4711 on node3 by oneadmin, created 2025-01-02 03:04:05 (12m3.2s ago)");
+}
+
+BOOST_DATA_TEST_CASE(exits_are_classified_on_every_version,
+                     bdata::make({0, 3, 1, 11, 1, 12, 1, 10, 1, 130, 1}) ^
+                         bdata::make({"", "", k_lock_text, "", "Fatal: wrong password or no key found\n", "",
+                                      "Fatal: unable to open config file: stat /r/config: no such file or directory\n"
+                                      "Is there a repository at the following location?\n",
+                                      "", "Fatal: create repository at /r failed: config file already exists\n", "",
+                                      "Fatal: something else\n"}) ^
+                         bdata::make({exit_kind::success, exit_kind::partial, exit_kind::locked, exit_kind::locked,
+                                      exit_kind::wrong_password, exit_kind::wrong_password, exit_kind::repo_missing,
+                                      exit_kind::repo_missing, exit_kind::already_exists, exit_kind::interrupted,
+                                      exit_kind::failed}),
+                     code, text, kind) {
+    BOOST_TEST((classify_exit(code, text).kind == kind));
+}
+
+BOOST_AUTO_TEST_CASE(error_text_is_restics_own_words_in_one_line) {
+    BOOST_TEST(restic_error_text("reading repository password from stdin\nFatal: wrong password or no key found\n") ==
+               "wrong password or no key found");
+    BOOST_TEST(restic_error_text(R"({"message_type":"exit_error","code":12,"message":"Fatal: wrong password"})" "\n") ==
+               "Fatal: wrong password");
+    BOOST_TEST(restic_error_text(R"({"message_type":"error","error":{"message":"permission denied"},"during":"archival","item":"/d/disk.0.0"})") ==
+               "/d/disk.0.0: permission denied");
+}
+
+BOOST_AUTO_TEST_CASE(redaction_removes_every_occurrence) {
+    BOOST_TEST(redact("a pw b pw", "pw") == "a [REDACTED] b [REDACTED]");
+    BOOST_TEST(redact("nothing", "") == "nothing");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(datastore_conf)
+
+BOOST_AUTO_TEST_CASE(export_lines_comments_and_quotes) {
+    const std::string path = "/tmp/oneds_ds_conf_test_" + std::to_string(::getpid());
+    {
+        std::ofstream f(path);
+        f << "# comment\nexport BACKUP_BASE_PATH=\"/var/backups\"\nOTHER='x y'\nBAD LINE\nBACKUP_BASE_PATH=/later\n";
+    }
+    auto vars = read_shell_vars(path);
+    std::remove(path.c_str());
+    BOOST_TEST(vars["BACKUP_BASE_PATH"] == "/var/backups");
+    BOOST_TEST(vars["OTHER"] == "x y");
+    BOOST_TEST(read_shell_vars("/nonexistent/datastore.conf").empty());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
