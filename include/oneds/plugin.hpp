@@ -114,6 +114,7 @@ struct plugin_table {
     static const oneds_plugin_api *get(std::uint32_t host_abi_major, const char *name,
                                        const char *version, const char *const *actions) noexcept {
         if (host_abi_major != ONEDS_ABI_MAJOR) return nullptr;
+        listed_actions() = actions;
         static const oneds_plugin_api api = {
             sizeof(oneds_plugin_api), ONEDS_ABI_MAJOR, ONEDS_ABI_MINOR, name, version, actions,
             &create, &destroy, &submit, &cancel};
@@ -122,6 +123,20 @@ struct plugin_table {
 
 private:
     static T *self(oneds_instance *i) noexcept { return reinterpret_cast<T *>(i); }
+
+    // The action list given to get(); submit() refuses the others, as the
+    // ABI promises, so no plugin has to repeat the check.
+    static const char *const *&listed_actions() noexcept {
+        static const char *const *actions = nullptr;
+        return actions;
+    }
+    static bool listed(const char *action) noexcept {
+        const char *const *a = listed_actions();
+        if (a == nullptr) return false;
+        for (; *a != nullptr; ++a)
+            if (std::strcmp(*a, action) == 0) return true;
+        return false;
+    }
 
     static std::int32_t create(const oneds_host_api *host, const oneds_config *config,
                                oneds_instance **out, char *errbuf, std::size_t errbuf_size) noexcept {
@@ -163,6 +178,7 @@ private:
         if (i == nullptr || r == nullptr || r->struct_size < offsetof(oneds_request, origin) ||
             r->id == 0 || r->action == nullptr)
             return ONEDS_ERR_INVALID;
+        if (!listed(r->action)) return ONEDS_ERR_UNSUPPORTED;
         try {
             return self(i)->submit(detail::copy_request(*r));
         } catch (...) {

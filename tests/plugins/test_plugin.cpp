@@ -9,13 +9,33 @@
 //   log:<n>         sends n LOG I lines "progress <i>/<n>", then as echo
 //   multiline       info = "line1\nline2"
 //   monitor action  info = "USED_MB=1\nFREE_MB=2\nTOTAL_MB=3\n" (after any sleep)
+//   concurrency:<ms>  counts itself among the requests running in this process
+//                   (a process-wide counter), holds <ms> (cancellable), then
+//                   info = "concurrency peak <n>": the most seen running at once
+//                   so far in this process
+//   stderr:<text>   writes "<text>\n" to file descriptor 2, then as echo
+//
+// Actions that only make sense with arguments (action mode, or args from MAD):
+//   docroot         info = name of the request document's root element, or
+//                   "(none)" for an empty document; fails on a document that is
+//                   not XML
+//   xpath <expr>    info = text of the first node matching <expr> in the
+//                   document; fails "no node matches <expr>"
+//   config <key>    info = the value of config entry <key> as create() got it;
+//                   fails "no config key '<key>'"
+//
+// The action names concurrency and stderr take their <ms>/<text> from the
+// first argument, as sleep/fail/log do.
 #include "dispatcher.hpp"
 
 #include <oneds/plugin.hpp>
 
 #include <pugixml.hpp>
 
+#include <atomic>
 #include <string>
+
+#include <unistd.h>
 
 namespace {
 
@@ -24,7 +44,8 @@ using oneds::runtime::request_context;
 
 std::string behaviour_of(const oneds::sdk::request &req) {
     if (req.action == "echo" || req.action == "multiline") return req.action;
-    if (req.action == "sleep" || req.action == "fail" || req.action == "log")
+    if (req.action == "sleep" || req.action == "fail" || req.action == "log" || req.action == "concurrency" ||
+        req.action == "stderr")
         return req.action + ":" + (req.args.empty() ? std::string("0") : req.args.front());
     pugi::xml_document doc;
     if (!req.document.empty() && doc.load_buffer(req.document.data(), req.document.size())) {
@@ -39,6 +60,34 @@ std::string echo(const oneds::sdk::request &req) {
     std::string out = req.action;
     for (const auto &a : req.args) out += " " + a;
     return out;
+}
+
+// Requests of any instance in this process inside a concurrency:<ms> behaviour.
+std::atomic<int> g_running{0};
+std::atomic<int> g_peak{0};
+
+outcome run_concurrency(request_context &ctx, std::chrono::milliseconds hold) {
+    const int now = ++g_running;
+    int peak = g_peak.load();
+    while (now > peak && !g_peak.compare_exchange_weak(peak, now)) {
+    }
+    const bool finished = ctx.sleep_for(hold);
+    --g_running;
+    if (!finished) return outcome::fail("cancelled while counting", ONEDS_ERR_CANCELLED);
+    return outcome::ok("concurrency peak " + std::to_string(g_peak.load()));
+}
+
+outcome run_document_action(request_context &ctx) {
+    const auto &req = ctx.req();
+    if (req.action == "docroot" && req.document.empty()) return outcome::ok("(none)");
+    pugi::xml_document doc;
+    if (!doc.load_buffer(req.document.data(), req.document.size()))
+        return outcome::fail(req.action + ": the document is not XML", ONEDS_ERR_INVALID);
+    if (req.action == "docroot") return outcome::ok(doc.document_element().name());
+    if (req.args.empty()) return outcome::fail("xpath: needs an expression", ONEDS_ERR_INVALID);
+    const auto node = doc.select_node(req.args.front().c_str());
+    if (!node) return outcome::fail("no node matches " + req.args.front());
+    return outcome::ok(node.node().text().as_string());
 }
 
 outcome act(request_context &ctx) {
@@ -59,12 +108,19 @@ outcome act(request_context &ctx) {
         return outcome::ok(echo(ctx.req()));
     }
     if (verb == "multiline") return outcome::ok("line1\nline2");
+    if (verb == "concurrency") return run_concurrency(ctx, std::chrono::milliseconds(std::stoll(arg.empty() ? "0" : arg)));
+    if (verb == "stderr") {
+        const std::string line = arg + "\n";
+        [[maybe_unused]] const auto n = ::write(2, line.data(), line.size());
+        return outcome::ok(echo(ctx.req()));
+    }
     return outcome::ok(echo(ctx.req()));
 }
 
 const char *const k_actions[] = {"cp",   "clone", "mkfs",      "rm",        "monitor",
                                  "stat", "echo",  "multiline", "sleep",     "fail",
-                                 "log",  "restore", "increment_flatten", nullptr};
+                                 "log",  "restore", "increment_flatten", "concurrency", "stderr",
+                                 "docroot", "xpath", "config", nullptr};
 
 // plugin.h: an action not in the table's list gets ONEDS_ERR_UNSUPPORTED from
 // submit() and no callback; without this check act() would echo anything.
@@ -77,7 +133,7 @@ bool listed(const std::string &action) {
 class test_instance final : public oneds::sdk::instance {
 public:
     test_instance(oneds::sdk::host_link host, const oneds::sdk::config_map &config)
-        : dispatcher_(host, 32) {
+        : dispatcher_(host, 32), config_(config) {
         if (auto it = config.find("fail_create"); it != config.end())
             throw std::invalid_argument("fail_create is set: " + it->second);
     }
@@ -85,12 +141,22 @@ public:
 
     std::int32_t submit(oneds::sdk::request req) override {
         if (!listed(req.action)) return ONEDS_ERR_UNSUPPORTED;
+        if (req.action == "docroot" || req.action == "xpath") return dispatcher_.start(std::move(req), run_document_action);
+        if (req.action == "config")
+            return dispatcher_.start(std::move(req), [this](request_context &ctx) {
+                const auto &args = ctx.req().args;
+                if (args.empty()) return outcome::fail("config: needs a key", ONEDS_ERR_INVALID);
+                const auto it = config_.find(args.front());
+                if (it == config_.end()) return outcome::fail("no config key '" + args.front() + "'");
+                return outcome::ok(it->second);
+            });
         return dispatcher_.start(std::move(req), act);
     }
     std::int32_t cancel(std::uint64_t id) override { return dispatcher_.cancel(id); }
 
 private:
     oneds::runtime::dispatcher dispatcher_;
+    const oneds::sdk::config_map config_;  // read-only after construction
 };
 
 }  // namespace
