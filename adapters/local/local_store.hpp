@@ -1,0 +1,24 @@
+// ports::repo_store over the local filesystem.
+//
+// capacity() uses statvfs(3) with df's arithmetic, so the numbers equal what
+// `df -PB1` prints for the same path: total = f_blocks * f_frsize,
+// free = f_bavail * f_frsize (what an unprivileged user may still write),
+// used = (f_blocks - f_bfree) * f_frsize.
+//
+// Stateless and thread-safe. Errors name the path: not_found, permission,
+// invalid (empty path, a file where a directory is needed) or io.
+#pragma once
+
+#include "ports/repo_store.hpp"
+
+namespace oneds::adapters::local {
+
+class local_store final : public ports::repo_store {
+  public:
+    ports::result<ports::file_info> stat(const std::string &path) override;
+    ports::status make_directories(const std::string &path) override;
+    ports::result<ports::capacity_info> capacity(const std::string &path) override;
+    std::string describe() const override;
+};
+
+}  // namespace oneds::adapters::local

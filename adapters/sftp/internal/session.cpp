@@ -1,0 +1,474 @@
+#include "sftp/internal/session.hpp"
+
+#include "sftp/internal/host_key.hpp"
+#include "sftp/internal/io.hpp"
+
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <system_error>
+#include <vector>
+
+namespace oneds::adapters::sftp::internal {
+
+namespace fs = std::filesystem;
+using ports::error;
+using ports::error_kind;
+using std::chrono::milliseconds;
+
+namespace {
+
+std::string seconds_text(milliseconds timeout) {
+    std::ostringstream out;
+    out << static_cast<double>(timeout.count()) / 1000.0 << " s";
+    return out.str();
+}
+
+std::string errno_text(int code) {
+    return std::generic_category().message(code);
+}
+
+// TCP connection with a deadline over every address of the name. Name
+// resolution itself (getaddrinfo) cannot be bounded; for a backup server it is
+// an /etc/hosts entry or a local resolver answer.
+ports::result<unique_fd> connect_tcp(const std::string &hostname, std::uint16_t port, milliseconds timeout) {
+    const std::string where = hostname + ":" + std::to_string(port);
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo *found = nullptr;
+    const std::string service = std::to_string(port);
+    const int gai = ::getaddrinfo(hostname.c_str(), service.c_str(), &hints, &found);
+    if (gai != 0)
+        return error{error_kind::unreachable, "cannot resolve " + hostname + ": " + ::gai_strerror(gai)};
+    const std::unique_ptr<addrinfo, void (*)(addrinfo *)> owned(found, ::freeaddrinfo);
+
+    const auto deadline = clock_type::now() + timeout;
+    std::string last_failure = "no address";
+    for (const addrinfo *ai = found; ai != nullptr; ai = ai->ai_next) {
+        unique_fd sock(::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol));
+        if (!sock) {
+            last_failure = errno_text(errno);
+            continue;
+        }
+        if (::connect(sock.get(), ai->ai_addr, ai->ai_addrlen) != 0) {
+            if (errno != EINPROGRESS) {
+                last_failure = errno_text(errno);
+                continue;
+            }
+            int ready = 0;
+            for (;;) {
+                const auto left = std::chrono::duration_cast<milliseconds>(deadline - clock_type::now());
+                if (left.count() <= 0)
+                    break;
+                pollfd pfd{sock.get(), POLLOUT, 0};
+                ready = ::poll(&pfd, 1, static_cast<int>(left.count() + 1));
+                if (ready >= 0 || errno != EINTR)
+                    break;
+            }
+            if (ready <= 0)
+                return error{error_kind::unreachable,
+                             "cannot connect to " + where + ": no answer within " + seconds_text(timeout)};
+            int so_error = 0;
+            socklen_t len = sizeof so_error;
+            if (::getsockopt(sock.get(), SOL_SOCKET, SO_ERROR, &so_error, &len) != 0)
+                so_error = errno;
+            if (so_error != 0) {
+                last_failure = errno_text(so_error);
+                continue;
+            }
+        }
+        // SFTP is request/response with small packets.
+        const int one = 1;
+        ::setsockopt(sock.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        return sock;
+    }
+    return error{error_kind::unreachable, "cannot connect to " + where + ": " + last_failure};
+}
+
+// The key blob of an OpenSSH public key file ("type base64 comment"), empty
+// when the file is missing or unreadable. Never the private key.
+std::string public_key_blob(const fs::path &pub_file) {
+    std::ifstream in(pub_file);
+    std::string type;
+    std::string text;
+    if (!(in >> type >> text) || text.empty())
+        return {};
+    std::string out(3 * ((text.size() + 3) / 4), '\0');
+    const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char *>(out.data()),
+                                  reinterpret_cast<const unsigned char *>(text.data()), static_cast<int>(text.size()));
+    if (n < 0)
+        return {};
+    // EVP_DecodeBlock counts the padding as zero bytes.
+    std::size_t size = static_cast<std::size_t>(n);
+    for (auto it = text.rbegin(); it != text.rend() && *it == '=' && size > 0; ++it)
+        --size;
+    out.resize(size);
+    return out;
+}
+
+fs::path public_key_path(const fs::path &identity) {
+    return fs::path(identity.string() + ".pub");
+}
+
+struct auth_outcome {
+    bool authenticated = false;
+    int refused = 0;  // keys the server said no to
+    std::vector<std::string> tried;
+    std::vector<std::string> missing;
+};
+
+std::string join(const std::vector<std::string> &items) {
+    std::string out;
+    for (const auto &item : items) {
+        if (!out.empty())
+            out += ", ";
+        out += item;
+    }
+    return out;
+}
+
+// True once the server has closed its side (waiting up to wait_ms for it).
+// libssh2 reports a disconnect that arrives while it waits for an
+// authentication answer as just another refusal, so the socket is asked.
+bool connection_closed(int fd, int wait_ms = 0) {
+    pollfd pfd{fd, POLLRDHUP, 0};
+    return ::poll(&pfd, 1, wait_ms) > 0 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
+// A connection that ends while keys are being offered. After refusals it is
+// sshd's MaxAuthTries at work ("Too many authentication failures"), which is
+// a refusal, not a network problem.
+error lost_during_auth(bool timed_out, LIBSSH2_SESSION *ssh, const auth_outcome &outcome, const std::string &peer) {
+    if (timed_out)
+        return error{error_kind::unreachable, "public key authentication as " + peer + " timed out"};
+    if (outcome.refused > 0)
+        return error{
+            error_kind::permission,
+            "public key authentication as " + peer + " failed: the server closed the connection after " +
+                std::to_string(outcome.refused) +
+                " refused keys (too many offered? IdentitiesOnly yes limits them); tried: " + join(outcome.tried)};
+    return error{error_kind::unreachable,
+                 "connection to " + peer + " lost during authentication: " + last_error_text(ssh)};
+}
+
+// Fails only when the connection broke; a refused key is a normal outcome.
+ports::status try_agent(LIBSSH2_SESSION *ssh, int fd, const sshconfig::host_settings &settings,
+                        clock_type::time_point deadline, const std::string &peer, auth_outcome &outcome) {
+    const char *sock = std::getenv("SSH_AUTH_SOCK");
+    if (sock == nullptr || *sock == '\0')
+        return ports::ok();
+    const agent_ptr agent(libssh2_agent_init(ssh));
+    // The agent talks over its own local socket, in blocking mode.
+    if (!agent || libssh2_agent_connect(agent.get()) != 0 || libssh2_agent_list_identities(agent.get()) != 0) {
+        outcome.tried.emplace_back("ssh-agent (not reachable)");
+        return ports::ok();
+    }
+    // IdentitiesOnly: only agent keys that belong to a configured identity,
+    // which is what lets a passphrase-protected key work through the agent.
+    std::vector<std::string> allowed;
+    if (settings.identities_only) {
+        for (const auto &identity : settings.identity_files) {
+            auto blob = public_key_blob(public_key_path(identity));
+            if (!blob.empty())
+                allowed.push_back(std::move(blob));
+        }
+    }
+    int offered = 0;
+    libssh2_agent_publickey *identity = nullptr;
+    libssh2_agent_publickey *previous = nullptr;
+    while (libssh2_agent_get_identity(agent.get(), &identity, previous) == 0) {
+        previous = identity;
+        if (settings.identities_only) {
+            const std::string blob(reinterpret_cast<const char *>(identity->blob), identity->blob_len);
+            if (std::find(allowed.begin(), allowed.end(), blob) == allowed.end())
+                continue;
+        }
+        ++offered;
+        const int rc = drive(ssh, fd, deadline,
+                             [&] { return libssh2_agent_userauth(agent.get(), settings.user.c_str(), identity); });
+        if (rc == 0) {
+            outcome.authenticated = true;
+            return ports::ok();
+        }
+        if (!is_connection_error(rc))
+            ++outcome.refused;
+        if (rc == deadline_passed || is_connection_error(rc) || connection_closed(fd)) {
+            outcome.tried.push_back("ssh-agent (" + std::to_string(offered) + (offered == 1 ? " key)" : " keys)"));
+            return lost_during_auth(rc == deadline_passed, ssh, outcome, peer);
+        }
+    }
+    outcome.tried.push_back("ssh-agent (" + std::to_string(offered) + (offered == 1 ? " key)" : " keys)"));
+    return ports::ok();
+}
+
+ports::status try_identity_files(LIBSSH2_SESSION *ssh, int fd, const sshconfig::host_settings &settings,
+                                 clock_type::time_point deadline, const std::string &peer, auth_outcome &outcome) {
+    for (const auto &identity : settings.identity_files) {
+        std::error_code ec;
+        if (!fs::is_regular_file(identity, ec)) {
+            outcome.missing.push_back(identity.string());
+            continue;
+        }
+        const fs::path pub = public_key_path(identity);
+        const bool have_pub = fs::is_regular_file(pub, ec);
+        const std::string private_key = identity.string();
+        const std::string public_key = pub.string();
+        // No passphrase: an encrypted key fails here and belongs in the agent.
+        const int rc = drive(ssh, fd, deadline, [&] {
+            return libssh2_userauth_publickey_fromfile_ex(
+                ssh, settings.user.c_str(), static_cast<unsigned>(settings.user.size()),
+                have_pub ? public_key.c_str() : nullptr, private_key.c_str(), nullptr);
+        });
+        outcome.tried.push_back(private_key);
+        if (rc == 0) {
+            outcome.authenticated = true;
+            return ports::ok();
+        }
+        if (!is_connection_error(rc))
+            ++outcome.refused;
+        if (rc == deadline_passed || is_connection_error(rc) || connection_closed(fd))
+            return lost_during_auth(rc == deadline_passed, ssh, outcome, peer);
+    }
+    return ports::ok();
+}
+
+ports::status authenticate(LIBSSH2_SESSION *ssh, int fd, const sshconfig::host_settings &settings, milliseconds timeout,
+                           const std::string &peer) {
+    const auto deadline = clock_type::now() + timeout;
+    auth_outcome outcome;
+    if (auto agent = try_agent(ssh, fd, settings, deadline, peer, outcome); !agent)
+        return agent.err();
+    if (!outcome.authenticated) {
+        if (auto files = try_identity_files(ssh, fd, settings, deadline, peer, outcome); !files)
+            return files.err();
+    }
+    if (outcome.authenticated && libssh2_userauth_authenticated(ssh) != 0)
+        return ports::ok();
+    // sshd sends its "too many authentication failures" disconnect a moment
+    // before it closes the socket; a short wait on this failure path tells a
+    // server that hung up from one that merely said no to every key.
+    constexpr int hang_up_wait_ms = 250;
+    if (outcome.refused > 0 && connection_closed(fd, hang_up_wait_ms))
+        return lost_during_auth(false, ssh, outcome, peer);
+    std::string message = "public key authentication as " + peer +
+                          " failed; tried: " + (outcome.tried.empty() ? std::string("no key") : join(outcome.tried));
+    if (!outcome.missing.empty())
+        message += "; not found: " + join(outcome.missing);
+    return error{error_kind::permission, message};
+}
+
+}  // namespace
+
+session::session(unique_fd socket, session_ptr ssh, sftp_ptr sftp, std::string peer, milliseconds timeout)
+    : socket_(std::move(socket)), ssh_(std::move(ssh)), sftp_(std::move(sftp)), peer_(std::move(peer)),
+      timeout_(timeout) {}
+
+session::~session() = default;
+
+ports::result<std::unique_ptr<session>> session::create(const sshconfig::host_settings &settings,
+                                                        milliseconds timeout) {
+    const std::string peer = settings.user + "@" + known_hosts_name(settings.hostname, settings.port) +
+                             (settings.host != settings.hostname ? " (" + settings.host + ")" : "");
+    if (!ensure_libssh2_initialised())
+        return error{error_kind::io, "libssh2 failed to initialise"};
+
+    auto socket = connect_tcp(settings.hostname, settings.port, timeout);
+    if (!socket)
+        return socket.err();
+    const int fd = socket->get();
+
+    session_ptr ssh(libssh2_session_init_ex(nullptr, nullptr, nullptr, nullptr));
+    if (!ssh)
+        return error{error_kind::io, "libssh2 could not allocate a session"};
+    libssh2_session_set_blocking(ssh.get(), 0);
+
+    const auto lost = [&](int rc, const std::string &step) {
+        if (rc == deadline_passed)
+            return error{error_kind::unreachable, step + " with " + peer + " timed out after " + seconds_text(timeout)};
+        return error{error_kind::unreachable, step + " with " + peer + " failed: " + last_error_text(ssh.get())};
+    };
+
+    int rc =
+        drive(ssh.get(), fd, clock_type::now() + timeout, [&] { return libssh2_session_handshake(ssh.get(), fd); });
+    if (rc != 0)
+        return lost(rc, "SSH handshake");
+
+    if (auto checked = check_host_key(ssh.get(), settings); !checked)
+        return checked.err();
+
+    if (auto authenticated = authenticate(ssh.get(), fd, settings, timeout, peer); !authenticated)
+        return authenticated.err();
+
+    LIBSSH2_SFTP *raw_sftp = nullptr;
+    rc = drive(ssh.get(), fd, clock_type::now() + timeout, [&] {
+        raw_sftp = libssh2_sftp_init(ssh.get());
+        return raw_sftp != nullptr ? 0 : libssh2_session_last_errno(ssh.get());
+    });
+    if (raw_sftp == nullptr) {
+        if (rc == LIBSSH2_ERROR_CHANNEL_FAILURE || rc == LIBSSH2_ERROR_CHANNEL_REQUEST_DENIED)
+            return error{error_kind::unsupported,
+                         "the SSH server of " + peer + " refused the sftp subsystem: " + last_error_text(ssh.get())};
+        return lost(rc, "starting SFTP");
+    }
+    sftp_ptr sftp(raw_sftp, sftp_deleter{ssh.get()});
+
+    return std::unique_ptr<session>(new session(std::move(*socket), std::move(ssh), std::move(sftp), peer, timeout));
+}
+
+template <typename Call>
+int session::run(Call &&call) {
+    return drive(ssh_.get(), socket_.get(), clock_type::now() + timeout_, std::forward<Call>(call));
+}
+
+ports::error session::failure(int rc, const std::string &what, const std::string &path) {
+    const std::string subject = what + " " + path + " on " + peer_;
+    if (rc == LIBSSH2_ERROR_SFTP_PROTOCOL) {
+        // The server answered: the connection is fine, the request was refused.
+        const unsigned long code = libssh2_sftp_last_error(sftp_.get());
+        switch (code) {
+        case LIBSSH2_FX_NO_SUCH_FILE:
+        case LIBSSH2_FX_NO_SUCH_PATH: return error{error_kind::not_found, subject + ": no such file or directory"};
+        case LIBSSH2_FX_PERMISSION_DENIED:
+        case LIBSSH2_FX_WRITE_PROTECT: return error{error_kind::permission, subject + ": permission denied"};
+        case LIBSSH2_FX_OP_UNSUPPORTED:
+            return error{error_kind::unsupported, subject + ": the server does not support this operation"};
+        case LIBSSH2_FX_NO_SPACE_ON_FILESYSTEM:
+        case LIBSSH2_FX_QUOTA_EXCEEDED: return error{error_kind::io, subject + ": no space left (or quota exceeded)"};
+        default: return error{error_kind::io, subject + ": SFTP status " + std::to_string(code)};
+        }
+    }
+    if (rc == deadline_passed) {
+        health_ = health::timed_out;
+        return error{error_kind::unreachable, subject + ": no answer within " + seconds_text(timeout_)};
+    }
+    // Anything else leaves libssh2's state unknown; lost or not, this session
+    // is not used again.
+    health_ = health::lost;
+    const std::string text = last_error_text(ssh_.get());
+    return error{is_connection_error(rc) ? error_kind::unreachable : error_kind::io,
+                 subject + ": connection lost (" + (text.empty() ? "libssh2 error " + std::to_string(rc) : text) + ")"};
+}
+
+ports::result<ports::file_info> session::stat(const std::string &path) {
+    LIBSSH2_SFTP_ATTRIBUTES attrs{};
+    const int rc = run([&] {
+        return libssh2_sftp_stat_ex(sftp_.get(), path.c_str(), static_cast<unsigned>(path.size()), LIBSSH2_SFTP_STAT,
+                                    &attrs);
+    });
+    ports::file_info info;
+    if (rc != 0) {
+        auto failed = failure(rc, "stat", path);
+        if (failed.kind == error_kind::not_found)
+            return info;
+        return failed;
+    }
+    info.exists = true;
+    info.is_directory = (attrs.flags & LIBSSH2_SFTP_ATTR_PERMISSIONS) != 0 && LIBSSH2_SFTP_S_ISDIR(attrs.permissions);
+    if ((attrs.flags & LIBSSH2_SFTP_ATTR_SIZE) != 0 && !info.is_directory)
+        info.size = attrs.filesize;
+    return info;
+}
+
+ports::status session::make_directories(const std::string &path) {
+    // The prefixes of path, shortest first: "/a", "/a/b", "/a/b/c" (or
+    // "a", "a/b" for a path relative to the login directory).
+    if (path.empty())
+        return error{error_kind::invalid, "mkdir -p: empty path"};
+    std::vector<std::string> prefixes;
+    std::string current = path.front() == '/' ? "/" : "";
+    std::istringstream parts(path);
+    for (std::string part; std::getline(parts, part, '/');) {
+        if (part.empty() || part == ".")
+            continue;
+        if (!current.empty() && current.back() != '/')
+            current += '/';
+        current += part;
+        prefixes.push_back(current);
+    }
+    if (prefixes.empty())
+        return ports::ok();  // "/" or "." exist
+
+    const auto not_a_directory = [&](const std::string &p) {
+        return error{error_kind::invalid,
+                     "cannot create directory " + path + " on " + peer_ + ": " + p + " exists and is not a directory"};
+    };
+
+    // Most calls find the directory there already: one round trip. Otherwise
+    // walk up to the deepest existing ancestor and create downwards from it.
+    std::size_t first_missing = prefixes.size();
+    while (first_missing > 0) {
+        auto found = stat(prefixes[first_missing - 1]);
+        if (!found)
+            return found.err();
+        if (found->exists) {
+            if (!found->is_directory)
+                return not_a_directory(prefixes[first_missing - 1]);
+            break;
+        }
+        --first_missing;
+    }
+    for (std::size_t i = first_missing; i < prefixes.size(); ++i) {
+        const std::string &dir = prefixes[i];
+        const int rc = run([&] {
+            return libssh2_sftp_mkdir_ex(sftp_.get(), dir.c_str(), static_cast<unsigned>(dir.size()),
+                                         LIBSSH2_SFTP_S_IRWXU | LIBSSH2_SFTP_S_IRWXG | LIBSSH2_SFTP_S_IRWXO);
+        });
+        if (rc == 0)
+            continue;
+        auto failed = failure(rc, "mkdir", dir);
+        if (rc != LIBSSH2_ERROR_SFTP_PROTOCOL)
+            return failed;
+        // OpenSSH reports EEXIST as a generic failure: someone else may have
+        // created it meanwhile, which is fine if it is a directory.
+        auto found = stat(dir);
+        if (!found)
+            return found.err();
+        if (!found->exists)
+            return failed;
+        if (!found->is_directory)
+            return not_a_directory(dir);
+    }
+    return ports::ok();
+}
+
+ports::result<ports::capacity_info> session::statvfs(const std::string &path) {
+    LIBSSH2_SFTP_STATVFS st{};
+    const int rc = run([&] { return libssh2_sftp_statvfs(sftp_.get(), path.c_str(), path.size(), &st); });
+    if (rc != 0)
+        return failure(rc, "statvfs", path);
+    // The same arithmetic as df and the local store.
+    const std::uint64_t unit = st.f_frsize != 0 ? st.f_frsize : st.f_bsize;
+    ports::capacity_info info;
+    info.total_bytes = st.f_blocks * unit;
+    info.free_bytes = st.f_bavail * unit;
+    info.used_bytes = (st.f_blocks - st.f_bfree) * unit;
+    return info;
+}
+
+void session::say_goodbye() noexcept {
+    if (health_ != health::good)
+        return;
+    health_ = health::lost;  // nothing may use it after this
+    // Closing the SFTP channel first: a channel close sent after the
+    // disconnect would wait for an answer that never comes. Both steps run in
+    // blocking mode bounded by make_freeable's timeout.
+    sftp_.reset();
+    libssh2_session_disconnect_ex(ssh_.get(), SSH_DISCONNECT_BY_APPLICATION, "closing", "");
+}
+
+void session::abandon() noexcept {
+    ::shutdown(socket_.get(), SHUT_RDWR);
+}
+
+}  // namespace oneds::adapters::sftp::internal

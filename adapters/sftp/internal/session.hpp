@@ -1,0 +1,76 @@
+// One connected SSH session with its SFTP channel. Internal to the sftp
+// adapter; session_pool owns sessions and serialises calls on each.
+//
+// Shape as in the OrbitSsh model: a private constructor and a static create()
+// that returns a result, one RAII owner per resource, a destructor that only
+// frees. All I/O is non-blocking and every step has its own deadline of
+// `timeout` (TCP connect, handshake, authentication, SFTP start, each SFTP
+// call). Not thread-safe.
+#pragma once
+
+#include "ports/repo_store.hpp"
+#include "sftp/internal/handles.hpp"
+#include "sshconfig/ssh_config.hpp"
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+namespace oneds::adapters::sftp::internal {
+
+class session {
+  public:
+    // Why a session must not be used again after a failed call.
+    enum class health {
+        good,
+        lost,       // the connection broke (socket error, closed channel): worth one reconnect
+        timed_out,  // a call passed its deadline: the server may be hung, so no immediate retry
+    };
+
+    static ports::result<std::unique_ptr<session>> create(const sshconfig::host_settings &settings,
+                                                          std::chrono::milliseconds timeout);
+    ~session();
+    session(const session &) = delete;
+    session &operator=(const session &) = delete;
+    session(session &&) = delete;
+    session &operator=(session &&) = delete;
+
+    ports::result<ports::file_info> stat(const std::string &path);
+    ports::status make_directories(const std::string &path);
+    ports::result<ports::capacity_info> statvfs(const std::string &path);
+
+    [[nodiscard]] health state() const noexcept { return health_; }
+
+    // Closes the SFTP channel and sends SSH_MSG_DISCONNECT (best effort, a
+    // couple of seconds at most) so that the server sees a clean close. The
+    // session is unusable afterwards; the owner calls this just before
+    // dropping a healthy session.
+    void say_goodbye() noexcept;
+
+    // Shuts the TCP socket down, so that freeing a failed session does not
+    // wait for a server that may be hung. Also the test hook that simulates a
+    // network cut under libssh2's feet.
+    void abandon() noexcept;
+
+    // "user@hostname:port" for messages.
+    [[nodiscard]] const std::string &peer() const noexcept { return peer_; }
+
+  private:
+    session(unique_fd socket, session_ptr ssh, sftp_ptr sftp, std::string peer, std::chrono::milliseconds timeout);
+
+    // Maps a failed libssh2 SFTP call to a port error and updates health_.
+    ports::error failure(int rc, const std::string &what, const std::string &path);
+    template <typename Call>
+    int run(Call &&call);
+
+    // Declared in this order so that the SFTP channel goes before the session
+    // and the session before its socket.
+    unique_fd socket_;
+    session_ptr ssh_;
+    sftp_ptr sftp_;
+    std::string peer_;
+    std::chrono::milliseconds timeout_;
+    health health_ = health::good;
+};
+
+}  // namespace oneds::adapters::sftp::internal

@@ -1,0 +1,68 @@
+#include "sftp/sftp_store.hpp"
+
+#include "sftp/internal/session.hpp"
+#include "sshconfig/ssh_config.hpp"
+
+#include <exception>
+#include <optional>
+#include <utility>
+
+namespace oneds::adapters::sftp {
+
+using ports::error;
+using ports::error_kind;
+
+sftp_store::sftp_store(ports::sftp_target target, std::shared_ptr<session_pool> pool, std::string description)
+    : target_(std::move(target)), pool_(std::move(pool)), description_(std::move(description)) {}
+
+ports::result<std::unique_ptr<sftp_store>> sftp_store::create(ports::sftp_target target,
+                                                              std::shared_ptr<session_pool> pool) {
+    if (!pool)
+        return error{error_kind::invalid, "sftp store for " + target.server + ": no session pool"};
+    if (target.server.empty())
+        return error{error_kind::invalid, "sftp store: empty server name"};
+    try {
+        auto settings = sshconfig::resolve_host(target.ssh_config, target.server, target.user);
+        if (!settings)
+            return settings.err();
+        std::string description = "sftp://" + settings->user + "@" + target.server;
+        return std::unique_ptr<sftp_store>(new sftp_store(std::move(target), std::move(pool), std::move(description)));
+    } catch (const std::exception &e) {
+        return error{error_kind::io, "sftp store for " + target.server + ": " + e.what()};
+    }
+}
+
+template <typename T, typename Op>
+ports::result<T> sftp_store::on_session(const char *what, const std::string &path, Op &&op) {
+    if (path.empty())
+        return error{error_kind::invalid, std::string(what) + " on " + description_ + ": empty path"};
+    // Nothing throws across the port: allocation failures and the like end
+    // here as io errors (the pool's locks are scoped, its state stays sound).
+    try {
+        std::optional<ports::result<T>> outcome;
+        auto ran = pool_->run(target_, [&](internal::session &s) { outcome.emplace(op(s)); });
+        if (!ran)
+            return ran.err();
+        return std::move(*outcome);
+    } catch (const std::exception &e) {
+        return error{error_kind::io, std::string(what) + " " + path + " on " + description_ + ": " + e.what()};
+    }
+}
+
+ports::result<ports::file_info> sftp_store::stat(const std::string &path) {
+    return on_session<ports::file_info>("stat", path, [&](internal::session &s) { return s.stat(path); });
+}
+
+ports::status sftp_store::make_directories(const std::string &path) {
+    return on_session<ports::none>("mkdir -p", path, [&](internal::session &s) { return s.make_directories(path); });
+}
+
+ports::result<ports::capacity_info> sftp_store::capacity(const std::string &path) {
+    return on_session<ports::capacity_info>("statvfs", path, [&](internal::session &s) { return s.statvfs(path); });
+}
+
+std::string sftp_store::describe() const {
+    return description_;
+}
+
+}  // namespace oneds::adapters::sftp

@@ -1,0 +1,265 @@
+#include "adapters/ssh/ssh_runner.hpp"
+
+#include "adapters/ssh/shell_quote.hpp"
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string_view>
+#include <thread>
+#include <utility>
+
+namespace oneds::adapters::ssh {
+namespace {
+
+// A cancellation this adapter fires itself: for the local ssh (after the
+// remote kill) and for the helper ssh that sends the kill.
+class manual_cancellation final : public ports::cancellation {
+public:
+    bool cancelled() const override {
+        const std::lock_guard lock(mutex_);
+        return cancelled_;
+    }
+    void set_cancel_hook(std::function<void()> hook) override {
+        std::unique_lock lock(mutex_);
+        if (cancelled_) {
+            lock.unlock();
+            if (hook) hook();
+            return;
+        }
+        hook_ = std::move(hook);
+    }
+    void clear_cancel_hook() override {
+        const std::lock_guard lock(mutex_);
+        hook_ = nullptr;
+    }
+    void cancel() {
+        std::function<void()> hook;
+        {
+            const std::lock_guard lock(mutex_);
+            if (cancelled_) return;
+            cancelled_ = true;
+            hook = std::move(hook_);
+            hook_ = nullptr;
+        }
+        if (hook) hook();
+    }
+
+private:
+    mutable std::mutex mutex_;
+    bool cancelled_ = false;
+    std::function<void()> hook_;
+};
+
+// Shared by run(), the cancel hook (which may run on another thread, even
+// after run() has returned) and the thread that sends the remote kill.
+struct remote_state {
+    std::mutex mutex;
+    std::condition_variable changed;
+    std::optional<std::string> pid;  // digits, from the ONEDS_PID line
+    bool cancel_requested = false;
+    bool finished = false;  // the first ssh has ended
+    std::thread killer;
+    manual_cancellation local_ssh;   // cancels the first ssh
+    manual_cancellation helper_ssh;  // cancels a kill ssh still running when run() ends
+};
+
+// "ONEDS_PID=<digits>" -> the digits.
+std::optional<std::string> parse_pid_line(std::string_view line) {
+    if (!line.starts_with(pid_report_marker)) return std::nullopt;
+    line.remove_prefix(pid_report_marker.size());
+    if (line.empty() || line.size() > 10) return std::nullopt;
+    for (const char c : line)
+        if (c < '0' || c > '9') return std::nullopt;
+    return std::string(line);
+}
+
+// Removes the first ONEDS_PID line, the one the stderr callback took.
+void strip_pid_line(std::string &text) {
+    std::size_t start = 0;
+    while (start < text.size()) {
+        const auto nl = text.find('\n', start);
+        const auto end = nl == std::string::npos ? text.size() : nl;
+        if (parse_pid_line(std::string_view(text).substr(start, end - start))) {
+            text.erase(start, (nl == std::string::npos ? end : nl + 1) - start);
+            return;
+        }
+        start = end + 1;
+    }
+}
+
+// Runs on its own thread after a cancel: remote SIGINT, the grace, remote
+// SIGKILL, then the local ssh. send(signal, pid, abort) runs a kill over ssh.
+template <typename Send>
+void kill_sequence(remote_state &st, const Send &send, std::chrono::milliseconds grace) noexcept {
+    try {
+        std::unique_lock lock(st.mutex);
+        // Cancelled while ssh was still connecting: give the pid a moment.
+        st.changed.wait_for(lock, grace, [&] { return st.pid.has_value() || st.finished; });
+        if (st.finished) return;
+        if (st.pid) {
+            const std::string pid = *st.pid;
+            lock.unlock();
+            send("INT", pid, st.helper_ssh);
+            lock.lock();
+            if (st.changed.wait_for(lock, grace, [&] { return st.finished; })) return;
+            lock.unlock();
+            send("KILL", pid, st.helper_ssh);
+        }
+    } catch (...) {
+        // Out of memory: the local ssh is stopped below all the same.
+    }
+    st.local_ssh.cancel();
+}
+
+bool contains(std::string_view haystack, std::string_view needle) {
+    return haystack.find(needle) != std::string_view::npos;
+}
+
+}  // namespace
+
+ports::error_kind classify_ssh_failure(std::string_view ssh_stderr) noexcept {
+    if (contains(ssh_stderr, "Host key verification failed") ||
+        contains(ssh_stderr, "REMOTE HOST IDENTIFICATION HAS CHANGED") ||
+        contains(ssh_stderr, "No ED25519 host key is known") || contains(ssh_stderr, "host key is known for"))
+        return ports::error_kind::host_key;
+    if (contains(ssh_stderr, "Permission denied")) return ports::error_kind::permission;
+    for (const std::string_view text : {"Could not resolve hostname", "Connection refused", "timed out", "No route",
+                                        "Network is unreachable", "Connection closed", "Connection reset"})
+        if (contains(ssh_stderr, text)) return ports::error_kind::unreachable;
+    return ports::error_kind::io;
+}
+
+ssh_runner::ssh_runner(ports::process_runner &local, ssh_options options)
+    : local_(local), options_(std::move(options)) {}
+
+bool ssh_runner::is_local(std::string_view host) const {
+    return host.empty() || options_.local_hosts.find(host) != options_.local_hosts.end();
+}
+
+std::vector<std::string> ssh_runner::ssh_argv(const std::string &host, const std::string &remote_line) const {
+    std::vector<std::string> argv{options_.ssh_binary, "-T"};
+    if (!options_.ssh_config.empty()) {
+        argv.emplace_back("-F");
+        argv.push_back(options_.ssh_config);
+    }
+    for (const char *option : {"BatchMode=yes", "ControlMaster=no", "ControlPath=none"}) {
+        argv.emplace_back("-o");
+        argv.emplace_back(option);
+    }
+    if (options_.forward_agent) {
+        argv.emplace_back("-o");
+        argv.emplace_back("ForwardAgent=yes");
+    }
+    if (options_.connect_timeout.count() > 0) {
+        argv.emplace_back("-o");
+        argv.push_back("ConnectTimeout=" + std::to_string(options_.connect_timeout.count()));
+    }
+    // "--": a host name can never be read as an option.
+    argv.emplace_back("--");
+    argv.push_back(host);
+    argv.push_back(remote_line);
+    return argv;
+}
+
+void ssh_runner::signal_remote(const std::string &host, std::string_view signal, const std::string &pid,
+                               ports::cancellation &abort) const {
+    ports::command kill_cmd;
+    kill_cmd.argv = ssh_argv(host, remote_command_line({"kill", "-" + std::string(signal), pid}, {}, false));
+    ports::run_options opts;
+    opts.cancel = &abort;
+    opts.kill_grace = options_.local_kill_grace;
+    // The outcome does not matter: the process may have ended meanwhile, and
+    // run() judges by whether the first ssh ends.
+    (void)local_.run("", kill_cmd, opts);
+}
+
+ports::result<ports::command_result> ssh_runner::run(const std::string &host, const ports::command &cmd,
+                                                     const ports::run_options &opts) {
+    if (is_local(host)) return local_.run("", cmd, opts);
+
+    for (const auto &name : cmd.secret_env)
+        if (cmd.env.contains(name))
+            return ports::error{ports::error_kind::invalid, "secret " + name +
+                                                                " cannot be passed to a remote host on the command "
+                                                                "line; pass it on stdin"};
+    if (host.front() == '-') return ports::error{ports::error_kind::invalid, "host name '" + host + "' is not valid"};
+    std::string line;
+    try {
+        line = remote_command_line(cmd.argv, cmd.env, true);
+    } catch (const std::invalid_argument &e) {
+        return ports::error{ports::error_kind::invalid, std::string(e.what()) + " (command for host " + host + ")"};
+    }
+    if (opts.cancel != nullptr && opts.cancel->cancelled()) {
+        ports::command_result never_started;
+        never_started.cancelled = true;
+        return never_started;
+    }
+
+    ports::command ssh_cmd;
+    ssh_cmd.argv = ssh_argv(host, line);
+    ssh_cmd.stdin_data = cmd.stdin_data;
+
+    const auto state = std::make_shared<remote_state>();
+    ports::run_options ssh_opts;
+    ssh_opts.on_stdout_line = opts.on_stdout_line;
+    ssh_opts.on_stderr_line = [&opts, state, pid_seen = false](std::string_view text) mutable {
+        if (!pid_seen) {
+            if (auto pid = parse_pid_line(text)) {
+                pid_seen = true;
+                const std::lock_guard lock(state->mutex);
+                state->pid = std::move(pid);
+                state->changed.notify_all();
+                return;
+            }
+        }
+        if (opts.on_stderr_line) opts.on_stderr_line(text);
+    };
+    ssh_opts.cancel = &state->local_ssh;
+    ssh_opts.kill_grace = options_.local_kill_grace;
+
+    // The kill sequence runs on a thread of its own: the hook must not block,
+    // and this thread is busy running the first ssh.
+    const auto send = [this, host](std::string_view signal, const std::string &pid, ports::cancellation &abort) {
+        signal_remote(host, signal, pid, abort);
+    };
+    const auto grace = opts.kill_grace;
+    if (opts.cancel != nullptr)
+        opts.cancel->set_cancel_hook([state, send, grace] {
+            const std::lock_guard lock(state->mutex);
+            if (state->finished || state->cancel_requested) return;
+            state->cancel_requested = true;
+            try {
+                state->killer = std::thread([state, send, grace] { kill_sequence(*state, send, grace); });
+            } catch (...) {
+                state->local_ssh.cancel();  // no thread to spare: at least stop the local ssh
+            }
+        });
+
+    auto res = local_.run("", ssh_cmd, ssh_opts);
+
+    if (opts.cancel != nullptr) opts.cancel->clear_cancel_hook();
+    std::thread killer;
+    bool cancel_requested = false;
+    {
+        const std::lock_guard lock(state->mutex);
+        state->finished = true;
+        state->changed.notify_all();
+        killer = std::move(state->killer);
+        cancel_requested = state->cancel_requested;
+    }
+    state->helper_ssh.cancel();
+    if (killer.joinable()) killer.join();
+
+    if (!res) return res.err();
+    ports::command_result out = std::move(res.value());
+    strip_pid_line(out.stderr_text);
+    out.cancelled = out.cancelled || cancel_requested;
+    return out;
+}
+
+}  // namespace oneds::adapters::ssh

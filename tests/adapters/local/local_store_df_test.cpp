@@ -1,0 +1,65 @@
+#define BOOST_TEST_MODULE local_store_df_test
+#include <boost/test/unit_test.hpp>
+
+#include "local/local_store.hpp"
+#include "sshd_fixture.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <sstream>
+#include <string>
+#include <thread>
+
+namespace fs = std::filesystem;
+using oneds::adapters::local::local_store;
+
+namespace {
+
+struct df_numbers {
+    std::uint64_t total = 0;
+    std::uint64_t used = 0;
+    std::uint64_t available = 0;
+    bool operator==(const df_numbers &) const = default;
+};
+
+// `df -PB1 path`: a header, then "Filesystem 1-blocks Used Available Capacity Mounted-on".
+df_numbers df_of(const fs::path &path) {
+    std::string out;
+    std::string err;
+    const int status = oneds::test::run_argv({"df", "-PB1", path.string()}, &out, &err);
+    BOOST_REQUIRE_MESSAGE(status == 0, "df failed: " + err);
+    std::istringstream lines(out);
+    std::string header;
+    std::string row;
+    std::getline(lines, header);
+    std::getline(lines, row);
+    std::istringstream fields(row);
+    std::string filesystem;
+    df_numbers n;
+    BOOST_REQUIRE(fields >> filesystem >> n.total >> n.used >> n.available);
+    return n;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(capacity_equals_df_columns_of_the_same_path) {
+    const fs::path dir = fs::temp_directory_path();
+    local_store store;
+    bool compared = false;
+    for (int attempt = 0; attempt < 50 && !compared; ++attempt) {
+        const auto before = df_of(dir);
+        auto capacity = store.capacity(dir.string());
+        const auto after = df_of(dir);
+        BOOST_REQUIRE(capacity.has_value());
+        if (!(before == after)) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            continue;
+        }
+        compared = true;
+        BOOST_TEST(capacity->total_bytes == before.total);
+        BOOST_TEST(capacity->used_bytes == before.used);
+        BOOST_TEST(capacity->free_bytes == before.available);
+    }
+    BOOST_TEST(compared, "the filesystem never held still for two df runs");
+}

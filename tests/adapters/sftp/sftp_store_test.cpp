@@ -1,0 +1,646 @@
+#define BOOST_TEST_MODULE sftp_store_test
+#include <boost/test/unit_test.hpp>
+
+#include "sftp/session_pool.hpp"
+#include "sftp/sftp_store.hpp"
+#include "sshd_fixture.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+extern char **environ;  // NOLINT: POSIX declares it nowhere else
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using oneds::adapters::sftp::pool_options;
+using oneds::adapters::sftp::session_pool;
+using oneds::adapters::sftp::sftp_store;
+using oneds::ports::error_kind;
+using oneds::ports::sftp_target;
+using oneds::test::run_argv;
+using oneds::test::sshd_fixture;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+// The agent of whoever runs the tests must not log us in (or fail us): these
+// tests decide which keys exist.
+struct no_agent {
+    no_agent() { ::unsetenv("SSH_AUTH_SOCK"); }
+};
+BOOST_TEST_GLOBAL_FIXTURE(no_agent);
+
+std::string message_of(const oneds::ports::error &e) {
+    return e.message;
+}
+
+template <typename R>
+std::string failure_text(const R &r) {
+    return r.has_value() ? std::string("(no error)") : message_of(r.err());
+}
+
+void write_file(const fs::path &path, const std::string &text) {
+    std::ofstream out(path, std::ios::trunc);
+    out << text;
+    BOOST_REQUIRE(out.good());
+}
+
+std::string read_file(const fs::path &path) {
+    std::ifstream in(path);
+    std::ostringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
+void generate_key(const fs::path &file) {
+    std::string err;
+    const int status =
+        run_argv({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "oneds-test-stranger", "-f", file.string()},
+                 nullptr, &err);
+    BOOST_REQUIRE_MESSAGE(status == 0, "ssh-keygen: " + err);
+}
+
+// "type base64" of a .pub file.
+std::string public_key_line(const fs::path &pub) {
+    std::istringstream in(read_file(pub));
+    std::string type;
+    std::string blob;
+    in >> type >> blob;
+    return type + ' ' + blob;
+}
+
+struct client_config {
+    std::string alias = "testserver";
+    std::string host = "127.0.0.1";
+    unsigned port = 0;
+    std::string user;
+    fs::path identity;
+    fs::path known_hosts;
+    std::string strict = "yes";
+    std::string identities_only = "yes";
+};
+
+// A client config of the test's own, for the cases the fixture's config does
+// not cover (other known_hosts, other keys, other ports).
+fs::path write_client_config(const fs::path &file, const client_config &c) {
+    std::ostringstream text;
+    text << "Host " << c.alias << "\n"
+         << "    HostName " << c.host << "\n"
+         << "    Port " << c.port << "\n"
+         << "    User " << c.user << "\n"
+         << "    IdentityFile \"" << c.identity.string() << "\"\n"
+         << "    IdentitiesOnly " << c.identities_only << "\n"
+         << "    UserKnownHostsFile \"" << c.known_hosts.string() << "\"\n"
+         << "    StrictHostKeyChecking " << c.strict << "\n";
+    write_file(file, text.str());
+    return file;
+}
+
+struct capacity_numbers {
+    std::uint64_t total;
+    std::uint64_t free;
+    std::uint64_t used;
+    bool operator==(const capacity_numbers &) const = default;
+};
+
+capacity_numbers statvfs_of(const fs::path &path) {
+    struct statvfs st {};
+    BOOST_REQUIRE(::statvfs(path.c_str(), &st) == 0);
+    const std::uint64_t unit = st.f_frsize;
+    return {st.f_blocks * unit, st.f_bavail * unit, (st.f_blocks - st.f_bfree) * unit};
+}
+
+// Every process below pid, found through the parent pid in /proc/<n>/stat.
+std::vector<pid_t> descendants_of(pid_t root) {
+    std::vector<std::pair<pid_t, pid_t>> parent_of;
+    for (const auto &entry : fs::directory_iterator("/proc")) {
+        const std::string name = entry.path().filename().string();
+        if (name.find_first_not_of("0123456789") != std::string::npos)
+            continue;
+        const std::string stat = read_file(entry.path() / "stat");
+        const auto close = stat.rfind(')');
+        if (close == std::string::npos)
+            continue;
+        std::istringstream rest(stat.substr(close + 2));
+        char state = 0;
+        pid_t ppid = 0;
+        if (rest >> state >> ppid)
+            parent_of.emplace_back(static_cast<pid_t>(std::stol(name)), ppid);
+    }
+    std::vector<pid_t> found;
+    std::set<pid_t> frontier{root};
+    while (!frontier.empty()) {
+        std::set<pid_t> next;
+        for (const auto &[pid, ppid] : parent_of) {
+            if (frontier.count(ppid) != 0) {
+                found.push_back(pid);
+                next.insert(pid);
+            }
+        }
+        frontier = std::move(next);
+    }
+    return found;
+}
+
+// An ssh-agent of the test's own, on a socket in dir, made the agent of this
+// process (SSH_AUTH_SOCK) for its lifetime. It runs in the foreground (-D) as
+// our child, so the destructor can stop it by pid and reap it.
+class agent_process {
+  public:
+    explicit agent_process(const fs::path &dir) : socket_(dir / "agent.sock") {
+        posix_spawn_file_actions_t actions;
+        posix_spawn_file_actions_init(&actions);
+        posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+        const std::string socket_text = socket_.string();
+        std::vector<char *> argv{const_cast<char *>("ssh-agent"), const_cast<char *>("-D"),  // NOLINT
+                                 const_cast<char *>("-a"), const_cast<char *>(socket_text.c_str()), nullptr};
+        const int rc = ::posix_spawnp(&pid_, "ssh-agent", &actions, nullptr, argv.data(), environ);
+        posix_spawn_file_actions_destroy(&actions);
+        BOOST_REQUIRE_MESSAGE(rc == 0, "cannot start ssh-agent");
+        const auto deadline = clock_type::now() + 10s;
+        while (!fs::exists(socket_) && clock_type::now() < deadline)
+            std::this_thread::sleep_for(10ms);
+        BOOST_REQUIRE_MESSAGE(fs::exists(socket_), "ssh-agent did not create its socket");
+        ::setenv("SSH_AUTH_SOCK", socket_text.c_str(), 1);
+    }
+    ~agent_process() {
+        ::unsetenv("SSH_AUTH_SOCK");
+        if (pid_ > 0) {
+            ::kill(pid_, SIGTERM);
+            int status = 0;
+            ::waitpid(pid_, &status, 0);
+        }
+    }
+    agent_process(const agent_process &) = delete;
+    agent_process &operator=(const agent_process &) = delete;
+    agent_process(agent_process &&) = delete;
+    agent_process &operator=(agent_process &&) = delete;
+
+    void add(const fs::path &key) const {
+        std::string err;
+        BOOST_REQUIRE_MESSAGE(run_argv({"ssh-add", "-q", key.string()}, nullptr, &err) == 0, "ssh-add: " + err);
+    }
+
+  private:
+    fs::path socket_;
+    pid_t pid_ = 0;
+};
+
+// The fixture plus a pool and a store on the fixture's own alias and config.
+struct served {
+    sshd_fixture fx;
+    std::shared_ptr<session_pool> pool;
+    std::unique_ptr<sftp_store> store;
+
+    explicit served(pool_options options = {}) : pool(std::make_shared<session_pool>(options)) {
+        auto made = sftp_store::create(target(), pool);
+        BOOST_REQUIRE_MESSAGE(made.has_value(), failure_text(made));
+        store = std::move(made).value();
+    }
+
+    sftp_target target() const { return {fx.alias(), "", fx.ssh_config_file().string()}; }
+
+    client_config config() const {
+        client_config c;
+        c.port = fx.port();
+        c.user = fx.user();
+        c.identity = fx.identity_file();
+        c.known_hosts = fx.known_hosts_file();
+        return c;
+    }
+
+    // A store on a config of the test's own, with a fresh pool.
+    std::unique_ptr<sftp_store> store_with(const client_config &c, const std::string &file_name,
+                                           std::shared_ptr<session_pool> other_pool = nullptr) const {
+        const fs::path file = write_client_config(fx.dir() / file_name, c);
+        if (!other_pool)
+            other_pool = std::make_shared<session_pool>(pool->options());
+        auto made = sftp_store::create({c.alias, "", file.string()}, std::move(other_pool));
+        BOOST_REQUIRE_MESSAGE(made.has_value(), failure_text(made));
+        return std::move(made).value();
+    }
+};
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_SUITE(sftp_store_suite, served)
+
+BOOST_AUTO_TEST_CASE(connects_through_the_alias_and_stats_files_and_directories) {
+    BOOST_TEST(store->describe() == "sftp://" + fx.user() + "@" + fx.alias());
+
+    auto dir = store->stat(fx.dir().string());
+    BOOST_REQUIRE_MESSAGE(dir.has_value(), failure_text(dir));
+    BOOST_TEST(dir->exists);
+    BOOST_TEST(dir->is_directory);
+
+    auto file = store->stat(fx.ssh_config_file().string());
+    BOOST_REQUIRE_MESSAGE(file.has_value(), failure_text(file));
+    BOOST_TEST(file->exists);
+    BOOST_TEST(!file->is_directory);
+    BOOST_TEST(file->size == fs::file_size(fx.ssh_config_file()));
+
+    auto missing = store->stat((fx.dir() / "repo" / "config").string());
+    BOOST_REQUIRE_MESSAGE(missing.has_value(), failure_text(missing));
+    BOOST_TEST(!missing->exists);
+}
+
+BOOST_AUTO_TEST_CASE(make_directories_creates_nested_directories_and_is_idempotent) {
+    const fs::path nested = fx.dir() / "repos" / "100" / "job_7";
+    auto made = store->make_directories(nested.string());
+    BOOST_REQUIRE_MESSAGE(made.has_value(), failure_text(made));
+    BOOST_TEST(fs::is_directory(nested));
+    BOOST_TEST(store->make_directories(nested.string()).has_value());
+    BOOST_TEST(store->make_directories((fx.dir() / "repos").string()).has_value());
+    BOOST_TEST(store->make_directories((nested.string() + "//")).has_value());
+    BOOST_TEST(fs::is_directory(nested));
+}
+
+BOOST_AUTO_TEST_CASE(make_directories_refuses_a_file_in_the_way) {
+    const std::string path = (fx.ssh_config_file() / "sub").string();
+    auto made = store->make_directories(path);
+    BOOST_REQUIRE(!made.has_value());
+    BOOST_TEST((made.err().kind == error_kind::invalid), made.err().message);
+    BOOST_TEST(made.err().message.find(fx.ssh_config_file().string()) != std::string::npos, made.err().message);
+}
+
+BOOST_AUTO_TEST_CASE(capacity_equals_statvfs_of_the_same_directory) {
+    // The sshd serves this machine's filesystem; other processes write to it,
+    // so compare when two local statvfs calls around the remote one agree.
+    bool compared = false;
+    for (int attempt = 0; attempt < 50 && !compared; ++attempt) {
+        const auto before = statvfs_of(fx.dir());
+        auto capacity = store->capacity(fx.dir().string());
+        const auto after = statvfs_of(fx.dir());
+        BOOST_REQUIRE_MESSAGE(capacity.has_value(), failure_text(capacity));
+        if (!(before == after)) {
+            std::this_thread::sleep_for(20ms);
+            continue;
+        }
+        compared = true;
+        BOOST_TEST(capacity->total_bytes == before.total);
+        BOOST_TEST(capacity->free_bytes == before.free);
+        BOOST_TEST(capacity->used_bytes == before.used);
+    }
+    BOOST_TEST(compared, "the filesystem never held still for two statvfs calls");
+}
+
+BOOST_AUTO_TEST_CASE(capacity_of_a_missing_path_is_not_found) {
+    auto capacity = store->capacity((fx.dir() / "missing").string());
+    BOOST_REQUIRE(!capacity.has_value());
+    BOOST_TEST((capacity.err().kind == error_kind::not_found), capacity.err().message);
+    BOOST_TEST(capacity.err().message.find("missing") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(one_session_serves_many_calls_and_stores) {
+    for (int i = 0; i < 50; ++i) {
+        auto info = store->stat(fx.dir().string());
+        BOOST_REQUIRE_MESSAGE(info.has_value(), failure_text(info));
+    }
+    auto second = sftp_store::create(target(), pool);
+    BOOST_REQUIRE(second.has_value());
+    BOOST_TEST((*second)->stat(fx.dir().string()).has_value());
+    BOOST_TEST((*second)->capacity(fx.dir().string()).has_value());
+    BOOST_TEST(pool->connections_opened() == 1U);
+    BOOST_TEST(pool->session_count() == 1U);
+
+    // Another alias is another (server, user, config): a session of its own.
+    auto other = sftp_store::create({"hypervisor", "", fx.ssh_config_file().string()}, pool);
+    BOOST_REQUIRE(other.has_value());
+    BOOST_TEST((*other)->stat(fx.dir().string()).has_value());
+    BOOST_TEST(pool->connections_opened() == 2U);
+    BOOST_TEST(pool->session_count() == 2U);
+
+    pool->close_all();
+    BOOST_TEST(pool->session_count() == 0U);
+    BOOST_TEST(store->stat(fx.dir().string()).has_value());
+    BOOST_TEST(pool->connections_opened() == 3U);
+}
+
+BOOST_AUTO_TEST_CASE(a_broken_connection_is_replaced_transparently) {
+    BOOST_REQUIRE(store->stat(fx.dir().string()).has_value());
+    pool->break_connections_for_testing();
+    auto info = store->stat(fx.dir().string());
+    BOOST_REQUIRE_MESSAGE(info.has_value(), failure_text(info));
+    BOOST_TEST(info->is_directory);
+    BOOST_TEST(pool->connections_opened() == 2U);
+    BOOST_TEST(pool->session_count() == 1U);
+}
+
+BOOST_AUTO_TEST_CASE(a_connection_the_server_dropped_is_replaced_transparently) {
+    BOOST_REQUIRE(store->stat(fx.dir().string()).has_value());
+    // The per-connection sshd processes are what a server restart ends; the
+    // listener stays, as a restarted server would be back.
+    const auto children = descendants_of(fx.sshd_pid());
+    BOOST_REQUIRE(!children.empty());
+    for (const pid_t pid : children)
+        ::kill(pid, SIGKILL);
+    std::this_thread::sleep_for(100ms);
+    auto made = store->make_directories((fx.dir() / "after_restart").string());
+    BOOST_REQUIRE_MESSAGE(made.has_value(), failure_text(made));
+    BOOST_TEST(fs::is_directory(fx.dir() / "after_restart"));
+    BOOST_TEST(pool->connections_opened() == 2U);
+}
+
+BOOST_AUTO_TEST_CASE(concurrent_calls_from_eight_threads_share_one_session) {
+    std::atomic<int> failures{0};
+    std::atomic<int> successes{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 8; ++t) {
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < 50; ++i) {
+                bool ok = false;
+                switch ((t + i) % 3) {
+                case 0: ok = store->stat(fx.dir().string()).has_value(); break;
+                case 1: ok = store->capacity(fx.dir().string()).has_value(); break;
+                default:
+                    ok = store->make_directories((fx.dir() / ("t" + std::to_string(t))).string()).has_value();
+                    break;
+                }
+                ++(ok ? successes : failures);
+            }
+        });
+    }
+    for (auto &thread : threads)
+        thread.join();
+    BOOST_TEST(failures.load() == 0);
+    BOOST_TEST(successes.load() == 400);
+    BOOST_TEST(pool->connections_opened() == 1U);
+}
+
+BOOST_AUTO_TEST_CASE(an_explicit_user_wins_over_the_config) {
+    auto as_stranger = sftp_store::create({fx.alias(), "nobody_oneds", fx.ssh_config_file().string()}, pool);
+    BOOST_REQUIRE(as_stranger.has_value());
+    BOOST_TEST((*as_stranger)->describe() == "sftp://nobody_oneds@" + fx.alias());
+    auto info = (*as_stranger)->stat(fx.dir().string());
+    BOOST_REQUIRE(!info.has_value());
+    BOOST_TEST((info.err().kind == error_kind::permission), info.err().message);
+    BOOST_TEST(info.err().message.find("nobody_oneds@") != std::string::npos, info.err().message);
+}
+
+BOOST_AUTO_TEST_CASE(an_unknown_host_key_is_refused_naming_host_and_files) {
+    auto c = config();
+    c.known_hosts = fx.dir() / "empty_known_hosts";
+    write_file(c.known_hosts, "");
+    const auto other = store_with(c, "unknown_key_config");
+    auto info = other->stat(fx.dir().string());
+    BOOST_REQUIRE(!info.has_value());
+    BOOST_TEST((info.err().kind == error_kind::host_key), info.err().message);
+    BOOST_TEST(info.err().message.find("[127.0.0.1]:" + std::to_string(fx.port())) != std::string::npos,
+               info.err().message);
+    BOOST_TEST(info.err().message.find(c.alias) != std::string::npos, info.err().message);
+    BOOST_TEST(info.err().message.find(c.known_hosts.string()) != std::string::npos, info.err().message);
+}
+
+BOOST_AUTO_TEST_CASE(a_changed_host_key_is_refused_even_with_accept_new) {
+    generate_key(fx.dir() / "impostor");
+    auto c = config();
+    c.known_hosts = fx.dir() / "changed_known_hosts";
+    write_file(c.known_hosts,
+               "[127.0.0.1]:" + std::to_string(fx.port()) + " " + public_key_line(fx.dir() / "impostor.pub") + "\n");
+    for (const std::string strict : {"yes", "accept-new"}) {
+        c.strict = strict;
+        const auto other = store_with(c, "changed_key_config_" + strict);
+        auto info = other->stat(fx.dir().string());
+        BOOST_REQUIRE(!info.has_value());
+        BOOST_TEST((info.err().kind == error_kind::host_key), info.err().message);
+        BOOST_TEST(info.err().message.find("does not match") != std::string::npos, info.err().message);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(a_key_known_only_for_port_22_does_not_vouch_for_another_port) {
+    auto c = config();
+    c.known_hosts = fx.dir() / "port22_known_hosts";
+    // The right key, recorded for the bare name (port 22) only.
+    std::istringstream lines(read_file(fx.known_hosts_file()));
+    std::string first;
+    std::getline(lines, first);
+    write_file(c.known_hosts, "127.0.0.1 " + first.substr(first.find(' ') + 1) + "\n");
+    const auto other = store_with(c, "port22_config");
+    auto info = other->stat(fx.dir().string());
+    BOOST_REQUIRE(!info.has_value());
+    BOOST_TEST((info.err().kind == error_kind::host_key), info.err().message);
+}
+
+BOOST_AUTO_TEST_CASE(hashed_known_hosts_entries_are_recognised) {
+    auto c = config();
+    c.known_hosts = fx.dir() / "hashed_known_hosts";
+    fs::copy_file(fx.known_hosts_file(), c.known_hosts);
+    std::string err;
+    BOOST_REQUIRE(run_argv({"ssh-keygen", "-q", "-H", "-f", c.known_hosts.string()}, nullptr, &err) == 0);
+    BOOST_REQUIRE(read_file(c.known_hosts).find("127.0.0.1") == std::string::npos);
+    BOOST_REQUIRE(read_file(c.known_hosts).find("|1|") != std::string::npos);
+    const auto other = store_with(c, "hashed_config");
+    auto info = other->stat(fx.dir().string());
+    BOOST_TEST(info.has_value(), failure_text(info));
+}
+
+BOOST_AUTO_TEST_CASE(strict_host_key_checking_no_accepts_an_unknown_key) {
+    auto c = config();
+    c.known_hosts = fx.dir() / "no_known_hosts";
+    c.strict = "no";
+    const auto other = store_with(c, "no_check_config");
+    auto info = other->stat(fx.dir().string());
+    BOOST_TEST(info.has_value(), failure_text(info));
+}
+
+BOOST_AUTO_TEST_CASE(accept_new_records_the_key_which_then_passes_strict_checking) {
+    auto c = config();
+    c.known_hosts = fx.dir() / "new_dir" / "tofu_known_hosts";
+    c.strict = "accept-new";
+    {
+        const auto other = store_with(c, "tofu_config");
+        auto info = other->stat(fx.dir().string());
+        BOOST_REQUIRE_MESSAGE(info.has_value(), failure_text(info));
+    }
+    BOOST_TEST(read_file(c.known_hosts).find("[127.0.0.1]:" + std::to_string(fx.port())) != std::string::npos,
+               read_file(c.known_hosts));
+    c.strict = "yes";
+    const auto strict = store_with(c, "tofu_strict_config");
+    auto info = strict->stat(fx.dir().string());
+    BOOST_TEST(info.has_value(), failure_text(info));
+}
+
+BOOST_AUTO_TEST_CASE(a_key_the_server_does_not_know_is_a_permission_error_naming_what_was_tried) {
+    auto c = config();
+    c.identity = fx.dir() / "stranger_key";
+    generate_key(c.identity);
+    const auto other = store_with(c, "wrong_identity_config");
+    auto info = other->stat(fx.dir().string());
+    BOOST_REQUIRE(!info.has_value());
+    BOOST_TEST((info.err().kind == error_kind::permission), info.err().message);
+    BOOST_TEST(info.err().message.find(fx.user() + "@") != std::string::npos, info.err().message);
+    BOOST_TEST(info.err().message.find(c.identity.string()) != std::string::npos, info.err().message);
+    BOOST_TEST(info.err().message.find("PRIVATE KEY") == std::string::npos, info.err().message);
+}
+
+BOOST_AUTO_TEST_CASE(the_agent_logs_in_when_no_identity_file_can) {
+    const agent_process agent(fx.dir());
+    agent.add(fx.identity_file());
+    auto c = config();
+    c.identity = fx.dir() / "no_such_key";
+    c.identities_only = "no";
+    const auto other = store_with(c, "agent_config");
+    auto info = other->stat(fx.dir().string());
+    BOOST_TEST(info.has_value(), failure_text(info));
+}
+
+BOOST_AUTO_TEST_CASE(identities_only_lets_the_agent_use_only_keys_of_configured_identities) {
+    const agent_process agent(fx.dir());
+    agent.add(fx.identity_file());
+    // The configured identity is the right key, of which only the public
+    // half is on disk (as with a passphrase-protected key held by the agent).
+    fs::create_directories(fx.dir() / "public_only");
+    fs::copy_file(fx.public_key_file(), fx.dir() / "public_only" / "id_ed25519.pub");
+    auto c = config();
+    c.identity = fx.dir() / "public_only" / "id_ed25519";
+    const auto matching = store_with(c, "agent_matching_config");
+    auto info = matching->stat(fx.dir().string());
+    BOOST_TEST(info.has_value(), failure_text(info));
+
+    // A configured stranger key: the agent's (working) key must not be offered.
+    c.identity = fx.dir() / "stranger_key";
+    generate_key(c.identity);
+    const auto stranger = store_with(c, "agent_stranger_config");
+    auto refused = stranger->stat(fx.dir().string());
+    BOOST_REQUIRE(!refused.has_value());
+    BOOST_TEST((refused.err().kind == error_kind::permission), refused.err().message);
+    BOOST_TEST(refused.err().message.find("ssh-agent (0 keys)") != std::string::npos, refused.err().message);
+    BOOST_TEST(refused.err().message.find(c.identity.string()) != std::string::npos, refused.err().message);
+}
+
+BOOST_AUTO_TEST_CASE(a_server_that_hangs_up_after_too_many_keys_is_a_permission_error) {
+    const sshd_fixture picky(oneds::test::sshd_options{"backupserver", {"MaxAuthTries 2"}});
+    const agent_process agent(fx.dir());
+    for (const char *name : {"stranger_1", "stranger_2", "stranger_3"}) {
+        generate_key(fx.dir() / name);
+        agent.add(fx.dir() / name);
+    }
+    auto c = config();
+    c.port = picky.port();
+    c.known_hosts = picky.known_hosts_file();
+    c.identity = fx.dir() / "no_such_key";
+    c.identities_only = "no";
+    const auto other = store_with(c, "picky_config");
+    auto info = other->stat(fx.dir().string());
+    BOOST_REQUIRE(!info.has_value());
+    BOOST_TEST((info.err().kind == error_kind::permission), info.err().message);
+    BOOST_TEST(info.err().message.find("closed the connection after") != std::string::npos, info.err().message);
+}
+
+BOOST_AUTO_TEST_CASE(a_missing_identity_file_is_named_as_not_found) {
+    auto c = config();
+    c.identity = fx.dir() / "no_such_key";
+    const auto other = store_with(c, "missing_identity_config");
+    auto info = other->stat(fx.dir().string());
+    BOOST_REQUIRE(!info.has_value());
+    BOOST_TEST((info.err().kind == error_kind::permission), info.err().message);
+    BOOST_TEST(info.err().message.find("not found: " + c.identity.string()) != std::string::npos, info.err().message);
+}
+
+BOOST_AUTO_TEST_CASE(a_closed_port_is_unreachable_at_once) {
+    // A port nobody listens on: bind to learn a free one, then let it go.
+    const int probe = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    BOOST_REQUIRE(probe >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    BOOST_REQUIRE(::bind(probe, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0);
+    BOOST_REQUIRE(::getsockname(probe, reinterpret_cast<sockaddr *>(&addr), &len) == 0);
+    ::close(probe);
+
+    auto c = config();
+    c.port = ntohs(addr.sin_port);
+    const auto other = store_with(c, "closed_port_config");
+    const auto start = clock_type::now();
+    auto info = other->stat(fx.dir().string());
+    const auto elapsed = clock_type::now() - start;
+    BOOST_REQUIRE(!info.has_value());
+    BOOST_TEST((info.err().kind == error_kind::unreachable), info.err().message);
+    BOOST_TEST(info.err().message.find("127.0.0.1:" + std::to_string(c.port)) != std::string::npos, info.err().message);
+    BOOST_TEST(elapsed < 5s);
+}
+
+BOOST_AUTO_TEST_CASE(a_server_that_never_answers_is_unreachable_within_the_deadline) {
+    // Accepts TCP connections (the kernel completes them from the backlog)
+    // but never sends an SSH banner.
+    const int silent = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    BOOST_REQUIRE(silent >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    BOOST_REQUIRE(::bind(silent, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0);
+    BOOST_REQUIRE(::listen(silent, 8) == 0);
+    BOOST_REQUIRE(::getsockname(silent, reinterpret_cast<sockaddr *>(&addr), &len) == 0);
+
+    auto quick_pool = std::make_shared<session_pool>(pool_options{1000ms});
+    auto c = config();
+    c.port = ntohs(addr.sin_port);
+    const auto other = store_with(c, "silent_config", quick_pool);
+    const auto start = clock_type::now();
+    auto info = other->stat(fx.dir().string());
+    const auto elapsed = clock_type::now() - start;
+    ::close(silent);
+    BOOST_REQUIRE(!info.has_value());
+    BOOST_TEST((info.err().kind == error_kind::unreachable), info.err().message);
+    BOOST_TEST(info.err().message.find("timed out") != std::string::npos, info.err().message);
+    BOOST_TEST(elapsed >= 900ms);
+    BOOST_TEST(elapsed < 5s);
+}
+
+BOOST_AUTO_TEST_CASE(a_hung_server_fails_the_call_within_the_deadline_and_the_next_call_reconnects) {
+    auto quick_pool = std::make_shared<session_pool>(pool_options{1000ms});
+    auto made = sftp_store::create(target(), quick_pool);
+    BOOST_REQUIRE(made.has_value());
+    auto &quick = *made;
+    BOOST_REQUIRE(quick->stat(fx.dir().string()).has_value());
+
+    const auto stopped = descendants_of(fx.sshd_pid());
+    BOOST_REQUIRE(!stopped.empty());
+    for (const pid_t pid : stopped)
+        ::kill(pid, SIGSTOP);
+    const auto start = clock_type::now();
+    auto info = quick->stat(fx.dir().string());
+    const auto elapsed = clock_type::now() - start;
+    for (const pid_t pid : stopped)
+        ::kill(pid, SIGCONT);
+
+    BOOST_REQUIRE(!info.has_value());
+    BOOST_TEST((info.err().kind == error_kind::unreachable), info.err().message);
+    BOOST_TEST(elapsed >= 900ms);
+    BOOST_TEST(elapsed < 5s);
+    BOOST_TEST(quick_pool->session_count() == 0U);
+
+    auto again = quick->stat(fx.dir().string());
+    BOOST_TEST(again.has_value(), failure_text(again));
+    BOOST_TEST(quick_pool->connections_opened() == 2U);
+}
+
+BOOST_AUTO_TEST_CASE(a_missing_config_file_fails_at_creation) {
+    auto made = sftp_store::create({fx.alias(), "", (fx.dir() / "no_such_config").string()}, pool);
+    BOOST_REQUIRE(!made.has_value());
+    BOOST_TEST((made.err().kind == error_kind::not_found));
+    BOOST_TEST(made.err().message.find("no_such_config") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
