@@ -137,6 +137,9 @@ int run_action(const settings &s, const std::shared_ptr<spdlog::logger> &log, in
     sigemptyset(&sa.sa_mask);
     for (int sig : {SIGTERM, SIGINT, SIGHUP}) ::sigaction(sig, &sa, nullptr);
     std::atomic<bool> finished{false};
+    // A signal may arrive before submit(), when cancel() finds nothing to
+    // cancel: the flag makes the main thread cancel right after submitting.
+    std::atomic<bool> cancel_requested{false};
     std::thread signal_watch([&] {
         while (!finished) {
             pollfd p{g_signal_pipe[0], POLLIN, 0};
@@ -144,6 +147,7 @@ int run_action(const settings &s, const std::shared_ptr<spdlog::logger> &log, in
                 unsigned char sig = 0;
                 if (::read(g_signal_pipe[0], &sig, 1) == 1) {
                     log->info("signal {} received; cancelling {}", static_cast<int>(sig), action);
+                    cancel_requested = true;
                     plugin->cancel(1);
                 }
             }
@@ -166,6 +170,7 @@ int run_action(const settings &s, const std::shared_ptr<spdlog::logger> &log, in
 
     const std::int32_t rc = plugin->submit(req);
     if (rc == ONEDS_OK) {
+        if (cancel_requested) plugin->cancel(1);
         std::unique_lock lock(done.mutex);
         done.cv.wait(lock, [&] { return done.done; });
     } else {

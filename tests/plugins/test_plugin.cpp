@@ -108,7 +108,8 @@ outcome act(request_context &ctx) {
         return outcome::ok(echo(ctx.req()));
     }
     if (verb == "multiline") return outcome::ok("line1\nline2");
-    if (verb == "concurrency") return run_concurrency(ctx, std::chrono::milliseconds(std::stoll(arg.empty() ? "0" : arg)));
+    if (verb == "concurrency")
+        return run_concurrency(ctx, std::chrono::milliseconds(std::stoll(arg.empty() ? "0" : arg)));
     if (verb == "stderr") {
         const std::string line = arg + "\n";
         [[maybe_unused]] const auto n = ::write(2, line.data(), line.size());
@@ -119,8 +120,8 @@ outcome act(request_context &ctx) {
 
 const char *const k_actions[] = {"cp",   "clone", "mkfs",      "rm",        "monitor",
                                  "stat", "echo",  "multiline", "sleep",     "fail",
-                                 "log",  "restore", "increment_flatten", "concurrency", "stderr",
-                                 "docroot", "xpath", "config", nullptr};
+                                 "log",  "restore", "increment_flatten",
+                                 "concurrency", "stderr", "docroot", "xpath", "config", nullptr};
 
 // plugin.h: an action not in the table's list gets ONEDS_ERR_UNSUPPORTED from
 // submit() and no callback; without this check act() would echo anything.
@@ -141,7 +142,8 @@ public:
 
     std::int32_t submit(oneds::sdk::request req) override {
         if (!listed(req.action)) return ONEDS_ERR_UNSUPPORTED;
-        if (req.action == "docroot" || req.action == "xpath") return dispatcher_.start(std::move(req), run_document_action);
+        if (req.action == "docroot" || req.action == "xpath")
+            return dispatcher_.start(std::move(req), run_document_action);
         if (req.action == "config")
             return dispatcher_.start(std::move(req), [this](request_context &ctx) {
                 const auto &args = ctx.req().args;

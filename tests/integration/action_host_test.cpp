@@ -1,0 +1,317 @@
+// Specification of one_ds_host in action mode: the process a
+// remotes/datastore/<driver>/<action> wrapper execs, with the stock scripts'
+// contract (host/action_mode.hpp):
+//   stdout  the result on success
+//   stderr  the error on failure; progress as "INFO: <action>: <text>"
+//   exit    0 success, 1 "Operation not supported", 255 other failures,
+//           2 bad command line or config file
+//   stdin   plain XML or base64 XML
+//   SIGTERM/SIGINT/SIGHUP cancel the action.
+// The host is run from an argv vector, never through a shell.
+#define BOOST_TEST_MODULE host_action
+#include <boost/test/data/monomorphic.hpp>
+#include <boost/test/data/test_case.hpp>
+#include <boost/test/results_collector.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include "action_process.hpp"
+#include "oned_peer.hpp"
+#include "scratch_dir.hpp"
+
+#include <csignal>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+using oneds::test::process_result;
+using oneds::test::scratch_dir;
+using oneds::test::spawned_process;
+namespace built = oneds::test::built;
+
+bool current_test_failed() {
+    using namespace boost::unit_test;
+    return !results_collector.results(framework::current_test_case().p_id).passed();
+}
+
+// A document as the backup scripts get it on stdin: plain XML.
+const std::string k_backup_document =
+    "<DS_DRIVER_ACTION_DATA><DATASTORE><ID>101</ID><NAME>backups</NAME><DS_MAD>testdrv</DS_MAD>"
+    "<TM_MAD>-</TM_MAD><TYPE>3</TYPE><TEMPLATE><RESTIC_PASSWORD>secret</RESTIC_PASSWORD></TEMPLATE>"
+    "</DATASTORE><VM><ID>7</ID><NAME>vm-7</NAME></VM></DS_DRIVER_ACTION_DATA>";
+
+struct action_fixture {
+    scratch_dir dir;
+    // No /etc/one/one_ds_host.conf may leak in: ONE_LOCATION points here.
+    std::map<std::string, std::string> env{{"ONE_LOCATION", dir.path().string()}};
+    std::vector<std::string> last_argv;
+    process_result last;
+
+    // {host, "action", words...}
+    std::vector<std::string> host_action(std::vector<std::string> words) const {
+        words.insert(words.begin(), {built::host(), "action"});
+        return words;
+    }
+
+    process_result run(const std::vector<std::string> &words, const std::string &input = {}) {
+        last_argv = host_action(words);
+        last = oneds::test::run_process(last_argv, input, env, 20s);
+        return last;
+    }
+
+    ~action_fixture() {
+        if (!current_test_failed()) return;
+        std::string argv;
+        for (const auto &a : last_argv) argv += " [" + a + "]";
+        BOOST_TEST_MESSAGE("argv:" << argv << "\nexit " << last.exit_code << " signal " << last.term_signal << " after "
+                                   << last.seconds() << " s\nstdout:\n"
+                                   << last.out << "\nstderr:\n"
+                                   << last.err);
+    }
+};
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_SUITE(action_mode, action_fixture)
+
+// --- The exit-code contract --------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(success_prints_info_on_stdout_and_exits_0) {
+    const auto r = run({"testdrv", "echo", "a", "b"});
+    BOOST_TEST(r.exit_code == 0);
+    BOOST_TEST(r.out == "echo a b\n");
+    BOOST_TEST(r.err == "");
+}
+
+BOOST_AUTO_TEST_CASE(restic_cp_says_operation_not_supported_and_exits_1) {
+    oneds::test::action_data d;
+    d.ds_mad = "restic";
+    d.image = oneds::test::image_xml(7);
+    const auto r = run({"--plugin", std::string("restic=") + built::restic_plugin(), "restic", "cp", "7"},
+                       oneds::test::action_data_payload(d));
+    BOOST_TEST(r.exit_code == 1);
+    BOOST_TEST(r.err == "cp: Operation not supported\n");
+    BOOST_TEST(r.out == "");
+}
+
+BOOST_AUTO_TEST_CASE(action_the_plugin_does_not_list_exits_1) {
+    const auto r = run({"testdrv", "snap_delete", "7"});
+    BOOST_TEST(r.exit_code == 1);
+    BOOST_TEST(r.err == "snap_delete: Operation not supported\n");
+    BOOST_TEST(r.out == "");
+}
+
+BOOST_AUTO_TEST_CASE(failure_exits_255_with_the_error_on_stderr) {
+    const auto r = run({"testdrv", "fail", "disk full"});
+    BOOST_TEST(r.exit_code == 255);
+    BOOST_TEST(r.err == "disk full\n");
+    BOOST_TEST(r.out == "");
+}
+
+BOOST_AUTO_TEST_CASE(unknown_driver_exits_255_naming_the_driver) {
+    const auto r = run({"nosuchdrv", "monitor", "5"});
+    BOOST_TEST(r.exit_code == 255);
+    BOOST_TEST(r.err.find("Datastore driver 'nosuchdrv' not available") != std::string::npos);
+    BOOST_TEST(r.out == "");
+}
+
+// --- stdin ----------------------------------------------------------------------------
+
+struct stdin_case {
+    std::string name;
+    std::string input;
+};
+std::ostream &operator<<(std::ostream &o, const stdin_case &c) { return o << c.name; }
+
+std::string wrapped_base64(const std::string &text, std::size_t column) {
+    const auto b64 = oneds::test::base64_encode(text);
+    std::string out;
+    for (std::size_t i = 0; i < b64.size(); i += column) out += b64.substr(i, column) + "\n";
+    return out;
+}
+
+const std::vector<stdin_case> k_stdin_cases = {
+    {"plain XML (backup, ls)", k_backup_document},
+    {"plain XML after blank lines", "\n\n  " + k_backup_document + "\n"},
+    {"base64 on one line (oned's MAD payload)", oneds::test::base64_encode(k_backup_document)},
+    {"base64 with a newline (echo $DRV_ACTION | script)", oneds::test::base64_encode(k_backup_document) + "\n"},
+    {"base64 in 60-column lines (vm.xml)", wrapped_base64(k_backup_document, 60)},
+};
+
+BOOST_DATA_TEST_CASE_F(action_fixture, stdin_as_plain_xml_or_base64_reaches_the_plugin,
+                       boost::unit_test::data::make(k_stdin_cases), c) {
+    const auto root = run({"testdrv", "docroot"}, c.input);
+    BOOST_TEST(root.exit_code == 0);
+    BOOST_TEST(root.out == "DS_DRIVER_ACTION_DATA\n");
+    const auto name = run({"testdrv", "xpath", "/DS_DRIVER_ACTION_DATA/DATASTORE/NAME"}, c.input);
+    BOOST_TEST(name.exit_code == 0);
+    BOOST_TEST(name.out == "backups\n");
+}
+
+BOOST_AUTO_TEST_CASE(empty_stdin_gives_the_action_no_document) {
+    const auto r = run({"testdrv", "docroot"});
+    BOOST_TEST(r.exit_code == 0);
+    BOOST_TEST(r.out == "(none)\n");
+}
+
+const std::vector<stdin_case> k_bad_stdin_cases = {
+    {"text", "hello world\n"},
+    {"base64 of text", oneds::test::base64_encode("hello world")},
+    {"base64 with a stray character", oneds::test::base64_encode(k_backup_document) + "*"},
+};
+
+BOOST_DATA_TEST_CASE_F(action_fixture, stdin_that_is_neither_xml_nor_base64_exits_255,
+                       boost::unit_test::data::make(k_bad_stdin_cases), c) {
+    const auto r = run({"testdrv", "docroot"}, c.input);
+    BOOST_TEST(r.exit_code == 255);
+    BOOST_TEST(r.err.find("neither XML nor base64") != std::string::npos);
+    BOOST_TEST(r.out == "");
+}
+
+// --- argv -------------------------------------------------------------------------------
+
+// ls is called as "ls -i <image id>": everything after ACTION is the action's.
+BOOST_AUTO_TEST_CASE(args_after_action_reach_it_verbatim) {
+    const auto r =
+        run({"testdrv", "echo", "-i", "3", "--plugin", "x=y", "-c", "/nonexistent", "--", "--help", "two words", ""});
+    BOOST_TEST(r.exit_code == 0);
+    BOOST_TEST(r.out == "echo -i 3 --plugin x=y -c /nonexistent -- --help two words \n");
+}
+
+BOOST_AUTO_TEST_CASE(options_before_driver_are_the_hosts) {
+    const auto r = run({"--plugin", std::string("testdrv=") + built::testdrv_plugin(), "--log-level", "debug",
+                        "testdrv", "echo", "-i", "3"});
+    BOOST_TEST(r.exit_code == 0);
+    BOOST_TEST(r.out == "echo -i 3\n");
+}
+
+BOOST_AUTO_TEST_CASE(missing_driver_or_action_exits_2_with_usage) {
+    const auto r = run({"testdrv"});
+    BOOST_TEST(r.exit_code == 2);
+    BOOST_TEST(r.err.find("DRIVER and ACTION") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(unknown_host_option_exits_2_naming_it) {
+    const auto r = run({"--no-such-option", "testdrv", "echo"});
+    BOOST_TEST(r.exit_code == 2);
+    BOOST_TEST(r.err.find("no-such-option") != std::string::npos);
+}
+
+// --- Plugins and configuration ------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(plugin_option_selects_the_file_loaded) {
+    const auto good = run({"--plugin", std::string("testdrv=") + built::testdrv_plugin(), "testdrv", "echo"});
+    BOOST_TEST(good.exit_code == 0);
+    BOOST_TEST(good.out == "echo\n");
+    // The same driver from a path that does not exist: the path is the one used.
+    const auto bad = run({"--plugin", "testdrv=/nonexistent/libone_ds_testdrv.so", "testdrv", "echo"});
+    BOOST_TEST(bad.exit_code == 255);
+    BOOST_TEST(bad.err.find("/nonexistent/libone_ds_testdrv.so") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(config_file_plugin_section_reaches_the_plugin) {
+    const auto config = dir.write("one_ds_host.conf", std::string("plugin = testdrv=") + built::testdrv_plugin() +
+                                                          "\n\n[plugin.testdrv]\ngreeting = hello world\n"
+                                                          "repository = sftp:backup@host:/srv/restic\n");
+    const auto greeting = run({"-c", config, "testdrv", "config", "greeting"});
+    BOOST_TEST(greeting.exit_code == 0);
+    BOOST_TEST(greeting.out == "hello world\n");
+    const auto repo = run({"-c", config, "testdrv", "config", "repository"});
+    BOOST_TEST(repo.out == "sftp:backup@host:/srv/restic\n");
+    // Host settings come under host.*; action mode runs one request.
+    const auto mode = run({"-c", config, "testdrv", "config", "host.mode"});
+    BOOST_TEST(mode.out == "action\n");
+    const auto threads = run({"-c", config, "testdrv", "config", "host.threads"});
+    BOOST_TEST(threads.out == "1\n");
+    const auto missing = run({"-c", config, "testdrv", "config", "no_such_key"});
+    BOOST_TEST(missing.exit_code == 255);
+    BOOST_TEST(missing.err == "no config key 'no_such_key'\n");
+}
+
+BOOST_AUTO_TEST_CASE(config_file_with_an_unknown_key_exits_2_naming_it) {
+    const auto config = dir.write("one_ds_host.conf", "log_level = info\nthreds = 4\n");
+    const auto r = run({"-c", config, "testdrv", "echo"});
+    BOOST_TEST(r.exit_code == 2);
+    BOOST_TEST(r.err.find("unknown key 'threds'") != std::string::npos);
+    BOOST_TEST(r.err.find(config) != std::string::npos, "names the file");
+    BOOST_TEST(r.out == "");
+}
+
+BOOST_AUTO_TEST_CASE(unreadable_config_file_exits_2) {
+    const auto r = run({"-c", dir.file("absent.conf"), "testdrv", "echo"});
+    BOOST_TEST(r.exit_code == 2);
+    BOOST_TEST(r.err.find(dir.file("absent.conf")) != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(plugin_that_refuses_its_config_exits_255_with_its_reason) {
+    const auto config = dir.write("one_ds_host.conf", "[plugin.testdrv]\nfail_create = bad repository URL\n");
+    const auto r = run({"-c", config, "testdrv", "echo"});
+    BOOST_TEST(r.exit_code == 255);
+    BOOST_TEST(r.err.find("fail_create is set: bad repository URL") != std::string::npos);
+}
+
+// --- Progress and cancellation --------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(progress_log_lines_appear_on_stderr) {
+    const auto r = run({"testdrv", "log", "2"});
+    BOOST_TEST(r.exit_code == 0);
+    BOOST_TEST(r.err == "INFO: log: progress 1/2\nINFO: log: progress 2/2\n");
+    BOOST_TEST(r.out == "log 2\n");
+}
+
+const std::vector<int> k_cancel_signals = {SIGTERM, SIGINT, SIGHUP};
+
+// backup_cancel stops a running backup with SIGTERM.
+BOOST_DATA_TEST_CASE_F(action_fixture, signal_during_sleep_cancels_and_exits_255_quickly,
+                       boost::unit_test::data::make(k_cancel_signals), sig) {
+    last_argv = host_action({"testdrv", "sleep", "60000"});
+    spawned_process p(last_argv, {}, env);
+    // Before its handler is installed the signal would just kill it.
+    BOOST_TEST_REQUIRE(p.wait_for_signal_handler(sig, 10s));
+    std::this_thread::sleep_for(200ms);
+    const auto sent = std::chrono::steady_clock::now();
+    p.send_signal(sig);
+    last = p.wait(20s);
+    const double after = std::chrono::duration<double>(std::chrono::steady_clock::now() - sent).count();
+    BOOST_TEST(!last.killed);
+    BOOST_TEST(last.exit_code == 255);
+    BOOST_TEST(last.err.find("cancelled") != std::string::npos);
+    BOOST_TEST(last.out == "");
+    BOOST_TEST(after < 3.0);
+}
+
+// A cancel that arrives as soon as the handler is installed, possibly before
+// the request reaches the plugin, must still cancel it. The window is narrow,
+// so it is tried many times, several processes at once.
+BOOST_AUTO_TEST_CASE(signal_right_after_start_is_not_lost) {
+    constexpr int k_batches = 60;
+    constexpr int k_parallel = 4;
+    const auto argv = host_action({"testdrv", "sleep", "60000"});
+    std::vector<std::string> failures;
+    std::mutex failures_mutex;
+    for (int b = 0; b < k_batches; ++b) {
+        std::vector<std::thread> runs;
+        for (int i = 0; i < k_parallel; ++i)
+            runs.emplace_back([&] {
+                spawned_process p(argv, {}, env);
+                const bool ready = p.wait_for_signal_handler(SIGTERM, 10s);
+                p.send_signal(SIGTERM);
+                const auto r = p.wait(5s);
+                if (ready && r.exit_code == 255 && !r.killed) return;
+                std::lock_guard lock(failures_mutex);
+                failures.push_back(
+                    std::string(ready ? "" : "handler never installed; ") +
+                    (r.killed ? "still running 5 s after SIGTERM" : "exit " + std::to_string(r.exit_code)) +
+                    ", stderr: " + r.err);
+            });
+        for (auto &t : runs) t.join();
+    }
+    BOOST_TEST(failures.empty(), failures.size() << " of " << k_batches * k_parallel << " runs failed, e.g. "
+                                                 << (failures.empty() ? "" : failures.front()));
+}
+
+BOOST_AUTO_TEST_SUITE_END()

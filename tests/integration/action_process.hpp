@@ -1,0 +1,63 @@
+// A program run as the remotes scripts run one_ds_host in action mode: an
+// argv vector (no shell), stdin fed from a string and then closed, stdout and
+// stderr captured separately, the exit status and how long it took recorded.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace oneds::test {
+
+struct process_result {
+    int exit_code = -1;   // -1 unless it exited normally
+    int term_signal = 0;  // the signal that ended it, if one did
+    bool killed = false;  // it outlived the wait limit and was SIGKILLed
+    std::string out;
+    std::string err;
+    std::chrono::steady_clock::duration took{};  // from spawn to reaping
+    double seconds() const { return std::chrono::duration<double>(took).count(); }
+};
+
+class spawned_process {
+public:
+    // posix_spawn()s argv[0] (an absolute path) with argv and this process's
+    // environment plus env. Throws std::system_error when it cannot.
+    spawned_process(const std::vector<std::string> &argv, std::string input,
+                    const std::map<std::string, std::string> &env = {});
+    ~spawned_process();  // SIGKILLs and reaps a child still running
+    spawned_process(const spawned_process &) = delete;
+    spawned_process &operator=(const spawned_process &) = delete;
+
+    pid_t pid() const noexcept { return pid_; }
+    // True once the child has a handler installed for sig (its SigCgt mask in
+    // /proc), waiting up to timeout: after that, sig reaches its handler
+    // rather than the default action. Polls without sleeping, so a signal sent
+    // right after it returns arrives as early as it can.
+    bool wait_for_signal_handler(int sig, std::chrono::milliseconds timeout) const;
+    void send_signal(int sig) const;
+    // Waits for the child to exit, SIGKILLing it after limit.
+    process_result wait(std::chrono::milliseconds limit = std::chrono::seconds(30));
+
+private:
+    void pump();
+
+    pid_t pid_ = -1;
+    int in_ = -1, out_ = -1, err_ = -1;
+    std::string input_;
+    std::string out_text_, err_text_;
+    std::thread pump_;
+    std::chrono::steady_clock::time_point start_;
+    bool reaped_ = false;
+};
+
+// Spawns, feeds input, waits (SIGKILL after limit).
+process_result run_process(const std::vector<std::string> &argv, const std::string &input = {},
+                           const std::map<std::string, std::string> &env = {},
+                           std::chrono::milliseconds limit = std::chrono::seconds(30));
+
+}  // namespace oneds::test
