@@ -29,8 +29,15 @@ struct action_env {
     runtime::request_context &ctx;
 
     void log(char level, const std::string &text) const { ctx.log(level, text); }
-    restic_runner restic() const {
-        return restic_runner(runner, lock_policy{settings.lock_retries, settings.lock_retry_interval},
+    // "" for host names that mean this machine (local_hosts): such commands
+    // run without ssh, and restic then gets its password in its environment.
+    std::string exec_host(const std::string &host) const {
+        return settings.local_hosts.contains(host) ? std::string() : host;
+    }
+    // A runner with the lock budget of this datastore (RESTIC_LOCK_RETRIES wins).
+    restic_runner restic(const datastore_attributes &a) const {
+        const unsigned retries = a.lock_retries ? static_cast<unsigned>(*a.lock_retries) : settings.lock_retries;
+        return restic_runner(runner, lock_policy{retries, settings.lock_retry_interval},
                              settings.kill_grace, [this](char l, const std::string &t) { log(l, t); });
     }
 };

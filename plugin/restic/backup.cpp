@@ -92,7 +92,7 @@ outcome backup_action(action_env &env) {
     ls.argv = {"ls", "-1A", "--", vm_dir};
     ports::run_options ls_opts;
     ls_opts.cancel = &env.ctx;
-    auto listing = env.runner.run(vm_host, ls, ls_opts);
+    auto listing = env.runner.run(env.exec_host(vm_host), ls, ls_opts);
     if (!listing) return outcome::fail("Cannot list backup folder " + vm_dir + " on " + vm_host + ": " + listing.err().message);
     if (listing->cancelled) return outcome::fail("Backup cancelled", ONEDS_ERR_CANCELLED);
     if (listing->exit_code != 0)
@@ -126,7 +126,7 @@ outcome backup_action(action_env &env) {
     } catch (const attribute_error &e) {
         return outcome::fail(std::string("Wrong restic datastore configuration: ") + e.what());
     }
-    run.host = vm_host;
+    run.host = env.exec_host(vm_host);
     run.password = attrs.password;
     run.env = restic_env(attrs);
     run.what = "backup of VM " + vm_id;
@@ -153,7 +153,7 @@ outcome backup_action(action_env &env) {
         }
     };
 
-    auto runner = env.restic();
+    auto runner = env.restic(attrs);
     auto res = runner.run(run, env.ctx);
     if (!res) return outcome::fail("Cannot run restic on " + vm_host + ": " + res.err().message);
 

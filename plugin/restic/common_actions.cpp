@@ -4,7 +4,16 @@
 
 #include <oneds_common/strings.hpp>
 
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <functional>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 namespace oneds::restic {
 
@@ -35,11 +44,64 @@ std::map<std::string, std::string> restic_env(const datastore_attributes &a) {
     return env;
 }
 
+namespace {
+
+// Two `restic init` of one repository at once both succeed and leave a config
+// encrypted with one master key beside a key file holding the other: the
+// repository is then unreadable for half the keys ("config or key ... is
+// damaged"). Backups of a job repository start together, so creation is
+// serialised on the front end with an flock per repository (as the stock
+// scripts' `exclusive` helper does under /var/lock/one).
+class init_lock {
+public:
+    init_lock(const std::string &dir, const std::string &url) {
+        std::error_code ec;
+        std::filesystem::create_directories(dir, ec);
+        char name[32];
+        std::snprintf(name, sizeof name, "%016zx", std::hash<std::string>{}(url));
+        path_ = dir + "/restic-init-" + name + ".lock";
+        fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    }
+    ~init_lock() {
+        if (fd_ >= 0) ::close(fd_);  // releases the flock
+    }
+    init_lock(const init_lock &) = delete;
+    init_lock &operator=(const init_lock &) = delete;
+
+    bool opened() const { return fd_ >= 0; }
+    const std::string &path() const { return path_; }
+    // Waits for the lock up to limit; false when cancelled or timed out.
+    bool acquire(runtime::request_context &ctx, std::chrono::milliseconds limit) {
+        const auto deadline = std::chrono::steady_clock::now() + limit;
+        for (;;) {
+            if (::flock(fd_, LOCK_EX | LOCK_NB) == 0) return true;
+            if (errno != EWOULDBLOCK && errno != EINTR) return false;
+            if (std::chrono::steady_clock::now() >= deadline) return false;
+            if (!ctx.sleep_for(std::chrono::milliseconds(100))) return false;
+        }
+    }
+
+private:
+    std::string path_;
+    int fd_ = -1;
+};
+
+}  // namespace
+
 std::string ensure_repository(action_env &env, const datastore_attributes &a, const std::string &repo_path) {
     const std::string url = repository_url(a, repo_path);
     auto store = env.stores.store_for(a);
     if (!store) return "Cannot reach the backup storage for " + url + ": " + store.err().message;
     auto st = (*store)->stat(repo_path + "/config");
+    if (!st) return "Cannot check for repository " + url + ": " + st.err().message;
+    if (st->exists) return {};
+
+    init_lock lock(env.settings.lock_dir, url);
+    if (!lock.opened()) return "Cannot open lock file " + lock.path() + ": " + std::strerror(errno);
+    if (!lock.acquire(env.ctx, env.settings.lock_retry_interval * (env.settings.lock_retries + 1)))
+        return env.ctx.cancelled() ? "cancelled" : "Timed out waiting for " + lock.path() + " to create " + url;
+    // Whoever held the lock may have created it meanwhile.
+    st = (*store)->stat(repo_path + "/config");
     if (!st) return "Cannot check for repository " + url + ": " + st.err().message;
     if (st->exists) return {};
 
@@ -54,7 +116,7 @@ std::string ensure_repository(action_env &env, const datastore_attributes &a, co
     run.password = a.password;
     run.env = restic_env(a);
     run.what = "init of " + url;
-    auto runner = env.restic();
+    auto runner = env.restic(a);
     auto res = runner.run(run, env.ctx);
     if (!res) return "Cannot run restic init for " + url + ": " + res.err().message;
     switch (res->exit.kind) {

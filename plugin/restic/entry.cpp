@@ -7,8 +7,9 @@
 namespace {
 // Every action the stock restic driver has a script for. cp, clone, mkfs and
 // the snap_* actions exist only to say "Operation not supported", as stock.
-const char *const k_actions[] = {"cp",          "clone",       "mkfs", "snap_delete",
-                                 "snap_revert", "snap_flatten", nullptr};
+const char *const k_actions[] = {"backup",      "backup_cancel", "monitor",      "cp",
+                                 "clone",       "mkfs",          "snap_delete",  "snap_revert",
+                                 "snap_flatten", nullptr};
 }  // namespace
 
 extern "C" ONEDS_EXPORT const oneds_plugin_api *oneds_plugin_entry(std::uint32_t host_abi_major) {

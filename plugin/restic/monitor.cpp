@@ -28,12 +28,14 @@ runtime::outcome monitor_action(action_env &env) {
     } catch (const attribute_error &e) {
         return outcome::fail(std::string("Wrong restic datastore configuration: ") + e.what());
     }
+    const std::string prefix = "Error monitoring datastore " + std::to_string(attrs.ds_id) + ": ";
     auto store = env.stores.store_for(attrs);
-    if (!store) return outcome::fail("Error monitoring datastore " + std::to_string(attrs.ds_id) + ": " + store.err().message);
+    if (!store) return outcome::fail(prefix + store.err().message);
     if (auto st = (*store)->make_directories(attrs.base_path); !st)
-        return outcome::fail("Error creating " + attrs.base_path + " on " + (*store)->describe() + ": " + st.err().message);
+        return outcome::fail(prefix + "cannot create " + attrs.base_path + " on " + (*store)->describe() + ": " +
+                             st.err().message);
     auto cap = (*store)->capacity(attrs.base_path);
-    if (!cap) return outcome::fail("Error parsing repo stats: " + cap.err().message);
+    if (!cap) return outcome::fail(prefix + "cannot read the capacity of " + attrs.base_path + ": " + cap.err().message);
     return outcome::ok("USED_MB=" + std::to_string(ceil_mib(cap->used_bytes)) + "\nTOTAL_MB=" +
                        std::to_string(ceil_mib(cap->total_bytes)) + "\nFREE_MB=" +
                        std::to_string(ceil_mib(cap->free_bytes)) + "\n");

@@ -17,6 +17,7 @@ struct plugin_settings {
     std::string ssh_config;                     // -F for every ssh; "" = ssh's default (~/.ssh/config)
     std::string remote_ssh_config;              // -F for restic's ssh on hypervisors; default = ssh_config
     std::string datastore_conf;                 // where BACKUP_BASE_PATH is read from
+    std::string lock_dir = "/var/lock/one";     // flock files that serialise repository creation
     unsigned lock_retries = 60;
     std::chrono::milliseconds lock_retry_interval{5000};
     std::chrono::milliseconds kill_grace{10000};

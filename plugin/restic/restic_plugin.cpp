@@ -1,23 +1,32 @@
 #include "restic_plugin.hpp"
 
+#include "sftp/sftp_store.hpp"
+
+#include <map>
 #include <set>
-#include <stdexcept>
 #include <string>
 
 namespace oneds::restic {
 namespace {
 
-std::size_t threads_from(const sdk::config_map &config) {
-    auto it = config.find("host.threads");
-    if (it == config.end()) return 16;
-    try {
-        const auto n = std::stoul(it->second);
-        if (n == 0 || n > 1024) throw std::out_of_range("threads");
-        return n + 1;  // one spare for cancellation bookkeeping
-    } catch (const std::exception &) {
-        throw std::invalid_argument("host.threads must be an integer from 1 to 1024, got '" +
-                                    it->second + "'");
-    }
+adapters::ssh::ssh_options ssh_options_from(const plugin_settings &s) {
+    adapters::ssh::ssh_options o;
+    o.ssh_config = s.ssh_config;
+    o.local_hosts.clear();
+    o.local_hosts.insert(s.local_hosts.begin(), s.local_hosts.end());
+    o.connect_timeout = s.ssh_connect_timeout;
+    return o;
+}
+
+using action_fn = runtime::outcome (*)(action_env &);
+
+const std::map<std::string, action_fn, std::less<>> &actions() {
+    static const std::map<std::string, action_fn, std::less<>> k = {
+        {"backup", &backup_action},
+        {"backup_cancel", &backup_cancel_action},
+        {"monitor", &monitor_action},
+    };
+    return k;
 }
 
 bool unsupported_action(const std::string &action) {
@@ -29,20 +38,38 @@ bool unsupported_action(const std::string &action) {
 }  // namespace
 
 plugin_instance::plugin_instance(sdk::host_link host, const sdk::config_map &config)
-    : dispatcher_(host, threads_from(config)) {}
+    : settings_(parse_plugin_settings(config)),
+      runner_(local_runner_, ssh_options_from(settings_)),
+      sftp_pool_(std::make_shared<adapters::sftp::session_pool>(
+          adapters::sftp::pool_options{std::chrono::duration_cast<std::chrono::milliseconds>(settings_.sftp_timeout)})),
+      local_store_(std::make_shared<adapters::local::local_store>()),
+      dispatcher_(host, settings_.threads) {}
 
 plugin_instance::~plugin_instance() { dispatcher_.shutdown(); }
+
+ports::result<std::shared_ptr<ports::repo_store>> plugin_instance::store_for(const datastore_attributes &a) {
+    if (a.backend == backend_kind::local) return std::shared_ptr<ports::repo_store>(local_store_);
+    auto store = adapters::sftp::sftp_store::create(ports::sftp_target{a.sftp_server, a.sftp_user, settings_.ssh_config},
+                                                    sftp_pool_);
+    if (!store) return store.err();
+    return std::shared_ptr<ports::repo_store>(std::move(store.value()));
+}
 
 std::int32_t plugin_instance::submit(sdk::request req) {
     if (unsupported_action(req.action)) {
         // As the stock stubs: the payload is ignored and the error is the
         // script's name followed by "Operation not supported".
         return dispatcher_.start(std::move(req), [](runtime::request_context &ctx) {
-            return runtime::outcome::fail(ctx.req().action + ": Operation not supported",
-                                          ONEDS_ERR_UNSUPPORTED);
+            return runtime::outcome::fail(ctx.req().action + ": Operation not supported", ONEDS_ERR_UNSUPPORTED);
         });
     }
-    return ONEDS_ERR_UNSUPPORTED;
+    const auto it = actions().find(req.action);
+    if (it == actions().end()) return ONEDS_ERR_UNSUPPORTED;
+    const action_fn fn = it->second;
+    return dispatcher_.start(std::move(req), [this, fn](runtime::request_context &ctx) {
+        action_env env{settings_, runner_, *this, ctx};
+        return fn(env);
+    });
 }
 
 std::int32_t plugin_instance::cancel(std::uint64_t id) { return dispatcher_.cancel(id); }

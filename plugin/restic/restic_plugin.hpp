@@ -1,12 +1,24 @@
+// One restic plugin instance: the settings, the adapters behind the ports
+// (shared by all requests: the SFTP session pool outlives requests, so MONITOR
+// in MAD mode reuses one session), and the request runtime.
 #pragma once
 
+#include "action_env.hpp"
 #include "dispatcher.hpp"
+#include "plugin_settings.hpp"
+
+#include "local/local_store.hpp"
+#include "process/local_runner.hpp"
+#include "sftp/session_pool.hpp"
+#include "ssh/ssh_runner.hpp"
 
 #include <oneds/plugin.hpp>
 
+#include <memory>
+
 namespace oneds::restic {
 
-class plugin_instance final : public sdk::instance {
+class plugin_instance final : public sdk::instance, private store_provider {
 public:
     plugin_instance(sdk::host_link host, const sdk::config_map &config);
     ~plugin_instance() override;
@@ -15,7 +27,14 @@ public:
     std::int32_t cancel(std::uint64_t id) override;
 
 private:
-    runtime::dispatcher dispatcher_;
+    ports::result<std::shared_ptr<ports::repo_store>> store_for(const datastore_attributes &a) override;
+
+    plugin_settings settings_;
+    adapters::process::local_runner local_runner_;
+    adapters::ssh::ssh_runner runner_;
+    std::shared_ptr<adapters::sftp::session_pool> sftp_pool_;
+    std::shared_ptr<adapters::local::local_store> local_store_;
+    runtime::dispatcher dispatcher_;  // last: stopped first, before what requests use
 };
 
 }  // namespace oneds::restic

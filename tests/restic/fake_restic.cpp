@@ -58,7 +58,7 @@ int next_exit() {
     return n < static_cast<int>(codes.size()) ? codes[static_cast<std::size_t>(n)] : 0;
 }
 
-void exit_error(int code, const std::string &msg) {
+[[noreturn]] void exit_error(int code, const std::string &msg) {
     std::cerr << "Fatal: " << msg << "\n";
     std::cerr << R"({"message_type":"exit_error","code":)" << code << R"(,"message":"Fatal: )" << msg << "\"}\n";
     std::exit(code);

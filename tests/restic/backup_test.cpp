@@ -1,0 +1,393 @@
+#define BOOST_TEST_MODULE restic_backup
+// Backups, monitor and cancel through one_ds_host with the real restic 0.14,
+// a real sshd on loopback and real qemu-img disks. The fake restic (0.17+)
+// cases say so in their names.
+#include "restic_fixture.hpp"
+
+#include <oneds_common/base64.hpp>
+#include <oneds_common/strings.hpp>
+
+#include <boost/json.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <csignal>
+#include <filesystem>
+#include <future>
+#include <regex>
+#include <set>
+#include <fstream>
+#include <algorithm>
+#include <thread>
+
+#include <sys/statvfs.h>
+
+using namespace oneds::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct snapshot {
+    std::string id;
+    std::vector<std::string> paths, tags;
+};
+
+std::vector<snapshot> snapshots(const restic_fixture &f, const std::string &repo) {
+    auto r = f.restic(repo, {"snapshots", "--json", "--no-lock"});
+    BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    std::vector<snapshot> out;
+    const boost::json::value parsed = boost::json::parse(r.out);
+    for (const auto &v : parsed.as_array()) {
+        const auto &o = v.as_object();
+        snapshot s;
+        s.id = std::string(o.at("id").as_string());
+        for (const auto &p : o.at("paths").as_array()) s.paths.emplace_back(p.as_string());
+        if (o.contains("tags"))
+            for (const auto &t : o.at("tags").as_array()) s.tags.emplace_back(t.as_string());
+        out.push_back(s);
+    }
+    return out;
+}
+
+std::vector<std::string> backup_args(const restic_fixture &f, int vm, const std::string &host = "hypervisor",
+                                     const std::string &bj = "-") {
+    return {host + ":" + f.vm_dir(vm), "0:1", "one-" + std::to_string(vm), bj, std::to_string(vm), "0"};
+}
+
+// "<8 hex> <size_mb> raw\n"
+void check_backup_line(const process_result &r) {
+    BOOST_TEST_MESSAGE("stderr: " << r.err);
+    BOOST_REQUIRE_MESSAGE(r.exit_code == 0, "exit " << r.exit_code << ": " << r.err);
+    BOOST_TEST(std::regex_match(r.out, std::regex("[0-9a-f]{8} [0-9]+ raw\n")), "stdout: '" << r.out << "'");
+}
+
+double added_mib(const std::string &stderr_text) {
+    std::smatch m;
+    BOOST_REQUIRE(std::regex_search(stderr_text, m, std::regex(R"(processed, ([0-9.]+) MiB added)")));
+    return std::stod(m[1]);
+}
+
+std::uint64_t ceil_mib(std::uint64_t b) { return (b + 1048575) / 1048576; }
+
+std::map<std::string, std::uint64_t> parse_monitor(const std::string &out) {
+    std::map<std::string, std::uint64_t> v;
+    for (const auto &line : oneds::common::split(out, '\n')) {
+        const auto eq = line.find('=');
+        if (eq != std::string::npos) v[line.substr(0, eq)] = std::stoull(line.substr(eq + 1));
+    }
+    return v;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(backup)
+
+BOOST_AUTO_TEST_CASE(multi_disk_backup_over_sftp_stores_the_stock_file_set) {
+    restic_fixture f;
+    f.make_vm(7, {{0, 32, 4}, {1, 16, 2}});
+    const auto r = f.host_action("backup", backup_args(f, 7), f.document());
+    check_backup_line(r);
+    BOOST_TEST(r.err.find("INFO: backup: creating restic repository sftp:") != std::string::npos);
+
+    const std::string repo = f.base_path() + "/7";
+    BOOST_TEST(fs::exists(repo + "/config"));
+    const auto snaps = snapshots(f, repo);
+    BOOST_REQUIRE_EQUAL(snaps.size(), 1u);
+    BOOST_TEST(snaps[0].id.substr(0, 8) == r.out.substr(0, 8));
+    const std::vector<std::string> want_paths = {f.backup_dir(7) + "/disk.0.0", f.backup_dir(7) + "/disk.1.0",
+                                                 f.backup_dir(7) + "/vm.xml"};
+    BOOST_TEST(snaps[0].paths == want_paths, boost::test_tools::per_element());
+    BOOST_TEST(snaps[0].tags == std::vector<std::string>{"one-7"}, boost::test_tools::per_element());
+    for (const auto &p : want_paths) {
+        const auto dump = f.restic(repo, {"dump", "--quiet", snaps[0].id, p});
+        BOOST_REQUIRE_MESSAGE(dump.exit_code == 0, dump.err);
+        BOOST_TEST((dump.out == read_file(p)), p << " differs from its dump");
+    }
+    // size_mb is total_bytes_processed / MiB of the files backed up.
+    std::uint64_t total = 0;
+    for (const auto &p : want_paths) total += fs::file_size(p);
+    BOOST_TEST(r.out.substr(9, r.out.find(' ', 9) - 9) == std::to_string(total / 1048576));
+
+    // A second backup of unchanged disks stores (almost) nothing new.
+    const auto again = f.host_action("backup", backup_args(f, 7), f.document());
+    check_backup_line(again);
+    BOOST_TEST(again.err.find("creating restic repository") == std::string::npos);
+    BOOST_TEST(added_mib(again.err) < 0.5);
+    BOOST_TEST(snapshots(f, repo).size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(backup_base_path_and_last_bridge_are_honoured) {
+    restic_fixture f;
+    // BACKUP_BASE_PATH moves the folder to <BACKUP_BASE_PATH>/<vm>/backup.
+    const std::string alt = f.dir().file("alt");
+    f.dir().write("datastore.conf", "# test\nexport BACKUP_BASE_PATH=\"" + alt + "\"\n");
+    f.make_vm(8, {{0, 8, 1}});
+    fs::create_directories(alt + "/8");
+    fs::rename(f.backup_dir(8), alt + "/8/backup");
+    // The argv host does not exist; LAST_BRIDGE names the reachable one.
+    const auto r = f.host_action("backup", backup_args(f, 8, "no-such-host.invalid"),
+                                 f.document({}, "<VM><ID>8</ID><BACKUPS><BACKUP_CONFIG><LAST_BRIDGE>hypervisor</LAST_BRIDGE>"
+                                                "</BACKUP_CONFIG></BACKUPS></VM>"));
+    check_backup_line(r);
+    const auto snaps = snapshots(f, f.base_path() + "/8");
+    BOOST_REQUIRE_EQUAL(snaps.size(), 1u);
+    BOOST_TEST(snaps[0].paths.front() == alt + "/8/backup/disk.0.0");
+}
+
+BOOST_AUTO_TEST_CASE(job_repository_takes_concurrent_backups_of_several_vms) {
+    restic_fixture f;
+    const std::vector<int> vms = {11, 12, 13};
+    for (int vm : vms) f.make_vm(vm, {{0, 8, 1}, {1, 8, 1}});
+    std::vector<std::future<process_result>> runs;
+    for (int vm : vms)
+        runs.push_back(std::async(std::launch::async, [&f, vm] {
+            return f.host_action("backup", backup_args(f, vm, "hypervisor", "5"), f.document());
+        }));
+    for (auto &r : runs) check_backup_line(r.get());
+    const auto snaps = snapshots(f, f.base_path() + "/job_5");
+    BOOST_REQUIRE_EQUAL(snaps.size(), vms.size());
+    std::set<std::string> tags;
+    for (const auto &s : snaps) tags.insert(s.tags.at(0));
+    BOOST_TEST((tags == std::set<std::string>{"one-11", "one-12", "one-13"}));
+}
+
+BOOST_AUTO_TEST_CASE(local_backend_backs_up_without_a_server) {
+    restic_fixture f;
+    f.make_vm(9, {{0, 8, 1}});
+    const auto r = f.host_action("backup", backup_args(f, 9, "localhost"),
+                                 f.document({{"RESTIC_BACKEND", "LOCAL"}, {"RESTIC_SFTP_SERVER", std::nullopt}}));
+    check_backup_line(r);
+    BOOST_TEST(snapshots(f, f.base_path() + "/9").size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(wrong_password_is_a_clear_error_and_leaves_the_repository_alone) {
+    restic_fixture f;
+    f.make_vm(7, {{0, 8, 1}});
+    check_backup_line(f.host_action("backup", backup_args(f, 7), f.document()));
+    const auto r = f.host_action("backup", backup_args(f, 7), f.document({{"RESTIC_PASSWORD", "not-it"}}));
+    BOOST_TEST(r.exit_code == 255);
+    BOOST_TEST(r.err.find("wrong password") != std::string::npos, r.err);
+    BOOST_TEST(r.err.find("not-it") == std::string::npos);
+    BOOST_TEST(snapshots(f, f.base_path() + "/7").size() == 1u);
+    BOOST_TEST(fs::is_empty(f.base_path() + "/7/locks"));
+}
+
+BOOST_AUTO_TEST_CASE(missing_and_bad_attributes_name_the_attribute) {
+    restic_fixture f;
+    f.make_vm(7, {{0, 8, 1}});
+    auto r = f.host_action("backup", backup_args(f, 7), f.document({{"RESTIC_PASSWORD", std::nullopt}}));
+    BOOST_TEST(r.exit_code == 255);
+    BOOST_TEST(r.err.find("RESTIC_PASSWORD is required") != std::string::npos, r.err);
+    r = f.host_action("backup", backup_args(f, 7), f.document({{"RESTIC_CONNECTIONS", "many"}}));
+    BOOST_TEST(r.err.find("RESTIC_CONNECTIONS must be a positive integer, got 'many'") != std::string::npos, r.err);
+    r = f.host_action("backup", {"hypervisor:" + f.vm_dir(7), "0"}, f.document());
+    BOOST_TEST(r.exit_code == 255);
+    BOOST_TEST(r.err.find("expected <host>:<vm_dir>") != std::string::npos, r.err);
+    BOOST_TEST(!fs::exists(f.base_path() + "/7"));
+}
+
+BOOST_AUTO_TEST_CASE(unreachable_server_and_unknown_host_key_are_clear_errors) {
+    restic_fixture f;
+    f.make_vm(7, {{0, 8, 1}});
+    // An alias that points at a closed port.
+    const std::string cfg = f.dir().write("closed_ssh_config", "Host closed\n  HostName 127.0.0.1\n  Port 1\n"
+                                                               "  BatchMode yes\n  ConnectTimeout 5\n");
+    auto r = f.host_action("backup", backup_args(f, 7), f.document({{"RESTIC_SFTP_SERVER", "closed"}}),
+                           {{"ssh_config", cfg}});
+    BOOST_TEST(r.exit_code == 255);
+    BOOST_TEST(r.err.find("closed") != std::string::npos, r.err);
+    BOOST_TEST((r.err.find("refused") != std::string::npos || r.err.find("connect") != std::string::npos), r.err);
+
+    // The right server, but a known_hosts file that does not know its key.
+    std::string text = read_file(f.sshd().ssh_config_file().string());
+    const std::string empty_kh = f.dir().write("empty_known_hosts", "");
+    text = std::regex_replace(text, std::regex("UserKnownHostsFile .*"), "UserKnownHostsFile " + empty_kh);
+    const std::string strict_cfg = f.dir().write("strict_ssh_config", text);
+    r = f.host_action("backup", backup_args(f, 7), f.document(), {{"ssh_config", strict_cfg}});
+    BOOST_TEST(r.exit_code == 255);
+    BOOST_TEST(oneds::common::to_lower(r.err).find("host key") != std::string::npos, r.err);
+}
+
+BOOST_AUTO_TEST_CASE(locked_repository_is_retried_logged_and_succeeds_once_released) {
+    restic_fixture f;
+    f.make_vm(7, {{0, 64, 48, true}});
+    check_backup_line(f.host_action("backup", backup_args(f, 7), f.document()));
+    const std::string repo = f.base_path() + "/7";
+    // Another restic takes the exclusive lock (check --read-data) and is
+    // stopped while it holds it.
+    std::unique_ptr<spawned_process> holder;
+    for (int attempt = 0; attempt < 5 && !holder; ++attempt) {
+        auto p = std::make_unique<spawned_process>(
+            std::vector<std::string>{tool("restic"), "--password-file", f.dir().file("password"), "--repo", repo, "check",
+                                     "--read-data"},
+            "");
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+        while (std::chrono::steady_clock::now() < deadline && fs::is_empty(repo + "/locks"))
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        p->send_signal(SIGSTOP);
+        if (!fs::is_empty(repo + "/locks")) holder = std::move(p);
+        else p->send_signal(SIGCONT);
+    }
+    BOOST_REQUIRE_MESSAGE(holder, "could not catch restic check holding its lock");
+    auto backup = std::make_unique<spawned_process>(f.host_argv("backup", backup_args(f, 7)), f.document());
+    std::this_thread::sleep_for(std::chrono::seconds(4));
+    holder->send_signal(SIGCONT);
+    const auto r = backup->wait(std::chrono::seconds(120));
+    holder->wait(std::chrono::seconds(60));
+    BOOST_TEST_MESSAGE(r.err);
+    BOOST_TEST(r.exit_code == 0, r.err);
+    BOOST_TEST(r.err.find("repository is locked by PID " + std::to_string(holder->pid())) != std::string::npos, r.err);
+    BOOST_TEST(r.err.find("retry 1/") != std::string::npos);
+    BOOST_TEST(snapshots(f, repo).size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(cancel_in_the_middle_of_a_large_backup_leaves_no_lock) {
+    restic_fixture f;
+    f.make_vm(7, {{0, 1024, 600, true}});
+    const std::string repo = f.base_path() + "/7";
+    spawned_process p(f.host_argv("backup", backup_args(f, 7)), f.document());
+    // Wait until restic is uploading (its lock exists), then cancel as
+    // backup_cancel does: SIGTERM to the backup action.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::chrono::steady_clock::now() < deadline && (!fs::exists(repo + "/locks") || fs::is_empty(repo + "/locks")))
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    BOOST_REQUIRE(!fs::is_empty(repo + "/locks"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    p.send_signal(SIGTERM);
+    const auto r = p.wait(std::chrono::seconds(60));
+    BOOST_TEST(r.exit_code == 255);
+    BOOST_TEST(r.err.find("Backup cancelled") != std::string::npos, r.err);
+    BOOST_TEST(fs::is_empty(repo + "/locks"), "a lock was left behind");
+    BOOST_TEST(snapshots(f, repo).empty());
+    // No restic left running for this VM.
+    const auto ps = run_process({tool("pgrep"), "-f", f.backup_dir(7)});
+    BOOST_TEST(ps.out.empty(), ps.out);
+    // The next backup succeeds.
+    fs::resize_file(f.backup_dir(7) + "/disk.0.0", 0);
+    f.make_vm(7, {{0, 8, 1}});
+    check_backup_line(f.host_action("backup", backup_args(f, 7), f.document()));
+}
+
+BOOST_AUTO_TEST_CASE(backup_cancel_action_stops_the_running_backup) {
+    restic_fixture f;
+    f.make_vm(7, {{0, 1024, 600, true}});
+    const std::string repo = f.base_path() + "/7";
+    spawned_process p(f.host_argv("backup", backup_args(f, 7)), f.document());
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::chrono::steady_clock::now() < deadline && (!fs::exists(repo + "/locks") || fs::is_empty(repo + "/locks")))
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    const auto c = f.host_action("backup_cancel", {"hypervisor:" + f.vm_dir(7), "one-7"}, "<VM><ID>7</ID></VM>");
+    BOOST_TEST(c.exit_code == 0, c.err);
+    BOOST_TEST(c.out.empty());
+    const auto r = p.wait(std::chrono::seconds(60));
+    BOOST_TEST(r.exit_code == 255);
+    BOOST_TEST(r.err.find("Backup cancelled") != std::string::npos, r.err);
+    BOOST_TEST(fs::is_empty(repo + "/locks"));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(monitor)
+
+BOOST_AUTO_TEST_CASE(monitor_figures_equal_statvfs_of_base_path_for_both_backends) {
+    restic_fixture f;
+    for (const bool local : {false, true}) {
+        fs::remove_all(f.base_path());
+        std::map<std::string, std::optional<std::string>> t;
+        if (local) t = {{"RESTIC_BACKEND", "LOCAL"}};
+        const auto r = f.host_action("monitor", {"100"}, oneds::common::base64_encode(f.document(t)));
+        BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+        BOOST_TEST(fs::is_directory(f.base_path()), "BASE_PATH is created");
+        struct statvfs sv {};
+        BOOST_REQUIRE(::statvfs(f.base_path().c_str(), &sv) == 0);
+        const auto v = parse_monitor(r.out);
+        BOOST_TEST(v.size() == 3u);
+        BOOST_TEST(v.at("TOTAL_MB") == ceil_mib(sv.f_blocks * sv.f_frsize));
+        // Free and used move with other writers on this machine: allow 64 MiB.
+        const auto free_now = static_cast<double>(ceil_mib(sv.f_bavail * sv.f_frsize));
+        const auto used_now = static_cast<double>(ceil_mib((sv.f_blocks - sv.f_bfree) * sv.f_frsize));
+        BOOST_TEST(std::abs(static_cast<double>(v.at("FREE_MB")) - free_now) <= 64.0);
+        BOOST_TEST(std::abs(static_cast<double>(v.at("USED_MB")) - used_now) <= 64.0);
+        BOOST_TEST(r.out.find("USED_MB=") == 0u);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(monitor_in_mad_mode_replies_base64) {
+    restic_fixture f;
+    std::string input = "INIT\n";
+    for (int i = 0; i < 20; ++i)
+        input += "MONITOR  100 " + oneds::common::base64_encode(f.document()) + "\n";
+    // -t 20: every request starts at once (queued ones are dropped at EOF).
+    const auto r = run_process({ONEDS_TEST_HOST_PATH, "-t 20 -d restic -c " + f.write_config() +
+                                                          " --plugin restic=" + ONEDS_TEST_RESTIC_PATH},
+                               input, {}, std::chrono::seconds(60));
+    const auto lines = oneds::common::split(r.out, '\n');
+    BOOST_TEST(lines.at(0) == "INIT SUCCESS");
+    int ok = 0;
+    for (const auto &l : lines) {
+        if (l.rfind("MONITOR SUCCESS 100 ", 0) != 0) continue;
+        const auto decoded = oneds::common::base64_decode(l.substr(20));
+        BOOST_REQUIRE(decoded.has_value());
+        BOOST_TEST(parse_monitor(*decoded).size() == 3u);
+        ++ok;
+    }
+    BOOST_TEST(ok == 20, r.out);
+}
+
+BOOST_AUTO_TEST_CASE(monitor_of_an_unreachable_server_fails_with_the_reason) {
+    restic_fixture f;
+    const std::string cfg = f.dir().write("closed_ssh_config", "Host closed\n  HostName 127.0.0.1\n  Port 1\n");
+    const auto r = f.host_action("monitor", {"100"}, f.document({{"RESTIC_SFTP_SERVER", "closed"}}),
+                                 {{"ssh_config", cfg}, {"sftp_timeout", "5"}});
+    BOOST_TEST(r.exit_code == 255);
+    BOOST_TEST(r.err.find("Error monitoring datastore 100") != std::string::npos, r.err);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// restic versions that cannot be installed here, through the scripted fake.
+BOOST_AUTO_TEST_SUITE(fake_restic_0_17_and_later)
+
+BOOST_AUTO_TEST_CASE(fake_restic_exit_11_is_retried_and_full_ids_print_as_8_chars) {
+    restic_fixture f;
+    f.make_vm(7, {{0, 8, 1}});
+    fs::create_directories(f.base_path() + "/7");
+    std::ofstream(f.base_path() + "/7/config") << "fake";  // the repository exists: no init
+    const std::map<std::string, std::string> cfg = {{"remote_restic_bin", FAKE_RESTIC_PATH},
+                                                    {"restic_bin", FAKE_RESTIC_PATH}};
+    const std::map<std::string, std::string> env = {{"FAKE_RESTIC_PASSWORD", k_password},
+                                                    {"FAKE_RESTIC_EXITS", "11,11"},
+                                                    {"FAKE_RESTIC_STATE", f.dir().file("state")},
+                                                    {"FAKE_RESTIC_LOG", f.dir().file("log")}};
+    const auto r = f.host_action("backup", backup_args(f, 7, "localhost"),
+                                 f.document({{"RESTIC_BACKEND", "LOCAL"}}), cfg, env);
+    BOOST_TEST(r.exit_code == 0, r.err);
+    BOOST_TEST(r.out.substr(0, 9) == "6ca565cd ");
+    BOOST_TEST(r.err.find("locked by PID 4711 on node3 by oneadmin") != std::string::npos, r.err);
+    BOOST_TEST(r.err.find("retry 2/") != std::string::npos, r.err);
+    // Three runs, each with the password in its own environment, not in argv.
+    const auto log = read_file(f.dir().file("log"));
+    BOOST_TEST(std::count(log.begin(), log.end(), '\n') == 3);
+    BOOST_TEST(log.find("password=env") != std::string::npos);
+    BOOST_TEST(log.find(k_password) == std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(fake_restic_exit_12_and_json_errors_give_the_message) {
+    restic_fixture f;
+    f.make_vm(7, {{0, 8, 1}});
+    fs::create_directories(f.base_path() + "/7");
+    std::ofstream(f.base_path() + "/7/config") << "fake";
+    const std::map<std::string, std::string> cfg = {{"remote_restic_bin", FAKE_RESTIC_PATH}};
+    auto r = f.host_action("backup", backup_args(f, 7, "localhost"), f.document({{"RESTIC_BACKEND", "LOCAL"}}), cfg,
+                           {{"FAKE_RESTIC_PASSWORD", "other"}});
+    BOOST_TEST(r.exit_code == 255);
+    BOOST_TEST(r.err.find("wrong password or no key found") != std::string::npos, r.err);
+    // Exit 11 for longer than the budget: the error says so.
+    r = f.host_action("backup", backup_args(f, 7, "localhost"),
+                      f.document({{"RESTIC_BACKEND", "LOCAL"}, {"RESTIC_LOCK_RETRIES", "1"}}), cfg,
+                      {{"FAKE_RESTIC_PASSWORD", k_password}, {"FAKE_RESTIC_EXITS", "11,11,11"},
+                       {"FAKE_RESTIC_STATE", f.dir().file("state2")}});
+    BOOST_TEST(r.exit_code == 255);
+    BOOST_TEST(r.err.find("repository still locked after 2 attempts") != std::string::npos, r.err);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

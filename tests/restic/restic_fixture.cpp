@@ -1,0 +1,139 @@
+#include "restic_fixture.hpp"
+
+#include <oneds_common/base64.hpp>
+#include <oneds_common/strings.hpp>
+
+#include <unistd.h>
+
+#include <pugixml.hpp>
+
+#include <fstream>
+#include <iterator>
+#include <sstream>
+#include <stdexcept>
+
+namespace oneds::test {
+
+std::string read_file(const std::string &path) {
+    std::ifstream in(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+std::string tool(const std::string &name) {
+    const char *path = std::getenv("PATH");
+    for (const auto &dir : oneds::common::split(path != nullptr ? path : "/usr/bin:/bin", ':')) {
+        const auto candidate = std::filesystem::path(dir) / name;
+        if (!dir.empty() && ::access(candidate.c_str(), X_OK) == 0) return candidate.string();
+    }
+    throw std::runtime_error(name + " not found in PATH");
+}
+
+std::string base64(const std::string &data) { return common::base64_encode(data); }
+
+namespace {
+void must(const process_result &r, const std::string &what) {
+    if (r.exit_code != 0) throw std::runtime_error(what + " failed: " + r.err + r.out);
+}
+}  // namespace
+
+restic_fixture::restic_fixture() : sshd_(std::make_unique<sshd_fixture>()) {
+    password_file_ = dir_.write("password", k_password);
+    std::filesystem::create_directories(base_path());
+}
+
+void restic_fixture::make_vm(int vm, const std::vector<disk_spec> &disks) {
+    const auto dir = backup_dir(vm);
+    std::filesystem::create_directories(dir);
+    std::ostringstream vm_xml;
+    vm_xml << "<VM><ID>" << vm << "</ID><NAME>vm" << vm << "</NAME><TEMPLATE>";
+    for (const auto &d : disks) {
+        const std::string file = dir + "/disk." + std::to_string(d.id) + ".0";
+        must(run_process({tool("qemu-img"), "create", "-q", "-f", "qcow2", file, std::to_string(d.size_mib) + "M"}), "qemu-img create");
+        if (d.data_mib > 0) {
+            if (d.random) {
+                const std::string raw = file + ".raw";
+                must(run_process({tool("dd"), "if=/dev/urandom", "of=" + raw, "bs=1M", "count=" + std::to_string(d.data_mib),
+                                  "status=none"}),
+                     "dd");
+                must(run_process({tool("qemu-img"), "convert", "-q", "-f", "raw", "-O", "qcow2", raw, file}), "qemu-img convert");
+                std::filesystem::remove(raw);
+            } else {
+                must(run_process({tool("qemu-io"), "-c", "write -P 0x" + std::to_string(10 + vm % 80) + " 0 " +
+                                                       std::to_string(d.data_mib) + "M",
+                                  file}),
+                     "qemu-io write");
+            }
+        }
+        vm_xml << "<DISK><DISK_ID>" << d.id << "</DISK_ID><SIZE>" << d.size_mib << "</SIZE></DISK>";
+    }
+    vm_xml << "</TEMPLATE></VM>";
+    // The stock prebackup writes vm.xml as base64 in 60-column lines.
+    std::string b64 = base64(vm_xml.str()), wrapped;
+    for (std::size_t i = 0; i < b64.size(); i += 60) wrapped += b64.substr(i, 60) + "\n";
+    std::ofstream(dir + "/vm.xml") << wrapped;
+}
+
+std::string restic_fixture::document(const std::map<std::string, std::optional<std::string>> &tmpl,
+                                     const std::string &extra) const {
+    std::map<std::string, std::optional<std::string>> t = {
+        {"RESTIC_PASSWORD", k_password},
+        {"RESTIC_SFTP_SERVER", std::string("backupserver")},
+        {"RESTIC_SFTP_USER", sshd_->user()},
+    };
+    for (const auto &[k, v] : tmpl) t[k] = v;
+    pugi::xml_document doc;
+    auto root = doc.append_child("DS_DRIVER_ACTION_DATA");
+    auto ds = root.append_child("DATASTORE");
+    ds.append_child("ID").text().set(100);
+    ds.append_child("NAME").text().set("restic");
+    ds.append_child("DS_MAD").text().set("restic");
+    ds.append_child("TM_MAD").text().set("-");
+    ds.append_child("TYPE").text().set(3);
+    ds.append_child("BASE_PATH").text().set(base_path().c_str());
+    auto tm = ds.append_child("TEMPLATE");
+    for (const auto &[k, v] : t)
+        if (v) tm.append_child(k.c_str()).text().set(v->c_str());
+    std::ostringstream out;
+    doc.save(out, "", pugi::format_raw | pugi::format_no_declaration);
+    std::string xml = out.str();
+    const auto close = xml.rfind("</DS_DRIVER_ACTION_DATA>");
+    return xml.substr(0, close) + extra + "</DS_DRIVER_ACTION_DATA>";
+}
+
+std::string restic_fixture::write_config(const std::map<std::string, std::string> &plugin) const {
+    std::map<std::string, std::string> cfg = {
+        {"ssh_config", sshd_->ssh_config_file().string()},
+        {"datastore_conf", dir_.file("datastore.conf")},
+        {"lock_dir", dir_.file("locks")},
+        {"lock_retry_interval", "0.5"},
+        {"progress_interval", "0"},
+        {"kill_grace", "5"},
+    };
+    for (const auto &[k, v] : plugin) cfg[k] = v;
+    std::string text = "log_level = debug\n[plugin.restic]\n";
+    for (const auto &[k, v] : cfg) text += k + " = " + v + "\n";
+    static int n = 0;
+    return dir_.write("one_ds_host." + std::to_string(++n) + ".conf", text);
+}
+
+std::vector<std::string> restic_fixture::host_argv(const std::string &action, const std::vector<std::string> &args,
+                                                   const std::map<std::string, std::string> &plugin_cfg) const {
+    std::vector<std::string> argv = {ONEDS_TEST_HOST_PATH, "action", "-c", write_config(plugin_cfg),
+                                     "--plugin", std::string("restic=") + ONEDS_TEST_RESTIC_PATH, "restic", action};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return argv;
+}
+
+process_result restic_fixture::host_action(const std::string &action, const std::vector<std::string> &args,
+                                           const std::string &input, const std::map<std::string, std::string> &plugin_cfg,
+                                           const std::map<std::string, std::string> &env) const {
+    return run_process(host_argv(action, args, plugin_cfg), input, env, std::chrono::seconds(120));
+}
+
+process_result restic_fixture::restic(const std::string &repo, const std::vector<std::string> &args) const {
+    std::vector<std::string> argv = {tool("restic"), "--password-file", password_file_, "--repo", repo};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_process(argv, {}, {}, std::chrono::seconds(120));
+}
+
+}  // namespace oneds::test

@@ -1,0 +1,75 @@
+// Shared set-up for the restic plugin's integration tests: a real sshd (the
+// "backupserver" and "hypervisor" aliases both reach this machine through it),
+// a scratch tree with a system datastore and a backup datastore, sample VMs
+// with qcow2 disks made by the real qemu-img, and helpers to run one_ds_host
+// and the real restic.
+#pragma once
+
+#include "action_process.hpp"
+#include "scratch_dir.hpp"
+#include "sshd_fixture.hpp"
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace oneds::test {
+
+inline const std::string k_password = "p w'$x\"q`";  // quotes, $, blank, backtick: none may break anything
+
+struct disk_spec {
+    int id = 0;
+    std::uint64_t size_mib = 16;   // virtual size
+    std::uint64_t data_mib = 2;    // written with a pattern at offset 0
+    bool random = false;           // random data instead of a pattern
+};
+
+class restic_fixture {
+public:
+    restic_fixture();
+
+    sshd_fixture &sshd() { return *sshd_; }
+    const scratch_dir &dir() const { return dir_; }
+    std::string base_path() const { return dir_.file("datastores/100"); }
+    std::string vm_dir(int vm) const { return dir_.file("sys/0/" + std::to_string(vm)); }
+    std::string backup_dir(int vm) const { return vm_dir(vm) + "/backup"; }
+
+    // Creates <vm_dir>/backup with disk.<id>.0 (qcow2) and a base64 vm.xml.
+    void make_vm(int vm, const std::vector<disk_spec> &disks);
+
+    // The DS_DRIVER_ACTION_DATA document; template entries override defaults
+    // (RESTIC_PASSWORD, RESTIC_SFTP_SERVER=backupserver, RESTIC_SFTP_USER=<me>).
+    // A value of std::nullopt removes the attribute.
+    std::string document(const std::map<std::string, std::optional<std::string>> &tmpl = {},
+                         const std::string &extra = "<VM><ID>0</ID></VM>") const;
+
+    // The host's config file with [plugin.restic] entries (defaults: the
+    // fixture's ssh_config, a datastore.conf in the scratch tree, short lock
+    // retry interval, every progress line).
+    std::string write_config(const std::map<std::string, std::string> &plugin = {}) const;
+
+    // one_ds_host action restic <action> args... with stdin.
+    process_result host_action(const std::string &action, const std::vector<std::string> &args,
+                               const std::string &input, const std::map<std::string, std::string> &plugin_cfg = {},
+                               const std::map<std::string, std::string> &env = {}) const;
+    std::vector<std::string> host_argv(const std::string &action, const std::vector<std::string> &args,
+                                       const std::map<std::string, std::string> &plugin_cfg = {}) const;
+
+    // The real restic on a local repository path, password from a file.
+    process_result restic(const std::string &repo, const std::vector<std::string> &args) const;
+
+private:
+    std::unique_ptr<sshd_fixture> sshd_;
+    scratch_dir dir_;
+    std::string password_file_;
+};
+
+std::string read_file(const std::string &path);
+// The absolute path of a program found in PATH (run_process does not search).
+std::string tool(const std::string &name);
+std::string base64(const std::string &data);
+
+}  // namespace oneds::test
