@@ -2,6 +2,7 @@
 // message. Adapters may throw inside; nothing throws across a port.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <variant>
@@ -22,6 +23,7 @@ enum class error_kind {
 struct error {
     error_kind kind = error_kind::io;
     std::string message;  // human-readable, no secrets
+    std::int32_t code = 0;  // the remote system's own code where it has one (oned's errcode)
 };
 
 template <typename T>

@@ -1,0 +1,55 @@
+// Port: oned's XML-RPC API (spec/oned-protocol.md §8), for the actions that
+// create or update OpenNebula objects (restore creates images and a VM
+// template; datastore health goes back as template attributes).
+//
+// Every call is authenticated by the adapter with the session it was built
+// with ("user:password"); the session is never logged or put in an error.
+// Replies are oned's [ok, body, errcode]: the adapter decodes them in one
+// place, and a false ok becomes an error carrying oned's text and code.
+#pragma once
+
+#include "result.hpp"
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace oneds::ports {
+
+// XML-RPC scalar values oned's methods take and return.
+using rpc_value = std::variant<std::int32_t, std::int64_t, bool, std::string>;
+
+// oned's error codes (ErrorCode in include/Request.h), for rpc_error::code.
+enum one_error_code : std::int32_t {
+    one_success = 0x0000,
+    one_authentication = 0x0100,
+    one_authorization = 0x0200,
+    one_no_exists = 0x0400,
+    one_action = 0x0800,
+    one_rpc_api = 0x1000,
+    one_internal = 0x2000,
+    one_allocate = 0x4000,
+    one_locked = 0x8000,
+    one_replication = 0x10000,
+};
+
+struct rpc_result {
+    rpc_value body;  // the second element of oned's reply (XML text, an id, ...)
+};
+
+class one_api {
+public:
+    virtual ~one_api() = default;
+    // Calls `method` (full name, e.g. "one.image.allocate") with the session
+    // prepended to params. On oned's [false, msg, code] returns an error whose
+    // message is "<method>: <oned's message> (code <code>)", kind permission
+    // for authentication/authorisation codes, not_found for NO_EXISTS, io for
+    // the rest, with error::code = oned's code; transport failures (refused,
+    // timeout) are kind unreachable with code 0.
+    virtual result<rpc_result> call(const std::string &method, const std::vector<rpc_value> &params) = 0;
+    // Where it talks to, for messages: the endpoint URL (no credentials).
+    virtual std::string describe() const = 0;
+};
+
+}  // namespace oneds::ports
