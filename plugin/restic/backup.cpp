@@ -138,7 +138,7 @@ outcome backup_action(action_env &env) {
             summary = *s;
             return;
         }
-        if (auto *st = std::get_if<backup_status>(&parsed)) {
+        if (auto *st = std::get_if<backup_status>(&parsed); st != nullptr && st->bytes_done > 0) {
             const auto now = std::chrono::steady_clock::now();
             if (reported && now - last_report < env.settings.progress_interval) return;
             reported = true;
