@@ -1,22 +1,12 @@
 #include "adapters/ssh/shell_quote.hpp"
 
+#include <oneds_common/shell_quote.hpp>
+
 #include <stdexcept>
 
 namespace oneds::adapters::ssh {
 
-std::string shell_quote(std::string_view word) {
-    std::string out;
-    out.reserve(word.size() + 2);
-    out += '\'';
-    for (const char c : word) {
-        if (c == '\'')
-            out += "'\\''";
-        else
-            out += c;
-    }
-    out += '\'';
-    return out;
-}
+std::string shell_quote(std::string_view word) { return common::shell_quote(word); }
 
 bool is_env_name(std::string_view name) noexcept {
     if (name.empty()) return false;
