@@ -6,6 +6,7 @@
 #include "plugin_settings.hpp"
 #include "restic_runner.hpp"
 
+#include "ports/one_api.hpp"
 #include "ports/process.hpp"
 #include "ports/repo_store.hpp"
 
@@ -27,6 +28,7 @@ struct action_env {
     ports::process_runner &runner;   // runs here ("") or on a host through ssh
     store_provider &stores;
     runtime::request_context &ctx;
+    ports::one_api *oned = nullptr;  // null when no oned endpoint is configured
 
     void log(char level, const std::string &text) const { ctx.log(level, text); }
     // "" for host names that mean this machine (local_hosts): such commands
@@ -45,6 +47,12 @@ struct action_env {
 runtime::outcome backup_action(action_env &env);
 runtime::outcome backup_cancel_action(action_env &env);
 runtime::outcome monitor_action(action_env &env);
+runtime::outcome rm_action(action_env &env);
+runtime::outcome stat_action(action_env &env);
+runtime::outcome ls_action(action_env &env);
+runtime::outcome downloader_action(action_env &env);
+runtime::outcome increment_flatten_action(action_env &env);
+runtime::outcome restore_action(action_env &env);
 
 // Shared by the actions ----------------------------------------------------
 

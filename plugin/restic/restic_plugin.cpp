@@ -25,6 +25,11 @@ const std::map<std::string, action_fn, std::less<>> &actions() {
         {"backup", &backup_action},
         {"backup_cancel", &backup_cancel_action},
         {"monitor", &monitor_action},
+        {"rm", &rm_action},
+        {"stat", &stat_action},
+        {"ls", &ls_action},
+        {"downloader", &downloader_action},
+        {"increment_flatten", &increment_flatten_action},
     };
     return k;
 }

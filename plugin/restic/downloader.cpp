@@ -1,0 +1,183 @@
+// The restic:// downloader: spec/stock-restic-driver.md §7.8, invoked by
+// downloader.sh as remotes/datastore/restic_downloader.rb <url> (our wrapper
+// execs `one_ds_host action restic downloader <url>`).
+//
+//   stdout  command=<shell words>      what downloader.sh evaluates to stream the image
+//           clean_command=<shell words> what it evaluates afterwards to remove it
+//
+// Each increment's disk file is fetched with `restic restore --include` rather
+// than `restic dump`: restore fetches packs in parallel (dump is sequential on
+// restic < 0.17), needs no output redirection (so no shell on the remote
+// side), and the increments of a chain are pulled at the same time. The chain
+// is then rebuilt with `qemu-img rebase -u` and flattened with `qemu-img
+// convert` next to the data, as stock. Temporary files live in
+// RESTIC_TMP_DIR/<random> and are removed on failure and cancel; on success
+// clean_command removes them.
+#include "cancel_fanout.hpp"
+#include "repo_ops.hpp"
+
+#include <oneds_common/shell_quote.hpp>
+#include <oneds_common/strings.hpp>
+
+#include <pugixml.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <random>
+#include <thread>
+
+namespace oneds::restic {
+namespace {
+
+using runtime::outcome;
+
+std::string random_hex(std::size_t n) {
+    static thread_local std::mt19937_64 rng{std::random_device{}()};
+    static const char *digits = "0123456789abcdef";
+    std::string s;
+    for (std::size_t i = 0; i < n; ++i) s.push_back(digits[rng() % 16]);
+    return s;
+}
+
+std::string shell_words(const std::vector<std::string> &argv) {
+    std::string out;
+    for (const auto &w : argv) out += (out.empty() ? "" : " ") + common::shell_quote(w);
+    return out;
+}
+
+// The ssh prefix of command= / clean_command= for a remote site, as stock
+// (ControlMaster off, agent forwarded) plus the plugin's ssh config file.
+std::vector<std::string> ssh_prefix(const action_env &env, const std::string &host) {
+    std::vector<std::string> argv = {"ssh"};
+    if (!env.settings.ssh_config.empty()) argv.insert(argv.end(), {"-F", env.settings.ssh_config});
+    argv.insert(argv.end(), {"-q", "-o", "ControlMaster=no", "-o", "ControlPath=none", "-o", "ForwardAgent=yes", "-o",
+                             "BatchMode=yes", host});
+    return argv;
+}
+
+}  // namespace
+
+outcome downloader_action(action_env &env) {
+    const auto &args = env.ctx.req().args;
+    if (args.size() != 1) return outcome::fail("downloader: expected one restic:// URL");
+    restic_url url;
+    try {
+        url = parse_restic_url(args[0]);
+    } catch (const std::exception &e) {
+        return outcome::fail(e.what());
+    }
+    if (url.rbd)
+        return outcome::fail("restic+rbd:// downloads (Ceph incremental backups) are not supported by this driver: " + args[0]);
+    if (env.oned == nullptr)
+        return outcome::fail("downloader: the oned XML-RPC endpoint is needed to read datastore " + url.ds_id +
+                             " (set oned_endpoint / oned_auth_file)");
+
+    // The backup datastore, decrypted (RESTIC_PASSWORD), as the stock helper reads it.
+    auto info = env.oned->call("one.datastore.info", {static_cast<std::int32_t>(std::stoi(url.ds_id)), true});
+    if (!info) return outcome::fail("Cannot read backup datastore " + url.ds_id + ": " + info.err().message);
+    const auto *xml = std::get_if<std::string>(&info->body);
+    pugi::xml_document ds_doc;
+    if (xml == nullptr || !ds_doc.load_buffer(xml->data(), xml->size()))
+        return outcome::fail("Cannot read backup datastore " + url.ds_id + ": oned returned no DATASTORE document");
+    datastore_attributes attrs;
+    try {
+        attrs = parse_datastore(ds_doc.child("DATASTORE"));
+    } catch (const attribute_error &e) {
+        return outcome::fail(std::string("Wrong restic datastore configuration: ") + e.what());
+    }
+    const auto site = maintenance_site(env, attrs, attrs.base_path + "/" + url.repo_id());
+
+    // Which file of each increment holds this disk.
+    std::vector<std::string> ids;
+    for (const auto &i : url.chain) ids.push_back(i.snapshot);
+    auto snaps = query_snapshots(env, attrs, site, ids);
+    if (!snaps) return outcome::fail("Unable to read backup information: " + snaps.err().message);
+    const std::string prefix = "disk." + url.disk_index + ".";
+    struct piece {
+        std::string snapshot, path, local;
+    };
+    std::vector<piece> pieces;
+    for (const auto &i : url.chain) {
+        const auto *s = find_snapshot(*snaps, i.snapshot);
+        if (s == nullptr) return outcome::fail("No such snapshot: " + i.snapshot);
+        const auto it = std::find_if(s->paths.begin(), s->paths.end(),
+                                     [&](const std::string &p) { return base_name(p).rfind(prefix, 0) == 0; });
+        if (it == s->paths.end())
+            return outcome::fail("Snapshot " + i.snapshot + " holds no file " + prefix + "* (disk " + url.disk_index + ")");
+        pieces.push_back({i.snapshot, *it, {}});
+    }
+
+    const std::string tmp_dir = clean_path(attrs.tmp_dir + "/oneds-restic-" + random_hex(16));
+    const auto cleanup = [&] {
+        ports::never_cancelled never;
+        (void)run_tool(env, site.host, {"rm", "-rf", "--", tmp_dir}, "cleanup", nullptr, &never);
+    };
+    if (auto e = run_tool(env, site.host, {"mkdir", "-p", "--", tmp_dir}, "Cannot create " + tmp_dir); !e.empty())
+        return outcome::fail("Unable to prepare image: " + e);
+
+    // Pull every increment's file at once (bounded), each into its own folder.
+    std::vector<std::string> errors(pieces.size());
+    {
+        cancel_fanout fanout(env.ctx);
+        std::atomic<std::size_t> next{0};
+        const std::size_t workers = std::min<std::size_t>(pieces.size(), 4);
+        std::vector<std::thread> pool;
+        for (std::size_t w = 0; w < workers; ++w)
+            pool.emplace_back([&] {
+                auto cancel = fanout.child();
+                for (std::size_t k; (k = next++) < pieces.size();) {
+                    const std::string target = tmp_dir + "/" + std::to_string(k);
+                    auto r = run_restic(env, attrs, site, {}, "restore",
+                                        {pieces[k].snapshot, "--target", target, "--include", pieces[k].path},
+                                        "restore of " + base_name(pieces[k].path) + " from " + pieces[k].snapshot, {},
+                                        cancel.get());
+                    if (r.cancelled) errors[k] = "cancelled";
+                    else if (!r.ok()) errors[k] = r.error;
+                    pieces[k].local = target + pieces[k].path;
+                }
+            });
+        for (auto &t : pool) t.join();
+    }
+    for (const auto &e : errors)
+        if (!e.empty()) {
+            cleanup();
+            if (e == "cancelled" || env.ctx.cancelled()) return outcome::fail("cancelled", ONEDS_ERR_CANCELLED);
+            return outcome::fail("Unable to pull backup files: " + e);
+        }
+
+    const std::string final_path = tmp_dir + "/" + base_name(pieces.back().path);
+    std::string err;
+    if (pieces.size() == 1) {
+        err = run_tool(env, site.host, {"mv", "--", pieces[0].local, final_path}, "mv");
+    } else {
+        // Re-link the detached overlays, then flatten into one standalone image.
+        for (std::size_t k = 1; k < pieces.size() && err.empty(); ++k)
+            err = run_tool(env, site.host,
+                           {"qemu-img", "rebase", "-u", "-F", "qcow2", "-b", pieces[k - 1].local, pieces[k].local},
+                           "qemu-img rebase");
+        if (err.empty())
+            err = run_tool(env, site.host, {"qemu-img", "convert", "-O", "qcow2", pieces.back().local, final_path},
+                           "qemu-img convert");
+    }
+    for (std::size_t k = 0; k < pieces.size() && err.empty(); ++k)
+        err = run_tool(env, site.host, {"rm", "-rf", "--", tmp_dir + "/" + std::to_string(k)}, "rm");
+    if (!err.empty()) {
+        cleanup();
+        if (env.ctx.cancelled()) return outcome::fail("cancelled", ONEDS_ERR_CANCELLED);
+        return outcome::fail("Unable to prepare image: " + err);
+    }
+
+    std::vector<std::string> command, clean;
+    if (!site.host.empty()) {
+        command = ssh_prefix(env, site.host);
+        clean = command;
+    }
+    command.insert(command.end(), {"cat", final_path});
+    clean.insert(clean.end(), {"rm", "-rf", tmp_dir + "/"});
+    // downloader.sh evals these lines, then evals the variable's value again:
+    // the value is quoted words, and the whole value is quoted once more.
+    return outcome::ok("command=" + common::shell_quote(shell_words(command)) + "\nclean_command=" +
+                       common::shell_quote(shell_words(clean)) + "\n");
+}
+
+}  // namespace oneds::restic

@@ -1,0 +1,184 @@
+// rm, stat, ls: spec/stock-restic-driver.md §7.7, §7.4, §7.5.
+#include "repo_ops.hpp"
+
+#include <oneds_common/base64.hpp>
+#include <oneds_common/strings.hpp>
+
+#include <boost/json.hpp>
+#include <pugixml.hpp>
+
+#include <regex>
+
+namespace oneds::restic {
+namespace {
+
+using runtime::outcome;
+
+struct request_data {
+    pugi::xml_document doc;
+    datastore_attributes attrs;
+    std::string error;
+};
+
+// Loads the document and the datastore attributes; error is set on failure.
+void load(action_env &env, request_data &d, const char *action) {
+    const auto &xml = env.ctx.req().document;
+    if (xml.empty() || !d.doc.load_buffer(xml.data(), xml.size())) {
+        d.error = std::string(action) + ": the request must hold the DS_DRIVER_ACTION_DATA document";
+        return;
+    }
+    try {
+        d.attrs = parse_datastore(d.doc.select_node("/DS_DRIVER_ACTION_DATA/DATASTORE").node());
+    } catch (const attribute_error &e) {
+        d.error = std::string("Wrong restic datastore configuration: ") + e.what();
+    }
+}
+
+bool size_value(const std::string &v, bool allow_percent) {
+    static const std::regex plain(R"(^\d+[kKmMgGtT]?$)");
+    static const std::regex percent(R"(^\d+[kKmMgGtT%]?$)");
+    return std::regex_match(v, allow_percent ? percent : plain) || (allow_percent && v == "unlimited");
+}
+
+}  // namespace
+
+outcome rm_action(action_env &env) {
+    request_data d;
+    load(env, d, "rm");
+    if (!d.error.empty()) return outcome::fail(d.error);
+    backup_image img;
+    try {
+        img = parse_backup_image(d.doc);
+    } catch (const std::exception &e) {
+        return outcome::fail(std::string("Missing datastore or image attributes: ") + e.what());
+    }
+    if (img.chain.empty()) return outcome::ok();  // nothing was ever stored for it
+    const auto repo_id = img.repo_id();
+    if (repo_id.empty()) return outcome::fail("Missing datastore or image attributes: cannot tell the image's VM or backup job");
+
+    const auto tmpl = d.doc.select_node("/DS_DRIVER_ACTION_DATA/DATASTORE/TEMPLATE").node();
+    std::string max_unused(common::trim(tmpl.child("RESTIC_PRUNE_MAX_UNUSED").text().as_string()));
+    if (max_unused.empty()) max_unused = "0";
+    if (!size_value(max_unused, true))
+        return outcome::fail("Wrong restic datastore configuration: RESTIC_PRUNE_MAX_UNUSED must be a size "
+                             "(digits with an optional k/M/G/T or %) or 'unlimited', got '" + max_unused + "'");
+    const std::string max_repack(common::trim(tmpl.child("RESTIC_PRUNE_MAX_REPACK").text().as_string()));
+    if (!max_repack.empty() && !size_value(max_repack, false))
+        return outcome::fail("Wrong restic datastore configuration: RESTIC_PRUNE_MAX_REPACK must be a size "
+                             "(digits with an optional k/M/G/T), got '" + max_repack + "'");
+
+    const auto site = maintenance_site(env, d.attrs, d.attrs.base_path + "/" + repo_id);
+    std::vector<std::string> ids;
+    for (const auto &i : img.chain) ids.push_back(i.snapshot);
+    // Only snapshots that still exist are forgotten: removing one that is
+    // already gone is not an error (the image must stay deletable), and restic
+    // versions disagree on the exit code of forget for an unknown id.
+    auto snaps = query_snapshots(env, d.attrs, site, ids);
+    if (!snaps) {
+        if (snaps.err().kind == ports::error_kind::not_found) {
+            env.log('W', "rm: repository " + site.describe() + " does not exist; nothing to remove");
+            return outcome::ok();
+        }
+        if (snaps.err().kind == ports::error_kind::cancelled) return outcome::fail("cancelled", ONEDS_ERR_CANCELLED);
+        return outcome::fail("Unable to remove snapshots: " + snaps.err().message);
+    }
+    std::vector<std::string> present;
+    for (const auto &id : ids)
+        if (find_snapshot(*snaps, id) != nullptr) present.push_back(id);
+        else env.log('I', "rm: snapshot " + id + " is already gone");
+    if (present.empty()) return outcome::ok();
+
+    std::vector<std::string> options = {"--prune", "--max-unused=" + max_unused};
+    if (!max_repack.empty()) options.push_back("--max-repack-size=" + max_repack);
+    auto r = run_restic(env, d.attrs, site, options, "forget", present, "removal of " + chain_text(img.chain));
+    if (r.cancelled) return outcome::fail("cancelled", ONEDS_ERR_CANCELLED);
+    if (!r.ok()) return outcome::fail("Unable to remove snapshots: " + r.error);
+    return outcome::ok();
+}
+
+outcome stat_action(action_env &env) {
+    request_data d;
+    load(env, d, "stat");
+    if (!d.error.empty()) return outcome::fail(d.error);
+    const std::string path(common::trim(d.doc.select_node("/DS_DRIVER_ACTION_DATA/IMAGE/PATH").node().text().as_string()));
+    restic_url url;
+    try {
+        url = parse_restic_url(path);
+    } catch (const std::exception &e) {
+        return outcome::fail(e.what());
+    }
+    static const std::regex disk_re(R"(disk\.(\d+))");
+    std::smatch m;
+    const std::string file = base_name(url.path);
+    if (!std::regex_search(file, m, disk_re)) return outcome::fail("Wrong format for disk filename: " + dir_name(url.path));
+    const std::string disk_id = m[1];
+    const std::string vm_xml_path = dir_name(url.path) + "/vm.xml";
+    const auto site = frontend_site(env, d.attrs, d.attrs.base_path + "/" + url.repo_id());
+    std::string b64;
+    auto r = run_restic(env, d.attrs, site, {"--quiet"}, "dump", {url.chain.back().snapshot, vm_xml_path},
+                        "stat of " + path, [&b64](std::string_view line) {
+                            b64 += line;
+                            b64 += '\n';
+                        });
+    if (r.cancelled) return outcome::fail("cancelled", ONEDS_ERR_CANCELLED);
+    if (!r.ok()) return outcome::fail(r.error);
+    const auto xml = common::base64_decode(b64);
+    pugi::xml_document vm;
+    if (!xml || !vm.load_buffer(xml->data(), xml->size()))
+        return outcome::fail("Cannot read VM backup info: vm.xml in snapshot " + url.chain.back().snapshot + " is not base64 XML");
+    const auto disk = vm.select_node(("/VM/TEMPLATE/DISK[DISK_ID=" + disk_id + "]").c_str()).node();
+    if (!disk) return outcome::fail("Cannot find disk " + disk_id + " in VM backup info");
+    const std::string size(common::trim(disk.child("SIZE").text().as_string()));
+    if (size.empty()) return outcome::fail("Cannot find size for disk " + disk_id + " in VM backup info");
+    return outcome::ok(size + "\n");
+}
+
+outcome ls_action(action_env &env) {
+    request_data d;
+    load(env, d, "ls");
+    if (!d.error.empty()) return outcome::fail(d.error);
+    std::optional<int> inc;
+    const auto &args = env.ctx.req().args;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        if (args[i] != "-i") return outcome::fail("ls: unknown argument '" + args[i] + "' (usage: ls [-i <increment_id>])");
+        if (i + 1 >= args.size()) return outcome::fail("ls: -i needs an increment id");
+        try {
+            std::size_t used = 0;
+            inc = std::stoi(args[i + 1], &used);
+            if (used != args[i + 1].size()) throw std::invalid_argument("x");
+        } catch (const std::exception &) {
+            return outcome::fail("ls: -i needs an integer increment id, got '" + args[i + 1] + "'");
+        }
+        ++i;
+    }
+    backup_image img;
+    try {
+        img = parse_backup_image(d.doc);
+    } catch (const std::exception &e) {
+        return outcome::fail(std::string("Missing datastore or image attributes: ") + e.what());
+    }
+    // -1 means the whole chain, as stock.
+    const auto chain = img.up_to(inc);
+    if (chain.empty()) return outcome::fail("ls: no increment up to " + std::to_string(inc.value_or(-1)) + " in the image");
+    const auto repo_id = img.repo_id();
+    if (repo_id.empty()) return outcome::fail("Missing datastore or image attributes: cannot tell the image's VM or backup job");
+    // The stock driver lists the LAST snapshot's files even with -i; the files
+    // of the chain's last increment are the truthful answer (downstream only
+    // reads the disk index and the VM id from the path, so both work).
+    const std::string snap = chain.back().snapshot;
+    const auto site = frontend_site(env, d.attrs, d.attrs.base_path + "/" + repo_id);
+    auto snaps = query_snapshots(env, d.attrs, site, {snap});
+    if (!snaps) return outcome::fail("Unable to list backup " + snap + ": " + snaps.err().message);
+    const auto *info = find_snapshot(*snaps, snap);
+    if (info == nullptr) return outcome::fail("No such snapshot: " + snap);
+    const auto disks = info->disk_paths();
+    if (disks.empty()) return outcome::fail("Backup does not contain any disks");
+    const std::string base = restic_url_base(img.format == "rbd", std::to_string(d.attrs.ds_id), img.bj_id, chain);
+    boost::json::object out;
+    for (const auto &p : disks) out[disk_index_of(p)] = base + p;
+    for (const auto &p : info->other_paths())
+        if (base_name(p) == "disk.tpm.0") out["tpm"] = base + p;
+    return outcome::ok(boost::json::serialize(out) + "\n");
+}
+
+}  // namespace oneds::restic

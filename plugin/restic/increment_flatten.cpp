@@ -1,0 +1,201 @@
+// increment_flatten: KEEP_LAST for incremental backups, spec/stock-restic-driver.md §7.9.
+//
+//   stdin   base64 DS_DRIVER_ACTION_DATA with IMAGE (BACKUP_INCREMENTS) and EXTRA_DATA/KEEP_LAST
+//   stdout  <size_mb> <new chain>   (nothing when the chain is not longer than KEEP_LAST)
+//
+// The oldest N - KEEP_LAST + 1 increments are merged into one snapshot that keeps
+// the time of the newest merged one and takes its place in the chain. Better
+// than stock, on purpose: the chain is ordered by OpenNebula's increment ids
+// (not restic's listing order); the increments are pulled in parallel; pulled
+// files are removed on failure and cancel too; a file that already exists at a
+// pull destination is never overwritten (the backup server may also be a
+// hypervisor holding that folder).
+#include "cancel_fanout.hpp"
+#include "repo_ops.hpp"
+
+#include <oneds_common/strings.hpp>
+
+#include <boost/json.hpp>
+#include <pugixml.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <regex>
+#include <set>
+#include <thread>
+
+namespace oneds::restic {
+namespace {
+
+using runtime::outcome;
+
+std::string tag_vm(const backup_image &img, const snapshot_info &s) {
+    for (const auto &t : s.tags)
+        if (t.rfind("one-", 0) == 0) return t.substr(4);
+    if (!img.vm_id.empty()) return img.vm_id;
+    static const std::regex re(R"(/(\d+)/backup/[^/]+$)");
+    std::smatch m;
+    for (const auto &p : s.paths)
+        if (std::regex_search(p, m, re)) return m[1];
+    return {};
+}
+
+}  // namespace
+
+outcome increment_flatten_action(action_env &env) {
+    pugi::xml_document doc;
+    const auto &xml = env.ctx.req().document;
+    if (xml.empty() || !doc.load_buffer(xml.data(), xml.size()))
+        return outcome::fail("increment_flatten: the request must hold the DS_DRIVER_ACTION_DATA document");
+    datastore_attributes attrs;
+    backup_image img;
+    try {
+        attrs = parse_datastore(doc.select_node("/DS_DRIVER_ACTION_DATA/DATASTORE").node());
+        img = parse_backup_image(doc);
+    } catch (const std::exception &e) {
+        return outcome::fail(std::string("Missing datastore or image attributes: ") + e.what());
+    }
+    if (!img.keep_last || *img.keep_last < 1)
+        return outcome::fail("increment_flatten: EXTRA_DATA/KEEP_LAST must be a positive integer");
+    const int keep = *img.keep_last;
+    const auto chain = img.ordered();
+    if (chain.size() <= static_cast<std::size_t>(keep)) return outcome::ok();
+    const std::vector<increment> merged(chain.begin(), chain.begin() + static_cast<std::ptrdiff_t>(chain.size()) - keep + 1);
+    const auto repo_id = img.repo_id();
+    if (repo_id.empty()) return outcome::fail("Missing datastore or image attributes: cannot tell the image's VM or backup job");
+    const auto site = maintenance_site(env, attrs, attrs.base_path + "/" + repo_id);
+
+    std::vector<std::string> ids;
+    for (const auto &i : merged) ids.push_back(i.snapshot);
+    auto snaps = query_snapshots(env, attrs, site, ids);
+    if (!snaps) return outcome::fail("Unable to flatten increments: " + snaps.err().message);
+    std::vector<const snapshot_info *> infos;
+    for (const auto &i : merged) {
+        const auto *s = find_snapshot(*snaps, i.snapshot);
+        if (s == nullptr) return outcome::fail("No such snapshot: " + i.snapshot);
+        infos.push_back(s);
+    }
+    const snapshot_info &last = *infos.back();
+    // Disk files per disk index, oldest first.
+    std::map<std::string, std::vector<std::string>> by_index;
+    for (const auto *s : infos)
+        for (const auto &p : s->disk_paths()) by_index[disk_index_of(p)].push_back(p);
+    if (by_index.empty()) return outcome::fail("Backup does not contain any disks");
+    const auto others = last.other_paths();
+
+    std::vector<std::string> pulled;
+    for (const auto &[idx, paths] : by_index) pulled.insert(pulled.end(), paths.begin(), paths.end());
+    pulled.insert(pulled.end(), others.begin(), others.end());
+    for (const auto &p : pulled)
+        if (auto e = run_tool(env, site.host, {"test", "!", "-e", p}, "check"); !e.empty())
+            return outcome::fail("Unable to flatten increments: " + p + " already exists on " +
+                                 (site.host.empty() ? std::string("this host") : site.host) + "; refusing to overwrite it");
+
+    const auto remove_pulled = [&] {
+        ports::never_cancelled never;
+        std::vector<std::string> argv = {"rm", "-f", "--"};
+        argv.insert(argv.end(), pulled.begin(), pulled.end());
+        (void)run_tool(env, site.host, argv, "cleanup", nullptr, &never);
+    };
+    const auto fail = [&](const std::string &why) {
+        remove_pulled();
+        if (env.ctx.cancelled()) return outcome::fail("cancelled", ONEDS_ERR_CANCELLED);
+        return outcome::fail("Unable to flatten increments: " + why);
+    };
+
+    // Pull the merged increments to their original paths, several at once.
+    std::vector<std::string> errors(infos.size());
+    {
+        cancel_fanout fanout(env.ctx);
+        std::atomic<std::size_t> next{0};
+        std::vector<std::thread> pool;
+        for (std::size_t w = 0; w < std::min<std::size_t>(infos.size(), 4); ++w)
+            pool.emplace_back([&] {
+                auto cancel = fanout.child();
+                for (std::size_t k; (k = next++) < infos.size();) {
+                    std::vector<std::string> args = {infos[k]->short_id, "--target", "/"};
+                    auto files = infos[k]->disk_paths();
+                    if (k + 1 == infos.size()) files.insert(files.end(), others.begin(), others.end());
+                    for (const auto &f : files) args.insert(args.end(), {"--include", f});
+                    auto r = run_restic(env, attrs, site, {}, "restore", args, "pull of " + infos[k]->short_id, {},
+                                        cancel.get());
+                    errors[k] = r.cancelled ? "cancelled" : r.error;
+                }
+            });
+        for (auto &t : pool) t.join();
+    }
+    for (const auto &e : errors)
+        if (!e.empty()) return fail(e);
+
+    // Re-link each disk's overlays and commit them down into the base, which
+    // then takes the newest file's name.
+    const bool sparsify = common::to_lower(common::trim(
+                              doc.select_node("/DS_DRIVER_ACTION_DATA/DATASTORE/TEMPLATE/RESTIC_SPARSIFY").node().text().as_string())) == "yes";
+    std::vector<std::string> final_disks;
+    for (const auto &[idx, paths] : by_index) {
+        for (std::size_t k = 1; k < paths.size(); ++k)
+            if (auto e = run_tool(env, site.host, {"qemu-img", "rebase", "-u", "-F", "qcow2", "-b", paths[k - 1], paths[k]},
+                                  "Unable to rebase qcow2 images");
+                !e.empty())
+                return fail(e);
+        if (paths.size() > 1) {
+            if (auto e = run_tool(env, site.host, {"qemu-img", "commit", "-q", "-f", "qcow2", "-b", paths.front(), paths.back()},
+                                  "qemu-img commit");
+                !e.empty())
+                return fail(e);
+        }
+        if (sparsify) {
+            auto e = run_tool(env, site.host, {"virt-sparsify", "-q", "--in-place", paths.front()}, "virt-sparsify");
+            if (!e.empty()) env.log('W', "increment_flatten: RESTIC_SPARSIFY=yes but " + e + " (skipped)");
+        }
+        if (paths.size() > 1)
+            if (auto e = run_tool(env, site.host, {"mv", "-f", "--", paths.front(), paths.back()}, "mv"); !e.empty())
+                return fail(e);
+        final_disks.push_back(paths.back());
+    }
+
+    // One snapshot for the merged state, at the time of the newest merged one.
+    std::string when = last.time.substr(0, 19);
+    std::replace(when.begin(), when.end(), 'T', ' ');
+    const std::string vm = tag_vm(img, last);
+    std::vector<std::string> files = last.disk_paths();
+    files.insert(files.end(), others.begin(), others.end());
+    std::string new_id;
+    auto b = run_restic(env, attrs, site, {"--force", "--json", "--tag=one-" + vm, "--time=" + when}, "backup", files,
+                        "backup of the flattened chain", [&new_id](std::string_view line) {
+                            auto parsed = parse_backup_line(line);
+                            if (auto *s = std::get_if<backup_summary>(&parsed)) new_id = s->snapshot_id;
+                        });
+    if (b.cancelled || !b.ok()) return fail(b.error);
+    if (new_id.size() < 8) return fail("restic printed no snapshot id");
+    new_id = new_id.substr(0, 8);
+
+    std::uint64_t size = 0;
+    for (const auto &d : final_disks) {
+        std::string info;
+        if (auto e = run_tool(env, site.host, {"qemu-img", "info", "--output", "json", d}, "qemu-img info", &info); !e.empty())
+            return fail(e);
+        boost::system::error_code ec;
+        const auto v = boost::json::parse(info, ec);
+        if (!ec && v.is_object())
+            if (const auto *a = v.as_object().if_contains("actual-size"); a != nullptr && a->is_number())
+                size += a->to_number<std::uint64_t>();
+    }
+    remove_pulled();
+
+    std::vector<std::string> old_ids;
+    for (const auto *s : infos) old_ids.push_back(s->short_id);
+    const std::string max_unused = [&] {
+        std::string v(common::trim(
+            doc.select_node("/DS_DRIVER_ACTION_DATA/DATASTORE/TEMPLATE/RESTIC_PRUNE_MAX_UNUSED").node().text().as_string()));
+        return v.empty() ? std::string("0") : v;
+    }();
+    auto f = run_restic(env, attrs, site, {"--prune", "--max-unused=" + max_unused}, "forget", old_ids,
+                        "removal of the merged increments");
+    if (f.cancelled) return outcome::fail("cancelled", ONEDS_ERR_CANCELLED);
+    if (!f.ok()) return outcome::fail("Unable to remove merged snapshots (new snapshot " + new_id + " kept): " + f.error);
+    return outcome::ok(std::to_string(size / 1048576) + " " + chain_keep_last(chain, keep, new_id) + "\n");
+}
+
+}  // namespace oneds::restic

@@ -1,0 +1,63 @@
+// Running restic and helper programs for one repository, in the right place.
+//
+// Where commands run follows the stock driver (spec/stock-restic-driver.md §4.3):
+//  - the front end, restic with the sftp: URL: repository creation, stat, ls;
+//  - the backup server over ssh (<RESTIC_SFTP_USER>@<RESTIC_SFTP_SERVER>), restic
+//    against the repository's local path: rm, increment_flatten, restore, the
+//    downloader. Data then never crosses the network twice, and qemu-img runs
+//    next to the data (the backup server needs restic and qemu-img, as stock);
+//  - with RESTIC_BACKEND=LOCAL everything runs here against the path.
+#pragma once
+
+#include "action_env.hpp"
+#include "backup_image.hpp"
+#include "restic_cli.hpp"
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace oneds::restic {
+
+struct repo_site {
+    std::string host;        // "" = here, else an ssh destination (user@server)
+    std::string restic_bin;
+    std::string repo;        // URL or path as restic on that host sees it
+    std::string ssh_config;  // for restic's sftp.command (front end + sftp URL only)
+    std::string describe() const { return host.empty() ? repo : host + ":" + repo; }
+};
+
+repo_site frontend_site(const action_env &env, const datastore_attributes &a, const std::string &repo_path);
+repo_site maintenance_site(const action_env &env, const datastore_attributes &a, const std::string &repo_path);
+
+// Either the outcome of a restic run or a one-line error ("" when fine).
+struct restic_result {
+    std::optional<restic_outcome> outcome;
+    std::string error;  // set when restic could not run or did not succeed
+    bool cancelled = false;
+    bool ok() const { return error.empty() && !cancelled; }
+};
+
+// Runs `restic <options> --repo=<site.repo> <subcommand> <args>` at the site,
+// lock-aware. `what` names the operation in messages.
+restic_result run_restic(action_env &env, const datastore_attributes &a, const repo_site &site,
+                         std::vector<std::string> options, const std::string &subcommand,
+                         std::vector<std::string> args, const std::string &what,
+                         std::function<void(std::string_view)> on_stdout_line = {},
+                         ports::cancellation *cancel = nullptr);
+
+// `restic snapshots <ids> --no-lock --json`; ids that do not exist are absent
+// from the result (restic ignores them). An empty ids list lists every snapshot.
+ports::result<std::vector<snapshot_info>> query_snapshots(action_env &env, const datastore_attributes &a,
+                                                          const repo_site &site, const std::vector<std::string> &ids);
+
+// Finds a snapshot by its 8-char id in a query result.
+const snapshot_info *find_snapshot(const std::vector<snapshot_info> &snaps, const std::string &short_id);
+
+// Runs a helper program (qemu-img, mv, rm, mkdir, cat...) at host; the error
+// is "" on exit 0, else "<what>: <stderr>".
+std::string run_tool(action_env &env, const std::string &host, std::vector<std::string> argv, const std::string &what,
+                     std::string *stdout_text = nullptr, ports::cancellation *cancel = nullptr);
+
+}  // namespace oneds::restic
