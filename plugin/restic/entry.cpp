@@ -8,7 +8,7 @@ namespace {
 // Every action the stock restic driver has a script for. cp, clone, mkfs and
 // the snap_* actions exist only to say "Operation not supported", as stock.
 const char *const k_actions[] = {"backup",      "backup_cancel", "monitor",      "rm", "stat", "ls",
-                                 "downloader",  "increment_flatten", "cp",
+                                 "downloader",  "increment_flatten", "restore", "cp",
                                  "clone",       "mkfs",          "snap_delete",  "snap_revert",
                                  "snap_flatten", nullptr};
 }  // namespace

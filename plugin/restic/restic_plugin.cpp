@@ -30,6 +30,7 @@ const std::map<std::string, action_fn, std::less<>> &actions() {
         {"ls", &ls_action},
         {"downloader", &downloader_action},
         {"increment_flatten", &increment_flatten_action},
+        {"restore", &restore_action},
     };
     return k;
 }
