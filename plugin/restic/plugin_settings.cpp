@@ -47,6 +47,7 @@ plugin_settings parse_plugin_settings(const sdk::config_map &config) {
         else if (key == "remote_ssh_config") { s.remote_ssh_config = value; remote_cfg_set = true; }
         else if (key == "datastore_conf") s.datastore_conf = value;
         else if (key == "lock_dir") s.lock_dir = value;
+        else if (key == "oned_timeout") continue;  // read by the oned adapter
         else if (key == "lock_retries") s.lock_retries = static_cast<unsigned>(number(key, value, 0, 100000));
         else if (key == "lock_retry_interval") s.lock_retry_interval = seconds(key, value);
         else if (key == "kill_grace") s.kill_grace = seconds(key, value);

@@ -1,5 +1,6 @@
 #include "restic_plugin.hpp"
 
+#include "oned/xmlrpc_one_api.hpp"
 #include "sftp/sftp_store.hpp"
 
 #include <map>
@@ -49,6 +50,7 @@ plugin_instance::plugin_instance(sdk::host_link host, const sdk::config_map &con
       sftp_pool_(std::make_shared<adapters::sftp::session_pool>(
           adapters::sftp::pool_options{std::chrono::duration_cast<std::chrono::milliseconds>(settings_.sftp_timeout)})),
       local_store_(std::make_shared<adapters::local::local_store>()),
+      config_(config.begin(), config.end()),
       dispatcher_(host, settings_.threads) {}
 
 plugin_instance::~plugin_instance() { dispatcher_.shutdown(); }
@@ -59,6 +61,16 @@ ports::result<std::shared_ptr<ports::repo_store>> plugin_instance::store_for(con
                                                     sftp_pool_);
     if (!store) return store.err();
     return std::shared_ptr<ports::repo_store>(std::move(store.value()));
+}
+
+ports::result<ports::one_api *> plugin_instance::oned() {
+    std::lock_guard lock(oned_mutex_);
+    if (!oned_) {
+        auto made = adapters::oned::make_one_api(config_);
+        if (!made) return made.err();
+        oned_ = std::move(made.value());
+    }
+    return oned_.get();
 }
 
 std::int32_t plugin_instance::submit(sdk::request req) {
@@ -72,8 +84,14 @@ std::int32_t plugin_instance::submit(sdk::request req) {
     const auto it = actions().find(req.action);
     if (it == actions().end()) return ONEDS_ERR_UNSUPPORTED;
     const action_fn fn = it->second;
-    return dispatcher_.start(std::move(req), [this, fn](runtime::request_context &ctx) {
+    const bool needs_oned = req.action == "restore" || req.action == "downloader";
+    return dispatcher_.start(std::move(req), [this, fn, needs_oned](runtime::request_context &ctx) {
         action_env env{settings_, runner_, *this, ctx};
+        if (needs_oned) {
+            auto api = oned();
+            if (!api) return runtime::outcome::fail("Cannot use oned's XML-RPC API: " + api.err().message);
+            env.oned = *api;
+        }
         return fn(env);
     });
 }

@@ -14,7 +14,9 @@
 
 #include <oneds/plugin.hpp>
 
+#include <map>
 #include <memory>
+#include <mutex>
 
 namespace oneds::restic {
 
@@ -28,12 +30,18 @@ public:
 
 private:
     ports::result<std::shared_ptr<ports::repo_store>> store_for(const datastore_attributes &a) override;
+    // The oned client, made on first use (only restore and the downloader need
+    // it, and a host without oned credentials must still back up).
+    ports::result<ports::one_api *> oned();
 
     plugin_settings settings_;
     adapters::process::local_runner local_runner_;
     adapters::ssh::ssh_runner runner_;
     std::shared_ptr<adapters::sftp::session_pool> sftp_pool_;
     std::shared_ptr<adapters::local::local_store> local_store_;
+    std::map<std::string, std::string> config_;
+    std::mutex oned_mutex_;
+    std::unique_ptr<ports::one_api> oned_;
     runtime::dispatcher dispatcher_;  // last: stopped first, before what requests use
 };
 
