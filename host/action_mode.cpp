@@ -29,16 +29,17 @@ extern "C" void on_signal(int sig) {
     errno = saved;
 }
 
-void write_all(int fd, const std::string &s) {
+bool write_all(int fd, std::string_view s) {
     std::size_t off = 0;
     while (off < s.size()) {
         const ssize_t n = ::write(fd, s.data() + off, s.size() - off);
         if (n < 0) {
             if (errno == EINTR) continue;
-            return;
+            return false;
         }
         off += static_cast<std::size_t>(n);
     }
+    return true;
 }
 
 std::string read_all(int fd) {
@@ -110,6 +111,10 @@ int run_action(const settings &s, const std::shared_ptr<spdlog::logger> &log, in
         },
         [err_copy, &action](std::uint64_t, std::int32_t level, const char *text) {
             write_all(err_copy, std::string(level_word(level)) + ": " + action + ": " + common::one_line(text) + "\n");
+        },
+        [out_fd](std::uint64_t, const void *data, std::size_t size) -> std::int32_t {
+            return write_all(out_fd, std::string_view(static_cast<const char *>(data), size)) ? ONEDS_OK
+                                                                                              : ONEDS_ERR_FAILED;
         }};
 
     std::unique_ptr<loaded_plugin> plugin;

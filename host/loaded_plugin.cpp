@@ -49,6 +49,7 @@ std::unique_ptr<loaded_plugin> loaded_plugin::load(const std::string &path, cons
     p->host_api_.host_data = p.get();
     p->host_api_.complete = &loaded_plugin::on_complete;
     p->host_api_.log = &loaded_plugin::on_log;
+    p->host_api_.write_output = &loaded_plugin::on_output;
 
     std::vector<oneds_config_entry> entries;
     entries.reserve(config.size());
@@ -100,6 +101,16 @@ void loaded_plugin::on_log(void *self, std::uint64_t id, std::int32_t level, con
     try {
         if (p->sink_.log) p->sink_.log(id, level, text != nullptr ? text : "");
     } catch (...) {
+    }
+}
+
+std::int32_t loaded_plugin::on_output(void *self, std::uint64_t id, const void *data, std::size_t size) {
+    auto *p = static_cast<loaded_plugin *>(self);
+    try {
+        if (!p->sink_.output) return ONEDS_ERR_UNSUPPORTED;
+        return p->sink_.output(id, data, size);
+    } catch (...) {
+        return ONEDS_ERR_INTERNAL;
     }
 }
 

@@ -18,6 +18,8 @@ namespace oneds::host {
 struct plugin_sink {
     std::function<void(std::uint64_t id, std::int32_t status, const char *info, const char *error)> complete;
     std::function<void(std::uint64_t id, std::int32_t level, const char *text)> log;
+    // Empty: the host has no byte stream (write_output answers UNSUPPORTED).
+    std::function<std::int32_t(std::uint64_t id, const void *data, std::size_t size)> output;
 };
 
 class loaded_plugin {
@@ -48,6 +50,7 @@ private:
     static void on_complete(void *self, std::uint64_t id, std::int32_t status, const char *info,
                             const char *error);
     static void on_log(void *self, std::uint64_t id, std::int32_t level, const char *text);
+    static std::int32_t on_output(void *self, std::uint64_t id, const void *data, std::size_t size);
 
     void *handle_ = nullptr;
     const oneds_plugin_api *api_ = nullptr;

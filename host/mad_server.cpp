@@ -60,7 +60,8 @@ void mad_server::load_plugins() {
         }
         plugin_sink sink{
             [this](std::uint64_t id, std::int32_t st, const char *i, const char *e) { on_complete(id, st, i, e); },
-            [this](std::uint64_t id, std::int32_t lv, const char *t) { on_log(id, lv, t); }};
+            [this](std::uint64_t id, std::int32_t lv, const char *t) { on_log(id, lv, t); },
+            {}};  // oned's line protocol has no byte stream: write_output is unsupported
         try {
             auto p = loaded_plugin::load(path, name, plugin_config(settings_, name, false), std::move(sink));
             log_->info("loaded plugin '{}' {} from {}", name, p->version(), path);

@@ -347,12 +347,14 @@ private:
 
     void on_stdout(error_code ec, std::size_t n) {
         const std::string_view chunk(stdout_buf_.data(), n);
-        if (opts_.on_stdout_line)
+        if (opts_.on_stdout_data) {
+            if (n > 0) opts_.on_stdout_data(chunk);
+        } else if (opts_.on_stdout_line)
             stdout_lines_.feed(chunk, opts_.on_stdout_line);
         else
             result_.stdout_text.append(chunk);
         if (!ec) return read_stdout();
-        if (opts_.on_stdout_line) stdout_lines_.finish(opts_.on_stdout_line);
+        if (!opts_.on_stdout_data && opts_.on_stdout_line) stdout_lines_.finish(opts_.on_stdout_line);
         error_code ignored;
         stdout_.close(ignored);
         stdout_open_ = false;

@@ -207,6 +207,7 @@ ports::result<ports::command_result> ssh_runner::run(const std::string &host, co
     const auto state = std::make_shared<remote_state>();
     ports::run_options ssh_opts;
     ssh_opts.on_stdout_line = opts.on_stdout_line;
+    ssh_opts.on_stdout_data = opts.on_stdout_data;
     ssh_opts.on_stderr_line = [&opts, state, pid_seen = false](std::string_view text) mutable {
         if (!pid_seen) {
             if (auto pid = parse_pid_line(text)) {

@@ -62,7 +62,7 @@ extern "C" {
 #endif
 
 #define ONEDS_ABI_MAJOR 1u
-#define ONEDS_ABI_MINOR 0u
+#define ONEDS_ABI_MINOR 1u
 
 /* The one symbol a plugin exports, and its type for dlsym(). */
 #define ONEDS_PLUGIN_ENTRY_SYMBOL "oneds_plugin_entry"
@@ -140,6 +140,16 @@ typedef struct oneds_host_api {
      * ONEDS_LOG_*. text is one line without a trailing newline, borrowed for the
      * call. Must not be called for a request after its complete(). */
     void (*log)(void *host_data, uint64_t request_id, int32_t level, const char *text);
+
+    /* ABI 1.1. [plugin-thread] Streams result bytes for one request to where the
+     * action's stdout goes (action mode), before complete(); for results too
+     * large to pass as info (a disk image). data is borrowed for the call.
+     * Returns ONEDS_OK; ONEDS_ERR_UNSUPPORTED when the host has no byte stream
+     * for this request (MAD mode: oned's protocol has none); ONEDS_ERR_FAILED
+     * when the reader went away (the plugin should stop and fail the request).
+     * A plugin checks ONEDS_HAS_MEMBER(oneds_host_api, host, write_output) and
+     * for NULL before calling it: hosts built for ABI 1.0 do not have it. */
+    int32_t (*write_output)(void *host_data, uint64_t request_id, const void *data, size_t size);
 } oneds_host_api;
 
 /* One configuration entry: key and value, both NUL-terminated. */

@@ -67,6 +67,14 @@ public:
         }
     }
 
+    // ABI 1.1: bytes to the action's stdout. ONEDS_ERR_UNSUPPORTED when the
+    // host (or the mode) has no byte stream.
+    std::int32_t write_output(std::uint64_t id, std::string_view data) const noexcept {
+        if (api_ == nullptr || !ONEDS_HAS_MEMBER(oneds_host_api, api_, write_output) || api_->write_output == nullptr)
+            return ONEDS_ERR_UNSUPPORTED;
+        return api_->write_output(api_->host_data, id, data.data(), data.size());
+    }
+
 private:
     const oneds_host_api *api_ = nullptr;
 };

@@ -39,6 +39,10 @@ struct run_options {
     // Called for each complete stdout line (without '\n'), in order, from the
     // calling thread. When set, stdout_text stays empty.
     std::function<void(std::string_view)> on_stdout_line;
+    // Called with stdout's bytes as they arrive (any chunking), from the
+    // calling thread; takes precedence over on_stdout_line. For output too
+    // large to hold (a disk image streamed through `cat`).
+    std::function<void(std::string_view)> on_stdout_data;
     // Called for each complete stderr line; stderr_text is filled either way.
     std::function<void(std::string_view)> on_stderr_line;
     cancellation *cancel = nullptr;

@@ -58,8 +58,11 @@ std::vector<std::string> ssh_prefix(const action_env &env, const std::string &ho
 }  // namespace
 
 outcome downloader_action(action_env &env) {
-    const auto &args = env.ctx.req().args;
-    if (args.size() != 1) return outcome::fail("downloader: expected one restic:// URL");
+    auto args = env.ctx.req().args;
+    // --stdout: stream the image on stdout instead of printing command= lines.
+    const bool to_stdout = !args.empty() && args.front() == "--stdout";
+    if (to_stdout) args.erase(args.begin());
+    if (args.size() != 1) return outcome::fail("downloader: expected [--stdout] <restic:// URL>");
     restic_url url;
     try {
         url = parse_restic_url(args[0]);
@@ -165,6 +168,26 @@ outcome downloader_action(action_env &env) {
         cleanup();
         if (env.ctx.cancelled()) return outcome::fail("cancelled", ONEDS_ERR_CANCELLED);
         return outcome::fail("Unable to prepare image: " + err);
+    }
+
+    if (to_stdout) {
+        ports::command cat;
+        cat.argv = {"cat", "--", final_path};
+        ports::run_options o;
+        o.cancel = &env.ctx;
+        o.kill_grace = env.settings.kill_grace;
+        std::int32_t wrote = ONEDS_OK;
+        o.on_stdout_data = [&](std::string_view chunk) {
+            if (wrote == ONEDS_OK) wrote = env.ctx.write_output(chunk);
+        };
+        auto r = env.runner.run(site.host, cat, o);
+        cleanup();
+        if (wrote == ONEDS_ERR_UNSUPPORTED) return outcome::fail("downloader: --stdout needs action mode (no byte stream in MAD mode)");
+        if (wrote != ONEDS_OK) return outcome::fail("downloader: the reader of standard output went away");
+        if (!r || r->cancelled || r->exit_code != 0)
+            return outcome::fail("downloader: cannot stream " + final_path + ": " +
+                                 (r ? common::one_line(r->stderr_text) : r.err().message));
+        return outcome::ok();
     }
 
     std::vector<std::string> command, clean;

@@ -56,6 +56,8 @@ public:
     void clear_cancel_hook() override;
 
     void log(std::int32_t level, std::string_view text) const { host_.log(req_.id, level, text); }
+    // Bytes to the action's stdout (ABI 1.1); see sdk::host_link::write_output.
+    std::int32_t write_output(std::string_view data) const { return host_.write_output(req_.id, data); }
 
     void request_cancel();
 

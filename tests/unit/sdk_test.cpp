@@ -325,4 +325,33 @@ BOOST_AUTO_TEST_CASE(host_link_forwards_complete_and_log_with_their_text) {
     BOOST_TEST(logs[0].text == "slow");
 }
 
+namespace {
+struct output_sink {
+    std::string bytes;
+    static std::int32_t write(void *self, std::uint64_t, const void *data, std::size_t size) {
+        static_cast<output_sink *>(self)->bytes.append(static_cast<const char *>(data), size);
+        return ONEDS_OK;
+    }
+};
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(write_output_reaches_an_abi_1_1_host_and_is_refused_by_a_1_0_host) {
+    output_sink sink;
+    oneds_host_api api{};
+    api.struct_size = sizeof api;
+    api.abi_minor = 1;
+    api.host_data = &sink;
+    api.write_output = &output_sink::write;
+    const oneds::sdk::host_link link(&api);
+    BOOST_TEST(link.write_output(1, std::string_view("ab\0c", 4)) == ONEDS_OK);
+    BOOST_TEST(sink.bytes == std::string("ab\0c", 4));
+    // A host built against ABI 1.0 has a shorter table: the member is not read.
+    api.struct_size = static_cast<std::uint32_t>(offsetof(oneds_host_api, write_output));
+    BOOST_TEST(link.write_output(1, "x") == ONEDS_ERR_UNSUPPORTED);
+    BOOST_TEST(sink.bytes.size() == 4u);
+    api.struct_size = sizeof api;
+    api.write_output = nullptr;
+    BOOST_TEST(link.write_output(1, "x") == ONEDS_ERR_UNSUPPORTED);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
