@@ -190,13 +190,20 @@ outcome downloader_action(action_env &env) {
         return outcome::ok();
     }
 
-    std::vector<std::string> command, clean;
+    // As stock: cat '<file>' and rm -rf '<dir>/' (absolute paths, no "--" needed).
+    std::vector<std::string> command = {"cat", final_path};
+    std::vector<std::string> clean = {"rm", "-rf", tmp_dir + "/"};
     if (!site.host.empty()) {
-        command = ssh_prefix(env, site.host);
-        clean = command;
+        // ssh joins its remote arguments and the remote shell splits them
+        // again: the remote command goes as ONE argument, quoted for that shell.
+        auto remote = [&](const std::vector<std::string> &argv) {
+            auto ssh = ssh_prefix(env, site.host);
+            ssh.push_back(shell_words(argv));
+            return ssh;
+        };
+        command = remote(command);
+        clean = remote(clean);
     }
-    command.insert(command.end(), {"cat", final_path});
-    clean.insert(clean.end(), {"rm", "-rf", tmp_dir + "/"});
     // downloader.sh evals these lines, then evals the variable's value again:
     // the value is quoted words, and the whole value is quoted once more.
     return outcome::ok("command=" + common::shell_quote(shell_words(command)) + "\nclean_command=" +

@@ -136,4 +136,56 @@ process_result restic_fixture::restic(const std::string &repo, const std::vector
     return run_process(argv, {}, {}, std::chrono::seconds(120));
 }
 
+std::string restic_fixture::datastore_xml(const std::map<std::string, std::optional<std::string>> &tmpl) const {
+    const std::string doc = document(tmpl, "");
+    const auto begin = doc.find("<DATASTORE>");
+    const auto end = doc.rfind("</DATASTORE>");
+    if (begin == std::string::npos || end == std::string::npos) throw std::runtime_error("no DATASTORE in " + doc);
+    return doc.substr(begin, end + std::string("</DATASTORE>").size() - begin);
+}
+
+std::string restic_fixture::document_with_image(const std::string &image_xml,
+                                                const std::map<std::string, std::optional<std::string>> &tmpl,
+                                                const std::string &extra) const {
+    const std::string open = "<DS_DRIVER_ACTION_DATA>";
+    return open + image_xml + datastore_xml(tmpl) + extra + "</DS_DRIVER_ACTION_DATA>";
+}
+
+std::string restic_fixture::write_config(const std::map<std::string, std::string> &plugin,
+                                         const std::map<std::string, std::string> &host) const {
+    std::map<std::string, std::string> top = {{"log_level", "debug"}};
+    for (const auto &[k, v] : host) top[k] = v;
+    std::map<std::string, std::string> cfg = {
+        {"ssh_config", sshd_->ssh_config_file().string()},
+        {"datastore_conf", dir_.file("datastore.conf")},
+        {"lock_dir", dir_.file("locks")},
+        {"lock_retry_interval", "0.5"},
+        {"progress_interval", "0"},
+        {"kill_grace", "5"},
+    };
+    for (const auto &[k, v] : plugin) cfg[k] = v;
+    std::string text;
+    for (const auto &[k, v] : top) text += k + " = " + v + "\n";
+    text += "[plugin.restic]\n";
+    for (const auto &[k, v] : cfg) text += k + " = " + v + "\n";
+    static int n = 0;
+    return dir_.write("one_ds_host.host." + std::to_string(++n) + ".conf", text);
+}
+
+std::vector<std::string> restic_fixture::host_argv(const std::string &action, const std::vector<std::string> &args,
+                                                   const std::map<std::string, std::string> &plugin_cfg,
+                                                   const std::map<std::string, std::string> &host_cfg) const {
+    std::vector<std::string> argv = {ONEDS_TEST_HOST_PATH, "action", "-c", write_config(plugin_cfg, host_cfg),
+                                     "--plugin", std::string("restic=") + ONEDS_TEST_RESTIC_PATH, "restic", action};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return argv;
+}
+
+process_result restic_fixture::host_action(const std::string &action, const std::vector<std::string> &args,
+                                           const std::string &input, const std::map<std::string, std::string> &plugin_cfg,
+                                           const std::map<std::string, std::string> &env,
+                                           const std::map<std::string, std::string> &host_cfg) const {
+    return run_process(host_argv(action, args, plugin_cfg, host_cfg), input, env, std::chrono::seconds(120));
+}
+
 }  // namespace oneds::test

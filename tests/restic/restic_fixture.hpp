@@ -61,6 +61,30 @@ public:
     // The real restic on a local repository path, password from a file.
     process_result restic(const std::string &repo, const std::vector<std::string> &args) const;
 
+    // ---- Added for the restore-side tests (restore_*.cpp) ----------------------
+    // The file holding k_password, for restic run by hand.
+    std::string password_file() const { return password_file_; }
+    // The DATASTORE element of document(tmpl) alone, as one.datastore.info
+    // returns it (decrypted).
+    std::string datastore_xml(const std::map<std::string, std::optional<std::string>> &tmpl = {}) const;
+    // The document oned sends with an image: <IMAGE> before <DATASTORE> (as
+    // ImageManager::format_message), then extra.
+    std::string document_with_image(const std::string &image_xml,
+                                    const std::map<std::string, std::optional<std::string>> &tmpl = {},
+                                    const std::string &extra = {}) const;
+    // As write_config(plugin), with top-level (host-wide) keys before the
+    // [plugin.restic] section, e.g. oned_endpoint and oned_auth_file.
+    std::string write_config(const std::map<std::string, std::string> &plugin,
+                             const std::map<std::string, std::string> &host) const;
+    // As host_argv / host_action, with top-level config keys as well.
+    std::vector<std::string> host_argv(const std::string &action, const std::vector<std::string> &args,
+                                       const std::map<std::string, std::string> &plugin_cfg,
+                                       const std::map<std::string, std::string> &host_cfg) const;
+    process_result host_action(const std::string &action, const std::vector<std::string> &args,
+                               const std::string &input, const std::map<std::string, std::string> &plugin_cfg,
+                               const std::map<std::string, std::string> &env,
+                               const std::map<std::string, std::string> &host_cfg) const;
+
 private:
     std::unique_ptr<sshd_fixture> sshd_;
     scratch_dir dir_;

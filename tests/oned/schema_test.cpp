@@ -1,0 +1,129 @@
+// The fake oned's <IMAGE> and <DATASTORE> documents are valid against
+// OpenNebula's XSDs (spec/xsd), checked with xmllint when it is installed.
+#define BOOST_TEST_MODULE oned_schema
+#include <boost/test/unit_test.hpp>
+
+#include "oned_fixture.hpp"
+
+#include <cstdlib>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <spawn.h>
+#include <sstream>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+using namespace oneds::test::oned;
+using oneds::ports::rpc_value;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct scratch {
+    fs::path dir;
+    scratch() {
+        std::string tmpl = (fs::temp_directory_path() / "oned-schema-XXXXXX").string();
+        if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp");
+        dir = tmpl;
+    }
+    ~scratch() {
+        std::error_code ec;
+        fs::remove_all(dir, ec);
+    }
+};
+
+// The XSDs put every element in OpenNebula's namespace; oned's documents
+// carry none. Declare it on the root so the schema applies.
+std::string with_namespace(std::string xml, const std::string &root) {
+    const std::string open = "<" + root + ">";
+    BOOST_TEST_REQUIRE(xml.starts_with(open), xml.substr(0, 80));
+    xml.replace(0, open.size(), "<" + root + " xmlns=\"http://opennebula.org/XMLSchema\">");
+    return xml;
+}
+
+// xmllint --noout --schema <xsd> <file>; returns its exit status and output.
+std::pair<int, std::string> xmllint(const fs::path &xsd, const fs::path &file, const fs::path &log) {
+    std::vector<std::string> args = {ONEDS_XMLLINT, "--noout", "--schema", xsd.string(), file.string()};
+    std::vector<char *> argv;
+    for (auto &a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    pid_t pid = 0;
+    const int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    BOOST_TEST_REQUIRE(rc == 0);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    std::ifstream in(log);
+    std::stringstream out;
+    out << in.rdbuf();
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out.str()};
+}
+
+bool have_tools() {
+    const std::string lint = ONEDS_XMLLINT;
+    if (lint.empty() || lint.ends_with("NOTFOUND")) {
+        BOOST_TEST_MESSAGE("xmllint not installed (apt-get install libxml2-utils): schema check skipped");
+        return false;
+    }
+    if (!fs::exists(fs::path(ONEDS_XSD_DIR) / "image.xsd")) {
+        BOOST_TEST_MESSAGE("no XSDs in " ONEDS_XSD_DIR ": schema check skipped");
+        return false;
+    }
+    return true;
+}
+
+void validate(const std::string &xml, const std::string &root, const std::string &xsd_name) {
+    scratch s;
+    const auto file = s.dir / (xsd_name + ".xml");
+    std::ofstream(file) << with_namespace(xml, root);
+    auto [status, output] = xmllint(fs::path(ONEDS_XSD_DIR) / xsd_name, file, s.dir / "xmllint.log");
+    BOOST_TEST(status == 0, output);
+}
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_SUITE(schemas, oned_fixture)
+
+BOOST_AUTO_TEST_CASE(datastore_reply_validates) {
+    if (!have_tools()) return;
+    BOOST_TEST(api->call("one.image.allocate",
+                         std::vector<rpc_value>{std::string("NAME=a\nPATH=/x"), image_ds, false})
+                   .has_value());
+    for (int id : {backup_ds, image_ds}) {
+        auto r = api->call("one.datastore.info", std::vector<rpc_value>{id});
+        BOOST_TEST_REQUIRE(r.has_value());
+        validate(std::get<std::string>(r->body), "DATASTORE", "datastore.xsd");
+    }
+}
+
+BOOST_AUTO_TEST_CASE(image_reply_validates) {
+    if (!have_tools()) return;
+    auto id = api->call("one.image.allocate",
+                        std::vector<rpc_value>{std::string("NAME=\"restored-disk-0\"\nTYPE=\"DATABLOCK\"\n"
+                                                           "PATH=\"restic://100/3/0:abcd1234//d/disk.0.0\"\n"
+                                                           "SIZE=\"12\"\nV=[A=\"1\",B=\"2\"]"),
+                                               image_ds, false});
+    BOOST_TEST_REQUIRE(id.has_value());
+    auto r = api->call("one.image.info", std::vector<rpc_value>{std::get<std::int32_t>(id->body)});
+    BOOST_TEST_REQUIRE(r.has_value());
+    validate(std::get<std::string>(r->body), "IMAGE", "image.xsd");
+}
+
+BOOST_AUTO_TEST_CASE(an_invalid_document_is_caught) {
+    // The check itself must be able to fail.
+    if (!have_tools()) return;
+    scratch s;
+    const auto file = s.dir / "bad.xml";
+    std::ofstream(file) << with_namespace("<IMAGE><ID>x</ID></IMAGE>", "IMAGE");
+    auto [status, output] = xmllint(fs::path(ONEDS_XSD_DIR) / "image.xsd", file, s.dir / "log");
+    BOOST_TEST(status != 0);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
