@@ -7,7 +7,8 @@
 #      remotes/datastore/restic/backup (argv + XML on stdin);
 #   3. back it up again (incremental: almost nothing is added);
 #   4. list the snapshots, monitor the datastore (MAD mode, as oned does);
-#   5. restore every file from the repository and verify it byte for byte.
+#   5. list it (ls) and download every disk through the restic:// downloader,
+#      then compare each with its source (qemu-img compare).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh >/dev/null
@@ -68,12 +69,18 @@ reply=$(printf 'INIT\nMONITOR  100 %s\n' "$b64" | "$host" "-t 15 -d restic -c $c
 echo "< $reply"
 echo "  decoded: $(echo "${reply##* }" | base64 -d | tr '\n' ' ')"
 
-echo "== 5. restore and verify snapshot $snap"
+echo "== 5. list the backup as the TM's in-place restore does (ls), download every disk, verify"
+image="<IMAGE><ID>7</ID><SOURCE>$snap</SOURCE><FORMAT>raw</FORMAT><VMS><ID>$vm_id</ID></VMS></IMAGE>"
+echo "\$ one_ds_host action restic ls < request.xml"
+urls=$("$host" action -c "$conf" --plugin restic="$plugin" restic ls <<<"<DS_DRIVER_ACTION_DATA>$ds_xml<VM><ID>$vm_id</ID></VM>$image</DS_DRIVER_ACTION_DATA>")
+echo "stdout: $urls"
 restore="$work/restore"
-RESTIC_PASSWORD=$password restic -r "$repo" restore "$snap" --target "$restore" >/dev/null
-for f in disk.0.0 disk.1.0 vm.xml; do
-  cmp "$bk/$f" "$restore$bk/$f"
-  echo "  $f: identical ($(stat -c %s "$bk/$f") bytes)"
+mkdir -p "$restore"
+for disk in 0 1; do
+  url=$(printf '%s' "$urls" | sed -n "s/.*\"$disk\":\"\([^\"]*\)\".*/\1/p")
+  echo "\$ one_ds_host action restic downloader --stdout $url < datastore.xml > disk.$disk.qcow2"
+  "$host" action -c "$conf" --plugin restic="$plugin" restic downloader --stdout "$url" <<<"$ds_xml" > "$restore/disk.$disk.qcow2"
+  qemu-img compare -q "$bk/disk.$disk.0" "$restore/disk.$disk.qcow2"
+  echo "  disk.$disk: qemu-img compare with the source: identical ($(stat -c %s "$restore/disk.$disk.qcow2") bytes downloaded)"
 done
-qemu-img compare -q "$bk/disk.0.0" "$restore$bk/disk.0.0" && echo "  qemu-img compare disk.0.0: identical"
-echo "== demo finished: backed up, listed, monitored, restored and verified VM $vm_id"
+echo "== demo finished: backed up, listed, monitored, downloaded and verified VM $vm_id"

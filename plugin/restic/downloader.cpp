@@ -71,23 +71,35 @@ outcome downloader_action(action_env &env) {
     }
     if (url.rbd)
         return outcome::fail("restic+rbd:// downloads (Ceph incremental backups) are not supported by this driver: " + args[0]);
-    if (env.oned == nullptr)
-        return outcome::fail("downloader: the oned XML-RPC endpoint is needed to read datastore " + url.ds_id +
-                             " (set oned_endpoint / oned_auth_file)");
-
-    // The backup datastore, decrypted (RESTIC_PASSWORD), as the stock helper reads it.
-    auto info = env.oned->call("one.datastore.info", {static_cast<std::int32_t>(std::stoi(url.ds_id)), true});
-    if (!info) return outcome::fail("Cannot read backup datastore " + url.ds_id + ": " + info.err().message);
-    const auto *xml = std::get_if<std::string>(&info->body);
+    // The backup datastore, decrypted (RESTIC_PASSWORD): from oned as the stock
+    // helper reads it, or, when one is given on stdin (a DATASTORE document, or
+    // DS_DRIVER_ACTION_DATA holding one), from there: downloads without oned.
     pugi::xml_document ds_doc;
-    if (xml == nullptr || !ds_doc.load_buffer(xml->data(), xml->size()))
-        return outcome::fail("Cannot read backup datastore " + url.ds_id + ": oned returned no DATASTORE document");
+    pugi::xml_node ds;
+    const auto &input = env.ctx.req().document;
+    if (!input.empty() && ds_doc.load_buffer(input.data(), input.size())) {
+        ds = ds_doc.child("DATASTORE");
+        if (!ds) ds = ds_doc.select_node("/DS_DRIVER_ACTION_DATA/DATASTORE").node();
+    }
+    if (!ds) {
+        if (env.oned == nullptr)
+            return outcome::fail("downloader: the oned XML-RPC endpoint is needed to read datastore " + url.ds_id +
+                                 " (set oned_endpoint / oned_auth_file)");
+        auto info = env.oned->call("one.datastore.info", {static_cast<std::int32_t>(std::stoi(url.ds_id)), true});
+        if (!info) return outcome::fail("Cannot read backup datastore " + url.ds_id + ": " + info.err().message);
+        const auto *xml = std::get_if<std::string>(&info->body);
+        if (xml == nullptr || !ds_doc.load_buffer(xml->data(), xml->size()) || !(ds = ds_doc.child("DATASTORE")))
+            return outcome::fail("Cannot read backup datastore " + url.ds_id + ": oned returned no DATASTORE document");
+    }
     datastore_attributes attrs;
     try {
-        attrs = parse_datastore(ds_doc.child("DATASTORE"));
+        attrs = parse_datastore(ds);
     } catch (const attribute_error &e) {
         return outcome::fail(std::string("Wrong restic datastore configuration: ") + e.what());
     }
+    if (std::to_string(attrs.ds_id) != url.ds_id)
+        return outcome::fail("downloader: the datastore given is " + std::to_string(attrs.ds_id) + ", the URL names " +
+                             url.ds_id);
     const auto site = maintenance_site(env, attrs, attrs.base_path + "/" + url.repo_id());
 
     // Which file of each increment holds this disk.

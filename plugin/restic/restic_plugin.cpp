@@ -84,7 +84,9 @@ std::int32_t plugin_instance::submit(sdk::request req) {
     const auto it = actions().find(req.action);
     if (it == actions().end()) return ONEDS_ERR_UNSUPPORTED;
     const action_fn fn = it->second;
-    const bool needs_oned = req.action == "restore" || req.action == "downloader";
+    // The downloader asks oned for the datastore unless it was given on stdin.
+    const bool needs_oned = req.action == "restore" ||
+                            (req.action == "downloader" && req.document.find("<DATASTORE") == std::string::npos);
     return dispatcher_.start(std::move(req), [this, fn, needs_oned](runtime::request_context &ctx) {
         action_env env{settings_, runner_, *this, ctx};
         if (needs_oned) {

@@ -284,6 +284,29 @@ BOOST_AUTO_TEST_CASE(backup_cancel_action_stops_the_running_backup) {
     BOOST_TEST(fs::is_empty(repo + "/locks"));
 }
 
+BOOST_AUTO_TEST_CASE(downloader_streams_a_disk_on_stdout_with_the_datastore_on_stdin) {
+    restic_fixture f;
+    f.make_vm(7, {{0, 32, 4}});
+    const auto b = f.host_action("backup", backup_args(f, 7), f.document());
+    check_backup_line(b);
+    const std::string source = f.backup_dir(7) + "/disk.0.0";
+    const std::string url = "restic://100//0:" + b.out.substr(0, 8) + source;
+    const std::string tmp = f.dir().file("rtmp");
+    fs::create_directories(tmp);
+    // No oned: the datastore comes on stdin.
+    const auto r = f.host_action("downloader", {"--stdout", url}, f.document({{"RESTIC_TMP_DIR", tmp}}));
+    BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    const std::string got = f.dir().write("got.qcow2", r.out);
+    const auto cmp = run_process({tool("qemu-img"), "compare", "-q", source, got});
+    BOOST_TEST(cmp.exit_code == 0, "downloaded image differs: " << cmp.out << cmp.err);
+    BOOST_TEST(fs::is_empty(tmp), "temporary files left in RESTIC_TMP_DIR");
+    // A datastore that is not the URL's is refused.
+    const auto wrong = f.host_action("downloader", {"--stdout", "restic://101//0:" + b.out.substr(0, 8) + source},
+                                     f.document());
+    BOOST_TEST(wrong.exit_code == 255);
+    BOOST_TEST(wrong.err.find("the URL names 101") != std::string::npos, wrong.err);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(monitor)
