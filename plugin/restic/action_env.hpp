@@ -5,6 +5,7 @@
 #include "dispatcher.hpp"
 #include "plugin_settings.hpp"
 #include "restic_runner.hpp"
+#include "version_cache.hpp"
 
 #include "ports/one_api.hpp"
 #include "ports/process.hpp"
@@ -29,6 +30,14 @@ struct action_env {
     store_provider &stores;
     runtime::request_context &ctx;
     ports::one_api *oned = nullptr;  // null when no oned endpoint is configured
+    version_cache *versions = nullptr;
+
+    std::optional<restic_version> restic_version_at(const std::string &host, const std::string &bin) const {
+        if (versions == nullptr) return std::nullopt;
+        auto v = versions->get(runner, host, bin, ctx);
+        if (v) ctx.log('D', "restic " + v->str() + " at " + (host.empty() ? std::string("this host") : host));
+        return v;
+    }
 
     void log(char level, const std::string &text) const { ctx.log(level, text); }
     // "" for host names that mean this machine (local_hosts): such commands

@@ -131,6 +131,7 @@ outcome downloader_action(action_env &env) {
         return outcome::fail("Unable to prepare image: " + e);
 
     // Pull every increment's file at once (bounded), each into its own folder.
+    const auto version = env.restic_version_at(site.host, site.restic_bin);
     std::vector<std::string> errors(pieces.size());
     {
         cancel_fanout fanout(env.ctx);
@@ -143,7 +144,7 @@ outcome downloader_action(action_env &env) {
                 for (std::size_t k; (k = next++) < pieces.size();) {
                     const std::string target = tmp_dir + "/" + std::to_string(k);
                     auto r = run_restic(env, attrs, site, {}, "restore",
-                                        {pieces[k].snapshot, "--target", target, "--include", pieces[k].path},
+                                        restore_args(pieces[k].snapshot, target, {pieces[k].path}, version),
                                         "restore of " + base_name(pieces[k].path) + " from " + pieces[k].snapshot, {},
                                         cancel.get());
                     if (r.cancelled) errors[k] = "cancelled";

@@ -105,6 +105,7 @@ outcome increment_flatten_action(action_env &env) {
     };
 
     // Pull the merged increments to their original paths, several at once.
+    const auto version = env.restic_version_at(site.host, site.restic_bin);
     std::vector<std::string> errors(infos.size());
     {
         cancel_fanout fanout(env.ctx);
@@ -114,11 +115,11 @@ outcome increment_flatten_action(action_env &env) {
             pool.emplace_back([&] {
                 auto cancel = fanout.child();
                 for (std::size_t k; (k = next++) < infos.size();) {
-                    std::vector<std::string> args = {infos[k]->short_id, "--target", "/"};
                     auto files = infos[k]->disk_paths();
                     if (k + 1 == infos.size()) files.insert(files.end(), others.begin(), others.end());
-                    for (const auto &f : files) args.insert(args.end(), {"--include", f});
-                    auto r = run_restic(env, attrs, site, {}, "restore", args, "pull of " + infos[k]->short_id, {},
+                    auto r = run_restic(env, attrs, site, {}, "restore",
+                                        restore_args(infos[k]->short_id, "/", files, version),
+                                        "pull of " + infos[k]->short_id, {},
                                         cancel.get());
                     errors[k] = r.cancelled ? "cancelled" : r.error;
                 }

@@ -89,6 +89,7 @@ std::int32_t plugin_instance::submit(sdk::request req) {
                             (req.action == "downloader" && req.document.find("<DATASTORE") == std::string::npos);
     return dispatcher_.start(std::move(req), [this, fn, needs_oned](runtime::request_context &ctx) {
         action_env env{settings_, runner_, *this, ctx};
+        env.versions = &versions_;
         if (needs_oned) {
             auto api = oned();
             if (!api) return runtime::outcome::fail("Cannot use oned's XML-RPC API: " + api.err().message);

@@ -42,6 +42,7 @@ private:
     std::map<std::string, std::string> config_;
     std::mutex oned_mutex_;
     std::unique_ptr<ports::one_api> oned_;
+    version_cache versions_;
     runtime::dispatcher dispatcher_;  // last: stopped first, before what requests use
 };
 

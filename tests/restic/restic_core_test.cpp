@@ -273,3 +273,72 @@ BOOST_AUTO_TEST_CASE(export_lines_comments_and_quotes) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+#include "version_cache.hpp"
+
+BOOST_AUTO_TEST_SUITE(restic_versions)
+
+namespace {
+// A process runner that answers `restic version` and counts the calls.
+class version_runner final : public oneds::ports::process_runner {
+public:
+    explicit version_runner(std::string out, int code = 0) : out_(std::move(out)), code_(code) {}
+    oneds::ports::result<oneds::ports::command_result> run(const std::string &host, const oneds::ports::command &cmd,
+                                                          const oneds::ports::run_options &) override {
+        ++calls;
+        last_host = host;
+        last_argv = cmd.argv;
+        oneds::ports::command_result r;
+        r.exit_code = code_;
+        r.stdout_text = out_;
+        return r;
+    }
+    int calls = 0;
+    std::string last_host;
+    std::vector<std::string> last_argv;
+
+private:
+    std::string out_;
+    int code_;
+};
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(version_is_detected_once_per_binary_and_host) {
+    version_runner runner("restic 0.16.2 compiled with go1.21.3 on linux/amd64\n");
+    version_cache cache;
+    oneds::ports::never_cancelled never;
+    auto v = cache.get(runner, "host1", "/opt/restic", never);
+    BOOST_REQUIRE(v.has_value());
+    BOOST_TEST(v->str() == "0.16.2");
+    BOOST_TEST(runner.last_host == "host1");
+    BOOST_TEST((runner.last_argv == std::vector<std::string>{"/opt/restic", "version"}));
+    cache.get(runner, "host1", "/opt/restic", never);
+    BOOST_TEST(runner.calls == 1);
+    cache.get(runner, "host2", "/opt/restic", never);
+    cache.get(runner, "host1", "restic", never);
+    BOOST_TEST(runner.calls == 3);
+}
+
+BOOST_AUTO_TEST_CASE(an_unreachable_host_is_asked_again) {
+    version_runner down("", 255);
+    version_cache cache;
+    oneds::ports::never_cancelled never;
+    BOOST_TEST(!cache.get(down, "h", "restic", never).has_value());
+    BOOST_TEST(!cache.get(down, "h", "restic", never).has_value());
+    BOOST_TEST(down.calls == 2);
+}
+
+BOOST_AUTO_TEST_CASE(restores_are_sparse_from_0_15) {
+    const std::vector<std::string> base = {"abcd1234", "--target", "/t", "--include", "/a/disk.0.1"};
+    BOOST_TEST(restore_args("abcd1234", "/t", {"/a/disk.0.1"}, restic_version{0, 14, 0}) == base,
+               boost::test_tools::per_element());
+    BOOST_TEST(restore_args("abcd1234", "/t", {"/a/disk.0.1"}, std::nullopt) == base, boost::test_tools::per_element());
+    auto sparse = base;
+    sparse.push_back("--sparse");
+    BOOST_TEST(restore_args("abcd1234", "/t", {"/a/disk.0.1"}, restic_version{0, 15, 0}) == sparse,
+               boost::test_tools::per_element());
+    BOOST_TEST(restore_args("abcd1234", "/t", {"/a/disk.0.1"}, restic_version{0, 18, 1}) == sparse,
+               boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
