@@ -14,26 +14,6 @@ namespace {
 
 using runtime::outcome;
 
-struct request_data {
-    pugi::xml_document doc;
-    datastore_attributes attrs;
-    std::string error;
-};
-
-// Loads the document and the datastore attributes; error is set on failure.
-void load(action_env &env, request_data &d, const char *action) {
-    const auto &xml = env.ctx.req().document;
-    if (xml.empty() || !d.doc.load_buffer(xml.data(), xml.size())) {
-        d.error = std::string(action) + ": the request must hold the DS_DRIVER_ACTION_DATA document";
-        return;
-    }
-    try {
-        d.attrs = parse_datastore(d.doc.select_node("/DS_DRIVER_ACTION_DATA/DATASTORE").node());
-    } catch (const attribute_error &e) {
-        d.error = std::string("Wrong restic datastore configuration: ") + e.what();
-    }
-}
-
 bool size_value(const std::string &v, bool allow_percent) {
     static const std::regex plain(R"(^\d+[kKmMgGtT]?$)");
     static const std::regex percent(R"(^\d+[kKmMgGtT%]?$)");
@@ -43,15 +23,9 @@ bool size_value(const std::string &v, bool allow_percent) {
 }  // namespace
 
 outcome rm_action(action_env &env) {
-    request_data d;
-    load(env, d, "rm");
-    if (!d.error.empty()) return outcome::fail(d.error);
-    backup_image img;
-    try {
-        img = parse_backup_image(d.doc);
-    } catch (const std::exception &e) {
-        return outcome::fail(std::string("Missing datastore or image attributes: ") + e.what());
-    }
+    request_doc d;
+    if (auto e = load_request(env, "rm", d, true); !e.empty()) return outcome::fail(e);
+    const auto &img = d.image;
     if (img.chain.empty()) return outcome::ok();  // nothing was ever stored for it
     const auto repo_id = img.repo_id();
     if (repo_id.empty()) return outcome::fail("Missing datastore or image attributes: cannot tell the image's VM or backup job");
@@ -97,9 +71,8 @@ outcome rm_action(action_env &env) {
 }
 
 outcome stat_action(action_env &env) {
-    request_data d;
-    load(env, d, "stat");
-    if (!d.error.empty()) return outcome::fail(d.error);
+    request_doc d;
+    if (auto e = load_request(env, "stat", d, false); !e.empty()) return outcome::fail(e);
     const std::string path(common::trim(d.doc.select_node("/DS_DRIVER_ACTION_DATA/IMAGE/PATH").node().text().as_string()));
     restic_url url;
     try {
@@ -134,9 +107,9 @@ outcome stat_action(action_env &env) {
 }
 
 outcome ls_action(action_env &env) {
-    request_data d;
-    load(env, d, "ls");
-    if (!d.error.empty()) return outcome::fail(d.error);
+    request_doc d;
+    if (auto e = load_request(env, "ls", d, true); !e.empty()) return outcome::fail(e);
+    const auto &img = d.image;
     std::optional<int> inc;
     const auto &args = env.ctx.req().args;
     for (std::size_t i = 0; i < args.size(); ++i) {
@@ -150,12 +123,6 @@ outcome ls_action(action_env &env) {
             return outcome::fail("ls: -i needs an integer increment id, got '" + args[i + 1] + "'");
         }
         ++i;
-    }
-    backup_image img;
-    try {
-        img = parse_backup_image(d.doc);
-    } catch (const std::exception &e) {
-        return outcome::fail(std::string("Missing datastore or image attributes: ") + e.what());
     }
     // -1 means the whole chain, as stock.
     const auto chain = img.up_to(inc);

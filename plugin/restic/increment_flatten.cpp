@@ -44,18 +44,11 @@ std::string tag_vm(const backup_image &img, const snapshot_info &s) {
 }  // namespace
 
 outcome increment_flatten_action(action_env &env) {
-    pugi::xml_document doc;
-    const auto &xml = env.ctx.req().document;
-    if (xml.empty() || !doc.load_buffer(xml.data(), xml.size()))
-        return outcome::fail("increment_flatten: the request must hold the DS_DRIVER_ACTION_DATA document");
-    datastore_attributes attrs;
-    backup_image img;
-    try {
-        attrs = parse_datastore(doc.select_node("/DS_DRIVER_ACTION_DATA/DATASTORE").node());
-        img = parse_backup_image(doc);
-    } catch (const std::exception &e) {
-        return outcome::fail(std::string("Missing datastore or image attributes: ") + e.what());
-    }
+    request_doc d;
+    if (auto e = load_request(env, "increment_flatten", d, true); !e.empty()) return outcome::fail(e);
+    const auto &doc = d.doc;
+    const auto &attrs = d.attrs;
+    const auto &img = d.image;
     if (!img.keep_last || *img.keep_last < 1)
         return outcome::fail("increment_flatten: EXTRA_DATA/KEEP_LAST must be a positive integer");
     const int keep = *img.keep_last;
@@ -173,9 +166,9 @@ outcome increment_flatten_action(action_env &env) {
     new_id = new_id.substr(0, 8);
 
     std::uint64_t size = 0;
-    for (const auto &d : final_disks) {
+    for (const auto &disk : final_disks) {
         std::string info;
-        if (auto e = run_tool(env, site.host, {"qemu-img", "info", "--output", "json", d}, "qemu-img info", &info); !e.empty())
+        if (auto e = run_tool(env, site.host, {"qemu-img", "info", "--output", "json", disk}, "qemu-img info", &info); !e.empty())
             return fail(e);
         boost::system::error_code ec;
         const auto v = boost::json::parse(info, ec);

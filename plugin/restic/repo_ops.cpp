@@ -4,6 +4,24 @@
 
 namespace oneds::restic {
 
+std::string load_request(const action_env &env, const std::string &action, request_doc &d, bool with_image) {
+    const auto &xml = env.ctx.req().document;
+    if (xml.empty() || !d.doc.load_buffer(xml.data(), xml.size()))
+        return action + ": the request must hold the DS_DRIVER_ACTION_DATA document";
+    try {
+        d.attrs = parse_datastore(d.doc.select_node("/DS_DRIVER_ACTION_DATA/DATASTORE").node());
+    } catch (const attribute_error &e) {
+        return std::string("Wrong restic datastore configuration: ") + e.what();
+    }
+    if (!with_image) return {};
+    try {
+        d.image = parse_backup_image(d.doc);
+    } catch (const std::exception &e) {
+        return std::string("Missing datastore or image attributes: ") + e.what();
+    }
+    return {};
+}
+
 repo_site frontend_site(const action_env &env, const datastore_attributes &a, const std::string &repo_path) {
     return repo_site{"", env.settings.restic_bin, repository_url(a, repo_path), env.settings.ssh_config};
 }

@@ -13,12 +13,27 @@
 #include "backup_image.hpp"
 #include "restic_cli.hpp"
 
+#include <pugixml.hpp>
+
 #include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace oneds::restic {
+
+// The request document of a datastore action, parsed once: the DATASTORE's
+// attributes and, for actions on a backup image, the IMAGE.
+struct request_doc {
+    pugi::xml_document doc;
+    datastore_attributes attrs;
+    backup_image image;
+};
+
+// Loads env's request document into d. Returns "" or the error text: "<action>:
+// the request must hold ...", "Wrong restic datastore configuration: ..." or
+// "Missing datastore or image attributes: ..." (the stock prefixes).
+std::string load_request(const action_env &env, const std::string &action, request_doc &d, bool with_image);
 
 struct repo_site {
     std::string host;        // "" = here, else an ssh destination (user@server)

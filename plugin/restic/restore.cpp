@@ -41,18 +41,11 @@ std::optional<int> rpc_int(const ports::rpc_result &r) {
 }  // namespace
 
 outcome restore_action(action_env &env) {
-    pugi::xml_document doc;
-    const auto &xml = env.ctx.req().document;
-    if (xml.empty() || !doc.load_buffer(xml.data(), xml.size()))
-        return outcome::fail("restore: the request must hold the DS_DRIVER_ACTION_DATA document");
-    datastore_attributes attrs;
-    backup_image img;
-    try {
-        attrs = parse_datastore(doc.select_node("/DS_DRIVER_ACTION_DATA/DATASTORE").node());
-        img = parse_backup_image(doc);
-    } catch (const std::exception &e) {
-        return outcome::fail(std::string("Missing datastore or image attributes: ") + e.what());
-    }
+    request_doc d;
+    if (auto e = load_request(env, "restore", d, true); !e.empty()) return outcome::fail(e);
+    const auto &doc = d.doc;
+    const auto &attrs = d.attrs;
+    const auto &img = d.image;
     if (img.chain.empty()) return outcome::fail("Missing datastore or image attributes: the image has no SOURCE");
     const auto opt = [&](const char *name) {
         return std::string(common::trim(

@@ -229,7 +229,9 @@ BOOST_AUTO_TEST_CASE(locked_repository_is_retried_logged_and_succeeds_once_relea
     }
     BOOST_REQUIRE_MESSAGE(holder, "could not catch restic check holding its lock");
     auto backup = std::make_unique<spawned_process>(f.host_argv("backup", backup_args(f, 7)), f.document());
-    std::this_thread::sleep_for(std::chrono::seconds(4));
+    // Release the lock only once our restic backup runs (and has met the lock).
+    BOOST_TEST(wait_for_process_with({"backup", "--tag=one-7"}, std::chrono::seconds(60)), "restic backup never started");
+    std::this_thread::sleep_for(std::chrono::seconds(3));
     holder->send_signal(SIGCONT);
     const auto r = backup->wait(std::chrono::seconds(120));
     holder->wait(std::chrono::seconds(60));

@@ -7,7 +7,9 @@
 
 #include <pugixml.hpp>
 
+#include <algorithm>
 #include <fstream>
+#include <thread>
 #include <iterator>
 #include <sstream>
 #include <stdexcept>
@@ -17,6 +19,25 @@ namespace oneds::test {
 std::string read_file(const std::string &path) {
     std::ifstream in(path, std::ios::binary);
     return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+bool wait_for_process_with(const std::vector<std::string> &needles, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+        std::error_code ec;
+        for (const auto &entry : std::filesystem::directory_iterator("/proc", ec)) {
+            const auto name = entry.path().filename().string();
+            if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+            const std::string raw = read_file(entry.path().string() + "/cmdline");
+            const auto argv = oneds::common::split(raw, '\0');
+            bool all = true;
+            for (const auto &n : needles)
+                if (std::find(argv.begin(), argv.end(), n) == argv.end()) all = false;
+            if (all) return true;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
 }
 
 std::string tool(const std::string &name) {

@@ -92,6 +92,12 @@ private:
 };
 
 std::string read_file(const std::string &path);
+// Waits until some process's argv contains every needle as a whole argument
+// (restic started by the plugin, here or through the loopback sshd); false on
+// timeout. Lets lock tests release the lock only once the contender runs,
+// whatever the machine's load.
+bool wait_for_process_with(const std::vector<std::string> &needles, std::chrono::milliseconds timeout);
+
 // The absolute path of a program found in PATH (run_process does not search).
 std::string tool(const std::string &name);
 std::string base64(const std::string &data);

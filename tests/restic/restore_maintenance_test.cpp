@@ -249,7 +249,10 @@ BOOST_AUTO_TEST_CASE(rm_of_a_locked_repository_is_retried) {
     BOOST_REQUIRE_MESSAGE(holder, "set-up: could not catch restic check holding its lock");
     const auto start = std::chrono::steady_clock::now();
     spawned_process rm(f.host_argv("rm", {"42"}), request(f, c.image_xml()));
-    std::this_thread::sleep_for(std::chrono::seconds(4));
+    // Release the lock only once restic forget runs (and has met the lock).
+    BOOST_TEST(wait_for_process_with({"forget", c.at(0).short_id}, std::chrono::seconds(60)),
+               "restic forget never started");
+    std::this_thread::sleep_for(std::chrono::seconds(3));
     holder->send_signal(SIGCONT);
     const auto r = rm.wait(std::chrono::seconds(180));
     holder->wait(std::chrono::seconds(120));
