@@ -26,7 +26,21 @@ window=${ONEDS_BENCH_WINDOW:-15}
 threads=${ONEDS_BENCH_THREADS:-15}
 repeat=${ONEDS_BENCH_REPEAT:-5}
 warmup=${ONEDS_BENCH_WARMUP:-1}
-all_cases=(mad_monitor)
+all_cases=(mad_monitor restic_backup restic_monitor restic_download restic_concurrency)
+restic_repeat=${ONEDS_BENCH_RESTIC_REPEAT:-5}
+restic_snapshots=${ONEDS_BENCH_SNAPSHOTS:-0 10 50}
+restic_sizes=${ONEDS_BENCH_SIZES:-1 64}
+monitor_calls=${ONEDS_BENCH_MONITOR_CALLS:-200}
+download_base_mib=${ONEDS_BENCH_DOWNLOAD_MIB:-64}
+download_inc_mib=${ONEDS_BENCH_DOWNLOAD_INC_MIB:-8}
+concurrency_levels=${ONEDS_BENCH_CONCURRENCY:-1 2 4}
+concurrency_mib=${ONEDS_BENCH_CONCURRENCY_MIB:-32}
+concurrency_repeat=${ONEDS_BENCH_CONCURRENCY_REPEAT:-3}
+
+# shellcheck source=bench/sshd_env.sh
+. "$bench_dir/sshd_env.sh"
+# shellcheck source=bench/restic_lib.sh
+. "$bench_dir/restic_lib.sh"
 
 say() { printf 'bench: %s\n' "$*" >&2; }
 thousands() { sed -e ':a' -e 's/\B[0-9]\{3\}\>/,&/' -e 'ta' <<<"$1"; }
@@ -38,7 +52,7 @@ build_release() {
     # the test plugin itself).
     cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DONEDS_WARNINGS_AS_ERRORS=OFF \
         -DONEDS_BUILD_TESTS=OFF >/dev/null
-    cmake --build "$build" -j"$(nproc)" --target mad_bench bench_chart >/dev/null
+    cmake --build "$build" -j"$(nproc)" --target mad_bench bench_chart one_ds_host one_ds_restic >/dev/null
 }
 
 # ---- cases ----------------------------------------------------------------------
@@ -67,6 +81,440 @@ case_mad_monitor() {
         echo "Goal (DESIGN.md §8): no reply lost or duplicated; peak RSS of the host with the plugin"
         echo "loaded <= 30 MiB."
     } >"$results/mad_monitor.md"
+}
+
+# ---- restic cases (real restic, loopback sshd) -----------------------------------
+
+# Case 1 (issue 5): backup of a 2-disk VM into a repository holding N snapshots:
+# ours (one_ds_host action mode) vs. bare restic (the restic command our plugin
+# runs, by hand: one ssh to the hypervisor running it) vs. the stock driver's
+# command sequence (bench/stock_sequence.sh). The repository is reset from a
+# seeded copy before every run (not timed), so every run sees exactly N
+# snapshots. Also case 6: peak RSS and CPU of one_ds_host per ours run.
+case_restic_backup() {
+    rb_setup
+    local raw=$results/runs/restic_backup.csv csv=$results/restic_backup.csv md=$results/restic_backup.md
+    local vm=7 size n r v i t0 t1 seed repo bk out stats rows=() mdrows=()
+    echo "size_mib,snapshots,run,variant,seconds" >"$raw"
+    {
+        echo "# Case 1: backup of a 2-disk VM, ratios (lower is better for ours)"
+        echo "case,metric,unit,median,min,max,runs,better,plot"
+    } >"$csv"
+    local host_cost=$rb_tmp/host_cost
+    : >"$host_cost"
+    for size in $restic_sizes; do
+        rm -rf -- "$rb_tmp/sys/0/$vm"
+        rb_make_vm "$vm" "$size"
+        bk=$rb_tmp/sys/0/$vm/backup
+        repo=$rb_base/$vm
+        for n in $restic_snapshots; do
+            say "  backup: ${size} MiB VM, $n snapshots in the repository"
+            seed=$rb_tmp/seed
+            rm -rf -- "$seed"
+            RESTIC_PASSWORD=$rb_password restic --repo="$seed" init >/dev/null 2>&1
+            for ((i = 0; i < n; i++)); do
+                RESTIC_PASSWORD=$rb_password restic --repo="$seed" backup --force --tag="one-$vm" \
+                    "$bk/disk.0.0" "$bk/disk.1.0" "$bk/vm.xml" >/dev/null 2>&1
+            done
+            local d=$rb_tmp/t_${size}_$n
+            mkdir -p "$d"
+            : >"$d/ours"; : >"$d/bare"; : >"$d/stock"
+            for ((r = 0; r < warmup + restic_repeat; r++)); do
+                for v in ours bare stock; do
+                    rm -rf -- "$repo"
+                    cp -a -- "$seed" "$repo"
+                    t0=$EPOCHREALTIME
+                    case $v in
+                    ours)
+                        out=$(rb_doc_for "$vm" | /usr/bin/time -f '%M %U %S' -o "$d/time" \
+                            "$build/bin/one_ds_host" action -c "$rb_conf" --plugin "restic=$rb_plugin" restic backup \
+                            "hypervisor:$rb_tmp/sys/0/$vm" 0:1 "one-$vm" - "$vm" 0 2>"$d/err") ||
+                            { cat "$d/err" >&2; return 1; }
+                        ;;
+                    bare)
+                        out=$(ssh -F "$BENCH_SSH_CONFIG" hypervisor \
+                            "RESTIC_PASSWORD='$rb_password' /usr/bin/time -f '%M %U %S' -o $d/rtime restic '$rb_sftp_opt' --repo=sftp:$BENCH_SSH_USER@backupserver:$repo backup --force --json --tag=one-$vm $bk/disk.0.0 $bk/disk.1.0 $bk/vm.xml" 2>"$d/err" |
+                            tail -n 1) || { cat "$d/err" >&2; return 1; }
+                        ;;
+                    stock)
+                        out=$(RESTIC_PASSWORD=$rb_password "$bench_dir/stock_sequence.sh" backup "$BENCH_SSH_CONFIG" \
+                            "$BENCH_SSH_USER" backupserver "$repo" hypervisor "$rb_tmp/sys/0/$vm" "$vm" 2>"$d/err") ||
+                            { cat "$d/err" >&2; return 1; }
+                        ;;
+                    esac
+                    t1=$EPOCHREALTIME
+                    [ -n "$out" ] || { echo "$v: no output" >&2; cat "$d/err" >&2; return 1; }
+                    if ((r >= warmup)); then
+                        rb_elapsed "$t0" "$t1" >>"$d/$v"
+                        echo "$size,$n,$((r - warmup + 1)),$v,$(tail -n 1 "$d/$v")" >>"$raw"
+                        if [ "$v" = ours ]; then
+                            echo "$size $n $(cat "$d/time") $(tail -n 1 "$d/$v")" >>"$host_cost"
+                        elif [ "$v" = bare ]; then
+                            echo "$size $n $(tail -n 1 "$d/rtime") $(tail -n 1 "$d/$v")" >>"$host_cost.restic"
+                        fi
+                    fi
+                done
+            done
+            local so sb ss rob ros
+            so=$(rb_stats "$d/ours"); sb=$(rb_stats "$d/bare"); ss=$(rb_stats "$d/stock")
+            rob=$(rb_ratio "$d/ours" "$d/bare"); ros=$(rb_ratio "$d/ours" "$d/stock")
+            mdrows+=("| $size MiB | $n | $(rb_cell "$so") | $(rb_cell "$sb") | $(rb_cell "$ss") | $(rb_cell "$rob") | $(rb_cell "$ros") |")
+            read -r a b c _ <<<"$rob"
+            echo "$size MiB $n snaps,ours_vs_bare,ratio,$a,$b,$c,$restic_repeat,lower,1" >>"$csv"
+            read -r a b c _ <<<"$ros"
+            echo "$size MiB $n snaps,ours_vs_stock,ratio,$a,$b,$c,$restic_repeat,lower,1" >>"$csv"
+            for v in ours bare stock; do
+                read -r a b c _ <<<"$(rb_stats "$d/$v")"
+                echo "$size MiB $n snaps,${v}_wall,s,$a,$b,$c,$restic_repeat,lower,0" >>"$csv"
+            done
+        done
+    done
+    cp "$host_cost" "$results/runs/restic_host_cost.txt"
+    cp "$host_cost.restic" "$results/runs/restic_child_cost.txt"
+    {
+        echo "## Case 1: backup of a 2-disk VM (ours vs. bare restic vs. stock sequence)"
+        echo
+        echo "A VM with two qcow2 disks of random data (half the size each) and vm.xml, backed up over"
+        echo "SFTP to the loopback sshd (\"backupserver\"; the files are read on \"hypervisor\", the same"
+        echo "sshd). The repository is restored from a seeded copy before every run (not timed), so"
+        echo "every run sees exactly *snapshots* earlier snapshots of the same VM (0 = freshly"
+        echo "initialised). *ours*: \`one_ds_host action restic backup hypervisor:<vm_dir> 0:1 one-7 - 7 0\`"
+        echo "with the datastore XML on stdin. *bare*: the \`restic backup --force --json --tag=one-7\`"
+        echo "our plugin runs, typed by hand (one ssh to the hypervisor running it). *stock*:"
+        echo "\`bench/stock_sequence.sh backup\` (front-end \`restic stats || restic init\`, ssh to the"
+        echo "hypervisor running the bash script with \`restic backup\` and jq, parsing). Wall seconds and"
+        echo "the per-run ratios ours/bare and ours/stock; median (min–max) of $restic_repeat runs after $warmup"
+        echo "warm-up run, ours, bare and stock alternated in one loop."
+        echo
+        echo "| VM | snapshots | ours s | bare restic s | stock sequence s | ours / bare | ours / stock |"
+        echo "|---|---:|---:|---:|---:|---:|---:|"
+        printf '%s\n' "${mdrows[@]}"
+        echo
+        echo "Targets (issue 5): ours / bare <= 1.05; ours / stock <= 0.5 for the 1 MiB VM, and ours flat"
+        echo "from 0 to 50 snapshots."
+    } >"$md"
+    case6_report "$host_cost" "$host_cost.restic"
+    rb_teardown
+}
+
+# Case 2 (issue 5): monitor latency. *stock*: bench/stock_sequence.sh monitor
+# (ssh running mkdir -p, the version check, df -PBM). *ours, first call*: a
+# fresh `one_ds_host action restic monitor 100` (process start, plugin load,
+# SSH + SFTP session set-up, statvfs). *ours, MAD warm*: one MAD-mode host
+# (started as oned starts it, driven over a coproc) answering MONITOR after
+# MONITOR through its persistent SFTP session; its first MONITOR is reported
+# apart. Per round: stock, ours first call, then a fresh MAD host.
+case_restic_monitor() {
+    rb_setup
+    local raw=$results/runs/restic_monitor.csv csv=$results/restic_monitor.csv md=$results/restic_monitor.md
+    local d=$rb_tmp/mon r i t0 t1 out doc64 line warm_all=$rb_tmp/mon/warm_all
+    mkdir -p "$d"
+    : >"$d/stock"; : >"$d/first"; : >"$d/madfirst"; : >"$d/warm"; : >"$warm_all"
+    echo "run,variant,seconds" >"$raw"
+    doc64=$(printf '<DS_DRIVER_ACTION_DATA>%s</DS_DRIVER_ACTION_DATA>' "$rb_ds_xml" | base64 -w 0)
+    for ((r = 0; r < warmup + restic_repeat; r++)); do
+        t0=$EPOCHREALTIME
+        out=$("$bench_dir/stock_sequence.sh" monitor "$BENCH_SSH_CONFIG" "$BENCH_SSH_USER" backupserver "$rb_base")
+        t1=$EPOCHREALTIME
+        [[ $out == *FREE_MB=* ]] || { echo "stock monitor: $out" >&2; return 1; }
+        ((r < warmup)) || rb_elapsed "$t0" "$t1" >>"$d/stock"
+
+        t0=$EPOCHREALTIME
+        out=$(printf '%s' "$doc64" | "$build/bin/one_ds_host" action -c "$rb_conf" --plugin "restic=$rb_plugin" \
+            restic monitor 100 2>"$d/err") || { cat "$d/err" >&2; return 1; }
+        t1=$EPOCHREALTIME
+        [[ $out == *FREE_MB=* ]] || { echo "ours monitor: $out" >&2; cat "$d/err" >&2; return 1; }
+        ((r < warmup)) || rb_elapsed "$t0" "$t1" >>"$d/first"
+
+        # MAD mode: oned passes ARGUMENTS as one argv element.
+        coproc MADHOST { exec "$build/bin/one_ds_host" "-t 15 -d restic --plugin restic=$rb_plugin -c $rb_conf" 2>/dev/null; }
+        local mad_pid=$MADHOST_PID
+        printf 'INIT\n' >&"${MADHOST[1]}"
+        read -r -t 10 line <&"${MADHOST[0]}" || { echo "MAD host: no INIT reply" >&2; return 1; }
+        [[ $line == "INIT SUCCESS"* ]] || { echo "MAD host: $line" >&2; return 1; }
+        : >"$d/warm_run"
+        for ((i = 0; i <= monitor_calls; i++)); do
+            t0=$EPOCHREALTIME
+            printf 'MONITOR  %d %s\n' "$i" "$doc64" >&"${MADHOST[1]}"
+            read -r -t 30 line <&"${MADHOST[0]}" || { echo "MAD host: no MONITOR reply" >&2; return 1; }
+            t1=$EPOCHREALTIME
+            [[ $line == "MONITOR SUCCESS $i "* ]] || { echo "MAD host: $line" >&2; return 1; }
+            if ((i == 0)); then
+                ((r < warmup)) || rb_elapsed "$t0" "$t1" >>"$d/madfirst"
+            else
+                rb_elapsed "$t0" "$t1" >>"$d/warm_run"
+            fi
+        done
+        printf 'FINALIZE\n' >&"${MADHOST[1]}"
+        exec {MADHOST[1]}>&-
+        wait "$mad_pid" 2>/dev/null || true
+        if ((r >= warmup)); then
+            rb_stats "$d/warm_run" | cut -d ' ' -f 1 >>"$d/warm"
+            cat "$d/warm_run" >>"$warm_all"
+            for v in stock first madfirst warm; do echo "$((r - warmup + 1)),$v,$(tail -n 1 "$d/$v")" >>"$raw"; done
+        fi
+    done
+    local ss sf sm sw swa a b c
+    ss=$(rb_stats "$d/stock"); sf=$(rb_stats "$d/first"); sm=$(rb_stats "$d/madfirst"); sw=$(rb_stats "$d/warm")
+    swa=$(rb_stats "$warm_all")
+    local p99
+    p99=$(sort -g "$warm_all" | awk '{ v[NR] = $1 } END { i = int(NR * 0.99); if (i < 1) i = 1; printf "%.6f", v[i] }')
+    # speed-ups: stock / ours per round
+    local rwarm rfirst rmad
+    rwarm=$(rb_ratio "$d/stock" "$d/warm"); rfirst=$(rb_ratio "$d/stock" "$d/first"); rmad=$(rb_ratio "$d/stock" "$d/madfirst")
+    {
+        echo "# Case 2: monitor, speed-up stock / ours (higher is better)"
+        echo "case,metric,unit,median,min,max,runs,better,plot"
+        read -r a b c _ <<<"$rwarm"; echo "MAD warm,stock_over_ours,x,$a,$b,$c,$restic_repeat,higher,1"
+        read -r a b c _ <<<"$rmad"; echo "MAD first MONITOR,stock_over_ours,x,$a,$b,$c,$restic_repeat,higher,1"
+        read -r a b c _ <<<"$rfirst"; echo "action mode (fresh process),stock_over_ours,x,$a,$b,$c,$restic_repeat,higher,1"
+        for v in stock first madfirst warm; do
+            read -r a b c _ <<<"$(rb_stats "$d/$v")"; echo "$v,latency,s,$a,$b,$c,$restic_repeat,lower,0"
+        done
+    } >"$csv"
+    local ms
+    ms() { local m x y n; read -r m x y n <<<"$1"; echo "$(rb_fmt "$(awk -v v="$m" 'BEGIN{print v*1000}')") ($(rb_fmt "$(awk -v v="$x" 'BEGIN{print v*1000}')")–$(rb_fmt "$(awk -v v="$y" 'BEGIN{print v*1000}')"))"; }
+    {
+        echo "## Case 2: monitor latency (ours vs. stock sequence)"
+        echo
+        echo "*stock*: \`bench/stock_sequence.sh monitor\` (one ssh running \`mkdir -p\`, the version check and"
+        echo "\`df -PBM\`; no Ruby start, no remotes sync). *ours, action mode*: a fresh"
+        echo "\`one_ds_host action restic monitor 100\` (process start, plugin load, SSH + SFTP set-up,"
+        echo "statvfs). *ours, MAD*: one MAD-mode \`one_ds_host\` per round, driven over pipes as oned"
+        echo "does; its first MONITOR opens the SFTP session, the next $monitor_calls reuse it (*warm*: the"
+        echo "median of those $monitor_calls per round). Latency: request written to reply read. Median"
+        echo "(min–max) over $restic_repeat rounds after $warmup warm-up round; stock, action mode and MAD"
+        echo "alternate in each round."
+        echo
+        echo "| variant | latency ms | speed-up stock / ours |"
+        echo "|---|---:|---:|"
+        echo "| stock sequence | $(ms "$ss") | 1 |"
+        echo "| ours, action mode (fresh process) | $(ms "$sf") | $(rb_cell "$rfirst") |"
+        echo "| ours, MAD, first MONITOR | $(ms "$sm") | $(rb_cell "$rmad") |"
+        echo "| ours, MAD, warm | $(ms "$sw") | $(rb_cell "$rwarm") |"
+        echo
+        echo "Warm MONITOR over all $((restic_repeat * monitor_calls)) calls: median $(rb_fmt "$(awk -v v="${swa%% *}" 'BEGIN{print v*1000}')") ms, p99 $(rb_fmt "$(awk -v v="$p99" 'BEGIN{print v*1000}')") ms."
+        echo "Target (issue 5): MAD warm >= 100x faster than the stock sequence."
+    } >"$md"
+    rb_teardown
+}
+
+# Case 3 (issue 5): download of a 4-increment chain (one disk, stock layout:
+# increment 0 a full qcow2, increments 1-3 detached qcow2 overlays, one
+# `restic backup` each, as spec §7.1 writes them). *ours*: `one_ds_host action
+# restic downloader --stdout <restic:// URL>` with the datastore XML on stdin
+# (restic restore of the 4 increments in parallel on the backup server,
+# qemu-img rebase -u + convert there, cat back). *bare*: the same steps typed
+# by hand in one ssh to the backup server: `restic dump` of each increment in
+# turn, qemu-img rebase -u and convert, cat. Both write the image to a local
+# file; the two images are compared after the first run.
+case_restic_download() {
+    rb_setup
+    local raw=$results/runs/restic_download.csv csv=$results/restic_download.csv md=$results/restic_download.md
+    local vm=9 bk repo k r v t0 t1 d=$rb_tmp/dl ids=() url chain="" pat
+    mkdir -p "$d"
+    bk=$rb_tmp/sys/0/$vm/backup
+    repo=$rb_base/$vm
+    mkdir -p "$bk"
+    printf '<VM><ID>%s</ID></VM>' "$vm" | base64 -w 60 >"$bk/vm.xml"
+    RESTIC_PASSWORD=$rb_password restic --repo="$repo" init >/dev/null 2>&1
+    say "  download: building a 4-increment chain (${download_base_mib} MiB full + 3 x ${download_inc_mib} MiB)"
+    head -c $((download_base_mib * 1048576)) /dev/urandom >"$d/raw"
+    truncate -s $((download_base_mib * 2))M "$d/raw"
+    qemu-img convert -q -f raw -O qcow2 "$d/raw" "$bk/disk.0.0"
+    for k in 1 2 3; do
+        qemu-img create -q -f qcow2 -F qcow2 -b "$bk/disk.0.$((k - 1))" "$bk/disk.0.$k"
+        head -c $((download_inc_mib * 1048576)) /dev/urandom >"$d/pat"
+        qemu-io -c "write -s $d/pat $((k * download_inc_mib))M ${download_inc_mib}M" "$bk/disk.0.$k" >/dev/null
+        qemu-io -c "write -P 0x$((40 + k)) 64k 64k" "$bk/disk.0.$k" >/dev/null
+    done
+    # What the download must give: the intact chain, before the overlays are detached.
+    qemu-img convert -q -O raw "$bk/disk.0.3" "$d/expect.raw"
+    for k in 1 2 3; do qemu-img rebase -q -u -b "" "$bk/disk.0.$k"; done
+    for k in 0 1 2 3; do
+        local sid
+        sid=$(RESTIC_PASSWORD=$rb_password restic --repo="$repo" backup --force --json --tag="one-$vm" \
+            "$bk/disk.0.$k" "$bk/vm.xml" 2>/dev/null | jq -r 'select(.message_type == "summary") | .snapshot_id')
+        ids+=("${sid:0:8}")
+        chain+="${chain:+,}$k:${sid:0:8}"
+    done
+    rm -f "$d/raw" "$d/pat"
+    url="restic://100//$chain$bk/disk.0.3"
+    : >"$d/ours"; : >"$d/bare"
+    echo "run,variant,seconds" >"$raw"
+    local script
+    script="set -e -o pipefail; export RESTIC_PASSWORD='$rb_password'; w=\$(mktemp -d)
+for k in 0 1 2 3; do restic --repo='$repo' dump --quiet \${ids[k]} '$bk'/disk.0.\$k > \$w/disk.0.\$k; done
+for k in 1 2 3; do qemu-img rebase -u -F qcow2 -b \$w/disk.0.\$((k - 1)) \$w/disk.0.\$k; done
+qemu-img convert -O qcow2 \$w/disk.0.3 \$w/image; cat \$w/image; rm -rf \$w"
+    script="ids=(${ids[*]}); $script"
+    for ((r = 0; r < warmup + restic_repeat; r++)); do
+        for v in ours bare; do
+            rm -f "$d/$v.img"
+            t0=$EPOCHREALTIME
+            case $v in
+            ours)
+                printf '%s' "$rb_ds_xml" | "$build/bin/one_ds_host" action -c "$rb_conf" --plugin "restic=$rb_plugin" \
+                    restic downloader --stdout "$url" >"$d/ours.img" 2>"$d/err" || { cat "$d/err" >&2; return 1; }
+                ;;
+            bare)
+                ssh -F "$BENCH_SSH_CONFIG" backupserver bash -c "$(printf '%q' "$script")" >"$d/bare.img" 2>"$d/err" ||
+                    { cat "$d/err" >&2; return 1; }
+                ;;
+            esac
+            t1=$EPOCHREALTIME
+            if ((r >= warmup)); then
+                rb_elapsed "$t0" "$t1" >>"$d/$v"
+                echo "$((r - warmup + 1)),$v,$(tail -n 1 "$d/$v")" >>"$raw"
+            fi
+        done
+        if ((r == 0)); then
+            qemu-img compare -q "$d/ours.img" "$d/expect.raw" || { echo "ours: the image differs" >&2; return 1; }
+            qemu-img compare -q "$d/bare.img" "$d/expect.raw" || { echo "bare: the image differs" >&2; return 1; }
+        fi
+    done
+    local so sb rr a b c
+    so=$(rb_stats "$d/ours"); sb=$(rb_stats "$d/bare"); rr=$(rb_ratio "$d/ours" "$d/bare")
+    local img_mib
+    img_mib=$(awk -v b="$(stat -c %s "$d/ours.img")" 'BEGIN { printf "%.1f", b / 1048576 }')
+    {
+        echo "# Case 3: download of a 4-increment chain, ours / bare (lower is better)"
+        echo "case,metric,unit,median,min,max,runs,better,plot"
+        read -r a b c _ <<<"$rr"; echo "4 increments,ours_vs_bare_dump,ratio,$a,$b,$c,$restic_repeat,lower,1"
+        read -r a b c _ <<<"$so"; echo "ours,wall,s,$a,$b,$c,$restic_repeat,lower,0"
+        read -r a b c _ <<<"$sb"; echo "bare dump,wall,s,$a,$b,$c,$restic_repeat,lower,0"
+    } >"$csv"
+    {
+        echo "## Case 3: download of a 4-increment chain (ours vs. bare restic dump + qemu-img)"
+        echo
+        echo "One disk, written as the stock driver writes increments: a full qcow2 (${download_base_mib} MiB random"
+        echo "data) and 3 detached qcow2 overlays (${download_inc_mib} MiB random each), one \`restic backup\` per"
+        echo "increment. *ours*: \`one_ds_host action restic downloader --stdout restic://100//0:…,3:…/…/disk.0.3\`"
+        echo "with the datastore XML on stdin (no oned): on the backup server, over ssh, \`restic snapshots\`,"
+        echo "the 4 increments with \`restic restore\` in parallel, \`qemu-img rebase -u\` + \`convert\`, \`cat\`."
+        echo "*bare*: the same work typed by hand in ONE ssh to the backup server: \`restic dump\` of each"
+        echo "increment in turn, \`qemu-img rebase -u\` and \`convert\`, \`cat\`. Both images ($img_mib MiB qcow2) are"
+        echo "checked against the expected content after the first round. Median (min–max) of $restic_repeat runs"
+        echo "after $warmup warm-up run, alternated."
+        echo
+        echo "| variant | wall s | ours / bare |"
+        echo "|---|---:|---:|"
+        echo "| ours (downloader --stdout) | $(rb_cell "$so") | $(rb_cell "$rr") |"
+        echo "| bare restic dump + qemu-img, one ssh | $(rb_cell "$sb") | 1 |"
+        echo
+        echo "Target (issue 5): faster than bare \`restic dump\` on restic 0.14 (ratio < 1)."
+    } >"$md"
+    rb_teardown
+}
+
+# Case 4 (issue 5): N VMs backed up at once. oned has no BACKUP message on
+# the MAD channel (spec/oned-protocol.md: backups run the datastore's `backup`
+# action, one process each), so "at once" is N concurrent action-mode
+# `one_ds_host` processes, vs. N concurrent stock sequences. Each VM has its
+# own freshly initialised repository (reset before every run, not timed).
+# Total MiB/s = N x VM size / wall time of the slowest.
+case_restic_concurrency() {
+    rb_setup
+    local raw=$results/runs/restic_concurrency.csv csv=$results/restic_concurrency.csv md=$results/restic_concurrency.md
+    local c r v t0 t1 vm d=$rb_tmp/cc mdrows=() pids=() a b x
+    mkdir -p "$d"
+    echo "vms,run,variant,seconds" >"$raw"
+    {
+        echo "# Case 4: N concurrent backups, total MiB/s ours / stock (higher is better)"
+        echo "case,metric,unit,median,min,max,runs,better,plot"
+    } >"$csv"
+    RESTIC_PASSWORD=$rb_password restic --repo="$d/seed" init >/dev/null 2>&1
+    for ((vm = 20; vm < 20 + ${concurrency_levels##* }; vm++)); do rb_make_vm "$vm" "$concurrency_mib"; done
+    for c in $concurrency_levels; do
+        say "  concurrency: $c VMs of $concurrency_mib MiB at once"
+        : >"$d/ours.$c"; : >"$d/stock.$c"
+        for ((r = 0; r < warmup + concurrency_repeat; r++)); do
+            for v in ours stock; do
+                for ((vm = 20; vm < 20 + c; vm++)); do rm -rf -- "$rb_base/$vm"; cp -a -- "$d/seed" "$rb_base/$vm"; done
+                pids=()
+                t0=$EPOCHREALTIME
+                for ((vm = 20; vm < 20 + c; vm++)); do
+                    if [ "$v" = ours ]; then
+                        rb_doc_for "$vm" | "$build/bin/one_ds_host" action -c "$rb_conf" --plugin "restic=$rb_plugin" \
+                            restic backup "hypervisor:$rb_tmp/sys/0/$vm" 0:1 "one-$vm" - "$vm" 0 >"$d/out.$vm" 2>"$d/err.$vm" &
+                    else
+                        RESTIC_PASSWORD=$rb_password "$bench_dir/stock_sequence.sh" backup "$BENCH_SSH_CONFIG" "$BENCH_SSH_USER" \
+                            backupserver "$rb_base/$vm" hypervisor "$rb_tmp/sys/0/$vm" "$vm" >"$d/out.$vm" 2>"$d/err.$vm" &
+                    fi
+                    pids+=($!)
+                done
+                for x in "${pids[@]}"; do wait "$x" || { echo "$v backup failed" >&2; cat "$d"/err.* >&2; return 1; }; done
+                t1=$EPOCHREALTIME
+                if ((r >= warmup)); then
+                    awk -v a="$t0" -v b="$t1" -v n="$c" -v m="$concurrency_mib" 'BEGIN { printf "%.4f\n", n * m / (b - a) }' >>"$d/$v.$c"
+                    echo "$c,$((r - warmup + 1)),$v,$(rb_elapsed "$t0" "$t1")" >>"$raw"
+                fi
+            done
+        done
+        local so ss rr
+        so=$(rb_stats "$d/ours.$c"); ss=$(rb_stats "$d/stock.$c"); rr=$(rb_ratio "$d/ours.$c" "$d/stock.$c")
+        mdrows+=("| $c | $(rb_cell "$so") | $(rb_cell "$ss") | $(rb_cell "$rr") |")
+        read -r a b x _ <<<"$rr"; echo "$c VMs,ours_over_stock_MiBps,ratio,$a,$b,$x,$concurrency_repeat,higher,1" >>"$csv"
+        read -r a b x _ <<<"$so"; echo "$c VMs,ours_MiBps,MiB/s,$a,$b,$x,$concurrency_repeat,higher,0" >>"$csv"
+        read -r a b x _ <<<"$ss"; echo "$c VMs,stock_MiBps,MiB/s,$a,$b,$x,$concurrency_repeat,higher,0" >>"$csv"
+    done
+    {
+        echo "## Case 4: concurrent backups (ours vs. stock sequence)"
+        echo
+        echo "N VMs of $concurrency_mib MiB (2 random qcow2 disks) backed up at once, each into its own freshly"
+        echo "initialised repository over SFTP. oned sends no BACKUP on the MAD channel (it runs the"
+        echo "\`backup\` action, one process per backup), so *ours* is N concurrent \`one_ds_host action restic"
+        echo "backup\` processes and *stock* N concurrent \`bench/stock_sequence.sh backup\`. Total MiB/s ="
+        echo "N x $concurrency_mib MiB / wall time until the last one ends; median (min–max) of $concurrency_repeat runs"
+        echo "after $warmup warm-up run (3, not 5, to fit the 15-minute budget), ours and stock alternated."
+        echo
+        echo "| VMs at once | ours MiB/s | stock MiB/s | ours / stock |"
+        echo "|---:|---:|---:|---:|"
+        printf '%s\n' "${mdrows[@]}"
+    } >"$md"
+    rb_teardown
+}
+
+# Case 6: the cost of one_ds_host itself during case 1's "ours" runs. GNU time
+# on one_ds_host: its peak RSS (%M: the largest of the host and the children it
+# waited for, here the ssh clients; restic itself runs under sshd on the
+# "hypervisor") and CPU seconds (user+sys of the host and its ssh children).
+# restic's own cost: the bare run measured the same way on the hypervisor side.
+case6_report() {
+    local f=$1 fr=$2 md=$results/restic_host_cost.md csv=$results/restic_host_cost.csv
+    {
+        echo "# Case 6: one_ds_host during a backup (host + its ssh children)"
+        echo "case,metric,unit,median,min,max,runs,better,plot"
+    } >"$csv"
+    local mdrows=() key
+    for key in $(awk '{ print $1 "_" $2 }' "$f" | sort -u -t_ -k1,1n -k2,2n); do
+        local size=${key%_*} n=${key#*_} tmp
+        tmp=$(mktemp -d)
+        awk -v s="$size" -v n="$n" '$1 == s && $2 == n { print $3 / 1024 > "'"$tmp"'/rss"; print $4 + $5 > "'"$tmp"'/cpu"; print $6 > "'"$tmp"'/wall" }' "$f"
+        local rss cpu a b c rrss rcpu
+        rss=$(rb_stats "$tmp/rss"); cpu=$(rb_stats "$tmp/cpu")
+        awk -v s="$size" -v n="$n" '$1 == s && $2 == n { print $3 / 1024 > "'"$tmp"'/rrss"; print $4 + $5 > "'"$tmp"'/rcpu" }' "$fr"
+        rrss=$(rb_stats "$tmp/rrss"); rcpu=$(rb_stats "$tmp/rcpu")
+        mdrows+=("| $size MiB | $n | $(rb_cell "$rss") | $(rb_cell "$cpu") | $(rb_cell "$rrss") | $(rb_cell "$rcpu") |")
+        read -r a b c _ <<<"$rrss"; echo "$size MiB $n snaps,restic_peak_rss,MiB,$a,$b,$c,$restic_repeat,lower,1" >>"$csv"
+        read -r a b c _ <<<"$rcpu"; echo "$size MiB $n snaps,restic_cpu,s,$a,$b,$c,$restic_repeat,lower,1" >>"$csv"
+        read -r a b c _ <<<"$rss"; echo "$size MiB $n snaps,peak_rss,MiB,$a,$b,$c,$restic_repeat,lower,1" >>"$csv"
+        read -r a b c _ <<<"$cpu"; echo "$size MiB $n snaps,cpu,s,$a,$b,$c,$restic_repeat,lower,1" >>"$csv"
+        rm -rf -- "$tmp"
+    done
+    {
+        echo "## Case 6: cost of one_ds_host during a backup"
+        echo
+        echo "GNU \`time\` around each *ours* run of case 1: peak RSS (the largest of \`one_ds_host\` and the"
+        echo "ssh clients it started) and CPU seconds (user+sys of the host and those ssh clients)."
+        echo "restic itself runs on the hypervisor side (under sshd), so it is not in these figures;"
+        echo "the restic columns are GNU \`time\` around the same \`restic backup\` in the *bare* runs"
+        echo "(run on the hypervisor side, alternated with ours in the same loop)."
+        echo
+        echo "| VM | snapshots | one_ds_host (+ssh) peak RSS MiB | one_ds_host (+ssh) CPU s | restic peak RSS MiB | restic CPU s |"
+        echo "|---|---:|---:|---:|---:|---:|"
+        printf '%s\n' "${mdrows[@]}"
+    } >"$md"
 }
 
 # ---- report -----------------------------------------------------------------------
@@ -116,6 +564,10 @@ write_report() {
             echo
             cat -- "$f"
         done
+        if [ -f "$bench_dir/analysis.md" ]; then
+            echo
+            cat -- "$bench_dir/analysis.md"
+        fi
     } >"$bench_dir/RESULTS.md"
     local csvs=()
     for f in "$results"/*.csv; do
