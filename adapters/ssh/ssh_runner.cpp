@@ -147,9 +147,12 @@ std::vector<std::string> ssh_runner::ssh_argv(const std::string &host, const std
         argv.emplace_back("-F");
         argv.push_back(options_.ssh_config);
     }
-    for (const char *option : {"BatchMode=yes", "ControlMaster=no", "ControlPath=none"}) {
-        argv.emplace_back("-o");
-        argv.emplace_back(option);
+    argv.insert(argv.end(), {"-o", "BatchMode=yes"});
+    if (options_.control_dir.empty()) {
+        argv.insert(argv.end(), {"-o", "ControlMaster=no", "-o", "ControlPath=none"});
+    } else {
+        argv.insert(argv.end(), {"-o", "ControlMaster=auto", "-o", "ControlPath=" + options_.control_dir + "/%C", "-o",
+                                 "ControlPersist=" + std::to_string(options_.control_persist.count())});
     }
     if (options_.forward_agent) {
         argv.emplace_back("-o");
@@ -183,9 +186,31 @@ void ssh_runner::signal_remote(const std::string &host, std::string_view signal,
     (void)local_.run("", kill_cmd, opts);
 }
 
+void ssh_runner::close_masters() {
+    if (options_.control_dir.empty()) return;
+    std::set<std::string, std::less<>> hosts;
+    {
+        const std::lock_guard lock(hosts_mutex_);
+        hosts.swap(hosts_used_);
+    }
+    for (const auto &host : hosts) {
+        ports::command exit_cmd;
+        exit_cmd.argv = {options_.ssh_binary};
+        if (!options_.ssh_config.empty()) exit_cmd.argv.insert(exit_cmd.argv.end(), {"-F", options_.ssh_config});
+        exit_cmd.argv.insert(exit_cmd.argv.end(),
+                             {"-o", "ControlPath=" + options_.control_dir + "/%C", "-O", "exit", "--", host});
+        ports::run_options opts;
+        (void)local_.run("", exit_cmd, opts);  // no master (it failed or timed out) is fine
+    }
+}
+
 ports::result<ports::command_result> ssh_runner::run(const std::string &host, const ports::command &cmd,
                                                      const ports::run_options &opts) {
     if (is_local(host)) return local_.run("", cmd, opts);
+    if (!options_.control_dir.empty()) {
+        const std::lock_guard lock(hosts_mutex_);
+        hosts_used_.insert(host);
+    }
 
     for (const auto &name : cmd.secret_env)
         if (cmd.env.contains(name))

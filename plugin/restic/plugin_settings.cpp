@@ -54,6 +54,12 @@ plugin_settings parse_plugin_settings(const sdk::config_map &config) {
         else if (key == "progress_interval") s.progress_interval = seconds(key, value);
         else if (key == "sftp_timeout") s.sftp_timeout = std::chrono::seconds(static_cast<long long>(number(key, value, 1, 3600)));
         else if (key == "ssh_connect_timeout") s.ssh_connect_timeout = std::chrono::seconds(static_cast<long long>(number(key, value, 1, 3600)));
+        else if (key == "ssh_multiplex") {
+            if (value != "yes" && value != "no")
+                throw std::invalid_argument("[plugin.restic] ssh_multiplex must be yes or no, got '" + value + "'");
+            s.ssh_multiplex = value == "yes";
+        } else if (key == "ssh_control_persist")
+            s.ssh_control_persist = std::chrono::seconds(static_cast<long long>(number(key, value, 1, 3600)));
         else if (key == "local_hosts") {
             s.local_hosts.clear();
             for (auto &h : common::split(value, ','))

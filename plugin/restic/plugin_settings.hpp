@@ -25,6 +25,8 @@ struct plugin_settings {
     std::chrono::seconds sftp_timeout{30};
     std::chrono::seconds ssh_connect_timeout{30};
     std::set<std::string> local_hosts{"localhost"};
+    bool ssh_multiplex = true;                       // one ssh connection per host and plugin instance
+    std::chrono::seconds ssh_control_persist{15};
     unsigned threads = 16;
     bool action_mode = false;
 };

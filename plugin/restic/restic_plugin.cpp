@@ -3,15 +3,29 @@
 #include "oned/xmlrpc_one_api.hpp"
 #include "sftp/sftp_store.hpp"
 
+#include <filesystem>
 #include <map>
+#include <system_error>
+
+#include <stdlib.h>
 #include <set>
 #include <string>
 
 namespace oneds::restic {
 namespace {
 
-adapters::ssh::ssh_options ssh_options_from(const plugin_settings &s) {
+// A private directory (0700) for the ssh multiplexing sockets of this instance.
+std::string make_control_dir(const plugin_settings &s) {
+    if (!s.ssh_multiplex) return {};
+    std::string templ = "/tmp/oneds-ssh-XXXXXX";  // short: socket paths are limited to 108 bytes
+    if (::mkdtemp(templ.data()) == nullptr) return {};  // fall back to one connection per ssh
+    return templ;
+}
+
+adapters::ssh::ssh_options ssh_options_from(const plugin_settings &s, const std::string &control_dir) {
     adapters::ssh::ssh_options o;
+    o.control_dir = control_dir;
+    o.control_persist = s.ssh_control_persist;
     o.ssh_config = s.ssh_config;
     o.local_hosts.clear();
     o.local_hosts.insert(s.local_hosts.begin(), s.local_hosts.end());
@@ -46,14 +60,22 @@ bool unsupported_action(const std::string &action) {
 
 plugin_instance::plugin_instance(sdk::host_link host, const sdk::config_map &config)
     : settings_(parse_plugin_settings(config)),
-      runner_(local_runner_, ssh_options_from(settings_)),
+      control_dir_(make_control_dir(settings_)),
+      runner_(local_runner_, ssh_options_from(settings_, control_dir_)),
       sftp_pool_(std::make_shared<adapters::sftp::session_pool>(
           adapters::sftp::pool_options{std::chrono::duration_cast<std::chrono::milliseconds>(settings_.sftp_timeout)})),
       local_store_(std::make_shared<adapters::local::local_store>()),
       config_(config.begin(), config.end()),
       dispatcher_(host, settings_.threads) {}
 
-plugin_instance::~plugin_instance() { dispatcher_.shutdown(); }
+plugin_instance::~plugin_instance() {
+    dispatcher_.shutdown();
+    runner_.close_masters();
+    if (!control_dir_.empty()) {
+        std::error_code ec;
+        std::filesystem::remove_all(control_dir_, ec);
+    }
+}
 
 ports::result<std::shared_ptr<ports::repo_store>> plugin_instance::store_for(const datastore_attributes &a) {
     if (a.backend == backend_kind::local) return std::shared_ptr<ports::repo_store>(local_store_);

@@ -35,6 +35,7 @@ private:
     ports::result<ports::one_api *> oned();
 
     plugin_settings settings_;
+    std::string control_dir_;  // private ssh multiplexing sockets ("" when off)
     adapters::process::local_runner local_runner_;
     adapters::ssh::ssh_runner runner_;
     std::shared_ptr<adapters::sftp::session_pool> sftp_pool_;

@@ -214,19 +214,7 @@ BOOST_AUTO_TEST_CASE(locked_repository_is_retried_logged_and_succeeds_once_relea
     const std::string repo = f.base_path() + "/7";
     // Another restic takes the exclusive lock (check --read-data) and is
     // stopped while it holds it.
-    std::unique_ptr<spawned_process> holder;
-    for (int attempt = 0; attempt < 5 && !holder; ++attempt) {
-        auto p = std::make_unique<spawned_process>(
-            std::vector<std::string>{tool("restic"), "--password-file", f.dir().file("password"), "--repo", repo, "check",
-                                     "--read-data"},
-            "");
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-        while (std::chrono::steady_clock::now() < deadline && fs::is_empty(repo + "/locks"))
-            std::this_thread::sleep_for(std::chrono::milliseconds(2));
-        p->send_signal(SIGSTOP);
-        if (!fs::is_empty(repo + "/locks")) holder = std::move(p);
-        else p->send_signal(SIGCONT);
-    }
+    auto holder = hold_exclusive_lock(f.dir().file("password"), repo);
     BOOST_REQUIRE_MESSAGE(holder, "could not catch restic check holding its lock");
     auto backup = std::make_unique<spawned_process>(f.host_argv("backup", backup_args(f, 7)), f.document());
     // Release the lock only once our restic backup runs (and has met the lock).

@@ -3,6 +3,8 @@
 #include <oneds_common/base64.hpp>
 #include <oneds_common/strings.hpp>
 
+#include <csignal>
+
 #include <unistd.h>
 
 #include <pugixml.hpp>
@@ -38,6 +40,47 @@ bool wait_for_process_with(const std::vector<std::string> &needles, std::chrono:
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     return false;
+}
+
+namespace {
+// kill(SIGSTOP) returns before the process has stopped: wait for state T.
+bool wait_stopped(pid_t pid) {
+    for (int i = 0; i < 500; ++i) {
+        const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+        const auto close = stat.rfind(')');
+        if (close != std::string::npos && close + 2 < stat.size() && stat[close + 2] == 'T') return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return false;
+}
+}  // namespace
+
+std::unique_ptr<spawned_process> hold_exclusive_lock(const std::string &password_file, const std::string &repo) {
+    const auto locks = repo + "/locks";
+    for (int attempt = 0; attempt < 5; ++attempt) {
+        auto p = std::make_unique<spawned_process>(
+            std::vector<std::string>{tool("restic"), "--password-file", password_file, "--repo", repo, "check",
+                                     "--read-data"},
+            "");
+        // A lock counts once it has its final name (64 hex digits): restic
+        // writes it under a temporary name first, which other restics ignore.
+        const auto has_lock = [&] {
+            std::error_code ec;
+            for (const auto &e : std::filesystem::directory_iterator(locks, ec)) {
+                const auto n = e.path().filename().string();
+                if (n.size() == 64 && n.find_first_not_of("0123456789abcdef") == std::string::npos) return true;
+            }
+            return false;
+        };
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+        while (std::chrono::steady_clock::now() < deadline && !has_lock())
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        p->send_signal(SIGSTOP);
+        if (wait_stopped(p->pid()) && has_lock()) return p;
+        p->send_signal(SIGCONT);
+        p->wait(std::chrono::seconds(60));
+    }
+    return nullptr;
 }
 
 std::string tool(const std::string &name) {

@@ -98,6 +98,11 @@ std::string read_file(const std::string &path);
 // whatever the machine's load.
 bool wait_for_process_with(const std::vector<std::string> &needles, std::chrono::milliseconds timeout);
 
+// A real restic (check --read-data, an exclusive lock) stopped with SIGSTOP
+// while it holds its lock; SIGCONT releases it. nullptr when it could not be
+// caught holding it (five tries).
+std::unique_ptr<spawned_process> hold_exclusive_lock(const std::string &password_file, const std::string &repo);
+
 // The absolute path of a program found in PATH (run_process does not search).
 std::string tool(const std::string &name);
 std::string base64(const std::string &data);

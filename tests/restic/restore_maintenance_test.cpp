@@ -63,20 +63,7 @@ std::string without_newline(std::string s) {
 // --read-data`, stopped with SIGSTOP while its lock file exists (as
 // backup_test.cpp's locked case). nullptr when it could not be caught.
 std::unique_ptr<spawned_process> hold_exclusive_lock(const restic_fixture &f, const std::string &repo) {
-    for (int attempt = 0; attempt < 5; ++attempt) {
-        auto p = std::make_unique<spawned_process>(
-            std::vector<std::string>{tool("restic"), "--password-file", f.password_file(), "--repo", repo, "check",
-                                     "--read-data"},
-            "");
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-        while (std::chrono::steady_clock::now() < deadline && fs::is_empty(repo + "/locks"))
-            std::this_thread::sleep_for(std::chrono::milliseconds(2));
-        p->send_signal(SIGSTOP);
-        if (!fs::is_empty(repo + "/locks")) return p;
-        p->send_signal(SIGCONT);
-        p->wait(std::chrono::seconds(60));
-    }
-    return nullptr;
+    return oneds::test::hold_exclusive_lock(f.password_file(), repo);
 }
 
 // The stat request: only PATH and SIZE (and BACKUP_JOB_ID) in IMAGE (oned-protocol §3.2).

@@ -111,11 +111,28 @@ BOOST_AUTO_TEST_CASE(ssh_argv_carries_the_fixed_options_the_config_and_the_host)
                                                .forward_agent = true,
                                                .local_hosts = {"localhost"},
                                                .connect_timeout = 15s,
-                                               .local_kill_grace = 2s});
+                                               .local_kill_grace = 2s,
+                                               .control_dir = {},
+                                               .control_persist = 15s});
     BOOST_TEST(runner.ssh_argv("node1", "'true'") ==
                    (std::vector<std::string>{"/usr/bin/ssh", "-T", "-F", "/etc/one/ssh config", "-o", "BatchMode=yes",
                                              "-o", "ControlMaster=no", "-o", "ControlPath=none", "-o",
                                              "ForwardAgent=yes", "-o", "ConnectTimeout=15", "--", "node1", "'true'"}),
+               boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(multiplexing_uses_the_private_control_dir) {
+    scripted_runner local;
+    ssh_options options;
+    options.control_dir = "/tmp/oneds-ssh-abc";
+    options.control_persist = 20s;
+    options.forward_agent = false;
+    options.connect_timeout = 0s;
+    const ssh_runner runner(local, options);
+    BOOST_TEST(runner.ssh_argv("node1", "'true'") ==
+                   (std::vector<std::string>{"ssh", "-T", "-o", "BatchMode=yes", "-o", "ControlMaster=auto", "-o",
+                                             "ControlPath=/tmp/oneds-ssh-abc/%C", "-o", "ControlPersist=20", "--",
+                                             "node1", "'true'"}),
                boost::test_tools::per_element());
 }
 
