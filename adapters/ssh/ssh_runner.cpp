@@ -18,42 +18,7 @@ namespace {
 
 // A cancellation this adapter fires itself: for the local ssh (after the
 // remote kill) and for the helper ssh that sends the kill.
-class manual_cancellation final : public ports::cancellation {
-public:
-    bool cancelled() const override {
-        const std::lock_guard lock(mutex_);
-        return cancelled_;
-    }
-    void set_cancel_hook(std::function<void()> hook) override {
-        std::unique_lock lock(mutex_);
-        if (cancelled_) {
-            lock.unlock();
-            if (hook) hook();
-            return;
-        }
-        hook_ = std::move(hook);
-    }
-    void clear_cancel_hook() override {
-        const std::lock_guard lock(mutex_);
-        hook_ = nullptr;
-    }
-    void cancel() {
-        std::function<void()> hook;
-        {
-            const std::lock_guard lock(mutex_);
-            if (cancelled_) return;
-            cancelled_ = true;
-            hook = std::move(hook_);
-            hook_ = nullptr;
-        }
-        if (hook) hook();
-    }
-
-private:
-    mutable std::mutex mutex_;
-    bool cancelled_ = false;
-    std::function<void()> hook_;
-};
+using ports::manual_cancellation;
 
 // Shared by run(), the cancel hook (which may run on another thread, even
 // after run() has returned) and the thread that sends the remote kill.

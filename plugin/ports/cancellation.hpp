@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <mutex>
 
 namespace oneds::ports {
 
@@ -26,6 +27,46 @@ public:
     bool cancelled() const override { return false; }
     void set_cancel_hook(std::function<void()>) override {}
     void clear_cancel_hook() override {}
+};
+
+// A cancellation source a caller triggers itself with cancel(): for a port
+// call that must be stoppable independently of its request (one of several
+// parallel calls, or a helper command with its own deadline).
+class manual_cancellation final : public cancellation {
+public:
+    bool cancelled() const override {
+        const std::lock_guard lock(mutex_);
+        return cancelled_;
+    }
+    void set_cancel_hook(std::function<void()> hook) override {
+        std::unique_lock lock(mutex_);
+        if (cancelled_) {
+            lock.unlock();
+            if (hook) hook();
+            return;
+        }
+        hook_ = std::move(hook);
+    }
+    void clear_cancel_hook() override {
+        const std::lock_guard lock(mutex_);
+        hook_ = nullptr;
+    }
+    void cancel() {
+        std::function<void()> hook;
+        {
+            const std::lock_guard lock(mutex_);
+            if (cancelled_) return;
+            cancelled_ = true;
+            hook = std::move(hook_);
+            hook_ = nullptr;
+        }
+        if (hook) hook();
+    }
+
+private:
+    mutable std::mutex mutex_;
+    bool cancelled_ = false;
+    std::function<void()> hook_;
 };
 
 }  // namespace oneds::ports

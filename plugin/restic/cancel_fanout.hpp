@@ -13,42 +13,7 @@
 
 namespace oneds::restic {
 
-class child_cancellation final : public ports::cancellation {
-public:
-    bool cancelled() const override {
-        std::lock_guard l(m_);
-        return cancelled_;
-    }
-    void set_cancel_hook(std::function<void()> hook) override {
-        std::unique_lock l(m_);
-        if (cancelled_) {
-            l.unlock();
-            if (hook) hook();
-            return;
-        }
-        hook_ = std::move(hook);
-    }
-    void clear_cancel_hook() override {
-        std::lock_guard l(m_);
-        hook_ = nullptr;
-    }
-    void cancel() {
-        std::function<void()> h;
-        {
-            std::lock_guard l(m_);
-            if (cancelled_) return;
-            cancelled_ = true;
-            h = std::move(hook_);
-            hook_ = nullptr;
-        }
-        if (h) h();
-    }
-
-private:
-    mutable std::mutex m_;
-    bool cancelled_ = false;
-    std::function<void()> hook_;
-};
+using child_cancellation = ports::manual_cancellation;
 
 class cancel_fanout {
 public:
