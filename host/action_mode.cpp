@@ -141,21 +141,20 @@ int run_action(const settings &s, const std::shared_ptr<spdlog::logger> &log, in
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     for (int sig : {SIGTERM, SIGINT, SIGHUP}) ::sigaction(sig, &sa, nullptr);
-    std::atomic<bool> finished{false};
     // A signal may arrive before submit(), when cancel() finds nothing to
     // cancel: the flag makes the main thread cancel right after submitting.
     std::atomic<bool> cancel_requested{false};
+    // Byte 0 on the pipe (no signal has number 0) ends the watch at once.
     std::thread signal_watch([&] {
-        while (!finished) {
+        for (;;) {
             pollfd p{g_signal_pipe[0], POLLIN, 0};
-            if (::poll(&p, 1, 100) > 0) {
-                unsigned char sig = 0;
-                if (::read(g_signal_pipe[0], &sig, 1) == 1) {
-                    log->info("signal {} received; cancelling {}", static_cast<int>(sig), action);
-                    cancel_requested = true;
-                    plugin->cancel(1);
-                }
-            }
+            if (::poll(&p, 1, -1) <= 0) continue;  // EINTR
+            unsigned char sig = 0;
+            if (::read(g_signal_pipe[0], &sig, 1) != 1) continue;
+            if (sig == 0) break;
+            log->info("signal {} received; cancelling {}", static_cast<int>(sig), action);
+            cancel_requested = true;
+            plugin->cancel(1);
         }
     });
 
@@ -183,7 +182,9 @@ int run_action(const settings &s, const std::shared_ptr<spdlog::logger> &log, in
         done.error = rc == ONEDS_ERR_UNSUPPORTED ? action + ": Operation not supported"
                                                  : action + ": request refused (status " + std::to_string(rc) + ")";
     }
-    finished = true;
+    const unsigned char stop = 0;
+    while (::write(g_signal_pipe[1], &stop, 1) < 0 && errno == EINTR) {
+    }
     signal_watch.join();
     plugin.reset();
     for (int sig : {SIGTERM, SIGINT, SIGHUP}) ::signal(sig, SIG_DFL);

@@ -43,19 +43,79 @@ std::optional<std::string> parse_pid_line(std::string_view line) {
     return std::string(line);
 }
 
-// Removes the first ONEDS_PID line, the one the stderr callback took.
-void strip_pid_line(std::string &text) {
+// Removes the marker lines the remote shell wrote before the command
+// started: the first ONEDS_PID line and, with an expansion, the expansion's
+// lines before it (ONEDS_ARG lines with the continuation lines of names that
+// hold a newline, ONEDS_NOMATCH, ONEDS_MISSING).
+void strip_marker_lines(std::string &text, bool expansion) {
+    std::string out;
+    out.reserve(text.size());
     std::size_t start = 0;
+    bool in_markers = expansion;  // before the pid line
+    bool pid_done = false;
+    bool after_arg = false;
     while (start < text.size()) {
         const auto nl = text.find('\n', start);
         const auto end = nl == std::string::npos ? text.size() : nl;
-        if (parse_pid_line(std::string_view(text).substr(start, end - start))) {
-            text.erase(start, (nl == std::string::npos ? end : nl + 1) - start);
-            return;
+        const std::string_view line = std::string_view(text).substr(start, end - start);
+        const std::size_t next = nl == std::string::npos ? text.size() : nl + 1;
+        bool drop = false;
+        if (!pid_done && parse_pid_line(line)) {
+            drop = true;
+            pid_done = true;
+            in_markers = false;
+        } else if (in_markers) {
+            if (line.starts_with(expand_arg_marker)) {
+                drop = true;
+                after_arg = true;
+            } else if (line == expand_nomatch_marker || line.starts_with(expand_missing_marker)) {
+                drop = true;
+            } else {
+                drop = after_arg;  // the rest of a name with a newline
+            }
         }
-        start = end + 1;
+        if (!drop) out.append(text, start, next - start);
+        start = next;
     }
+    text = std::move(out);
 }
+
+// What the remote shell reported of an expansion, read from stderr lines
+// before the pid line.
+struct expansion_report {
+    std::vector<std::string> names;
+    bool nomatch = false;
+    std::optional<std::size_t> missing;
+    // Returns true when the line was one of the expansion's.
+    bool take(std::string_view line, const std::string &base) {
+        if (line.starts_with(expand_arg_marker)) {
+            line.remove_prefix(expand_arg_marker.size());
+            if (line.starts_with(base)) line.remove_prefix(base.size());
+            names.emplace_back(line);
+            return true;
+        }
+        if (line == expand_nomatch_marker) {
+            nomatch = true;
+            return true;
+        }
+        if (line.starts_with(expand_missing_marker)) {
+            line.remove_prefix(expand_missing_marker.size());
+            std::size_t i = 0;
+            for (const char c : line) {
+                if (c < '0' || c > '9' || i > 1000000) return true;
+                i = i * 10 + static_cast<std::size_t>(c - '0');
+            }
+            missing = i;
+            return true;
+        }
+        if (!names.empty()) {  // a newline inside a name
+            names.back() += '\n';
+            names.back() += line;
+            return true;
+        }
+        return false;
+    }
+};
 
 // Runs on its own thread after a cancel: remote SIGINT, the grace, remote
 // SIGKILL, then the local ssh. send(signal, pid, abort) runs a kill over ssh.
@@ -185,7 +245,8 @@ ports::result<ports::command_result> ssh_runner::run(const std::string &host, co
     if (host.front() == '-') return ports::error{ports::error_kind::invalid, "host name '" + host + "' is not valid"};
     std::string line;
     try {
-        line = remote_command_line(cmd.argv, cmd.env, true);
+        line = cmd.expand ? remote_command_line(cmd.argv, cmd.env, true, *cmd.expand)
+                          : remote_command_line(cmd.argv, cmd.env, true);
     } catch (const std::invalid_argument &e) {
         return ports::error{ports::error_kind::invalid, std::string(e.what()) + " (command for host " + host + ")"};
     }
@@ -203,7 +264,9 @@ ports::result<ports::command_result> ssh_runner::run(const std::string &host, co
     ports::run_options ssh_opts;
     ssh_opts.on_stdout_line = opts.on_stdout_line;
     ssh_opts.on_stdout_data = opts.on_stdout_data;
-    ssh_opts.on_stderr_line = [&opts, state, pid_seen = false](std::string_view text) mutable {
+    expansion_report report;
+    const std::string base = cmd.expand ? expand_base(*cmd.expand) : std::string();
+    ssh_opts.on_stderr_line = [&opts, &report, &base, &cmd, state, pid_seen = false](std::string_view text) mutable {
         if (!pid_seen) {
             if (auto pid = parse_pid_line(text)) {
                 pid_seen = true;
@@ -212,6 +275,7 @@ ports::result<ports::command_result> ssh_runner::run(const std::string &host, co
                 state->changed.notify_all();
                 return;
             }
+            if (cmd.expand && report.take(text, base)) return;
         }
         if (opts.on_stderr_line) opts.on_stderr_line(text);
     };
@@ -253,8 +317,17 @@ ports::result<ports::command_result> ssh_runner::run(const std::string &host, co
 
     if (!res) return res.err();
     ports::command_result out = std::move(res.value());
-    strip_pid_line(out.stderr_text);
+    strip_marker_lines(out.stderr_text, cmd.expand.has_value());
     out.cancelled = out.cancelled || cancel_requested;
+    if (cmd.expand && !out.cancelled) {
+        if (report.nomatch)
+            return ports::error{ports::error_kind::not_found,
+                                "no file " + base + cmd.expand->prefix + "* on " + host};
+        if (report.missing && *report.missing < cmd.expand->required.size())
+            return ports::error{ports::error_kind::not_found,
+                                "no file " + cmd.expand->required[*report.missing] + " on " + host};
+        out.expanded = std::move(report.names);
+    }
     return out;
 }
 

@@ -5,10 +5,12 @@
 //   stdout <8-char snapshot id> <size_mb> <raw|rbd>
 //
 // Where the stock driver runs `restic stats || restic init` (a restic start and
-// a walk of the whole repository) we stat <repo>/config through the storage
-// backend and init only when it is missing. The folder is listed on the
-// hypervisor and the files named explicitly (the stock driver relies on a
-// remote shell glob), so the snapshot holds the same files at the same paths.
+// a walk of the whole repository) before the backup, we run the backup at once
+// and, only when restic reports no repository, stat <repo>/config through the
+// storage backend, init (serialised) and back up again. The files are named
+// as the stock script's remote glob names them ('<vm_dir>'/disk.* and
+// vm.xml, ports::dir_expansion) within the one ssh that runs restic, so the
+// snapshot holds the same files at the same paths.
 #include "action_env.hpp"
 #include "restic_cli.hpp"
 
@@ -16,7 +18,6 @@
 
 #include <pugixml.hpp>
 
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
@@ -84,35 +85,10 @@ outcome backup_action(action_env &env) {
     const std::string repo_path = clean_path(attrs.base_path + "/" + repo_id);
     const std::string url = repository_url(attrs, repo_path);
 
-    if (auto err = ensure_repository(env, attrs, repo_path); !err.empty())
-        return err == "cancelled" ? outcome::fail("Backup cancelled", ONEDS_ERR_CANCELLED) : outcome::fail(err);
-
-    // The files of the backup folder, named one by one.
-    ports::command ls;
-    ls.argv = {"ls", "-1A", "--", vm_dir};
-    ports::run_options ls_opts;
-    ls_opts.cancel = &env.ctx;
-    auto listing = env.runner.run(env.exec_host(vm_host), ls, ls_opts);
-    if (!listing) return outcome::fail("Cannot list backup folder " + vm_dir + " on " + vm_host + ": " + listing.err().message);
-    if (listing->cancelled) return outcome::fail("Backup cancelled", ONEDS_ERR_CANCELLED);
-    if (listing->exit_code != 0)
-        return outcome::fail("Cannot list backup folder " + vm_dir + " on " + vm_host + ": " +
-                             common::one_line(listing->stderr_text));
-    std::vector<std::string> disks;
-    bool has_vm_xml = false;
-    for (auto &name : common::split(listing->stdout_text, '\n')) {
-        if (name.rfind("disk.", 0) == 0) disks.push_back(name);
-        else if (name == "vm.xml") has_vm_xml = true;
-    }
-    std::sort(disks.begin(), disks.end());
-    if (disks.empty()) return outcome::fail("No disk.* files in backup folder " + vm_dir + " on " + vm_host);
-    if (!has_vm_xml) return outcome::fail("No vm.xml in backup folder " + vm_dir + " on " + vm_host);
-
     restic_call call;
     call.bin = env.settings.remote_restic_bin;
     call.options = {"--force", "--json", "--tag=one-" + vm_id};
     call.subcommand = "backup";
-    for (const auto &d : disks) call.args.push_back(vm_dir + "/" + d);
     call.args.push_back(vm_dir + "/vm.xml");
     call.repo = url;
     call.ssh_config = env.settings.remote_ssh_config;
@@ -126,6 +102,10 @@ outcome backup_action(action_env &env) {
     } catch (const attribute_error &e) {
         return outcome::fail(std::string("Wrong restic datastore configuration: ") + e.what());
     }
+    // The disks are named by the shell on the hypervisor, as the stock
+    // script's glob does, within the same ssh as restic: '<vm_dir>'/disk.*
+    // before vm.xml, which must exist too.
+    run.expand = ports::dir_expansion{vm_dir, "disk.", run.argv.size() - 1, {vm_dir + "/vm.xml"}};
     run.host = env.exec_host(vm_host);
     run.password = attrs.password;
     run.env = restic_env(attrs);
@@ -155,6 +135,20 @@ outcome backup_action(action_env &env) {
 
     auto runner = env.restic(attrs);
     auto res = runner.run(run, env.ctx);
+    // Where the stock driver runs `restic stats || restic init` before every
+    // backup (a restic start and a walk of the whole repository), we back up
+    // at once and create the repository only when restic finds none, then
+    // back up again: one restic start per backup of an existing repository.
+    if (res && !res->cancelled && res->exit.kind == exit_kind::repo_missing) {
+        env.log('I', "backup of VM " + vm_id + ": no repository at " + url + " yet, creating it");
+        if (auto err = ensure_repository(env, attrs, repo_path); !err.empty())
+            return err == "cancelled" ? outcome::fail("Backup cancelled", ONEDS_ERR_CANCELLED) : outcome::fail(err);
+        summary.reset();
+        reported = false;
+        res = runner.run(run, env.ctx);
+    }
+    if (!res && res.err().kind == ports::error_kind::not_found)
+        return outcome::fail("Backup folder " + vm_dir + " is not ready: " + res.err().message);
     if (!res) return outcome::fail("Cannot run restic on " + vm_host + ": " + res.err().message);
 
     if (res->cancelled) {
@@ -167,6 +161,7 @@ outcome backup_action(action_env &env) {
         restic_run u = run;
         u.argv = restic_argv(unlock, attrs);
         u.on_stdout_line = nullptr;
+        u.expand.reset();
         u.retry_on_lock = false;
         ports::never_cancelled no_cancel;
         auto ur = runner.run(u, no_cancel);
@@ -191,8 +186,9 @@ outcome backup_action(action_env &env) {
     env.log('I', "backup of VM " + vm_id + ": snapshot " + short_id + ", " +
                      mib(static_cast<double>(summary->total_bytes_processed)) + " processed, " +
                      mib(static_cast<double>(summary->data_added)) + " added");
+    const auto &disks = res->raw.expanded;
     return outcome::ok(short_id + " " + std::to_string(summary->total_bytes_processed / 1048576) + " " +
-                       backup_format(disks.front()) + "\n");
+                       backup_format(disks.empty() ? std::string() : disks.front()) + "\n");
 }
 
 }  // namespace oneds::restic

@@ -30,6 +30,7 @@ ports::result<restic_outcome> restic_runner::run(const restic_run &r, ports::can
     ports::command cmd;
     cmd.argv = r.argv;
     cmd.env = r.env;
+    cmd.expand = r.expand;
     cmd.env.try_emplace("RESTIC_PROGRESS_FPS", "1");
     if (r.host.empty()) {
         cmd.env["RESTIC_PASSWORD"] = r.password;

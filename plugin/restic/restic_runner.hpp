@@ -17,6 +17,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,7 @@ struct restic_run {
     std::string password;
     std::map<std::string, std::string> env;       // non-secret (GOMAXPROCS, RESTIC_PROGRESS_FPS)
     std::function<void(std::string_view)> on_stdout_line;
+    std::optional<ports::dir_expansion> expand;   // file arguments listed where restic runs
     bool retry_on_lock = true;
     std::string what;                             // for messages: "backup of VM 7"
 };

@@ -86,7 +86,9 @@ BOOST_AUTO_TEST_CASE(multi_disk_backup_over_sftp_stores_the_stock_file_set) {
     f.make_vm(7, {{0, 32, 4}, {1, 16, 2}});
     const auto r = f.host_action("backup", backup_args(f, 7), f.document());
     check_backup_line(r);
-    BOOST_TEST(r.err.find("INFO: backup: creating restic repository sftp:") != std::string::npos);
+    // The first backup finds no repository, creates it, and backs up again.
+    BOOST_TEST(r.err.find("backup of VM 7: no repository at sftp:") != std::string::npos, r.err);
+    BOOST_TEST(r.err.find("INFO: backup: creating restic repository sftp:") != std::string::npos, r.err);
 
     const std::string repo = f.base_path() + "/7";
     BOOST_TEST(fs::exists(repo + "/config"));
@@ -113,6 +115,51 @@ BOOST_AUTO_TEST_CASE(multi_disk_backup_over_sftp_stores_the_stock_file_set) {
     BOOST_TEST(again.err.find("creating restic repository") == std::string::npos);
     BOOST_TEST(added_mib(again.err) < 0.5);
     BOOST_TEST(snapshots(f, repo).size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(backup_folder_without_disks_or_vm_xml_is_refused_before_restic_runs) {
+    restic_fixture f;
+    f.make_vm(7, {{0, 8, 1}});
+    const std::string bk = f.backup_dir(7);
+    // A repository with one snapshot, so that a stray backup would show.
+    check_backup_line(f.host_action("backup", backup_args(f, 7), f.document()));
+    const std::string repo = f.base_path() + "/7";
+
+    fs::rename(bk + "/vm.xml", bk + "/vm.xml.away");
+    auto r = f.host_action("backup", backup_args(f, 7), f.document());
+    BOOST_TEST(r.exit_code == 255);
+    BOOST_TEST(r.err.find("Backup folder " + bk + " is not ready: no file " + bk + "/vm.xml on hypervisor") !=
+                   std::string::npos,
+               r.err);
+    fs::rename(bk + "/vm.xml.away", bk + "/vm.xml");
+
+    fs::rename(bk + "/disk.0.0", bk + "/Disk.0.0");  // the glob is disk.*, case and all
+    r = f.host_action("backup", backup_args(f, 7), f.document());
+    BOOST_TEST(r.exit_code == 255);
+    BOOST_TEST(r.err.find("no file " + bk + "/disk.* on hypervisor") != std::string::npos, r.err);
+
+    fs::remove_all(bk);  // the folder itself is gone (postbackup ran early)
+    r = f.host_action("backup", backup_args(f, 7), f.document());
+    BOOST_TEST(r.exit_code == 255);
+    BOOST_TEST(r.err.find("no file " + bk + "/disk.* on hypervisor") != std::string::npos, r.err);
+
+    BOOST_TEST(snapshots(f, repo).size() == 1u);
+    BOOST_TEST(fs::is_empty(repo + "/locks"));
+}
+
+BOOST_AUTO_TEST_CASE(ceph_disk_files_give_the_rbd_format) {
+    restic_fixture f;
+    f.make_vm(7, {{0, 8, 1}});
+    const std::string bk = f.backup_dir(7);
+    // As the Ceph prebackup leaves them: disk.<id>.rbd2 (full) or .rbdiff.
+    fs::rename(bk + "/disk.0.0", bk + "/disk.0.rbd2");
+    const auto r = f.host_action("backup", backup_args(f, 7), f.document());
+    BOOST_TEST_REQUIRE(r.exit_code == 0, r.err);
+    BOOST_TEST(std::regex_match(r.out, std::regex("[0-9a-f]{8} [0-9]+ rbd\n")), r.out);
+    const auto snaps = snapshots(f, f.base_path() + "/7");
+    BOOST_REQUIRE_EQUAL(snaps.size(), 1u);
+    BOOST_TEST(snaps[0].paths == (std::vector<std::string>{bk + "/disk.0.rbd2", bk + "/vm.xml"}),
+               boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(backup_base_path_and_last_bridge_are_honoured) {
@@ -188,14 +235,19 @@ BOOST_AUTO_TEST_CASE(missing_and_bad_attributes_name_the_attribute) {
 BOOST_AUTO_TEST_CASE(unreachable_server_and_unknown_host_key_are_clear_errors) {
     restic_fixture f;
     f.make_vm(7, {{0, 8, 1}});
-    // An alias that points at a closed port.
-    const std::string cfg = f.dir().write("closed_ssh_config", "Host closed\n  HostName 127.0.0.1\n  Port 1\n"
-                                                               "  BatchMode yes\n  ConnectTimeout 5\n");
+    // The fixture's hosts plus an alias that points at a closed port: restic
+    // on the hypervisor cannot reach its backup server.
+    const std::string cfg =
+        f.dir().write("closed_ssh_config", read_file(f.sshd().ssh_config_file().string()) +
+                                               "\nHost closed\n  HostName 127.0.0.1\n  Port 1\n"
+                                               "  BatchMode yes\n  ConnectTimeout 5\n");
     auto r = f.host_action("backup", backup_args(f, 7), f.document({{"RESTIC_SFTP_SERVER", "closed"}}),
                            {{"ssh_config", cfg}});
     BOOST_TEST(r.exit_code == 255);
     BOOST_TEST(r.err.find("closed") != std::string::npos, r.err);
     BOOST_TEST((r.err.find("refused") != std::string::npos || r.err.find("connect") != std::string::npos), r.err);
+    BOOST_TEST(!fs::exists(f.base_path() + "/7"));
+    BOOST_TEST_MESSAGE("unreachable backup server: " << r.err);
 
     // The right server, but a known_hosts file that does not know its key.
     std::string text = read_file(f.sshd().ssh_config_file().string());
@@ -205,6 +257,7 @@ BOOST_AUTO_TEST_CASE(unreachable_server_and_unknown_host_key_are_clear_errors) {
     r = f.host_action("backup", backup_args(f, 7), f.document(), {{"ssh_config", strict_cfg}});
     BOOST_TEST(r.exit_code == 255);
     BOOST_TEST(oneds::common::to_lower(r.err).find("host key") != std::string::npos, r.err);
+    BOOST_TEST_MESSAGE("unknown host key: " << r.err);
 }
 
 BOOST_AUTO_TEST_CASE(locked_repository_is_retried_logged_and_succeeds_once_released) {
