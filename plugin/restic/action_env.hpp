@@ -33,8 +33,12 @@ struct action_env {
     version_cache *versions = nullptr;
 
     std::optional<restic_version> restic_version_at(const std::string &host, const std::string &bin) const {
+        return restic_version_at(host, bin, ctx);
+    }
+    std::optional<restic_version> restic_version_at(const std::string &host, const std::string &bin,
+                                                    ports::cancellation &cancel) const {
         if (versions == nullptr) return std::nullopt;
-        auto v = versions->get(runner, host, bin, ctx);
+        auto v = versions->get(runner, host, bin, cancel);
         if (v) ctx.log('D', "restic " + v->str() + " at " + (host.empty() ? std::string("this host") : host));
         return v;
     }

@@ -10,7 +10,10 @@
 // restic < 0.17), needs no output redirection (so no shell on the remote
 // side), and the increments of a chain are pulled at the same time. The chain
 // is then rebuilt with `qemu-img rebase -u` and flattened with `qemu-img
-// convert` next to the data, as stock. Temporary files live in
+// convert` next to the data, as stock. The steps run on the backup server
+// in as few round trips as they allow: the snapshot query with the version
+// check, each pull with its rebase, the convert, the stream with the removal
+// of the pulled files. Temporary files live in
 // RESTIC_TMP_DIR/<random> and are removed on failure and cancel; on success
 // clean_command removes them.
 #include "cancel_fanout.hpp"
@@ -102,15 +105,27 @@ outcome downloader_action(action_env &env) {
                              url.ds_id);
     const auto site = maintenance_site(env, attrs, attrs.base_path + "/" + url.repo_id());
 
-    // Which file of each increment holds this disk.
+    // Which file of each increment holds this disk, and (at the same time:
+    // one round trip less) the restic version on that host.
     std::vector<std::string> ids;
     for (const auto &i : url.chain) ids.push_back(i.snapshot);
-    auto snaps = query_snapshots(env, attrs, site, ids);
+    std::optional<restic_version> version;
+    ports::result<std::vector<snapshot_info>> snaps = ports::error{ports::error_kind::io, "not run"};
+    {
+        cancel_fanout fanout(env.ctx);
+        auto version_cancel = fanout.child();
+        auto query_cancel = fanout.child();
+        std::thread version_thread(
+            [&] { version = env.restic_version_at(site.host, site.restic_bin, *version_cancel); });
+        snaps = query_snapshots(env, attrs, site, ids, query_cancel.get());
+        version_thread.join();
+    }
     if (!snaps) return outcome::fail("Unable to read backup information: " + snaps.err().message);
     const std::string prefix = "disk." + url.disk_index + ".";
     struct piece {
         std::string snapshot, path, local;
     };
+    const std::string tmp_dir = clean_path(attrs.tmp_dir + "/oneds-restic-" + random_hex(16));
     std::vector<piece> pieces;
     for (const auto &i : url.chain) {
         const auto *s = find_snapshot(*snaps, i.snapshot);
@@ -119,19 +134,17 @@ outcome downloader_action(action_env &env) {
                                      [&](const std::string &p) { return base_name(p).rfind(prefix, 0) == 0; });
         if (it == s->paths.end())
             return outcome::fail("Snapshot " + i.snapshot + " holds no file " + prefix + "* (disk " + url.disk_index + ")");
-        pieces.push_back({i.snapshot, *it, {}});
+        // restic restore --target creates <tmp_dir>/<k> and its parents.
+        pieces.push_back({i.snapshot, *it, tmp_dir + "/" + std::to_string(pieces.size()) + *it});
     }
-
-    const std::string tmp_dir = clean_path(attrs.tmp_dir + "/oneds-restic-" + random_hex(16));
     const auto cleanup = [&] {
         ports::never_cancelled never;
         (void)run_tool(env, site.host, {"rm", "-rf", "--", tmp_dir}, "cleanup", nullptr, &never);
     };
-    if (auto e = run_tool(env, site.host, {"mkdir", "-p", "--", tmp_dir}, "Cannot create " + tmp_dir); !e.empty())
-        return outcome::fail("Unable to prepare image: " + e);
 
-    // Pull every increment's file at once (bounded), each into its own folder.
-    const auto version = env.restic_version_at(site.host, site.restic_bin);
+    // Pull every increment's file at once (bounded), each into its own
+    // folder, and re-link each detached overlay to the file before it as soon
+    // as it is there (rebase -u only rewrites its header).
     std::vector<std::string> errors(pieces.size());
     {
         cancel_fanout fanout(env.ctx);
@@ -149,7 +162,11 @@ outcome downloader_action(action_env &env) {
                                         cancel.get());
                     if (r.cancelled) errors[k] = "cancelled";
                     else if (!r.ok()) errors[k] = r.error;
-                    pieces[k].local = target + pieces[k].path;
+                    else if (k > 0)
+                        errors[k] = run_tool(env, site.host,
+                                             {"qemu-img", "rebase", "-u", "-F", "qcow2", "-b", pieces[k - 1].local,
+                                              pieces[k].local},
+                                             "qemu-img rebase", nullptr, cancel.get());
                 }
             });
         for (auto &t : pool) t.join();
@@ -161,26 +178,22 @@ outcome downloader_action(action_env &env) {
             return outcome::fail("Unable to pull backup files: " + e);
         }
 
-    const std::string final_path = tmp_dir + "/" + base_name(pieces.back().path);
-    std::string err;
-    if (pieces.size() == 1) {
-        err = run_tool(env, site.host, {"mv", "--", pieces[0].local, final_path}, "mv");
-    } else {
-        // Re-link the detached overlays, then flatten into one standalone image.
-        for (std::size_t k = 1; k < pieces.size() && err.empty(); ++k)
-            err = run_tool(env, site.host,
-                           {"qemu-img", "rebase", "-u", "-F", "qcow2", "-b", pieces[k - 1].local, pieces[k].local},
-                           "qemu-img rebase");
-        if (err.empty())
-            err = run_tool(env, site.host, {"qemu-img", "convert", "-O", "qcow2", pieces.back().local, final_path},
-                           "qemu-img convert");
-    }
-    for (std::size_t k = 0; k < pieces.size() && err.empty(); ++k)
-        err = run_tool(env, site.host, {"rm", "-rf", "--", tmp_dir + "/" + std::to_string(k)}, "rm");
-    if (!err.empty()) {
-        cleanup();
-        if (env.ctx.cancelled()) return outcome::fail("cancelled", ONEDS_ERR_CANCELLED);
-        return outcome::fail("Unable to prepare image: " + err);
+    // One increment is the image itself; a chain is flattened into one
+    // standalone image next to the pulled files, which then go.
+    std::string final_path = pieces.front().local;
+    std::vector<std::string> pulled_dirs;
+    if (pieces.size() > 1) {
+        final_path = tmp_dir + "/" + base_name(pieces.back().path);
+        std::string err = run_tool(env, site.host,
+                                   {"qemu-img", "convert", "-O", "qcow2", pieces.back().local, final_path},
+                                   "qemu-img convert");
+        if (!err.empty()) {
+            cleanup();
+            if (env.ctx.cancelled()) return outcome::fail("cancelled", ONEDS_ERR_CANCELLED);
+            return outcome::fail("Unable to prepare image: " + err);
+        }
+        pulled_dirs = {"rm", "-rf", "--"};
+        for (std::size_t k = 0; k < pieces.size(); ++k) pulled_dirs.push_back(tmp_dir + "/" + std::to_string(k));
     }
 
     if (to_stdout) {
@@ -193,7 +206,15 @@ outcome downloader_action(action_env &env) {
         o.on_stdout_data = [&](std::string_view chunk) {
             if (wrote == ONEDS_OK) wrote = env.ctx.write_output(chunk);
         };
+        // The pulled files go while the image streams (they are not read).
+        std::thread remove_pulled;
+        if (!pulled_dirs.empty())
+            remove_pulled = std::thread([&] {
+                ports::never_cancelled never;
+                (void)run_tool(env, site.host, pulled_dirs, "rm", nullptr, &never);
+            });
         auto r = env.runner.run(site.host, cat, o);
+        if (remove_pulled.joinable()) remove_pulled.join();
         cleanup();
         if (wrote == ONEDS_ERR_UNSUPPORTED) return outcome::fail("downloader: --stdout needs action mode (no byte stream in MAD mode)");
         if (wrote != ONEDS_OK) return outcome::fail("downloader: the reader of standard output went away");
@@ -201,6 +222,14 @@ outcome downloader_action(action_env &env) {
             return outcome::fail("downloader: cannot stream " + final_path + ": " +
                                  (r ? common::one_line(r->stderr_text) : r.err().message));
         return outcome::ok();
+    }
+
+    if (!pulled_dirs.empty()) {
+        if (auto err = run_tool(env, site.host, pulled_dirs, "rm"); !err.empty()) {
+            cleanup();
+            if (env.ctx.cancelled()) return outcome::fail("cancelled", ONEDS_ERR_CANCELLED);
+            return outcome::fail("Unable to prepare image: " + err);
+        }
     }
 
     // As stock: cat '<file>' and rm -rf '<dir>/' (absolute paths, no "--" needed).

@@ -77,13 +77,15 @@ restic_result run_restic(action_env &env, const datastore_attributes &a, const r
 }
 
 ports::result<std::vector<snapshot_info>> query_snapshots(action_env &env, const datastore_attributes &a,
-                                                          const repo_site &site, const std::vector<std::string> &ids) {
+                                                          const repo_site &site, const std::vector<std::string> &ids,
+                                                          ports::cancellation *cancel) {
     std::string text;
     auto r = run_restic(env, a, site, {"--no-lock", "--json"}, "snapshots", ids, "snapshots of " + site.describe(),
                         [&text](std::string_view line) {
                             text += line;
                             text += '\n';
-                        });
+                        },
+                        cancel);
     if (r.cancelled) return ports::error{ports::error_kind::cancelled, "cancelled"};
     if (!r.ok()) {
         const bool missing = r.outcome && r.outcome->exit.kind == exit_kind::repo_missing;

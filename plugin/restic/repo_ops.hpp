@@ -64,8 +64,10 @@ restic_result run_restic(action_env &env, const datastore_attributes &a, const r
 
 // `restic snapshots <ids> --no-lock --json`; ids that do not exist are absent
 // from the result (restic ignores them). An empty ids list lists every snapshot.
+// cancel: the request's own when null.
 ports::result<std::vector<snapshot_info>> query_snapshots(action_env &env, const datastore_attributes &a,
-                                                          const repo_site &site, const std::vector<std::string> &ids);
+                                                          const repo_site &site, const std::vector<std::string> &ids,
+                                                          ports::cancellation *cancel = nullptr);
 
 // Finds a snapshot by its 8-char id in a query result.
 const snapshot_info *find_snapshot(const std::vector<snapshot_info> &snaps, const std::string &short_id);
