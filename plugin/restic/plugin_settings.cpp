@@ -58,6 +58,12 @@ plugin_settings parse_plugin_settings(const sdk::config_map &config) {
             if (value != "yes" && value != "no")
                 throw std::invalid_argument("[plugin.restic] ssh_multiplex must be yes or no, got '" + value + "'");
             s.ssh_multiplex = value == "yes";
+        } else if (key == "ssh_control_dir") {
+            // ssh's socket paths are limited to 107 bytes: <dir>/<40 hex digits of %C>.
+            if (!value.empty() && (value.front() != '/' || value.size() > 60))
+                throw std::invalid_argument("[plugin.restic] ssh_control_dir must be an absolute path of at most 60 "
+                                            "characters, got '" + value + "'");
+            s.ssh_control_dir = value;
         } else if (key == "ssh_control_persist")
             s.ssh_control_persist = std::chrono::seconds(static_cast<long long>(number(key, value, 1, 3600)));
         else if (key == "local_hosts") {

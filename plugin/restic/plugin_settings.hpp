@@ -27,6 +27,9 @@ struct plugin_settings {
     std::set<std::string> local_hosts{"localhost"};
     bool ssh_multiplex = true;                       // one ssh connection per host and plugin instance
     std::chrono::seconds ssh_control_persist{15};
+    // Shared socket directory: masters outlive this instance (ssh_control_persist
+    // seconds) and later processes reuse them. "" = a private one per instance.
+    std::string ssh_control_dir;
     unsigned threads = 16;
     bool action_mode = false;
 };

@@ -7,16 +7,38 @@
 #include <map>
 #include <system_error>
 
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <set>
 #include <string>
 
 namespace oneds::restic {
 namespace {
 
-// A private directory (0700) for the ssh multiplexing sockets of this instance.
+// The directory for the ssh multiplexing sockets: the configured shared one
+// (created 0700 when missing; refused unless it is ours and closed to others,
+// since whoever can reach a socket can run commands as us on the host), or a
+// private one for this instance.
 std::string make_control_dir(const plugin_settings &s) {
     if (!s.ssh_multiplex) return {};
+    if (!s.ssh_control_dir.empty()) {
+        const std::string &dir = s.ssh_control_dir;
+        if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+            throw std::invalid_argument("[plugin.restic] ssh_control_dir " + dir + ": cannot create it: " +
+                                        std::strerror(errno));
+        struct stat st {};
+        if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+            throw std::invalid_argument("[plugin.restic] ssh_control_dir " + dir + " is not a directory");
+        if (st.st_uid != ::geteuid() || (st.st_mode & 077) != 0)
+            throw std::invalid_argument("[plugin.restic] ssh_control_dir " + dir +
+                                        " must belong to this user and be closed to others (chmod 700)");
+        return dir;
+    }
     std::string templ = "/tmp/oneds-ssh-XXXXXX";  // short: socket paths are limited to 108 bytes
     if (::mkdtemp(templ.data()) == nullptr) return {};  // fall back to one connection per ssh
     return templ;
@@ -70,6 +92,8 @@ plugin_instance::plugin_instance(sdk::host_link host, const sdk::config_map &con
 
 plugin_instance::~plugin_instance() {
     dispatcher_.shutdown();
+    // Masters in a shared directory stay for the next process (ControlPersist).
+    if (!settings_.ssh_control_dir.empty()) return;
     runner_.close_masters();
     if (!control_dir_.empty()) {
         std::error_code ec;

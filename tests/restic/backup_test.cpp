@@ -147,6 +147,42 @@ BOOST_AUTO_TEST_CASE(backup_folder_without_disks_or_vm_xml_is_refused_before_res
     BOOST_TEST(fs::is_empty(repo + "/locks"));
 }
 
+BOOST_AUTO_TEST_CASE(shared_ssh_control_dir_keeps_the_connection_for_the_next_action) {
+    restic_fixture f;
+    f.make_vm(7, {{0, 8, 1}});
+    const std::string mux = f.dir().file("mux");
+    const std::map<std::string, std::string> cfg = {{"ssh_control_dir", mux}, {"ssh_control_persist", "60"}};
+    const std::string ssh_cfg = f.sshd().ssh_config_file().string();
+    const auto check_master = [&] {
+        return run_process({tool("ssh"), "-F", ssh_cfg, "-o", "ControlPath=" + mux + "/%C", "-O", "check", "hypervisor"});
+    };
+    check_backup_line(f.host_action("backup", backup_args(f, 7), f.document(), cfg));
+    // The action's process is gone, its connection to the hypervisor is not.
+    const auto perms = fs::status(mux).permissions();
+    BOOST_TEST(((perms & (fs::perms::group_all | fs::perms::others_all)) == fs::perms::none));
+    auto first = check_master();
+    BOOST_TEST_REQUIRE(first.exit_code == 0, first.err);
+    BOOST_TEST(first.err.find("Master running") != std::string::npos, first.err);
+    // The next action uses that master rather than starting another.
+    check_backup_line(f.host_action("backup", backup_args(f, 7), f.document(), cfg));
+    auto second = check_master();
+    BOOST_TEST(second.err == first.err, "master changed: " << first.err << " -> " << second.err);
+    std::size_t sockets = 0;
+    for (const auto &e : fs::directory_iterator(mux)) sockets += e.is_socket() ? 1 : 0;
+    BOOST_TEST(sockets == 1u);
+    (void)run_process({tool("ssh"), "-F", ssh_cfg, "-o", "ControlPath=" + mux + "/%C", "-O", "exit", "hypervisor"});
+
+    // A directory others can reach is refused, naming it.
+    fs::permissions(mux, fs::perms::group_read | fs::perms::group_exec | fs::perms::others_read |
+                             fs::perms::others_exec, fs::perm_options::add);
+    const auto r = f.host_action("backup", backup_args(f, 7), f.document(), cfg);
+    BOOST_TEST(r.exit_code == 255);
+    BOOST_TEST(r.err.find("ssh_control_dir " + mux + " must belong to this user and be closed to others") !=
+                   std::string::npos,
+               r.err);
+    BOOST_TEST(snapshots(f, f.base_path() + "/7").size() == 2u);
+}
+
 BOOST_AUTO_TEST_CASE(ceph_disk_files_give_the_rbd_format) {
     restic_fixture f;
     f.make_vm(7, {{0, 8, 1}});
