@@ -37,16 +37,22 @@ rb_doc_for() {
     printf '<DS_DRIVER_ACTION_DATA>%s<VM><ID>%s</ID></VM></DS_DRIVER_ACTION_DATA>' "$rb_ds_xml" "$1"
 }
 
-# rb_make_vm VM_ID TOTAL_MIB: <sys>/<vm>/backup with disk.0.0 and disk.1.0
-# (half the data each, random, qcow2 as the stock prebackup leaves them) and a
-# base64 vm.xml.
+# rb_make_vm VM_ID TOTAL_MIB [random|halfzero]: <sys>/<vm>/backup with disk.0.0
+# and disk.1.0 (half the data each, qcow2 as the stock prebackup leaves them)
+# and a base64 vm.xml. halfzero: each disk's second half is zeros, which
+# qemu-img leaves unallocated (so the files hold half the data).
 rb_make_vm() {
-    local vm=$1 mib=$2 dir d half
+    local vm=$1 mib=$2 kind=${3:-random} dir d half
     dir=$rb_tmp/sys/0/$vm/backup
+    rm -rf -- "$dir"
     mkdir -p "$dir"
     half=$((mib * 1024 / 2))
     for d in 0 1; do
-        head -c $((half * 1024)) /dev/urandom >"$dir/raw"
+        if [ "$kind" = halfzero ]; then
+            { head -c $((half / 2 * 1024)) /dev/urandom; head -c $((half / 2 * 1024)) /dev/zero; } >"$dir/raw"
+        else
+            head -c $((half * 1024)) /dev/urandom >"$dir/raw"
+        fi
         qemu-img convert -q -f raw -O qcow2 "$dir/raw" "$dir/disk.$d.0"
     done
     rm -f "$dir/raw"

@@ -28,12 +28,14 @@ repeat=${ONEDS_BENCH_REPEAT:-5}
 warmup=${ONEDS_BENCH_WARMUP:-1}
 all_cases=(mad_monitor restic_backup restic_monitor restic_download restic_concurrency)
 restic_repeat=${ONEDS_BENCH_RESTIC_REPEAT:-5}
-restic_snapshots=${ONEDS_BENCH_SNAPSHOTS:-0 10 50}
-restic_sizes=${ONEDS_BENCH_SIZES:-1 64}
+# Case 1 cells, SIZE_MIB:DATA:SNAPSHOTS (DATA random or halfzero). The snapshot
+# counts are measured where the fixed cost shows (1 MiB); the large VMs show
+# the streaming cost, which the repository's size does not change.
+restic_cells=${ONEDS_BENCH_CELLS:-1:random:0 1:random:10 1:random:50 64:random:0 64:random:50 64:halfzero:0 1024:random:0 1024:halfzero:0}
 monitor_calls=${ONEDS_BENCH_MONITOR_CALLS:-200}
 download_base_mib=${ONEDS_BENCH_DOWNLOAD_MIB:-64}
 download_inc_mib=${ONEDS_BENCH_DOWNLOAD_INC_MIB:-8}
-concurrency_levels=${ONEDS_BENCH_CONCURRENCY:-1 2 4}
+concurrency_levels=${ONEDS_BENCH_CONCURRENCY:-1 2 4 8}
 concurrency_mib=${ONEDS_BENCH_CONCURRENCY_MIB:-32}
 concurrency_repeat=${ONEDS_BENCH_CONCURRENCY_REPEAT:-3}
 
@@ -90,83 +92,105 @@ case_mad_monitor() {
 # runs, by hand: one ssh to the hypervisor running it) vs. the stock driver's
 # command sequence (bench/stock_sequence.sh). The repository is reset from a
 # seeded copy before every run (not timed), so every run sees exactly N
-# snapshots. Also case 6: peak RSS and CPU of one_ds_host per ours run.
+# snapshots. For the 1 MiB VM (the fixed cost) also *ours, warm ssh*: ours with
+# a shared ssh_control_dir, so that the ssh master the previous run left
+# (ControlPersist) carries this run's ssh. Also case 6: peak RSS and CPU of
+# one_ds_host per ours run.
 case_restic_backup() {
     rb_setup
     local raw=$results/runs/restic_backup.csv csv=$results/restic_backup.csv md=$results/restic_backup.md
-    local vm=7 size n r v i t0 t1 seed repo bk out stats rows=() mdrows=()
-    echo "size_mib,snapshots,run,variant,seconds" >"$raw"
+    local vm=7 cell size kind n r v i t0 t1 seed repo bk out label variants conf rows=() mdrows=() made=
+    local shared_conf=$rb_tmp/one_ds_host.shared.conf
+    sed "s|^\[plugin.restic\]\$|[plugin.restic]\nssh_control_dir = $rb_tmp/mux\nssh_control_persist = 60|" \
+        "$rb_conf" >"$shared_conf"
+    echo "size_mib,data,snapshots,run,variant,seconds" >"$raw"
     {
         echo "# Case 1: backup of a 2-disk VM, ratios (lower is better for ours)"
         echo "case,metric,unit,median,min,max,runs,better,plot"
     } >"$csv"
     local host_cost=$rb_tmp/host_cost
-    : >"$host_cost"
-    for size in $restic_sizes; do
-        rm -rf -- "$rb_tmp/sys/0/$vm"
-        rb_make_vm "$vm" "$size"
+    : >"$host_cost"; : >"$host_cost.restic"
+    for cell in $restic_cells; do
+        IFS=: read -r size kind n <<<"$cell"
+        if ((size >= 1024)); then label="$((size / 1024)) GiB"; else label="$size MiB"; fi
+        if [ "$made" != "$size:$kind" ]; then
+            say "  backup: making a ${label} VM ($kind)"
+            rb_make_vm "$vm" "$size" "$kind"
+            made=$size:$kind
+        fi
         bk=$rb_tmp/sys/0/$vm/backup
         repo=$rb_base/$vm
-        for n in $restic_snapshots; do
-            say "  backup: ${size} MiB VM, $n snapshots in the repository"
-            seed=$rb_tmp/seed
-            rm -rf -- "$seed"
-            RESTIC_PASSWORD=$rb_password restic --repo="$seed" init >/dev/null 2>&1
-            for ((i = 0; i < n; i++)); do
-                RESTIC_PASSWORD=$rb_password restic --repo="$seed" backup --force --tag="one-$vm" \
-                    "$bk/disk.0.0" "$bk/disk.1.0" "$bk/vm.xml" >/dev/null 2>&1
-            done
-            local d=$rb_tmp/t_${size}_$n
-            mkdir -p "$d"
-            : >"$d/ours"; : >"$d/bare"; : >"$d/stock"
-            for ((r = 0; r < warmup + restic_repeat; r++)); do
-                for v in ours bare stock; do
-                    rm -rf -- "$repo"
-                    cp -a -- "$seed" "$repo"
-                    t0=$EPOCHREALTIME
-                    case $v in
-                    ours)
-                        out=$(rb_doc_for "$vm" | /usr/bin/time -f '%M %U %S' -o "$d/time" \
-                            "$build/bin/one_ds_host" action -c "$rb_conf" --plugin "restic=$rb_plugin" restic backup \
-                            "hypervisor:$rb_tmp/sys/0/$vm" 0:1 "one-$vm" - "$vm" 0 2>"$d/err") ||
-                            { cat "$d/err" >&2; return 1; }
-                        ;;
-                    bare)
-                        out=$(ssh -F "$BENCH_SSH_CONFIG" hypervisor \
-                            "RESTIC_PASSWORD='$rb_password' /usr/bin/time -f '%M %U %S' -o $d/rtime restic '$rb_sftp_opt' --repo=sftp:$BENCH_SSH_USER@backupserver:$repo backup --force --json --tag=one-$vm $bk/disk.0.0 $bk/disk.1.0 $bk/vm.xml" 2>"$d/err" |
-                            tail -n 1) || { cat "$d/err" >&2; return 1; }
-                        ;;
-                    stock)
-                        out=$(RESTIC_PASSWORD=$rb_password "$bench_dir/stock_sequence.sh" backup "$BENCH_SSH_CONFIG" \
-                            "$BENCH_SSH_USER" backupserver "$repo" hypervisor "$rb_tmp/sys/0/$vm" "$vm" 2>"$d/err") ||
-                            { cat "$d/err" >&2; return 1; }
-                        ;;
-                    esac
-                    t1=$EPOCHREALTIME
-                    [ -n "$out" ] || { echo "$v: no output" >&2; cat "$d/err" >&2; return 1; }
-                    if ((r >= warmup)); then
-                        rb_elapsed "$t0" "$t1" >>"$d/$v"
-                        echo "$size,$n,$((r - warmup + 1)),$v,$(tail -n 1 "$d/$v")" >>"$raw"
-                        if [ "$v" = ours ]; then
-                            echo "$size $n $(cat "$d/time") $(tail -n 1 "$d/$v")" >>"$host_cost"
-                        elif [ "$v" = bare ]; then
-                            echo "$size $n $(tail -n 1 "$d/rtime") $(tail -n 1 "$d/$v")" >>"$host_cost.restic"
-                        fi
+        variants="ours bare stock"
+        ((size == 1)) && variants="ours warm bare stock"
+        say "  backup: ${label} VM ($kind), $n snapshots in the repository"
+        seed=$rb_tmp/seed
+        rm -rf -- "$seed"
+        RESTIC_PASSWORD=$rb_password restic --repo="$seed" init >/dev/null 2>&1
+        for ((i = 0; i < n; i++)); do
+            RESTIC_PASSWORD=$rb_password restic --repo="$seed" backup --force --tag="one-$vm" \
+                "$bk/disk.0.0" "$bk/disk.1.0" "$bk/vm.xml" >/dev/null 2>&1
+        done
+        local d=$rb_tmp/t_${size}_${kind}_$n
+        mkdir -p "$d"
+        : >"$d/ours"; : >"$d/warm"; : >"$d/bare"; : >"$d/stock"
+        for ((r = 0; r < warmup + restic_repeat; r++)); do
+            for v in $variants; do
+                rm -rf -- "$repo"
+                cp -a -- "$seed" "$repo"
+                t0=$EPOCHREALTIME
+                case $v in
+                ours | warm)
+                    conf=$rb_conf
+                    [ "$v" = warm ] && conf=$shared_conf
+                    out=$(rb_doc_for "$vm" | /usr/bin/time -f '%M %U %S' -o "$d/time" \
+                        "$build/bin/one_ds_host" action -c "$conf" --plugin "restic=$rb_plugin" restic backup \
+                        "hypervisor:$rb_tmp/sys/0/$vm" 0:1 "one-$vm" - "$vm" 0 2>"$d/err") ||
+                        { cat "$d/err" >&2; return 1; }
+                    ;;
+                bare)
+                    out=$(ssh -F "$BENCH_SSH_CONFIG" hypervisor \
+                        "RESTIC_PASSWORD='$rb_password' /usr/bin/time -f '%M %U %S' -o $d/rtime restic '$rb_sftp_opt' --repo=sftp:$BENCH_SSH_USER@backupserver:$repo backup --force --json --tag=one-$vm $bk/disk.0.0 $bk/disk.1.0 $bk/vm.xml" 2>"$d/err" |
+                        tail -n 1) || { cat "$d/err" >&2; return 1; }
+                    ;;
+                stock)
+                    out=$(RESTIC_PASSWORD=$rb_password "$bench_dir/stock_sequence.sh" backup "$BENCH_SSH_CONFIG" \
+                        "$BENCH_SSH_USER" backupserver "$repo" hypervisor "$rb_tmp/sys/0/$vm" "$vm" 2>"$d/err") ||
+                        { cat "$d/err" >&2; return 1; }
+                    ;;
+                esac
+                t1=$EPOCHREALTIME
+                [ -n "$out" ] || { echo "$v: no output" >&2; cat "$d/err" >&2; return 1; }
+                if ((r >= warmup)); then
+                    rb_elapsed "$t0" "$t1" >>"$d/$v"
+                    echo "$size,$kind,$n,$((r - warmup + 1)),$v,$(tail -n 1 "$d/$v")" >>"$raw"
+                    if [ "$v" = ours ]; then
+                        echo "${label// /_}_$kind $n $(cat "$d/time") $(tail -n 1 "$d/$v")" >>"$host_cost"
+                    elif [ "$v" = bare ]; then
+                        echo "${label// /_}_$kind $n $(tail -n 1 "$d/rtime") $(tail -n 1 "$d/$v")" >>"$host_cost.restic"
                     fi
-                done
+                fi
             done
-            local so sb ss rob ros
-            so=$(rb_stats "$d/ours"); sb=$(rb_stats "$d/bare"); ss=$(rb_stats "$d/stock")
-            rob=$(rb_ratio "$d/ours" "$d/bare"); ros=$(rb_ratio "$d/ours" "$d/stock")
-            mdrows+=("| $size MiB | $n | $(rb_cell "$so") | $(rb_cell "$sb") | $(rb_cell "$ss") | $(rb_cell "$rob") | $(rb_cell "$ros") |")
-            read -r a b c _ <<<"$rob"
-            echo "$size MiB $n snaps,ours_vs_bare,ratio,$a,$b,$c,$restic_repeat,lower,1" >>"$csv"
-            read -r a b c _ <<<"$ros"
-            echo "$size MiB $n snaps,ours_vs_stock,ratio,$a,$b,$c,$restic_repeat,lower,1" >>"$csv"
-            for v in ours bare stock; do
-                read -r a b c _ <<<"$(rb_stats "$d/$v")"
-                echo "$size MiB $n snaps,${v}_wall,s,$a,$b,$c,$restic_repeat,lower,0" >>"$csv"
-            done
+        done
+        # The warm variant's master: gone before the next cell.
+        ssh -F "$BENCH_SSH_CONFIG" -o "ControlPath=$rb_tmp/mux/%C" -O exit hypervisor >/dev/null 2>&1 || true
+        local so sw sb ss rob ros rws name="$label $kind $n snaps" warm_cell="–" warm_ratio="–"
+        so=$(rb_stats "$d/ours"); sb=$(rb_stats "$d/bare"); ss=$(rb_stats "$d/stock")
+        rob=$(rb_ratio "$d/ours" "$d/bare"); ros=$(rb_ratio "$d/ours" "$d/stock")
+        read -r a b c _ <<<"$rob"
+        echo "$name,ours_vs_bare,ratio,$a,$b,$c,$restic_repeat,lower,1" >>"$csv"
+        read -r a b c _ <<<"$ros"
+        echo "$name,ours_vs_stock,ratio,$a,$b,$c,$restic_repeat,lower,1" >>"$csv"
+        if [ -s "$d/warm" ]; then
+            sw=$(rb_stats "$d/warm"); rws=$(rb_ratio "$d/warm" "$d/stock")
+            warm_cell=$(rb_cell "$sw"); warm_ratio=$(rb_cell "$rws")
+            read -r a b c _ <<<"$rws"
+            echo "$name,warm_ssh_vs_stock,ratio,$a,$b,$c,$restic_repeat,lower,1" >>"$csv"
+        fi
+        mdrows+=("| $label | $kind | $n | $(rb_cell "$so") | $warm_cell | $(rb_cell "$sb") | $(rb_cell "$ss") | $(rb_cell "$rob") | $(rb_cell "$ros") | $warm_ratio |")
+        for v in ours warm bare stock; do
+            [ -s "$d/$v" ] || continue
+            read -r a b c _ <<<"$(rb_stats "$d/$v")"
+            echo "$name,${v}_wall,s,$a,$b,$c,$restic_repeat,lower,0" >>"$csv"
         done
     done
     cp "$host_cost" "$results/runs/restic_host_cost.txt"
@@ -174,20 +198,25 @@ case_restic_backup() {
     {
         echo "## Case 1: backup of a 2-disk VM (ours vs. bare restic vs. stock sequence)"
         echo
-        echo "A VM with two qcow2 disks of random data (half the size each) and vm.xml, backed up over"
+        echo "A VM with two qcow2 disks (half the size each; *random* data, or *halfzero*: the second"
+        echo "half of each disk zeros, which qemu-img leaves unallocated) and vm.xml, backed up over"
         echo "SFTP to the loopback sshd (\"backupserver\"; the files are read on \"hypervisor\", the same"
         echo "sshd). The repository is restored from a seeded copy before every run (not timed), so"
         echo "every run sees exactly *snapshots* earlier snapshots of the same VM (0 = freshly"
         echo "initialised). *ours*: \`one_ds_host action restic backup hypervisor:<vm_dir> 0:1 one-7 - 7 0\`"
-        echo "with the datastore XML on stdin. *bare*: the \`restic backup --force --json --tag=one-7\`"
-        echo "our plugin runs, typed by hand (one ssh to the hypervisor running it). *stock*:"
-        echo "\`bench/stock_sequence.sh backup\` (front-end \`restic stats || restic init\`, ssh to the"
-        echo "hypervisor running the bash script with \`restic backup\` and jq, parsing). Wall seconds and"
-        echo "the per-run ratios ours/bare and ours/stock; median (min–max) of $restic_repeat runs after $warmup"
-        echo "warm-up run, ours, bare and stock alternated in one loop."
+        echo "with the datastore XML on stdin and the default configuration (its ssh connection is"
+        echo "its own, closed when it ends). *ours, warm ssh* (1 MiB only: the fixed cost): the same with"
+        echo "\`ssh_control_dir\` set, so the ssh master the previous run left (ControlPersist, as"
+        echo "OpenNebula's drivers keep theirs in /run/one/ssh-socks) carries the run; that is the case"
+        echo "for every backup after the first of a host within \`ssh_control_persist\`. *bare*: the"
+        echo "\`restic backup --force --json --tag=one-7\` our plugin runs, typed by hand (one ssh to"
+        echo "the hypervisor running it). *stock*: \`bench/stock_sequence.sh backup\` (front-end"
+        echo "\`restic stats || restic init\`, ssh to the hypervisor running the bash script with"
+        echo "\`restic backup\` and jq, parsing). Wall seconds and the per-run ratios; median (min–max)"
+        echo "of $restic_repeat runs after $warmup warm-up run, the variants alternated in one loop."
         echo
-        echo "| VM | snapshots | ours s | bare restic s | stock sequence s | ours / bare | ours / stock |"
-        echo "|---|---:|---:|---:|---:|---:|---:|"
+        echo "| VM | data | snapshots | ours s | ours, warm ssh s | bare restic s | stock sequence s | ours / bare | ours / stock | warm ssh / stock |"
+        echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
         printf '%s\n' "${mdrows[@]}"
         echo
         echo "Targets (issue 5): ours / bare <= 1.05; ours / stock <= 0.5 for the 1 MiB VM, and ours flat"
@@ -487,19 +516,22 @@ case6_report() {
         echo "case,metric,unit,median,min,max,runs,better,plot"
     } >"$csv"
     local mdrows=() key
-    for key in $(awk '{ print $1 "_" $2 }' "$f" | sort -u -t_ -k1,1n -k2,2n); do
-        local size=${key%_*} n=${key#*_} tmp
+    for key in $(awk '{ print $1 "@" $2 }' "$f" | awk '!seen[$0]++'); do
+        local vmk=${key%@*} n=${key#*@} tmp
+        local size=${vmk%_*} kind=${vmk##*_}
+        size=${size//_/ }
         tmp=$(mktemp -d)
-        awk -v s="$size" -v n="$n" '$1 == s && $2 == n { print $3 / 1024 > "'"$tmp"'/rss"; print $4 + $5 > "'"$tmp"'/cpu"; print $6 > "'"$tmp"'/wall" }' "$f"
+        awk -v s="$vmk" -v n="$n" '$1 == s && $2 == n { print $3 / 1024 > "'"$tmp"'/rss"; print $4 + $5 > "'"$tmp"'/cpu"; print $6 > "'"$tmp"'/wall" }' "$f"
         local rss cpu a b c rrss rcpu
         rss=$(rb_stats "$tmp/rss"); cpu=$(rb_stats "$tmp/cpu")
-        awk -v s="$size" -v n="$n" '$1 == s && $2 == n { print $3 / 1024 > "'"$tmp"'/rrss"; print $4 + $5 > "'"$tmp"'/rcpu" }' "$fr"
+        awk -v s="$vmk" -v n="$n" '$1 == s && $2 == n { print $3 / 1024 > "'"$tmp"'/rrss"; print $4 + $5 > "'"$tmp"'/rcpu" }' "$fr"
         rrss=$(rb_stats "$tmp/rrss"); rcpu=$(rb_stats "$tmp/rcpu")
-        mdrows+=("| $size MiB | $n | $(rb_cell "$rss") | $(rb_cell "$cpu") | $(rb_cell "$rrss") | $(rb_cell "$rcpu") |")
-        read -r a b c _ <<<"$rrss"; echo "$size MiB $n snaps,restic_peak_rss,MiB,$a,$b,$c,$restic_repeat,lower,1" >>"$csv"
-        read -r a b c _ <<<"$rcpu"; echo "$size MiB $n snaps,restic_cpu,s,$a,$b,$c,$restic_repeat,lower,1" >>"$csv"
-        read -r a b c _ <<<"$rss"; echo "$size MiB $n snaps,peak_rss,MiB,$a,$b,$c,$restic_repeat,lower,1" >>"$csv"
-        read -r a b c _ <<<"$cpu"; echo "$size MiB $n snaps,cpu,s,$a,$b,$c,$restic_repeat,lower,1" >>"$csv"
+        mdrows+=("| $size | $kind | $n | $(rb_cell "$rss") | $(rb_cell "$cpu") | $(rb_cell "$rrss") | $(rb_cell "$rcpu") |")
+        local name="$size $kind $n snaps"
+        read -r a b c _ <<<"$rrss"; echo "$name,restic_peak_rss,MiB,$a,$b,$c,$restic_repeat,lower,1" >>"$csv"
+        read -r a b c _ <<<"$rcpu"; echo "$name,restic_cpu,s,$a,$b,$c,$restic_repeat,lower,1" >>"$csv"
+        read -r a b c _ <<<"$rss"; echo "$name,peak_rss,MiB,$a,$b,$c,$restic_repeat,lower,1" >>"$csv"
+        read -r a b c _ <<<"$cpu"; echo "$name,cpu,s,$a,$b,$c,$restic_repeat,lower,1" >>"$csv"
         rm -rf -- "$tmp"
     done
     {
@@ -511,8 +543,8 @@ case6_report() {
         echo "the restic columns are GNU \`time\` around the same \`restic backup\` in the *bare* runs"
         echo "(run on the hypervisor side, alternated with ours in the same loop)."
         echo
-        echo "| VM | snapshots | one_ds_host (+ssh) peak RSS MiB | one_ds_host (+ssh) CPU s | restic peak RSS MiB | restic CPU s |"
-        echo "|---|---:|---:|---:|---:|---:|"
+        echo "| VM | data | snapshots | one_ds_host (+ssh) peak RSS MiB | one_ds_host (+ssh) CPU s | restic peak RSS MiB | restic CPU s |"
+        echo "|---|---|---:|---:|---:|---:|---:|"
         printf '%s\n' "${mdrows[@]}"
     } >"$md"
 }

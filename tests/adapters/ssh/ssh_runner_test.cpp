@@ -249,6 +249,34 @@ BOOST_AUTO_TEST_CASE(expansion_without_a_match_or_a_required_file_fails_naming_i
     BOOST_TEST(fs::exists(marker));
 }
 
+// sshd refuses a master more sessions than its MaxSessions (default 10): with
+// ControlMaster=auto ssh then runs the command on a connection of its own
+// ("disabling multiplexing"), so many concurrent actions through a shared
+// ssh_control_dir never fail for it.
+BOOST_AUTO_TEST_CASE(a_session_the_master_is_refused_runs_on_its_own_connection) {
+    oneds::test::sshd_options so;
+    so.extra_sshd_config = {"MaxSessions 1"};
+    oneds::test::sshd_fixture small(so);
+    const fs::path mux = small.dir() / "mux";
+    fs::create_directory(mux);
+    fs::permissions(mux, fs::perms::owner_all, fs::perm_options::replace);
+    ssh_options o = options_for(small.ssh_config_file());
+    o.control_dir = mux.string();
+    o.control_persist = 30s;
+    runners r(o);
+    // The first command holds the master's only session.
+    std::thread first([&] { (void)run_remote(r.remote, argv_only({"sleep", "3"})); });
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < deadline && fs::is_empty(mux)) std::this_thread::sleep_for(20ms);
+    std::this_thread::sleep_for(300ms);
+    const auto second = run_remote(r.remote, argv_only({"echo", "second"}));
+    first.join();
+    BOOST_TEST(second.exit_code == 0, second.stderr_text);
+    BOOST_TEST(second.stdout_text == "second\n");
+    BOOST_TEST(second.stderr_text.find("Session open refused") != std::string::npos, second.stderr_text);
+    r.remote.close_masters();
+}
+
 BOOST_AUTO_TEST_CASE(environment_values_with_spaces_and_quotes_arrive_exactly) {
     runners r;
     command cmd;
