@@ -26,7 +26,7 @@ window=${ONEDS_BENCH_WINDOW:-15}
 threads=${ONEDS_BENCH_THREADS:-15}
 repeat=${ONEDS_BENCH_REPEAT:-5}
 warmup=${ONEDS_BENCH_WARMUP:-1}
-all_cases=(mad_monitor restic_backup restic_monitor restic_download restic_concurrency)
+all_cases=(mad_monitor restic_backup restic_monitor restic_download restic_concurrency profile)
 restic_repeat=${ONEDS_BENCH_RESTIC_REPEAT:-5}
 # Case 1 cells, SIZE_MIB:DATA:SNAPSHOTS (DATA random or halfzero). The snapshot
 # counts are measured where the fixed cost shows (1 MiB); the large VMs show
@@ -547,6 +547,76 @@ case6_report() {
         echo "|---|---|---:|---:|---:|---:|---:|"
         printf '%s\n' "${mdrows[@]}"
     } >"$md"
+}
+
+# Profile (issue 5: where the time goes): one 1 MiB backup through
+# one_ds_host, (a) as a timeline of the programs it starts (strace -f, execve
+# and exit), (b) under callgrind (instructions of one_ds_host itself, its
+# children not traced): where the host's own CPU goes.
+case_profile() {
+    rb_setup
+    local vm=7 d=$rb_tmp/prof md=$results/profile.md
+    mkdir -p "$d"
+    rb_make_vm "$vm" 1
+    RESTIC_PASSWORD=$rb_password restic --repo="$rb_base/$vm" init >/dev/null 2>&1
+    local argv=("$build/bin/one_ds_host" action -c "$rb_conf" --plugin "restic=$rb_plugin" restic backup
+        "hypervisor:$rb_tmp/sys/0/$vm" 0:1 "one-$vm" - "$vm" 0)
+    rb_doc_for "$vm" | "${argv[@]}" >/dev/null 2>&1  # warm caches
+    local timeline="not run (strace missing)" calls="not run (valgrind missing)"
+    if command -v strace >/dev/null; then
+        rb_doc_for "$vm" | strace -f -tt -s 4096 -e trace=execve,exit_group -o "$d/strace" "${argv[@]}" >/dev/null 2>&1
+        timeline=$(awk '
+            function secs(t,  a) { split(t, a, ":"); return a[1] * 3600 + a[2] * 60 + a[3] }
+            /execve\(/ && !/resumed/ && !/ENOENT/ {
+                if (t0 == "") t0 = secs($2)
+                prog = $3; sub(/^execve\("/, "", prog); sub(/".*/, "", prog)
+                n = split(prog, parts, "/"); what = parts[n]
+                if (what == "ssh") {
+                    if ($0 ~ /"-O", "exit"/) what = "ssh -O exit (closes the master)"
+                    else if (match($0, /exec [^"]*/)) {
+                        # the remote program: the first quoted word after exec
+                        # that is neither env nor an assignment
+                        rest = substr($0, RSTART + 5, RLENGTH - 5); what = "ssh"
+                        while (match(rest, /\x27[^\x27]*\x27/)) {
+                            w = substr(rest, RSTART + 1, RLENGTH - 2); rest = substr(rest, RSTART + RLENGTH)
+                            if (w != "env" && w !~ /=/) { what = "ssh running " w; break }
+                        }
+                        if (match(rest, /\x27(backup|restore|snapshots|init|forget|dump)\x27/)) what = what " " substr(rest, RSTART + 1, RLENGTH - 2)
+                        what = what " on the hypervisor"
+                    }
+                }
+                name[$1] = what
+                printf "| %.3f | %s starts |\n", secs($2) - t0, what
+            }
+            /exit_group\(/ && !/resumed/ && t0 != "" {
+                if ($1 in name && name[$1] ~ /^ssh running/) printf "| %.3f | %s ends |\n", secs($2) - t0, name[$1]
+                last = secs($2) - t0
+            }
+            END { printf "| %.3f | one_ds_host ends |\n", last }' "$d/strace")
+    fi
+    if command -v valgrind >/dev/null; then
+        rb_doc_for "$vm" | valgrind --tool=callgrind --callgrind-out-file="$d/callgrind.out" "${argv[@]}" >/dev/null 2>"$d/vg.err" || true
+        calls=$(callgrind_annotate --inclusive=yes "$d/callgrind.out" 2>/dev/null | awk '
+            /PROGRAM TOTALS/ { print "Total: " $1 " instructions (Ir) in one_ds_host and its threads."; print ""; print "| Ir (inclusive) | function |"; print "|---:|---|"; next }
+            /^-+$/ { dashes++; next }
+            dashes >= 3 && NF >= 2 && $1 != "Ir" && n < 14 { ir = $1; $1 = ""; sub(/^ +/, ""); sub(/ \[.*$/, ""); gsub(/\|/, "\\|"); if (length($0) > 110) $0 = substr($0, 1, 107) "..."; printf "| %s | `%s` |\n", ir, $0; n++ }')
+    fi
+    {
+        echo "## Profile: one 1 MiB backup through one_ds_host"
+        echo
+        echo "Timeline (\`strace -f -tt -e trace=execve,exit_group\`, seconds from the host's start;"
+        echo "strace slows every step a little):"
+        echo
+        echo "| t s | step |"
+        echo "|---:|---|"
+        echo "$timeline"
+        echo
+        echo "callgrind (\`valgrind --tool=callgrind\`, one_ds_host only: ssh and restic are children and"
+        echo "not traced): instructions by function, inclusive."
+        echo
+        echo "$calls"
+    } >"$md"
+    rb_teardown
 }
 
 # ---- report -----------------------------------------------------------------------
