@@ -30,13 +30,15 @@ all_cases=(mad_monitor restic_backup restic_monitor restic_download restic_concu
 restic_repeat=${ONEDS_BENCH_RESTIC_REPEAT:-5}
 # Case 1 cells, SIZE_MIB:DATA:SNAPSHOTS (DATA random or halfzero). The snapshot
 # counts are measured where the fixed cost shows (1 MiB); the large VMs show
-# the streaming cost, which the repository's size does not change.
-restic_cells=${ONEDS_BENCH_CELLS:-1:random:0 1:random:10 1:random:50 64:random:0 64:random:50 64:halfzero:0 1024:random:0 1024:halfzero:0}
+# the streaming cost, which the repository's size does not change. The whole
+# matrix (3 sizes x 2 data x 3 counts) would take an hour here; the issue's
+# budget for the whole run is 15 minutes.
+restic_cells=${ONEDS_BENCH_CELLS:-1:random:0 1:random:10 1:random:50 64:random:0 64:halfzero:0 1024:random:0 1024:halfzero:0}
 monitor_calls=${ONEDS_BENCH_MONITOR_CALLS:-200}
 download_base_mib=${ONEDS_BENCH_DOWNLOAD_MIB:-64}
 download_inc_mib=${ONEDS_BENCH_DOWNLOAD_INC_MIB:-8}
 concurrency_levels=${ONEDS_BENCH_CONCURRENCY:-1 2 4 8}
-concurrency_mib=${ONEDS_BENCH_CONCURRENCY_MIB:-32}
+concurrency_mib=${ONEDS_BENCH_CONCURRENCY_MIB:-16}
 concurrency_repeat=${ONEDS_BENCH_CONCURRENCY_REPEAT:-3}
 
 # shellcheck source=bench/sshd_env.sh
@@ -133,7 +135,11 @@ case_restic_backup() {
         local d=$rb_tmp/t_${size}_${kind}_$n
         mkdir -p "$d"
         : >"$d/ours"; : >"$d/warm"; : >"$d/bare"; : >"$d/stock"
-        for ((r = 0; r < warmup + restic_repeat; r++)); do
+        # The 1 GiB cells skip the warm-up run (15-minute budget): their files are
+        # in the page cache from being written, restic and ssh from the cells before.
+        local cell_warmup=$warmup
+        ((size >= 1024)) && cell_warmup=0
+        for ((r = 0; r < cell_warmup + restic_repeat; r++)); do
             for v in $variants; do
                 rm -rf -- "$repo"
                 cp -a -- "$seed" "$repo"
@@ -160,9 +166,9 @@ case_restic_backup() {
                 esac
                 t1=$EPOCHREALTIME
                 [ -n "$out" ] || { echo "$v: no output" >&2; cat "$d/err" >&2; return 1; }
-                if ((r >= warmup)); then
+                if ((r >= cell_warmup)); then
                     rb_elapsed "$t0" "$t1" >>"$d/$v"
-                    echo "$size,$kind,$n,$((r - warmup + 1)),$v,$(tail -n 1 "$d/$v")" >>"$raw"
+                    echo "$size,$kind,$n,$((r - cell_warmup + 1)),$v,$(tail -n 1 "$d/$v")" >>"$raw"
                     if [ "$v" = ours ]; then
                         echo "${label// /_}_$kind $n $(cat "$d/time") $(tail -n 1 "$d/$v")" >>"$host_cost"
                     elif [ "$v" = bare ]; then
@@ -213,7 +219,10 @@ case_restic_backup() {
         echo "the hypervisor running it). *stock*: \`bench/stock_sequence.sh backup\` (front-end"
         echo "\`restic stats || restic init\`, ssh to the hypervisor running the bash script with"
         echo "\`restic backup\` and jq, parsing). Wall seconds and the per-run ratios; median (min–max)"
-        echo "of $restic_repeat runs after $warmup warm-up run, the variants alternated in one loop."
+        echo "of $restic_repeat runs after $warmup warm-up run (none for 1 GiB: their files are in the page cache"
+        echo "from being written), the variants alternated in one loop. Not every size is measured at"
+        echo "every repository size: the snapshot counts at 1 MiB, where the fixed cost shows; the whole"
+        echo "matrix would not fit the 15-minute budget."
         echo
         echo "| VM | data | snapshots | ours s | ours, warm ssh s | bare restic s | stock sequence s | ours / bare | ours / stock | warm ssh / stock |"
         echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
