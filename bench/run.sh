@@ -539,8 +539,8 @@ case6_report() {
         local name="$size $kind $n snaps"
         read -r a b c _ <<<"$rrss"; echo "$name,restic_peak_rss,MiB,$a,$b,$c,$restic_repeat,lower,1" >>"$csv"
         read -r a b c _ <<<"$rcpu"; echo "$name,restic_cpu,s,$a,$b,$c,$restic_repeat,lower,1" >>"$csv"
-        read -r a b c _ <<<"$rss"; echo "$name,peak_rss,MiB,$a,$b,$c,$restic_repeat,lower,1" >>"$csv"
-        read -r a b c _ <<<"$cpu"; echo "$name,cpu,s,$a,$b,$c,$restic_repeat,lower,1" >>"$csv"
+        read -r a b c _ <<<"$rss"; echo "$name,one_ds_host_peak_rss,MiB,$a,$b,$c,$restic_repeat,lower,1" >>"$csv"
+        read -r a b c _ <<<"$cpu"; echo "$name,one_ds_host_cpu,s,$a,$b,$c,$restic_repeat,lower,1" >>"$csv"
         rm -rf -- "$tmp"
     done
     {
@@ -635,7 +635,8 @@ machine_section() {
     model=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo | head -n 1)
     mem_kib=$(sed -n 's/^MemTotal:[[:space:]]*\([0-9]*\) kB/\1/p' /proc/meminfo)
     commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
-    if [ -n "$(git -C "$root" status --porcelain 2>/dev/null)" ]; then
+    # The run's own output does not count as a change.
+    if [ -n "$(git -C "$root" status --porcelain -- . ':!bench/results' ':!bench/RESULTS.md' ':!bench/results.svg' 2>/dev/null)" ]; then
         commit="$commit (with uncommitted changes)"
     fi
     restic_version=$(restic version 2>/dev/null | head -n 1 || true)

@@ -25,7 +25,8 @@ namespace oneds::ports {
 // entries of dir whose names start with prefix, as dir/name, are inserted into
 // argv before argv[position]. Every path in `required` must exist too. When
 // nothing matches or a required path is missing, the program is not started
-// and run() fails with error_kind::not_found naming what is missing.
+// and run() fails with error_kind::not_found and a message that starts with
+// "no file " and names what is missing ("no file <dir>/<prefix>*").
 // Order: byte order here; on another host the remote shell's glob order.
 struct dir_expansion {
     std::string dir;                    // absolute, no trailing '/' (but "/" itself)

@@ -147,7 +147,9 @@ outcome backup_action(action_env &env) {
         reported = false;
         res = runner.run(run, env.ctx);
     }
-    if (!res && res.err().kind == ports::error_kind::not_found)
+    // The expansion's refusals ("no file <dir>/disk.*", "no file <dir>/vm.xml"),
+    // not a restic binary missing here (also not_found).
+    if (!res && res.err().kind == ports::error_kind::not_found && res.err().message.starts_with("no file "))
         return outcome::fail("Backup folder " + vm_dir + " is not ready: " + res.err().message);
     if (!res) return outcome::fail("Cannot run restic on " + vm_host + ": " + res.err().message);
 
