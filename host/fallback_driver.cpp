@@ -37,8 +37,8 @@ bool write_all(int fd, const std::string &data) {
 }  // namespace
 
 fallback_driver::fallback_driver(const std::vector<std::string> &argv, std::shared_ptr<spdlog::logger> log,
-                                 line_handler on_line, std::chrono::milliseconds init_timeout)
-    : log_(std::move(log)), on_line_(std::move(on_line)) {
+                                 line_handler on_line, std::chrono::milliseconds init_timeout, exit_handler on_exit)
+    : log_(std::move(log)), on_line_(std::move(on_line)), on_exit_(std::move(on_exit)) {
     if (argv.empty()) throw std::runtime_error("fallback driver: empty command");
     int in_pipe[2], out_pipe[2];
     if (::pipe2(in_pipe, O_CLOEXEC) != 0) throw std::runtime_error("fallback driver: pipe failed");
@@ -141,6 +141,7 @@ void fallback_driver::relay() {
         buf.append(chunk, static_cast<std::size_t>(n));
     }
     if (!buf.empty()) on_line_(buf);
+    if (!finalizing_ && on_exit_) on_exit_();
 }
 
 void fallback_driver::reap(std::chrono::steady_clock::time_point deadline) {
@@ -165,6 +166,7 @@ void fallback_driver::finalize(std::chrono::steady_clock::time_point deadline) {
         std::lock_guard lock(write_mutex_);
         if (finalized_) return;
         finalized_ = true;
+        finalizing_ = true;
         if (to_child_ >= 0) write_all(to_child_, "FINALIZE\n");
         close_fd(to_child_);
     }

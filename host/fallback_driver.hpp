@@ -21,13 +21,15 @@ namespace oneds::host {
 class fallback_driver {
 public:
     using line_handler = std::function<void(const std::string &)>;
+    using exit_handler = std::function<void()>;
 
     // Starts argv (no shell; argv[0] is looked up in PATH), sends INIT and waits
     // up to init_timeout for "INIT SUCCESS". Throws std::runtime_error on any
     // failure (the child is then gone). Lines it writes after the handshake go
-    // to on_line, from a thread of this object.
+    // to on_line, from a thread of this object; when its output ends other than
+    // through finalize() (it exited or crashed), on_exit runs on that thread.
     fallback_driver(const std::vector<std::string> &argv, std::shared_ptr<spdlog::logger> log,
-                    line_handler on_line, std::chrono::milliseconds init_timeout);
+                    line_handler on_line, std::chrono::milliseconds init_timeout, exit_handler on_exit = {});
     ~fallback_driver();
     fallback_driver(const fallback_driver &) = delete;
     fallback_driver &operator=(const fallback_driver &) = delete;
@@ -46,6 +48,8 @@ private:
 
     std::shared_ptr<spdlog::logger> log_;
     line_handler on_line_;
+    exit_handler on_exit_;
+    std::atomic<bool> finalizing_{false};
     pid_t pid_ = -1;
     int to_child_ = -1;
     int from_child_ = -1;

@@ -95,12 +95,46 @@ void mad_server::start_fallback() {
     }
     try {
         fallback_ = std::make_unique<fallback_driver>(
-            argv, log_, [this](const std::string &line) { out_.write_line(line); }, std::chrono::seconds(8));
+            argv, log_,
+            [this](const std::string &line) {
+                fallback_replied(line);
+                out_.write_line(line);
+            },
+            std::chrono::seconds(8), [this] { fallback_exited(); });
         log_->info("fallback driver '{}' started (pid {})", argv[0], fallback_->pid());
     } catch (const std::exception &e) {
         fallback_error_ = e.what();
         log_->error("{}", fallback_error_);
     }
+}
+
+// "<ACTION> SUCCESS|FAILURE <id> ..." from the fallback: that request is answered.
+void mad_server::fallback_replied(const std::string &line) {
+    const auto first = line.find(' ');
+    if (first == std::string::npos) return;
+    const auto second = line.find(' ', first + 1);
+    if (second == std::string::npos) return;
+    const std::string_view result(line.data() + first + 1, second - first - 1);
+    if (result != "SUCCESS" && result != "FAILURE") return;  // LOG lines and the like
+    const auto third = line.find(' ', second + 1);
+    const std::string_view id_text(line.data() + second + 1,
+                                   (third == std::string::npos ? line.size() : third) - second - 1);
+    std::int64_t id = 0;
+    if (std::from_chars(id_text.data(), id_text.data() + id_text.size(), id).ec != std::errc{}) return;
+    const std::lock_guard lock(fallback_mutex_);
+    if (auto it = forwarded_.find({line.substr(0, first), id}); it != forwarded_.end()) forwarded_.erase(it);
+}
+
+void mad_server::fallback_exited() {
+    std::multiset<std::pair<std::string, std::int64_t>> lost;
+    {
+        const std::lock_guard lock(fallback_mutex_);
+        fallback_gone_ = true;
+        lost.swap(forwarded_);
+    }
+    log_->error("fallback driver exited unexpectedly; {} request(s) it had not answered fail", lost.size());
+    for (const auto &[action, id] : lost)
+        reply(action, id, false, "Datastore driver not available: fallback driver exited before answering");
 }
 
 int mad_server::run() {
@@ -196,7 +230,25 @@ void mad_server::route(std::string action, std::int64_t oned_id, const std::stri
         return;
     }
     if (fallback_) {
-        if (!fallback_->forward(line))
+        // Noted before it is sent, so that fallback_exited() answers it if the
+        // fallback goes away first; not under the lock while writing (a full
+        // pipe must not stop the relay thread, which takes the lock per reply).
+        bool gone;
+        {
+            const std::lock_guard lock(fallback_mutex_);
+            gone = fallback_gone_;
+            if (!gone) forwarded_.emplace(action, oned_id);
+        }
+        bool answer_here = gone;
+        if (!gone && !fallback_->forward(line)) {
+            const std::lock_guard lock(fallback_mutex_);
+            // Still noted: nobody answered it yet (else fallback_exited() did).
+            if (auto it = forwarded_.find({action, oned_id}); it != forwarded_.end()) {
+                forwarded_.erase(it);
+                answer_here = true;
+            }
+        }
+        if (answer_here)
             reply(action, oned_id, false, "Datastore driver '" + driver + "' not available: fallback driver exited");
         return;
     }

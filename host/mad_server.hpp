@@ -24,6 +24,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <unordered_map>
 
@@ -72,6 +73,14 @@ private:
     std::map<std::string, std::string> plugin_errors_;  // name -> why it is not loaded
     std::unique_ptr<fallback_driver> fallback_;
     std::string fallback_error_;
+    // Requests forwarded to the fallback and not yet answered by it, as
+    // (ACTION, id): answered with a FAILURE if it exits first (oned would
+    // otherwise keep their objects LOCKED).
+    std::mutex fallback_mutex_;
+    std::multiset<std::pair<std::string, std::int64_t>> forwarded_;
+    bool fallback_gone_ = false;
+    void fallback_replied(const std::string &line);
+    void fallback_exited();
 
     std::mutex mutex_;
     std::condition_variable changed_;

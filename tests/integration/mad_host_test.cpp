@@ -640,6 +640,10 @@ BOOST_AUTO_TEST_CASE(fallback_that_dies_makes_later_requests_fail_not_hang) {
     const auto deadline = peer_clock::now() + k_reply_wait;
     while (recorded(dir, "EXIT ").empty() && peer_clock::now() < deadline) std::this_thread::sleep_for(20ms);
     BOOST_TEST_REQUIRE(recorded(dir, "EXIT ") == std::vector<std::string>{"DIE_ON"}, boost::test_tools::per_element());
+    // The request it had when it died is answered, not left LOCKED.
+    const auto lost = require_reply("RM", 19);
+    BOOST_TEST(!lost.success);
+    BOOST_TEST(lost.info.find("fallback driver exited before answering") != std::string::npos, lost.info);
     std::this_thread::sleep_for(200ms);
     peer->send_request("CP", 20, cp_payload("fs", 20));
     const auto r = require_reply("CP", 20);
