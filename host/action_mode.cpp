@@ -29,6 +29,41 @@ extern "C" void on_signal(int sig) {
     errno = saved;
 }
 
+// SIGTERM, SIGINT and SIGHUP turned into bytes on a pipe for the whole of
+// run_action: installed first, so that a signal while stdin is read or the
+// plugin loads is a cancel (exit 255) rather than the end of the process; the
+// default dispositions come back on the way out. A self-pipe rather than a
+// blocked signal mask, because children inherit the mask and restic must
+// still see the SIGINT we send it.
+class signal_pipe {
+public:
+    signal_pipe() {
+        if (::pipe2(g_signal_pipe, O_CLOEXEC) != 0) throw std::runtime_error("cannot create the signal pipe");
+        struct sigaction sa {};
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        for (int sig : {SIGTERM, SIGINT, SIGHUP}) ::sigaction(sig, &sa, nullptr);
+    }
+    ~signal_pipe() {
+        for (int sig : {SIGTERM, SIGINT, SIGHUP}) ::signal(sig, SIG_DFL);
+        for (int &fd : g_signal_pipe) {
+            ::close(fd);
+            fd = -1;
+        }
+    }
+    signal_pipe(const signal_pipe &) = delete;
+    signal_pipe &operator=(const signal_pipe &) = delete;
+    int read_fd() const { return g_signal_pipe[0]; }
+    int write_fd() const { return g_signal_pipe[1]; }
+    // The number of a signal that arrived and was not read yet, or 0.
+    int take_pending() const {
+        pollfd p{g_signal_pipe[0], POLLIN, 0};
+        unsigned char sig = 0;
+        if (::poll(&p, 1, 0) > 0 && ::read(g_signal_pipe[0], &sig, 1) == 1) return sig;
+        return 0;
+    }
+};
+
 bool write_all(int fd, std::string_view s) {
     std::size_t off = 0;
     while (off < s.size()) {
@@ -87,6 +122,18 @@ std::string decode_action_input(const std::string &raw) {
 int run_action(const settings &s, const std::shared_ptr<spdlog::logger> &log, int in_fd, int out_fd, int err_fd) {
     const std::string &driver = s.action_driver;
     const std::string &action = s.action_name;
+    std::unique_ptr<signal_pipe> signals;
+    try {
+        signals = std::make_unique<signal_pipe>();
+    } catch (const std::exception &e) {
+        write_all(err_fd, action + ": " + e.what() + "\n");
+        return 255;
+    }
+    const auto cancelled_early = [&](int sig) {
+        log->info("signal {} received before {} started", sig, action);
+        write_all(err_fd, action + ": cancelled (signal " + std::to_string(sig) + ") before it started\n");
+        return 255;
+    };
     std::string document;
     try {
         document = decode_action_input(read_all(in_fd));
@@ -94,6 +141,7 @@ int run_action(const settings &s, const std::shared_ptr<spdlog::logger> &log, in
         write_all(err_fd, action + ": " + e.what() + "\n");
         return 255;
     }
+    if (const int sig = signals->take_pending(); sig != 0) return cancelled_early(sig);
 
     const auto it = s.plugins.find(driver);
     const std::string path = it != s.plugins.end() ? it->second : default_plugin_path(driver);
@@ -130,27 +178,19 @@ int run_action(const settings &s, const std::shared_ptr<spdlog::logger> &log, in
         return 1;
     }
 
-    // Signals become a cancel of the one request. A self-pipe rather than a
-    // blocked signal mask, because children inherit the mask and restic must
-    // still see the SIGINT we send it.
-    if (::pipe2(g_signal_pipe, O_CLOEXEC) != 0) {
-        write_all(err_fd, action + ": cannot create signal pipe\n");
-        return 255;
-    }
-    struct sigaction sa {};
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    for (int sig : {SIGTERM, SIGINT, SIGHUP}) ::sigaction(sig, &sa, nullptr);
+    if (const int sig = signals->take_pending(); sig != 0) return cancelled_early(sig);
+
+    // From here a signal is a cancel of the one request.
     // A signal may arrive before submit(), when cancel() finds nothing to
     // cancel: the flag makes the main thread cancel right after submitting.
     std::atomic<bool> cancel_requested{false};
     // Byte 0 on the pipe (no signal has number 0) ends the watch at once.
     std::thread signal_watch([&] {
         for (;;) {
-            pollfd p{g_signal_pipe[0], POLLIN, 0};
+            pollfd p{signals->read_fd(), POLLIN, 0};
             if (::poll(&p, 1, -1) <= 0) continue;  // EINTR
             unsigned char sig = 0;
-            if (::read(g_signal_pipe[0], &sig, 1) != 1) continue;
+            if (::read(signals->read_fd(), &sig, 1) != 1) continue;
             if (sig == 0) break;
             log->info("signal {} received; cancelling {}", static_cast<int>(sig), action);
             cancel_requested = true;
@@ -183,11 +223,10 @@ int run_action(const settings &s, const std::shared_ptr<spdlog::logger> &log, in
                                                  : action + ": request refused (status " + std::to_string(rc) + ")";
     }
     const unsigned char stop = 0;
-    while (::write(g_signal_pipe[1], &stop, 1) < 0 && errno == EINTR) {
+    while (::write(signals->write_fd(), &stop, 1) < 0 && errno == EINTR) {
     }
     signal_watch.join();
     plugin.reset();
-    for (int sig : {SIGTERM, SIGINT, SIGHUP}) ::signal(sig, SIG_DFL);
 
     if (done.status == ONEDS_OK) {
         std::string out = done.info;

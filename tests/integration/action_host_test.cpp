@@ -284,6 +284,30 @@ BOOST_DATA_TEST_CASE_F(action_fixture, signal_during_sleep_cancels_and_exits_255
     BOOST_TEST(after < 3.0);
 }
 
+// oned may cancel while the action still reads its standard input (or loads
+// its plugin): that is a cancel with exit 255 too, not death by the signal,
+// and the request never reaches the plugin.
+BOOST_DATA_TEST_CASE_F(action_fixture, signal_while_reading_stdin_cancels_before_the_action_starts,
+                       boost::unit_test::data::make(k_cancel_signals), sig) {
+    last_argv = host_action({"testdrv", "sleep", "60000"});
+    // The input is held back: the host blocks reading it.
+    spawned_process p(last_argv, "<DS_DRIVER_ACTION_DATA/>", env, true);
+    BOOST_TEST_REQUIRE(p.wait_for_signal_handler(sig, 10s));
+    std::this_thread::sleep_for(100ms);
+    p.send_signal(sig);
+    const auto sent = std::chrono::steady_clock::now();
+    std::this_thread::sleep_for(100ms);
+    p.release_input();
+    last = p.wait(20s);
+    BOOST_TEST(!last.killed);
+    BOOST_TEST(last.exit_code == 255);
+    BOOST_TEST(last.err.find("sleep: cancelled (signal " + std::to_string(sig) + ") before it started") !=
+                   std::string::npos,
+               last.err);
+    BOOST_TEST(last.out == "");
+    BOOST_TEST(std::chrono::duration<double>(std::chrono::steady_clock::now() - sent).count() < 3.0);
+}
+
 // A cancel that arrives as soon as the handler is installed, possibly before
 // the request reaches the plugin, must still cancel it. The window is narrow,
 // so it is tried many times, several processes at once.

@@ -33,8 +33,8 @@ unsigned long long caught_signals(pid_t pid) {
 }  // namespace
 
 spawned_process::spawned_process(const std::vector<std::string> &argv, std::string input,
-                                 const std::map<std::string, std::string> &env)
-    : input_(std::move(input)) {
+                                 const std::map<std::string, std::string> &env, bool hold_input)
+    : input_(std::move(input)), hold_input_(hold_input) {
     std::signal(SIGPIPE, SIG_IGN);
     std::vector<std::string> env_strings;
     for (char **e = environ; *e != nullptr; ++e) {
@@ -108,11 +108,12 @@ void spawned_process::pump() {
     else
         ::fcntl(in_, F_SETFL, ::fcntl(in_, F_GETFL) | O_NONBLOCK);
     while (out_ >= 0 || err_ >= 0) {
-        pollfd fds[3] = {{out_, POLLIN, 0}, {err_, POLLIN, 0}, {in_, POLLOUT, 0}};
-        const int pr = ::poll(fds, 3, -1);
+        const bool held = hold_input_;
+        pollfd fds[3] = {{out_, POLLIN, 0}, {err_, POLLIN, 0}, {held ? -1 : in_, POLLOUT, 0}};
+        const int pr = ::poll(fds, 3, held ? 20 : -1);
         if (pr < 0 && errno == EINTR) continue;
         if (pr < 0) break;
-        if (in_ >= 0 && fds[2].revents != 0) {
+        if (!held && in_ >= 0 && fds[2].revents != 0) {
             const ssize_t n = ::write(in_, input_.data() + written, input_.size() - written);
             if (n > 0) written += static_cast<std::size_t>(n);
             if ((n < 0 && errno != EAGAIN && errno != EINTR) || written == input_.size()) close_fd(in_);

@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <string>
@@ -28,7 +29,7 @@ public:
     // posix_spawn()s argv[0] (an absolute path) with argv and this process's
     // environment plus env. Throws std::system_error when it cannot.
     spawned_process(const std::vector<std::string> &argv, std::string input,
-                    const std::map<std::string, std::string> &env = {});
+                    const std::map<std::string, std::string> &env = {}, bool hold_input = false);
     ~spawned_process();  // SIGKILLs and reaps a child still running
     spawned_process(const spawned_process &) = delete;
     spawned_process &operator=(const spawned_process &) = delete;
@@ -40,6 +41,8 @@ public:
     // right after it returns arrives as early as it can.
     bool wait_for_signal_handler(int sig, std::chrono::milliseconds timeout) const;
     void send_signal(int sig) const;
+    // With hold_input, the child's stdin stays open and empty until this.
+    void release_input() noexcept { hold_input_ = false; }
     // Waits for the child to exit, SIGKILLing it after limit.
     process_result wait(std::chrono::milliseconds limit = std::chrono::seconds(30));
 
@@ -49,6 +52,7 @@ private:
     pid_t pid_ = -1;
     int in_ = -1, out_ = -1, err_ = -1;
     std::string input_;
+    std::atomic<bool> hold_input_{false};
     std::string out_text_, err_text_;
     std::thread pump_;
     std::chrono::steady_clock::time_point start_;
