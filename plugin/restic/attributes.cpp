@@ -1,5 +1,7 @@
 #include "attributes.hpp"
 
+#include <iterator>
+
 #include <oneds_common/strings.hpp>
 
 #include <pugixml.hpp>
@@ -82,7 +84,30 @@ datastore_attributes parse_datastore(const pugi::xml_node &ds) {
         if (*v < 0) throw attribute_error("RESTIC_LOCK_RETRIES must be a non-negative integer, got '" + std::to_string(*v) + "'");
         a.lock_retries = v;
     }
+    if (auto v = integer_attribute(tmpl, "RESTIC_NICE", "an integer from -20 to 19 (-1 for none)")) {
+        if (*v < -20 || *v > 19)
+            throw attribute_error("RESTIC_NICE must be an integer from -20 to 19 (-1 for none), got '" +
+                                  std::to_string(*v) + "'");
+        a.nice = *v;
+    }
+    if (auto v = integer_attribute(tmpl, "RESTIC_IONICE", "an integer from 0 to 7 (-1 for none)")) {
+        if (*v != -1 && (*v < 0 || *v > 7))
+            throw attribute_error("RESTIC_IONICE must be an integer from 0 to 7 (-1 for none), got '" +
+                                  std::to_string(*v) + "'");
+        a.ionice = *v;
+    }
+    for (const char *name : {"RESTIC_MAX_RIOPS", "RESTIC_MAX_WIOPS", "RESTIC_CPU_QUOTA", "RESTIC_MEMORY_MAX_MB"})
+        if (auto v = integer_attribute(tmpl, name, "an integer (-1 for no limit)"); v && *v != -1)
+            a.slice_limits_set.emplace_back(name);
     return a;
+}
+
+std::vector<std::string> confined_argv(const datastore_attributes &a, std::vector<std::string> argv) {
+    std::vector<std::string> out;
+    if (a.nice != -1) out.insert(out.end(), {"nice", "-n", std::to_string(a.nice)});
+    if (a.ionice != -1) out.insert(out.end(), {"ionice", "-c2", "-n" + std::to_string(a.ionice)});
+    out.insert(out.end(), std::make_move_iterator(argv.begin()), std::make_move_iterator(argv.end()));
+    return out;
 }
 
 std::string repository_url(const datastore_attributes &a, const std::string &repo_path) {

@@ -9,6 +9,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace pugi {
 class xml_node;
@@ -37,7 +38,18 @@ struct datastore_attributes {
     std::int64_t connections = 5;            // RESTIC_CONNECTIONS -> -o sftp.connections when not 5
     std::string tmp_dir = "/var/tmp";        // RESTIC_TMP_DIR
     std::optional<std::int64_t> lock_retries;  // RESTIC_LOCK_RETRIES (ours; stock: fixed 60)
+    // Confinement of the backup's restic (stock §4.6): nice -n / ionice -c2 -n,
+    // each off at -1 as stock. The systemd slice attributes (RESTIC_MAX_RIOPS,
+    // _MAX_WIOPS, _CPU_QUOTA, _MEMORY_MAX_MB) are not applied; those set are
+    // named here so that the backup can say so.
+    std::int64_t nice = -1;                  // RESTIC_NICE, -20..19
+    std::int64_t ionice = -1;                // RESTIC_IONICE, 0..7 (best-effort class)
+    std::vector<std::string> slice_limits_set;
 };
+
+// The words that run argv confined as the attributes ask (nice, then ionice,
+// in that order as stock), followed by argv itself.
+std::vector<std::string> confined_argv(const datastore_attributes &a, std::vector<std::string> argv);
 
 // Reads the attributes from a DATASTORE element (with its TEMPLATE child).
 // Throws attribute_error.

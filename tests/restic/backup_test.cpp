@@ -15,6 +15,8 @@
 #include <future>
 #include <regex>
 #include <set>
+#include <sstream>
+#include <iterator>
 #include <fstream>
 #include <algorithm>
 #include <thread>
@@ -181,6 +183,42 @@ BOOST_AUTO_TEST_CASE(shared_ssh_control_dir_keeps_the_connection_for_the_next_ac
                    std::string::npos,
                r.err);
     BOOST_TEST(snapshots(f, f.base_path() + "/7").size() == 2u);
+}
+
+// Stock §4.6: RESTIC_NICE / RESTIC_IONICE confine the backup's restic.
+BOOST_AUTO_TEST_CASE(restic_nice_and_ionice_confine_the_backup) {
+    restic_fixture f;
+    f.make_vm(7, {{0, 1024, 400, true}});
+    spawned_process p(f.host_argv("backup", backup_args(f, 7)),
+                      f.document({{"RESTIC_NICE", "13"}, {"RESTIC_IONICE", "6"}, {"RESTIC_CPU_QUOTA", "50"}}));
+    const pid_t pid = find_process_with({"backup", "--tag=one-7"}, std::chrono::seconds(60));
+    BOOST_TEST_REQUIRE(pid > 0, "restic backup never started");
+    // exec keeps the pid: wait until nice and ionice have become restic.
+    std::string stat;
+    for (int i = 0; i < 200; ++i) {
+        stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+        if (stat.find("(restic)") != std::string::npos) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    BOOST_TEST_REQUIRE(stat.find("(restic)") != std::string::npos, stat);
+    // Field 19 of /proc/<pid>/stat is the nice value (fields counted from the pid).
+    std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+    std::vector<std::string> rest{std::istream_iterator<std::string>(fields), std::istream_iterator<std::string>()};
+    BOOST_TEST_REQUIRE(rest.size() > 16u);
+    BOOST_TEST(rest[16] == "13");  // rest[0] is field 3 (state)
+    const auto io = run_process({tool("ionice"), "-p", std::to_string(pid)});
+    BOOST_TEST(io.out == "best-effort: prio 6\n", io.out << io.err);
+    const auto r = p.wait(std::chrono::seconds(120));
+    BOOST_TEST(r.exit_code == 0, r.err);
+    BOOST_TEST(r.err.find("RESTIC_CPU_QUOTA not applied: this driver has no systemd slice confinement") !=
+                   std::string::npos,
+               r.err);
+    // Values out of range name the attribute.
+    const auto bad = f.host_action("backup", backup_args(f, 7), f.document({{"RESTIC_IONICE", "9"}}));
+    BOOST_TEST(bad.exit_code == 255);
+    BOOST_TEST(bad.err.find("RESTIC_IONICE must be an integer from 0 to 7 (-1 for none), got '9'") !=
+                   std::string::npos,
+               bad.err);
 }
 
 BOOST_AUTO_TEST_CASE(ceph_disk_files_give_the_rbd_format) {

@@ -80,16 +80,40 @@ BOOST_DATA_TEST_CASE(bad_values_name_the_attribute,
                                   k_min + "<RESTIC_CONNECTIONS>0</RESTIC_CONNECTIONS>",
                                   k_min + "<RESTIC_BWLIMIT>10M</RESTIC_BWLIMIT>",
                                   k_min + "<RESTIC_MAXPROC>1.5</RESTIC_MAXPROC>",
-                                  k_min + "<RESTIC_BACKEND>NFS</RESTIC_BACKEND>"}) ^
+                                  k_min + "<RESTIC_BACKEND>NFS</RESTIC_BACKEND>",
+                                  k_min + "<RESTIC_NICE>20</RESTIC_NICE>",
+                                  k_min + "<RESTIC_IONICE>low</RESTIC_IONICE>",
+                                  k_min + "<RESTIC_CPU_QUOTA>half</RESTIC_CPU_QUOTA>"}) ^
                          bdata::make({"RESTIC_SFTP_SERVER is required", "RESTIC_PASSWORD is required",
                                       "RESTIC_COMPRESSION must be auto, off or max, got 'MAX'",
                                       "RESTIC_CONNECTIONS must be a positive integer, got 'five'",
                                       "RESTIC_CONNECTIONS must be a positive integer, got '0'",
                                       "RESTIC_BWLIMIT must be an integer in KiB/s", "RESTIC_MAXPROC must be",
-                                      "Unknown RESTIC_BACKEND: NFS"}),
+                                      "Unknown RESTIC_BACKEND: NFS",
+                                      "RESTIC_NICE must be an integer from -20 to 19 (-1 for none), got '20'",
+                                      "RESTIC_IONICE must be an integer from 0 to 7 (-1 for none), got 'low'",
+                                      "RESTIC_CPU_QUOTA must be an integer (-1 for no limit), got 'half'"}),
                      xml, expected) {
     const auto err = parse_error(xml);
     BOOST_TEST(err.find(expected) != std::string::npos, "'" << err << "' should contain '" << expected << "'");
+}
+
+BOOST_AUTO_TEST_CASE(confinement_is_nice_then_ionice_and_off_at_minus_one) {
+    const std::vector<std::string> restic = {"restic", "backup"};
+    BOOST_TEST(confined_argv(parse(k_min), restic) == restic, boost::test_tools::per_element());
+    BOOST_TEST(confined_argv(parse(k_min + "<RESTIC_NICE>-1</RESTIC_NICE><RESTIC_IONICE>-1</RESTIC_IONICE>"), restic) ==
+                   restic,
+               boost::test_tools::per_element());
+    BOOST_TEST(confined_argv(parse(k_min + "<RESTIC_IONICE>7</RESTIC_IONICE><RESTIC_NICE>-5</RESTIC_NICE>"), restic) ==
+                   (std::vector<std::string>{"nice", "-n", "-5", "ionice", "-c2", "-n7", "restic", "backup"}),
+               boost::test_tools::per_element());
+    BOOST_TEST(confined_argv(parse(k_min + "<RESTIC_IONICE>0</RESTIC_IONICE>"), restic) ==
+                   (std::vector<std::string>{"ionice", "-c2", "-n0", "restic", "backup"}),
+               boost::test_tools::per_element());
+    const auto a = parse(k_min + "<RESTIC_MAX_RIOPS>100</RESTIC_MAX_RIOPS><RESTIC_CPU_QUOTA>-1</RESTIC_CPU_QUOTA>"
+                                 "<RESTIC_MEMORY_MAX_MB>512</RESTIC_MEMORY_MAX_MB>");
+    BOOST_TEST(a.slice_limits_set == (std::vector<std::string>{"RESTIC_MAX_RIOPS", "RESTIC_MEMORY_MAX_MB"}),
+               boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(local_backend_needs_no_server_and_uses_the_path_as_url) {

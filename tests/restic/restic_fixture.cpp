@@ -24,6 +24,10 @@ std::string read_file(const std::string &path) {
 }
 
 bool wait_for_process_with(const std::vector<std::string> &needles, std::chrono::milliseconds timeout) {
+    return find_process_with(needles, timeout) > 0;
+}
+
+pid_t find_process_with(const std::vector<std::string> &needles, std::chrono::milliseconds timeout) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
         std::error_code ec;
@@ -35,11 +39,11 @@ bool wait_for_process_with(const std::vector<std::string> &needles, std::chrono:
             bool all = true;
             for (const auto &n : needles)
                 if (std::find(argv.begin(), argv.end(), n) == argv.end()) all = false;
-            if (all) return true;
+            if (all) return static_cast<pid_t>(std::stol(name));
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    return false;
+    return -1;
 }
 
 namespace {

@@ -97,6 +97,8 @@ std::string read_file(const std::string &path);
 // timeout. Lets lock tests release the lock only once the contender runs,
 // whatever the machine's load.
 bool wait_for_process_with(const std::vector<std::string> &needles, std::chrono::milliseconds timeout);
+// The same, giving the pid of such a process (-1 when none came in time).
+pid_t find_process_with(const std::vector<std::string> &needles, std::chrono::milliseconds timeout);
 
 // A real restic (check --read-data, an exclusive lock) stopped with SIGSTOP
 // while it holds its lock; SIGCONT releases it. nullptr when it could not be
