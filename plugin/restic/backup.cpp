@@ -188,6 +188,17 @@ outcome backup_action(action_env &env) {
         if (res->exit.kind == exit_kind::partial) why = "some files could not be read (restic exit 3): " + why;
         if (res->exit.kind == exit_kind::locked)
             why = "repository still locked after " + std::to_string(res->attempts) + " attempts: " + why;
+        // restic on the hypervisor does not always say why it could not open
+        // the repository ("unable to start the sftp session ... file already
+        // closed" when its ssh failed): ask the backup storage from here too.
+        if (res->exit.kind == exit_kind::failed && attrs.backend == backend_kind::sftp &&
+            why.find("unable to open repository") != std::string::npos) {
+            auto store = env.stores.store_for(attrs);
+            std::string probe = store ? std::string() : store.err().message;
+            if (store)
+                if (auto st = (*store)->stat(repo_path + "/config"); !st) probe = st.err().message;
+            if (!probe.empty()) why += " (from the front end: " + probe + ")";
+        }
         return outcome::fail("Error backing up VM " + vm_id + " to " + url + " on " + vm_host + ": " + why);
     }
     if (!summary || summary->snapshot_id.size() < 8)
