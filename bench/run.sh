@@ -154,9 +154,10 @@ case_restic_backup() {
                         { cat "$d/err" >&2; return 1; }
                     ;;
                 bare)
+                    # restic reads the password from its stdin (not a terminal), as the plugin sends it.
                     out=$(ssh -F "$BENCH_SSH_CONFIG" hypervisor \
-                        "RESTIC_PASSWORD='$rb_password' /usr/bin/time -f '%M %U %S' -o $d/rtime restic '$rb_sftp_opt' --repo=sftp:$BENCH_SSH_USER@backupserver:$repo backup --force --json --tag=one-$vm $bk/disk.0.0 $bk/disk.1.0 $bk/vm.xml" 2>"$d/err" |
-                        tail -n 1) || { cat "$d/err" >&2; return 1; }
+                        "/usr/bin/time -f '%M %U %S' -o $d/rtime restic '$rb_sftp_opt' --repo=sftp:$BENCH_SSH_USER@backupserver:$repo backup --force --json --tag=one-$vm $bk/disk.0.0 $bk/disk.1.0 $bk/vm.xml" \
+                        <<<"$rb_password" 2>"$d/err" | tail -n 1) || { cat "$d/err" >&2; return 1; }
                     ;;
                 stock)
                     out=$(RESTIC_PASSWORD=$rb_password "$bench_dir/stock_sequence.sh" backup "$BENCH_SSH_CONFIG" \
@@ -381,7 +382,8 @@ case_restic_download() {
     : >"$d/ours"; : >"$d/bare"
     echo "run,variant,seconds" >"$raw"
     local script
-    script="set -e -o pipefail; export RESTIC_PASSWORD='$rb_password'; w=\$(mktemp -d)
+    # The password arrives on stdin (never on a command line), as the plugin sends it.
+    script="set -e -o pipefail; IFS= read -r RESTIC_PASSWORD; export RESTIC_PASSWORD; w=\$(mktemp -d)
 for k in 0 1 2 3; do restic --repo='$repo' dump --quiet \${ids[k]} '$bk'/disk.0.\$k > \$w/disk.0.\$k; done
 for k in 1 2 3; do qemu-img rebase -u -F qcow2 -b \$w/disk.0.\$((k - 1)) \$w/disk.0.\$k; done
 qemu-img convert -O qcow2 \$w/disk.0.3 \$w/image; cat \$w/image; rm -rf \$w"
@@ -396,7 +398,8 @@ qemu-img convert -O qcow2 \$w/disk.0.3 \$w/image; cat \$w/image; rm -rf \$w"
                     restic downloader --stdout "$url" >"$d/ours.img" 2>"$d/err" || { cat "$d/err" >&2; return 1; }
                 ;;
             bare)
-                ssh -F "$BENCH_SSH_CONFIG" backupserver bash -c "$(printf '%q' "$script")" >"$d/bare.img" 2>"$d/err" ||
+                ssh -F "$BENCH_SSH_CONFIG" backupserver bash -c "$(printf '%q' "$script")" <<<"$rb_password" \
+                    >"$d/bare.img" 2>"$d/err" ||
                     { cat "$d/err" >&2; return 1; }
                 ;;
             esac

@@ -43,39 +43,21 @@ std::optional<std::string> parse_pid_line(std::string_view line) {
     return std::string(line);
 }
 
-// Removes the marker lines the remote shell wrote before the command
-// started: the first ONEDS_PID line and, with an expansion, the expansion's
-// lines before it (ONEDS_ARG lines with the continuation lines of names that
-// hold a newline, ONEDS_NOMATCH, ONEDS_MISSING).
-void strip_marker_lines(std::string &text, bool expansion) {
+// Removes from text the lines (counted from 0, split at '\n' as the runner
+// hands them to on_stderr_line) whose numbers are in taken, ascending: the
+// marker lines the stderr callback took.
+void drop_lines(std::string &text, const std::vector<std::size_t> &taken) {
+    if (taken.empty()) return;
     std::string out;
     out.reserve(text.size());
-    std::size_t start = 0;
-    bool in_markers = expansion;  // before the pid line
-    bool pid_done = false;
-    bool after_arg = false;
+    std::size_t start = 0, line = 0, k = 0;
     while (start < text.size()) {
         const auto nl = text.find('\n', start);
-        const auto end = nl == std::string::npos ? text.size() : nl;
-        const std::string_view line = std::string_view(text).substr(start, end - start);
         const std::size_t next = nl == std::string::npos ? text.size() : nl + 1;
-        bool drop = false;
-        if (!pid_done && parse_pid_line(line)) {
-            drop = true;
-            pid_done = true;
-            in_markers = false;
-        } else if (in_markers) {
-            if (line.starts_with(expand_arg_marker)) {
-                drop = true;
-                after_arg = true;
-            } else if (line == expand_nomatch_marker || line.starts_with(expand_missing_marker)) {
-                drop = true;
-            } else {
-                drop = after_arg;  // the rest of a name with a newline
-            }
-        }
-        if (!drop) out.append(text, start, next - start);
+        if (k < taken.size() && taken[k] == line) ++k;
+        else out.append(text, start, next - start);
         start = next;
+        ++line;
     }
     text = std::move(out);
 }
@@ -266,16 +248,23 @@ ports::result<ports::command_result> ssh_runner::run(const std::string &host, co
     ssh_opts.on_stdout_data = opts.on_stdout_data;
     expansion_report report;
     const std::string base = cmd.expand ? expand_base(*cmd.expand) : std::string();
-    ssh_opts.on_stderr_line = [&opts, &report, &base, &cmd, state, pid_seen = false](std::string_view text) mutable {
+    std::vector<std::size_t> taken;  // numbers of the stderr lines that were ours
+    ssh_opts.on_stderr_line = [&opts, &report, &base, &cmd, &taken, state, pid_seen = false,
+                               line = std::size_t{0}](std::string_view text) mutable {
+        const std::size_t this_line = line++;
         if (!pid_seen) {
             if (auto pid = parse_pid_line(text)) {
                 pid_seen = true;
+                taken.push_back(this_line);
                 const std::lock_guard lock(state->mutex);
                 state->pid = std::move(pid);
                 state->changed.notify_all();
                 return;
             }
-            if (cmd.expand && report.take(text, base)) return;
+            if (cmd.expand && report.take(text, base)) {
+                taken.push_back(this_line);
+                return;
+            }
         }
         if (opts.on_stderr_line) opts.on_stderr_line(text);
     };
@@ -317,7 +306,7 @@ ports::result<ports::command_result> ssh_runner::run(const std::string &host, co
 
     if (!res) return res.err();
     ports::command_result out = std::move(res.value());
-    strip_marker_lines(out.stderr_text, cmd.expand.has_value());
+    drop_lines(out.stderr_text, taken);
     out.cancelled = out.cancelled || cancel_requested;
     if (cmd.expand && !out.cancelled) {
         if (report.nomatch)

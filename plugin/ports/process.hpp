@@ -55,12 +55,12 @@ inline std::string check_expansion(const dir_expansion &e, std::size_t argc) {
     if (e.prefix.empty() || e.prefix.front() == '.' || e.prefix.find_first_of("/*?[]\\") != std::string::npos)
         return "the name prefix must not be empty, start with '.' or hold '/' or a glob character";
     if (e.position == 0 || e.position > argc) return "the insertion point must lie after the program name";
-    for (const auto &r : e.required)
-        if (r.empty() || r.front() != '/') return "a required path must be absolute";
     for (const auto *s : {&e.dir, &e.prefix})
         if (s->find('\0') != std::string::npos) return "the folder and prefix must not hold a NUL byte";
-    for (const auto &r : e.required)
+    for (const auto &r : e.required) {
+        if (r.empty() || r.front() != '/') return "a required path must be absolute";
         if (r.find('\0') != std::string::npos) return "a required path must not hold a NUL byte";
+    }
     return {};
 }
 

@@ -7,6 +7,8 @@
 #include <libssh2.h>
 #include <libssh2_sftp.h>
 
+#include <oneds_common/unique_fd.hpp>
+
 #include <unistd.h>
 
 #include <memory>
@@ -14,32 +16,7 @@
 
 namespace oneds::adapters::sftp::internal {
 
-class unique_fd {
-  public:
-    unique_fd() noexcept = default;
-    explicit unique_fd(int fd) noexcept : fd_(fd) {}
-    ~unique_fd() { reset(); }
-    unique_fd(unique_fd &&other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-    unique_fd &operator=(unique_fd &&other) noexcept {
-        if (this != &other) {
-            reset();
-            fd_ = std::exchange(other.fd_, -1);
-        }
-        return *this;
-    }
-    unique_fd(const unique_fd &) = delete;
-    unique_fd &operator=(const unique_fd &) = delete;
-
-    [[nodiscard]] int get() const noexcept { return fd_; }
-    explicit operator bool() const noexcept { return fd_ >= 0; }
-    void reset() noexcept {
-        if (fd_ >= 0)
-            ::close(std::exchange(fd_, -1));
-    }
-
-  private:
-    int fd_ = -1;
-};
+using unique_fd = oneds::common::unique_fd;
 
 // libssh2's free functions would return LIBSSH2_ERROR_EAGAIN and free nothing
 // on a non-blocking session with a channel still open; these deleters switch

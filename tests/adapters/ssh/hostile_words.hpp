@@ -3,6 +3,8 @@
 // back byte for byte.
 #pragma once
 
+#include <boost/test/unit_test.hpp>
+
 #include <string>
 #include <vector>
 
@@ -63,6 +65,18 @@ inline std::vector<std::string> hostile_words() {
         "\x01\x1b[31mcontrol\x7f",
         "\r\n",
     };
+}
+
+// The words of printf '%s\0' output, checking that it ends with a NUL.
+inline std::vector<std::string> split_nul(const std::string &out) {
+    std::vector<std::string> words;
+    std::string::size_type start = 0;
+    for (auto end = out.find('\0'); end != std::string::npos; end = out.find('\0', start)) {
+        words.push_back(out.substr(start, end - start));
+        start = end + 1;
+    }
+    BOOST_TEST(start == out.size(), "output does not end with NUL");
+    return words;
 }
 
 }  // namespace oneds::test

@@ -26,16 +26,7 @@ using oneds::test::run_argv;
 
 namespace {
 
-std::vector<std::string> split_nul(const std::string &out) {
-    std::vector<std::string> words;
-    std::string::size_type start = 0;
-    for (auto end = out.find('\0'); end != std::string::npos; end = out.find('\0', start)) {
-        words.push_back(out.substr(start, end - start));
-        start = end + 1;
-    }
-    BOOST_TEST(start == out.size(), "output does not end with NUL");
-    return words;
-}
+using oneds::test::split_nul;
 
 // A fresh folder under the temporary directory (shared with other runs).
 std::filesystem::path make_temp_dir(const std::string &prefix) {

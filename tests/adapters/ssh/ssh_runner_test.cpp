@@ -40,6 +40,8 @@ using oneds::test::test_cancellation;
 
 namespace {
 
+using oneds::test::split_nul;
+
 // One sshd for the whole module; each test gets its own runner.
 struct sshd_setup {
     sshd_setup() : server(std::make_unique<oneds::test::sshd_fixture>()) { instance = server.get(); }
@@ -79,17 +81,6 @@ command argv_only(std::vector<std::string> argv) {
     command cmd;
     cmd.argv = std::move(argv);
     return cmd;
-}
-
-std::vector<std::string> split_nul(const std::string &out) {
-    std::vector<std::string> words;
-    std::string::size_type start = 0;
-    for (auto end = out.find('\0'); end != std::string::npos; end = out.find('\0', start)) {
-        words.push_back(out.substr(start, end - start));
-        start = end + 1;
-    }
-    BOOST_TEST(start == out.size(), "output does not end with NUL");
-    return words;
 }
 
 // Gone, or a zombie that only its reaper still has to collect.
