@@ -57,4 +57,81 @@ std::string to_upper(std::string_view s) {
     return out;
 }
 
+std::string printable(std::string_view s, std::size_t max) {
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out;
+    const bool cut = s.size() > max;
+    if (cut) s = s.substr(0, max);
+    for (const char c : s) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u >= 0x20 && u < 0x7f) {
+            out += c;
+            continue;
+        }
+        out += "\\x";
+        out += hex[u >> 4];
+        out += hex[u & 15];
+    }
+    if (cut) out += "...";
+    return out;
+}
+
+namespace {
+// The length of the valid UTF-8 sequence at s[i] (1..4), or 0 when invalid.
+std::size_t utf8_length(std::string_view s, std::size_t i) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    std::size_t n = 0;
+    if (b < 0x80) return 1;
+    if (b >= 0xc2 && b <= 0xdf) n = 2;
+    else if (b >= 0xe0 && b <= 0xef) n = 3;
+    else if (b >= 0xf0 && b <= 0xf4) n = 4;
+    else return 0;
+    if (i + n > s.size()) return 0;
+    for (std::size_t k = 1; k < n; ++k)
+        if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) return 0;
+    return n;
+}
+}  // namespace
+
+std::string strip_terminal_controls(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    std::size_t i = 0;
+    while (i < s.size()) {
+        const auto u = static_cast<unsigned char>(s[i]);
+        if (u == 0x1b) {  // ESC
+            ++i;
+            if (i < s.size() && s[i] == '[') {  // CSI: parameters, then a final byte 0x40..0x7e
+                ++i;
+                while (i < s.size() && !(static_cast<unsigned char>(s[i]) >= 0x40 && static_cast<unsigned char>(s[i]) <= 0x7e))
+                    ++i;
+                if (i < s.size()) ++i;
+            } else if (i < s.size() && s[i] == ']') {  // OSC: up to BEL or ESC '\\'
+                ++i;
+                while (i < s.size() && s[i] != '\a' && !(s[i] == 0x1b && i + 1 < s.size() && s[i + 1] == '\\')) ++i;
+                if (i < s.size()) i += s[i] == '\a' ? 1 : 2;
+            } else if (i < s.size()) {
+                ++i;  // a two-byte sequence (ESC c, ESC 7, ...)
+            }
+            continue;
+        }
+        const std::size_t n = utf8_length(s, i);
+        if (n == 0) {  // not UTF-8: a lone 8-bit control (0x9b is CSI) or garbage
+            ++i;
+            continue;
+        }
+        if (n == 2 && u == 0xc2 && static_cast<unsigned char>(s[i + 1]) <= 0x9f) {  // a C1 control
+            i += 2;
+            continue;
+        }
+        if (n == 1 && ((u < 0x20 && u != '\t' && u != '\n') || u == 0x7f)) {
+            ++i;
+            continue;
+        }
+        out.append(s.substr(i, n));
+        i += n;
+    }
+    return out;
+}
+
 }  // namespace oneds::common

@@ -26,5 +26,7 @@ fi
 
 build_dir=${ONEDS_BUILD_DIR:-build}
 build_type=${ONEDS_BUILD_TYPE:-RelWithDebInfo}
-cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE="$build_type" ${ONEDS_CMAKE_ARGS:-} >/dev/null
+# Developers and CI build with warnings as errors; a plain cmake (a release
+# build) does not.
+cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE="$build_type" -DONEDS_WARNINGS_AS_ERRORS=ON ${ONEDS_CMAKE_ARGS:-} >/dev/null
 cmake --build "$build_dir" -j "$(nproc)"

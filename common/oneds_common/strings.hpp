@@ -18,4 +18,16 @@ std::string one_line(std::string_view s);
 std::string to_lower(std::string_view s);
 std::string to_upper(std::string_view s);
 
+// A value as it may appear inside an error message: printable ASCII as it is,
+// every other byte (control characters, Unicode separators, ...) as \xNN, so
+// that what was wrong can be seen and nothing reaches a terminal or a log line
+// that acts on it. Cut to max bytes of input, with "..." when cut.
+std::string printable(std::string_view s, std::size_t max = 200);
+
+// Text from another program (restic, ssh) made safe to show: terminal escape
+// sequences (CSI, OSC and other ESC sequences) removed, other C0 controls but
+// tab and newline removed, C1 controls (U+0080..U+009F as UTF-8) removed,
+// carriage returns dropped. Other UTF-8 text is kept.
+std::string strip_terminal_controls(std::string_view s);
+
 }  // namespace oneds::common

@@ -3,6 +3,7 @@
 
 #include "attributes.hpp"
 #include "dispatcher.hpp"
+#include "names.hpp"
 #include "plugin_settings.hpp"
 #include "restic_runner.hpp"
 #include "version_cache.hpp"
@@ -11,8 +12,10 @@
 #include "ports/process.hpp"
 #include "ports/repo_store.hpp"
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace oneds::restic {
 
@@ -31,6 +34,9 @@ struct action_env {
     runtime::request_context &ctx;
     ports::one_api *oned = nullptr;  // null when no oned endpoint is configured
     version_cache *versions = nullptr;
+    // Whether a host name outside the DNS/IP grammar is an alias of the ssh
+    // client configuration (names.hpp); empty: no such alias is accepted.
+    std::function<bool(std::string_view)> is_ssh_alias;
 
     std::optional<restic_version> restic_version_at(const std::string &host, const std::string &bin) const {
         return restic_version_at(host, bin, ctx);
@@ -46,9 +52,13 @@ struct action_env {
     void log(char level, const std::string &text) const { ctx.log(level, text); }
     // "" for host names that mean this machine (local_hosts): such commands
     // run without ssh, and restic then gets its password in its environment.
+    // IPv6 literals lose their brackets (ssh takes them bare).
     std::string exec_host(const std::string &host) const {
-        return settings.local_hosts.contains(host) ? std::string() : host;
+        return settings.local_hosts.contains(host) ? std::string() : bare_host(host);
     }
+    // "" when host (from argv or LAST_BRIDGE) is a usable host name, else
+    // "<what> must be ..., got '...'".
+    std::string host_problem(const std::string &what, const std::string &host) const;
     // A runner with the lock budget of this datastore (RESTIC_LOCK_RETRIES wins).
     restic_runner restic(const datastore_attributes &a) const {
         const unsigned retries = a.lock_retries ? static_cast<unsigned>(*a.lock_retries) : settings.lock_retries;

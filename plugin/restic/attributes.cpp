@@ -1,5 +1,7 @@
 #include "attributes.hpp"
 
+#include "names.hpp"
+
 #include <iterator>
 
 #include <oneds_common/strings.hpp>
@@ -7,6 +9,7 @@
 #include <pugixml.hpp>
 
 #include <charconv>
+#include <functional>
 #include <vector>
 
 namespace oneds::restic {
@@ -16,7 +19,7 @@ std::string text_of(const pugi::xml_node &tmpl, const char *name) {
     return tmpl.child(name).text().as_string();
 }
 
-std::optional<std::int64_t> integer_attribute(const pugi::xml_node &tmpl, const char *name, const char *expected) {
+std::optional<std::int64_t> integer_attribute(const pugi::xml_node &tmpl, const char *name, const std::string &expected) {
     const auto node = tmpl.child(name);
     if (!node) return std::nullopt;
     const std::string raw(common::trim(node.text().as_string()));
@@ -24,13 +27,30 @@ std::optional<std::int64_t> integer_attribute(const pugi::xml_node &tmpl, const 
     const auto *end = raw.data() + raw.size();
     const auto [p, ec] = std::from_chars(raw.data(), end, v);
     if (raw.empty() || ec != std::errc{} || p != end)
-        throw attribute_error(std::string(name) + " must be " + expected + ", got '" + raw + "'");
+        throw attribute_error(std::string(name) + " must be " + expected + ", got '" + common::printable(raw) + "'");
     return v;
+}
+
+// An integer attribute that is -1 (when minus_one) or within [min, max]. No
+// value escapes the range: restic panics on a bandwidth limit whose bytes per
+// second overflow, and a cast to a narrower type would wrap silently.
+std::optional<std::int64_t> ranged_attribute(const pugi::xml_node &tmpl, const char *name, bool minus_one,
+                                             std::int64_t min, std::int64_t max) {
+    const std::string expected = "an integer from " + std::to_string(min) + " to " + std::to_string(max) +
+                                 (minus_one ? " (-1 for none)" : "");
+    const auto v = integer_attribute(tmpl, name, expected);
+    if (v && !(minus_one && *v == -1) && (*v < min || *v > max))
+        throw attribute_error(std::string(name) + " must be " + expected + ", got '" + std::to_string(*v) + "'");
+    return v;
+}
+
+void check(const char *name, const std::string &value, const std::string &problem) {
+    if (!problem.empty()) throw attribute_error(std::string(name) + " " + problem + ", got '" + common::printable(value) + "'");
 }
 
 }  // namespace
 
-datastore_attributes parse_datastore(const pugi::xml_node &ds) {
+datastore_attributes parse_datastore(const pugi::xml_node &ds, const std::function<bool(std::string_view)> &is_ssh_alias) {
     if (!ds) throw attribute_error("DATASTORE element missing from the driver action data");
     datastore_attributes a;
     a.ds_id = ds.child("ID").text().as_llong(-1);
@@ -42,13 +62,14 @@ datastore_attributes parse_datastore(const pugi::xml_node &ds) {
         if (a.ds_id < 0) throw attribute_error("BASE_PATH missing and datastore ID unknown");
         a.base_path = "/var/lib/one/datastores/" + std::to_string(a.ds_id);
     }
+    check("BASE_PATH", a.base_path, absolute_path_problem(a.base_path));
     a.base_path = clean_path(a.base_path);
 
     const std::string backend = common::to_upper(common::trim(text_of(tmpl, "RESTIC_BACKEND")));
     if (backend.empty() || backend == "SFTP") a.backend = backend_kind::sftp;
     else if (backend == "LOCAL") a.backend = backend_kind::local;
     else
-        throw attribute_error("Unknown RESTIC_BACKEND: " + std::string(text_of(tmpl, "RESTIC_BACKEND")) +
+        throw attribute_error("Unknown RESTIC_BACKEND: " + common::printable(text_of(tmpl, "RESTIC_BACKEND")) +
                               " (expected SFTP or LOCAL)");
 
     if (!tmpl.child("RESTIC_PASSWORD")) throw attribute_error("RESTIC_PASSWORD is required");
@@ -59,46 +80,49 @@ datastore_attributes parse_datastore(const pugi::xml_node &ds) {
         a.password = a.password.substr(1, a.password.size() - 2);
     if (a.password.empty()) throw attribute_error("RESTIC_PASSWORD must not be empty");
 
+    // Whitelisted, not blacklisted (names.hpp): these become words of ssh's and
+    // restic's command lines, and restic splits sftp.command on any Unicode
+    // white space. Checked whatever the backend, so that a value that would be
+    // dangerous is refused even while it is unused. Not trimmed beyond ASCII
+    // blanks: a Unicode separator at either end is refused too.
     a.sftp_server = common::trim(text_of(tmpl, "RESTIC_SFTP_SERVER"));
     if (a.backend == backend_kind::sftp && a.sftp_server.empty())
         throw attribute_error("RESTIC_SFTP_SERVER is required when RESTIC_BACKEND is SFTP");
-    if (auto u = std::string(common::trim(text_of(tmpl, "RESTIC_SFTP_USER"))); !u.empty()) a.sftp_user = u;
-
-    a.bwlimit = integer_attribute(tmpl, "RESTIC_BWLIMIT", "an integer in KiB/s (-1 for no limit)");
-    if (auto v = integer_attribute(tmpl, "RESTIC_MAXPROC", "an integer (-1 for no limit)")) {
-        if (*v != -1 && *v < 1) throw attribute_error("RESTIC_MAXPROC must be -1 or a positive integer, got '" + std::to_string(*v) + "'");
-        a.maxproc = *v;
+    if (!a.sftp_server.empty()) check("RESTIC_SFTP_SERVER", a.sftp_server, host_name_problem(a.sftp_server, is_ssh_alias));
+    if (auto u = std::string(common::trim(text_of(tmpl, "RESTIC_SFTP_USER"))); !u.empty()) {
+        check("RESTIC_SFTP_USER", u, user_name_problem(u));
+        a.sftp_user = u;
     }
+
+    // Upper bound: restic computes bytes/s = KiB/s * 1024 and panics when
+    // that overflows; 2^30 KiB/s (1 TiB/s) is no limit in practice.
+    a.bwlimit = ranged_attribute(tmpl, "RESTIC_BWLIMIT", true, 0, std::int64_t{1} << 30);
+    if (auto v = ranged_attribute(tmpl, "RESTIC_MAXPROC", true, 1, 65536)) a.maxproc = *v;
     if (tmpl.child("RESTIC_COMPRESSION")) {
         const std::string c(common::trim(text_of(tmpl, "RESTIC_COMPRESSION")));
         if (c != "auto" && c != "off" && c != "max")
-            throw attribute_error("RESTIC_COMPRESSION must be auto, off or max, got '" + c + "'");
+            throw attribute_error("RESTIC_COMPRESSION must be auto, off or max, got '" + common::printable(c) + "'");
         a.compression = c;
     }
-    if (auto v = integer_attribute(tmpl, "RESTIC_CONNECTIONS", "a positive integer")) {
-        if (*v < 1) throw attribute_error("RESTIC_CONNECTIONS must be a positive integer, got '" + std::to_string(*v) + "'");
-        a.connections = *v;
+    if (auto v = ranged_attribute(tmpl, "RESTIC_CONNECTIONS", false, 1, 1024)) a.connections = *v;
+    if (auto t = std::string(common::trim(text_of(tmpl, "RESTIC_TMP_DIR"))); !t.empty()) {
+        check("RESTIC_TMP_DIR", t, absolute_path_problem(t));
+        a.tmp_dir = clean_path(t);
     }
-    if (auto t = std::string(common::trim(text_of(tmpl, "RESTIC_TMP_DIR"))); !t.empty()) a.tmp_dir = t;
-    if (auto v = integer_attribute(tmpl, "RESTIC_LOCK_RETRIES", "a non-negative integer")) {
-        if (*v < 0) throw attribute_error("RESTIC_LOCK_RETRIES must be a non-negative integer, got '" + std::to_string(*v) + "'");
-        a.lock_retries = v;
-    }
-    if (auto v = integer_attribute(tmpl, "RESTIC_NICE", "an integer from -20 to 19 (-1 for none)")) {
-        if (*v < -20 || *v > 19)
-            throw attribute_error("RESTIC_NICE must be an integer from -20 to 19 (-1 for none), got '" +
-                                  std::to_string(*v) + "'");
-        a.nice = *v;
-    }
-    if (auto v = integer_attribute(tmpl, "RESTIC_IONICE", "an integer from 0 to 7 (-1 for none)")) {
-        if (*v != -1 && (*v < 0 || *v > 7))
-            throw attribute_error("RESTIC_IONICE must be an integer from 0 to 7 (-1 for none), got '" +
-                                  std::to_string(*v) + "'");
-        a.ionice = *v;
-    }
-    for (const char *name : {"RESTIC_MAX_RIOPS", "RESTIC_MAX_WIOPS", "RESTIC_CPU_QUOTA", "RESTIC_MEMORY_MAX_MB"})
-        if (auto v = integer_attribute(tmpl, name, "an integer (-1 for no limit)"); v && *v != -1)
-            a.slice_limits_set.emplace_back(name);
+    if (auto v = ranged_attribute(tmpl, "RESTIC_LOCK_RETRIES", false, 0, 100000)) a.lock_retries = v;
+    if (auto v = ranged_attribute(tmpl, "RESTIC_NICE", true, -20, 19)) a.nice = *v;
+    if (auto v = ranged_attribute(tmpl, "RESTIC_IONICE", true, 0, 7)) a.ionice = *v;
+    // Not applied yet, but checked as they will be: IOPS, CPU percent (may
+    // exceed 100 with several CPUs), MiB.
+    const struct {
+        const char *name;
+        std::int64_t max;
+    } slice[] = {{"RESTIC_MAX_RIOPS", 1000000000},
+                 {"RESTIC_MAX_WIOPS", 1000000000},
+                 {"RESTIC_CPU_QUOTA", 100000},
+                 {"RESTIC_MEMORY_MAX_MB", std::int64_t{1} << 30}};
+    for (const auto &[name, max] : slice)
+        if (auto v = ranged_attribute(tmpl, name, true, 1, max); v && *v != -1) a.slice_limits_set.emplace_back(name);
     return a;
 }
 
@@ -112,6 +136,9 @@ std::vector<std::string> confined_argv(const datastore_attributes &a, std::vecto
 
 std::string repository_url(const datastore_attributes &a, const std::string &repo_path) {
     if (a.backend == backend_kind::local) return clean_path(repo_path);
+    // restic cuts "sftp:user@host:path" at the first ':', which an IPv6
+    // literal holds; its URL form takes the brackets ("//" = absolute path).
+    if (is_ipv6_literal(a.sftp_server)) return "sftp://" + a.sftp_user + "@" + a.sftp_server + "/" + clean_path(repo_path);
     return "sftp:" + a.sftp_user + "@" + a.sftp_server + ":" + clean_path(repo_path);
 }
 

@@ -6,9 +6,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace pugi {
@@ -52,10 +54,15 @@ struct datastore_attributes {
 std::vector<std::string> confined_argv(const datastore_attributes &a, std::vector<std::string> argv);
 
 // Reads the attributes from a DATASTORE element (with its TEMPLATE child).
-// Throws attribute_error.
-datastore_attributes parse_datastore(const pugi::xml_node &datastore);
+// Throws attribute_error. Every value that reaches a command line as a word
+// of its own is checked by what it is (names.hpp); is_ssh_alias tells whether
+// a RESTIC_SFTP_SERVER outside the host name grammar is an alias of the ssh
+// client configuration (none given: no such alias is accepted).
+datastore_attributes parse_datastore(const pugi::xml_node &datastore,
+                                     const std::function<bool(std::string_view)> &is_ssh_alias = {});
 
-// "sftp:<user>@<server>:<path>" (SFTP) or "<path>" (LOCAL), as the stock driver.
+// "sftp:<user>@<server>:<path>" (SFTP) or "<path>" (LOCAL), as the stock driver;
+// "sftp://<user>@[<ipv6>]/<path>" for an IPv6 literal.
 std::string repository_url(const datastore_attributes &a, const std::string &repo_path);
 
 // Lexically normalised absolute path ("/a//b/./c/" -> "/a/b/c"), as Ruby's cleanpath.

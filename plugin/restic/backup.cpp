@@ -12,6 +12,7 @@
 // vm.xml, ports::dir_expansion) within the one ssh that runs restic, so the
 // snapshot holds the same files at the same paths.
 #include "action_env.hpp"
+#include "repo_ops.hpp"
 #include "restic_cli.hpp"
 
 #include <oneds_common/strings.hpp>
@@ -47,11 +48,12 @@ outcome backup_action(action_env &env) {
         return outcome::fail("backup: expected <host>:<vm_dir> <disk_ids> <deploy_id> <bj_id|-> <vm_id> <ds_id>, got " +
                              std::to_string(args.size()) + " arguments");
     const std::string &host_dir = args[0];
-    const auto colon = host_dir.find(':');
-    if (colon == std::string::npos || colon == 0 || colon + 1 == host_dir.size())
-        return outcome::fail("backup: first argument must be <host>:<vm_dir>, got '" + host_dir + "'");
-    std::string vm_host = host_dir.substr(0, colon);
-    const std::string argv_vm_dir = host_dir.substr(colon + 1);
+    std::string vm_host, argv_vm_dir;
+    if (!split_host_dir(host_dir, vm_host, argv_vm_dir) || argv_vm_dir.empty())
+        return outcome::fail("backup: first argument must be <host>:<vm_dir>, got '" + common::printable(host_dir) + "'");
+    if (auto p = env.host_problem("backup: the host in <host>:<vm_dir>", vm_host); !p.empty()) return outcome::fail(p);
+    if (auto p = absolute_path_problem(argv_vm_dir); !p.empty())
+        return outcome::fail("backup: the folder in <host>:<vm_dir> " + p + ", got '" + common::printable(argv_vm_dir) + "'");
     const std::string &bj_id = args[3];
     const std::string &vm_id = args[4];
     if (vm_id.empty() || vm_id.find_first_not_of("0123456789") != std::string::npos)
@@ -65,33 +67,40 @@ outcome backup_action(action_env &env) {
         return outcome::fail("backup: standard input must hold the DS_DRIVER_ACTION_DATA document");
     datastore_attributes attrs;
     try {
-        attrs = parse_datastore(doc.select_node("/DS_DRIVER_ACTION_DATA/DATASTORE").node());
+        attrs = parse_datastore(doc.select_node("/DS_DRIVER_ACTION_DATA/DATASTORE").node(), env.is_ssh_alias);
     } catch (const attribute_error &e) {
         return outcome::fail(std::string("Wrong restic datastore configuration: ") + e.what());
     }
     if (const std::string bridge(common::trim(
             doc.select_node("/DS_DRIVER_ACTION_DATA/VM/BACKUPS/BACKUP_CONFIG/LAST_BRIDGE").node().text().as_string()));
-        !bridge.empty())
+        !bridge.empty()) {
+        if (auto p = env.host_problem("LAST_BRIDGE", bridge); !p.empty()) return outcome::fail("backup: " + p);
         vm_host = bridge;
+    }
 
     const auto conf = read_shell_vars(env.settings.datastore_conf);
     std::string vm_dir;
-    if (auto it = conf.find("BACKUP_BASE_PATH"); it != conf.end() && !it->second.empty())
+    if (auto it = conf.find("BACKUP_BASE_PATH"); it != conf.end() && !it->second.empty()) {
+        if (auto p = absolute_path_problem(it->second); !p.empty())
+            return outcome::fail("BACKUP_BASE_PATH in " + env.settings.datastore_conf + " " + p + ", got '" +
+                                 common::printable(it->second) + "'");
         vm_dir = clean_path(it->second + "/" + vm_id + "/backup");
+    }
     else
         vm_dir = clean_path(argv_vm_dir + "/backup");
 
     const std::string repo_id = bj_id != "-" ? "job_" + bj_id : vm_id;
     const std::string repo_path = clean_path(attrs.base_path + "/" + repo_id);
-    const std::string url = repository_url(attrs, repo_path);
+    const repo_site site = hypervisor_site(env, attrs, vm_host, repo_path);
+    const std::string &url = site.repo;
 
     restic_call call;
-    call.bin = env.settings.remote_restic_bin;
+    call.bin = site.restic_bin;
     call.options = {"--force", "--json", "--tag=one-" + vm_id};
     call.subcommand = "backup";
     call.args.push_back(vm_dir + "/vm.xml");
     call.repo = url;
-    call.ssh_config = env.settings.remote_ssh_config;
+    call.ssh_config = site.ssh_config;
 
     std::optional<backup_summary> summary;
     auto last_report = std::chrono::steady_clock::now();
@@ -117,10 +126,11 @@ outcome backup_action(action_env &env) {
     // script's glob does, within the same ssh as restic: '<vm_dir>'/disk.*
     // before vm.xml, which must exist too.
     run.expand = ports::dir_expansion{vm_dir, "disk.", run.argv.size() - 1, {vm_dir + "/vm.xml"}};
-    run.host = env.exec_host(vm_host);
+    run.host = site.host;
     run.password = attrs.password;
     run.env = restic_env(attrs);
     run.what = "backup of VM " + vm_id;
+    run.inspect_lock = stale_lock_inspector(env, attrs, site);
     // Backups take shared locks and do not wait for exclusive ones in the
     // stock driver; we do, within the same budget as the other commands.
     run.on_stdout_line = [&](std::string_view line) {
@@ -167,31 +177,17 @@ outcome backup_action(action_env &env) {
     if (res->cancelled) {
         // restic removes its own lock on SIGINT; a lock left by a restic that
         // had to be killed is stale and goes with a plain unlock.
-        restic_call unlock = call;
-        unlock.options.clear();
-        unlock.subcommand = "unlock";
-        unlock.args.clear();
-        restic_run u = run;
-        u.argv = restic_argv(unlock, attrs);
-        u.on_stdout_line = nullptr;
-        u.expand.reset();
-        u.retry_on_lock = false;
-        ports::never_cancelled no_cancel;
-        auto ur = runner.run(u, no_cancel);
-        if (!ur || ur->exit.kind != exit_kind::success)
-            env.log('W', "backup of VM " + vm_id + ": could not remove stale locks after cancel: " +
-                             (ur ? ur->exit.message : ur.err().message));
+        if (auto err = unlock_stale(env, attrs, site); !err.empty())
+            env.log('W', "backup of VM " + vm_id + ": could not remove stale locks after the cancel: " + err);
         return outcome::fail("Backup cancelled", ONEDS_ERR_CANCELLED);
     }
     if (res->exit.kind != exit_kind::success) {
-        std::string why = res->exit.message;
-        if (res->exit.kind == exit_kind::partial) why = "some files could not be read (restic exit 3): " + why;
-        if (res->exit.kind == exit_kind::locked)
-            why = "repository still locked after " + std::to_string(res->attempts) + " attempts: " + why;
+        std::string why = failure_text(*res);
         // restic on the hypervisor does not always say why it could not open
         // the repository ("unable to start the sftp session ... file already
         // closed" when its ssh failed): ask the backup storage from here too.
-        if (res->exit.kind == exit_kind::failed && attrs.backend == backend_kind::sftp &&
+        if ((res->exit.kind == exit_kind::failed || res->exit.kind == exit_kind::network) &&
+            attrs.backend == backend_kind::sftp &&
             why.find("unable to open repository") != std::string::npos) {
             auto store = env.stores.store_for(attrs);
             std::string probe = store ? std::string() : store.err().message;

@@ -3,30 +3,45 @@
 //   argv   <host>:<vm_dir> <deploy_id>
 //   stdin  <VM>...</VM>
 //
-// 1. On the front end, SIGTERM the running backup of this VM: our own
-//    `one_ds_host action restic backup ... <deploy_id> ...` process (which
-//    turns SIGTERM into a cancel: restic gets SIGINT, removes its lock, the
-//    backup fails with "Backup cancelled") and the TM prebackup scripts, found
-//    by their argv in /proc (an exact argument match, not a regex on a
-//    command line as stock).
-// 2. Fail-safe, once those have had kill_grace to finish: SIGINT (not SIGTERM,
-//    which restic < 0.17 does not handle, leaving its lock) to any restic still
-//    running on the hypervisor whose command line names the backup folder.
+// A cancel reaches exactly the backup it was asked to stop, and nothing else:
+//
+// 1. On the front end, the backup-side processes of this backup: a program
+//    named backup, backup_live, prebackup or prebackup_live (any folder: our
+//    `one_ds_host action restic backup`, a stock script, the TM's prebackup)
+//    whose next argument is exactly this cancel's <host>:<vm_dir> and whose
+//    third argument after that is exactly <deploy_id>, the positions at which
+//    the VMM driver passes them to all of these (is_backup_process_of). The
+//    stock driver matched a regular expression on the joined command line, so
+//    a deploy id or a folder that held this one's (VM 4 and VM 40) was hit
+//    too. Each process is signalled through a pidfd opened before its command
+//    line is read again, so a pid that was reused meanwhile is never
+//    signalled. SIGTERM: our backup turns it into a cancel (restic gets
+//    SIGINT and removes its lock), the stock scripts run their own cleanup.
+// 2. Fail-safe, once those have ended or kill_grace has passed: on the
+//    hypervisor (LAST_BRIDGE, else the argv host), SIGINT (not SIGTERM, which
+//    restic < 0.17 does not handle, leaving its lock) to every restic whose
+//    arguments hold exactly <backup folder>/vm.xml, the argument every backup
+//    of this VM gives restic (ours and the stock driver's). They are found with
+//    `ps -C restic` and `grep -z` over their /proc/<pid>/cmdline, an exact
+//    match of one whole argument, not a substring of `ps` output.
 #include "action_env.hpp"
+#include "backup_cancel.hpp"
 
 #include <oneds_common/strings.hpp>
+#include <oneds_common/unique_fd.hpp>
 
 #include <pugixml.hpp>
 
-#include <chrono>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
-#include <thread>
 
+#include <poll.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 namespace oneds::restic {
@@ -34,12 +49,17 @@ namespace {
 
 using runtime::outcome;
 
+int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
+int pidfd_send_signal(int pidfd, int sig) {
+    return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
+}
+
 std::vector<std::string> read_cmdline(pid_t pid) {
     std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
-    std::string raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     std::vector<std::string> argv;
     std::string cur;
-    for (char c : raw) {
+    for (const char c : raw) {
         if (c == '\0') {
             argv.push_back(cur);
             cur.clear();
@@ -51,42 +71,89 @@ std::vector<std::string> read_cmdline(pid_t pid) {
     return argv;
 }
 
-// A backup-side process of this VM: an argument named backup, backup_live,
-// prebackup or prebackup_live (any directory), followed later by deploy_id.
-bool is_backup_of(const std::vector<std::string> &argv, const std::string &deploy_id) {
-    for (std::size_t i = 0; i < argv.size(); ++i) {
-        const std::string base = std::filesystem::path(argv[i]).filename().string();
-        if (base != "backup" && base != "backup_live" && base != "prebackup" && base != "prebackup_live") continue;
-        for (std::size_t j = i + 1; j < argv.size(); ++j)
-            if (argv[j] == deploy_id) return true;
-    }
-    return false;
-}
+struct watched_process {
+    pid_t pid = 0;
+    common::unique_fd pidfd;
+};
 
-std::vector<pid_t> find_backup_processes(const std::string &deploy_id) {
-    std::vector<pid_t> pids;
+// The processes of this machine that belong to the backup, each held by a
+// pidfd opened before its command line was checked again.
+std::vector<watched_process> find_backup_processes(const std::string &host_dir, const std::string &deploy_id) {
+    std::vector<watched_process> found;
     const pid_t self = ::getpid();
     std::error_code ec;
     for (const auto &entry : std::filesystem::directory_iterator("/proc", ec)) {
         const auto name = entry.path().filename().string();
-        if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
-        const pid_t pid = static_cast<pid_t>(std::stol(name));
-        if (pid == self) continue;
-        if (is_backup_of(read_cmdline(pid), deploy_id)) pids.push_back(pid);
+        if (name.empty() || name.size() > 9 || name.find_first_not_of("0123456789") != std::string::npos) continue;
+        const auto pid = static_cast<pid_t>(std::stol(name));
+        if (pid == self || !is_backup_process_of(read_cmdline(pid), host_dir, deploy_id)) continue;
+        common::unique_fd fd(pidfd_open(pid));
+        if (!fd) continue;  // gone meanwhile
+        // The pid may have been reused between the first reading and the
+        // pidfd: it is the process the pidfd holds whose arguments count.
+        if (!is_backup_process_of(read_cmdline(pid), host_dir, deploy_id)) continue;
+        found.push_back({pid, std::move(fd)});
+    }
+    return found;
+}
+
+// Waits until every process has exited, the deadline has passed or the
+// request is cancelled.
+void wait_for_exit(const std::vector<watched_process> &procs, runtime::request_context &ctx,
+                   std::chrono::steady_clock::time_point deadline) {
+    std::vector<pollfd> fds;
+    for (const auto &p : procs) fds.push_back({p.pidfd.get(), POLLIN, 0});
+    while (!fds.empty() && !ctx.cancelled()) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) return;
+        const int n = ::poll(fds.data(), fds.size(), static_cast<int>(std::min<long long>(left.count(), 50)));
+        if (n < 0 && errno != EINTR) return;
+        std::erase_if(fds, [](const pollfd &f) { return (f.revents & (POLLIN | POLLHUP | POLLERR)) != 0; });
+        for (auto &f : fds) f.revents = 0;
+    }
+}
+
+bool digits(std::string_view s) { return !s.empty() && s.size() <= 10 && s.find_first_not_of("0123456789") == std::string_view::npos; }
+
+}  // namespace
+
+bool is_backup_process_of(const std::vector<std::string> &argv, const std::string &host_dir,
+                          const std::string &deploy_id) {
+    for (std::size_t i = 0; i + 3 < argv.size(); ++i) {
+        const auto slash = argv[i].rfind('/');
+        const std::string_view base = slash == std::string::npos ? std::string_view(argv[i])
+                                                                 : std::string_view(argv[i]).substr(slash + 1);
+        if (base != "backup" && base != "backup_live" && base != "prebackup" && base != "prebackup_live") continue;
+        if (argv[i + 1] == host_dir && argv[i + 3] == deploy_id) return true;
+    }
+    return false;
+}
+
+std::vector<std::string> pids_from_grep_listing(std::string_view listing) {
+    std::vector<std::string> pids;
+    for (const auto &line : common::split(listing, '\n')) {
+        const std::string_view l = common::trim(line);
+        constexpr std::string_view head = "/proc/", tail = "/cmdline";
+        if (!l.starts_with(head) || !l.ends_with(tail) || l.size() <= head.size() + tail.size()) continue;
+        const auto pid = l.substr(head.size(), l.size() - head.size() - tail.size());
+        if (digits(pid)) pids.emplace_back(pid);
     }
     return pids;
 }
 
-}  // namespace
-
 outcome backup_cancel_action(action_env &env) {
     const auto &args = env.ctx.req().args;
     if (args.size() < 2) return outcome::fail("backup_cancel: expected <host>:<vm_dir> <deploy_id>");
-    const auto colon = args[0].find(':');
-    if (colon == std::string::npos || colon == 0)
-        return outcome::fail("backup_cancel: first argument must be <host>:<vm_dir>, got '" + args[0] + "'");
-    std::string vm_host = args[0].substr(0, colon);
-    const std::string argv_vm_dir = args[0].substr(colon + 1);
+    const std::string &host_dir = args[0];
+    std::string vm_host, argv_vm_dir;
+    if (!split_host_dir(host_dir, vm_host, argv_vm_dir))
+        return outcome::fail("backup_cancel: first argument must be <host>:<vm_dir>, got '" +
+                             common::printable(host_dir) + "'");
+    if (auto p = env.host_problem("backup_cancel: the host in <host>:<vm_dir>", vm_host); !p.empty())
+        return outcome::fail(p);
+    if (auto p = absolute_path_problem(argv_vm_dir); !p.empty())
+        return outcome::fail("backup_cancel: the folder in <host>:<vm_dir> " + p + ", got '" +
+                             common::printable(argv_vm_dir) + "'");
     const std::string &deploy_id = args[1];
     if (deploy_id.empty()) return outcome::fail("backup_cancel: empty deploy id");
 
@@ -95,55 +162,64 @@ outcome backup_cancel_action(action_env &env) {
     if (!xml.empty() && doc.load_buffer(xml.data(), xml.size())) {
         const std::string bridge(
             common::trim(doc.select_node("//VM/BACKUPS/BACKUP_CONFIG/LAST_BRIDGE").node().text().as_string()));
-        if (!bridge.empty()) vm_host = bridge;
+        if (!bridge.empty()) {
+            if (auto p = env.host_problem("LAST_BRIDGE", bridge); !p.empty()) return outcome::fail("backup_cancel: " + p);
+            vm_host = bridge;
+        }
     }
-    // Stock: BACKUP_BASE_PATH/<basename of the VM dir>, else the VM dir itself;
-    // restic's command line is matched on it as a substring.
+    // The folder the backup gave restic, computed as backup does it (stock:
+    // BACKUP_BASE_PATH/<basename of the VM dir>, else the VM dir itself).
     const auto conf = read_shell_vars(env.settings.datastore_conf);
     std::string vm_dir = clean_path(argv_vm_dir);
     if (auto it = conf.find("BACKUP_BASE_PATH"); it != conf.end() && !it->second.empty())
         vm_dir = clean_path(it->second + "/" + std::filesystem::path(vm_dir).filename().string());
+    const std::string vm_xml = vm_dir + "/backup/vm.xml";
 
-    const auto pids = find_backup_processes(deploy_id);
-    for (pid_t pid : pids) {
-        env.log('I', "backup_cancel: stopping backup process " + std::to_string(pid));
-        if (::kill(pid, SIGTERM) != 0 && errno != ESRCH)
-            return outcome::fail("Unable to stop restic backup action: kill " + std::to_string(pid) + ": " +
+    const auto procs = find_backup_processes(host_dir, deploy_id);
+    for (const auto &p : procs) {
+        env.log('I', "backup_cancel: stopping backup process " + std::to_string(p.pid));
+        if (pidfd_send_signal(p.pidfd.get(), SIGTERM) != 0 && errno != ESRCH)
+            return outcome::fail("Unable to stop restic backup action: kill " + std::to_string(p.pid) + ": " +
                                  std::strerror(errno));
     }
     // Let them cancel cleanly (restic removes its lock) before the fail-safe.
-    const auto deadline = std::chrono::steady_clock::now() + env.settings.kill_grace;
-    for (pid_t pid : pids)
-        while (::kill(pid, 0) == 0 && std::chrono::steady_clock::now() < deadline)
-            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    wait_for_exit(procs, env.ctx, std::chrono::steady_clock::now() + env.settings.kill_grace);
+    if (env.ctx.cancelled()) return outcome::fail("backup_cancel: cancelled", ONEDS_ERR_CANCELLED);
 
-    ports::command ps;
-    ps.argv = {"ps", "-o", "pid=,args=", "-C", "restic"};
+    const std::string exec_host = env.exec_host(vm_host);
     ports::run_options opts;
-    auto listed = env.runner.run(vm_host, ps, opts);
-    if (!listed) return outcome::fail("Unable to stop leftover restic process: " + listed.err().message);
-    if (listed->exit_code == 255)
-        return outcome::fail("Unable to stop leftover restic process: " + common::one_line(listed->stderr_text));
-    // ps exits 1 when no process matched.
-    std::vector<std::string> leftovers;
-    for (const auto &line : common::split(listed->stdout_text, '\n')) {
-        const auto t = common::trim(line);
-        const auto sp = t.find(' ');
-        if (sp == std::string_view::npos) continue;
-        const std::string pid(t.substr(0, sp));
-        if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
-        if (t.find(vm_dir) != std::string_view::npos) leftovers.push_back(pid);
-    }
-    if (!leftovers.empty()) {
-        ports::command kill;
-        kill.argv = {"kill", "-INT"};
-        kill.argv.insert(kill.argv.end(), leftovers.begin(), leftovers.end());
-        auto k = env.runner.run(vm_host, kill, opts);
-        if (!k || (k->exit_code != 0 && k->exit_code != 1))
-            return outcome::fail("Unable to stop leftover restic process: " +
-                                 (k ? common::one_line(k->stderr_text) : k.err().message));
-        env.log('I', "backup_cancel: interrupted " + std::to_string(leftovers.size()) + " restic process(es) on " + vm_host);
-    }
+    opts.cancel = &env.ctx;
+    opts.kill_grace = env.settings.kill_grace;
+    const auto run = [&](std::vector<std::string> argv) {
+        ports::command cmd;
+        cmd.argv = std::move(argv);
+        return env.runner.run(exec_host, cmd, opts);
+    };
+    const auto failed = [&](const ports::result<ports::command_result> &r) {
+        return outcome::fail("Unable to stop leftover restic process on " + vm_host + ": " +
+                             (!r ? r.err().message
+                                 : r->cancelled ? std::string("cancelled")
+                                                : common::one_line(common::strip_terminal_controls(r->stderr_text))));
+    };
+    auto listed = run({"ps", "-o", "pid=", "-C", "restic"});
+    // ps exits 1 when no process matched; 255 is ssh's own failure.
+    if (!listed || listed->cancelled || (listed->exit_code != 0 && listed->exit_code != 1)) return failed(listed);
+    std::vector<std::string> grep = {"grep", "-lszxF", "-e", vm_xml, "--"};
+    for (const auto &line : common::split(listed->stdout_text, '\n'))
+        if (const auto pid = common::trim(line); digits(pid)) grep.push_back("/proc/" + std::string(pid) + "/cmdline");
+    if (grep.size() == 5) return outcome::ok();
+    // grep: 0 some matched, 1 none, 2 some file was gone (-s: not reported).
+    auto matched = run(grep);
+    if (!matched || matched->cancelled || matched->exit_code > 2) return failed(matched);
+    const auto leftovers = pids_from_grep_listing(matched->stdout_text);
+    if (leftovers.empty()) return outcome::ok();
+    std::vector<std::string> kill = {"kill", "-INT"};
+    kill.insert(kill.end(), leftovers.begin(), leftovers.end());
+    auto k = run(kill);
+    // kill exits 1 when a process has ended meanwhile.
+    if (!k || k->cancelled || (k->exit_code != 0 && k->exit_code != 1)) return failed(k);
+    env.log('I', "backup_cancel: interrupted " + std::to_string(leftovers.size()) + " restic process(es) of " +
+                     vm_xml + " on " + vm_host);
     return outcome::ok();
 }
 

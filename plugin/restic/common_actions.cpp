@@ -38,6 +38,12 @@ std::map<std::string, std::string> read_shell_vars(const std::string &path) {
     return vars;
 }
 
+std::string action_env::host_problem(const std::string &what, const std::string &host) const {
+    auto problem = host_name_problem(host, is_ssh_alias);
+    if (problem.empty()) return {};
+    return what + " " + problem + ", got '" + common::printable(host) + "'";
+}
+
 std::map<std::string, std::string> restic_env(const datastore_attributes &a) {
     std::map<std::string, std::string> env;
     if (a.maxproc != -1) env["GOMAXPROCS"] = std::to_string(a.maxproc);

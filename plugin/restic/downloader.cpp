@@ -96,7 +96,7 @@ outcome downloader_action(action_env &env) {
     }
     datastore_attributes attrs;
     try {
-        attrs = parse_datastore(ds);
+        attrs = parse_datastore(ds, env.is_ssh_alias);
     } catch (const attribute_error &e) {
         return outcome::fail(std::string("Wrong restic datastore configuration: ") + e.what());
     }

@@ -24,7 +24,7 @@ runtime::outcome monitor_action(action_env &env) {
         return outcome::fail("monitor: the request must hold the DS_DRIVER_ACTION_DATA document");
     datastore_attributes attrs;
     try {
-        attrs = parse_datastore(doc.select_node("/DS_DRIVER_ACTION_DATA/DATASTORE").node());
+        attrs = parse_datastore(doc.select_node("/DS_DRIVER_ACTION_DATA/DATASTORE").node(), env.is_ssh_alias);
     } catch (const attribute_error &e) {
         return outcome::fail(std::string("Wrong restic datastore configuration: ") + e.what());
     }

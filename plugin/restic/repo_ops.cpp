@@ -2,6 +2,16 @@
 
 #include <oneds_common/strings.hpp>
 
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <condition_variable>
+#include <csignal>
+#include <mutex>
+#include <thread>
+
+#include <unistd.h>
+
 namespace oneds::restic {
 
 std::string load_request(const action_env &env, const std::string &action, request_doc &d, bool with_image) {
@@ -9,7 +19,7 @@ std::string load_request(const action_env &env, const std::string &action, reque
     if (xml.empty() || !d.doc.load_buffer(xml.data(), xml.size()))
         return action + ": the request must hold the DS_DRIVER_ACTION_DATA document";
     try {
-        d.attrs = parse_datastore(d.doc.select_node("/DS_DRIVER_ACTION_DATA/DATASTORE").node());
+        d.attrs = parse_datastore(d.doc.select_node("/DS_DRIVER_ACTION_DATA/DATASTORE").node(), env.is_ssh_alias);
     } catch (const attribute_error &e) {
         return std::string("Wrong restic datastore configuration: ") + e.what();
     }
@@ -23,14 +33,182 @@ std::string load_request(const action_env &env, const std::string &action, reque
 }
 
 repo_site frontend_site(const action_env &env, const datastore_attributes &a, const std::string &repo_path) {
-    return repo_site{"", env.settings.restic_bin, repository_url(a, repo_path), env.settings.ssh_config};
+    return repo_site{"", env.settings.restic_bin, repository_url(a, repo_path), env.settings.ssh_config,
+                     clean_path(repo_path)};
 }
 
 repo_site maintenance_site(const action_env &env, const datastore_attributes &a, const std::string &repo_path) {
-    if (a.backend == backend_kind::local) return repo_site{"", env.settings.restic_bin, clean_path(repo_path), ""};
+    const std::string path = clean_path(repo_path);
+    if (a.backend == backend_kind::local) return repo_site{"", env.settings.restic_bin, path, "", path};
     const std::string host = env.exec_host(a.sftp_server);
-    if (host.empty()) return repo_site{"", env.settings.restic_bin, clean_path(repo_path), ""};
-    return repo_site{a.sftp_user + "@" + a.sftp_server, env.settings.remote_restic_bin, clean_path(repo_path), ""};
+    if (host.empty()) return repo_site{"", env.settings.restic_bin, path, "", path};
+    return repo_site{a.sftp_user + "@" + host, env.settings.remote_restic_bin, path, "", path};
+}
+
+repo_site hypervisor_site(const action_env &env, const datastore_attributes &a, const std::string &vm_host,
+                          const std::string &repo_path) {
+    return repo_site{env.exec_host(vm_host), env.settings.remote_restic_bin, repository_url(a, repo_path),
+                     env.settings.remote_ssh_config, clean_path(repo_path)};
+}
+
+namespace {
+
+// A cancellation that fires by itself after a time: bounds a clean-up that
+// must run even after the request was cancelled.
+class timed_cancellation {
+public:
+    explicit timed_cancellation(std::chrono::milliseconds limit)
+        : thread_([this, limit] {
+              std::unique_lock lock(mutex_);
+              if (!cv_.wait_for(lock, limit, [this] { return done_; })) {
+                  lock.unlock();
+                  cancel_.cancel();
+              }
+          }) {}
+    ~timed_cancellation() {
+        {
+            const std::lock_guard lock(mutex_);
+            done_ = true;
+        }
+        cv_.notify_all();
+        thread_.join();
+    }
+    timed_cancellation(const timed_cancellation &) = delete;
+    timed_cancellation &operator=(const timed_cancellation &) = delete;
+    ports::cancellation &get() { return cancel_; }
+
+private:
+    ports::manual_cancellation cancel_;
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    bool done_ = false;
+    std::thread thread_;  // last: starts once the rest exists
+};
+
+std::string local_host_name() {
+    char name[256] = {};
+    if (::gethostname(name, sizeof name - 1) != 0) return {};
+    return name;
+}
+
+bool digits_only(std::string_view s) {
+    return !s.empty() && s.size() <= 10 && s.find_first_not_of("0123456789") == std::string_view::npos;
+}
+
+// Go's duration text ("12m3.2s", "1h0m0s", "45.5s", "300ms") in seconds; -1
+// when it is not one.
+double go_duration_seconds(std::string_view text) {
+    double total = 0;
+    bool any = false;
+    while (!text.empty()) {
+        std::size_t i = 0;
+        while (i < text.size() && ((text[i] >= '0' && text[i] <= '9') || text[i] == '.')) ++i;
+        if (i == 0) return -1;
+        double v = 0;
+        try {
+            v = std::stod(std::string(text.substr(0, i)));
+        } catch (const std::exception &) {
+            return -1;
+        }
+        text.remove_prefix(i);
+        std::size_t u = 0;
+        while (u < text.size() && !((text[u] >= '0' && text[u] <= '9') || text[u] == '.')) ++u;
+        const auto unit = text.substr(0, u);
+        text.remove_prefix(u);
+        if (unit == "h") v *= 3600;
+        else if (unit == "m") v *= 60;
+        else if (unit == "s") {}
+        else if (unit == "ms") v /= 1000;
+        else if (unit == "us" || unit == "\u00b5s") v /= 1e6;
+        else if (unit == "ns") v /= 1e9;
+        else return -1;
+        total += v;
+        any = true;
+    }
+    return any ? total : -1;
+}
+
+// `restic unlock` at site with cancel; "" or why not.
+std::string run_unlock(action_env &env, const datastore_attributes &a, const repo_site &site,
+                       ports::cancellation &cancel) {
+    restic_call call;
+    call.bin = site.restic_bin;
+    call.subcommand = "unlock";
+    call.repo = site.repo;
+    if (site.repo.rfind("sftp:", 0) == 0) call.ssh_config = site.ssh_config;
+    restic_run run;
+    try {
+        run.argv = restic_argv(call, a);
+    } catch (const attribute_error &e) {
+        return e.what();
+    }
+    run.host = site.host;
+    run.password = a.password;
+    run.env = restic_env(a);
+    run.retry_on_lock = false;
+    run.what = "unlock of " + site.describe();
+    auto res = env.restic(a).run(run, cancel);
+    if (!res) return res.err().message;
+    if (res->cancelled) return "timed out";
+    if (res->exit.kind != exit_kind::success) return failure_text(*res);
+    return {};
+}
+
+}  // namespace
+
+std::string unlock_stale(action_env &env, const datastore_attributes &a, const repo_site &site) {
+    timed_cancellation limit(env.settings.kill_grace);
+    return run_unlock(env, a, site, limit.get());
+}
+
+lock_inspector stale_lock_inspector(action_env &env, const datastore_attributes &a, const repo_site &site) {
+    return [&env, &a, site](const lock_holder &h, ports::cancellation &cancel) -> lock_check {
+        using verdict = lock_check::verdict;
+        if (!digits_only(h.pid) || !host_name_problem(h.host).empty())
+            return {verdict::unknown, "the lock names no process that can be checked"};
+        // Where restic would agree that the lock is stale, and whether its
+        // holder runs there.
+        std::optional<repo_site> place;
+        std::optional<bool> alive;
+        if (h.host == local_host_name()) {
+            place = site.host.empty() ? site : frontend_site(env, a, site.path);
+            alive = ::kill(static_cast<pid_t>(std::stol(h.pid)), 0) == 0 || errno == EPERM;
+        } else if (!site.host.empty()) {
+            std::string name;
+            if (run_tool(env, site.host, {"uname", "-n"}, "uname", &name, &cancel).empty() &&
+                common::trim(name) == h.host) {
+                place = site;
+                ports::command probe;
+                probe.argv = {"kill", "-0", h.pid};
+                ports::run_options opts;
+                opts.cancel = &cancel;
+                opts.kill_grace = env.settings.kill_grace;
+                auto r = env.runner.run(site.host, probe, opts);
+                if (r && !r->cancelled) {
+                    if (r->exit_code == 0 || r->stderr_text.find("not permitted") != std::string::npos) alive = true;
+                    else if (r->stderr_text.find("No such process") != std::string::npos) alive = false;
+                }
+            }
+        }
+        if (!place) {
+            // restic's own rule: a lock older than 30 minutes is stale (its
+            // holder would have refreshed it every 5 minutes).
+            if (const double age = go_duration_seconds(h.age); age >= 1800) {
+                if (auto err = run_unlock(env, a, site, cancel); err.empty())
+                    return {verdict::removed, "older than 30 minutes, stale by restic's own rule"};
+                else
+                    return {verdict::unknown, "older than 30 minutes, but restic unlock failed: " + err};
+            }
+            return {verdict::unknown, "it runs on " + h.host +
+                                          ", which is not checked from here; if that process is gone, run restic "
+                                          "unlock there, or it goes once it is 30 minutes old"};
+        }
+        if (!alive) return {verdict::unknown, "could not check whether it runs on " + h.host};
+        if (*alive) return {verdict::alive, "running on " + h.host};
+        if (auto err = run_unlock(env, a, *place, cancel); !err.empty())
+            return {verdict::unknown, "process " + h.pid + " is gone from " + h.host + ", but restic unlock failed: " + err};
+        return {verdict::removed, "process " + h.pid + " is gone from " + h.host};
+    };
 }
 
 restic_result run_restic(action_env &env, const datastore_attributes &a, const repo_site &site,
@@ -58,20 +236,20 @@ restic_result run_restic(action_env &env, const datastore_attributes &a, const r
     run.env = restic_env(a);
     run.what = what;
     run.on_stdout_line = std::move(on_stdout_line);
+    run.inspect_lock = stale_lock_inspector(env, a, site);
     auto runner = env.restic(a);
     auto res = runner.run(run, cancel != nullptr ? *cancel : static_cast<ports::cancellation &>(env.ctx));
+    // A restic that had to be killed after the cancel left its lock.
+    if (res && res->cancelled) {
+        if (auto err = unlock_stale(env, a, site); !err.empty())
+            env.log('W', what + ": could not remove stale locks after the cancel: " + err);
+    }
     if (!res) {
         out.error = "Cannot run restic for " + what + ": " + res.err().message;
         return out;
     }
     out.cancelled = res->cancelled;
-    if (!out.cancelled && res->exit.kind != exit_kind::success) {
-        std::string why = res->exit.message;
-        if (why.empty()) why = "restic exited with status " + std::to_string(res->raw.exit_code);
-        if (res->exit.kind == exit_kind::locked)
-            why = "repository still locked after " + std::to_string(res->attempts) + " attempts: " + why;
-        out.error = why;
-    }
+    if (!out.cancelled && res->exit.kind != exit_kind::success) out.error = failure_text(*res);
     out.outcome = std::move(res.value());
     return out;
 }
@@ -104,8 +282,27 @@ const snapshot_info *find_snapshot(const std::vector<snapshot_info> &snaps, cons
     return nullptr;
 }
 
+std::string exit_status_text(int exit_code) {
+    if (exit_code > 128 && exit_code < 128 + 65) {
+        const char *name = ::strsignal(exit_code - 128);
+        return "killed by signal " + std::to_string(exit_code - 128) +
+               (name != nullptr ? std::string(" (") + name + ")" : std::string());
+    }
+    return "exit status " + std::to_string(exit_code);
+}
+
+std::string tool_error_text(const std::string &program, std::string_view stderr_text) {
+    std::string text = common::one_line(common::strip_terminal_controls(stderr_text));
+    // "qemu-img: Could not open ..." after "qemu-img rebase: ": one prefix.
+    const auto slash = program.rfind('/');
+    const std::string name = slash == std::string::npos ? program : program.substr(slash + 1);
+    if (!name.empty() && text.starts_with(name + ": ")) text.erase(0, name.size() + 2);
+    return text;
+}
+
 std::string run_tool(action_env &env, const std::string &host, std::vector<std::string> argv, const std::string &what,
                      std::string *stdout_text, ports::cancellation *cancel) {
+    const std::string program = argv.empty() ? std::string() : argv.front();
     ports::command cmd;
     cmd.argv = std::move(argv);
     ports::run_options opts;
@@ -114,9 +311,10 @@ std::string run_tool(action_env &env, const std::string &host, std::vector<std::
     auto r = env.runner.run(host, cmd, opts);
     if (!r) return what + ": " + r.err().message;
     if (r->cancelled) return what + ": cancelled";
-    if (r->exit_code != 0)
-        return what + ": " + (r->stderr_text.empty() ? "exit status " + std::to_string(r->exit_code)
-                                                       : common::one_line(r->stderr_text));
+    if (r->exit_code != 0) {
+        const std::string text = tool_error_text(program, r->stderr_text);
+        return what + ": " + (text.empty() ? exit_status_text(r->exit_code) : text);
+    }
     if (stdout_text != nullptr) *stdout_text = std::move(r->stdout_text);
     return {};
 }

@@ -40,11 +40,34 @@ struct repo_site {
     std::string restic_bin;
     std::string repo;        // URL or path as restic on that host sees it
     std::string ssh_config;  // for restic's sftp.command (front end + sftp URL only)
+    std::string path;        // the repository's path on its storage (BASE_PATH/<id>)
     std::string describe() const { return host.empty() ? repo : host + ":" + repo; }
 };
 
 repo_site frontend_site(const action_env &env, const datastore_attributes &a, const std::string &repo_path);
 repo_site maintenance_site(const action_env &env, const datastore_attributes &a, const std::string &repo_path);
+// Where a backup's restic runs: the hypervisor (exec_host of vm_host; "" =
+// here), its restic binary, the repository URL and restic's ssh config there.
+repo_site hypervisor_site(const action_env &env, const datastore_attributes &a, const std::string &vm_host,
+                          const std::string &repo_path);
+
+// Stale locks (restic-cli §1.5: a lock blocks until `restic unlock` removes
+// it, and restic removes only locks it can tell are stale: made on the same
+// host by a process that is gone, or older than 30 minutes). For a lock
+// conflict met by restic at site, the inspector finds out whether the holder
+// runs, where that can be told without trusting the lock file with a new
+// connection: on this machine (the front end) and on the site's own host. A
+// holder that is gone has its lock removed by `restic unlock` run on the
+// holder's host, where restic agrees that it is stale. A holder on another
+// host is not contacted (its name comes from the repository); its lock is
+// removed once restic's 30-minute rule makes it stale, and waited for before.
+lock_inspector stale_lock_inspector(action_env &env, const datastore_attributes &a, const repo_site &site);
+
+// `restic unlock` (stale locks only) at site, within kill_grace, whether or
+// not the request was cancelled: what every cancelled restic run is followed
+// by, so that a restic that had to be killed leaves no lock behind. Returns
+// "" or why it failed.
+std::string unlock_stale(action_env &env, const datastore_attributes &a, const repo_site &site);
 
 // Either the outcome of a restic run or a one-line error ("" when fine).
 struct restic_result {
@@ -55,7 +78,9 @@ struct restic_result {
 };
 
 // Runs `restic <options> --repo=<site.repo> <subcommand> <args>` at the site,
-// lock-aware. `what` names the operation in messages.
+// lock-aware (stale locks removed, live ones waited for), followed by
+// unlock_stale() when it was cancelled. `what` names the operation in
+// messages.
 restic_result run_restic(action_env &env, const datastore_attributes &a, const repo_site &site,
                          std::vector<std::string> options, const std::string &subcommand,
                          std::vector<std::string> args, const std::string &what,
@@ -69,11 +94,19 @@ ports::result<std::vector<snapshot_info>> query_snapshots(action_env &env, const
                                                           const repo_site &site, const std::vector<std::string> &ids,
                                                           ports::cancellation *cancel = nullptr);
 
+// "exit status 3", "killed by signal 9 (Killed)" for a command_result exit code.
+std::string exit_status_text(int exit_code);
+// A helper program's stderr as one line for an error message: terminal
+// controls removed, and its own "<program>: " prefix dropped.
+std::string tool_error_text(const std::string &program, std::string_view stderr_text);
+
 // Finds a snapshot by its 8-char id in a query result.
 const snapshot_info *find_snapshot(const std::vector<snapshot_info> &snaps, const std::string &short_id);
 
 // Runs a helper program (qemu-img, mv, rm, mkdir, cat...) at host; the error
-// is "" on exit 0, else "<what>: <stderr>".
+// is "" on exit 0, else "<what>: <stderr>" (without the program's own "<name>: "
+// prefix and terminal controls; "exit status N" or "killed by signal N (...)"
+// when it printed nothing).
 std::string run_tool(action_env &env, const std::string &host, std::vector<std::string> argv, const std::string &what,
                      std::string *stdout_text = nullptr, ports::cancellation *cancel = nullptr);
 

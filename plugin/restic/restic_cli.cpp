@@ -1,17 +1,29 @@
 #include "restic_cli.hpp"
 
+#include "names.hpp"
+
+#include <oneds_common/strings.hpp>
+
 #include <stdexcept>
 
 namespace oneds::restic {
 
 std::string sftp_command(const datastore_attributes &a, const std::string &ssh_config) {
-    // restic splits this string itself (not a shell); keep every word free of
-    // characters its splitter treats specially.
-    for (const auto *word : {&ssh_config, &a.sftp_user, &a.sftp_server})
-        if (word->find_first_of(" \t\n'\"\\") != std::string::npos)
-            throw attribute_error("cannot pass '" + *word +
-                                  "' to restic's sftp.command: blanks, quotes and backslashes are not supported");
-    return "ssh -F " + ssh_config + " -o BatchMode=yes -l " + a.sftp_user + " " + a.sftp_server + " -s sftp";
+    // restic splits this string itself (not a shell) on every Unicode white
+    // space character and handles quotes and backslashes: every word must be
+    // one harmless word by construction. parse_datastore() has checked the
+    // user and the server already; this is the last line of defence, and the
+    // one check of the config path (a setting, not an attribute).
+    const std::string server = bare_host(a.sftp_server);
+    const struct {
+        const char *what;
+        const std::string *word;
+    } words[] = {{"ssh_config", &ssh_config}, {"RESTIC_SFTP_USER", &a.sftp_user}, {"RESTIC_SFTP_SERVER", &server}};
+    for (const auto &[what, word] : words)
+        if (auto problem = split_safe_word_problem(*word); !problem.empty())
+            throw attribute_error(std::string("cannot pass ") + what + " '" + common::printable(*word) +
+                                  "' to restic's sftp.command: it " + problem);
+    return "ssh -F " + ssh_config + " -o BatchMode=yes -l " + a.sftp_user + " " + server + " -s sftp";
 }
 
 std::vector<std::string> restic_argv(const restic_call &call, const datastore_attributes &a) {

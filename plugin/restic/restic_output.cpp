@@ -4,6 +4,7 @@
 
 #include <boost/json.hpp>
 
+#include <cstring>
 #include <regex>
 
 namespace oneds::restic {
@@ -83,6 +84,7 @@ std::variant<std::monostate, backup_status, backup_summary> parse_backup_line(st
 }
 
 std::string lock_holder::describe() const {
+    if (pid.empty()) return "a holder restic did not name";
     std::string d = "PID " + pid + " on " + host + " by " + user;
     if (!created_at.empty()) d += ", created " + created_at;
     if (!age.empty()) d += " (" + age + " ago)";
@@ -111,9 +113,29 @@ std::optional<lock_holder> parse_lock_conflict(std::string_view stderr_text) {
     return h;
 }
 
+namespace {
+
+// Lines of a Go stack trace or panic dump: "github.com/.../x.go:12",
+// "\t/path/x.go:12 +0x1f", "goroutine 1 [running]:", "main.main()".
+bool stack_trace_line(std::string_view raw, std::string_view line) {
+    if (!raw.empty() && raw.front() == '\t') return true;
+    if (line.starts_with("goroutine ") || line.starts_with("created by ")) return true;
+    const auto paren = line.find('(');
+    const auto space = line.find(' ');
+    // "pkg/path.Func(...)" or "github.com/a/b.(*T).M" without blanks before
+    // the parenthesis or at all
+    return space == std::string_view::npos && line.find('.') != std::string_view::npos &&
+           (line.find('/') != std::string_view::npos || paren != std::string_view::npos ||
+            line.starts_with("runtime.") || line.starts_with("main."));
+}
+
+}  // namespace
+
 std::string restic_error_text(std::string_view stderr_text) {
+    const std::string clean = common::strip_terminal_controls(stderr_text);
     std::string out;
-    for (const auto &raw : common::split(stderr_text, '\n')) {
+    bool usage_seen = false;
+    for (const auto &raw : common::split(clean, '\n')) {
         auto line = common::trim(raw);
         if (line.empty()) continue;
         if (auto o = json_object(line)) {
@@ -129,55 +151,90 @@ std::string restic_error_text(std::string_view stderr_text) {
             }
             continue;
         }
-        // Noise that is not an error: the remote password hand-off, cache notes.
+        // Noise that is not an error: the remote password hand-off, cache
+        // notes, restic's own backend retries (the final error follows), stack
+        // traces.
         if (line.rfind("reading repository password from stdin", 0) == 0 ||
             line.rfind("created new cache in", 0) == 0 ||
-            (line.rfind("found ", 0) == 0 && line.find("old cache directories") != std::string_view::npos))
+            (line.rfind("found ", 0) == 0 && line.find("old cache directories") != std::string_view::npos) ||
+            line.find(" returned error, retrying after ") != std::string_view::npos || stack_trace_line(raw, line))
             continue;
         if (line.rfind("Fatal: ", 0) == 0) line.remove_prefix(7);
+        // ssh's usage text (restic relays its ssh's stderr as "subprocess
+        // ssh: ..."): one line saying so instead of the option summary.
+        std::string_view bare = line;
+        if (bare.starts_with("subprocess ssh: ")) bare.remove_prefix(16);
+        bare = common::trim(bare);
+        if (bare.starts_with("usage: ssh ")) {
+            if (!usage_seen) out += (out.empty() ? "" : " ") + std::string("ssh refused the options it was given");
+            usage_seen = true;
+            continue;
+        }
+        if (usage_seen && (bare.starts_with("[") || bare.starts_with("destination ") || bare.starts_with("-")))
+            continue;
         out += (out.empty() ? "" : " ") + std::string(line);
     }
     if (out.size() > 2000) out = out.substr(0, 2000) + "...";
     return out;
 }
 
+std::string_view exit_kind_text(exit_kind kind) {
+    switch (kind) {
+        case exit_kind::read_only: return "the repository's storage is read-only";
+        case exit_kind::no_space: return "no space left on the repository's storage";
+        case exit_kind::permission: return "the repository's storage refused access";
+        case exit_kind::network: return "the connection to the repository's storage failed";
+        case exit_kind::repo_missing: return "no repository";
+        case exit_kind::wrong_password: return "wrong password";
+        default: return {};
+    }
+}
+
 exit_info classify_exit(int exit_code, std::string_view stderr_text) {
     exit_info info;
     info.message = restic_error_text(stderr_text);
-    if (exit_code == 0) {
-        info.kind = exit_kind::success;
+    const std::string lower = common::to_lower(stderr_text);
+    const auto has = [&lower](std::string_view what) { return lower.find(what) != std::string::npos; };
+    const auto done = [&info](exit_kind k) {
+        info.kind = k;
         return info;
-    }
-    if (exit_code == 3) {
-        info.kind = exit_kind::partial;
-        return info;
-    }
-    if (exit_code == 11 || contains(stderr_text, "unable to create lock in backend") ||
-        contains(stderr_text, "repository is already locked")) {
-        info.kind = exit_kind::locked;
+    };
+    if (exit_code == 0) return done(exit_kind::success);
+    if (exit_code == 3) return done(exit_kind::partial);
+
+    // A conflict names its holder; "unable to create lock in backend" alone
+    // is a storage failure whose cause follows (restic 0.14: the last line).
+    if (has("already locked") || (exit_code == 11 && !has("read-only file system") && !has("no space left") &&
+                                  !has("permission denied"))) {
         info.lock = parse_lock_conflict(stderr_text);
         if (!info.lock) info.lock = lock_holder{};
-        return info;
+        return done(exit_kind::locked);
     }
-    if (exit_code == 12 || contains(stderr_text, "wrong password or no key found")) {
-        info.kind = exit_kind::wrong_password;
-        return info;
+    if (exit_code == 12 || has("wrong password or no key found")) return done(exit_kind::wrong_password);
+    if (has("config file already exists")) return done(exit_kind::already_exists);
+    if (exit_code == 10 || has("is there a repository at the following location?") || has("repository does not exist"))
+        return done(exit_kind::repo_missing);
+    if (has("read-only file system")) return done(exit_kind::read_only);
+    if (has("no space left on device") || has("disk quota exceeded")) return done(exit_kind::no_space);
+    if (has("permission denied") || has("operation not permitted")) return done(exit_kind::permission);
+    for (const std::string_view text :
+         {"connection refused", "connection reset", "connection closed", "connection lost", "broken pipe",
+          "no route to host", "network is unreachable", "could not resolve hostname", "connection timed out",
+          "unable to start the sftp session", "ssh command exited", "closed by remote host", "file already closed",
+          "host key verification failed"})
+        if (has(text)) return done(exit_kind::network);
+    if (exit_code == 130) return done(exit_kind::interrupted);
+    if (exit_code > 128 && exit_code < 128 + 65) {
+        const int sig = exit_code - 128;
+        if (info.message.empty()) {
+            const char *name = ::strsignal(sig);
+            info.message = "restic was killed by signal " + std::to_string(sig) +
+                           (name != nullptr ? std::string(" (") + name + ")" : std::string());
+        }
+        return done(exit_kind::killed);
     }
-    if (contains(stderr_text, "config file already exists")) {
-        info.kind = exit_kind::already_exists;
-        return info;
-    }
-    if (exit_code == 10 || contains(stderr_text, "Is there a repository at the following location?") ||
-        contains(stderr_text, "repository does not exist")) {
-        info.kind = exit_kind::repo_missing;
-        return info;
-    }
-    if (exit_code == 130) {
-        info.kind = exit_kind::interrupted;
-        return info;
-    }
-    info.kind = exit_kind::failed;
-    return info;
+    if (info.message.empty()) info.message = "restic exited with status " + std::to_string(exit_code) + " and gave no reason";
+    return done(exit_kind::failed);
 }
 
 }  // namespace oneds::restic

@@ -51,32 +51,52 @@ std::variant<std::monostate, backup_status, backup_summary> parse_backup_line(st
 struct lock_holder {
     bool exclusive = false;
     std::string pid, host, user, created_at, age;
-    std::string describe() const;  // "PID 4711 on node3 by oneadmin, created 2025-01-02 03:04:05 (12m3s ago)"
+    // "PID 4711 on node3 by oneadmin, created 2025-01-02 03:04:05 (12m3s ago)";
+    // "a holder restic did not name" when the text named none.
+    std::string describe() const;
 };
 
 std::optional<lock_holder> parse_lock_conflict(std::string_view stderr_text);
 
+// What went wrong, by kind: only `locked` (another restic holds the lock) is
+// worth waiting for; a read-only, full or forbidden storage is not, even when
+// restic reports it as "unable to create lock in backend".
 enum class exit_kind {
     success,
     partial,          // 3: snapshot made, some files unreadable
     repo_missing,
-    locked,
+    locked,           // a lock conflict with another restic (live or stale)
     wrong_password,
     already_exists,   // init on an existing repository
+    read_only,        // the repository's storage is read-only
+    no_space,         // the repository's storage is full
+    permission,       // the storage refuses access (file permissions)
+    network,          // the connection to the storage failed or was lost
+    killed,           // restic (or its ssh) ended by a signal other than SIGINT
     interrupted,      // 130, or cancelled by us
     failed,
 };
 
+// "read-only storage", "no space left", ...: what a kind means, for messages;
+// "" for success, failed and the kinds whose message says it all.
+std::string_view exit_kind_text(exit_kind kind);
+
 struct exit_info {
     exit_kind kind = exit_kind::failed;
     std::optional<lock_holder> lock;
-    std::string message;  // restic's own words, one line, no progress noise
+    // restic's own words, one line, no progress noise, no Go stack trace, no
+    // terminal control sequences; never empty for a failure (when restic said
+    // nothing, what is known: "restic was killed by signal 9 (Killed)").
+    std::string message;
 };
 
+// exit_code as command_result gives it (128 + n for a signal n).
 exit_info classify_exit(int exit_code, std::string_view stderr_text);
 
 // restic's error text from its stderr: Fatal lines, JSON error messages and the
-// other diagnostic lines, joined into one line and capped in length.
+// other diagnostic lines, joined into one line and capped in length. Go stack
+// traces (0.14 prints one for some backend errors), restic's own retry notes
+// and terminal control sequences are left out.
 std::string restic_error_text(std::string_view stderr_text);
 
 }  // namespace oneds::restic

@@ -2,6 +2,7 @@
 
 #include "oned/xmlrpc_one_api.hpp"
 #include "sftp/sftp_store.hpp"
+#include "sshconfig/ssh_config.hpp"
 
 #include <filesystem>
 #include <map>
@@ -103,10 +104,17 @@ plugin_instance::~plugin_instance() {
 
 ports::result<std::shared_ptr<ports::repo_store>> plugin_instance::store_for(const datastore_attributes &a) {
     if (a.backend == backend_kind::local) return std::shared_ptr<ports::repo_store>(local_store_);
-    auto store = adapters::sftp::sftp_store::create(ports::sftp_target{a.sftp_server, a.sftp_user, settings_.ssh_config},
+    auto store = adapters::sftp::sftp_store::create(ports::sftp_target{bare_host(a.sftp_server), a.sftp_user, settings_.ssh_config},
                                                     sftp_pool_);
     if (!store) return store.err();
     return std::shared_ptr<ports::repo_store>(std::move(store.value()));
+}
+
+bool plugin_instance::is_ssh_alias(std::string_view host) const {
+    // An alias is a Host entry that names another HostName; what ssh then
+    // connects to is that name, which must itself be a host name.
+    auto s = adapters::sshconfig::resolve_host(settings_.ssh_config, host);
+    return s && !s->hostname.empty() && s->hostname != host && host_name_problem(s->hostname).empty();
 }
 
 ports::result<ports::one_api *> plugin_instance::oned() {
@@ -134,8 +142,8 @@ std::int32_t plugin_instance::submit(sdk::request req) {
     const bool needs_oned = req.action == "restore" ||
                             (req.action == "downloader" && req.document.find("<DATASTORE") == std::string::npos);
     return dispatcher_.start(std::move(req), [this, fn, needs_oned](runtime::request_context &ctx) {
-        action_env env{settings_, runner_, *this, ctx};
-        env.versions = &versions_;
+        action_env env{settings_, runner_, *this, ctx, nullptr, &versions_, {}};
+        env.is_ssh_alias = [this](std::string_view host) { return is_ssh_alias(host); };
         if (needs_oned) {
             auto api = oned();
             if (!api) return runtime::outcome::fail("Cannot use oned's XML-RPC API: " + api.err().message);

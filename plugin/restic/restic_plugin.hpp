@@ -33,6 +33,8 @@ private:
     // The oned client, made on first use (only restore and the downloader need
     // it, and a host without oned credentials must still back up).
     ports::result<ports::one_api *> oned();
+    // names.hpp: a Host entry of the ssh client configuration with a HostName.
+    bool is_ssh_alias(std::string_view host) const;
 
     plugin_settings settings_;
     std::string control_dir_;  // private ssh multiplexing sockets ("" when off)

@@ -1,6 +1,7 @@
 #include "restic_runner.hpp"
 
 #include <condition_variable>
+#include <set>
 #include <memory>
 #include <mutex>
 
@@ -13,6 +14,25 @@ std::string redact(std::string text, const std::string &secret) {
         pos += 10;
     }
     return text;
+}
+
+std::string failure_text(const restic_outcome &o) {
+    std::string why = o.exit.message;
+    switch (o.exit.kind) {
+        case exit_kind::partial:
+            return "some files could not be read (restic exit 3)" + (why.empty() ? std::string() : ": " + why);
+        case exit_kind::locked:
+            return "repository still locked by " + (o.exit.lock ? o.exit.lock->describe() : std::string("another restic")) +
+                   " after " + std::to_string(o.attempts) + " attempt" + (o.attempts == 1 ? "" : "s");
+        case exit_kind::interrupted:
+            return why.empty() ? std::string("restic was interrupted") : why;
+        default:
+            break;
+    }
+    const auto kind = exit_kind_text(o.exit.kind);
+    if (why.empty()) why = "restic exited with status " + std::to_string(o.raw.exit_code);
+    if (kind.empty() || o.exit.kind == exit_kind::repo_missing || o.exit.kind == exit_kind::wrong_password) return why;
+    return std::string(kind) + ": " + why;
 }
 
 namespace {
@@ -47,6 +67,7 @@ ports::result<restic_outcome> restic_runner::run(const restic_run &r, ports::can
     opts.kill_grace = kill_grace_;
 
     restic_outcome out;
+    std::set<std::string> inspected;  // holders already looked at
     for (;;) {
         ++out.attempts;
         auto res = runner_.run(r.host, cmd, opts);
@@ -59,16 +80,38 @@ ports::result<restic_outcome> restic_runner::run(const restic_run &r, ports::can
         out.raw.stderr_text = redact(out.raw.stderr_text, r.password);
         out.raw.stdout_text = redact(out.raw.stdout_text, r.password);
         out.exit = classify_exit(out.raw.exit_code, out.raw.stderr_text);
+        // ssh's own failure (exit 255) that said nothing: the link went.
+        if (!r.host.empty() && out.raw.exit_code == 255 &&
+            (out.exit.kind == exit_kind::failed || out.exit.message.empty())) {
+            out.exit.kind = exit_kind::network;
+            if (out.exit.message.empty() || out.exit.message.starts_with("restic exited with status"))
+                out.exit.message = "the ssh connection to " + r.host + " ended without a reason (ssh exit status 255)";
+        }
         out.cancelled = out.raw.cancelled || cancel.cancelled();
         if (out.cancelled) {
             out.exit.kind = exit_kind::interrupted;
             return out;
         }
         if (out.exit.kind != exit_kind::locked || !r.retry_on_lock || out.attempts > locks_.retries) return out;
-        const auto holder = out.exit.lock ? out.exit.lock->describe() : std::string("another restic");
+        const lock_holder holder = out.exit.lock ? *out.exit.lock : lock_holder{};
+        const std::string what = r.what.empty() ? std::string("restic") : r.what;
+        lock_check check;
+        if (r.inspect_lock && !holder.pid.empty() &&
+            inspected.insert(holder.pid + "@" + holder.host + "@" + holder.created_at).second)
+            check = r.inspect_lock(holder, cancel);
+        if (cancel.cancelled()) {
+            out.cancelled = true;
+            out.exit.kind = exit_kind::interrupted;
+            return out;
+        }
+        if (check.result == lock_check::verdict::removed) {
+            if (log_) log_('I', what + ": removed the stale lock of " + holder.describe() + ": " + check.detail);
+            continue;
+        }
         if (log_)
-            log_('I', (r.what.empty() ? std::string("restic") : r.what) + ": repository is locked by " + holder +
-                          "; retry " + std::to_string(out.attempts) + "/" + std::to_string(locks_.retries) + " in " +
+            log_('I', what + ": repository is locked by " + holder.describe() +
+                          (check.detail.empty() ? std::string() : " (" + check.detail + ")") + "; retry " +
+                          std::to_string(out.attempts) + "/" + std::to_string(locks_.retries) + " in " +
                           seconds_text(locks_.interval));
         // A cancellable wait: cancel() ends it at once. The state is shared
         // because the hook may still be running on the cancelling thread when

@@ -3,8 +3,10 @@
 //  - the password never on a command line: the child's own environment here,
 //    the ssh channel's stdin on a host (restic reads it from a non-terminal
 //    stdin, "reading repository password from stdin");
-//  - lock conflicts: retried within a budget, each wait reported as a LOG line
-//    naming the lock holder;
+//  - lock conflicts: the holder is looked at first (inspect_lock): a stale lock
+//    is removed and restic runs again at once; otherwise retried within a
+//    budget, each wait reported as a LOG line naming the holder and whether it
+//    runs. Nothing else is retried (a read-only or full storage is no lock);
 //  - cancellation: SIGINT to restic (it removes its lock), SIGKILL after a grace;
 //  - error text: restic's own words, with the password redacted if it ever shows.
 #pragma once
@@ -28,6 +30,18 @@ struct lock_policy {
     std::chrono::milliseconds interval{5000};     // ... 5 s apart
 };
 
+// What a look at a lock's holder found (repo_ops.hpp: stale_lock_inspector).
+struct lock_check {
+    enum class verdict {
+        alive,    // the holder runs: wait for it
+        removed,  // the holder is gone and its lock was removed: retry at once
+        unknown,  // cannot tell (another host, no answer): wait, as for a live one
+    };
+    verdict result = verdict::unknown;
+    std::string detail;  // for the log line: "running", "process gone", why unknown
+};
+using lock_inspector = std::function<lock_check(const lock_holder &, ports::cancellation &)>;
+
 struct restic_run {
     std::string host;                             // "" = this machine (the front end)
     std::vector<std::string> argv;
@@ -36,6 +50,8 @@ struct restic_run {
     std::function<void(std::string_view)> on_stdout_line;
     std::optional<ports::dir_expansion> expand;   // file arguments listed where restic runs
     bool retry_on_lock = true;
+    // Asked once per holder met in a lock conflict, before waiting on it.
+    lock_inspector inspect_lock;
     std::string what;                             // for messages: "backup of VM 7"
 };
 
@@ -61,6 +77,11 @@ private:
     std::chrono::milliseconds kill_grace_;
     log_fn log_;
 };
+
+// Why a run that did not succeed failed, in one line: what its kind means
+// ("the repository's storage is read-only: ..."), restic's own words, and for
+// a lock the holder and the attempts made. Never empty.
+std::string failure_text(const restic_outcome &o);
 
 // Replaces every occurrence of secret in text (no-op for an empty secret).
 std::string redact(std::string text, const std::string &secret);

@@ -299,7 +299,7 @@ BOOST_AUTO_TEST_CASE(missing_and_bad_attributes_name_the_attribute) {
     BOOST_TEST(r.exit_code == 255);
     BOOST_TEST(r.err.find("RESTIC_PASSWORD is required") != std::string::npos, r.err);
     r = f.host_action("backup", backup_args(f, 7), f.document({{"RESTIC_CONNECTIONS", "many"}}));
-    BOOST_TEST(r.err.find("RESTIC_CONNECTIONS must be a positive integer, got 'many'") != std::string::npos, r.err);
+    BOOST_TEST(r.err.find("RESTIC_CONNECTIONS must be an integer from 1 to 1024, got 'many'") != std::string::npos, r.err);
     r = f.host_action("backup", {"hypervisor:" + f.vm_dir(7), "0"}, f.document());
     BOOST_TEST(r.exit_code == 255);
     BOOST_TEST(r.err.find("expected <host>:<vm_dir>") != std::string::npos, r.err);
@@ -538,7 +538,8 @@ BOOST_AUTO_TEST_CASE(fake_restic_exit_12_and_json_errors_give_the_message) {
                       {{"FAKE_RESTIC_PASSWORD", k_password}, {"FAKE_RESTIC_EXITS", "11,11,11"},
                        {"FAKE_RESTIC_STATE", f.dir().file("state2")}});
     BOOST_TEST(r.exit_code == 255);
-    BOOST_TEST(r.err.find("repository still locked after 2 attempts") != std::string::npos, r.err);
+    BOOST_TEST(r.err.find("repository still locked by PID 4711 on node3 by oneadmin") != std::string::npos, r.err);
+    BOOST_TEST(r.err.find("after 2 attempts") != std::string::npos, r.err);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

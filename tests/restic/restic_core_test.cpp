@@ -86,13 +86,14 @@ BOOST_DATA_TEST_CASE(bad_values_name_the_attribute,
                                   k_min + "<RESTIC_CPU_QUOTA>half</RESTIC_CPU_QUOTA>"}) ^
                          bdata::make({"RESTIC_SFTP_SERVER is required", "RESTIC_PASSWORD is required",
                                       "RESTIC_COMPRESSION must be auto, off or max, got 'MAX'",
-                                      "RESTIC_CONNECTIONS must be a positive integer, got 'five'",
-                                      "RESTIC_CONNECTIONS must be a positive integer, got '0'",
-                                      "RESTIC_BWLIMIT must be an integer in KiB/s", "RESTIC_MAXPROC must be",
+                                      "RESTIC_CONNECTIONS must be an integer from 1 to 1024, got 'five'",
+                                      "RESTIC_CONNECTIONS must be an integer from 1 to 1024, got '0'",
+                                      "RESTIC_BWLIMIT must be an integer from 0 to 1073741824 (-1 for none), got '10M'",
+                                      "RESTIC_MAXPROC must be",
                                       "Unknown RESTIC_BACKEND: NFS",
                                       "RESTIC_NICE must be an integer from -20 to 19 (-1 for none), got '20'",
                                       "RESTIC_IONICE must be an integer from 0 to 7 (-1 for none), got 'low'",
-                                      "RESTIC_CPU_QUOTA must be an integer (-1 for no limit), got 'half'"}),
+                                      "RESTIC_CPU_QUOTA must be an integer from 1 to 100000 (-1 for none), got 'half'"}),
                      xml, expected) {
     const auto err = parse_error(xml);
     BOOST_TEST(err.find(expected) != std::string::npos, "'" << err << "' should contain '" << expected << "'");
