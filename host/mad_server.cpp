@@ -8,7 +8,14 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <csignal>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <set>
+#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -18,6 +25,57 @@ namespace oneds::host {
 namespace {
 
 using clock = std::chrono::steady_clock;
+
+// oned SIGKILLs the driver 10 s after FINALIZE. The fallback is told to end
+// by 8.5 s; at 9 s whatever is left is cut short (mad_server::cut_short).
+constexpr auto k_fallback_deadline = std::chrono::milliseconds(8500);
+constexpr auto k_finalize_deadline = std::chrono::milliseconds(9000);
+
+// The pids of this process's descendants (children, their children, ...),
+// from the parent pids in /proc: our own process tree only.
+std::vector<pid_t> descendants() {
+    std::multimap<pid_t, pid_t> children;
+    std::error_code ec;
+    for (const auto &e : std::filesystem::directory_iterator("/proc", ec)) {
+        const auto name = e.path().filename().string();
+        if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+        std::ifstream in(e.path() / "stat");
+        std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        // "pid (comm) state ppid ...": comm may hold blanks and parentheses.
+        const auto close = stat.rfind(')');
+        if (close == std::string::npos) continue;
+        std::istringstream rest(stat.substr(close + 1));
+        std::string state;
+        long ppid = 0;
+        if (rest >> state >> ppid) children.emplace(static_cast<pid_t>(ppid), static_cast<pid_t>(std::stol(name)));
+    }
+    std::vector<pid_t> out;
+    std::vector<pid_t> todo{::getpid()};
+    while (!todo.empty()) {
+        const pid_t p = todo.back();
+        todo.pop_back();
+        const auto [b, e] = children.equal_range(p);
+        for (auto it = b; it != e; ++it) {
+            out.push_back(it->second);
+            todo.push_back(it->second);
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+// SIGKILL to every descendant, twice (one may have started another meanwhile);
+// returns how many were signalled.
+std::size_t kill_descendants() {
+    std::set<pid_t> killed;
+    for (int round = 0; round < 2; ++round)
+        for (const pid_t pid : descendants())
+            if (::kill(pid, SIGKILL) == 0) killed.insert(pid);
+    return killed.size();
+}
+
+namespace {
 
 bool contains(const std::vector<std::string> &v, const std::string &s) {
     return std::find(v.begin(), v.end(), s) != v.end();
@@ -395,28 +453,68 @@ void mad_server::watch_deadlines() {
     }
 }
 
+void mad_server::cut_short() {
+    std::vector<request> left;
+    {
+        std::lock_guard lock(mutex_);
+        for (auto &[id, r] : requests_) left.push_back(std::move(r));
+        requests_.clear();  // a completion that comes now finds nothing to answer
+        queue_.clear();
+    }
+    std::multiset<std::pair<std::string, std::int64_t>> forwarded;
+    {
+        const std::lock_guard lock(fallback_mutex_);
+        forwarded.swap(forwarded_);
+        fallback_gone_ = true;
+    }
+    log_->error("FINALIZE: {} request(s) still running and {} forwarded to the fallback are cut short", left.size(),
+                forwarded.size());
+    for (const auto &r : left)
+        reply(r.action, r.oned_id, false, "cut short: the driver was stopped (FINALIZE) before the request finished");
+    for (const auto &[action, id] : forwarded)
+        reply(action, id, false, "cut short: the fallback driver did not answer before the driver was stopped");
+    const auto killed = kill_descendants();
+    if (killed > 0) log_->warn("FINALIZE: killed {} process(es) still running", killed);
+    log_->flush();
+    std::_Exit(0);
+}
+
 void mad_server::shut_down() {
     const auto start = clock::now();
-    // oned SIGKILLs the driver 10 s after FINALIZE: make sure we are gone first
-    // even if a plugin does not honour cancellation.
-    std::thread([] {
-        std::this_thread::sleep_for(std::chrono::milliseconds(9500));
-        std::_Exit(0);
-    }).detach();
+    // oned SIGKILLs the driver 10 s after FINALIZE: before that, whatever has
+    // not finished is answered and its processes are killed (cut_short), even
+    // if a plugin does not honour cancellation. The watchdog is joined once
+    // everything has ended in time.
+    struct watchdog_state {
+        std::mutex mutex;
+        std::condition_variable cv;
+        bool done = false;
+    };
+    auto wd = std::make_shared<watchdog_state>();
+    std::thread watchdog([this, wd, start] {
+        std::unique_lock lock(wd->mutex);
+        if (wd->cv.wait_until(lock, start + k_finalize_deadline, [&] { return wd->done; })) return;
+        cut_short();
+    });
 
-    std::size_t dropped;
+    std::vector<request> dropped;
     {
         std::lock_guard lock(mutex_);
         stopping_ = true;
-        dropped = queue_.size();
-        for (auto id : queue_) requests_.erase(id);
+        for (auto id : queue_) {
+            dropped.push_back(std::move(requests_.at(id)));
+            requests_.erase(id);
+        }
         queue_.clear();
     }
-    if (dropped > 0) log_->warn("{} queued requests dropped at shutdown", dropped);
+    if (!dropped.empty()) log_->warn("{} queued request(s) answered with FAILURE at shutdown", dropped.size());
+    // Exactly one reply each, also for the ones that never started.
+    for (const auto &r : dropped)
+        reply(r.action, r.oned_id, false, "not started: the driver was stopped (FINALIZE) first");
     // The stock driver finishes its own work in parallel with ours.
     std::thread fallback_stopper;
     if (fallback_)
-        fallback_stopper = std::thread([this, start] { fallback_->finalize(start + std::chrono::milliseconds(9000)); });
+        fallback_stopper = std::thread([this, start] { fallback_->finalize(start + k_fallback_deadline); });
 
     // Let in-flight work finish within the grace period, then cancel it.
     {
@@ -436,6 +534,12 @@ void mad_server::shut_down() {
     for (auto &[name, p] : plugins_) p->shutdown();  // joins; every completion has been sent
     if (fallback_stopper.joinable()) fallback_stopper.join();
     plugins_.clear();
+    {
+        const std::lock_guard lock(wd->mutex);
+        wd->done = true;
+    }
+    wd->cv.notify_all();
+    watchdog.join();
 }
 
 }  // namespace oneds::host

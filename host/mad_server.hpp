@@ -30,6 +30,10 @@
 
 namespace oneds::host {
 
+// SIGKILL to every descendant of this process (its children, theirs, ...),
+// found by their parent pids; returns how many were signalled.
+std::size_t kill_descendants();
+
 class mad_server {
 public:
     mad_server(settings s, std::shared_ptr<spdlog::logger> log, int in_fd, int out_fd);
@@ -64,6 +68,11 @@ private:
     void reply(const std::string &action, std::int64_t oned_id, bool success, const std::string &text);
     void watch_deadlines();
     void shut_down();
+    // The last resort before oned's SIGKILL: every request still without a
+    // reply (queued, running or forwarded to the fallback) gets FAILURE, every
+    // process this host started (its descendants) gets SIGKILL, and the
+    // process exits. Never returns.
+    [[noreturn]] void cut_short();
 
     settings settings_;
     std::shared_ptr<spdlog::logger> log_;

@@ -509,6 +509,51 @@ BOOST_AUTO_TEST_CASE(finalize_cancels_long_work_and_exits_within_10s) {
     BOOST_TEST(process_gone(pid));
 }
 
+// A plugin that ignores cancel and has processes of its own, and requests
+// still queued behind it: before oned's SIGKILL at 10 s, every request gets
+// exactly one reply and no process the host started is left.
+BOOST_AUTO_TEST_CASE(finalize_answers_every_request_once_and_leaves_no_process) {
+    start("-t 2 --finalize-grace 1 -d testdrv " + testdrv_plugin_arg());
+    peer->send_request("CP", 1, cp_payload("testdrv", 1, "stubborn:60000"));
+    peer->send_request("CP", 2, cp_payload("testdrv", 2, "stubborn:60000"));
+    for (int id = 3; id <= 12; ++id) peer->send_request("CP", id, cp_payload("testdrv", id));  // queued: -t 2
+    // Both children are running once their LOG lines are in.
+    std::vector<pid_t> children;
+    const auto deadline = peer_clock::now() + k_reply_wait;
+    while (children.size() < 2 && peer_clock::now() < deadline) {
+        children.clear();
+        for (const auto &l : peer->lines())
+            if (const auto at = l.text.find(" child "); l.text.starts_with("LOG I ") && at != std::string::npos)
+                children.push_back(static_cast<pid_t>(std::stol(l.text.substr(at + 7))));
+        std::this_thread::sleep_for(20ms);
+    }
+    BOOST_TEST_REQUIRE(children.size() == 2U, peer->transcript());
+    const auto report = peer->finalize_and_listen();
+    BOOST_TEST(peer->wait_for_output_eof(2s));
+    BOOST_TEST(report.exited_with(0), report.describe());
+    BOOST_TEST(!report.killed, "oned would have SIGKILLed it: " << report.describe());
+    BOOST_TEST(report.seconds() < 10.0, report.describe());
+    const auto all = peer->replies();
+    for (int id = 1; id <= 12; ++id) {
+        const auto got = replies_for(all, id);
+        BOOST_TEST(got.size() == 1U, "replies to " << id << ": " << peer->transcript());
+        if (got.size() == 1U) BOOST_TEST(!got.front().success, "CP " << id << ": " << got.front().info);
+    }
+    for (const auto &[id, why] : {std::pair{1, "cut short"}, std::pair{3, "not started"}})
+        if (const auto got = replies_for(all, id); !got.empty())
+            BOOST_TEST(got.front().info.find(why) != std::string::npos, peer->transcript());
+    // The children were SIGKILLed; once the host is gone nobody is their
+    // parent but init, which reaps them.
+    for (const pid_t child : children) {
+        bool gone = false;
+        for (int i = 0; i < 200 && !gone; ++i) {
+            gone = process_gone(child);
+            if (!gone) std::this_thread::sleep_for(10ms);
+        }
+        BOOST_TEST(gone, "process " << child << " outlived the host");
+    }
+}
+
 BOOST_AUTO_TEST_CASE(finalize_with_zero_grace_cancels_at_once) {
     start("-t 15 --finalize-grace 0 -d testdrv " + testdrv_plugin_arg());
     peer->send_request("CP", 5, cp_payload("testdrv", 5, "sleep:60000"));

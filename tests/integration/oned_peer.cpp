@@ -435,6 +435,15 @@ exit_report oned_peer::finalize() {
     return *exit_;
 }
 
+exit_report oned_peer::finalize_and_listen() {
+    if (exit_) return *exit_;
+    const auto start = peer_clock::now();
+    if (to_driver_ >= 0) write_all("FINALIZE\n");
+    close_fd(to_driver_);
+    exit_ = reap(start, std::chrono::seconds(10));
+    return *exit_;
+}
+
 exit_report oned_peer::close_stdin_and_wait(peer_clock::duration limit) {
     if (exit_) return *exit_;
     const auto start = peer_clock::now();

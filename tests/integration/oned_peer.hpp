@@ -175,6 +175,10 @@ public:
     // oned's stop_driver(): FINALIZE, close both pipe ends, reap (100 ms polls,
     // up to 10 s), then SIGKILL. Idempotent: later calls return the first report.
     exit_report finalize();
+    // As finalize(), but the driver's output is still read (and collected)
+    // until it exits: what the driver answers after FINALIZE, which oned
+    // itself no longer reads. The same 10 s limit and SIGKILL.
+    exit_report finalize_and_listen();
     // Closes only the driver's stdin (EOF without FINALIZE) and reaps it like
     // finalize(), up to limit. Output keeps being collected until the driver
     // closes it.

@@ -14,6 +14,9 @@
 //                   info = "concurrency peak <n>": the most seen running at once
 //                   so far in this process
 //   stderr:<text>   writes "<text>\n" to file descriptor 2, then as echo
+//   stubborn:<ms>   starts a child `sleep 3600`, logs "child <pid>", then holds
+//                   <ms> ignoring cancellation (a plugin that does not honour
+//                   cancel, with a process of its own), then as echo
 //
 // Actions that only make sense with arguments (action mode, or args from MAD):
 //   docroot         info = name of the request document's root element, or
@@ -33,8 +36,13 @@
 #include <pugixml.hpp>
 
 #include <atomic>
+#include <chrono>
+#include <csignal>
 #include <string>
+#include <thread>
 
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 namespace {
@@ -45,7 +53,7 @@ using oneds::runtime::request_context;
 std::string behaviour_of(const oneds::sdk::request &req) {
     if (req.action == "echo" || req.action == "multiline") return req.action;
     if (req.action == "sleep" || req.action == "fail" || req.action == "log" || req.action == "concurrency" ||
-        req.action == "stderr")
+        req.action == "stderr" || req.action == "stubborn")
         return req.action + ":" + (req.args.empty() ? std::string("0") : req.args.front());
     pugi::xml_document doc;
     if (!req.document.empty() && doc.load_buffer(req.document.data(), req.document.size())) {
@@ -110,6 +118,17 @@ outcome act(request_context &ctx) {
     if (verb == "multiline") return outcome::ok("line1\nline2");
     if (verb == "concurrency")
         return run_concurrency(ctx, std::chrono::milliseconds(std::stoll(arg.empty() ? "0" : arg)));
+    if (verb == "stubborn") {
+        const char *argv[] = {"sleep", "3600", nullptr};
+        pid_t child = -1;
+        if (::posix_spawnp(&child, "sleep", nullptr, nullptr, const_cast<char *const *>(argv), environ) != 0)
+            return outcome::fail("stubborn: cannot start sleep");
+        ctx.log(ONEDS_LOG_INFO, "child " + std::to_string(child));
+        std::this_thread::sleep_for(std::chrono::milliseconds(std::stoll(arg.empty() ? "0" : arg)));
+        ::kill(child, SIGTERM);
+        ::waitpid(child, nullptr, 0);
+        return outcome::ok(echo(ctx.req()));
+    }
     if (verb == "stderr") {
         const std::string line = arg + "\n";
         [[maybe_unused]] const auto n = ::write(2, line.data(), line.size());
@@ -121,7 +140,7 @@ outcome act(request_context &ctx) {
 const char *const k_actions[] = {"cp",   "clone", "mkfs",      "rm",        "monitor",
                                  "stat", "echo",  "multiline", "sleep",     "fail",
                                  "log",  "restore", "increment_flatten",
-                                 "concurrency", "stderr", "docroot", "xpath", "config", nullptr};
+                                 "concurrency", "stderr", "stubborn", "docroot", "xpath", "config", nullptr};
 
 // plugin.h: an action not in the table's list gets ONEDS_ERR_UNSUPPORTED from
 // submit() and no callback; without this check act() would echo anything.
