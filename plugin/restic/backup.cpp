@@ -183,6 +183,11 @@ outcome backup_action(action_env &env) {
     }
     if (res->exit.kind != exit_kind::success) {
         std::string why = failure_text(*res);
+        // A restic killed by someone else left its lock, as one that had to
+        // be killed after a cancel.
+        if (res->exit.kind == exit_kind::killed)
+            if (auto err = unlock_stale(env, attrs, site); !err.empty())
+                env.log('W', "backup of VM " + vm_id + ": could not remove the stale lock of the killed restic: " + err);
         // restic on the hypervisor does not always say why it could not open
         // the repository ("unable to start the sftp session ... file already
         // closed" when its ssh failed): ask the backup storage from here too.

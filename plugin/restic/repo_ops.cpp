@@ -2,6 +2,7 @@
 
 #include <oneds_common/strings.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -157,7 +158,9 @@ std::string run_unlock(action_env &env, const datastore_attributes &a, const rep
 }  // namespace
 
 std::string unlock_stale(action_env &env, const datastore_attributes &a, const repo_site &site) {
-    timed_cancellation limit(env.settings.kill_grace);
+    // At least 10 s: a restic start over ssh takes about a second here, and a
+    // kill_grace of 0 must not make the clean-up impossible.
+    timed_cancellation limit(std::max(env.settings.kill_grace, std::chrono::milliseconds(10000)));
     return run_unlock(env, a, site, limit.get());
 }
 
@@ -239,10 +242,11 @@ restic_result run_restic(action_env &env, const datastore_attributes &a, const r
     run.inspect_lock = stale_lock_inspector(env, a, site);
     auto runner = env.restic(a);
     auto res = runner.run(run, cancel != nullptr ? *cancel : static_cast<ports::cancellation &>(env.ctx));
-    // A restic that had to be killed after the cancel left its lock.
-    if (res && res->cancelled) {
+    // A restic that had to be killed after the cancel, or was killed by
+    // someone else, left its lock.
+    if (res && (res->cancelled || res->exit.kind == exit_kind::killed)) {
         if (auto err = unlock_stale(env, a, site); !err.empty())
-            env.log('W', what + ": could not remove stale locks after the cancel: " + err);
+            env.log('W', what + ": could not remove the stale lock of the stopped restic: " + err);
     }
     if (!res) {
         out.error = "Cannot run restic for " + what + ": " + res.err().message;

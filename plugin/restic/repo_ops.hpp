@@ -63,7 +63,8 @@ repo_site hypervisor_site(const action_env &env, const datastore_attributes &a, 
 // removed once restic's 30-minute rule makes it stale, and waited for before.
 lock_inspector stale_lock_inspector(action_env &env, const datastore_attributes &a, const repo_site &site);
 
-// `restic unlock` (stale locks only) at site, within kill_grace, whether or
+// `restic unlock` (stale locks only) at site, within kill_grace (at least
+// 10 s), whether or
 // not the request was cancelled: what every cancelled restic run is followed
 // by, so that a restic that had to be killed leaves no lock behind. Returns
 // "" or why it failed.

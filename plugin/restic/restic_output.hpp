@@ -72,7 +72,7 @@ enum class exit_kind {
     no_space,         // the repository's storage is full
     permission,       // the storage refuses access (file permissions)
     network,          // the connection to the storage failed or was lost
-    killed,           // restic (or its ssh) ended by a signal other than SIGINT
+    killed,           // restic ended by a signal other than SIGINT (its lock may be left)
     interrupted,      // 130, or cancelled by us
     failed,
 };

@@ -80,12 +80,14 @@ ports::result<restic_outcome> restic_runner::run(const restic_run &r, ports::can
         out.raw.stderr_text = redact(out.raw.stderr_text, r.password);
         out.raw.stdout_text = redact(out.raw.stdout_text, r.password);
         out.exit = classify_exit(out.raw.exit_code, out.raw.stderr_text);
-        // ssh's own failure (exit 255) that said nothing: the link went.
-        if (!r.host.empty() && out.raw.exit_code == 255 &&
-            (out.exit.kind == exit_kind::failed || out.exit.message.empty())) {
-            out.exit.kind = exit_kind::network;
-            if (out.exit.message.empty() || out.exit.message.starts_with("restic exited with status"))
-                out.exit.message = "the ssh connection to " + r.host + " ended without a reason (ssh exit status 255)";
+        // ssh exits 255 without a word when the remote command was killed by
+        // a signal (OpenSSH's client ignores "exit-signal"); a connection
+        // that broke says so on its stderr and is classified by that text.
+        if (!r.host.empty() && out.raw.exit_code == 255 && out.exit.kind == exit_kind::failed &&
+            out.exit.message.starts_with("restic exited with status")) {
+            out.exit.kind = exit_kind::killed;
+            out.exit.message = "restic on " + r.host +
+                               " ended without an exit status: killed by a signal, or its ssh connection was cut";
         }
         out.cancelled = out.raw.cancelled || cancel.cancelled();
         if (out.cancelled) {

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <thread>
 #include <iterator>
 #include <sstream>
@@ -19,31 +20,80 @@
 namespace oneds::test {
 
 std::string read_file(const std::string &path) {
-    std::ifstream in(path, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    // A /proc file of a process that ends while it is read fails with ESRCH,
+    // which the stream reports by throwing: that is "gone", not an error.
+    try {
+        std::ifstream in(path, std::ios::binary);
+        return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    } catch (const std::exception &) {
+        return {};
+    }
 }
 
 bool wait_for_process_with(const std::vector<std::string> &needles, std::chrono::milliseconds timeout) {
     return find_process_with(needles, timeout) > 0;
 }
 
+std::vector<pid_t> own_descendants() {
+    std::multimap<pid_t, pid_t> children;
+    std::error_code ec;
+    for (const auto &entry : std::filesystem::directory_iterator("/proc", ec)) {
+        const auto name = entry.path().filename().string();
+        if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+        const std::string stat = read_file(entry.path().string() + "/stat");
+        const auto close = stat.rfind(')');  // the command name may hold blanks and parentheses
+        if (close == std::string::npos) continue;
+        std::istringstream rest(stat.substr(close + 1));
+        std::string state;
+        long ppid = 0;
+        if (rest >> state >> ppid) children.emplace(static_cast<pid_t>(ppid), static_cast<pid_t>(std::stol(name)));
+    }
+    std::vector<pid_t> out;
+    std::vector<pid_t> todo{::getpid()};
+    while (!todo.empty()) {
+        const pid_t p = todo.back();
+        todo.pop_back();
+        const auto [b, e] = children.equal_range(p);
+        for (auto it = b; it != e; ++it) {
+            out.push_back(it->second);
+            todo.push_back(it->second);
+        }
+    }
+    return out;
+}
+
+std::vector<std::string> process_argv(pid_t pid) {
+    auto argv = oneds::common::split(read_file("/proc/" + std::to_string(pid) + "/cmdline"), '\0');
+    if (!argv.empty() && argv.back().empty()) argv.pop_back();
+    return argv;
+}
+
 pid_t find_process_with(const std::vector<std::string> &needles, std::chrono::milliseconds timeout) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
-        std::error_code ec;
-        for (const auto &entry : std::filesystem::directory_iterator("/proc", ec)) {
-            const auto name = entry.path().filename().string();
-            if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-            const std::string raw = read_file(entry.path().string() + "/cmdline");
-            const auto argv = oneds::common::split(raw, '\0');
+        // Only processes this test started (through sshd too: it is our
+        // child): another test running at the same time has its own.
+        for (const pid_t pid : own_descendants()) {
+            const auto argv = process_argv(pid);
             bool all = true;
             for (const auto &n : needles)
                 if (std::find(argv.begin(), argv.end(), n) == argv.end()) all = false;
-            if (all) return static_cast<pid_t>(std::stol(name));
+            if (all) return pid;
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     return -1;
+}
+
+std::vector<pid_t> own_processes_mentioning(const std::string &text) {
+    std::vector<pid_t> out;
+    for (const pid_t pid : own_descendants())
+        for (const auto &arg : process_argv(pid))
+            if (arg.find(text) != std::string::npos) {
+                out.push_back(pid);
+                break;
+            }
+    return out;
 }
 
 namespace {

@@ -98,7 +98,15 @@ std::string read_file(const std::string &path);
 // whatever the machine's load.
 bool wait_for_process_with(const std::vector<std::string> &needles, std::chrono::milliseconds timeout);
 // The same, giving the pid of such a process (-1 when none came in time).
+// Only this test's own processes are searched (its descendants, which include
+// what runs through the fixture's sshd): another copy of the suite running at
+// the same time never matches.
 pid_t find_process_with(const std::vector<std::string> &needles, std::chrono::milliseconds timeout);
+// This process's descendants, and the argv of a process.
+std::vector<pid_t> own_descendants();
+std::vector<std::string> process_argv(pid_t pid);
+// Own descendants with an argument that contains text.
+std::vector<pid_t> own_processes_mentioning(const std::string &text);
 
 // A real restic (check --read-data, an exclusive lock) stopped with SIGSTOP
 // while it holds its lock; SIGCONT releases it. nullptr when it could not be
