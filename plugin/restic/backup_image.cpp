@@ -105,6 +105,11 @@ backup_image parse_backup_image(const pugi::xml_document &doc) {
     img.vm_id = common::trim(image.select_node("VMS/ID").node().text().as_string());
     img.bj_id = common::trim(image.select_node("TEMPLATE/BACKUP_JOB_ID").node().text().as_string());
     if (img.bj_id.empty()) img.bj_id = common::trim(image.child("BACKUP_JOB_ID").text().as_string());
+    // Both name a repository folder (<BASE_PATH>/<vm> or job_<bj>): numbers
+    // only, so that nothing like "../" can point restic elsewhere.
+    for (const auto &[what, v] : {std::pair{"VMS/ID", &img.vm_id}, std::pair{"BACKUP_JOB_ID", &img.bj_id}})
+        if (!v->empty() && (v->size() > 10 || v->find_first_not_of("0123456789") != std::string::npos))
+            throw std::runtime_error(std::string(what) + " must be a number, got '" + common::printable(*v) + "'");
     img.format = common::trim(image.child("FORMAT").text().as_string());
     img.path = common::trim(image.child("PATH").text().as_string());
     img.keep_last = int_at(doc, "/DS_DRIVER_ACTION_DATA/EXTRA_DATA/KEEP_LAST");

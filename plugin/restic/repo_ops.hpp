@@ -51,7 +51,7 @@ repo_site maintenance_site(const action_env &env, const datastore_attributes &a,
 repo_site hypervisor_site(const action_env &env, const datastore_attributes &a, const std::string &vm_host,
                           const std::string &repo_path);
 
-// Stale locks (restic-cli §1.5: a lock blocks until `restic unlock` removes
+// Stale locks (a restic lock blocks every other restic until `restic unlock` removes
 // it, and restic removes only locks it can tell are stale: made on the same
 // host by a process that is gone, or older than 30 minutes). For a lock
 // conflict met by restic at site, the inspector finds out whether the holder

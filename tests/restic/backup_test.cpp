@@ -361,6 +361,9 @@ BOOST_AUTO_TEST_CASE(locked_repository_is_retried_logged_and_succeeds_once_relea
     BOOST_TEST_MESSAGE(r.err);
     BOOST_TEST(r.exit_code == 0, r.err);
     BOOST_TEST(r.err.find("repository is locked by PID " + std::to_string(holder->pid())) != std::string::npos, r.err);
+    // The holder was looked at: it runs (stopped, not gone), so it is waited for.
+    BOOST_TEST(r.err.find("(running on ") != std::string::npos, r.err);
+    BOOST_TEST(r.err.find("removed the stale lock") == std::string::npos, r.err);
     BOOST_TEST(r.err.find("retry 1/") != std::string::npos);
     BOOST_TEST(snapshots(f, repo).size() == 2u);
 }

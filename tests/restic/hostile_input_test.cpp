@@ -5,6 +5,7 @@
 // backup_cancel matches exact arguments only.
 #include "attributes.hpp"
 #include "backup_cancel.hpp"
+#include "backup_image.hpp"
 #include "names.hpp"
 #include "restic_cli.hpp"
 #include "restic_output.hpp"
@@ -187,6 +188,17 @@ BOOST_AUTO_TEST_CASE(the_ssh_config_path_in_sftp_command_must_be_one_word) {
     auto a = parse_with("RESTIC_SFTP_USER", "bob");
     for (const std::string bad : {"/etc/one/ssh config", "/etc/one/ssh\xc2\xa0" "config", "/x\xe2\x80\xa8-oProxyCommand=y"})
         BOOST_CHECK_THROW(sftp_command(a, bad), attribute_error);
+}
+
+BOOST_DATA_TEST_CASE(image_ids_that_name_a_repository_folder_are_numbers,
+                     bdata::make({"<VMS><ID>../../x</ID></VMS>", "<VMS><ID>7 </ID></VMS><TEMPLATE><BACKUP_JOB_ID>../1"
+                                  "</BACKUP_JOB_ID></TEMPLATE>", "<VMS><ID>-1</ID></VMS>", "<BACKUP_JOB_ID>1/..</BACKUP_JOB_ID>"}),
+                     xml) {
+    pugi::xml_document doc;
+    const std::string text = "<DS_DRIVER_ACTION_DATA><IMAGE><SOURCE>0123abcd</SOURCE>" + std::string(xml) +
+                             "</IMAGE></DS_DRIVER_ACTION_DATA>";
+    BOOST_TEST_REQUIRE(doc.load_string(text.c_str()));
+    BOOST_CHECK_THROW(parse_backup_image(doc), std::runtime_error);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
