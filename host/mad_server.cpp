@@ -1,6 +1,7 @@
 #include "mad_server.hpp"
 
 #include <oneds_common/base64.hpp>
+#include <oneds_common/proc.hpp>
 #include <oneds_common/strings.hpp>
 
 #include <pugixml.hpp>
@@ -10,12 +11,7 @@
 #include <charconv>
 #include <csignal>
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
-#include <map>
 #include <set>
-#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -31,38 +27,6 @@ using clock = std::chrono::steady_clock;
 constexpr auto k_fallback_deadline = std::chrono::milliseconds(8500);
 constexpr auto k_finalize_deadline = std::chrono::milliseconds(9000);
 
-// The pids of this process's descendants (children, their children, ...),
-// from the parent pids in /proc: our own process tree only.
-std::vector<pid_t> descendants() {
-    std::multimap<pid_t, pid_t> children;
-    std::error_code ec;
-    for (const auto &e : std::filesystem::directory_iterator("/proc", ec)) {
-        const auto name = e.path().filename().string();
-        if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
-        std::ifstream in(e.path() / "stat");
-        std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-        // "pid (comm) state ppid ...": comm may hold blanks and parentheses.
-        const auto close = stat.rfind(')');
-        if (close == std::string::npos) continue;
-        std::istringstream rest(stat.substr(close + 1));
-        std::string state;
-        long ppid = 0;
-        if (rest >> state >> ppid) children.emplace(static_cast<pid_t>(ppid), static_cast<pid_t>(std::stol(name)));
-    }
-    std::vector<pid_t> out;
-    std::vector<pid_t> todo{::getpid()};
-    while (!todo.empty()) {
-        const pid_t p = todo.back();
-        todo.pop_back();
-        const auto [b, e] = children.equal_range(p);
-        for (auto it = b; it != e; ++it) {
-            out.push_back(it->second);
-            todo.push_back(it->second);
-        }
-    }
-    return out;
-}
-
 }  // namespace
 
 // SIGKILL to every descendant, twice (one may have started another meanwhile);
@@ -70,7 +34,7 @@ std::vector<pid_t> descendants() {
 std::size_t kill_descendants() {
     std::set<pid_t> killed;
     for (int round = 0; round < 2; ++round)
-        for (const pid_t pid : descendants())
+        for (const pid_t pid : common::descendant_pids(::getpid()))
             if (::kill(pid, SIGKILL) == 0) killed.insert(pid);
     return killed.size();
 }

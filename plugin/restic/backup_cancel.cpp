@@ -27,6 +27,7 @@
 #include "action_env.hpp"
 #include "backup_cancel.hpp"
 
+#include <oneds_common/proc.hpp>
 #include <oneds_common/strings.hpp>
 #include <oneds_common/unique_fd.hpp>
 
@@ -37,8 +38,6 @@
 #include <csignal>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 
 #include <poll.h>
 #include <sys/syscall.h>
@@ -54,23 +53,6 @@ int pidfd_send_signal(int pidfd, int sig) {
     return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
 }
 
-std::vector<std::string> read_cmdline(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
-    const std::string raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    std::vector<std::string> argv;
-    std::string cur;
-    for (const char c : raw) {
-        if (c == '\0') {
-            argv.push_back(cur);
-            cur.clear();
-        } else {
-            cur.push_back(c);
-        }
-    }
-    if (!cur.empty()) argv.push_back(cur);
-    return argv;
-}
-
 struct watched_process {
     pid_t pid = 0;
     common::unique_fd pidfd;
@@ -81,17 +63,13 @@ struct watched_process {
 std::vector<watched_process> find_backup_processes(const std::string &host_dir, const std::string &deploy_id) {
     std::vector<watched_process> found;
     const pid_t self = ::getpid();
-    std::error_code ec;
-    for (const auto &entry : std::filesystem::directory_iterator("/proc", ec)) {
-        const auto name = entry.path().filename().string();
-        if (name.empty() || name.size() > 9 || name.find_first_not_of("0123456789") != std::string::npos) continue;
-        const auto pid = static_cast<pid_t>(std::stol(name));
-        if (pid == self || !is_backup_process_of(read_cmdline(pid), host_dir, deploy_id)) continue;
+    for (const pid_t pid : common::all_pids()) {
+        if (pid == self || !is_backup_process_of(common::process_arguments(pid), host_dir, deploy_id)) continue;
         common::unique_fd fd(pidfd_open(pid));
         if (!fd) continue;  // gone meanwhile
         // The pid may have been reused between the first reading and the
         // pidfd: it is the process the pidfd holds whose arguments count.
-        if (!is_backup_process_of(read_cmdline(pid), host_dir, deploy_id)) continue;
+        if (!is_backup_process_of(common::process_arguments(pid), host_dir, deploy_id)) continue;
         found.push_back({pid, std::move(fd)});
     }
     return found;

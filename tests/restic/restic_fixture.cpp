@@ -1,6 +1,7 @@
 #include "restic_fixture.hpp"
 
 #include <oneds_common/base64.hpp>
+#include <oneds_common/proc.hpp>
 #include <oneds_common/strings.hpp>
 
 #include <csignal>
@@ -34,39 +35,9 @@ bool wait_for_process_with(const std::vector<std::string> &needles, std::chrono:
     return find_process_with(needles, timeout) > 0;
 }
 
-std::vector<pid_t> own_descendants() {
-    std::multimap<pid_t, pid_t> children;
-    std::error_code ec;
-    for (const auto &entry : std::filesystem::directory_iterator("/proc", ec)) {
-        const auto name = entry.path().filename().string();
-        if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
-        const std::string stat = read_file(entry.path().string() + "/stat");
-        const auto close = stat.rfind(')');  // the command name may hold blanks and parentheses
-        if (close == std::string::npos) continue;
-        std::istringstream rest(stat.substr(close + 1));
-        std::string state;
-        long ppid = 0;
-        if (rest >> state >> ppid) children.emplace(static_cast<pid_t>(ppid), static_cast<pid_t>(std::stol(name)));
-    }
-    std::vector<pid_t> out;
-    std::vector<pid_t> todo{::getpid()};
-    while (!todo.empty()) {
-        const pid_t p = todo.back();
-        todo.pop_back();
-        const auto [b, e] = children.equal_range(p);
-        for (auto it = b; it != e; ++it) {
-            out.push_back(it->second);
-            todo.push_back(it->second);
-        }
-    }
-    return out;
-}
+std::vector<pid_t> own_descendants() { return common::descendant_pids(::getpid()); }
 
-std::vector<std::string> process_argv(pid_t pid) {
-    auto argv = oneds::common::split(read_file("/proc/" + std::to_string(pid) + "/cmdline"), '\0');
-    if (!argv.empty() && argv.back().empty()) argv.pop_back();
-    return argv;
-}
+std::vector<std::string> process_argv(pid_t pid) { return common::process_arguments(pid); }
 
 pid_t find_process_with(const std::vector<std::string> &needles, std::chrono::milliseconds timeout) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
