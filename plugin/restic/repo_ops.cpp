@@ -129,23 +129,35 @@ double go_duration_seconds(std::string_view text) {
     return any ? total : -1;
 }
 
-// `restic unlock` at site with cancel; "" or why not.
-std::string run_unlock(action_env &env, const datastore_attributes &a, const repo_site &site,
-                       ports::cancellation &cancel) {
+// The run of `restic <options> --repo=<site.repo> <subcommand> <args>` at
+// site: argv, host, password and environment. Throws attribute_error.
+restic_run run_at(const datastore_attributes &a, const repo_site &site, std::vector<std::string> options,
+                  const std::string &subcommand, std::vector<std::string> args) {
     restic_call call;
     call.bin = site.restic_bin;
-    call.subcommand = "unlock";
+    call.options = std::move(options);
+    call.subcommand = subcommand;
+    call.args = std::move(args);
     call.repo = site.repo;
+    // sftp.command only matters when restic itself speaks SFTP (an sftp: URL).
     if (site.repo.rfind("sftp:", 0) == 0) call.ssh_config = site.ssh_config;
     restic_run run;
-    try {
-        run.argv = restic_argv(call, a);
-    } catch (const attribute_error &e) {
-        return e.what();
-    }
+    run.argv = restic_argv(call, a);
     run.host = site.host;
     run.password = a.password;
     run.env = restic_env(a);
+    return run;
+}
+
+// `restic unlock` at site with cancel; "" or why not.
+std::string run_unlock(action_env &env, const datastore_attributes &a, const repo_site &site,
+                       ports::cancellation &cancel) {
+    restic_run run;
+    try {
+        run = run_at(a, site, {}, "unlock", {});
+    } catch (const attribute_error &e) {
+        return e.what();
+    }
     run.retry_on_lock = false;
     run.what = "unlock of " + site.describe();
     auto res = env.restic(a).run(run, cancel);
@@ -219,24 +231,13 @@ restic_result run_restic(action_env &env, const datastore_attributes &a, const r
                          std::vector<std::string> args, const std::string &what,
                          std::function<void(std::string_view)> on_stdout_line, ports::cancellation *cancel) {
     restic_result out;
-    restic_call call;
-    call.bin = site.restic_bin;
-    call.options = std::move(options);
-    call.subcommand = subcommand;
-    call.args = std::move(args);
-    call.repo = site.repo;
-    // sftp.command only matters when restic itself speaks SFTP (an sftp: URL).
-    if (site.repo.rfind("sftp:", 0) == 0) call.ssh_config = site.ssh_config;
     restic_run run;
     try {
-        run.argv = restic_argv(call, a);
+        run = run_at(a, site, std::move(options), subcommand, std::move(args));
     } catch (const attribute_error &e) {
         out.error = std::string("Wrong restic datastore configuration: ") + e.what();
         return out;
     }
-    run.host = site.host;
-    run.password = a.password;
-    run.env = restic_env(a);
     run.what = what;
     run.on_stdout_line = std::move(on_stdout_line);
     run.inspect_lock = stale_lock_inspector(env, a, site);
