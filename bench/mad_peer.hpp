@@ -1,6 +1,6 @@
 // The oned side of a DATASTORE_MAD, for benchmarks: it starts a driver and
 // talks to it exactly as oned's Driver<MSG> does (include/Driver.h in
-// OpenNebula/one; /work/shared/spec/oned-protocol.md §1-§2):
+// OpenNebula/one; docs/oned-protocol.md#starting-and-stopping-the-driver and #line-grammar):
 // * fork() + execlp(cmd, cmd, ARGUMENTS): ARGUMENTS is ONE argv element; stdin
 //   and stdout are pipes; fd 2 is CLOSED before exec;
 // * handshake: "INIT\n", up to 10 s for data, ONE read() of at most 31 bytes

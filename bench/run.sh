@@ -62,7 +62,7 @@ build_release() {
 # ---- cases ----------------------------------------------------------------------
 
 # MAD mode: MONITOR requests through one_ds_host and the test plugin, with a
-# peer window and all at once (DESIGN.md §8: 10,000 with 15 in flight).
+# peer window and all at once (docs/architecture.md#performance-targets: 10,000 with 15 in flight).
 case_mad_monitor() {
     local table
     table=$("$build/bin/mad_bench" --requests "$requests" --window "$window" --threads "$threads" \
@@ -82,7 +82,7 @@ case_mad_monitor() {
         echo
         echo "$table"
         echo
-        echo "Goal (DESIGN.md §8): no reply lost or duplicated; peak RSS of the host with the plugin"
+        echo "Goal (docs/architecture.md#performance-targets): no reply lost or duplicated; peak RSS of the host with the plugin"
         echo "loaded <= 30 MiB."
     } >"$results/mad_monitor.md"
 }
@@ -340,7 +340,7 @@ case_restic_monitor() {
 
 # Case 3 (issue 5): download of a 4-increment chain (one disk, stock layout:
 # increment 0 a full qcow2, increments 1-3 detached qcow2 overlays, one
-# `restic backup` each, as spec §7.1 writes them). *ours*: `one_ds_host action
+# `restic backup` each, as docs/stock-driver.md#backup describes them). *ours*: `one_ds_host action
 # restic downloader --stdout <restic:// URL>` with the datastore XML on stdin
 # (restic restore of the 4 increments in parallel on the backup server,
 # qemu-img rebase -u + convert there, cat back). *bare*: the same steps typed
@@ -449,7 +449,7 @@ qemu-img convert -O qcow2 \$w/disk.0.3 \$w/image; cat \$w/image; rm -rf \$w"
 }
 
 # Case 4 (issue 5): N VMs backed up at once. oned has no BACKUP message on
-# the MAD channel (spec/oned-protocol.md: backups run the datastore's `backup`
+# the MAD channel (docs/oned-protocol.md#backup-through-the-vm-driver: backups run the datastore's `backup`
 # action, one process each), so "at once" is N concurrent action-mode
 # `one_ds_host` processes, vs. N concurrent stock sequences. Each VM has its
 # own freshly initialised repository (reset before every run, not timed).

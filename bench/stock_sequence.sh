@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # bench/stock_sequence.sh: the command sequence of OpenNebula's stock restic
 # datastore driver (remotes/datastore/restic/{backup,monitor}), reproduced as a
-# baseline for bench/run.sh (/work/shared/spec/stock-restic-driver.md §7.1 and
-# §7.3). Each line says which stock step it stands for. Not reproduced: the
+# baseline for bench/run.sh (docs/stock-driver.md#backup and #monitor).
+# Each line says which stock step it stands for. Not reproduced: the
 # Ruby interpreter start and the XML/API handling of the stock scripts (they
 # would only make the stock side slower), agent forwarding (-A), and the
 # monitor's remotes sync (rsync of restic to the backup server when the
@@ -29,14 +29,14 @@ backup)
     sftp_opt="--option=sftp.command=ssh -F $ssh_config -o BatchMode=yes -l $user $server -s sftp"
     export RESTIC_PASSWORD
 
-    # §7.1 step 3 (Restic.new create_repo: true), on the front-end:
+    # docs/stock-driver.md#backup step 3 (Restic.new create_repo: true), on the front-end:
     #   "$RESTIC_BIN" --repo=<repo> stats || "$RESTIC_BIN" --repo=<repo> init
     # (stats with no arguments walks every snapshot of the repository).
     if ! restic "$sftp_opt" "--repo=$repo" stats >/dev/null 2>/dev/null; then
         restic "$sftp_opt" "--repo=$repo" init >/dev/null
     fi
 
-    # §7.1 steps 5-6: one ssh to the hypervisor (stock: ssh -A ... vm_host)
+    # docs/stock-driver.md#backup steps 5-6: one ssh to the hypervisor (stock: ssh -A ... vm_host)
     # running a bash script: the env block (exported RESTIC_PASSWORD, ...),
     # BKNAME, `restic backup --force --json --tag=one-<vm>` of the globbed
     # files, jq over its JSON lines, echo "$INFO $BKNAME".
@@ -52,7 +52,7 @@ INFO=\$(echo "\$RC" | jq -r '.snapshot_id + " " + (.total_bytes_processed|tostri
 echo "\$INFO \$BKNAME"
 EOF
     )
-    # §7.1 step 7, on the front-end: last stdout line, 3 tokens ->
+    # docs/stock-driver.md#backup step 7, on the front-end: last stdout line, 3 tokens ->
     # "<short_id> <size_mb> <raw|rbd>".
     last=$(printf '%s\n' "$out" | tail -n 1)
     read -r id bytes bkname extra <<<"$last"
@@ -65,7 +65,7 @@ EOF
     ;;
 monitor)
     ssh_config=$1 user=$2 server=$3 base=$4
-    # §7.3 SFTP: one ssh to <user>@<server> running mkdir -p, the version check
+    # docs/stock-driver.md#monitor SFTP: one ssh to <user>@<server> running mkdir -p, the version check
     # (restic executable, VERSION present and equal to the front-end's) and
     # df -PBM | tail -1.
     out=$(ssh -F "$ssh_config" -l "$user" "$server" bash -s <<EOF
@@ -74,7 +74,7 @@ if [ -x /var/tmp/one/datastore/restic/restic ] && [ -f /var/tmp/one/VERSION ] &&
 df -PBM '$base/' | tail -1
 EOF
     )
-    # §7.3 parsing: the 2nd line's df fields -> USED_MB / TOTAL_MB / FREE_MB.
+    # docs/stock-driver.md#monitor parsing: the 2nd line's df fields -> USED_MB / TOTAL_MB / FREE_MB.
     df_line=$(printf '%s\n' "$out" | sed -n 2p)
     read -r _ total used free _ <<<"$df_line"
     [ -n "${free:-}" ] || { echo "Error parsing repo stats: $out" >&2; exit 255; }

@@ -34,9 +34,11 @@ error empty_path(const char *what) {
 // Nothing throws across the port: what std::filesystem or an allocation
 // throws despite the error_code overloads ends here as an io error.
 template <typename T, typename Body>
-ports::result<T> guarded(const char *what, const std::string &path, Body &&body) {
+ports::result<T> guarded(const char *what, const std::string &path, const std::stop_token &stop, Body &&body) {
     if (path.empty())
         return empty_path(what);
+    if (stop.stop_requested())
+        return error{error_kind::cancelled, std::string(what) + " " + path + ": cancelled"};
     try {
         return body();
     } catch (const std::exception &e) {
@@ -46,8 +48,8 @@ ports::result<T> guarded(const char *what, const std::string &path, Body &&body)
 
 }  // namespace
 
-ports::result<ports::file_info> local_store::stat(const std::string &path) {
-    return guarded<ports::file_info>("stat", path, [&]() -> ports::result<ports::file_info> {
+ports::result<ports::file_info> local_store::stat(const std::string &path, const std::stop_token &stop) {
+    return guarded<ports::file_info>("stat", path, stop, [&]() -> ports::result<ports::file_info> {
         std::error_code ec;
         // status() follows symlinks, as SFTP's stat does, so both stores agree on
         // a repository reached through a link. For ENOENT and ENOTDIR it sets ec
@@ -70,8 +72,8 @@ ports::result<ports::file_info> local_store::stat(const std::string &path) {
     });
 }
 
-ports::status local_store::make_directories(const std::string &path) {
-    return guarded<ports::none>("mkdir -p", path, [&]() -> ports::status {
+ports::status local_store::make_directories(const std::string &path, const std::stop_token &stop) {
+    return guarded<ports::none>("mkdir -p", path, stop, [&]() -> ports::status {
         std::error_code ec;
         fs::create_directories(path, ec);
         if (!ec)
@@ -84,8 +86,8 @@ ports::status local_store::make_directories(const std::string &path) {
     });
 }
 
-ports::result<ports::capacity_info> local_store::capacity(const std::string &path) {
-    return guarded<ports::capacity_info>("statvfs", path, [&]() -> ports::result<ports::capacity_info> {
+ports::result<ports::capacity_info> local_store::capacity(const std::string &path, const std::stop_token &stop) {
+    return guarded<ports::capacity_info>("statvfs", path, stop, [&]() -> ports::result<ports::capacity_info> {
         struct statvfs st {};
         if (::statvfs(path.c_str(), &st) != 0)
             return fail(std::error_code(errno, std::generic_category()), "cannot statvfs", path);

@@ -6,7 +6,9 @@
 // used = (f_blocks - f_bfree) * f_frsize.
 //
 // Stateless and thread-safe. Errors name the path: not_found, permission,
-// invalid (empty path, a file where a directory is needed) or io.
+// invalid (empty path, a file where a directory is needed) or io; cancelled
+// when the stop token has stopped before the call (a file system call itself
+// cannot be interrupted).
 #pragma once
 
 #include "ports/repo_store.hpp"
@@ -15,9 +17,9 @@ namespace oneds::adapters::local {
 
 class local_store final : public ports::repo_store {
   public:
-    ports::result<ports::file_info> stat(const std::string &path) override;
-    ports::status make_directories(const std::string &path) override;
-    ports::result<ports::capacity_info> capacity(const std::string &path) override;
+    ports::result<ports::file_info> stat(const std::string &path, const std::stop_token &stop) override;
+    ports::status make_directories(const std::string &path, const std::stop_token &stop) override;
+    ports::result<ports::capacity_info> capacity(const std::string &path, const std::stop_token &stop) override;
     std::string describe() const override;
 };
 

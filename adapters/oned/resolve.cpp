@@ -1,5 +1,5 @@
 // Endpoint and credential resolution, in Ruby OCA's order
-// (spec/oned-protocol.md §8.1).
+// (docs/oned-protocol.md#endpoint-and-credentials).
 #include "oned/xmlrpc_one_api.hpp"
 
 #include "oneds_common/strings.hpp"

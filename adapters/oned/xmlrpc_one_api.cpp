@@ -9,6 +9,8 @@
 #include <xmlrpc-c/girerr.hpp>
 #include <xmlrpc-c/xml.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <charconv>
 #include <cmath>
 #include <limits>
@@ -101,6 +103,8 @@ std::string seconds_text(std::chrono::milliseconds ms) {
 // next poll. Only a libcurl that ignores it entirely could exhaust this.
 constexpr unsigned abort_poll_ms = 50;
 constexpr int abort_poll_rounds = 100;
+// How often a call in progress looks at its stop token.
+constexpr long long stop_poll_ms = 100;
 
 }  // namespace
 
@@ -125,10 +129,11 @@ ports::result<std::unique_ptr<xmlrpc_one_api>> xmlrpc_one_api::create(client_opt
 std::string xmlrpc_one_api::describe() const { return description_; }
 
 ports::result<ports::rpc_result> xmlrpc_one_api::call(const std::string &method,
-                                                      const std::vector<ports::rpc_value> &params) {
+                                                      const std::vector<ports::rpc_value> &params,
+                                                      const std::stop_token &stop) {
     const internal::scrubber scrub(options_.session);
     try {
-        auto r = call_unscrubbed(method, params);
+        auto r = call_unscrubbed(method, params, stop);
         if (!r) return scrub(r.err());
         return r;
     } catch (const std::exception &e) {
@@ -139,7 +144,8 @@ ports::result<ports::rpc_result> xmlrpc_one_api::call(const std::string &method,
 }
 
 ports::result<ports::rpc_result> xmlrpc_one_api::call_unscrubbed(const std::string &method,
-                                                                 const std::vector<ports::rpc_value> &params) {
+                                                                 const std::vector<ports::rpc_value> &params,
+                                                                 const std::stop_token &stop) {
     xmlrpc_c::paramList param_list;
     param_list.add(xmlrpc_c::value_string(options_.session));
     for (const auto &p : params) param_list.add(to_xmlrpc(p));
@@ -158,16 +164,32 @@ ports::result<ports::rpc_result> xmlrpc_one_api::call_unscrubbed(const std::stri
         transport.setInterrupt(&state->interrupt);
         xmlrpc_c::carriageParm_curl0 carriage(options_.endpoint);
         transport.start(&carriage, call_xml, xmlrpc_c::xmlTransactionPtr(new transaction(state)));
-        transport.finishAsync(xmlrpc_c::timeout(timeout_ms));
+        // In slices, so that a stop is seen within one; the interrupt flag is
+        // only ever written on this thread (xmlrpc-c reads it here too).
+        const auto deadline = std::chrono::steady_clock::now() + options_.timeout;
+        bool was_stopped = false;
+        while (!state->done) {
+            if (stop.stop_requested()) {
+                was_stopped = true;
+                break;
+            }
+            const auto left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            if (left.count() <= 0)
+                break;
+            transport.finishAsync(xmlrpc_c::timeout(static_cast<unsigned>(std::min<long long>(left.count(), stop_poll_ms))));
+        }
         bool timed_out = false;
         if (!state->done) {
-            timed_out = !state->too_large;
+            timed_out = !state->too_large && !was_stopped;
             state->interrupt = 1;
         }
         // The transport must not be destroyed with a transfer in flight.
         for (int round = 0; !state->done && round < abort_poll_rounds; ++round)
             transport.finishAsync(xmlrpc_c::timeout(abort_poll_ms));
         if (!state->done) transport.finishAsync(xmlrpc_c::timeout());
+        if (was_stopped)
+            return error{error_kind::cancelled, method + ": cancelled (oned may still carry it out)", 0};
         if (timed_out)
             return error{error_kind::unreachable,
                          method + ": oned at " + description_ + " did not answer within " +

@@ -1,4 +1,4 @@
-// ports::one_api over oned's XML-RPC interface (spec/oned-protocol.md §8),
+// ports::one_api over oned's XML-RPC interface (docs/oned-protocol.md#the-oned-api),
 // with xmlrpc-c's C++ client and its libcurl transport.
 //
 // Where it talks to and as whom are resolved the way OpenNebula's own
@@ -6,7 +6,8 @@
 //
 // Every call has a deadline (default 30 s) and a limit on the size of the
 // reply (default 64 MiB); both are per adapter. A call that misses the
-// deadline is abandoned at the deadline, not at libcurl's next timer check.
+// deadline is abandoned at the deadline, not at libcurl's next timer check;
+// one whose stop token stops is abandoned within 100 ms (kind cancelled).
 //
 // Errors: oned's [false, message, code] becomes "<method>: <message> (code
 // <n>)" with error::code = oned's code and kind permission (0x100, 0x200),
@@ -86,8 +87,8 @@ class xmlrpc_one_api final : public ports::one_api {
     // a positive timeout and size limit); kind invalid otherwise.
     static ports::result<std::unique_ptr<xmlrpc_one_api>> create(client_options options);
 
-    ports::result<ports::rpc_result> call(const std::string &method,
-                                          const std::vector<ports::rpc_value> &params) override;
+    ports::result<ports::rpc_result> call(const std::string &method, const std::vector<ports::rpc_value> &params,
+                                          const std::stop_token &stop) override;
     // The endpoint without any user:password@ part.
     std::string describe() const override;
 
@@ -97,8 +98,8 @@ class xmlrpc_one_api final : public ports::one_api {
   private:
     explicit xmlrpc_one_api(client_options options);
 
-    ports::result<ports::rpc_result> call_unscrubbed(const std::string &method,
-                                                     const std::vector<ports::rpc_value> &params);
+    ports::result<ports::rpc_result> call_unscrubbed(const std::string &method, const std::vector<ports::rpc_value> &params,
+                                                     const std::stop_token &stop);
 
     client_options options_;
     std::string description_;

@@ -28,6 +28,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stop_token>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -424,46 +425,6 @@ private:
     ports::command_result result_;
 };
 
-// The hook may run on another thread, and even after run() has returned (a
-// cancellation may take the hook out just before clear_cancel_hook), so it
-// holds this shared state and reaches the session only while run() is in it.
-struct cancel_bridge {
-    std::mutex mutex;
-    asio::io_context *ioc = nullptr;
-    child_session *session = nullptr;
-};
-
-// Sets the hook for the duration of a run and detaches it on every path.
-class cancel_hook_guard {
-public:
-    cancel_hook_guard(ports::cancellation *cancel, asio::io_context &ioc, child_session &session)
-        : cancel_(cancel), bridge_(std::make_shared<cancel_bridge>()) {
-        if (cancel_ == nullptr) return;
-        bridge_->ioc = &ioc;
-        bridge_->session = &session;
-        cancel_->set_cancel_hook([bridge = bridge_] {
-            const std::lock_guard lock(bridge->mutex);
-            if (bridge->session != nullptr)
-                asio::post(*bridge->ioc, [session = bridge->session] { session->cancel(); });
-        });
-    }
-    ~cancel_hook_guard() {
-        if (cancel_ == nullptr) return;
-        cancel_->clear_cancel_hook();
-        const std::lock_guard lock(bridge_->mutex);
-        bridge_->session = nullptr;
-        bridge_->ioc = nullptr;
-    }
-    cancel_hook_guard(const cancel_hook_guard &) = delete;
-    cancel_hook_guard &operator=(const cancel_hook_guard &) = delete;
-    cancel_hook_guard(cancel_hook_guard &&) = delete;
-    cancel_hook_guard &operator=(cancel_hook_guard &&) = delete;
-
-private:
-    ports::cancellation *cancel_;
-    std::shared_ptr<cancel_bridge> bridge_;
-};
-
 unsigned descriptor_limit() {
     rlimit limit{};
     if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return 1U << 20;
@@ -475,7 +436,7 @@ ports::command_result run_child(const ports::command &cmd, const ports::run_opti
     if (cmd.argv.empty()) fail(ports::error_kind::invalid, "cannot run a command with an empty argv");
     for (std::size_t i = 0; i < cmd.argv.size(); ++i)
         check_no_nul(cmd.argv[i], "argument " + std::to_string(i) + " of " + quoted_program(cmd));
-    if (opts.cancel != nullptr && opts.cancel->cancelled()) {
+    if (opts.stop.stop_requested()) {
         ports::command_result never_started;
         never_started.cancelled = true;
         return never_started;
@@ -544,7 +505,11 @@ ports::command_result run_child(const ports::command &cmd, const ports::run_opti
     child_session session(ioc, proc, std::move(pidfd), std::move(parent), cmd, opts, drain_timeout);
     session.start();
     {
-        const cancel_hook_guard hook(opts.cancel, ioc, session);
+        // The callback may run on another thread (or at once, here): it only
+        // posts to the io_context, whose thread then signals the child. Its
+        // destructor waits for a callback in progress, so nothing it touches
+        // is gone while it runs.
+        const std::stop_callback on_stop(opts.stop, [&ioc, &session] { asio::post(ioc, [&session] { session.cancel(); }); });
         ioc.run();
     }
     return session.take_result();

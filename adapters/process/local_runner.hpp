@@ -21,12 +21,12 @@
 //   calling thread, so any amount of output in either stream cannot deadlock.
 //   stdout goes line by line to on_stdout_line (a last line without '\n' too);
 //   stderr is kept whole and also handed line by line to on_stderr_line.
-// * Cancellation (opts.cancel): SIGINT to the child's pid only, never to its
+// * Cancellation (opts.stop): SIGINT to the child's pid only, never to its
 //   group, because restic's own ssh child must survive long enough for restic
 //   to delete its lock through it; then, opts.kill_grace later, SIGKILL to the
 //   child's process group (it leads it), so helpers it started die with it.
-//   result.cancelled tells that a signal was sent. A run whose cancellation has
-//   already fired starts nothing and returns cancelled = true, exit_code -1.
+//   result.cancelled tells that a signal was sent. A run whose token has
+//   already stopped starts nothing and returns cancelled = true, exit_code -1.
 // * After the child has exited, output still in the pipes is read; a
 //   descendant that keeps the pipes open (a daemon) holds run() for at most
 //   drain_timeout more.

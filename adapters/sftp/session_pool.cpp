@@ -3,6 +3,7 @@
 #include "sftp/internal/session.hpp"
 #include "sshconfig/ssh_config.hpp"
 
+#include <condition_variable>
 #include <vector>
 
 namespace oneds::adapters::sftp {
@@ -10,9 +11,47 @@ namespace oneds::adapters::sftp {
 using internal::session;
 
 struct session_pool::slot {
-    std::mutex mutex;  // serialises every call on `connection`
+    // `busy` serialises every call on `connection`; a call waits for it with
+    // its stop token (a std::mutex could not be given up on).
+    std::mutex mutex;
+    std::condition_variable_any released;
+    bool busy = false;
     std::unique_ptr<session> connection;
 };
+
+namespace {
+
+// Holds a slot's `busy` flag for one call.
+class slot_use {
+  public:
+    template <typename Slot>
+    slot_use(Slot &s, const std::stop_token &stop) : mutex_(s.mutex), released_(s.released), busy_(s.busy) {
+        std::unique_lock lock(mutex_);
+        held_ = released_.wait(lock, stop, [this] { return !busy_; });
+        if (held_)
+            busy_ = true;
+    }
+    ~slot_use() {
+        if (!held_)
+            return;
+        {
+            const std::lock_guard lock(mutex_);
+            busy_ = false;
+        }
+        released_.notify_one();
+    }
+    slot_use(const slot_use &) = delete;
+    slot_use &operator=(const slot_use &) = delete;
+    [[nodiscard]] bool held() const noexcept { return held_; }
+
+  private:
+    std::mutex &mutex_;
+    std::condition_variable_any &released_;
+    bool &busy_;
+    bool held_ = false;
+};
+
+}  // namespace
 
 session_pool::session_pool(pool_options options) : options_(options) {}
 
@@ -36,13 +75,13 @@ std::shared_ptr<session_pool::slot> session_pool::slot_for(const ports::sftp_tar
     return found;
 }
 
-ports::status session_pool::connect(const ports::sftp_target &target, slot &s) {
+ports::status session_pool::connect(const ports::sftp_target &target, slot &s, const std::stop_token &stop) {
     // The config is read at every connect, not once: an admin who fixes a
     // Host entry or a known_hosts line needs no restart of oned.
     auto settings = sshconfig::resolve_host(target.ssh_config, target.server, target.user);
     if (!settings)
         return settings.err();
-    auto made = session::create(*settings, options_.timeout);
+    auto made = session::create(*settings, options_.timeout, stop);
     if (!made)
         return made.err();
     s.connection = std::move(*made);
@@ -62,12 +101,14 @@ void session_pool::drop(slot &s, bool polite) noexcept {
     --live_;
 }
 
-ports::status session_pool::run(const ports::sftp_target &target, const session_op &op) {
+ports::status session_pool::run(const ports::sftp_target &target, const session_op &op, const std::stop_token &stop) {
     const auto s = slot_for(target);
-    const std::lock_guard lock(s->mutex);
+    const slot_use use(*s, stop);
+    if (!use.held())
+        return ports::error{ports::error_kind::cancelled, "waiting for the SFTP session to " + target.server + ": cancelled"};
     const bool reused = s->connection != nullptr;
     if (!reused) {
-        if (auto connected = connect(target, *s); !connected)
+        if (auto connected = connect(target, *s, stop); !connected)
             return connected;
     }
     op(*s->connection);
@@ -76,7 +117,7 @@ ports::status session_pool::run(const ports::sftp_target &target, const session_
         return ports::ok();
     drop(*s, false);
     if (health == session::health::lost && reused) {
-        if (auto connected = connect(target, *s); !connected)
+        if (auto connected = connect(target, *s, stop); !connected)
             return connected;
         op(*s->connection);
         if (s->connection->state() != session::health::good)
@@ -93,7 +134,7 @@ void session_pool::close_all() noexcept {
             all.push_back(s);
     }
     for (const auto &s : all) {
-        const std::lock_guard lock(s->mutex);
+        const slot_use use(*s, {});
         drop(*s, true);
     }
 }
@@ -106,7 +147,7 @@ void session_pool::break_connections_for_testing() noexcept {
             all.push_back(s);
     }
     for (const auto &s : all) {
-        const std::lock_guard lock(s->mutex);
+        const slot_use use(*s, {});
         if (s->connection)
             s->connection->abandon();
     }

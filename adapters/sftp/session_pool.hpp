@@ -34,6 +34,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <stop_token>
 #include <string>
 #include <tuple>
 
@@ -74,16 +75,17 @@ class session_pool {
     friend class sftp_store;
     using session_op = std::function<void(internal::session &)>;
 
-    // Runs op on the target's session under its lock, connecting first when
-    // there is none. When op leaves a reused session lost, reconnects once and
-    // runs op again. An error is returned only when connecting fails; op's own
-    // outcome is op's business.
-    ports::status run(const ports::sftp_target &target, const session_op &op);
+    // Runs op on the target's session, alone (one call at a time per
+    // session), connecting first when there is none. When op leaves a reused
+    // session lost, reconnects once and runs op again. An error is returned
+    // only when connecting fails or stop ends the wait for the session (kind
+    // cancelled); op's own outcome is op's business.
+    ports::status run(const ports::sftp_target &target, const session_op &op, const std::stop_token &stop);
 
     struct slot;
     using key = std::tuple<std::string, std::string, std::string>;
     std::shared_ptr<slot> slot_for(const ports::sftp_target &target);
-    ports::status connect(const ports::sftp_target &target, slot &s);
+    ports::status connect(const ports::sftp_target &target, slot &s, const std::stop_token &stop);
     void drop(slot &s, bool polite) noexcept;
 
     pool_options options_;

@@ -33,14 +33,15 @@ ports::result<std::unique_ptr<sftp_store>> sftp_store::create(ports::sftp_target
 }
 
 template <typename T, typename Op>
-ports::result<T> sftp_store::on_session(const char *what, const std::string &path, Op &&op) {
+ports::result<T> sftp_store::on_session(const char *what, const std::string &path, const std::stop_token &stop,
+                                        Op &&op) {
     if (path.empty())
         return error{error_kind::invalid, std::string(what) + " on " + description_ + ": empty path"};
     // Nothing throws across the port: allocation failures and the like end
     // here as io errors (the pool's locks are scoped, its state stays sound).
     try {
         std::optional<ports::result<T>> outcome;
-        auto ran = pool_->run(target_, [&](internal::session &s) { outcome.emplace(op(s)); });
+        auto ran = pool_->run(target_, [&](internal::session &s) { outcome.emplace(op(s)); }, stop);
         if (!ran)
             return ran.err();
         return std::move(*outcome);
@@ -49,16 +50,19 @@ ports::result<T> sftp_store::on_session(const char *what, const std::string &pat
     }
 }
 
-ports::result<ports::file_info> sftp_store::stat(const std::string &path) {
-    return on_session<ports::file_info>("stat", path, [&](internal::session &s) { return s.stat(path); });
+ports::result<ports::file_info> sftp_store::stat(const std::string &path, const std::stop_token &stop) {
+    return on_session<ports::file_info>("stat", path, stop,
+                                        [&](internal::session &s) { return s.stat(path, stop); });
 }
 
-ports::status sftp_store::make_directories(const std::string &path) {
-    return on_session<ports::none>("mkdir -p", path, [&](internal::session &s) { return s.make_directories(path); });
+ports::status sftp_store::make_directories(const std::string &path, const std::stop_token &stop) {
+    return on_session<ports::none>("mkdir -p", path, stop,
+                                   [&](internal::session &s) { return s.make_directories(path, stop); });
 }
 
-ports::result<ports::capacity_info> sftp_store::capacity(const std::string &path) {
-    return on_session<ports::capacity_info>("statvfs", path, [&](internal::session &s) { return s.statvfs(path); });
+ports::result<ports::capacity_info> sftp_store::capacity(const std::string &path, const std::stop_token &stop) {
+    return on_session<ports::capacity_info>("statvfs", path, stop,
+                                            [&](internal::session &s) { return s.statvfs(path, stop); });
 }
 
 std::string sftp_store::describe() const {

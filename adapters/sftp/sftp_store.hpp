@@ -33,16 +33,16 @@ class sftp_store final : public ports::repo_store {
     static ports::result<std::unique_ptr<sftp_store>> create(ports::sftp_target target,
                                                              std::shared_ptr<session_pool> pool);
 
-    ports::result<ports::file_info> stat(const std::string &path) override;
-    ports::status make_directories(const std::string &path) override;
-    ports::result<ports::capacity_info> capacity(const std::string &path) override;
+    ports::result<ports::file_info> stat(const std::string &path, const std::stop_token &stop) override;
+    ports::status make_directories(const std::string &path, const std::stop_token &stop) override;
+    ports::result<ports::capacity_info> capacity(const std::string &path, const std::stop_token &stop) override;
     std::string describe() const override;
 
   private:
     sftp_store(ports::sftp_target target, std::shared_ptr<session_pool> pool, std::string description);
 
     template <typename T, typename Op>
-    ports::result<T> on_session(const char *what, const std::string &path, Op &&op);
+    ports::result<T> on_session(const char *what, const std::string &path, const std::stop_token &stop, Op &&op);
 
     ports::sftp_target target_;
     std::shared_ptr<session_pool> pool_;

@@ -16,23 +16,6 @@
 namespace oneds::adapters::ssh {
 namespace {
 
-// A cancellation this adapter fires itself: for the local ssh (after the
-// remote kill) and for the helper ssh that sends the kill.
-using ports::manual_cancellation;
-
-// Shared by run(), the cancel hook (which may run on another thread, even
-// after run() has returned) and the thread that sends the remote kill.
-struct remote_state {
-    std::mutex mutex;
-    std::condition_variable changed;
-    std::optional<std::string> pid;  // digits, from the ONEDS_PID line
-    bool cancel_requested = false;
-    bool finished = false;  // the first ssh has ended
-    std::thread killer;
-    manual_cancellation local_ssh;   // cancels the first ssh
-    manual_cancellation helper_ssh;  // cancels a kill ssh still running when run() ends
-};
-
 // "ONEDS_PID=<digits>" -> the digits.
 std::optional<std::string> parse_pid_line(std::string_view line) {
     if (!line.starts_with(pid_report_marker)) return std::nullopt;
@@ -99,35 +82,93 @@ struct expansion_report {
     }
 };
 
-// Runs on its own thread after a cancel: remote SIGINT, the grace, remote
-// SIGKILL, then the local ssh. send(signal, pid, abort) runs a kill over ssh.
-template <typename Send>
-void kill_sequence(remote_state &st, const Send &send, std::chrono::milliseconds grace) noexcept {
-    try {
-        std::unique_lock lock(st.mutex);
-        // Cancelled while ssh was still connecting: give the pid a moment.
-        st.changed.wait_for(lock, grace, [&] { return st.pid.has_value() || st.finished; });
-        if (st.finished) return;
-        if (st.pid) {
-            const std::string pid = *st.pid;
-            lock.unlock();
-            send("INT", pid, st.helper_ssh);
-            lock.lock();
-            if (st.changed.wait_for(lock, grace, [&] { return st.finished; })) return;
-            lock.unlock();
-            send("KILL", pid, st.helper_ssh);
-        }
-    } catch (...) {
-        // Out of memory: the local ssh is stopped below all the same.
-    }
-    st.local_ssh.cancel();
-}
-
 bool contains(std::string_view haystack, std::string_view needle) {
     return haystack.find(needle) != std::string_view::npos;
 }
 
 }  // namespace
+
+// What a stop does to a command running over ssh, on a thread of its own (a
+// stop callback must not block, and run()'s thread is busy with the first
+// ssh): on_stop() starts it; it waits for the remote pid (on_pid()) if ssh is
+// still connecting, sends SIGINT through a second ssh (restic removes its
+// lock), waits the grace for the first ssh to end (finish()), sends SIGKILL,
+// then stops the local ssh. finish() also ends the sequence early and joins
+// it; a helper ssh still running then gets its own stop.
+class ssh_runner::remote_kill {
+public:
+    remote_kill(const ssh_runner &runner, std::string host, std::chrono::milliseconds grace,
+                std::stop_source &local_ssh)
+        : runner_(runner), host_(std::move(host)), grace_(grace), local_ssh_(local_ssh) {}
+    remote_kill(const remote_kill &) = delete;
+    remote_kill &operator=(const remote_kill &) = delete;
+    ~remote_kill() { (void)finish(); }
+
+    void on_pid(std::string pid) {
+        const std::lock_guard lock(mutex_);
+        pid_ = std::move(pid);
+        changed_.notify_all();
+    }
+
+    void on_stop() noexcept {
+        const std::lock_guard lock(mutex_);
+        if (ended_ || started_) return;
+        started_ = true;
+        try {
+            thread_ = std::jthread([this](std::stop_token helper_stop) { run(helper_stop); });
+        } catch (...) {
+            local_ssh_.request_stop();  // no thread to spare: at least stop the local ssh
+        }
+    }
+
+    // The first ssh has ended: nothing more to send. Returns whether a stop
+    // had started the sequence.
+    bool finish() {
+        std::jthread thread;
+        bool started;
+        {
+            const std::lock_guard lock(mutex_);
+            ended_ = true;
+            changed_.notify_all();
+            thread = std::move(thread_);
+            started = started_;
+        }
+        return started;  // thread: stop requested (helper ssh cancelled) and joined here
+    }
+
+private:
+    void run(const std::stop_token &helper_stop) noexcept {
+        try {
+            std::unique_lock lock(mutex_);
+            // Stopped while ssh was still connecting: give the pid a moment.
+            changed_.wait_for(lock, grace_, [this] { return pid_.has_value() || ended_; });
+            if (ended_) return;
+            if (pid_) {
+                const std::string pid = *pid_;
+                lock.unlock();
+                runner_.signal_remote(host_, "INT", pid, helper_stop);
+                lock.lock();
+                if (changed_.wait_for(lock, grace_, [this] { return ended_; })) return;
+                lock.unlock();
+                runner_.signal_remote(host_, "KILL", pid, helper_stop);
+            }
+        } catch (...) {
+            // Out of memory: the local ssh is stopped below all the same.
+        }
+        local_ssh_.request_stop();
+    }
+
+    const ssh_runner &runner_;
+    const std::string host_;
+    const std::chrono::milliseconds grace_;
+    std::stop_source &local_ssh_;
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    std::optional<std::string> pid_;  // digits, from the ONEDS_PID line
+    bool started_ = false;
+    bool ended_ = false;
+    std::jthread thread_;
+};
 
 ports::error_kind classify_ssh_failure(std::string_view ssh_stderr) noexcept {
     if (contains(ssh_stderr, "Host key verification failed") ||
@@ -177,7 +218,7 @@ std::vector<std::string> ssh_runner::ssh_argv(const std::string &host, const std
 }
 
 void ssh_runner::signal_remote(const std::string &host, std::string_view signal, const std::string &pid,
-                               ports::cancellation &abort) const {
+                               const std::stop_token &abort) const {
     ports::command kill_cmd;
     // Built step by step: GCC 12 at -O3 warns (-Wrestrict, a false positive)
     // about "-" + std::string(signal) inside a braced list.
@@ -186,7 +227,7 @@ void ssh_runner::signal_remote(const std::string &host, std::string_view signal,
     const std::vector<std::string> kill_argv = {"kill", flag, pid};
     kill_cmd.argv = ssh_argv(host, remote_command_line(kill_argv, {}, false));
     ports::run_options opts;
-    opts.cancel = &abort;
+    opts.stop = abort;
     opts.kill_grace = options_.local_kill_grace;
     // The outcome does not matter: the process may have ended meanwhile, and
     // run() judges by whether the first ssh ends.
@@ -232,7 +273,7 @@ ports::result<ports::command_result> ssh_runner::run(const std::string &host, co
     } catch (const std::invalid_argument &e) {
         return ports::error{ports::error_kind::invalid, std::string(e.what()) + " (command for host " + host + ")"};
     }
-    if (opts.cancel != nullptr && opts.cancel->cancelled()) {
+    if (opts.stop.stop_requested()) {
         ports::command_result never_started;
         never_started.cancelled = true;
         return never_started;
@@ -242,23 +283,22 @@ ports::result<ports::command_result> ssh_runner::run(const std::string &host, co
     ssh_cmd.argv = ssh_argv(host, line);
     ssh_cmd.stdin_data = cmd.stdin_data;
 
-    const auto state = std::make_shared<remote_state>();
+    std::stop_source local_ssh;  // stops the first ssh itself
+    remote_kill killer(*this, host, opts.kill_grace, local_ssh);
     ports::run_options ssh_opts;
     ssh_opts.on_stdout_line = opts.on_stdout_line;
     ssh_opts.on_stdout_data = opts.on_stdout_data;
     expansion_report report;
     const std::string base = cmd.expand ? expand_base(*cmd.expand) : std::string();
     std::vector<std::size_t> taken;  // numbers of the stderr lines that were ours
-    ssh_opts.on_stderr_line = [&opts, &report, &base, &cmd, &taken, state, pid_seen = false,
+    ssh_opts.on_stderr_line = [&opts, &report, &base, &cmd, &taken, &killer, pid_seen = false,
                                line = std::size_t{0}](std::string_view text) mutable {
         const std::size_t this_line = line++;
         if (!pid_seen) {
             if (auto pid = parse_pid_line(text)) {
                 pid_seen = true;
                 taken.push_back(this_line);
-                const std::lock_guard lock(state->mutex);
-                state->pid = std::move(pid);
-                state->changed.notify_all();
+                killer.on_pid(std::move(*pid));
                 return;
             }
             if (cmd.expand && report.take(text, base)) {
@@ -268,41 +308,17 @@ ports::result<ports::command_result> ssh_runner::run(const std::string &host, co
         }
         if (opts.on_stderr_line) opts.on_stderr_line(text);
     };
-    ssh_opts.cancel = &state->local_ssh;
+    ssh_opts.stop = local_ssh.get_token();
     ssh_opts.kill_grace = options_.local_kill_grace;
 
-    // The kill sequence runs on a thread of its own: the hook must not block,
-    // and this thread is busy running the first ssh.
-    const auto send = [this, host](std::string_view signal, const std::string &pid, ports::cancellation &abort) {
-        signal_remote(host, signal, pid, abort);
-    };
-    const auto grace = opts.kill_grace;
-    if (opts.cancel != nullptr)
-        opts.cancel->set_cancel_hook([state, send, grace] {
-            const std::lock_guard lock(state->mutex);
-            if (state->finished || state->cancel_requested) return;
-            state->cancel_requested = true;
-            try {
-                state->killer = std::thread([state, send, grace] { kill_sequence(*state, send, grace); });
-            } catch (...) {
-                state->local_ssh.cancel();  // no thread to spare: at least stop the local ssh
-            }
-        });
-
-    auto res = local_.run("", ssh_cmd, ssh_opts);
-
-    if (opts.cancel != nullptr) opts.cancel->clear_cancel_hook();
-    std::thread killer;
-    bool cancel_requested = false;
+    ports::result<ports::command_result> res = ports::error{ports::error_kind::io, "not run"};
+    bool cancel_requested;
     {
-        const std::lock_guard lock(state->mutex);
-        state->finished = true;
-        state->changed.notify_all();
-        killer = std::move(state->killer);
-        cancel_requested = state->cancel_requested;
+        std::stop_callback on_stop(opts.stop, [&killer] { killer.on_stop(); });
+        res = local_.run("", ssh_cmd, ssh_opts);
+        // Gone before finish(): no stop can start the sequence after it.
     }
-    state->helper_ssh.cancel();
-    if (killer.joinable()) killer.join();
+    cancel_requested = killer.finish();
 
     if (!res) return res.err();
     ports::command_result out = std::move(res.value());

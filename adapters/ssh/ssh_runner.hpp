@@ -34,7 +34,7 @@
 //   exit code 255 with ssh's message in stderr_text; run() still returns a
 //   command_result then, and classify_ssh_failure() tells the caller what went
 //   wrong (no pid line was seen: the command never started).
-// * Cancellation: when opts.cancel fires, a second ssh to the same host runs
+// * Cancellation: when opts.stop stops, a second ssh to the same host runs
 //   `kill -INT <pid>`, so restic gets SIGINT on its own host and removes its
 //   lock. If the first ssh has not ended opts.kill_grace later, a third runs
 //   `kill -KILL <pid>` and the local ssh is cancelled too (SIGINT, then SIGKILL
@@ -51,6 +51,7 @@
 #include <functional>
 #include <mutex>
 #include <set>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -93,11 +94,12 @@ public:
     [[nodiscard]] bool is_local(std::string_view host) const;
 
     // The local argv that runs remote_line on host:
-    //   ssh -T [-F config] -o BatchMode=yes -o ControlMaster=no
-    //       -o ControlPath=none [-o ForwardAgent=yes] [-o ConnectTimeout=N]
-    //       -- host remote_line
-    // BatchMode so that nothing ever prompts; no ControlMaster/ControlPath, as
-    // the stock driver, so every command has its own connection.
+    //   ssh -T [-F config] -o BatchMode=yes <multiplexing> [-o ForwardAgent=yes]
+    //       [-o ConnectTimeout=N] -- host remote_line
+    // BatchMode so that nothing ever prompts. <multiplexing> is
+    // -o ControlMaster=auto -o ControlPath=<control_dir>/%C -o ControlPersist=N
+    // with a control_dir, else -o ControlMaster=no -o ControlPath=none (as the
+    // stock driver: every command has its own connection).
     [[nodiscard]] std::vector<std::string> ssh_argv(const std::string &host, const std::string &remote_line) const;
 
     // Asks every multiplexing master this runner started to exit (ssh -O exit).
@@ -105,8 +107,10 @@ public:
     void close_masters();
 
 private:
+    class remote_kill;
+    // ssh host kill -<signal> <pid>, stopped by abort.
     void signal_remote(const std::string &host, std::string_view signal, const std::string &pid,
-                       ports::cancellation &abort) const;
+                       const std::stop_token &abort) const;
 
     ports::process_runner &local_;
     ssh_options options_;

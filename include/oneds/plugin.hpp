@@ -117,29 +117,33 @@ inline request copy_request(const oneds_request &r) {
 
 // Builds the static C table for an instance type T. The trampolines are the
 // only functions the host calls; each is noexcept with one try/catch guard.
+// The table is made once, by the first get() (a thread-safe static), from
+// that call's name, version and actions, which must be static themselves;
+// later calls return the same table, as plugin.h's entry promises.
 template <typename T>
 struct plugin_table {
     static const oneds_plugin_api *get(std::uint32_t host_abi_major, const char *name,
                                        const char *version, const char *const *actions) noexcept {
         if (host_abi_major != ONEDS_ABI_MAJOR) return nullptr;
-        listed_actions() = actions;
-        static const oneds_plugin_api api = {
-            sizeof(oneds_plugin_api), ONEDS_ABI_MAJOR, ONEDS_ABI_MINOR, name, version, actions,
-            &create, &destroy, &submit, &cancel};
-        return &api;
+        return &table(name, version, actions);
     }
 
 private:
+    static const oneds_plugin_api &table(const char *name = nullptr, const char *version = nullptr,
+                                         const char *const *actions = nullptr) noexcept {
+        static const oneds_plugin_api api = {
+            sizeof(oneds_plugin_api), ONEDS_ABI_MAJOR, ONEDS_ABI_MINOR, name, version, actions,
+            &create, &destroy, &submit, &cancel};
+        return api;
+    }
+
     static T *self(oneds_instance *i) noexcept { return reinterpret_cast<T *>(i); }
 
-    // The action list given to get(); submit() refuses the others, as the
-    // ABI promises, so no plugin has to repeat the check.
-    static const char *const *&listed_actions() noexcept {
-        static const char *const *actions = nullptr;
-        return actions;
-    }
+    // submit() refuses an action the table does not list, as the ABI
+    // promises, so no plugin has to repeat the check. (submit can only be
+    // reached through the table, so it has been made.)
     static bool listed(const char *action) noexcept {
-        const char *const *a = listed_actions();
+        const char *const *a = table().actions;
         if (a == nullptr) return false;
         for (; *a != nullptr; ++a)
             if (std::strcmp(*a, action) == 0) return true;

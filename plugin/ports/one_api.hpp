@@ -1,4 +1,4 @@
-// Port: oned's XML-RPC API (spec/oned-protocol.md §8), for the actions that
+// Port: oned's XML-RPC API (docs/oned-protocol.md#the-oned-api), for the actions that
 // create or update OpenNebula objects (restore creates images and a VM
 // template; datastore health goes back as template attributes).
 //
@@ -11,6 +11,7 @@
 #include "result.hpp"
 
 #include <cstdint>
+#include <stop_token>
 #include <string>
 #include <variant>
 #include <vector>
@@ -46,8 +47,10 @@ public:
     // message is "<method>: <oned's message> (code <code>)", kind permission
     // for authentication/authorisation codes, not_found for NO_EXISTS, io for
     // the rest, with error::code = oned's code; transport failures (refused,
-    // timeout) are kind unreachable with code 0.
-    virtual result<rpc_result> call(const std::string &method, const std::vector<rpc_value> &params) = 0;
+    // timeout) are kind unreachable with code 0. A stop abandons the call at
+    // once (kind cancelled); oned may still carry it out.
+    virtual result<rpc_result> call(const std::string &method, const std::vector<rpc_value> &params,
+                                    const std::stop_token &stop) = 0;
     // Where it talks to, for messages: the endpoint URL (no credentials).
     virtual std::string describe() const = 0;
 };

@@ -5,7 +5,6 @@
 // builds that command line with a single quoting function from the argv.
 #pragma once
 
-#include "cancellation.hpp"
 #include "result.hpp"
 
 #include <chrono>
@@ -13,6 +12,7 @@
 #include <functional>
 #include <optional>
 #include <map>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -82,8 +82,9 @@ struct run_options {
     std::function<void(std::string_view)> on_stdout_data;
     // Called for each complete stderr line; stderr_text is filled either way.
     std::function<void(std::string_view)> on_stderr_line;
-    cancellation *cancel = nullptr;
-    // After a cancel, how long the child gets after SIGINT before SIGKILL.
+    // Stops the run: the child gets SIGINT (see the adapters). Default: never.
+    std::stop_token stop;
+    // After a stop, how long the child gets after SIGINT before SIGKILL.
     std::chrono::milliseconds kill_grace{10000};
 };
 

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <stop_token>
 #include <string>
 
 namespace oneds::ports {
@@ -27,15 +28,17 @@ struct capacity_info {
     std::uint64_t used_bytes = 0;   // total - free blocks (f_blocks - f_bfree)
 };
 
+// Every call takes the request's stop token: a stop ends a call that waits on
+// the network at once (error kind cancelled) instead of at its timeout.
 class repo_store {
 public:
     virtual ~repo_store() = default;
     // exists=false (not an error) when the path is absent.
-    virtual result<file_info> stat(const std::string &path) = 0;
+    virtual result<file_info> stat(const std::string &path, const std::stop_token &stop) = 0;
     // mkdir -p; succeeds when the directory already exists.
-    virtual status make_directories(const std::string &path) = 0;
+    virtual status make_directories(const std::string &path, const std::stop_token &stop) = 0;
     // statvfs of the filesystem holding path.
-    virtual result<capacity_info> capacity(const std::string &path) = 0;
+    virtual result<capacity_info> capacity(const std::string &path, const std::stop_token &stop) = 0;
     // What this store is, for messages: "sftp://user@server", "local".
     virtual std::string describe() const = 0;
 };

@@ -38,13 +38,17 @@ struct action_env {
     // client configuration (names.hpp); empty: no such alias is accepted.
     std::function<bool(std::string_view)> is_ssh_alias;
 
+    // The request's stop token: every port call of the action takes it (or
+    // one linked to it, for one of several calls in parallel).
+    std::stop_token stop() const noexcept { return ctx.stop_token(); }
+
     std::optional<restic_version> restic_version_at(const std::string &host, const std::string &bin) const {
-        return restic_version_at(host, bin, ctx);
+        return restic_version_at(host, bin, stop());
     }
     std::optional<restic_version> restic_version_at(const std::string &host, const std::string &bin,
-                                                    ports::cancellation &cancel) const {
+                                                    const std::stop_token &stop) const {
         if (versions == nullptr) return std::nullopt;
-        auto v = versions->get(runner, host, bin, cancel);
+        auto v = versions->get(runner, host, bin, stop);
         if (v) ctx.log('D', "restic " + v->str() + " at " + (host.empty() ? std::string("this host") : host));
         return v;
     }

@@ -1,6 +1,6 @@
 // The datastore template attributes of a restic backup datastore, parsed and
 // checked once per request. Names, defaults and parsing follow the stock
-// driver (spec/stock-restic-driver.md §2); where we are stricter a bad value
+// driver (docs/stock-driver.md#datastore-attributes); where we are stricter a bad value
 // is an error naming the attribute and what was expected, instead of a
 // silent fallback.
 #pragma once
@@ -40,7 +40,7 @@ struct datastore_attributes {
     std::int64_t connections = 5;            // RESTIC_CONNECTIONS -> -o sftp.connections when not 5
     std::string tmp_dir = "/var/tmp";        // RESTIC_TMP_DIR
     std::optional<std::int64_t> lock_retries;  // RESTIC_LOCK_RETRIES (ours; stock: fixed 60)
-    // Confinement of the backup's restic (stock §4.6): nice -n / ionice -c2 -n,
+    // Confinement of the backup's restic (docs/stock-driver.md#confinement): nice -n / ionice -c2 -n,
     // each off at -1 as stock. The systemd slice attributes (RESTIC_MAX_RIOPS,
     // _MAX_WIOPS, _CPU_QUOTA, _MEMORY_MAX_MB) are not applied; those set are
     // named here so that the backup can say so.

@@ -1,4 +1,4 @@
-// backup: spec/stock-restic-driver.md §7.1.
+// backup: docs/stock-driver.md#backup.
 //
 //   argv   <host>:<vm_dir> <disk_ids> <deploy_id> <bj_id|-> <vm_id> <sys_ds_id>
 //   stdin  <DS_DRIVER_ACTION_DATA><DATASTORE/><VM/></DS_DRIVER_ACTION_DATA>
@@ -155,7 +155,7 @@ outcome backup_action(action_env &env) {
     };
 
     auto runner = env.restic(attrs);
-    auto res = runner.run(run, env.ctx);
+    auto res = runner.run(run, env.stop());
     // Where the stock driver runs `restic stats || restic init` before every
     // backup (a restic start and a walk of the whole repository), we back up
     // at once and create the repository only when restic finds none, then
@@ -166,7 +166,7 @@ outcome backup_action(action_env &env) {
             return err == "cancelled" ? outcome::fail("Backup cancelled", ONEDS_ERR_CANCELLED) : outcome::fail(err);
         summary.reset();
         reported = false;
-        res = runner.run(run, env.ctx);
+        res = runner.run(run, env.stop());
     }
     // The expansion's refusals ("no file <dir>/disk.*", "no file <dir>/vm.xml"),
     // not a restic binary missing here (also not_found).
@@ -197,7 +197,7 @@ outcome backup_action(action_env &env) {
             auto store = env.stores.store_for(attrs);
             std::string probe = store ? std::string() : store.err().message;
             if (store)
-                if (auto st = (*store)->stat(repo_path + "/config"); !st) probe = st.err().message;
+                if (auto st = (*store)->stat(repo_path + "/config", env.stop()); !st) probe = st.err().message;
             if (!probe.empty()) why += " (from the front end: " + probe + ")";
         }
         return outcome::fail("Error backing up VM " + vm_id + " to " + url + " on " + vm_host + ": " + why);

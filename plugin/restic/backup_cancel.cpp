@@ -1,4 +1,4 @@
-// backup_cancel: spec/stock-restic-driver.md §7.2.
+// backup_cancel: docs/stock-driver.md#cancelling-a-backup.
 //
 //   argv   <host>:<vm_dir> <deploy_id>
 //   stdin  <VM>...</VM>
@@ -166,7 +166,7 @@ outcome backup_cancel_action(action_env &env) {
 
     const std::string exec_host = env.exec_host(vm_host);
     ports::run_options opts;
-    opts.cancel = &env.ctx;
+    opts.stop = env.stop();
     opts.kill_grace = env.settings.kill_grace;
     const auto run = [&](std::vector<std::string> argv) {
         ports::command cmd;

@@ -1,6 +1,7 @@
-// A BACKUP image as oned describes it (spec/stock-restic-driver.md §6
-// "BackupImage"), the restic:// URL grammar (§5), and what restic says about
-// the snapshots of an image (§4.8 parse_paths).
+// A BACKUP image as oned describes it (docs/stock-driver.md#reading-a-backup-image),
+// the restic:// URL grammar (docs/stock-driver.md#the-restic-url-grammar), and
+// what restic says about the snapshots of an image
+// (docs/stock-driver.md#snapshot-discovery).
 #pragma once
 
 #include <map>

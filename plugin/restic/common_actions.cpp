@@ -98,7 +98,7 @@ std::string ensure_repository(action_env &env, const datastore_attributes &a, co
     const std::string url = repository_url(a, repo_path);
     auto store = env.stores.store_for(a);
     if (!store) return "Cannot reach the backup storage for " + url + ": " + store.err().message;
-    auto st = (*store)->stat(repo_path + "/config");
+    auto st = (*store)->stat(repo_path + "/config", env.stop());
     if (!st) return "Cannot check for repository " + url + ": " + st.err().message;
     if (st->exists) return {};
 
@@ -107,7 +107,7 @@ std::string ensure_repository(action_env &env, const datastore_attributes &a, co
     if (!lock.acquire(env.ctx, env.settings.lock_retry_interval * (env.settings.lock_retries + 1)))
         return env.ctx.cancelled() ? "cancelled" : "Timed out waiting for " + lock.path() + " to create " + url;
     // Whoever held the lock may have created it meanwhile.
-    st = (*store)->stat(repo_path + "/config");
+    st = (*store)->stat(repo_path + "/config", env.stop());
     if (!st) return "Cannot check for repository " + url + ": " + st.err().message;
     if (st->exists) return {};
 
@@ -123,7 +123,7 @@ std::string ensure_repository(action_env &env, const datastore_attributes &a, co
     run.env = restic_env(a);
     run.what = "init of " + url;
     auto runner = env.restic(a);
-    auto res = runner.run(run, env.ctx);
+    auto res = runner.run(run, env.stop());
     if (!res) return "Cannot run restic init for " + url + ": " + res.err().message;
     switch (res->exit.kind) {
         case exit_kind::success:

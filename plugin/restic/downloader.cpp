@@ -1,4 +1,4 @@
-// The restic:// downloader: spec/stock-restic-driver.md §7.8, invoked by
+// The restic:// downloader: docs/stock-driver.md#downloader, invoked by
 // downloader.sh as remotes/datastore/restic_downloader.rb <url> (our wrapper
 // execs `one_ds_host action restic downloader <url>`).
 //
@@ -16,7 +16,6 @@
 // of the pulled files. Temporary files live in
 // RESTIC_TMP_DIR/<random> and are removed on failure and cancel; on success
 // clean_command removes them.
-#include "cancel_fanout.hpp"
 #include "repo_ops.hpp"
 
 #include <oneds_common/shell_quote.hpp>
@@ -25,7 +24,6 @@
 #include <pugixml.hpp>
 
 #include <algorithm>
-#include <atomic>
 #include <random>
 #include <thread>
 
@@ -88,7 +86,8 @@ outcome downloader_action(action_env &env) {
         if (env.oned == nullptr)
             return outcome::fail("downloader: the oned XML-RPC endpoint is needed to read datastore " + url.ds_id +
                                  " (set oned_endpoint / oned_auth_file)");
-        auto info = env.oned->call("one.datastore.info", {static_cast<std::int32_t>(std::stoi(url.ds_id)), true});
+        auto info =
+            env.oned->call("one.datastore.info", {static_cast<std::int32_t>(std::stoi(url.ds_id)), true}, env.stop());
         if (!info) return outcome::fail("Cannot read backup datastore " + url.ds_id + ": " + info.err().message);
         const auto *xml = std::get_if<std::string>(&info->body);
         if (xml == nullptr || !ds_doc.load_buffer(xml->data(), xml->size()) || !(ds = ds_doc.child("DATASTORE")))
@@ -112,13 +111,8 @@ outcome downloader_action(action_env &env) {
     std::optional<restic_version> version;
     ports::result<std::vector<snapshot_info>> snaps = ports::error{ports::error_kind::io, "not run"};
     {
-        cancel_fanout fanout(env.ctx);
-        auto version_cancel = fanout.child();
-        auto query_cancel = fanout.child();
-        std::thread version_thread(
-            [&] { version = env.restic_version_at(site.host, site.restic_bin, *version_cancel); });
-        snaps = query_snapshots(env, attrs, site, ids, query_cancel.get());
-        version_thread.join();
+        std::jthread version_thread([&] { version = env.restic_version_at(site.host, site.restic_bin, env.stop()); });
+        snaps = query_snapshots(env, attrs, site, ids);
     }
     if (!snaps) return outcome::fail("Unable to read backup information: " + snaps.err().message);
     const std::string prefix = "disk." + url.disk_index + ".";
@@ -137,40 +131,26 @@ outcome downloader_action(action_env &env) {
         // restic restore --target creates <tmp_dir>/<k> and its parents.
         pieces.push_back({i.snapshot, *it, tmp_dir + "/" + std::to_string(pieces.size()) + *it});
     }
-    const auto cleanup = [&] {
-        ports::never_cancelled never;
-        (void)run_tool(env, site.host, {"rm", "-rf", "--", tmp_dir}, "cleanup", nullptr, &never);
+    const auto cleanup = [&] {  // also after a cancel
+        (void)run_tool(env, site.host, {"rm", "-rf", "--", tmp_dir}, "cleanup", nullptr, std::stop_token{});
     };
 
     // Pull every increment's file at once (bounded), each into its own
     // folder, and re-link each detached overlay to the file before it as soon
     // as it is there (rebase -u only rewrites its header).
     std::vector<std::string> errors(pieces.size());
-    {
-        cancel_fanout fanout(env.ctx);
-        std::atomic<std::size_t> next{0};
-        const std::size_t workers = std::min<std::size_t>(pieces.size(), 4);
-        std::vector<std::thread> pool;
-        for (std::size_t w = 0; w < workers; ++w)
-            pool.emplace_back([&] {
-                auto cancel = fanout.child();
-                for (std::size_t k; (k = next++) < pieces.size();) {
-                    const std::string target = tmp_dir + "/" + std::to_string(k);
-                    auto r = run_restic(env, attrs, site, {}, "restore",
-                                        restore_args(pieces[k].snapshot, target, {pieces[k].path}, version),
-                                        "restore of " + base_name(pieces[k].path) + " from " + pieces[k].snapshot, {},
-                                        cancel.get());
-                    if (r.cancelled) errors[k] = "cancelled";
-                    else if (!r.ok()) errors[k] = r.error;
-                    else if (k > 0)
-                        errors[k] = run_tool(env, site.host,
-                                             {"qemu-img", "rebase", "-u", "-F", "qcow2", "-b", pieces[k - 1].local,
-                                              pieces[k].local},
-                                             "qemu-img rebase", nullptr, cancel.get());
-                }
-            });
-        for (auto &t : pool) t.join();
-    }
+    ports::parallel_for(pieces.size(), 4, env.stop(), [&](std::size_t k, const std::stop_token &stop) {
+        const std::string target = tmp_dir + "/" + std::to_string(k);
+        auto r = run_restic(env, attrs, site, {}, "restore",
+                            restore_args(pieces[k].snapshot, target, {pieces[k].path}, version),
+                            "restore of " + base_name(pieces[k].path) + " from " + pieces[k].snapshot, {}, stop);
+        if (r.cancelled) errors[k] = "cancelled";
+        else if (!r.ok()) errors[k] = r.error;
+        else if (k > 0)
+            errors[k] = run_tool(env, site.host,
+                                 {"qemu-img", "rebase", "-u", "-F", "qcow2", "-b", pieces[k - 1].local, pieces[k].local},
+                                 "qemu-img rebase", nullptr, stop);
+    });
     for (const auto &e : errors)
         if (!e.empty()) {
             cleanup();
@@ -200,7 +180,7 @@ outcome downloader_action(action_env &env) {
         ports::command cat;
         cat.argv = {"cat", "--", final_path};
         ports::run_options o;
-        o.cancel = &env.ctx;
+        o.stop = env.stop();
         o.kill_grace = env.settings.kill_grace;
         std::int32_t wrote = ONEDS_OK;
         o.on_stdout_data = [&](std::string_view chunk) {
@@ -209,10 +189,8 @@ outcome downloader_action(action_env &env) {
         // The pulled files go while the image streams (they are not read).
         std::thread remove_pulled;
         if (!pulled_dirs.empty())
-            remove_pulled = std::thread([&] {
-                ports::never_cancelled never;
-                (void)run_tool(env, site.host, pulled_dirs, "rm", nullptr, &never);
-            });
+            remove_pulled = std::thread(
+                [&] { (void)run_tool(env, site.host, pulled_dirs, "rm", nullptr, std::stop_token{}); });
         auto r = env.runner.run(site.host, cat, o);
         if (remove_pulled.joinable()) remove_pulled.join();
         cleanup();

@@ -1,4 +1,4 @@
-// rm, stat, ls: spec/stock-restic-driver.md §7.7, §7.4, §7.5.
+// rm, stat, ls: docs/stock-driver.md#rm, #stat, #ls.
 #include "repo_ops.hpp"
 
 #include <oneds_common/base64.hpp>

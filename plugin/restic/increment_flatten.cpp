@@ -1,4 +1,4 @@
-// increment_flatten: KEEP_LAST for incremental backups, spec/stock-restic-driver.md §7.9.
+// increment_flatten: KEEP_LAST for incremental backups, docs/stock-driver.md#flattening-increments.
 //
 //   stdin   base64 DS_DRIVER_ACTION_DATA with IMAGE (BACKUP_INCREMENTS) and EXTRA_DATA/KEEP_LAST
 //   stdout  <size_mb> <new chain>   (nothing when the chain is not longer than KEEP_LAST)
@@ -10,7 +10,6 @@
 // files are removed on failure and cancel too; a file that already exists at a
 // pull destination is never overwritten (the backup server may also be a
 // hypervisor holding that folder).
-#include "cancel_fanout.hpp"
 #include "repo_ops.hpp"
 
 #include <oneds_common/strings.hpp>
@@ -19,11 +18,9 @@
 #include <pugixml.hpp>
 
 #include <algorithm>
-#include <atomic>
 #include <map>
 #include <regex>
 #include <set>
-#include <thread>
 
 namespace oneds::restic {
 namespace {
@@ -86,10 +83,9 @@ outcome increment_flatten_action(action_env &env) {
                                  (site.host.empty() ? std::string("this host") : site.host) + "; refusing to overwrite it");
 
     const auto remove_pulled = [&] {
-        ports::never_cancelled never;
         std::vector<std::string> argv = {"rm", "-f", "--"};
         argv.insert(argv.end(), pulled.begin(), pulled.end());
-        (void)run_tool(env, site.host, argv, "cleanup", nullptr, &never);
+        (void)run_tool(env, site.host, argv, "cleanup", nullptr, std::stop_token{});  // also after a cancel
     };
     const auto fail = [&](const std::string &why) {
         remove_pulled();
@@ -100,25 +96,13 @@ outcome increment_flatten_action(action_env &env) {
     // Pull the merged increments to their original paths, several at once.
     const auto version = env.restic_version_at(site.host, site.restic_bin);
     std::vector<std::string> errors(infos.size());
-    {
-        cancel_fanout fanout(env.ctx);
-        std::atomic<std::size_t> next{0};
-        std::vector<std::thread> pool;
-        for (std::size_t w = 0; w < std::min<std::size_t>(infos.size(), 4); ++w)
-            pool.emplace_back([&] {
-                auto cancel = fanout.child();
-                for (std::size_t k; (k = next++) < infos.size();) {
-                    auto files = infos[k]->disk_paths();
-                    if (k + 1 == infos.size()) files.insert(files.end(), others.begin(), others.end());
-                    auto r = run_restic(env, attrs, site, {}, "restore",
-                                        restore_args(infos[k]->short_id, "/", files, version),
-                                        "pull of " + infos[k]->short_id, {},
-                                        cancel.get());
-                    errors[k] = r.cancelled ? "cancelled" : r.error;
-                }
-            });
-        for (auto &t : pool) t.join();
-    }
+    ports::parallel_for(infos.size(), 4, env.stop(), [&](std::size_t k, const std::stop_token &stop) {
+        auto files = infos[k]->disk_paths();
+        if (k + 1 == infos.size()) files.insert(files.end(), others.begin(), others.end());
+        auto r = run_restic(env, attrs, site, {}, "restore", restore_args(infos[k]->short_id, "/", files, version),
+                            "pull of " + infos[k]->short_id, {}, stop);
+        errors[k] = r.cancelled ? "cancelled" : r.error;
+    });
     for (const auto &e : errors)
         if (!e.empty()) return fail(e);
 

@@ -1,4 +1,4 @@
-// monitor: spec/stock-restic-driver.md §7.3. BASE_PATH is created when
+// monitor: docs/stock-driver.md#monitor. BASE_PATH is created when
 // missing and measured through the storage backend (statvfs@openssh.com over
 // the pooled SFTP session, or statvfs(3) locally) instead of an ssh running df.
 //
@@ -31,10 +31,10 @@ runtime::outcome monitor_action(action_env &env) {
     const std::string prefix = "Error monitoring datastore " + std::to_string(attrs.ds_id) + ": ";
     auto store = env.stores.store_for(attrs);
     if (!store) return outcome::fail(prefix + store.err().message);
-    if (auto st = (*store)->make_directories(attrs.base_path); !st)
+    if (auto st = (*store)->make_directories(attrs.base_path, env.stop()); !st)
         return outcome::fail(prefix + "cannot create " + attrs.base_path + " on " + (*store)->describe() + ": " +
                              st.err().message);
-    auto cap = (*store)->capacity(attrs.base_path);
+    auto cap = (*store)->capacity(attrs.base_path, env.stop());
     if (!cap) return outcome::fail(prefix + "cannot read the capacity of " + attrs.base_path + ": " + cap.err().message);
     return outcome::ok("USED_MB=" + std::to_string(ceil_mib(cap->used_bytes)) + "\nTOTAL_MB=" +
                        std::to_string(ceil_mib(cap->total_bytes)) + "\nFREE_MB=" +

@@ -6,10 +6,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <condition_variable>
 #include <csignal>
-#include <mutex>
-#include <thread>
 
 #include <unistd.h>
 
@@ -53,38 +50,6 @@ repo_site hypervisor_site(const action_env &env, const datastore_attributes &a, 
 }
 
 namespace {
-
-// A cancellation that fires by itself after a time: bounds a clean-up that
-// must run even after the request was cancelled.
-class timed_cancellation {
-public:
-    explicit timed_cancellation(std::chrono::milliseconds limit)
-        : thread_([this, limit] {
-              std::unique_lock lock(mutex_);
-              if (!cv_.wait_for(lock, limit, [this] { return done_; })) {
-                  lock.unlock();
-                  cancel_.cancel();
-              }
-          }) {}
-    ~timed_cancellation() {
-        {
-            const std::lock_guard lock(mutex_);
-            done_ = true;
-        }
-        cv_.notify_all();
-        thread_.join();
-    }
-    timed_cancellation(const timed_cancellation &) = delete;
-    timed_cancellation &operator=(const timed_cancellation &) = delete;
-    ports::cancellation &get() { return cancel_; }
-
-private:
-    ports::manual_cancellation cancel_;
-    std::mutex mutex_;
-    std::condition_variable cv_;
-    bool done_ = false;
-    std::thread thread_;  // last: starts once the rest exists
-};
 
 std::string local_host_name() {
     char name[256] = {};
@@ -149,9 +114,9 @@ restic_run run_at(const datastore_attributes &a, const repo_site &site, std::vec
     return run;
 }
 
-// `restic unlock` at site with cancel; "" or why not.
+// `restic unlock` at site, stopped by stop; "" or why not.
 std::string run_unlock(action_env &env, const datastore_attributes &a, const repo_site &site,
-                       ports::cancellation &cancel) {
+                       const std::stop_token &stop) {
     restic_run run;
     try {
         run = run_at(a, site, {}, "unlock", {});
@@ -160,7 +125,7 @@ std::string run_unlock(action_env &env, const datastore_attributes &a, const rep
     }
     run.retry_on_lock = false;
     run.what = "unlock of " + site.describe();
-    auto res = env.restic(a).run(run, cancel);
+    auto res = env.restic(a).run(run, stop);
     if (!res) return res.err().message;
     if (res->cancelled) return "timed out";
     if (res->exit.kind != exit_kind::success) return failure_text(*res);
@@ -172,12 +137,12 @@ std::string run_unlock(action_env &env, const datastore_attributes &a, const rep
 std::string unlock_stale(action_env &env, const datastore_attributes &a, const repo_site &site) {
     // At least 10 s: a restic start over ssh takes about a second here, and a
     // kill_grace of 0 must not make the clean-up impossible.
-    timed_cancellation limit(std::max(env.settings.kill_grace, std::chrono::milliseconds(10000)));
-    return run_unlock(env, a, site, limit.get());
+    const ports::deadline_stop_source limit(std::max(env.settings.kill_grace, std::chrono::milliseconds(10000)));
+    return run_unlock(env, a, site, limit.token());
 }
 
 lock_inspector stale_lock_inspector(action_env &env, const datastore_attributes &a, const repo_site &site) {
-    return [&env, &a, site](const lock_holder &h, ports::cancellation &cancel) -> lock_check {
+    return [&env, &a, site](const lock_holder &h, const std::stop_token &stop) -> lock_check {
         using verdict = lock_check::verdict;
         if (!digits_only(h.pid) || !host_name_problem(h.host).empty())
             return {verdict::unknown, "the lock names no process that can be checked"};
@@ -190,13 +155,13 @@ lock_inspector stale_lock_inspector(action_env &env, const datastore_attributes 
             alive = ::kill(static_cast<pid_t>(std::stol(h.pid)), 0) == 0 || errno == EPERM;
         } else if (!site.host.empty()) {
             std::string name;
-            if (run_tool(env, site.host, {"uname", "-n"}, "uname", &name, &cancel).empty() &&
+            if (run_tool(env, site.host, {"uname", "-n"}, "uname", &name, stop).empty() &&
                 common::trim(name) == h.host) {
                 place = site;
                 ports::command probe;
                 probe.argv = {"kill", "-0", h.pid};
                 ports::run_options opts;
-                opts.cancel = &cancel;
+                opts.stop = stop;
                 opts.kill_grace = env.settings.kill_grace;
                 auto r = env.runner.run(site.host, probe, opts);
                 if (r && !r->cancelled) {
@@ -209,7 +174,7 @@ lock_inspector stale_lock_inspector(action_env &env, const datastore_attributes 
             // restic's own rule: a lock older than 30 minutes is stale (its
             // holder would have refreshed it every 5 minutes).
             if (const double age = go_duration_seconds(h.age); age >= 1800) {
-                if (auto err = run_unlock(env, a, site, cancel); err.empty())
+                if (auto err = run_unlock(env, a, site, stop); err.empty())
                     return {verdict::removed, "older than 30 minutes, stale by restic's own rule"};
                 else
                     return {verdict::unknown, "older than 30 minutes, but restic unlock failed: " + err};
@@ -220,7 +185,7 @@ lock_inspector stale_lock_inspector(action_env &env, const datastore_attributes 
         }
         if (!alive) return {verdict::unknown, "could not check whether it runs on " + h.host};
         if (*alive) return {verdict::alive, "running on " + h.host};
-        if (auto err = run_unlock(env, a, *place, cancel); !err.empty())
+        if (auto err = run_unlock(env, a, *place, stop); !err.empty())
             return {verdict::unknown, "process " + h.pid + " is gone from " + h.host + ", but restic unlock failed: " + err};
         return {verdict::removed, "process " + h.pid + " is gone from " + h.host};
     };
@@ -229,7 +194,7 @@ lock_inspector stale_lock_inspector(action_env &env, const datastore_attributes 
 restic_result run_restic(action_env &env, const datastore_attributes &a, const repo_site &site,
                          std::vector<std::string> options, const std::string &subcommand,
                          std::vector<std::string> args, const std::string &what,
-                         std::function<void(std::string_view)> on_stdout_line, ports::cancellation *cancel) {
+                         std::function<void(std::string_view)> on_stdout_line, std::optional<std::stop_token> stop) {
     restic_result out;
     restic_run run;
     try {
@@ -242,7 +207,7 @@ restic_result run_restic(action_env &env, const datastore_attributes &a, const r
     run.on_stdout_line = std::move(on_stdout_line);
     run.inspect_lock = stale_lock_inspector(env, a, site);
     auto runner = env.restic(a);
-    auto res = runner.run(run, cancel != nullptr ? *cancel : static_cast<ports::cancellation &>(env.ctx));
+    auto res = runner.run(run, stop ? *stop : env.stop());
     // A restic that had to be killed after the cancel, or was killed by
     // someone else, left its lock.
     if (res && (res->cancelled || res->exit.kind == exit_kind::killed)) {
@@ -261,14 +226,14 @@ restic_result run_restic(action_env &env, const datastore_attributes &a, const r
 
 ports::result<std::vector<snapshot_info>> query_snapshots(action_env &env, const datastore_attributes &a,
                                                           const repo_site &site, const std::vector<std::string> &ids,
-                                                          ports::cancellation *cancel) {
+                                                          std::optional<std::stop_token> stop) {
     std::string text;
     auto r = run_restic(env, a, site, {"--no-lock", "--json"}, "snapshots", ids, "snapshots of " + site.describe(),
                         [&text](std::string_view line) {
                             text += line;
                             text += '\n';
                         },
-                        cancel);
+                        std::move(stop));
     if (r.cancelled) return ports::error{ports::error_kind::cancelled, "cancelled"};
     if (!r.ok()) {
         const bool missing = r.outcome && r.outcome->exit.kind == exit_kind::repo_missing;
@@ -306,12 +271,12 @@ std::string tool_error_text(const std::string &program, std::string_view stderr_
 }
 
 std::string run_tool(action_env &env, const std::string &host, std::vector<std::string> argv, const std::string &what,
-                     std::string *stdout_text, ports::cancellation *cancel) {
+                     std::string *stdout_text, std::optional<std::stop_token> stop) {
     const std::string program = argv.empty() ? std::string() : argv.front();
     ports::command cmd;
     cmd.argv = std::move(argv);
     ports::run_options opts;
-    opts.cancel = cancel != nullptr ? cancel : &env.ctx;
+    opts.stop = stop ? *stop : env.stop();
     opts.kill_grace = env.settings.kill_grace;
     auto r = env.runner.run(host, cmd, opts);
     if (!r) return what + ": " + r.err().message;

@@ -1,6 +1,6 @@
 // Running restic and helper programs for one repository, in the right place.
 //
-// Where commands run follows the stock driver (spec/stock-restic-driver.md §4.3):
+// Where commands run follows the stock driver (docs/stock-driver.md#where-commands-run):
 //  - the front end, restic with the sftp: URL: repository creation, stat, ls;
 //  - the backup server over ssh (<RESTIC_SFTP_USER>@<RESTIC_SFTP_SERVER>), restic
 //    against the repository's local path: rm, increment_flatten, restore, the
@@ -81,19 +81,18 @@ struct restic_result {
 // Runs `restic <options> --repo=<site.repo> <subcommand> <args>` at the site,
 // lock-aware (stale locks removed, live ones waited for), followed by
 // unlock_stale() when it was cancelled. `what` names the operation in
-// messages.
+// messages. stop: the request's own when not given (here and below).
 restic_result run_restic(action_env &env, const datastore_attributes &a, const repo_site &site,
                          std::vector<std::string> options, const std::string &subcommand,
                          std::vector<std::string> args, const std::string &what,
                          std::function<void(std::string_view)> on_stdout_line = {},
-                         ports::cancellation *cancel = nullptr);
+                         std::optional<std::stop_token> stop = std::nullopt);
 
 // `restic snapshots <ids> --no-lock --json`; ids that do not exist are absent
 // from the result (restic ignores them). An empty ids list lists every snapshot.
-// cancel: the request's own when null.
 ports::result<std::vector<snapshot_info>> query_snapshots(action_env &env, const datastore_attributes &a,
                                                           const repo_site &site, const std::vector<std::string> &ids,
-                                                          ports::cancellation *cancel = nullptr);
+                                                          std::optional<std::stop_token> stop = std::nullopt);
 
 // "exit status 3", "killed by signal 9 (Killed)" for a command_result exit code.
 std::string exit_status_text(int exit_code);
@@ -109,6 +108,6 @@ const snapshot_info *find_snapshot(const std::vector<snapshot_info> &snaps, cons
 // prefix and terminal controls; "exit status N" or "killed by signal N (...)"
 // when it printed nothing).
 std::string run_tool(action_env &env, const std::string &host, std::vector<std::string> argv, const std::string &what,
-                     std::string *stdout_text = nullptr, ports::cancellation *cancel = nullptr);
+                     std::string *stdout_text = nullptr, std::optional<std::stop_token> stop = std::nullopt);
 
 }  // namespace oneds::restic

@@ -1,5 +1,5 @@
 // restic command lines, composed as the stock driver composes them
-// (spec/stock-restic-driver.md §4.5) but as argv vectors:
+// (docs/stock-driver.md#restic-command-composition) but as argv vectors:
 //
 //   <bin> <caller options> [--limit-upload=N --limit-download=N]
 //         [--option=sftp.connections=N] [--option=sftp.command=...]

@@ -4,7 +4,7 @@
 // Classification works for every version from 0.14 to 0.19 without knowing
 // which one ran: exit codes 10/11/12 exist only from 0.17 (0.14-0.16 exit 1
 // for the same conditions), so the code is used when present and restic's
-// stable message text otherwise (spec/restic-cli.md §1.4, §1.5).
+// stable message text otherwise (docs/restic.md#exit-codes, #locks).
 #pragma once
 
 #include <cstdint>

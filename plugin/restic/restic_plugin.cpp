@@ -1,5 +1,7 @@
 #include "restic_plugin.hpp"
 
+#include "actions.hpp"
+
 #include "oned/xmlrpc_one_api.hpp"
 #include "sftp/sftp_store.hpp"
 #include "sshconfig/ssh_config.hpp"
@@ -56,29 +58,6 @@ adapters::ssh::ssh_options ssh_options_from(const plugin_settings &s, const std:
     return o;
 }
 
-using action_fn = runtime::outcome (*)(action_env &);
-
-const std::map<std::string, action_fn, std::less<>> &actions() {
-    static const std::map<std::string, action_fn, std::less<>> k = {
-        {"backup", &backup_action},
-        {"backup_cancel", &backup_cancel_action},
-        {"monitor", &monitor_action},
-        {"rm", &rm_action},
-        {"stat", &stat_action},
-        {"ls", &ls_action},
-        {"downloader", &downloader_action},
-        {"increment_flatten", &increment_flatten_action},
-        {"restore", &restore_action},
-    };
-    return k;
-}
-
-bool unsupported_action(const std::string &action) {
-    static const std::set<std::string, std::less<>> k_unsupported = {
-        "cp", "clone", "mkfs", "snap_delete", "snap_revert", "snap_flatten"};
-    return k_unsupported.contains(action);
-}
-
 }  // namespace
 
 plugin_instance::plugin_instance(sdk::host_link host, const sdk::config_map &config)
@@ -128,19 +107,22 @@ ports::result<ports::one_api *> plugin_instance::oned() {
 }
 
 std::int32_t plugin_instance::submit(sdk::request req) {
-    if (unsupported_action(req.action)) {
+    // The SDK has refused every name the table does not list.
+    const action_entry *entry = find_action(req.action);
+    if (entry == nullptr) return ONEDS_ERR_UNSUPPORTED;
+    if (entry->run == nullptr) {
         // As the stock stubs: the payload is ignored and the error is the
         // script's name followed by "Operation not supported".
         return dispatcher_.start(std::move(req), [](runtime::request_context &ctx) {
             return runtime::outcome::fail(ctx.req().action + ": Operation not supported", ONEDS_ERR_UNSUPPORTED);
         });
     }
-    const auto it = actions().find(req.action);
-    if (it == actions().end()) return ONEDS_ERR_UNSUPPORTED;
-    const action_fn fn = it->second;
-    // The downloader asks oned for the datastore unless it was given on stdin.
-    const bool needs_oned = req.action == "restore" ||
-                            (req.action == "downloader" && req.document.find("<DATASTORE") == std::string::npos);
+    const action_fn fn = entry->run;
+    // The downloader reads the datastore from oned unless the request holds
+    // it (a rough look at the raw document here; the action parses it).
+    const bool needs_oned =
+        entry->needs == action_needs::oned ||
+        (entry->needs == action_needs::oned_or_datastore && req.document.find("<DATASTORE") == std::string::npos);
     return dispatcher_.start(std::move(req), [this, fn, needs_oned](runtime::request_context &ctx) {
         action_env env{settings_, runner_, *this, ctx, nullptr, &versions_, {}};
         env.is_ssh_alias = [this](std::string_view host) { return is_ssh_alias(host); };

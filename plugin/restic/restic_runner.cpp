@@ -1,9 +1,6 @@
 #include "restic_runner.hpp"
 
-#include <condition_variable>
 #include <set>
-#include <memory>
-#include <mutex>
 
 namespace oneds::restic {
 
@@ -46,7 +43,7 @@ restic_runner::restic_runner(ports::process_runner &runner, lock_policy locks, s
                              log_fn log)
     : runner_(runner), locks_(locks), kill_grace_(kill_grace), log_(std::move(log)) {}
 
-ports::result<restic_outcome> restic_runner::run(const restic_run &r, ports::cancellation &cancel) {
+ports::result<restic_outcome> restic_runner::run(const restic_run &r, const std::stop_token &stop) {
     ports::command cmd;
     cmd.argv = r.argv;
     cmd.env = r.env;
@@ -63,7 +60,7 @@ ports::result<restic_outcome> restic_runner::run(const restic_run &r, ports::can
     }
     ports::run_options opts;
     opts.on_stdout_line = r.on_stdout_line;
-    opts.cancel = &cancel;
+    opts.stop = stop;
     opts.kill_grace = kill_grace_;
 
     restic_outcome out;
@@ -89,7 +86,7 @@ ports::result<restic_outcome> restic_runner::run(const restic_run &r, ports::can
             out.exit.message = "restic on " + r.host +
                                " ended without an exit status: killed by a signal, or its ssh connection was cut";
         }
-        out.cancelled = out.raw.cancelled || cancel.cancelled();
+        out.cancelled = out.raw.cancelled || stop.stop_requested();
         if (out.cancelled) {
             out.exit.kind = exit_kind::interrupted;
             return out;
@@ -100,8 +97,8 @@ ports::result<restic_outcome> restic_runner::run(const restic_run &r, ports::can
         lock_check check;
         if (r.inspect_lock && !holder.pid.empty() &&
             inspected.insert(holder.pid + "@" + holder.host + "@" + holder.created_at).second)
-            check = r.inspect_lock(holder, cancel);
-        if (cancel.cancelled()) {
+            check = r.inspect_lock(holder, stop);
+        if (stop.stop_requested()) {
             out.cancelled = true;
             out.exit.kind = exit_kind::interrupted;
             return out;
@@ -115,28 +112,7 @@ ports::result<restic_outcome> restic_runner::run(const restic_run &r, ports::can
                           (check.detail.empty() ? std::string() : " (" + check.detail + ")") + "; retry " +
                           std::to_string(out.attempts) + "/" + std::to_string(locks_.retries) + " in " +
                           seconds_text(locks_.interval));
-        // A cancellable wait: cancel() ends it at once. The state is shared
-        // because the hook may still be running on the cancelling thread when
-        // this frame has moved on.
-        struct waiter {
-            std::mutex m;
-            std::condition_variable cv;
-            bool cancelled = false;
-        };
-        auto w = std::make_shared<waiter>();
-        cancel.set_cancel_hook([w] {
-            std::lock_guard l(w->m);
-            w->cancelled = true;
-            w->cv.notify_all();
-        });
-        bool cancelled;
-        {
-            std::unique_lock l(w->m);
-            w->cv.wait_for(l, locks_.interval, [&] { return w->cancelled; });
-            cancelled = w->cancelled;
-        }
-        cancel.clear_cancel_hook();
-        if (cancelled || cancel.cancelled()) {
+        if (!ports::sleep_for(stop, locks_.interval)) {
             out.cancelled = true;
             out.exit.kind = exit_kind::interrupted;
             return out;

@@ -13,8 +13,8 @@
 
 #include "restic_output.hpp"
 
-#include "ports/cancellation.hpp"
 #include "ports/process.hpp"
+#include "ports/stop.hpp"
 
 #include <chrono>
 #include <functional>
@@ -40,7 +40,7 @@ struct lock_check {
     verdict result = verdict::unknown;
     std::string detail;  // for the log line: "running", "process gone", why unknown
 };
-using lock_inspector = std::function<lock_check(const lock_holder &, ports::cancellation &)>;
+using lock_inspector = std::function<lock_check(const lock_holder &, const std::stop_token &)>;
 
 struct restic_run {
     std::string host;                             // "" = this machine (the front end)
@@ -69,7 +69,7 @@ public:
     restic_runner(ports::process_runner &runner, lock_policy locks, std::chrono::milliseconds kill_grace, log_fn log);
 
     // Fails (ports::error) only when restic or ssh could not be started.
-    ports::result<restic_outcome> run(const restic_run &r, ports::cancellation &cancel);
+    ports::result<restic_outcome> run(const restic_run &r, const std::stop_token &stop);
 
 private:
     ports::process_runner &runner_;

@@ -1,4 +1,4 @@
-// restore (to new images and a VM template): spec/stock-restic-driver.md §7.6.
+// restore (to new images and a VM template): docs/stock-driver.md#restore.
 //
 //   stdin   base64 DS_DRIVER_ACTION_DATA: IMAGE, DATASTORE, DESTINATION_DS_ID,
 //           TEMPLATE{USERNAME, NAME, NO_IP, NO_NIC, INCREMENT_ID, DISK_ID}
@@ -92,7 +92,7 @@ outcome restore_action(action_env &env) {
         return outcome::fail("Unable to fetch vm.xml document: vm.xml is not a VM document");
 
     // The user the new objects will belong to.
-    auto users = env.oned->call("one.userpool.info", {});
+    auto users = env.oned->call("one.userpool.info", {}, env.stop());
     if (!users) return outcome::fail("Cannot look up user " + username + ": " + users.err().message);
     pugi::xml_document pool;
     const auto *pool_xml = std::get_if<std::string>(&users->body);
@@ -123,13 +123,13 @@ outcome restore_action(action_env &env) {
                            template_value(disk_id == "0" ? "OS" : "DATABLOCK") + "\nPATH = " + template_value(base_url + p) +
                            "\nFROM_BACKUP_DS = " + template_value(std::to_string(attrs.ds_id)) + "\n";
         if (!img.bj_id.empty()) tmpl += "BACKUP_JOB_ID = " + template_value(img.bj_id) + "\n";
-        auto r = env.oned->call("one.image.allocate", {tmpl, static_cast<std::int32_t>(std::stoi(dst_ds)), false});
+        auto r = env.oned->call("one.image.allocate", {tmpl, static_cast<std::int32_t>(std::stoi(dst_ds)), false}, env.stop());
         if (!r) return outcome::fail("Error restoring disk image: " + r.err().message + restored_note(restored));
         const auto id = rpc_int(*r);
         if (!id) return outcome::fail("Error restoring disk image: oned returned no image id" + restored_note(restored));
         restored.push_back(*id);
         image_ids[disk_id] = *id;
-        if (auto c = env.oned->call("one.image.chown", {*id, uid, gid}); !c)
+        if (auto c = env.oned->call("one.image.chown", {*id, uid, gid}, env.stop()); !c)
             return outcome::fail("Error restoring disk image: cannot give image " + std::to_string(*id) + " to " + username +
                                  ": " + c.err().message + restored_note(restored));
     }
@@ -155,12 +155,12 @@ outcome restore_action(action_env &env) {
         } catch (const std::exception &e) {
             return outcome::fail(std::string("Error creating VM template: ") + e.what() + restored_note(restored));
         }
-        auto r = env.oned->call("one.template.allocate", {tmpl});
+        auto r = env.oned->call("one.template.allocate", {tmpl}, env.stop());
         if (!r) return outcome::fail("Error creating VM template: " + r.err().message + restored_note(restored));
         const auto id = rpc_int(*r);
         if (!id) return outcome::fail("Error creating VM template: oned returned no template id" + restored_note(restored));
         template_id = *id;
-        if (auto c = env.oned->call("one.template.chown", {template_id, uid, gid}); !c)
+        if (auto c = env.oned->call("one.template.chown", {template_id, uid, gid}, env.stop()); !c)
             return outcome::fail("Error creating VM template: cannot give template " + std::to_string(template_id) + " to " +
                                  username + ": " + c.err().message + restored_note(restored));
     }

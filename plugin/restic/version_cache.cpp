@@ -3,7 +3,7 @@
 namespace oneds::restic {
 
 std::optional<restic_version> version_cache::get(ports::process_runner &runner, const std::string &host,
-                                                 const std::string &bin, ports::cancellation &cancel) {
+                                                 const std::string &bin, const std::stop_token &stop) {
     const auto key = std::make_pair(host, bin);
     {
         std::lock_guard lock(mutex_);
@@ -12,7 +12,7 @@ std::optional<restic_version> version_cache::get(ports::process_runner &runner, 
     ports::command cmd;
     cmd.argv = {bin, "version"};
     ports::run_options opts;
-    opts.cancel = &cancel;
+    opts.stop = stop;
     auto r = runner.run(host, cmd, opts);
     if (!r || r->cancelled || r->exit_code == 255) return std::nullopt;  // could not ask: try again next time
     auto v = r->exit_code == 0 ? parse_version(r->stdout_text) : std::nullopt;

@@ -2,7 +2,7 @@
 // the plugin instance's lifetime. `restic version` needs no repository and no
 // password, so it costs a process start, not a key derivation.
 //
-// What the version drives (spec/restic-cli.md §1.8): restores used to pull
+// What the version drives (docs/restic.md#version-differences-the-code-switches-on): restores used to pull
 // files add --sparse from 0.15 (holes for runs of zeros: VM images are mostly
 // zeros). Exit classification does not need it: codes 10/11/12 only exist from
 // 0.17 and the message text is matched on every version.
@@ -10,12 +10,12 @@
 
 #include "restic_output.hpp"
 
-#include "ports/cancellation.hpp"
 #include "ports/process.hpp"
 
 #include <map>
 #include <mutex>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <utility>
 #include <vector>
@@ -28,7 +28,7 @@ public:
     // (then callers use what every version from 0.14 accepts). Not cached on
     // a failure to run, so a host that was down is asked again.
     std::optional<restic_version> get(ports::process_runner &runner, const std::string &host, const std::string &bin,
-                                      ports::cancellation &cancel);
+                                      const std::stop_token &stop);
 
 private:
     std::mutex mutex_;

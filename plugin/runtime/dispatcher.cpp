@@ -10,44 +10,6 @@ namespace oneds::runtime {
 request_context::request_context(sdk::request req, sdk::host_link host)
     : req_(std::move(req)), host_(host) {}
 
-bool request_context::cancelled() const {
-    std::lock_guard lock(mutex_);
-    return cancelled_;
-}
-
-bool request_context::sleep_for(std::chrono::milliseconds d) {
-    std::unique_lock lock(mutex_);
-    return !cv_.wait_for(lock, d, [this] { return cancelled_; });
-}
-
-void request_context::set_cancel_hook(std::function<void()> hook) {
-    std::unique_lock lock(mutex_);
-    if (cancelled_) {
-        lock.unlock();
-        if (hook) hook();
-        return;
-    }
-    hook_ = std::move(hook);
-}
-
-void request_context::clear_cancel_hook() {
-    std::lock_guard lock(mutex_);
-    hook_ = nullptr;
-}
-
-void request_context::request_cancel() {
-    std::function<void()> hook;
-    {
-        std::lock_guard lock(mutex_);
-        if (cancelled_) return;
-        cancelled_ = true;
-        hook = std::move(hook_);
-        hook_ = nullptr;
-    }
-    cv_.notify_all();
-    if (hook) hook();
-}
-
 dispatcher::dispatcher(sdk::host_link host, std::size_t threads)
     : host_(host), pool_(threads == 0 ? 1 : threads) {}
 

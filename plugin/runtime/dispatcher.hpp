@@ -6,13 +6,13 @@
 // work of a datastore action is a short sequence of waits on child processes and
 // network calls, and the host bounds the number in flight (-t, 15 by default).
 // One pool thread per running request keeps each action a straight-line function
-// that is easy to read and to test; cancellation reaches it through a hook
-// (kill the child, close the socket) and through cancellable sleeps.
+// that is easy to read and to test; cancellation reaches it as a
+// std::stop_token that every port call takes (ports/stop.hpp).
 #pragma once
 
 #include <oneds/plugin.hpp>
 
-#include "ports/cancellation.hpp"
+#include "ports/stop.hpp"
 
 #include <boost/asio/thread_pool.hpp>
 
@@ -40,34 +40,29 @@ struct outcome {
 };
 
 // One request in flight, as seen by the action that runs it. Thread-safe.
-class request_context final : public ports::cancellation {
+class request_context final {
 public:
     request_context(sdk::request req, sdk::host_link host);
 
     const sdk::request &req() const noexcept { return req_; }
     std::uint64_t id() const noexcept { return req_.id; }
 
-    bool cancelled() const override;
+    // Stops when the request is cancelled (cancel(), a host deadline, shutdown).
+    std::stop_token stop_token() const noexcept { return stop_.get_token(); }
+    bool cancelled() const noexcept { return stop_.stop_requested(); }
     // Sleeps up to d; returns false at once when the request is (or gets) cancelled.
-    bool sleep_for(std::chrono::milliseconds d);
-    // hook runs once, on the cancelling thread, when the request is cancelled
-    // while the hook is set (at once if it already was). It must not block.
-    void set_cancel_hook(std::function<void()> hook) override;
-    void clear_cancel_hook() override;
+    bool sleep_for(std::chrono::milliseconds d) const { return ports::sleep_for(stop_token(), d); }
 
     void log(std::int32_t level, std::string_view text) const { host_.log(req_.id, level, text); }
     // Bytes to the action's stdout (ABI 1.1); see sdk::host_link::write_output.
     std::int32_t write_output(std::string_view data) const { return host_.write_output(req_.id, data); }
 
-    void request_cancel();
+    void request_cancel() noexcept { stop_.request_stop(); }
 
 private:
     sdk::request req_;
     sdk::host_link host_;
-    mutable std::mutex mutex_;
-    std::condition_variable cv_;
-    bool cancelled_ = false;
-    std::function<void()> hook_;
+    std::stop_source stop_;
 };
 
 using handler = std::function<outcome(request_context &)>;

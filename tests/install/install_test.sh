@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
-# install_test.sh BUILD_DIR SOURCE_DIR CMAKE GENERATOR
+# install_test.sh BUILD_DIR SOURCE_DIR CMAKE GENERATOR ACTIONS UNSUPPORTED
+#
+# ACTIONS and UNSUPPORTED: blank-separated action names, as CMake reads them
+# from the action table (plugin/restic/actions.def): the wrappers of actions
+# the plugin runs, and those of the stock stubs ("Operation not supported").
 #
 # System layout: `cmake --install BUILD_DIR --prefix STAGE`, then checks that
 # STAGE holds what OpenNebula expects (usr/lib/one/mads, the 14 remotes
@@ -18,9 +22,9 @@ build=$1
 source_dir=$2
 cmake=$3
 generator=$4
-
-actions=(backup backup_cancel monitor stat ls rm restore increment_flatten
-         cp clone mkfs snap_delete snap_revert snap_flatten)
+read -r -a supported <<<"$5"
+read -r -a unsupported <<<"$6"
+actions=("${supported[@]}" "${unsupported[@]}")
 conf_files=(one_ds_host.conf oned.conf.snippet datastore-restic.tmpl)
 
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/oneds-install-XXXXXX") || exit 1
@@ -67,6 +71,19 @@ check_runs() {
     check "$what: wrapper 'cp 5' says 'cp: Operation not supported' on stderr (got '$err')" \
         test "$err" = "cp: Operation not supported"
     check "$what: wrapper 'cp 5' writes nothing on stdout" test ! -s "$scratch/cp.out"
+
+    # Every wrapper reaches the plugin: the actions it runs answer with
+    # their own error for an empty request, the stubs with theirs.
+    local a
+    for a in "${supported[@]}"; do
+        err=$(env -u ONE_LOCATION -u ONE_DS_HOST "$@" "$remotes/$a" </dev/null 2>&1 >/dev/null)
+        check "$what: wrapper '$a' is run by the plugin (got '$err')" \
+            test -n "$err" -a "${err%Operation not supported}" = "$err"
+    done
+    for a in "${unsupported[@]}"; do
+        err=$(env -u ONE_LOCATION -u ONE_DS_HOST "$@" "$remotes/$a" </dev/null 2>&1 >/dev/null)
+        check "$what: wrapper '$a' is a stub (got '$err')" test "$err" = "$a: Operation not supported"
+    done
 }
 
 # ---- system layout ---------------------------------------------------------------

@@ -2,7 +2,7 @@
 // and driven by oned_peer exactly as oned's Driver<MSG> does (one ARGUMENTS
 // argv element, fd 2 closed, INIT read in one 31-byte read, "<A>  <id> <b64>"
 // requests, FINALIZE then both pipes closed). The protocol is described in
-// /work/shared/spec/oned-protocol.md §1-§5; the test plugin's behaviours in
+// docs/oned-protocol.md (starting and stopping, line grammar, actions); the test plugin's behaviours in
 // tests/plugins/test_plugin.cpp.
 #define BOOST_TEST_MODULE host_mad
 #include <boost/test/data/monomorphic.hpp>
@@ -271,7 +271,7 @@ BOOST_AUTO_TEST_CASE(monitor_info_is_base64) {
     BOOST_TEST(*decoded == "USED_MB=1\nFREE_MB=2\nTOTAL_MB=3\n");
 }
 
-// oned base64-decodes MONITOR info on failure too (spec §5).
+// oned base64-decodes MONITOR info on failure too (docs/oned-protocol.md#monitor-info-is-base64).
 BOOST_AUTO_TEST_CASE(monitor_failure_text_is_base64_too) {
     start("-t 15 -d testdrv " + testdrv_plugin_arg());
     peer->send_request("MONITOR", 101, monitor_payload("testdrv", "fail:repository locked"));

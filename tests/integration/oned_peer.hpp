@@ -1,7 +1,7 @@
 // A fake oned for integration tests: it starts a DATASTORE_MAD driver and talks
 // to it over pipes exactly as oned's Driver<MSG> (include/Driver.h) does, so
 // what passes here is what oned will see. See
-// /work/shared/spec/oned-protocol.md §1-§5.
+// docs/oned-protocol.md (starting and stopping, line grammar, actions).
 //
 // Exactly as oned:
 // * fork() + execlp(cmd, cmd, ARGUMENTS): the whole ARGUMENTS string is ONE

@@ -1,8 +1,8 @@
 // A STAND-IN for oned's XML-RPC API, for tests only: not OpenNebula, and
 // not complete. It serves the handful of methods our drivers call, with
 // oned's reply shapes ([true, body, 0] / [false, "[method] message", code,
-// object id, replication index]) and error codes (spec/oned-protocol.md
-// §8.2), on xmlrpc-c's Abyss server (xmlrpc_c::serverAbyss, fed connections
+// object id, replication index]) and error codes
+// (docs/oned-protocol.md#replies-and-error-codes), on xmlrpc-c's Abyss server (xmlrpc_c::serverAbyss, fed connections
 // through runConn()), listening on 127.0.0.1 on a port the kernel picks,
 // from a background thread.
 //
@@ -34,7 +34,8 @@
 //   one.vm.info            id [, decrypt]    -> the <VM> the test set
 // Parameters of the wrong type or number are XML-RPC faults, as with
 // oned's own xmlrpc-c signatures. XML element order follows
-// spec/xsd/{image,datastore}.xsd; oned emits no namespace, and neither does
+// OpenNebula's image.xsd and datastore.xsd (docs/oned-protocol.md#opennebula-xml-schemas);
+// oned emits no namespace, and neither does
 // this.
 //
 // Image allocation keeps the parsed template as the image's TEMPLATE, except

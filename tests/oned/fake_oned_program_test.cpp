@@ -70,10 +70,10 @@ BOOST_AUTO_TEST_CASE(program_serves_the_factory_built_adapter_and_stops_on_sigte
     auto api = oneds::adapters::oned::make_one_api(
         {{"host.oned_endpoint", endpoint}, {"host.oned_auth_file", auth.string()}, {"oned_timeout", "5"}});
     BOOST_TEST_REQUIRE(api.has_value(), (api ? "" : api.err().message));
-    auto ds = (*api)->call("one.datastore.info", std::vector<rpc_value>{100});
+    auto ds = (*api)->call("one.datastore.info", std::vector<rpc_value>{100}, std::stop_token{});
     BOOST_TEST_REQUIRE(ds.has_value(), (ds ? "" : ds.err().message));
     BOOST_TEST(std::get<std::string>(ds->body).find("<DS_MAD>restic</DS_MAD>") != std::string::npos);
-    auto pool = (*api)->call("one.userpool.info", {});
+    auto pool = (*api)->call("one.userpool.info", {}, std::stop_token{});
     BOOST_TEST_REQUIRE(pool.has_value());
     BOOST_TEST(std::get<std::string>(pool->body).find("<NAME>alice</NAME>") != std::string::npos);
 

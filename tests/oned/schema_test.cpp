@@ -1,5 +1,6 @@
 // The fake oned's <IMAGE> and <DATASTORE> documents are valid against
-// OpenNebula's XSDs (spec/xsd), checked with xmllint when it is installed.
+// OpenNebula's XSDs (share/doc/xsd of OpenNebula's source, given with
+// -DONEDS_ONE_XSD_DIR), checked with xmllint when both are there.
 #define BOOST_TEST_MODULE oned_schema
 #include <boost/test/unit_test.hpp>
 
@@ -94,10 +95,10 @@ BOOST_FIXTURE_TEST_SUITE(schemas, oned_fixture)
 BOOST_AUTO_TEST_CASE(datastore_reply_validates) {
     if (!have_tools()) return;
     BOOST_TEST(api->call("one.image.allocate",
-                         std::vector<rpc_value>{std::string("NAME=a\nPATH=/x"), image_ds, false})
+                         std::vector<rpc_value>{std::string("NAME=a\nPATH=/x"), image_ds, false}, std::stop_token{})
                    .has_value());
     for (int id : {backup_ds, image_ds}) {
-        auto r = api->call("one.datastore.info", std::vector<rpc_value>{id});
+        auto r = api->call("one.datastore.info", std::vector<rpc_value>{id}, std::stop_token{});
         BOOST_TEST_REQUIRE(r.has_value());
         validate(std::get<std::string>(r->body), "DATASTORE", "datastore.xsd");
     }
@@ -109,9 +110,9 @@ BOOST_AUTO_TEST_CASE(image_reply_validates) {
                         std::vector<rpc_value>{std::string("NAME=\"restored-disk-0\"\nTYPE=\"DATABLOCK\"\n"
                                                            "PATH=\"restic://100/3/0:abcd1234//d/disk.0.0\"\n"
                                                            "SIZE=\"12\"\nV=[A=\"1\",B=\"2\"]"),
-                                               image_ds, false});
+                                               image_ds, false}, std::stop_token{});
     BOOST_TEST_REQUIRE(id.has_value());
-    auto r = api->call("one.image.info", std::vector<rpc_value>{std::get<std::int32_t>(id->body)});
+    auto r = api->call("one.image.info", std::vector<rpc_value>{std::get<std::int32_t>(id->body)}, std::stop_token{});
     BOOST_TEST_REQUIRE(r.has_value());
     validate(std::get<std::string>(r->body), "IMAGE", "image.xsd");
 }

@@ -62,6 +62,33 @@ double seconds_since(clock_type::time_point t0) {
 
 BOOST_AUTO_TEST_SUITE(transport_failures)
 
+// A stop ends a call that waits on oned at once, not at the adapter's
+// deadline: a cancelled restore does not hang on a slow oned.
+BOOST_AUTO_TEST_CASE(a_stop_abandons_a_call_long_before_its_deadline) {
+    silent_listener silent;
+    const std::string endpoint = "http://127.0.0.1:" + std::to_string(silent.port) + "/RPC2";
+    auto api = make_client(options_to(endpoint, std::chrono::seconds(60)));
+    std::stop_source stop;
+    std::jthread stopper([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        stop.request_stop();
+    });
+    const auto t0 = clock_type::now();
+    auto r = api->call("one.system.version", {}, stop.get_token());
+    const double elapsed = seconds_since(t0);
+    BOOST_TEST_REQUIRE(!r.has_value());
+    BOOST_TEST(r.err().kind == error_kind::cancelled, r.err().message);
+    BOOST_TEST(r.err().message.find("one.system.version: cancelled") == 0u, r.err().message);
+    BOOST_TEST(elapsed >= 0.25);
+    BOOST_TEST(elapsed < 30.0);
+    // Stopped before it starts: nothing waits at all.
+    const auto t1 = clock_type::now();
+    auto again = api->call("one.system.version", {}, stop.get_token());
+    BOOST_TEST(!again.has_value());
+    BOOST_TEST(again.err().kind == error_kind::cancelled);
+    BOOST_TEST(seconds_since(t1) < 30.0);
+}
+
 BOOST_AUTO_TEST_CASE(silent_server_is_unreachable_at_the_deadline) {
     silent_listener silent;
     const std::string endpoint = "http://127.0.0.1:" + std::to_string(silent.port) + "/RPC2";
@@ -69,7 +96,7 @@ BOOST_AUTO_TEST_CASE(silent_server_is_unreachable_at_the_deadline) {
     // xmlrpc-c and is checked every 3 s; the adapter's deadline must not be.
     auto api = make_client(options_to(endpoint, std::chrono::milliseconds(700)));
     const auto t0 = clock_type::now();
-    auto r = api->call("one.system.version", {});
+    auto r = api->call("one.system.version", {}, std::stop_token{});
     const double elapsed = seconds_since(t0);
     BOOST_TEST_REQUIRE(!r.has_value());
     BOOST_TEST(r.err().kind == error_kind::unreachable);
@@ -85,7 +112,7 @@ BOOST_AUTO_TEST_CASE(refused_connection_is_unreachable_at_once) {
     const std::string endpoint = "http://127.0.0.1:" + std::to_string(closed_port()) + "/RPC2";
     auto api = make_client(options_to(endpoint, std::chrono::milliseconds(5000)));
     const auto t0 = clock_type::now();
-    auto r = api->call("one.system.version", {});
+    auto r = api->call("one.system.version", {}, std::stop_token{});
     BOOST_TEST_REQUIRE(!r.has_value());
     BOOST_TEST(r.err().kind == error_kind::unreachable);
     BOOST_TEST(r.err().code == 0);
@@ -96,7 +123,7 @@ BOOST_AUTO_TEST_CASE(refused_connection_is_unreachable_at_once) {
 
 BOOST_FIXTURE_TEST_CASE(http_error_is_unreachable, oned_fixture) {
     const std::string endpoint = "http://127.0.0.1:" + std::to_string(oned.port()) + "/elsewhere";
-    auto r = make_client(options_to(endpoint, std::chrono::milliseconds(5000)))->call("one.system.version", {});
+    auto r = make_client(options_to(endpoint, std::chrono::milliseconds(5000)))->call("one.system.version", {}, std::stop_token{});
     BOOST_TEST_REQUIRE(!r.has_value());
     BOOST_TEST(r.err().kind == error_kind::unreachable);
     BOOST_TEST(r.err().message.find("404") != std::string::npos, r.err().message);
@@ -110,7 +137,7 @@ BOOST_AUTO_TEST_CASE(oversized_reply_is_refused) {
     oned.set_vm(1, "<VM><ID>1</ID><USER_TEMPLATE><BLOB>" + std::string(2 << 20, 'x') + "</BLOB></USER_TEMPLATE></VM>");
     auto o = options_for(oned, oned.oneadmin_session());
     o.max_response_bytes = 64 * 1024;
-    auto r = make_client(o)->call("one.vm.info", std::vector<rpc_value>{1});
+    auto r = make_client(o)->call("one.vm.info", std::vector<rpc_value>{1}, std::stop_token{});
     BOOST_TEST_REQUIRE(!r.has_value());
     BOOST_TEST(r.err().kind == error_kind::io);
     BOOST_TEST(r.err().message.find("exceeds 65536 bytes") != std::string::npos, r.err().message);
@@ -122,7 +149,7 @@ BOOST_AUTO_TEST_CASE(reply_larger_than_xmlrpc_c_default_but_within_our_limit_pas
     oned.set_vm(2, vm);
     auto o = options_for(oned, oned.oneadmin_session());
     o.max_response_bytes = 4 << 20;
-    auto r = make_client(o)->call("one.vm.info", std::vector<rpc_value>{2});
+    auto r = make_client(o)->call("one.vm.info", std::vector<rpc_value>{2}, std::stop_token{});
     BOOST_TEST_REQUIRE(r.has_value(), (r ? "" : r.err().message));
     BOOST_TEST(std::get<std::string>(r->body) == vm);
 }
@@ -141,15 +168,15 @@ BOOST_AUTO_TEST_CASE(eight_threads_share_one_adapter) {
             for (int i = 0; i < per_thread; ++i) {
                 const std::string name = "t" + std::to_string(t) + "-" + std::to_string(i);
                 auto id = api->call("one.image.allocate",
-                                    std::vector<rpc_value>{"NAME=\"" + name + "\"", image_ds, false});
+                                    std::vector<rpc_value>{"NAME=\"" + name + "\"", image_ds, false}, std::stop_token{});
                 if (!id || !std::holds_alternative<std::int32_t>(id->body)) {
                     ++failures;
                     continue;
                 }
-                auto info = api->call("one.image.info", std::vector<rpc_value>{std::get<std::int32_t>(id->body)});
+                auto info = api->call("one.image.info", std::vector<rpc_value>{std::get<std::int32_t>(id->body)}, std::stop_token{});
                 if (!info || std::get<std::string>(info->body).find("<NAME>" + name + "</NAME>") == std::string::npos)
                     ++failures;
-                if (!api->call("one.datastore.info", std::vector<rpc_value>{backup_ds})) ++failures;
+                if (!api->call("one.datastore.info", std::vector<rpc_value>{backup_ds}, std::stop_token{})) ++failures;
             }
         });
     for (auto &th : pool) th.join();

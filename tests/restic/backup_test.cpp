@@ -185,7 +185,7 @@ BOOST_AUTO_TEST_CASE(shared_ssh_control_dir_keeps_the_connection_for_the_next_ac
     BOOST_TEST(snapshots(f, f.base_path() + "/7").size() == 2u);
 }
 
-// Stock §4.6: RESTIC_NICE / RESTIC_IONICE confine the backup's restic.
+// docs/stock-driver.md#confinement: RESTIC_NICE / RESTIC_IONICE confine the backup's restic.
 BOOST_AUTO_TEST_CASE(restic_nice_and_ionice_confine_the_backup) {
     restic_fixture f;
     f.make_vm(7, {{0, 1024, 400, true}});

@@ -331,7 +331,7 @@ private:
 BOOST_AUTO_TEST_CASE(version_is_detected_once_per_binary_and_host) {
     version_runner runner("restic 0.16.2 compiled with go1.21.3 on linux/amd64\n");
     version_cache cache;
-    oneds::ports::never_cancelled never;
+    const std::stop_token never;
     auto v = cache.get(runner, "host1", "/opt/restic", never);
     BOOST_REQUIRE(v.has_value());
     BOOST_TEST(v->str() == "0.16.2");
@@ -347,7 +347,7 @@ BOOST_AUTO_TEST_CASE(version_is_detected_once_per_binary_and_host) {
 BOOST_AUTO_TEST_CASE(an_unreachable_host_is_asked_again) {
     version_runner down("", 255);
     version_cache cache;
-    oneds::ports::never_cancelled never;
+    const std::stop_token never;
     BOOST_TEST(!cache.get(down, "h", "restic", never).has_value());
     BOOST_TEST(!cache.get(down, "h", "restic", never).has_value());
     BOOST_TEST(down.calls == 2);

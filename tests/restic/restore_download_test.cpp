@@ -5,7 +5,7 @@
 // the fake oned (tests/oned) standing in for oned's XML-RPC API: the
 // downloader reads the backup datastore with one.datastore.info, restore
 // allocates images and a VM template. Expectations come from
-// spec/stock-restic-driver.md §5, §7.6 and §7.8.
+// docs/stock-driver.md#the-restic-url-grammar, #restore and #downloader.
 //
 // The test plays downloader.sh: it keeps the command= and clean_command=
 // lines, evals them in bash, streams "$command" into a file and runs
@@ -155,7 +155,7 @@ process_result clean(restic_fixture &f, const download &d) {
     return bash(f, "eval \"$ONEDS_LINES\"; eval \"$clean_command\"", {{"ONEDS_LINES", d.lines}});
 }
 
-// The downloader printed the stock lines (§7.8, SFTP):
+// The downloader printed the stock lines (docs/stock-driver.md#downloader, SFTP):
 //   command="ssh ... '<user>@<server>' cat '<tmp_path>'"
 //   clean_command="ssh ... '<user>@<server>' rm -rf '<tmp_dir>/'"
 // and the streamed image is there. Returns false (after failing the test)
@@ -203,7 +203,7 @@ BOOST_AUTO_TEST_SUITE(downloader)
 
 BOOST_AUTO_TEST_CASE(download_of_a_full_backup_equals_the_source_disk) {
     restic_fixture f;
-    oned_env o(f);  // RESTIC_TMP_DIR unset: /var/tmp (§2)
+    oned_env o(f);  // RESTIC_TMP_DIR unset: /var/tmp (docs/stock-driver.md#datastore-attributes)
     stock::chain c(f, 7, {{0, 16, 2}, {1, 8, 1}});
     c.backup();
     const std::string url = "restic://100//0:" + c.at(0).short_id + c.backup_dir() + "/disk.0.0";
@@ -242,7 +242,7 @@ BOOST_AUTO_TEST_CASE(download_of_increment_k_yields_the_disk_as_it_was_at_k) {
                     f.dir().file("download/disk." + std::to_string(disk.id) + "." + std::to_string(k));
                 const auto d = run_download(f, o, c.url(disk.id, k), target);
                 if (!check_stock_lines(f, d)) continue;
-                // A standalone qcow2 (the chain converted, §7.8 step 3).
+                // A standalone qcow2 (the chain converted, docs/stock-driver.md#downloader step 3).
                 BOOST_TEST(stock::compare_images(c.expected_image(disk.id, k), target) == "");
                 const auto cl = clean(f, d);
                 BOOST_TEST(cl.exit_code == 0, describe(cl));
@@ -361,7 +361,7 @@ BOOST_AUTO_TEST_CASE(restic_rbd_url_is_refused_clearly_unless_supported) {
 BOOST_AUTO_TEST_SUITE_END()
 
 // ---------------------------------------------------------------------------
-// §7.6: images (and a VM template) in oned for a backup image.
+// docs/stock-driver.md#restore: images (and a VM template) in oned for a backup image.
 BOOST_AUTO_TEST_SUITE(restore)
 
 namespace {

@@ -2,7 +2,7 @@
 // rm, stat, ls and increment_flatten through one_ds_host, against
 // repositories written the stock driver's way (restore_stock_repo.hpp), with
 // the real restic 0.14, sshd and qemu-img. Expectations come from
-// spec/stock-restic-driver.md (section numbers in the comments), not from our
+// docs/stock-driver.md (its sections are named in the comments), not from our
 // implementation. Results are checked with restic and qemu-img directly.
 #include "restore_stock_repo.hpp"
 
@@ -66,14 +66,14 @@ std::unique_ptr<spawned_process> hold_exclusive_lock(const restic_fixture &f, co
     return oneds::test::hold_exclusive_lock(f.password_file(), repo);
 }
 
-// The stat request: only PATH and SIZE (and BACKUP_JOB_ID) in IMAGE (oned-protocol §3.2).
+// The stat request: only PATH and SIZE (and BACKUP_JOB_ID) in IMAGE (docs/oned-protocol.md#what-info-each-action-must-carry).
 std::string stat_image(const std::string &url, std::optional<int> job = std::nullopt) {
     std::string x = "<IMAGE><PATH>" + url + "</PATH><SIZE>0</SIZE>";
     if (job) x += "<BACKUP_JOB_ID>" + std::to_string(*job) + "</BACKUP_JOB_ID>";
     return x + "</IMAGE>";
 }
 
-// ls gets PLAIN XML: DATASTORE, VM, IMAGE (§6).
+// ls gets PLAIN XML: DATASTORE, VM, IMAGE (docs/stock-driver.md#invocation-summary).
 std::string ls_input(const restic_fixture &f, const stock::chain &c, const std::string &image) {
     return f.document(
         {}, "<VM><ID>" + std::to_string(c.vm()) + "</ID><NAME>vm" + std::to_string(c.vm()) + "</NAME></VM>" + image);
@@ -152,7 +152,7 @@ BOOST_AUTO_TEST_CASE(stock_chain_rebuilds_every_increment_and_order_matters) {
 BOOST_AUTO_TEST_SUITE_END()
 
 // ---------------------------------------------------------------------------
-// §7.7: forget + prune of every SOURCE of the image, lock retry, stdout empty.
+// docs/stock-driver.md#rm: forget + prune of every SOURCE of the image, lock retry, stdout empty.
 BOOST_AUTO_TEST_SUITE(rm)
 
 BOOST_AUTO_TEST_CASE(rm_of_a_chain_removes_every_increment) {
@@ -257,7 +257,7 @@ BOOST_AUTO_TEST_CASE(rm_of_a_locked_repository_is_retried) {
 BOOST_AUTO_TEST_SUITE_END()
 
 // ---------------------------------------------------------------------------
-// §7.4: the size comes from DISK[DISK_ID=N]/SIZE of the chain's LAST
+// docs/stock-driver.md#stat: the size comes from DISK[DISK_ID=N]/SIZE of the chain's LAST
 // snapshot's vm.xml, not from the file; bug #6607 gave disk 0's size to all.
 BOOST_AUTO_TEST_SUITE(stat)
 
@@ -315,7 +315,7 @@ BOOST_AUTO_TEST_CASE(stat_errors_name_the_problem) {
 BOOST_AUTO_TEST_SUITE_END()
 
 // ---------------------------------------------------------------------------
-// §7.5: JSON mapping disk id to <restic://ds/bj/chain><path>, plus "tpm".
+// docs/stock-driver.md#ls: JSON mapping disk id to <restic://ds/bj/chain><path>, plus "tpm".
 BOOST_AUTO_TEST_SUITE(ls)
 
 BOOST_AUTO_TEST_CASE(ls_prints_the_stock_json) {
@@ -389,7 +389,7 @@ BOOST_AUTO_TEST_CASE(ls_of_a_job_image_without_tpm) {
 BOOST_AUTO_TEST_SUITE_END()
 
 // ---------------------------------------------------------------------------
-// §7.9: merge the oldest N-K+1 snapshots into one that takes the id slot and
+// docs/stock-driver.md#flattening-increments: merge the oldest N-K+1 snapshots into one that takes the id slot and
 // the time of the newest merged one; stdout "<MB> <chain_keep_last>".
 BOOST_AUTO_TEST_SUITE(increment_flatten)
 
@@ -443,7 +443,7 @@ void check_flattened(restic_fixture &f, const stock::chain &c, int k, const flat
     BOOST_TEST(s.time.substr(0, 19) == c.at(first_kept).time.substr(0, 19),
                "expected the merged snapshot to keep increment " << first_kept << "'s time " << c.at(first_kept).time
                                                                  << ", got " << s.time);
-    // The last merged snapshot's disk paths and its other files (§7.9 step 6).
+    // The last merged snapshot's disk paths and its other files (docs/stock-driver.md#flattening-increments step 6).
     auto paths = s.paths;
     std::sort(paths.begin(), paths.end());
     BOOST_TEST(paths == c.at(first_kept).paths, boost::test_tools::per_element());

@@ -2,7 +2,7 @@
 // restic and qemu-img and without our backup action, so that the restore-side
 // actions (rm, stat, ls, increment_flatten, restore, the restic:// downloader)
 // are tested against what existing OpenNebula installations hold
-// (spec/stock-restic-driver.md §1.1, §3, §7.1):
+// (docs/stock-driver.md#repository-layout-and-ids, #the-backup-folder, #backup):
 //
 // * one repository per VM (<BASE_PATH>/<vm>) or per backup job
 //   (<BASE_PATH>/job_<bj>);
@@ -138,7 +138,7 @@ private:
 std::string full_image_xml(int image_id, int vm, const std::string &source, std::optional<int> job = std::nullopt,
                            const std::string &format = "raw");
 
-// The reference restore, done the stock downloader's way (§7.8) with restic
+// The reference restore, done the stock downloader's way (docs/stock-driver.md#downloader) with restic
 // and qemu-img directly: dumps disk d's file of every snapshot of `snaps`
 // (increment id, snapshot id) into dir, re-links each onto its predecessor
 // (`qemu-img rebase -u -F qcow2 -b`) and returns the path of the top file.

@@ -111,14 +111,16 @@ BOOST_AUTO_TEST_CASE(a_duplicate_id_in_flight_is_refused_as_invalid) {
     BOOST_TEST(host.completions_of(7).size() == 1u);
 }
 
-BOOST_AUTO_TEST_CASE(cancel_runs_the_cancel_hook_and_wakes_sleep_for_with_false) {
+BOOST_AUTO_TEST_CASE(cancel_stops_the_token_runs_its_callbacks_and_wakes_sleep_for_with_false) {
     recording_host host;
     dispatcher d(host.link(), 2);
     std::latch started(1);
     std::atomic<int> hook_runs{0};
     std::atomic<int> slept_fully{-1};
     BOOST_TEST_REQUIRE(d.start(make_request(1), [&](request_context &ctx) {
-        ctx.set_cancel_hook([&] { ++hook_runs; });
+        // Two port calls watching one request at once: both hear the cancel.
+        const std::stop_callback first(ctx.stop_token(), [&] { ++hook_runs; });
+        const std::stop_callback second(ctx.stop_token(), [&] { ++hook_runs; });
         started.count_down();
         slept_fully = ctx.sleep_for(k_forever) ? 1 : 0;
         return outcome::fail("child killed");
@@ -131,7 +133,7 @@ BOOST_AUTO_TEST_CASE(cancel_runs_the_cancel_hook_and_wakes_sleep_for_with_false)
     BOOST_TEST(seconds_since(t0) < std::chrono::duration<double>(k_prompt).count());
     BOOST_TEST_REQUIRE(c.has_value());
     BOOST_TEST(c->status == ONEDS_ERR_CANCELLED);
-    BOOST_TEST(hook_runs.load() == 1);
+    BOOST_TEST(hook_runs.load() == 2);
     BOOST_TEST(slept_fully.load() == 0);
 }
 
@@ -153,31 +155,30 @@ BOOST_AUTO_TEST_CASE(sleep_for_after_cancellation_returns_false_at_once) {
     BOOST_TEST(ctx.cancelled());
 }
 
-BOOST_AUTO_TEST_CASE(a_cancel_hook_set_after_cancellation_runs_at_once) {
+BOOST_AUTO_TEST_CASE(a_callback_registered_after_cancellation_runs_at_once) {
     recording_host host;
     request_context ctx(make_request(1), host.link());
     ctx.request_cancel();
     int runs = 0;
-    ctx.set_cancel_hook([&] { ++runs; });
+    const std::stop_callback cb(ctx.stop_token(), [&] { ++runs; });
     BOOST_TEST(runs == 1);
 }
 
-BOOST_AUTO_TEST_CASE(the_cancel_hook_runs_once_however_often_cancel_is_requested) {
+BOOST_AUTO_TEST_CASE(a_callback_runs_once_however_often_cancel_is_requested) {
     recording_host host;
     request_context ctx(make_request(1), host.link());
     int runs = 0;
-    ctx.set_cancel_hook([&] { ++runs; });
+    const std::stop_callback cb(ctx.stop_token(), [&] { ++runs; });
     ctx.request_cancel();
     ctx.request_cancel();
     BOOST_TEST(runs == 1);
 }
 
-BOOST_AUTO_TEST_CASE(a_cleared_cancel_hook_does_not_run) {
+BOOST_AUTO_TEST_CASE(a_callback_that_is_gone_does_not_run) {
     recording_host host;
     request_context ctx(make_request(1), host.link());
     int runs = 0;
-    ctx.set_cancel_hook([&] { ++runs; });
-    ctx.clear_cancel_hook();
+    { const std::stop_callback cb(ctx.stop_token(), [&] { ++runs; }); }
     ctx.request_cancel();
     BOOST_TEST(runs == 0);
     BOOST_TEST(ctx.cancelled());

@@ -12,7 +12,7 @@ bool ensure_libssh2_initialised() noexcept {
     return initialised;
 }
 
-bool wait_socket(LIBSSH2_SESSION *session, int fd, clock_type::time_point deadline) {
+int wait_socket(LIBSSH2_SESSION *session, int fd, const limit &lim) {
     const int directions = libssh2_session_block_directions(session);
     short events = 0;
     if ((directions & LIBSSH2_SESSION_BLOCK_INBOUND) != 0)
@@ -24,15 +24,17 @@ bool wait_socket(LIBSSH2_SESSION *session, int fd, clock_type::time_point deadli
     if (events == 0)
         events = POLLIN;
     for (;;) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
+        if (lim.stop.stop_requested())
+            return stopped;
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(lim.deadline - clock_type::now());
         if (left.count() <= 0)
-            return false;
+            return deadline_passed;
         pollfd pfd{fd, events, 0};
-        const int rc = ::poll(&pfd, 1, static_cast<int>(std::min<long long>(left.count() + 1, 60'000)));
+        const int rc = ::poll(&pfd, 1, static_cast<int>(std::min<long long>(left.count() + 1, stop_poll.count())));
         if (rc > 0)
-            return true;  // ready, or an error/hangup that the next libssh2 call reports
+            return 0;  // ready, or an error/hangup that the next libssh2 call reports
         if (rc < 0 && errno != EINTR)
-            return true;  // let libssh2 meet the broken descriptor and say so
+            return 0;  // let libssh2 meet the broken descriptor and say so
     }
 }
 
@@ -48,6 +50,7 @@ std::string last_error_text(LIBSSH2_SESSION *session) {
 bool is_connection_error(int rc) noexcept {
     switch (rc) {
     case deadline_passed:
+    case stopped:
     case LIBSSH2_ERROR_SOCKET_NONE:
     case LIBSSH2_ERROR_BANNER_RECV:
     case LIBSSH2_ERROR_BANNER_SEND:

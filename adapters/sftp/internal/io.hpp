@@ -4,30 +4,43 @@
 #include "sftp/internal/handles.hpp"
 
 #include <chrono>
+#include <stop_token>
 #include <string>
 
 namespace oneds::adapters::sftp::internal {
 
 using clock_type = std::chrono::steady_clock;
 
-// Returned by drive() instead of a libssh2 code when the deadline passed.
-// Outside libssh2's range so that it cannot be mistaken for one of its codes.
+// How long a step may wait: until a deadline, or until its request stops.
+struct limit {
+    clock_type::time_point deadline;
+    std::stop_token stop;
+};
+
+// Returned by drive() instead of a libssh2 code when the deadline passed or
+// the request stopped. Outside libssh2's range so that they cannot be
+// mistaken for its codes.
 constexpr int deadline_passed = -10000;
+constexpr int stopped = -10001;
+
+// A wait on a socket polls at most this long at a time, so that a stop is
+// noticed within it.
+constexpr std::chrono::milliseconds stop_poll{100};
 
 // Waits until the socket is ready in the direction libssh2 last blocked on.
-// False once the deadline has passed.
-bool wait_socket(LIBSSH2_SESSION *session, int fd, clock_type::time_point deadline);
+// Returns 0 when ready, deadline_passed or stopped.
+int wait_socket(LIBSSH2_SESSION *session, int fd, const limit &lim);
 
 // Repeats call() while it returns LIBSSH2_ERROR_EAGAIN, polling the socket in
-// between; returns its final code, or deadline_passed.
+// between; returns its final code, deadline_passed or stopped.
 template <typename Call>
-int drive(LIBSSH2_SESSION *session, int fd, clock_type::time_point deadline, Call &&call) {
+int drive(LIBSSH2_SESSION *session, int fd, const limit &lim, Call &&call) {
     for (;;) {
         const int rc = call();
         if (rc != LIBSSH2_ERROR_EAGAIN)
             return rc;
-        if (!wait_socket(session, fd, deadline))
-            return deadline_passed;
+        if (const int waited = wait_socket(session, fd, lim); waited != 0)
+            return waited;
     }
 }
 

@@ -41,7 +41,8 @@ std::string errno_text(int code) {
 // TCP connection with a deadline over every address of the name. Name
 // resolution itself (getaddrinfo) cannot be bounded; for a backup server it is
 // an /etc/hosts entry or a local resolver answer.
-ports::result<unique_fd> connect_tcp(const std::string &hostname, std::uint16_t port, milliseconds timeout) {
+ports::result<unique_fd> connect_tcp(const std::string &hostname, std::uint16_t port, milliseconds timeout,
+                                     const std::stop_token &stop) {
     const std::string where = hostname + ":" + std::to_string(port);
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
@@ -68,12 +69,14 @@ ports::result<unique_fd> connect_tcp(const std::string &hostname, std::uint16_t 
             }
             int ready = 0;
             for (;;) {
+                if (stop.stop_requested())
+                    return error{error_kind::cancelled, "connecting to " + where + ": cancelled"};
                 const auto left = std::chrono::duration_cast<milliseconds>(deadline - clock_type::now());
                 if (left.count() <= 0)
                     break;
                 pollfd pfd{sock.get(), POLLOUT, 0};
-                ready = ::poll(&pfd, 1, static_cast<int>(left.count() + 1));
-                if (ready >= 0 || errno != EINTR)
+                ready = ::poll(&pfd, 1, static_cast<int>(std::min<long long>(left.count() + 1, stop_poll.count())));
+                if (ready > 0 || (ready < 0 && errno != EINTR))
                     break;
             }
             if (ready <= 0)
@@ -163,8 +166,8 @@ error lost_during_auth(bool timed_out, LIBSSH2_SESSION *ssh, const auth_outcome 
 }
 
 // Fails only when the connection broke; a refused key is a normal outcome.
-ports::status try_agent(LIBSSH2_SESSION *ssh, int fd, const sshconfig::host_settings &settings,
-                        clock_type::time_point deadline, const std::string &peer, auth_outcome &outcome) {
+ports::status try_agent(LIBSSH2_SESSION *ssh, int fd, const sshconfig::host_settings &settings, const limit &lim,
+                        const std::string &peer, auth_outcome &outcome) {
     const char *sock = std::getenv("SSH_AUTH_SOCK");
     if (sock == nullptr || *sock == '\0')
         return ports::ok();
@@ -195,14 +198,16 @@ ports::status try_agent(LIBSSH2_SESSION *ssh, int fd, const sshconfig::host_sett
                 continue;
         }
         ++offered;
-        const int rc = drive(ssh, fd, deadline,
-                             [&] { return libssh2_agent_userauth(agent.get(), settings.user.c_str(), identity); });
+        const int rc =
+            drive(ssh, fd, lim, [&] { return libssh2_agent_userauth(agent.get(), settings.user.c_str(), identity); });
         if (rc == 0) {
             outcome.authenticated = true;
             return ports::ok();
         }
         if (!is_connection_error(rc))
             ++outcome.refused;
+        if (rc == stopped)
+            return error{error_kind::cancelled, "authentication as " + peer + ": cancelled"};
         if (rc == deadline_passed || is_connection_error(rc) || connection_closed(fd)) {
             outcome.tried.push_back("ssh-agent (" + std::to_string(offered) + (offered == 1 ? " key)" : " keys)"));
             return lost_during_auth(rc == deadline_passed, ssh, outcome, peer);
@@ -213,7 +218,7 @@ ports::status try_agent(LIBSSH2_SESSION *ssh, int fd, const sshconfig::host_sett
 }
 
 ports::status try_identity_files(LIBSSH2_SESSION *ssh, int fd, const sshconfig::host_settings &settings,
-                                 clock_type::time_point deadline, const std::string &peer, auth_outcome &outcome) {
+                                 const limit &lim, const std::string &peer, auth_outcome &outcome) {
     for (const auto &identity : settings.identity_files) {
         std::error_code ec;
         if (!fs::is_regular_file(identity, ec)) {
@@ -225,7 +230,7 @@ ports::status try_identity_files(LIBSSH2_SESSION *ssh, int fd, const sshconfig::
         const std::string private_key = identity.string();
         const std::string public_key = pub.string();
         // No passphrase: an encrypted key fails here and belongs in the agent.
-        const int rc = drive(ssh, fd, deadline, [&] {
+        const int rc = drive(ssh, fd, lim, [&] {
             return libssh2_userauth_publickey_fromfile_ex(
                 ssh, settings.user.c_str(), static_cast<unsigned>(settings.user.size()),
                 have_pub ? public_key.c_str() : nullptr, private_key.c_str(), nullptr);
@@ -237,6 +242,8 @@ ports::status try_identity_files(LIBSSH2_SESSION *ssh, int fd, const sshconfig::
         }
         if (!is_connection_error(rc))
             ++outcome.refused;
+        if (rc == stopped)
+            return error{error_kind::cancelled, "authentication as " + peer + ": cancelled"};
         if (rc == deadline_passed || is_connection_error(rc) || connection_closed(fd))
             return lost_during_auth(rc == deadline_passed, ssh, outcome, peer);
     }
@@ -244,13 +251,13 @@ ports::status try_identity_files(LIBSSH2_SESSION *ssh, int fd, const sshconfig::
 }
 
 ports::status authenticate(LIBSSH2_SESSION *ssh, int fd, const sshconfig::host_settings &settings, milliseconds timeout,
-                           const std::string &peer) {
-    const auto deadline = clock_type::now() + timeout;
+                           const std::string &peer, const std::stop_token &stop) {
+    const limit lim{clock_type::now() + timeout, stop};
     auth_outcome outcome;
-    if (auto agent = try_agent(ssh, fd, settings, deadline, peer, outcome); !agent)
+    if (auto agent = try_agent(ssh, fd, settings, lim, peer, outcome); !agent)
         return agent.err();
     if (!outcome.authenticated) {
-        if (auto files = try_identity_files(ssh, fd, settings, deadline, peer, outcome); !files)
+        if (auto files = try_identity_files(ssh, fd, settings, lim, peer, outcome); !files)
             return files.err();
     }
     if (outcome.authenticated && libssh2_userauth_authenticated(ssh) != 0)
@@ -277,13 +284,13 @@ session::session(unique_fd socket, session_ptr ssh, sftp_ptr sftp, std::string p
 session::~session() = default;
 
 ports::result<std::unique_ptr<session>> session::create(const sshconfig::host_settings &settings,
-                                                        milliseconds timeout) {
+                                                        milliseconds timeout, const std::stop_token &stop) {
     const std::string peer = settings.user + "@" + known_hosts_name(settings.hostname, settings.port) +
                              (settings.host != settings.hostname ? " (" + settings.host + ")" : "");
     if (!ensure_libssh2_initialised())
         return error{error_kind::io, "libssh2 failed to initialise"};
 
-    auto socket = connect_tcp(settings.hostname, settings.port, timeout);
+    auto socket = connect_tcp(settings.hostname, settings.port, timeout, stop);
     if (!socket)
         return socket.err();
     const int fd = socket->get();
@@ -294,24 +301,26 @@ ports::result<std::unique_ptr<session>> session::create(const sshconfig::host_se
     libssh2_session_set_blocking(ssh.get(), 0);
 
     const auto lost = [&](int rc, const std::string &step) {
+        if (rc == stopped)
+            return error{error_kind::cancelled, step + " with " + peer + ": cancelled"};
         if (rc == deadline_passed)
             return error{error_kind::unreachable, step + " with " + peer + " timed out after " + seconds_text(timeout)};
         return error{error_kind::unreachable, step + " with " + peer + " failed: " + last_error_text(ssh.get())};
     };
 
-    int rc =
-        drive(ssh.get(), fd, clock_type::now() + timeout, [&] { return libssh2_session_handshake(ssh.get(), fd); });
+    int rc = drive(ssh.get(), fd, limit{clock_type::now() + timeout, stop},
+                   [&] { return libssh2_session_handshake(ssh.get(), fd); });
     if (rc != 0)
         return lost(rc, "SSH handshake");
 
     if (auto checked = check_host_key(ssh.get(), settings); !checked)
         return checked.err();
 
-    if (auto authenticated = authenticate(ssh.get(), fd, settings, timeout, peer); !authenticated)
+    if (auto authenticated = authenticate(ssh.get(), fd, settings, timeout, peer, stop); !authenticated)
         return authenticated.err();
 
     LIBSSH2_SFTP *raw_sftp = nullptr;
-    rc = drive(ssh.get(), fd, clock_type::now() + timeout, [&] {
+    rc = drive(ssh.get(), fd, limit{clock_type::now() + timeout, stop}, [&] {
         raw_sftp = libssh2_sftp_init(ssh.get());
         return raw_sftp != nullptr ? 0 : libssh2_session_last_errno(ssh.get());
     });
@@ -327,8 +336,8 @@ ports::result<std::unique_ptr<session>> session::create(const sshconfig::host_se
 }
 
 template <typename Call>
-int session::run(Call &&call) {
-    return drive(ssh_.get(), socket_.get(), clock_type::now() + timeout_, std::forward<Call>(call));
+int session::run(const std::stop_token &stop, Call &&call) {
+    return drive(ssh_.get(), socket_.get(), limit{clock_type::now() + timeout_, stop}, std::forward<Call>(call));
 }
 
 ports::error session::failure(int rc, const std::string &what, const std::string &path) {
@@ -348,6 +357,12 @@ ports::error session::failure(int rc, const std::string &what, const std::string
         default: return error{error_kind::io, subject + ": SFTP status " + std::to_string(code)};
         }
     }
+    if (rc == stopped) {
+        // Stopped in the middle of a request: its answer may still come, so
+        // the session is out of step and not used again.
+        health_ = health::stopped;
+        return error{error_kind::cancelled, subject + ": cancelled"};
+    }
     if (rc == deadline_passed) {
         health_ = health::timed_out;
         return error{error_kind::unreachable, subject + ": no answer within " + seconds_text(timeout_)};
@@ -360,9 +375,9 @@ ports::error session::failure(int rc, const std::string &what, const std::string
                  subject + ": connection lost (" + (text.empty() ? "libssh2 error " + std::to_string(rc) : text) + ")"};
 }
 
-ports::result<ports::file_info> session::stat(const std::string &path) {
+ports::result<ports::file_info> session::stat(const std::string &path, const std::stop_token &stop) {
     LIBSSH2_SFTP_ATTRIBUTES attrs{};
-    const int rc = run([&] {
+    const int rc = run(stop, [&] {
         return libssh2_sftp_stat_ex(sftp_.get(), path.c_str(), static_cast<unsigned>(path.size()), LIBSSH2_SFTP_STAT,
                                     &attrs);
     });
@@ -380,7 +395,7 @@ ports::result<ports::file_info> session::stat(const std::string &path) {
     return info;
 }
 
-ports::status session::make_directories(const std::string &path) {
+ports::status session::make_directories(const std::string &path, const std::stop_token &stop) {
     // The prefixes of path, shortest first: "/a", "/a/b", "/a/b/c" (or
     // "a", "a/b" for a path relative to the login directory).
     if (path.empty())
@@ -408,7 +423,7 @@ ports::status session::make_directories(const std::string &path) {
     // walk up to the deepest existing ancestor and create downwards from it.
     std::size_t first_missing = prefixes.size();
     while (first_missing > 0) {
-        auto found = stat(prefixes[first_missing - 1]);
+        auto found = stat(prefixes[first_missing - 1], stop);
         if (!found)
             return found.err();
         if (found->exists) {
@@ -420,7 +435,7 @@ ports::status session::make_directories(const std::string &path) {
     }
     for (std::size_t i = first_missing; i < prefixes.size(); ++i) {
         const std::string &dir = prefixes[i];
-        const int rc = run([&] {
+        const int rc = run(stop, [&] {
             return libssh2_sftp_mkdir_ex(sftp_.get(), dir.c_str(), static_cast<unsigned>(dir.size()),
                                          LIBSSH2_SFTP_S_IRWXU | LIBSSH2_SFTP_S_IRWXG | LIBSSH2_SFTP_S_IRWXO);
         });
@@ -431,7 +446,7 @@ ports::status session::make_directories(const std::string &path) {
             return failed;
         // OpenSSH reports EEXIST as a generic failure: someone else may have
         // created it meanwhile, which is fine if it is a directory.
-        auto found = stat(dir);
+        auto found = stat(dir, stop);
         if (!found)
             return found.err();
         if (!found->exists)
@@ -442,9 +457,9 @@ ports::status session::make_directories(const std::string &path) {
     return ports::ok();
 }
 
-ports::result<ports::capacity_info> session::statvfs(const std::string &path) {
+ports::result<ports::capacity_info> session::statvfs(const std::string &path, const std::stop_token &stop) {
     LIBSSH2_SFTP_STATVFS st{};
-    const int rc = run([&] { return libssh2_sftp_statvfs(sftp_.get(), path.c_str(), path.size(), &st); });
+    const int rc = run(stop, [&] { return libssh2_sftp_statvfs(sftp_.get(), path.c_str(), path.size(), &st); });
     if (rc != 0)
         return failure(rc, "statvfs", path);
     // The same arithmetic as df and the local store.

@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <memory>
+#include <stop_token>
 #include <string>
 
 namespace oneds::adapters::sftp::internal {
@@ -25,19 +26,24 @@ class session {
         good,
         lost,       // the connection broke (socket error, closed channel): worth one reconnect
         timed_out,  // a call passed its deadline: the server may be hung, so no immediate retry
+        stopped,    // a call was stopped half way: out of step with the server, dropped
     };
 
+    // stop ends any step at once (error kind cancelled).
     static ports::result<std::unique_ptr<session>> create(const sshconfig::host_settings &settings,
-                                                          std::chrono::milliseconds timeout);
+                                                          std::chrono::milliseconds timeout,
+                                                          const std::stop_token &stop = {});
     ~session();
     session(const session &) = delete;
     session &operator=(const session &) = delete;
     session(session &&) = delete;
     session &operator=(session &&) = delete;
 
-    ports::result<ports::file_info> stat(const std::string &path);
-    ports::status make_directories(const std::string &path);
-    ports::result<ports::capacity_info> statvfs(const std::string &path);
+    // Each call waits at most the timeout, and stops at once (error kind
+    // cancelled, the session then unusable) when stop does.
+    ports::result<ports::file_info> stat(const std::string &path, const std::stop_token &stop = {});
+    ports::status make_directories(const std::string &path, const std::stop_token &stop = {});
+    ports::result<ports::capacity_info> statvfs(const std::string &path, const std::stop_token &stop = {});
 
     [[nodiscard]] health state() const noexcept { return health_; }
 
@@ -61,7 +67,7 @@ class session {
     // Maps a failed libssh2 SFTP call to a port error and updates health_.
     ports::error failure(int rc, const std::string &what, const std::string &path);
     template <typename Call>
-    int run(Call &&call);
+    int run(const std::stop_token &stop, Call &&call);
 
     // Declared in this order so that the SFTP channel goes before the session
     // and the session before its socket.

@@ -49,7 +49,7 @@ BOOST_AUTO_TEST_CASE(capacity_equals_df_columns_of_the_same_path) {
     bool compared = false;
     for (int attempt = 0; attempt < 50 && !compared; ++attempt) {
         const auto before = df_of(dir);
-        auto capacity = store.capacity(dir.string());
+        auto capacity = store.capacity(dir.string(), {});
         const auto after = df_of(dir);
         BOOST_REQUIRE(capacity.has_value());
         if (!(before == after)) {

@@ -59,7 +59,7 @@ BOOST_FIXTURE_TEST_SUITE(local_store_suite, scratch)
 
 BOOST_AUTO_TEST_CASE(stat_reports_a_file_with_its_size) {
     std::ofstream(dir / "config") << "0123456789";
-    auto info = store.stat((dir / "config").string());
+    auto info = store.stat((dir / "config").string(), {});
     BOOST_REQUIRE(info.has_value());
     BOOST_TEST(info->exists);
     BOOST_TEST(!info->is_directory);
@@ -67,19 +67,19 @@ BOOST_AUTO_TEST_CASE(stat_reports_a_file_with_its_size) {
 }
 
 BOOST_AUTO_TEST_CASE(stat_reports_a_directory) {
-    auto info = store.stat(dir.string());
+    auto info = store.stat(dir.string(), {});
     BOOST_REQUIRE(info.has_value());
     BOOST_TEST(info->exists);
     BOOST_TEST(info->is_directory);
 }
 
 BOOST_AUTO_TEST_CASE(stat_of_a_missing_path_is_not_an_error) {
-    auto info = store.stat((dir / "missing" / "config").string());
+    auto info = store.stat((dir / "missing" / "config").string(), {});
     BOOST_REQUIRE(info.has_value());
     BOOST_TEST(!info->exists);
     // Below a file (ENOTDIR) the path is just as absent.
     std::ofstream(dir / "file") << "x";
-    auto below_file = store.stat((dir / "file" / "config").string());
+    auto below_file = store.stat((dir / "file" / "config").string(), {});
     BOOST_REQUIRE(below_file.has_value());
     BOOST_TEST(!below_file->exists);
 }
@@ -87,24 +87,24 @@ BOOST_AUTO_TEST_CASE(stat_of_a_missing_path_is_not_an_error) {
 BOOST_AUTO_TEST_CASE(stat_follows_symlinks) {
     fs::create_directory(dir / "real");
     fs::create_directory_symlink(dir / "real", dir / "link");
-    auto info = store.stat((dir / "link").string());
+    auto info = store.stat((dir / "link").string(), {});
     BOOST_REQUIRE(info.has_value());
     BOOST_TEST(info->is_directory);
 }
 
 BOOST_AUTO_TEST_CASE(make_directories_creates_nested_directories_and_is_idempotent) {
     const fs::path nested = dir / "a" / "b" / "c";
-    BOOST_REQUIRE(store.make_directories(nested.string()).has_value());
+    BOOST_REQUIRE(store.make_directories(nested.string(), {}).has_value());
     BOOST_TEST(fs::is_directory(nested));
-    BOOST_TEST(store.make_directories(nested.string()).has_value());
-    BOOST_TEST(store.make_directories((dir / "a").string()).has_value());
+    BOOST_TEST(store.make_directories(nested.string(), {}).has_value());
+    BOOST_TEST(store.make_directories((dir / "a").string(), {}).has_value());
     BOOST_TEST(fs::is_directory(nested));
 }
 
 BOOST_AUTO_TEST_CASE(make_directories_refuses_a_file_in_the_way_naming_the_path) {
     std::ofstream(dir / "file") << "x";
     const std::string path = (dir / "file" / "sub").string();
-    auto made = store.make_directories(path);
+    auto made = store.make_directories(path, {});
     BOOST_REQUIRE(!made.has_value());
     BOOST_TEST((made.err().kind == error_kind::invalid));
     BOOST_TEST(made.err().message.find(path) != std::string::npos, made.err().message);
@@ -116,16 +116,16 @@ BOOST_AUTO_TEST_CASE(permission_errors_name_the_path) {
     fs::create_directory(dir / "locked");
     fs::permissions(dir / "locked", fs::perms::none);
     const std::string path = (dir / "locked" / "sub").string();
-    auto made = store.make_directories(path);
+    auto made = store.make_directories(path, {});
     BOOST_REQUIRE(!made.has_value());
     BOOST_TEST((made.err().kind == error_kind::permission));
     BOOST_TEST(made.err().message.find(path) != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(empty_paths_are_invalid) {
-    BOOST_TEST((store.stat("").err().kind == error_kind::invalid));
-    BOOST_TEST((store.make_directories("").err().kind == error_kind::invalid));
-    BOOST_TEST((store.capacity("").err().kind == error_kind::invalid));
+    BOOST_TEST((store.stat("", {}).err().kind == error_kind::invalid));
+    BOOST_TEST((store.make_directories("", {}).err().kind == error_kind::invalid));
+    BOOST_TEST((store.capacity("", {}).err().kind == error_kind::invalid));
 }
 
 BOOST_AUTO_TEST_CASE(capacity_equals_statvfs_of_the_path) {
@@ -134,7 +134,7 @@ BOOST_AUTO_TEST_CASE(capacity_equals_statvfs_of_the_path) {
     bool compared = false;
     for (int attempt = 0; attempt < 50 && !compared; ++attempt) {
         const auto before = statvfs_of(dir);
-        auto capacity = store.capacity(dir.string());
+        auto capacity = store.capacity(dir.string(), {});
         const auto after = statvfs_of(dir);
         BOOST_REQUIRE(capacity.has_value());
         if (!(before == after)) {
@@ -151,7 +151,7 @@ BOOST_AUTO_TEST_CASE(capacity_equals_statvfs_of_the_path) {
 
 BOOST_AUTO_TEST_CASE(capacity_of_a_missing_path_is_not_found_naming_it) {
     const std::string path = (dir / "missing").string();
-    auto capacity = store.capacity(path);
+    auto capacity = store.capacity(path, {});
     BOOST_REQUIRE(!capacity.has_value());
     BOOST_TEST((capacity.err().kind == error_kind::not_found));
     BOOST_TEST(capacity.err().message.find(path) != std::string::npos);

@@ -181,6 +181,16 @@ class agent_process {
             std::this_thread::sleep_for(10ms);
         BOOST_REQUIRE_MESSAGE(fs::exists(socket_), "ssh-agent did not create its socket");
         ::setenv("SSH_AUTH_SOCK", socket_text.c_str(), 1);
+        // The socket exists from bind() on, before the agent listens: on a
+        // busy machine an early ssh-add finds nobody there. `ssh-add -l`
+        // exits 2 until the agent answers (then 1: no identities yet).
+        int listed = 2;
+        while (listed == 2 && clock_type::now() < deadline) {
+            listed = run_argv({"ssh-add", "-l"}, nullptr, nullptr);
+            if (listed == 2)
+                std::this_thread::sleep_for(10ms);
+        }
+        BOOST_REQUIRE_MESSAGE(listed != 2, "ssh-agent does not answer on its socket");
     }
     ~agent_process() {
         ::unsetenv("SSH_AUTH_SOCK");
@@ -247,36 +257,36 @@ BOOST_FIXTURE_TEST_SUITE(sftp_store_suite, served)
 BOOST_AUTO_TEST_CASE(connects_through_the_alias_and_stats_files_and_directories) {
     BOOST_TEST(store->describe() == "sftp://" + fx.user() + "@" + fx.alias());
 
-    auto dir = store->stat(fx.dir().string());
+    auto dir = store->stat(fx.dir().string(), {});
     BOOST_REQUIRE_MESSAGE(dir.has_value(), failure_text(dir));
     BOOST_TEST(dir->exists);
     BOOST_TEST(dir->is_directory);
 
-    auto file = store->stat(fx.ssh_config_file().string());
+    auto file = store->stat(fx.ssh_config_file().string(), {});
     BOOST_REQUIRE_MESSAGE(file.has_value(), failure_text(file));
     BOOST_TEST(file->exists);
     BOOST_TEST(!file->is_directory);
     BOOST_TEST(file->size == fs::file_size(fx.ssh_config_file()));
 
-    auto missing = store->stat((fx.dir() / "repo" / "config").string());
+    auto missing = store->stat((fx.dir() / "repo" / "config").string(), {});
     BOOST_REQUIRE_MESSAGE(missing.has_value(), failure_text(missing));
     BOOST_TEST(!missing->exists);
 }
 
 BOOST_AUTO_TEST_CASE(make_directories_creates_nested_directories_and_is_idempotent) {
     const fs::path nested = fx.dir() / "repos" / "100" / "job_7";
-    auto made = store->make_directories(nested.string());
+    auto made = store->make_directories(nested.string(), {});
     BOOST_REQUIRE_MESSAGE(made.has_value(), failure_text(made));
     BOOST_TEST(fs::is_directory(nested));
-    BOOST_TEST(store->make_directories(nested.string()).has_value());
-    BOOST_TEST(store->make_directories((fx.dir() / "repos").string()).has_value());
-    BOOST_TEST(store->make_directories((nested.string() + "//")).has_value());
+    BOOST_TEST(store->make_directories(nested.string(), {}).has_value());
+    BOOST_TEST(store->make_directories((fx.dir() / "repos").string(), {}).has_value());
+    BOOST_TEST(store->make_directories((nested.string() + "//"), {}).has_value());
     BOOST_TEST(fs::is_directory(nested));
 }
 
 BOOST_AUTO_TEST_CASE(make_directories_refuses_a_file_in_the_way) {
     const std::string path = (fx.ssh_config_file() / "sub").string();
-    auto made = store->make_directories(path);
+    auto made = store->make_directories(path, {});
     BOOST_REQUIRE(!made.has_value());
     BOOST_TEST((made.err().kind == error_kind::invalid), made.err().message);
     BOOST_TEST(made.err().message.find(fx.ssh_config_file().string()) != std::string::npos, made.err().message);
@@ -288,7 +298,7 @@ BOOST_AUTO_TEST_CASE(capacity_equals_statvfs_of_the_same_directory) {
     bool compared = false;
     for (int attempt = 0; attempt < 50 && !compared; ++attempt) {
         const auto before = statvfs_of(fx.dir());
-        auto capacity = store->capacity(fx.dir().string());
+        auto capacity = store->capacity(fx.dir().string(), {});
         const auto after = statvfs_of(fx.dir());
         BOOST_REQUIRE_MESSAGE(capacity.has_value(), failure_text(capacity));
         if (!(before == after)) {
@@ -304,7 +314,7 @@ BOOST_AUTO_TEST_CASE(capacity_equals_statvfs_of_the_same_directory) {
 }
 
 BOOST_AUTO_TEST_CASE(capacity_of_a_missing_path_is_not_found) {
-    auto capacity = store->capacity((fx.dir() / "missing").string());
+    auto capacity = store->capacity((fx.dir() / "missing").string(), {});
     BOOST_REQUIRE(!capacity.has_value());
     BOOST_TEST((capacity.err().kind == error_kind::not_found), capacity.err().message);
     BOOST_TEST(capacity.err().message.find("missing") != std::string::npos);
@@ -312,33 +322,33 @@ BOOST_AUTO_TEST_CASE(capacity_of_a_missing_path_is_not_found) {
 
 BOOST_AUTO_TEST_CASE(one_session_serves_many_calls_and_stores) {
     for (int i = 0; i < 50; ++i) {
-        auto info = store->stat(fx.dir().string());
+        auto info = store->stat(fx.dir().string(), {});
         BOOST_REQUIRE_MESSAGE(info.has_value(), failure_text(info));
     }
     auto second = sftp_store::create(target(), pool);
     BOOST_REQUIRE(second.has_value());
-    BOOST_TEST((*second)->stat(fx.dir().string()).has_value());
-    BOOST_TEST((*second)->capacity(fx.dir().string()).has_value());
+    BOOST_TEST((*second)->stat(fx.dir().string(), {}).has_value());
+    BOOST_TEST((*second)->capacity(fx.dir().string(), {}).has_value());
     BOOST_TEST(pool->connections_opened() == 1U);
     BOOST_TEST(pool->session_count() == 1U);
 
     // Another alias is another (server, user, config): a session of its own.
     auto other = sftp_store::create({"hypervisor", "", fx.ssh_config_file().string()}, pool);
     BOOST_REQUIRE(other.has_value());
-    BOOST_TEST((*other)->stat(fx.dir().string()).has_value());
+    BOOST_TEST((*other)->stat(fx.dir().string(), {}).has_value());
     BOOST_TEST(pool->connections_opened() == 2U);
     BOOST_TEST(pool->session_count() == 2U);
 
     pool->close_all();
     BOOST_TEST(pool->session_count() == 0U);
-    BOOST_TEST(store->stat(fx.dir().string()).has_value());
+    BOOST_TEST(store->stat(fx.dir().string(), {}).has_value());
     BOOST_TEST(pool->connections_opened() == 3U);
 }
 
 BOOST_AUTO_TEST_CASE(a_broken_connection_is_replaced_transparently) {
-    BOOST_REQUIRE(store->stat(fx.dir().string()).has_value());
+    BOOST_REQUIRE(store->stat(fx.dir().string(), {}).has_value());
     pool->break_connections_for_testing();
-    auto info = store->stat(fx.dir().string());
+    auto info = store->stat(fx.dir().string(), {});
     BOOST_REQUIRE_MESSAGE(info.has_value(), failure_text(info));
     BOOST_TEST(info->is_directory);
     BOOST_TEST(pool->connections_opened() == 2U);
@@ -346,7 +356,7 @@ BOOST_AUTO_TEST_CASE(a_broken_connection_is_replaced_transparently) {
 }
 
 BOOST_AUTO_TEST_CASE(a_connection_the_server_dropped_is_replaced_transparently) {
-    BOOST_REQUIRE(store->stat(fx.dir().string()).has_value());
+    BOOST_REQUIRE(store->stat(fx.dir().string(), {}).has_value());
     // The per-connection sshd processes are what a server restart ends; the
     // listener stays, as a restarted server would be back.
     const auto children = descendants_of(fx.sshd_pid());
@@ -354,7 +364,7 @@ BOOST_AUTO_TEST_CASE(a_connection_the_server_dropped_is_replaced_transparently) 
     for (const pid_t pid : children)
         ::kill(pid, SIGKILL);
     std::this_thread::sleep_for(100ms);
-    auto made = store->make_directories((fx.dir() / "after_restart").string());
+    auto made = store->make_directories((fx.dir() / "after_restart").string(), {});
     BOOST_REQUIRE_MESSAGE(made.has_value(), failure_text(made));
     BOOST_TEST(fs::is_directory(fx.dir() / "after_restart"));
     BOOST_TEST(pool->connections_opened() == 2U);
@@ -369,10 +379,10 @@ BOOST_AUTO_TEST_CASE(concurrent_calls_from_eight_threads_share_one_session) {
             for (int i = 0; i < 50; ++i) {
                 bool ok = false;
                 switch ((t + i) % 3) {
-                case 0: ok = store->stat(fx.dir().string()).has_value(); break;
-                case 1: ok = store->capacity(fx.dir().string()).has_value(); break;
+                case 0: ok = store->stat(fx.dir().string(), {}).has_value(); break;
+                case 1: ok = store->capacity(fx.dir().string(), {}).has_value(); break;
                 default:
-                    ok = store->make_directories((fx.dir() / ("t" + std::to_string(t))).string()).has_value();
+                    ok = store->make_directories((fx.dir() / ("t" + std::to_string(t))).string(), {}).has_value();
                     break;
                 }
                 ++(ok ? successes : failures);
@@ -390,7 +400,7 @@ BOOST_AUTO_TEST_CASE(an_explicit_user_wins_over_the_config) {
     auto as_stranger = sftp_store::create({fx.alias(), "nobody_oneds", fx.ssh_config_file().string()}, pool);
     BOOST_REQUIRE(as_stranger.has_value());
     BOOST_TEST((*as_stranger)->describe() == "sftp://nobody_oneds@" + fx.alias());
-    auto info = (*as_stranger)->stat(fx.dir().string());
+    auto info = (*as_stranger)->stat(fx.dir().string(), {});
     BOOST_REQUIRE(!info.has_value());
     BOOST_TEST((info.err().kind == error_kind::permission), info.err().message);
     BOOST_TEST(info.err().message.find("nobody_oneds@") != std::string::npos, info.err().message);
@@ -401,7 +411,7 @@ BOOST_AUTO_TEST_CASE(an_unknown_host_key_is_refused_naming_host_and_files) {
     c.known_hosts = fx.dir() / "empty_known_hosts";
     write_file(c.known_hosts, "");
     const auto other = store_with(c, "unknown_key_config");
-    auto info = other->stat(fx.dir().string());
+    auto info = other->stat(fx.dir().string(), {});
     BOOST_REQUIRE(!info.has_value());
     BOOST_TEST((info.err().kind == error_kind::host_key), info.err().message);
     BOOST_TEST(info.err().message.find("[127.0.0.1]:" + std::to_string(fx.port())) != std::string::npos,
@@ -419,7 +429,7 @@ BOOST_AUTO_TEST_CASE(a_changed_host_key_is_refused_even_with_accept_new) {
     for (const std::string strict : {"yes", "accept-new"}) {
         c.strict = strict;
         const auto other = store_with(c, "changed_key_config_" + strict);
-        auto info = other->stat(fx.dir().string());
+        auto info = other->stat(fx.dir().string(), {});
         BOOST_REQUIRE(!info.has_value());
         BOOST_TEST((info.err().kind == error_kind::host_key), info.err().message);
         BOOST_TEST(info.err().message.find("does not match") != std::string::npos, info.err().message);
@@ -435,7 +445,7 @@ BOOST_AUTO_TEST_CASE(a_key_known_only_for_port_22_does_not_vouch_for_another_por
     std::getline(lines, first);
     write_file(c.known_hosts, "127.0.0.1 " + first.substr(first.find(' ') + 1) + "\n");
     const auto other = store_with(c, "port22_config");
-    auto info = other->stat(fx.dir().string());
+    auto info = other->stat(fx.dir().string(), {});
     BOOST_REQUIRE(!info.has_value());
     BOOST_TEST((info.err().kind == error_kind::host_key), info.err().message);
 }
@@ -449,7 +459,7 @@ BOOST_AUTO_TEST_CASE(hashed_known_hosts_entries_are_recognised) {
     BOOST_REQUIRE(read_file(c.known_hosts).find("127.0.0.1") == std::string::npos);
     BOOST_REQUIRE(read_file(c.known_hosts).find("|1|") != std::string::npos);
     const auto other = store_with(c, "hashed_config");
-    auto info = other->stat(fx.dir().string());
+    auto info = other->stat(fx.dir().string(), {});
     BOOST_TEST(info.has_value(), failure_text(info));
 }
 
@@ -458,7 +468,7 @@ BOOST_AUTO_TEST_CASE(strict_host_key_checking_no_accepts_an_unknown_key) {
     c.known_hosts = fx.dir() / "no_known_hosts";
     c.strict = "no";
     const auto other = store_with(c, "no_check_config");
-    auto info = other->stat(fx.dir().string());
+    auto info = other->stat(fx.dir().string(), {});
     BOOST_TEST(info.has_value(), failure_text(info));
 }
 
@@ -468,14 +478,14 @@ BOOST_AUTO_TEST_CASE(accept_new_records_the_key_which_then_passes_strict_checkin
     c.strict = "accept-new";
     {
         const auto other = store_with(c, "tofu_config");
-        auto info = other->stat(fx.dir().string());
+        auto info = other->stat(fx.dir().string(), {});
         BOOST_REQUIRE_MESSAGE(info.has_value(), failure_text(info));
     }
     BOOST_TEST(read_file(c.known_hosts).find("[127.0.0.1]:" + std::to_string(fx.port())) != std::string::npos,
                read_file(c.known_hosts));
     c.strict = "yes";
     const auto strict = store_with(c, "tofu_strict_config");
-    auto info = strict->stat(fx.dir().string());
+    auto info = strict->stat(fx.dir().string(), {});
     BOOST_TEST(info.has_value(), failure_text(info));
 }
 
@@ -484,7 +494,7 @@ BOOST_AUTO_TEST_CASE(a_key_the_server_does_not_know_is_a_permission_error_naming
     c.identity = fx.dir() / "stranger_key";
     generate_key(c.identity);
     const auto other = store_with(c, "wrong_identity_config");
-    auto info = other->stat(fx.dir().string());
+    auto info = other->stat(fx.dir().string(), {});
     BOOST_REQUIRE(!info.has_value());
     BOOST_TEST((info.err().kind == error_kind::permission), info.err().message);
     BOOST_TEST(info.err().message.find(fx.user() + "@") != std::string::npos, info.err().message);
@@ -499,7 +509,7 @@ BOOST_AUTO_TEST_CASE(the_agent_logs_in_when_no_identity_file_can) {
     c.identity = fx.dir() / "no_such_key";
     c.identities_only = "no";
     const auto other = store_with(c, "agent_config");
-    auto info = other->stat(fx.dir().string());
+    auto info = other->stat(fx.dir().string(), {});
     BOOST_TEST(info.has_value(), failure_text(info));
 }
 
@@ -513,14 +523,14 @@ BOOST_AUTO_TEST_CASE(identities_only_lets_the_agent_use_only_keys_of_configured_
     auto c = config();
     c.identity = fx.dir() / "public_only" / "id_ed25519";
     const auto matching = store_with(c, "agent_matching_config");
-    auto info = matching->stat(fx.dir().string());
+    auto info = matching->stat(fx.dir().string(), {});
     BOOST_TEST(info.has_value(), failure_text(info));
 
     // A configured stranger key: the agent's (working) key must not be offered.
     c.identity = fx.dir() / "stranger_key";
     generate_key(c.identity);
     const auto stranger = store_with(c, "agent_stranger_config");
-    auto refused = stranger->stat(fx.dir().string());
+    auto refused = stranger->stat(fx.dir().string(), {});
     BOOST_REQUIRE(!refused.has_value());
     BOOST_TEST((refused.err().kind == error_kind::permission), refused.err().message);
     BOOST_TEST(refused.err().message.find("ssh-agent (0 keys)") != std::string::npos, refused.err().message);
@@ -540,7 +550,7 @@ BOOST_AUTO_TEST_CASE(a_server_that_hangs_up_after_too_many_keys_is_a_permission_
     c.identity = fx.dir() / "no_such_key";
     c.identities_only = "no";
     const auto other = store_with(c, "picky_config");
-    auto info = other->stat(fx.dir().string());
+    auto info = other->stat(fx.dir().string(), {});
     BOOST_REQUIRE(!info.has_value());
     BOOST_TEST((info.err().kind == error_kind::permission), info.err().message);
     BOOST_TEST(info.err().message.find("closed the connection after") != std::string::npos, info.err().message);
@@ -550,7 +560,7 @@ BOOST_AUTO_TEST_CASE(a_missing_identity_file_is_named_as_not_found) {
     auto c = config();
     c.identity = fx.dir() / "no_such_key";
     const auto other = store_with(c, "missing_identity_config");
-    auto info = other->stat(fx.dir().string());
+    auto info = other->stat(fx.dir().string(), {});
     BOOST_REQUIRE(!info.has_value());
     BOOST_TEST((info.err().kind == error_kind::permission), info.err().message);
     BOOST_TEST(info.err().message.find("not found: " + c.identity.string()) != std::string::npos, info.err().message);
@@ -572,7 +582,7 @@ BOOST_AUTO_TEST_CASE(a_closed_port_is_unreachable_at_once) {
     c.port = ntohs(addr.sin_port);
     const auto other = store_with(c, "closed_port_config");
     const auto start = clock_type::now();
-    auto info = other->stat(fx.dir().string());
+    auto info = other->stat(fx.dir().string(), {});
     const auto elapsed = clock_type::now() - start;
     BOOST_REQUIRE(!info.has_value());
     BOOST_TEST((info.err().kind == error_kind::unreachable), info.err().message);
@@ -598,7 +608,7 @@ BOOST_AUTO_TEST_CASE(a_server_that_never_answers_is_unreachable_within_the_deadl
     c.port = ntohs(addr.sin_port);
     const auto other = store_with(c, "silent_config", quick_pool);
     const auto start = clock_type::now();
-    auto info = other->stat(fx.dir().string());
+    auto info = other->stat(fx.dir().string(), {});
     const auto elapsed = clock_type::now() - start;
     ::close(silent);
     BOOST_REQUIRE(!info.has_value());
@@ -613,14 +623,14 @@ BOOST_AUTO_TEST_CASE(a_hung_server_fails_the_call_within_the_deadline_and_the_ne
     auto made = sftp_store::create(target(), quick_pool);
     BOOST_REQUIRE(made.has_value());
     auto &quick = *made;
-    BOOST_REQUIRE(quick->stat(fx.dir().string()).has_value());
+    BOOST_REQUIRE(quick->stat(fx.dir().string(), {}).has_value());
 
     const auto stopped = descendants_of(fx.sshd_pid());
     BOOST_REQUIRE(!stopped.empty());
     for (const pid_t pid : stopped)
         ::kill(pid, SIGSTOP);
     const auto start = clock_type::now();
-    auto info = quick->stat(fx.dir().string());
+    auto info = quick->stat(fx.dir().string(), {});
     const auto elapsed = clock_type::now() - start;
     for (const pid_t pid : stopped)
         ::kill(pid, SIGCONT);
@@ -631,9 +641,46 @@ BOOST_AUTO_TEST_CASE(a_hung_server_fails_the_call_within_the_deadline_and_the_ne
     BOOST_TEST(elapsed < 5s);
     BOOST_TEST(quick_pool->session_count() == 0U);
 
-    auto again = quick->stat(fx.dir().string());
+    auto again = quick->stat(fx.dir().string(), {});
     BOOST_TEST(again.has_value(), failure_text(again));
     BOOST_TEST(quick_pool->connections_opened() == 2U);
+}
+
+// A stop ends a call that waits on a hung server at once, not at the
+// deadline, and the session it was using is not used again.
+BOOST_AUTO_TEST_CASE(a_stop_ends_a_call_on_a_hung_server_and_drops_its_session) {
+    auto slow_pool = std::make_shared<session_pool>(pool_options{60'000ms});
+    auto made = sftp_store::create(target(), slow_pool);
+    BOOST_REQUIRE(made.has_value());
+    auto &slow = *made;
+    BOOST_REQUIRE(slow->stat(fx.dir().string(), {}).has_value());
+
+    const auto stopped = descendants_of(fx.sshd_pid());
+    BOOST_REQUIRE(!stopped.empty());
+    for (const pid_t pid : stopped)
+        ::kill(pid, SIGSTOP);
+    std::stop_source stop;
+    std::jthread stopper([&] {
+        std::this_thread::sleep_for(300ms);
+        stop.request_stop();
+    });
+    const auto start = clock_type::now();
+    auto info = slow->stat(fx.dir().string(), stop.get_token());
+    const auto elapsed = clock_type::now() - start;
+    for (const pid_t pid : stopped)
+        ::kill(pid, SIGCONT);
+
+    BOOST_REQUIRE(!info.has_value());
+    BOOST_TEST((info.err().kind == error_kind::cancelled), info.err().message);
+    BOOST_TEST(elapsed >= 250ms);
+    BOOST_TEST(elapsed < 30s);
+    BOOST_TEST(slow_pool->session_count() == 0U);
+    // A stopped token stops the wait for the session and the connect too.
+    auto refused = slow->stat(fx.dir().string(), stop.get_token());
+    BOOST_TEST_REQUIRE(!refused.has_value());
+    BOOST_TEST((refused.err().kind == error_kind::cancelled), refused.err().message);
+    auto again = slow->stat(fx.dir().string(), {});
+    BOOST_TEST(again.has_value(), failure_text(again));
 }
 
 BOOST_AUTO_TEST_CASE(a_missing_config_file_fails_at_creation) {

@@ -147,7 +147,7 @@ cancelled_run cancel_after_first_line(ssh_runner &r, const command &cmd, std::ch
             cancel.cancel();
         }
     };
-    opts.cancel = &cancel;
+    opts.stop = cancel.token();
     opts.kill_grace = grace;
     const auto start = std::chrono::steady_clock::now();
     out.result = run_remote(r, cmd, opts);

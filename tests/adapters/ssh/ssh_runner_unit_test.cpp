@@ -84,10 +84,10 @@ private:
     std::vector<call> calls_;
 };
 
-bool wait_until_cancelled(const oneds::ports::cancellation *c, std::chrono::milliseconds limit) {
+bool wait_until_cancelled(const std::stop_token &stop, std::chrono::milliseconds limit) {
     const auto end = std::chrono::steady_clock::now() + limit;
     while (std::chrono::steady_clock::now() < end) {
-        if (c != nullptr && c->cancelled()) return true;
+        if (stop.stop_requested()) return true;
         std::this_thread::sleep_for(5ms);
     }
     return false;
@@ -382,11 +382,11 @@ BOOST_AUTO_TEST_CASE(cancel_sends_sigint_to_the_remote_pid_through_a_second_ssh)
         cancel.cancel();
         // The remote command ends once the remote kill has been sent.
         int_sent = local.wait_for_line(kill_int, 10s);
-        local_ssh_cancelled = opts.cancel->cancelled();
+        local_ssh_cancelled = opts.stop.stop_requested();
         return command_result{.exit_code = 130, .cancelled = false, .stdout_text = {}, .stderr_text = {}, .expanded = {}};
     };
     run_options opts;
-    opts.cancel = &cancel;
+    opts.stop = cancel.token();
     opts.kill_grace = 10s;
     auto res = runner.run("node1", restic_backup(), opts);
     BOOST_TEST_REQUIRE(res.has_value());
@@ -408,11 +408,11 @@ BOOST_AUTO_TEST_CASE(remote_command_that_outlives_the_grace_is_killed_then_the_l
     local.main_script = [&](const command &, const run_options &opts) {
         opts.on_stderr_line("ONEDS_PID=4242");
         cancel.cancel();
-        local_ssh_cancelled = wait_until_cancelled(opts.cancel, 10s);
+        local_ssh_cancelled = wait_until_cancelled(opts.stop, 10s);
         return command_result{.exit_code = 255, .cancelled = true, .stdout_text = {}, .stderr_text = {}, .expanded = {}};
     };
     run_options opts;
-    opts.cancel = &cancel;
+    opts.stop = cancel.token();
     opts.kill_grace = 100ms;
     auto res = runner.run("node1", restic_backup(), opts);
     BOOST_TEST_REQUIRE(res.has_value());
@@ -431,11 +431,11 @@ BOOST_AUTO_TEST_CASE(cancel_before_the_pid_is_known_stops_the_local_ssh) {
     ssh_runner runner(local);
     local.main_script = [&](const command &, const run_options &opts) {
         cancel.cancel();  // still "connecting": no pid line yet
-        local_ssh_cancelled = wait_until_cancelled(opts.cancel, 10s);
+        local_ssh_cancelled = wait_until_cancelled(opts.stop, 10s);
         return command_result{.exit_code = 255, .cancelled = true, .stdout_text = {}, .stderr_text = {}, .expanded = {}};
     };
     run_options opts;
-    opts.cancel = &cancel;
+    opts.stop = cancel.token();
     opts.kill_grace = 100ms;
     auto res = runner.run("node1", restic_backup(), opts);
     BOOST_TEST_REQUIRE(res.has_value());
@@ -450,7 +450,7 @@ BOOST_AUTO_TEST_CASE(run_cancelled_before_it_starts_starts_nothing) {
     cancel.cancel();
     ssh_runner runner(local);
     run_options opts;
-    opts.cancel = &cancel;
+    opts.stop = cancel.token();
     auto res = runner.run("node1", restic_backup(), opts);
     BOOST_TEST_REQUIRE(res.has_value());
     BOOST_TEST(res->cancelled);
@@ -466,7 +466,7 @@ BOOST_AUTO_TEST_CASE(cancel_after_the_end_sends_nothing) {
         return command_result{.exit_code = 0, .cancelled = false, .stdout_text = {}, .stderr_text = {}, .expanded = {}};
     };
     run_options opts;
-    opts.cancel = &cancel;
+    opts.stop = cancel.token();
     auto res = runner.run("node1", restic_backup(), opts);
     cancel.cancel();
     BOOST_TEST_REQUIRE(res.has_value());
