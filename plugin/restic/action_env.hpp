@@ -87,9 +87,6 @@ runtime::outcome restore_action(action_env &env);
 // lines, `#` comments. A missing file gives an empty map.
 std::map<std::string, std::string> read_shell_vars(const std::string &path);
 
-// The environment restic needs besides the password (GOMAXPROCS).
-std::map<std::string, std::string> restic_env(const datastore_attributes &a);
-
 // Creates the repository when its config file is missing (a stat through the
 // store, no restic start); `restic init` runs on the front end, lock-aware.
 // Returns an error message, or "" on success.

@@ -13,7 +13,6 @@
 // snapshot holds the same files at the same paths.
 #include "action_env.hpp"
 #include "repo_ops.hpp"
-#include "restic_cli.hpp"
 
 #include <oneds_common/strings.hpp>
 
@@ -94,25 +93,22 @@ outcome backup_action(action_env &env) {
     const repo_site site = hypervisor_site(env, attrs, vm_host, repo_path);
     const std::string &url = site.repo;
 
-    restic_call call;
-    call.bin = site.restic_bin;
-    call.options = {"--force", "--json", "--tag=one-" + vm_id};
-    call.subcommand = "backup";
-    call.args.push_back(vm_dir + "/vm.xml");
-    call.repo = url;
-    call.ssh_config = site.ssh_config;
+    restic_command run;
+    run.site = site;
+    run.subcommand = "backup";
+    run.options = {"--force", "--json", "--tag=one-" + vm_id};
+    run.args = {vm_dir + "/vm.xml"};
+    run.confined = true;  // RESTIC_NICE, RESTIC_IONICE, as stock
+    // The disks are named by the shell on the hypervisor, as the stock
+    // script's glob does, within the same ssh as restic: '<vm_dir>'/disk.*
+    // before vm.xml, which must exist too.
+    run.expand_dir = ports::dir_expansion{vm_dir, "disk.", 0, {vm_dir + "/vm.xml"}};
+    run.what = "backup of VM " + vm_id;
+    run.inspect_lock = stale_lock_inspector(env, attrs, site);
 
     std::optional<backup_summary> summary;
     auto last_report = std::chrono::steady_clock::now();
     bool reported = false;
-    restic_run run;
-    try {
-        // Confined as stock confines it (RESTIC_NICE, RESTIC_IONICE): nice and
-        // ionice exec restic, which so keeps the pid the cancel signals.
-        run.argv = confined_argv(attrs, restic_argv(call, attrs));
-    } catch (const attribute_error &e) {
-        return outcome::fail(std::string("Wrong restic datastore configuration: ") + e.what());
-    }
     if (!attrs.slice_limits_set.empty()) {
         std::string names;
         for (const auto &n : attrs.slice_limits_set) names += (names.empty() ? "" : ", ") + n;
@@ -122,15 +118,6 @@ outcome backup_action(action_env &env) {
                          " not applied: this driver has no systemd slice confinement (RESTIC_NICE and "
                          "RESTIC_IONICE are applied)");
     }
-    // The disks are named by the shell on the hypervisor, as the stock
-    // script's glob does, within the same ssh as restic: '<vm_dir>'/disk.*
-    // before vm.xml, which must exist too.
-    run.expand = ports::dir_expansion{vm_dir, "disk.", run.argv.size() - 1, {vm_dir + "/vm.xml"}};
-    run.host = site.host;
-    run.password = attrs.password;
-    run.env = restic_env(attrs);
-    run.what = "backup of VM " + vm_id;
-    run.inspect_lock = stale_lock_inspector(env, attrs, site);
     // Backups take shared locks and do not wait for exclusive ones in the
     // stock driver; we do, within the same budget as the other commands.
     run.on_stdout_line = [&](std::string_view line) {
@@ -155,7 +142,7 @@ outcome backup_action(action_env &env) {
     };
 
     auto runner = env.restic(attrs);
-    auto res = runner.run(run, env.stop());
+    auto res = runner.run(run, attrs, env.stop());
     // Where the stock driver runs `restic stats || restic init` before every
     // backup (a restic start and a walk of the whole repository), we back up
     // at once and create the repository only when restic finds none, then
@@ -166,12 +153,13 @@ outcome backup_action(action_env &env) {
             return err == "cancelled" ? outcome::fail("Backup cancelled", ONEDS_ERR_CANCELLED) : outcome::fail(err);
         summary.reset();
         reported = false;
-        res = runner.run(run, env.stop());
+        res = runner.run(run, attrs, env.stop());
     }
     // The expansion's refusals ("no file <dir>/disk.*", "no file <dir>/vm.xml"),
     // not a restic binary missing here (also not_found).
     if (!res && res.err().kind == ports::error_kind::not_found && res.err().message.starts_with("no file "))
         return outcome::fail("Backup folder " + vm_dir + " is not ready: " + res.err().message);
+    if (!res && res.err().kind == ports::error_kind::invalid) return outcome::fail(res.err().message);
     if (!res) return outcome::fail("Cannot run restic on " + vm_host + ": " + res.err().message);
 
     if (res->cancelled) {

@@ -1,6 +1,6 @@
 #include "action_env.hpp"
 
-#include "restic_cli.hpp"
+#include "repo_ops.hpp"
 
 #include <oneds_common/strings.hpp>
 
@@ -42,12 +42,6 @@ std::string action_env::host_problem(const std::string &what, const std::string 
     auto problem = host_name_problem(host, is_ssh_alias);
     if (problem.empty()) return {};
     return what + " " + problem + ", got '" + common::printable(host) + "'";
-}
-
-std::map<std::string, std::string> restic_env(const datastore_attributes &a) {
-    std::map<std::string, std::string> env;
-    if (a.maxproc != -1) env["GOMAXPROCS"] = std::to_string(a.maxproc);
-    return env;
 }
 
 namespace {
@@ -112,18 +106,11 @@ std::string ensure_repository(action_env &env, const datastore_attributes &a, co
     if (st->exists) return {};
 
     env.log('I', "creating restic repository " + url);
-    restic_call call;
-    call.bin = env.settings.restic_bin;
-    call.subcommand = "init";
-    call.repo = url;
-    call.ssh_config = env.settings.ssh_config;
-    restic_run run;
-    run.argv = restic_argv(call, a);
-    run.password = a.password;
-    run.env = restic_env(a);
-    run.what = "init of " + url;
-    auto runner = env.restic(a);
-    auto res = runner.run(run, env.stop());
+    restic_command init;
+    init.site = frontend_site(env, a, repo_path);
+    init.subcommand = "init";
+    init.what = "init of " + url;
+    auto res = env.restic(a).run(init, a, env.stop());
     if (!res) return "Cannot run restic init for " + url + ": " + res.err().message;
     switch (res->exit.kind) {
         case exit_kind::success:

@@ -94,38 +94,15 @@ double go_duration_seconds(std::string_view text) {
     return any ? total : -1;
 }
 
-// The run of `restic <options> --repo=<site.repo> <subcommand> <args>` at
-// site: argv, host, password and environment. Throws attribute_error.
-restic_run run_at(const datastore_attributes &a, const repo_site &site, std::vector<std::string> options,
-                  const std::string &subcommand, std::vector<std::string> args) {
-    restic_call call;
-    call.bin = site.restic_bin;
-    call.options = std::move(options);
-    call.subcommand = subcommand;
-    call.args = std::move(args);
-    call.repo = site.repo;
-    // sftp.command only matters when restic itself speaks SFTP (an sftp: URL).
-    if (site.repo.rfind("sftp:", 0) == 0) call.ssh_config = site.ssh_config;
-    restic_run run;
-    run.argv = restic_argv(call, a);
-    run.host = site.host;
-    run.password = a.password;
-    run.env = restic_env(a);
-    return run;
-}
-
 // `restic unlock` at site, stopped by stop; "" or why not.
 std::string run_unlock(action_env &env, const datastore_attributes &a, const repo_site &site,
                        const std::stop_token &stop) {
-    restic_run run;
-    try {
-        run = run_at(a, site, {}, "unlock", {});
-    } catch (const attribute_error &e) {
-        return e.what();
-    }
-    run.retry_on_lock = false;
-    run.what = "unlock of " + site.describe();
-    auto res = env.restic(a).run(run, stop);
+    restic_command unlock;
+    unlock.site = site;
+    unlock.subcommand = "unlock";
+    unlock.retry_on_lock = false;
+    unlock.what = "unlock of " + site.describe();
+    auto res = env.restic(a).run(unlock, a, stop);
     if (!res) return res.err().message;
     if (res->cancelled) return "timed out";
     if (res->exit.kind != exit_kind::success) return failure_text(*res);
@@ -196,18 +173,15 @@ restic_result run_restic(action_env &env, const datastore_attributes &a, const r
                          std::vector<std::string> args, const std::string &what,
                          std::function<void(std::string_view)> on_stdout_line, std::optional<std::stop_token> stop) {
     restic_result out;
-    restic_run run;
-    try {
-        run = run_at(a, site, std::move(options), subcommand, std::move(args));
-    } catch (const attribute_error &e) {
-        out.error = std::string("Wrong restic datastore configuration: ") + e.what();
-        return out;
-    }
+    restic_command run;
+    run.site = site;
+    run.subcommand = subcommand;
+    run.options = std::move(options);
+    run.args = std::move(args);
     run.what = what;
     run.on_stdout_line = std::move(on_stdout_line);
     run.inspect_lock = stale_lock_inspector(env, a, site);
-    auto runner = env.restic(a);
-    auto res = runner.run(run, stop ? *stop : env.stop());
+    auto res = env.restic(a).run(run, a, stop ? *stop : env.stop());
     // A restic that had to be killed after the cancel, or was killed by
     // someone else, left its lock.
     if (res && (res->cancelled || res->exit.kind == exit_kind::killed)) {
@@ -215,7 +189,9 @@ restic_result run_restic(action_env &env, const datastore_attributes &a, const r
             env.log('W', what + ": could not remove the stale lock of the stopped restic: " + err);
     }
     if (!res) {
-        out.error = "Cannot run restic for " + what + ": " + res.err().message;
+        // A command that cannot be composed names the attribute already.
+        out.error = res.err().kind == ports::error_kind::invalid ? res.err().message
+                                                                  : "Cannot run restic for " + what + ": " + res.err().message;
         return out;
     }
     out.cancelled = res->cancelled;

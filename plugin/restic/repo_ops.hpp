@@ -11,7 +11,7 @@
 
 #include "action_env.hpp"
 #include "backup_image.hpp"
-#include "restic_cli.hpp"
+#include "restic_command.hpp"
 
 #include <pugixml.hpp>
 
@@ -34,15 +34,6 @@ struct request_doc {
 // the request must hold ...", "Wrong restic datastore configuration: ..." or
 // "Missing datastore or image attributes: ..." (the stock prefixes).
 std::string load_request(const action_env &env, const std::string &action, request_doc &d, bool with_image);
-
-struct repo_site {
-    std::string host;        // "" = here, else an ssh destination (user@server)
-    std::string restic_bin;
-    std::string repo;        // URL or path as restic on that host sees it
-    std::string ssh_config;  // for restic's sftp.command (front end + sftp URL only)
-    std::string path;        // the repository's path on its storage (BASE_PATH/<id>)
-    std::string describe() const { return host.empty() ? repo : host + ":" + repo; }
-};
 
 repo_site frontend_site(const action_env &env, const datastore_attributes &a, const std::string &repo_path);
 repo_site maintenance_site(const action_env &env, const datastore_attributes &a, const std::string &repo_path);

@@ -52,8 +52,10 @@ adapters::ssh::ssh_options ssh_options_from(const plugin_settings &s, const std:
     o.control_dir = control_dir;
     o.control_persist = s.ssh_control_persist;
     o.ssh_config = s.ssh_config;
+    // Whether a host is this machine is decided once, by action_env::exec_host
+    // (local_hosts -> ""), which also decides how restic's password travels:
+    // the runner treats only "" as local.
     o.local_hosts.clear();
-    o.local_hosts.insert(s.local_hosts.begin(), s.local_hosts.end());
     o.connect_timeout = s.ssh_connect_timeout;
     return o;
 }

@@ -43,21 +43,17 @@ restic_runner::restic_runner(ports::process_runner &runner, lock_policy locks, s
                              log_fn log)
     : runner_(runner), locks_(locks), kill_grace_(kill_grace), log_(std::move(log)) {}
 
-ports::result<restic_outcome> restic_runner::run(const restic_run &r, const std::stop_token &stop) {
+ports::result<restic_outcome> restic_runner::run(const restic_command &r, const datastore_attributes &a,
+                                                 const std::stop_token &stop) {
     ports::command cmd;
-    cmd.argv = r.argv;
-    cmd.env = r.env;
-    cmd.expand = r.expand;
-    cmd.env.try_emplace("RESTIC_PROGRESS_FPS", "1");
-    if (r.host.empty()) {
-        cmd.env["RESTIC_PASSWORD"] = r.password;
-        cmd.secret_env.push_back("RESTIC_PASSWORD");
-    } else {
-        if (r.password.find_first_of("\r\n") != std::string::npos)
-            return ports::error{ports::error_kind::invalid,
-                                "RESTIC_PASSWORD contains a line break, which restic cannot read from a pipe"};
-        cmd.stdin_data = r.password + "\n";
+    try {
+        cmd = process_command(r, a);
+    } catch (const attribute_error &e) {
+        return ports::error{ports::error_kind::invalid,
+                            std::string("Wrong restic datastore configuration: ") + e.what()};
     }
+    const std::string &password = a.password;
+    const std::string &host = r.site.host;
     ports::run_options opts;
     opts.on_stdout_line = r.on_stdout_line;
     opts.stop = stop;
@@ -67,23 +63,23 @@ ports::result<restic_outcome> restic_runner::run(const restic_run &r, const std:
     std::set<std::string> inspected;  // holders already looked at
     for (;;) {
         ++out.attempts;
-        auto res = runner_.run(r.host, cmd, opts);
+        auto res = runner_.run(host, cmd, opts);
         if (!res) {
             auto e = res.err();
-            e.message = redact(e.message, r.password);
+            e.message = redact(e.message, password);
             return e;
         }
         out.raw = std::move(res.value());
-        out.raw.stderr_text = redact(out.raw.stderr_text, r.password);
-        out.raw.stdout_text = redact(out.raw.stdout_text, r.password);
+        out.raw.stderr_text = redact(out.raw.stderr_text, password);
+        out.raw.stdout_text = redact(out.raw.stdout_text, password);
         out.exit = classify_exit(out.raw.exit_code, out.raw.stderr_text);
         // ssh exits 255 without a word when the remote command was killed by
         // a signal (OpenSSH's client ignores "exit-signal"); a connection
         // that broke says so on its stderr and is classified by that text.
-        if (!r.host.empty() && out.raw.exit_code == 255 && out.exit.kind == exit_kind::failed &&
+        if (!host.empty() && out.raw.exit_code == 255 && out.exit.kind == exit_kind::failed &&
             out.exit.message.starts_with("restic exited with status")) {
             out.exit.kind = exit_kind::killed;
-            out.exit.message = "restic on " + r.host +
+            out.exit.message = "restic on " + host +
                                " ended without an exit status: killed by a signal, or its ssh connection was cut";
         }
         out.cancelled = out.raw.cancelled || stop.stop_requested();

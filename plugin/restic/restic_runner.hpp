@@ -1,8 +1,7 @@
 // Runs restic through the process port, here or on a host, and turns the exit
 // into an exit_info. Handles what every restic call needs:
-//  - the password never on a command line: the child's own environment here,
-//    the ssh channel's stdin on a host (restic reads it from a non-terminal
-//    stdin, "reading repository password from stdin");
+//  - the command line, environment and stdin from process_command() (the
+//    password never on a command line);
 //  - lock conflicts: the holder is looked at first (inspect_lock): a stale lock
 //    is removed and restic runs again at once; otherwise retried within a
 //    budget, each wait reported as a LOG line naming the holder and whether it
@@ -11,6 +10,7 @@
 //  - error text: restic's own words, with the password redacted if it ever shows.
 #pragma once
 
+#include "restic_command.hpp"
 #include "restic_output.hpp"
 
 #include "ports/process.hpp"
@@ -30,31 +30,6 @@ struct lock_policy {
     std::chrono::milliseconds interval{5000};     // ... 5 s apart
 };
 
-// What a look at a lock's holder found (repo_ops.hpp: stale_lock_inspector).
-struct lock_check {
-    enum class verdict {
-        alive,    // the holder runs: wait for it
-        removed,  // the holder is gone and its lock was removed: retry at once
-        unknown,  // cannot tell (another host, no answer): wait, as for a live one
-    };
-    verdict result = verdict::unknown;
-    std::string detail;  // for the log line: "running", "process gone", why unknown
-};
-using lock_inspector = std::function<lock_check(const lock_holder &, const std::stop_token &)>;
-
-struct restic_run {
-    std::string host;                             // "" = this machine (the front end)
-    std::vector<std::string> argv;
-    std::string password;
-    std::map<std::string, std::string> env;       // non-secret (GOMAXPROCS, RESTIC_PROGRESS_FPS)
-    std::function<void(std::string_view)> on_stdout_line;
-    std::optional<ports::dir_expansion> expand;   // file arguments listed where restic runs
-    bool retry_on_lock = true;
-    // Asked once per holder met in a lock conflict, before waiting on it.
-    lock_inspector inspect_lock;
-    std::string what;                             // for messages: "backup of VM 7"
-};
-
 struct restic_outcome {
     exit_info exit;
     ports::command_result raw;
@@ -68,8 +43,11 @@ class restic_runner {
 public:
     restic_runner(ports::process_runner &runner, lock_policy locks, std::chrono::milliseconds kill_grace, log_fn log);
 
-    // Fails (ports::error) only when restic or ssh could not be started.
-    ports::result<restic_outcome> run(const restic_run &r, const std::stop_token &stop);
+    // Runs c (its command line from process_command()). Fails (ports::error)
+    // only when restic or ssh could not be started, or c cannot be composed
+    // (kind invalid, "Wrong restic datastore configuration: ...").
+    ports::result<restic_outcome> run(const restic_command &c, const datastore_attributes &a,
+                                      const std::stop_token &stop);
 
 private:
     ports::process_runner &runner_;

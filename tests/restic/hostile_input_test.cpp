@@ -7,7 +7,7 @@
 #include "backup_cancel.hpp"
 #include "backup_image.hpp"
 #include "names.hpp"
-#include "restic_cli.hpp"
+#include "restic_command.hpp"
 #include "restic_output.hpp"
 #include "restic_runner.hpp"
 

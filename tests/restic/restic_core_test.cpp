@@ -2,7 +2,7 @@
 // Unit tests of the restic driver's pure logic: attributes, command lines,
 // restic's output, exit classification.
 #include "attributes.hpp"
-#include "restic_cli.hpp"
+#include "restic_command.hpp"
 #include "restic_output.hpp"
 #include "restic_runner.hpp"
 #include "action_env.hpp"
@@ -141,51 +141,68 @@ BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(command_lines)
 
+restic_command command_at(std::string host, std::string repo, std::string subcommand) {
+    restic_command c;
+    c.site.host = std::move(host);
+    c.site.restic_bin = "/usr/bin/restic";
+    c.site.repo = std::move(repo);
+    c.subcommand = std::move(subcommand);
+    return c;
+}
+
 BOOST_AUTO_TEST_CASE(options_come_in_stock_order) {
     auto a = parse(k_min + "<RESTIC_BWLIMIT>500</RESTIC_BWLIMIT><RESTIC_CONNECTIONS>8</RESTIC_CONNECTIONS>"
                            "<RESTIC_COMPRESSION>max</RESTIC_COMPRESSION>");
-    restic_call c;
-    c.bin = "/usr/bin/restic";
+    auto c = command_at("node1", "sftp:oneadmin@srv:/r", "backup");
     c.options = {"--force", "--json", "--tag=one-7"};
-    c.subcommand = "backup";
     c.args = {"/d/disk.0.0", "/d/vm.xml"};
-    c.repo = "sftp:oneadmin@srv:/r";
     const std::vector<std::string> want{"/usr/bin/restic",          "--force",
                                         "--json",                   "--tag=one-7",
                                         "--limit-upload=500",       "--limit-download=500",
                                         "--option=sftp.connections=8", "--compression=max",
                                         "--repo=sftp:oneadmin@srv:/r", "backup",
                                         "/d/disk.0.0",              "/d/vm.xml"};
-    BOOST_TEST(restic_argv(c, a) == want, boost::test_tools::per_element());
+    BOOST_TEST(process_command(c, a).argv == want, boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(connections_and_compression_only_for_data_commands) {
     auto a = parse(k_min + "<RESTIC_CONNECTIONS>8</RESTIC_CONNECTIONS><RESTIC_COMPRESSION>off</RESTIC_COMPRESSION>");
-    restic_call c;
-    c.subcommand = "init";
-    c.repo = "r";
-    const std::vector<std::string> want{"restic", "--repo=r", "init"};
-    BOOST_TEST(restic_argv(c, a) == want, boost::test_tools::per_element());
+    const auto c = command_at("", "r", "init");
+    const std::vector<std::string> want{"/usr/bin/restic", "--repo=r", "init"};
+    BOOST_TEST(process_command(c, a).argv == want, boost::test_tools::per_element());
 }
 
-BOOST_AUTO_TEST_CASE(ssh_config_reaches_restic_as_sftp_command) {
+BOOST_AUTO_TEST_CASE(ssh_config_reaches_restic_as_sftp_command_for_sftp_urls_only) {
     auto a = parse(k_min + "<RESTIC_SFTP_USER>root</RESTIC_SFTP_USER>");
-    restic_call c;
-    c.subcommand = "snapshots";
-    c.repo = "r";
-    c.ssh_config = "/etc/one/ssh_config";
-    const auto argv = restic_argv(c, a);
+    auto c = command_at("", "sftp:root@srv:/r", "snapshots");
+    c.site.ssh_config = "/etc/one/ssh_config";
+    const auto argv = process_command(c, a).argv;
     BOOST_TEST(argv.at(1) == "--option=sftp.command=ssh -F /etc/one/ssh_config -o BatchMode=yes -l root srv -s sftp");
-    c.ssh_config = "/path with blank";
-    BOOST_CHECK_THROW(restic_argv(c, a), attribute_error);
+    c.site.repo = "/var/lib/one/datastores/100/7";  // the path on the backup server: restic speaks no SFTP
+    for (const auto &w : process_command(c, a).argv) BOOST_TEST(w.find("sftp.command") == std::string::npos);
+    c.site.repo = "sftp:root@srv:/r";
+    c.site.ssh_config = "/path with blank";
+    BOOST_CHECK_THROW(process_command(c, a), attribute_error);
 }
 
-BOOST_AUTO_TEST_CASE(password_never_appears_in_argv) {
-    auto a = parse("<RESTIC_PASSWORD>s3cr3t-pw</RESTIC_PASSWORD><RESTIC_SFTP_SERVER>srv</RESTIC_SFTP_SERVER>");
-    restic_call c;
-    c.subcommand = "backup";
-    c.repo = repository_url(a, "/r");
-    for (const auto &w : restic_argv(c, a)) BOOST_TEST(w.find("s3cr3t") == std::string::npos);
+BOOST_AUTO_TEST_CASE(the_password_goes_to_the_environment_here_and_to_stdin_elsewhere_never_to_argv) {
+    auto a = parse("<RESTIC_PASSWORD>s3cr3t-pw</RESTIC_PASSWORD><RESTIC_SFTP_SERVER>srv</RESTIC_SFTP_SERVER>"
+                   "<RESTIC_MAXPROC>2</RESTIC_MAXPROC>");
+    auto here = process_command(command_at("", repository_url(a, "/r"), "backup"), a);
+    for (const auto &w : here.argv) BOOST_TEST(w.find("s3cr3t") == std::string::npos);
+    BOOST_TEST(here.env.at("RESTIC_PASSWORD") == "s3cr3t-pw");
+    BOOST_TEST(here.secret_env == std::vector<std::string>{"RESTIC_PASSWORD"}, boost::test_tools::per_element());
+    BOOST_TEST(here.stdin_data.empty());
+    BOOST_TEST(here.env.at("GOMAXPROCS") == "2");
+    BOOST_TEST(here.env.at("RESTIC_PROGRESS_FPS") == "1");
+    auto there = process_command(command_at("node1", repository_url(a, "/r"), "backup"), a);
+    for (const auto &w : there.argv) BOOST_TEST(w.find("s3cr3t") == std::string::npos);
+    BOOST_TEST(!there.env.contains("RESTIC_PASSWORD"));
+    BOOST_TEST(there.stdin_data == "s3cr3t-pw\n");
+    // A remote restic reads one line: a password with a line break cannot go.
+    auto b = parse("<RESTIC_PASSWORD>two\nlines</RESTIC_PASSWORD><RESTIC_SFTP_SERVER>srv</RESTIC_SFTP_SERVER>");
+    BOOST_CHECK_THROW(process_command(command_at("node1", "r", "snapshots"), b), attribute_error);
+    BOOST_TEST(process_command(command_at("", "r", "snapshots"), b).env.at("RESTIC_PASSWORD") == "two\nlines");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,67 @@
+#include "restic_command.hpp"
+
+#include "names.hpp"
+
+#include <oneds_common/strings.hpp>
+
+namespace oneds::restic {
+
+std::string sftp_command(const datastore_attributes &a, const std::string &ssh_config) {
+    // parse_datastore() has checked the user and the server already; this is
+    // the last line of defence, and the one check of the config path (a
+    // setting, not an attribute).
+    const std::string server = bare_host(a.sftp_server);
+    const struct {
+        const char *what;
+        const std::string *word;
+    } words[] = {{"ssh_config", &ssh_config}, {"RESTIC_SFTP_USER", &a.sftp_user}, {"RESTIC_SFTP_SERVER", &server}};
+    for (const auto &[what, word] : words)
+        if (auto problem = split_safe_word_problem(*word); !problem.empty())
+            throw attribute_error(std::string("cannot pass ") + what + " '" + common::printable(*word) +
+                                  "' to restic's sftp.command: it " + problem);
+    return "ssh -F " + ssh_config + " -o BatchMode=yes -l " + a.sftp_user + " " + server + " -s sftp";
+}
+
+ports::command process_command(const restic_command &c, const datastore_attributes &a) {
+    std::vector<std::string> argv{c.site.restic_bin};
+    argv.insert(argv.end(), c.options.begin(), c.options.end());
+    if (a.bwlimit) {
+        argv.push_back("--limit-upload=" + std::to_string(*a.bwlimit));
+        argv.push_back("--limit-download=" + std::to_string(*a.bwlimit));
+    }
+    const bool data_command = c.subcommand == "backup" || c.subcommand == "restore" || c.subcommand == "dump";
+    if (a.backend == backend_kind::sftp) {
+        if (data_command && a.connections != 5)
+            argv.push_back("--option=sftp.connections=" + std::to_string(a.connections));
+        // Only when restic itself speaks SFTP (an sftp: URL), not for the
+        // repository's local path on the backup server.
+        if (!c.site.ssh_config.empty() && c.site.repo.starts_with("sftp:"))
+            argv.push_back("--option=sftp.command=" + sftp_command(a, c.site.ssh_config));
+    }
+    if (data_command && a.compression != "auto") argv.push_back("--compression=" + a.compression);
+    argv.push_back("--repo=" + c.site.repo);
+    argv.push_back(c.subcommand);
+    argv.insert(argv.end(), c.args.begin(), c.args.end());
+
+    ports::command cmd;
+    // Confined as stock confines it: nice and ionice exec restic, which so
+    // keeps the pid a cancel signals.
+    cmd.argv = c.confined ? confined_argv(a, std::move(argv)) : std::move(argv);
+    if (c.expand_dir) {
+        cmd.expand = *c.expand_dir;
+        cmd.expand->position = cmd.argv.size() - (c.args.empty() ? 0 : 1);
+    }
+    if (a.maxproc != -1) cmd.env["GOMAXPROCS"] = std::to_string(a.maxproc);
+    cmd.env["RESTIC_PROGRESS_FPS"] = "1";
+    if (c.site.host.empty()) {
+        cmd.env["RESTIC_PASSWORD"] = a.password;
+        cmd.secret_env.push_back("RESTIC_PASSWORD");
+    } else {
+        if (a.password.find_first_of("\r\n") != std::string::npos)
+            throw attribute_error("RESTIC_PASSWORD contains a line break, which restic cannot read from a pipe");
+        cmd.stdin_data = a.password + "\n";
+    }
+    return cmd;
+}
+
+}  // namespace oneds::restic

@@ -1,0 +1,84 @@
+// One restic run, described whole, and the one place where it becomes a
+// command line (docs/stock-driver.md#restic-command-composition):
+//
+//   [nice -n N] [ionice -c2 -nM] <bin> <options> [--limit-upload=K --limit-download=K]
+//       [--option=sftp.connections=N] [--option=sftp.command=...] [--compression=MODE]
+//       --repo=<repo> <subcommand> [<files named where it runs>] <args...>
+//
+// sftp.connections and compression apply to backup, restore and dump only and
+// only when they differ from restic's defaults (5, auto), as stock.
+// sftp.command is ours: it carries `-F <ssh_config>` so that restic's ssh uses
+// the same client configuration as every other ssh the plugin starts (only for
+// an sftp repository reached by restic itself).
+//
+// Where it runs decides how the password travels, here and nowhere else: on
+// this machine (site.host "") in the child's own environment
+// (RESTIC_PASSWORD, marked secret); on another host on the ssh channel's stdin
+// (restic reads it from a stdin that is not a terminal). Never in argv.
+#pragma once
+
+#include "attributes.hpp"
+#include "restic_output.hpp"
+
+#include "ports/process.hpp"
+
+#include <functional>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace oneds::restic {
+
+// Where a restic runs and against which repository.
+struct repo_site {
+    std::string host;        // "" = this machine, else an ssh destination ([user@]host)
+    std::string restic_bin;  // the binary on that host
+    std::string repo;        // URL or path as restic on that host sees it
+    std::string ssh_config;  // for sftp.command (an sftp: repository reached from here), "" = none
+    std::string path;        // the repository's path on its storage (BASE_PATH/<id>)
+    std::string describe() const { return host.empty() ? repo : host + ":" + repo; }
+};
+
+// What a look at a lock's holder found (repo_ops.hpp: stale_lock_inspector).
+struct lock_check {
+    enum class verdict {
+        alive,    // the holder runs: wait for it
+        removed,  // the holder is gone and its lock was removed: retry at once
+        unknown,  // cannot tell (another host, no answer): wait, as for a live one
+    };
+    verdict result = verdict::unknown;
+    std::string detail;  // for the log line: "running on node3", "process 4711 is gone from node3"
+};
+using lock_inspector = std::function<lock_check(const lock_holder &, const std::stop_token &)>;
+
+struct restic_command {
+    repo_site site;
+    std::string subcommand;                 // backup, init, snapshots, forget, dump, restore, unlock
+    std::vector<std::string> options;       // before the common options (--force --json --tag=one-7)
+    std::vector<std::string> args;          // after the subcommand
+    bool confined = false;                  // RESTIC_NICE / RESTIC_IONICE (the backup's restic)
+    // Files named where restic runs, inserted before the last argument (the
+    // backup's '<vm_dir>'/disk.*, ports::dir_expansion).
+    std::optional<ports::dir_expansion> expand_dir;
+    std::string what;                       // for messages: "backup of VM 7"
+    bool retry_on_lock = true;              // lock conflicts retried (restic_runner)
+    lock_inspector inspect_lock;            // asked once per holder before waiting on it
+    std::function<void(std::string_view)> on_stdout_line;
+};
+
+// The process port's command for c: argv, environment (GOMAXPROCS,
+// RESTIC_PROGRESS_FPS, and the password on this machine) and stdin (the
+// password on another host). Throws attribute_error for a value that cannot
+// be passed safely (a word restic would split in sftp.command, a password
+// with a line break for a remote restic).
+ports::command process_command(const restic_command &c, const datastore_attributes &a);
+
+// The value of -o sftp.command for an sftp repository when an ssh config file
+// is used: "ssh -F <cfg> -o BatchMode=yes -l <user> <server> -s sftp".
+// restic splits it itself (on any Unicode white space, handling quotes and
+// backslashes): every word is checked to stay one word. Throws attribute_error.
+std::string sftp_command(const datastore_attributes &a, const std::string &ssh_config);
+
+}  // namespace oneds::restic

@@ -1,0 +1,355 @@
+#define BOOST_TEST_MODULE restic_actions
+// The restic actions against test doubles of their ports (tests/fakes): a
+// recording process runner (with the real ssh_runner over it for the ssh
+// form) and an in-memory repository store. Fast and exact:
+// * golden command lines: the whole argv, environment and stdin each action
+//   hands to the process port, and the whole ssh command line of the ssh
+//   form, pinned here (docs/stock-driver.md#restic-command-composition);
+// * each branch of the backup (repository missing, locked, cancelled,
+//   unreachable), decided by what the scripted restic answers.
+// The real restic, sshd and qemu-img run in the integration tests beside this.
+#include "action_env.hpp"
+#include "repo_ops.hpp"
+
+#include "memory_store.hpp"
+#include "recording_host.hpp"
+#include "recording_runner.hpp"
+#include "scratch_dir.hpp"
+
+#include "adapters/ssh/ssh_runner.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+#include <memory>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+using namespace oneds;
+using namespace oneds::restic;
+using test::recorded_run;
+using test::scripted_result;
+
+namespace {
+
+const std::string k_vm_dir = "/var/lib/one/datastores/0/7";
+const std::string k_backup_dir = k_vm_dir + "/backup";
+const std::string k_repo = "/var/lib/one/datastores/100/7";
+const std::string k_summary =
+    R"({"message_type":"summary","snapshot_id":"6ca565cd0a1b2c3d","total_bytes_processed":5242880,"data_added":1048576})";
+
+std::string document(const std::string &tmpl_extra = {}, const std::string &extra = "<VM><ID>7</ID></VM>") {
+    return "<DS_DRIVER_ACTION_DATA><DATASTORE><ID>100</ID><BASE_PATH>/var/lib/one/datastores/100</BASE_PATH>"
+           "<TEMPLATE><RESTIC_PASSWORD>p w'$x</RESTIC_PASSWORD><RESTIC_SFTP_SERVER>backup</RESTIC_SFTP_SERVER>" +
+           tmpl_extra + "</TEMPLATE></DATASTORE>" + extra + "</DS_DRIVER_ACTION_DATA>";
+}
+
+// One plugin's worth of ports around the test doubles. Actions run on the
+// calling thread; `stop` is the request's cancel.
+struct harness : store_provider {
+    test::scratch_dir dir;
+    test::recording_host host;
+    test::recording_runner recorder;
+    std::unique_ptr<adapters::ssh::ssh_runner> ssh;  // over recorder: the ssh form
+    std::shared_ptr<test::memory_store> store = std::make_shared<test::memory_store>();
+    plugin_settings settings;
+    version_cache versions;
+
+    explicit harness(test::recording_runner::script s = {}) : recorder(std::move(s)) {
+        settings.datastore_conf = dir.file("datastore.conf");
+        settings.lock_dir = dir.file("locks");
+        settings.lock_retry_interval = std::chrono::milliseconds(1);
+        settings.lock_retries = 3;
+        settings.kill_grace = std::chrono::milliseconds(50);
+        settings.remote_restic_bin = "/var/tmp/one/datastore/restic/restic";
+        adapters::ssh::ssh_options o;
+        o.local_hosts.clear();
+        o.connect_timeout = std::chrono::seconds(30);
+        ssh = std::make_unique<adapters::ssh::ssh_runner>(recorder, o);
+    }
+
+    ports::result<std::shared_ptr<ports::repo_store>> store_for(const datastore_attributes &) override {
+        return std::shared_ptr<ports::repo_store>(store);
+    }
+
+    runtime::outcome run(runtime::outcome (*action)(action_env &), const std::string &name,
+                         std::vector<std::string> args, const std::string &doc, std::stop_source *stop = nullptr) {
+        sdk::request req;
+        req.id = 1;
+        req.action = name;
+        req.args = std::move(args);
+        req.document = doc;
+        runtime::request_context ctx(std::move(req), host.link());
+        std::optional<std::stop_callback<std::function<void()>>> link;
+        if (stop != nullptr) link.emplace(stop->get_token(), [&ctx] { ctx.request_cancel(); });
+        action_env env{settings, *ssh, *this, ctx, nullptr, &versions, {}};
+        return action(env);
+    }
+
+    std::vector<std::string> log_texts() const {
+        std::vector<std::string> out;
+        for (const auto &l : host.logs()) out.push_back(l.text);
+        return out;
+    }
+};
+
+bool logged(const harness &h, const std::string &part) {
+    for (const auto &t : h.log_texts())
+        if (t.find(part) != std::string::npos) return true;
+    return false;
+}
+
+std::vector<std::string> backup_args(const std::string &host = "node1") {
+    return {host + ":" + k_vm_dir, "0", "one-7", "-", "7", "0"};
+}
+
+// restic backup succeeding through the ssh runner: the remote shell's
+// expansion lines, its pid, the summary.
+scripted_result backup_ok() {
+    scripted_result r;
+    r.stderr_lines = {"ONEDS_ARG=" + k_backup_dir + "/disk.0.0", "ONEDS_PID=4242"};
+    r.stdout_lines = {k_summary};
+    return r;
+}
+
+std::string remote_line(const recorded_run &r) { return r.cmd.argv.back(); }
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(golden_command_lines)
+
+// The whole ssh command of a backup on a hypervisor, as the front end starts
+// it: options, destination after "--", and the remote line that lists the
+// disks, reports the pid and execs nice/ionice/restic; the password on stdin.
+BOOST_AUTO_TEST_CASE(backup_over_ssh) {
+    harness h([](const recorded_run &, std::size_t) { return backup_ok(); });
+    const auto out = h.run(&backup_action, "backup", backup_args(),
+                           document("<RESTIC_NICE>10</RESTIC_NICE><RESTIC_IONICE>5</RESTIC_IONICE>"
+                                    "<RESTIC_BWLIMIT>2048</RESTIC_BWLIMIT>"));
+    BOOST_TEST_REQUIRE(out.status == ONEDS_OK, out.error);
+    BOOST_TEST(out.info == "6ca565cd 5 raw\n");
+    const auto runs = h.recorder.runs();
+    BOOST_TEST_REQUIRE(runs.size() == 1U);
+    const std::vector<std::string> ssh = {
+        "ssh", "-T", "-o", "BatchMode=yes", "-o", "ControlMaster=no", "-o", "ControlPath=none", "-o",
+        "ForwardAgent=yes", "-o", "ConnectTimeout=30", "--", "node1",
+        "set -- '" + k_backup_dir + "/disk.'*; [ -e \"$1\" ] || { echo ONEDS_NOMATCH >&2; exit 1; }; "
+        "[ -e '" + k_backup_dir + "/vm.xml' ] || { echo ONEDS_MISSING=0 >&2; exit 1; }; "
+        "printf 'ONEDS_ARG=%s\\n' \"$@\" >&2; echo ONEDS_PID=$$ >&2; exec 'env' 'RESTIC_PROGRESS_FPS=1' "
+        "'nice' '-n' '10' 'ionice' '-c2' '-n5' '/var/tmp/one/datastore/restic/restic' '--force' '--json' "
+        "'--tag=one-7' '--limit-upload=2048' '--limit-download=2048' "
+        "'--repo=sftp:oneadmin@backup:" + k_repo + "' 'backup' \"$@\" '" + k_backup_dir + "/vm.xml'"};
+    BOOST_TEST(runs[0].host == "");
+    BOOST_TEST(runs[0].cmd.argv == ssh, boost::test_tools::per_element());
+    BOOST_TEST(runs[0].cmd.stdin_data == "p w'$x\n");
+    BOOST_TEST(runs[0].cmd.env.empty());  // nothing secret on the remote line
+}
+
+// The same backup on this machine (LAST_BRIDGE names a local host): no ssh,
+// the expansion left to the local runner, the password in restic's own
+// environment only.
+BOOST_AUTO_TEST_CASE(backup_here) {
+    harness h([](const recorded_run &, std::size_t) {
+        scripted_result r;
+        r.stdout_lines = {k_summary};
+        return r;
+    });
+    const auto out = h.run(&backup_action, "backup", backup_args("localhost"), document());
+    BOOST_TEST_REQUIRE(out.status == ONEDS_OK, out.error);
+    const auto runs = h.recorder.runs();
+    BOOST_TEST_REQUIRE(runs.size() == 1U);
+    const std::vector<std::string> argv = {"/var/tmp/one/datastore/restic/restic", "--force", "--json", "--tag=one-7",
+                                           "--repo=sftp:oneadmin@backup:" + k_repo, "backup",
+                                           k_backup_dir + "/vm.xml"};
+    BOOST_TEST(runs[0].host == "");
+    BOOST_TEST(runs[0].cmd.argv == argv, boost::test_tools::per_element());
+    BOOST_TEST_REQUIRE(runs[0].cmd.expand.has_value());
+    BOOST_TEST(runs[0].cmd.expand->dir == k_backup_dir);
+    BOOST_TEST(runs[0].cmd.expand->prefix == "disk.");
+    BOOST_TEST(runs[0].cmd.expand->position == argv.size() - 1);
+    BOOST_TEST(runs[0].cmd.env.at("RESTIC_PASSWORD") == "p w'$x");
+    BOOST_TEST(runs[0].cmd.secret_env == std::vector<std::string>{"RESTIC_PASSWORD"}, boost::test_tools::per_element());
+    BOOST_TEST(runs[0].cmd.stdin_data.empty());
+}
+
+// rm on the backup server: the snapshot query, then forget with prune,
+// against the repository's local path there (no sftp.command).
+BOOST_AUTO_TEST_CASE(rm_on_the_backup_server) {
+    harness h([](const recorded_run &r, std::size_t) {
+        scripted_result s;
+        s.stderr_lines = {"ONEDS_PID=77"};
+        if (remote_line(r).find("'snapshots'") != std::string::npos)
+            s.stdout_lines = {R"([{"id":"0123abcd99","short_id":"0123abcd","time":"t","paths":["/d/disk.0.0"]}])"};
+        return s;
+    });
+    const std::string image = "<IMAGE><ID>42</ID><SOURCE>0123abcd</SOURCE><VMS><ID>7</ID></VMS></IMAGE>";
+    const auto out = h.run(&rm_action, "rm", {"42"}, document({}, image));
+    BOOST_TEST_REQUIRE(out.status == ONEDS_OK, out.error);
+    const auto runs = h.recorder.runs();
+    BOOST_TEST_REQUIRE(runs.size() == 2U);
+    const std::string prefix = "echo ONEDS_PID=$$ >&2; exec 'env' 'RESTIC_PROGRESS_FPS=1' "
+                               "'/var/tmp/one/datastore/restic/restic' ";
+    BOOST_TEST(runs[0].cmd.argv.at(runs[0].cmd.argv.size() - 2) == "oneadmin@backup");
+    BOOST_TEST(remote_line(runs[0]) ==
+               prefix + "'--no-lock' '--json' '--repo=" + k_repo + "' 'snapshots' '0123abcd'");
+    BOOST_TEST(remote_line(runs[1]) ==
+               prefix + "'--prune' '--max-unused=0' '--repo=" + k_repo + "' 'forget' '0123abcd'");
+}
+
+// stat on the front end: restic dump of vm.xml with the sftp: URL and, with an
+// ssh config, sftp.command carrying it.
+BOOST_AUTO_TEST_CASE(stat_on_the_front_end) {
+    harness h([](const recorded_run &, std::size_t) {
+        scripted_result s;
+        // base64 of <VM><TEMPLATE><DISK><DISK_ID>0</DISK_ID><SIZE>2048</SIZE></DISK></TEMPLATE></VM>
+        s.stdout_lines = {"PFZNPjxURU1QTEFURT48RElTSz48RElTS19JRD4wPC9ESVNLX0lEPjxTSVpF",
+                          "PjIwNDg8L1NJWkU+PC9ESVNLPjwvVEVNUExBVEU+PC9WTT4="};
+        return s;
+    });
+    h.settings.ssh_config = "/etc/one/ssh_config";
+    h.settings.restic_bin = "/var/lib/one/remotes/datastore/restic/restic";
+    const std::string url = "restic://100//0:0123abcd" + k_backup_dir + "/disk.0.0";
+    const auto out = h.run(&stat_action, "stat", {}, document({}, "<IMAGE><PATH>" + url + "</PATH></IMAGE>"));
+    BOOST_TEST_REQUIRE(out.status == ONEDS_OK, out.error);
+    BOOST_TEST(out.info == "2048\n");
+    const auto runs = h.recorder.runs();
+    BOOST_TEST_REQUIRE(runs.size() == 1U);
+    const std::vector<std::string> argv = {
+        "/var/lib/one/remotes/datastore/restic/restic", "--quiet",
+        "--option=sftp.command=ssh -F /etc/one/ssh_config -o BatchMode=yes -l oneadmin backup -s sftp",
+        "--repo=sftp:oneadmin@backup:" + k_repo, "dump", "0123abcd", k_backup_dir + "/vm.xml"};
+    BOOST_TEST(runs[0].cmd.argv == argv, boost::test_tools::per_element());
+    BOOST_TEST(runs[0].cmd.env.at("RESTIC_PASSWORD") == "p w'$x");
+}
+
+// monitor asks the storage only: no process at all.
+BOOST_AUTO_TEST_CASE(monitor_uses_the_storage_port_only) {
+    harness h;
+    const auto out = h.run(&monitor_action, "monitor", {"100"}, document());
+    BOOST_TEST_REQUIRE(out.status == ONEDS_OK, out.error);
+    BOOST_TEST(out.info == "USED_MB=262144\nTOTAL_MB=1048576\nFREE_MB=524288\n");
+    BOOST_TEST(h.recorder.runs().empty());
+    BOOST_TEST(h.store->calls == (std::vector<std::string>{"mkdir /var/lib/one/datastores/100",
+                                                         "statvfs /var/lib/one/datastores/100"}),
+               boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(backup_branches)
+
+// No repository yet: the store is asked, restic init runs on the front end
+// (sftp: URL), and the backup runs again.
+BOOST_AUTO_TEST_CASE(a_missing_repository_is_created_and_the_backup_runs_again) {
+    harness h([](const recorded_run &r, std::size_t i) {
+        if (i == 0) {
+            scripted_result s;
+            s.exit_code = 1;
+            s.stderr_lines = {"ONEDS_ARG=" + k_backup_dir + "/disk.0.0", "ONEDS_PID=1",
+                              "Fatal: unable to open config file: Stat: file does not exist",
+                              "Is there a repository at the following location?"};
+            return s;
+        }
+        if (r.cmd.argv.back() == "init") return scripted_result{};
+        return backup_ok();
+    });
+    const auto out = h.run(&backup_action, "backup", backup_args(), document());
+    BOOST_TEST_REQUIRE(out.status == ONEDS_OK, out.error);
+    const auto runs = h.recorder.runs();
+    BOOST_TEST_REQUIRE(runs.size() == 3U);
+    BOOST_TEST(runs[1].host == "");
+    BOOST_TEST(runs[1].cmd.argv == (std::vector<std::string>{"restic", "--repo=sftp:oneadmin@backup:" + k_repo, "init"}),
+               boost::test_tools::per_element());
+    BOOST_TEST(runs[1].cmd.env.at("RESTIC_PASSWORD") == "p w'$x");
+    BOOST_TEST(remote_line(runs[2]) == remote_line(runs[0]));
+    BOOST_TEST(h.store->calls.size() == 2U);  // config probed before and after the init lock
+    BOOST_TEST(logged(h, "no repository at sftp:oneadmin@backup:" + k_repo + " yet, creating it"));
+}
+
+// A lock conflict with a holder that cannot be checked from here is waited
+// for (retried); nothing else is retried.
+BOOST_AUTO_TEST_CASE(a_lock_is_waited_for_and_a_read_only_storage_is_not) {
+    harness locked([](const recorded_run &r, std::size_t i) {
+        if (remote_line(r).ends_with("'uname' '-n'")) {  // the stale-lock look at the site's host name
+            scripted_result s;
+            s.stderr_lines = {"ONEDS_PID=2"};
+            s.stdout_lines = {"node1"};
+            return s;
+        }
+        if (i >= 2) return backup_ok();
+        scripted_result s;
+        s.exit_code = 11;
+        s.stderr_lines = {"ONEDS_PID=1",
+                          "unable to create lock in backend: repository is already locked exclusively by PID 99 on "
+                          "far-away by oneadmin (UID 1, GID 1)",
+                          "lock was created at 2025-01-02 03:04:05 (1m2s ago)"};
+        return s;
+    });
+    auto out = locked.run(&backup_action, "backup", backup_args(), document());
+    BOOST_TEST_REQUIRE(out.status == ONEDS_OK, out.error);
+    BOOST_TEST(logged(locked, "repository is locked by PID 99 on far-away by oneadmin"));
+    BOOST_TEST(logged(locked, "which is not checked from here"));
+    BOOST_TEST(logged(locked, "retry 1/3"));
+
+    harness read_only([](const recorded_run &, std::size_t) {
+        scripted_result s;
+        s.exit_code = 1;
+        s.stderr_lines = {"ONEDS_PID=1", "open /r/locks/x-tmp-1: read-only file system", "unable to create lock in backend"};
+        return s;
+    });
+    out = read_only.run(&backup_action, "backup", backup_args(), document());
+    BOOST_TEST(out.status == ONEDS_ERR_FAILED);
+    BOOST_TEST(out.error.find("the repository's storage is read-only") != std::string::npos, out.error);
+    BOOST_TEST(read_only.recorder.runs().size() == 1U);
+}
+
+// A cancelled backup is followed by restic unlock on the same host, also when
+// the request's token has stopped.
+BOOST_AUTO_TEST_CASE(a_cancelled_backup_is_followed_by_unlock_where_it_ran) {
+    std::stop_source stop;
+    harness h([&stop](const recorded_run &, std::size_t i) {
+        scripted_result s;
+        s.stderr_lines = {"ONEDS_PID=5"};
+        if (i == 0) {
+            stop.request_stop();
+            s.exit_code = 130;
+            s.cancelled = true;
+        }
+        return s;
+    });
+    const auto out = h.run(&backup_action, "backup", backup_args(), document(), &stop);
+    BOOST_TEST(out.status == ONEDS_ERR_CANCELLED);
+    BOOST_TEST(out.error == "Backup cancelled");
+    const auto runs = h.recorder.runs();
+    // The backup, the remote kill -INT (the ssh runner's cancel), the unlock.
+    bool unlocked = false;
+    for (const auto &r : runs)
+        if (r.cmd.argv.size() > 2 && r.cmd.argv[r.cmd.argv.size() - 2] == "node1" &&
+            remote_line(r).ends_with("'--repo=sftp:oneadmin@backup:" + k_repo + "' 'unlock'")) {
+            unlocked = true;
+            BOOST_TEST(!r.stop_requested_at_start, "the unlock must not run with the request's stopped token");
+        }
+    BOOST_TEST(unlocked, "no restic unlock on node1 after the cancel");
+}
+
+// restic on the hypervisor cannot open the repository without saying why:
+// the front end's own look at the storage is added.
+BOOST_AUTO_TEST_CASE(an_unreachable_repository_gets_the_front_ends_view) {
+    harness h([](const recorded_run &, std::size_t) {
+        scripted_result s;
+        s.exit_code = 1;
+        s.stderr_lines = {"ONEDS_ARG=" + k_backup_dir + "/disk.0.0", "ONEDS_PID=1",
+                          "Fatal: unable to open repository at sftp:oneadmin@backup:/r: unable to start the sftp "
+                          "session, error: read |0: file already closed"};
+        return s;
+    });
+    h.store->failure = ports::error{ports::error_kind::unreachable, "cannot connect to backup:22: Connection refused"};
+    const auto out = h.run(&backup_action, "backup", backup_args(), document());
+    BOOST_TEST(out.status == ONEDS_ERR_FAILED);
+    BOOST_TEST(out.error.find("Error backing up VM 7 to sftp:oneadmin@backup:" + k_repo + " on node1: ") == 0u, out.error);
+    BOOST_TEST(out.error.find("(from the front end: cannot connect to backup:22: Connection refused)") !=
+                   std::string::npos,
+               out.error);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
