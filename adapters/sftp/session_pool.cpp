@@ -53,7 +53,13 @@ class slot_use {
 
 }  // namespace
 
-session_pool::session_pool(pool_options options) : options_(options) {}
+session_pool::session_pool(sshconfig::resolver &resolver, pool_options options)
+    : resolver_(resolver), options_(options) {}
+
+ports::result<sshconfig::host_settings> session_pool::settings_for(const ports::sftp_target &target,
+                                                                   const std::stop_token &stop) {
+    return resolver_.resolve(target.ssh_config, target.server, target.user, stop);
+}
 
 session_pool::~session_pool() {
     close_all();
@@ -76,9 +82,10 @@ std::shared_ptr<session_pool::slot> session_pool::slot_for(const ports::sftp_tar
 }
 
 ports::status session_pool::connect(const ports::sftp_target &target, slot &s, const std::stop_token &stop) {
-    // The config is read at every connect, not once: an admin who fixes a
-    // Host entry or a known_hosts line needs no restart of oned.
-    auto settings = sshconfig::resolve_host(target.ssh_config, target.server, target.user);
+    // The settings are ssh's own (ssh -G), resolved once per target for the
+    // resolver's life; known_hosts files are read at every connect, so a
+    // fixed known_hosts line needs no restart.
+    auto settings = settings_for(target, stop);
     if (!settings)
         return settings.err();
     auto made = session::create(*settings, options_.timeout, stop);

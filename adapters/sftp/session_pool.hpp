@@ -26,6 +26,7 @@
 #pragma once
 
 #include "ports/repo_store.hpp"
+#include "sshconfig/ssh_config.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -50,7 +51,9 @@ struct pool_options {
 
 class session_pool {
   public:
-    explicit session_pool(pool_options options = {});
+    // resolver gives the OpenSSH client settings of each target (cached); it
+    // must outlive the pool.
+    explicit session_pool(sshconfig::resolver &resolver, pool_options options = {});
     ~session_pool();
     session_pool(const session_pool &) = delete;
     session_pool &operator=(const session_pool &) = delete;
@@ -75,6 +78,10 @@ class session_pool {
     friend class sftp_store;
     using session_op = std::function<void(internal::session &)>;
 
+    // The OpenSSH client settings of target (ssh -G, cached by the resolver).
+    ports::result<sshconfig::host_settings> settings_for(const ports::sftp_target &target,
+                                                         const std::stop_token &stop);
+
     // Runs op on the target's session, alone (one call at a time per
     // session), connecting first when there is none. When op leaves a reused
     // session lost, reconnects once and runs op again. An error is returned
@@ -88,6 +95,7 @@ class session_pool {
     ports::status connect(const ports::sftp_target &target, slot &s, const std::stop_token &stop);
     void drop(slot &s, bool polite) noexcept;
 
+    sshconfig::resolver &resolver_;
     pool_options options_;
     std::mutex mutex_;  // guards slots_ only; never held while talking to a server
     std::map<key, std::shared_ptr<slot>> slots_;

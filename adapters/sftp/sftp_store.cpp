@@ -22,7 +22,7 @@ ports::result<std::unique_ptr<sftp_store>> sftp_store::create(ports::sftp_target
     if (target.server.empty())
         return error{error_kind::invalid, "sftp store: empty server name"};
     try {
-        auto settings = sshconfig::resolve_host(target.ssh_config, target.server, target.user);
+        auto settings = pool->settings_for(target, {});
         if (!settings)
             return settings.err();
         std::string description = "sftp://" + settings->user + "@" + target.server;

@@ -27,9 +27,10 @@ namespace oneds::adapters::sftp {
 
 class sftp_store final : public ports::repo_store {
   public:
-    // Reads the ssh config now, so that a bad alias or a broken config file
-    // fails here and describe() can name the effective user; connects on first
-    // use (through pool, possibly reusing a session other stores opened).
+    // Resolves the ssh settings now (ssh -G, cached by the pool's resolver),
+    // so that a bad alias or a broken config file fails here and describe()
+    // can name the effective user; connects on first use (through pool,
+    // possibly reusing a session other stores opened).
     static ports::result<std::unique_ptr<sftp_store>> create(ports::sftp_target target,
                                                              std::shared_ptr<session_pool> pool);
 

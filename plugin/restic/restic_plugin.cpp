@@ -66,7 +66,9 @@ plugin_instance::plugin_instance(sdk::host_link host, const sdk::config_map &con
     : settings_(parse_plugin_settings(config)),
       control_dir_(make_control_dir(settings_)),
       runner_(local_runner_, ssh_options_from(settings_, control_dir_)),
+      ssh_settings_(local_runner_),
       sftp_pool_(std::make_shared<adapters::sftp::session_pool>(
+          ssh_settings_,
           adapters::sftp::pool_options{std::chrono::duration_cast<std::chrono::milliseconds>(settings_.sftp_timeout)})),
       local_store_(std::make_shared<adapters::local::local_store>()),
       config_(config.begin(), config.end()),
@@ -91,10 +93,10 @@ ports::result<std::shared_ptr<ports::repo_store>> plugin_instance::store_for(con
     return std::shared_ptr<ports::repo_store>(std::move(store.value()));
 }
 
-bool plugin_instance::is_ssh_alias(std::string_view host) const {
+bool plugin_instance::is_ssh_alias(std::string_view host) {
     // An alias is a Host entry that names another HostName; what ssh then
     // connects to is that name, which must itself be a host name.
-    auto s = adapters::sshconfig::resolve_host(settings_.ssh_config, host);
+    auto s = ssh_settings_.resolve(settings_.ssh_config, host, {});
     return s && !s->hostname.empty() && s->hostname != host && host_name_problem(s->hostname).empty();
 }
 

@@ -10,6 +10,7 @@
 #include "local/local_store.hpp"
 #include "process/local_runner.hpp"
 #include "sftp/session_pool.hpp"
+#include "sshconfig/ssh_config.hpp"
 #include "ssh/ssh_runner.hpp"
 
 #include <oneds/plugin.hpp>
@@ -34,12 +35,13 @@ private:
     // it, and a host without oned credentials must still back up).
     ports::result<ports::one_api *> oned();
     // names.hpp: a Host entry of the ssh client configuration with a HostName.
-    bool is_ssh_alias(std::string_view host) const;
+    bool is_ssh_alias(std::string_view host);
 
     plugin_settings settings_;
     std::string control_dir_;  // private ssh multiplexing sockets ("" when off)
     adapters::process::local_runner local_runner_;
     adapters::ssh::ssh_runner runner_;
+    adapters::sshconfig::resolver ssh_settings_;  // ssh -G, cached: the SFTP store and the alias check
     std::shared_ptr<adapters::sftp::session_pool> sftp_pool_;
     std::shared_ptr<adapters::local::local_store> local_store_;
     std::map<std::string, std::string> config_;

@@ -490,6 +490,36 @@ BOOST_AUTO_TEST_CASE(monitor_in_mad_mode_replies_base64) {
     BOOST_TEST(ok == 20, r.out);
 }
 
+// The backup server behind a bastion: monitor (libssh2) follows the
+// ProxyJump of the ssh config as backups (ssh) do. A second sshd is the jump
+// host; a jump host that refuses to forward proves the path goes through it.
+BOOST_AUTO_TEST_CASE(monitor_behind_a_jump_host_works_and_a_refusing_jump_is_named) {
+    restic_fixture f;
+    for (const bool forwarding : {true, false}) {
+        std::vector<std::string> jump_sshd;
+        if (!forwarding) jump_sshd.emplace_back("AllowTcpForwarding no");
+        const sshd_fixture jump(sshd_options{"jumpbox", jump_sshd});
+        const std::string cfg = f.dir().write(
+            forwarding ? "jump_ssh_config" : "refusing_jump_ssh_config",
+            "Host jumpbox\n  HostName 127.0.0.1\n  Port " + std::to_string(jump.port()) + "\n  User " + jump.user() +
+                "\n  IdentityFile " + jump.identity_file().string() + "\n  IdentitiesOnly yes\n  UserKnownHostsFile " +
+                jump.known_hosts_file().string() + "\n  BatchMode yes\n"
+                "Host backupserver\n  HostName 127.0.0.1\n  Port " + std::to_string(f.sshd().port()) + "\n  User " +
+                f.sshd().user() + "\n  IdentityFile " + f.sshd().identity_file().string() +
+                "\n  IdentitiesOnly yes\n  UserKnownHostsFile " + f.sshd().known_hosts_file().string() +
+                "\n  ProxyJump jumpbox\n");
+        const auto r = f.host_action("monitor", {"100"}, f.document(), {{"ssh_config", cfg}, {"sftp_timeout", "10"}});
+        if (forwarding) {
+            BOOST_TEST(r.exit_code == 0, r.err);
+            BOOST_TEST(parse_monitor(r.out).size() == 3u, r.out);
+        } else {
+            BOOST_TEST(r.exit_code == 255);
+            BOOST_TEST(r.err.find("Error monitoring datastore 100") != std::string::npos, r.err);
+            BOOST_TEST(r.err.find("ProxyJump jumpbox") != std::string::npos, r.err);
+        }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(monitor_of_an_unreachable_server_fails_with_the_reason) {
     restic_fixture f;
     const std::string cfg = f.dir().write("closed_ssh_config", "Host closed\n  HostName 127.0.0.1\n  Port 1\n");

@@ -139,7 +139,9 @@ ports::status check_host_key(LIBSSH2_SESSION *session, const sshconfig::host_set
     std::size_t key_len = 0;
     int key_type = LIBSSH2_HOSTKEY_TYPE_UNKNOWN;
     const char *key = libssh2_session_hostkey(session, &key_len, &key_type);
-    const std::string name = known_hosts_name(settings.hostname, settings.port);
+    // HostKeyAlias replaces the host (and port) in the known_hosts lookup, as in ssh.
+    const std::string name = settings.host_key_alias.empty() ? known_hosts_name(settings.hostname, settings.port)
+                                                             : settings.host_key_alias;
     const std::string server = name + (settings.host != settings.hostname ? " (" + settings.host + ")" : "");
     if (key == nullptr || key_len == 0)
         return error{error_kind::host_key, "no host key received from " + server};

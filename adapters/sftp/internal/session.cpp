@@ -277,9 +277,10 @@ ports::status authenticate(LIBSSH2_SESSION *ssh, int fd, const sshconfig::host_s
 
 }  // namespace
 
-session::session(unique_fd socket, session_ptr ssh, sftp_ptr sftp, std::string peer, milliseconds timeout)
-    : socket_(std::move(socket)), ssh_(std::move(ssh)), sftp_(std::move(sftp)), peer_(std::move(peer)),
-      timeout_(timeout) {}
+session::session(std::unique_ptr<proxy_process> proxy, unique_fd socket, session_ptr ssh, sftp_ptr sftp,
+                 std::string peer, milliseconds timeout)
+    : proxy_(std::move(proxy)), socket_(std::move(socket)), ssh_(std::move(ssh)), sftp_(std::move(sftp)),
+      peer_(std::move(peer)), timeout_(timeout) {}
 
 session::~session() = default;
 
@@ -290,10 +291,21 @@ ports::result<std::unique_ptr<session>> session::create(const sshconfig::host_se
     if (!ensure_libssh2_initialised())
         return error{error_kind::io, "libssh2 failed to initialise"};
 
-    auto socket = connect_tcp(settings.hostname, settings.port, timeout, stop);
-    if (!socket)
-        return socket.err();
-    const int fd = socket->get();
+    // Through a ProxyJump or ProxyCommand as ssh would go, else straight.
+    std::unique_ptr<proxy_process> proxy;
+    unique_fd socket;
+    if (!settings.proxy_jump.empty() || !settings.proxy_command.empty()) {
+        auto started = proxy_process::start(settings, &socket);
+        if (!started)
+            return started.err();
+        proxy = std::move(*started);
+    } else {
+        auto connected = connect_tcp(settings.hostname, settings.port, timeout, stop);
+        if (!connected)
+            return connected.err();
+        socket = std::move(*connected);
+    }
+    const int fd = socket.get();
 
     session_ptr ssh(libssh2_session_init_ex(nullptr, nullptr, nullptr, nullptr));
     if (!ssh)
@@ -303,9 +315,13 @@ ports::result<std::unique_ptr<session>> session::create(const sshconfig::host_se
     const auto lost = [&](int rc, const std::string &step) {
         if (rc == stopped)
             return error{error_kind::cancelled, step + " with " + peer + ": cancelled"};
-        if (rc == deadline_passed)
-            return error{error_kind::unreachable, step + " with " + peer + " timed out after " + seconds_text(timeout)};
-        return error{error_kind::unreachable, step + " with " + peer + " failed: " + last_error_text(ssh.get())};
+        // Through a proxy, its own words say why the connection went.
+        std::string why = rc == deadline_passed ? "timed out after " + seconds_text(timeout)
+                                                : "failed: " + last_error_text(ssh.get());
+        if (proxy)
+            if (auto said = proxy->stderr_text(); !said.empty())
+                why += " (" + proxy->describe() + ": " + said + ")";
+        return error{error_kind::unreachable, step + " with " + peer + " " + why};
     };
 
     int rc = drive(ssh.get(), fd, limit{clock_type::now() + timeout, stop},
@@ -332,7 +348,8 @@ ports::result<std::unique_ptr<session>> session::create(const sshconfig::host_se
     }
     sftp_ptr sftp(raw_sftp, sftp_deleter{ssh.get()});
 
-    return std::unique_ptr<session>(new session(std::move(*socket), std::move(ssh), std::move(sftp), peer, timeout));
+    return std::unique_ptr<session>(
+        new session(std::move(proxy), std::move(socket), std::move(ssh), std::move(sftp), peer, timeout));
 }
 
 template <typename Call>

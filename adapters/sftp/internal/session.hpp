@@ -10,6 +10,7 @@
 
 #include "ports/repo_store.hpp"
 #include "sftp/internal/handles.hpp"
+#include "sftp/internal/proxy.hpp"
 #include "sshconfig/ssh_config.hpp"
 
 #include <chrono>
@@ -62,15 +63,18 @@ class session {
     [[nodiscard]] const std::string &peer() const noexcept { return peer_; }
 
   private:
-    session(unique_fd socket, session_ptr ssh, sftp_ptr sftp, std::string peer, std::chrono::milliseconds timeout);
+    session(std::unique_ptr<proxy_process> proxy, unique_fd socket, session_ptr ssh, sftp_ptr sftp, std::string peer,
+            std::chrono::milliseconds timeout);
 
     // Maps a failed libssh2 SFTP call to a port error and updates health_.
     ports::error failure(int rc, const std::string &what, const std::string &path);
     template <typename Call>
     int run(const std::stop_token &stop, Call &&call);
 
-    // Declared in this order so that the SFTP channel goes before the session
-    // and the session before its socket.
+    // Declared in this order so that the SFTP channel goes before the session,
+    // the session before its socket, and the socket before the proxy (if any)
+    // that carries it.
+    std::unique_ptr<proxy_process> proxy_;
     unique_fd socket_;
     session_ptr ssh_;
     sftp_ptr sftp_;

@@ -1,6 +1,7 @@
 #define BOOST_TEST_MODULE sftp_store_test
 #include <boost/test/unit_test.hpp>
 
+#include "process/local_runner.hpp"
 #include "sftp/session_pool.hpp"
 #include "sftp/sftp_store.hpp"
 #include "sshd_fixture.hpp"
@@ -39,6 +40,16 @@ using oneds::ports::sftp_target;
 using oneds::test::run_argv;
 using oneds::test::sshd_fixture;
 using clock_type = std::chrono::steady_clock;
+
+namespace {
+// The OpenSSH client's settings (ssh -G) through the real process adapter,
+// one resolver per test program, as a plugin instance has one.
+oneds::adapters::sshconfig::resolver &ssh_settings() {
+    static oneds::adapters::process::local_runner local;
+    static oneds::adapters::sshconfig::resolver resolver(local);
+    return resolver;
+}
+}  // namespace
 
 namespace {
 
@@ -221,7 +232,7 @@ struct served {
     std::shared_ptr<session_pool> pool;
     std::unique_ptr<sftp_store> store;
 
-    explicit served(pool_options options = {}) : pool(std::make_shared<session_pool>(options)) {
+    explicit served(pool_options options = {}) : pool(std::make_shared<session_pool>(ssh_settings(), options)) {
         auto made = sftp_store::create(target(), pool);
         BOOST_REQUIRE_MESSAGE(made.has_value(), failure_text(made));
         store = std::move(made).value();
@@ -243,7 +254,7 @@ struct served {
                                            std::shared_ptr<session_pool> other_pool = nullptr) const {
         const fs::path file = write_client_config(fx.dir() / file_name, c);
         if (!other_pool)
-            other_pool = std::make_shared<session_pool>(pool->options());
+            other_pool = std::make_shared<session_pool>(ssh_settings(), pool->options());
         auto made = sftp_store::create({c.alias, "", file.string()}, std::move(other_pool));
         BOOST_REQUIRE_MESSAGE(made.has_value(), failure_text(made));
         return std::move(made).value();
@@ -603,7 +614,7 @@ BOOST_AUTO_TEST_CASE(a_server_that_never_answers_is_unreachable_within_the_deadl
     BOOST_REQUIRE(::listen(silent, 8) == 0);
     BOOST_REQUIRE(::getsockname(silent, reinterpret_cast<sockaddr *>(&addr), &len) == 0);
 
-    auto quick_pool = std::make_shared<session_pool>(pool_options{1000ms});
+    auto quick_pool = std::make_shared<session_pool>(ssh_settings(), pool_options{1000ms});
     auto c = config();
     c.port = ntohs(addr.sin_port);
     const auto other = store_with(c, "silent_config", quick_pool);
@@ -619,7 +630,7 @@ BOOST_AUTO_TEST_CASE(a_server_that_never_answers_is_unreachable_within_the_deadl
 }
 
 BOOST_AUTO_TEST_CASE(a_hung_server_fails_the_call_within_the_deadline_and_the_next_call_reconnects) {
-    auto quick_pool = std::make_shared<session_pool>(pool_options{1000ms});
+    auto quick_pool = std::make_shared<session_pool>(ssh_settings(), pool_options{1000ms});
     auto made = sftp_store::create(target(), quick_pool);
     BOOST_REQUIRE(made.has_value());
     auto &quick = *made;
@@ -649,7 +660,7 @@ BOOST_AUTO_TEST_CASE(a_hung_server_fails_the_call_within_the_deadline_and_the_ne
 // A stop ends a call that waits on a hung server at once, not at the
 // deadline, and the session it was using is not used again.
 BOOST_AUTO_TEST_CASE(a_stop_ends_a_call_on_a_hung_server_and_drops_its_session) {
-    auto slow_pool = std::make_shared<session_pool>(pool_options{60'000ms});
+    auto slow_pool = std::make_shared<session_pool>(ssh_settings(), pool_options{60'000ms});
     auto made = sftp_store::create(target(), slow_pool);
     BOOST_REQUIRE(made.has_value());
     auto &slow = *made;
@@ -681,6 +692,43 @@ BOOST_AUTO_TEST_CASE(a_stop_ends_a_call_on_a_hung_server_and_drops_its_session) 
     BOOST_TEST((refused.err().kind == error_kind::cancelled), refused.err().message);
     auto again = slow->stat(fx.dir().string(), {});
     BOOST_TEST(again.has_value(), failure_text(again));
+}
+
+// A backup server behind a bastion: the SFTP store goes through the
+// ProxyJump of the ssh config, as ssh does (a second sshd is the jump host).
+// The proof that it does: a jump host that refuses to forward makes it fail,
+// with the proxy's own words in the error.
+BOOST_AUTO_TEST_CASE(a_proxy_jump_is_followed_and_its_refusal_is_named) {
+    for (const bool forwarding : {true, false}) {
+        std::vector<std::string> jump_config;
+        if (!forwarding)
+            jump_config.emplace_back("AllowTcpForwarding no");
+        const sshd_fixture jump(oneds::test::sshd_options{"jumpbox", jump_config});
+        std::ostringstream text;
+        text << "Host jumpbox\n    HostName 127.0.0.1\n    Port " << jump.port() << "\n    User " << jump.user()
+             << "\n    IdentityFile \"" << jump.identity_file().string() << "\"\n    IdentitiesOnly yes\n"
+             << "    UserKnownHostsFile \"" << jump.known_hosts_file().string() << "\"\n    BatchMode yes\n"
+             << "Host behind\n    HostName 127.0.0.1\n    Port " << fx.port() << "\n    User " << fx.user()
+             << "\n    IdentityFile \"" << fx.identity_file().string() << "\"\n    IdentitiesOnly yes\n"
+             << "    UserKnownHostsFile \"" << fx.known_hosts_file().string() << "\"\n    ProxyJump jumpbox\n";
+        const fs::path cfg = fx.dir() / (forwarding ? "jump_config" : "no_forward_config");
+        write_file(cfg, text.str());
+        auto jump_pool = std::make_shared<session_pool>(ssh_settings(), pool_options{10'000ms});
+        auto made = sftp_store::create({"behind", "", cfg.string()}, jump_pool);
+        BOOST_REQUIRE(made.has_value());
+        auto info = (*made)->stat(fx.dir().string(), {});
+        if (forwarding) {
+            BOOST_TEST(info.has_value(), failure_text(info));
+            if (info)
+                BOOST_TEST(info->is_directory);
+            auto cap = (*made)->capacity(fx.dir().string(), {});
+            BOOST_TEST(cap.has_value(), failure_text(cap));
+        } else {
+            BOOST_TEST_REQUIRE(!info.has_value());
+            BOOST_TEST((info.err().kind == error_kind::unreachable), info.err().message);
+            BOOST_TEST(info.err().message.find("ProxyJump jumpbox") != std::string::npos, info.err().message);
+        }
+    }
 }
 
 BOOST_AUTO_TEST_CASE(a_missing_config_file_fails_at_creation) {
