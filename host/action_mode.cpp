@@ -3,6 +3,7 @@
 #include "loaded_plugin.hpp"
 
 #include <oneds_common/base64.hpp>
+#include <oneds_common/fd_io.hpp>
 #include <oneds_common/strings.hpp>
 
 #include <atomic>
@@ -64,19 +65,6 @@ public:
     }
 };
 
-bool write_all(int fd, std::string_view s) {
-    std::size_t off = 0;
-    while (off < s.size()) {
-        const ssize_t n = ::write(fd, s.data() + off, s.size() - off);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return false;
-        }
-        off += static_cast<std::size_t>(n);
-    }
-    return true;
-}
-
 std::string read_all(int fd) {
     std::string out;
     if (::isatty(fd) == 1) return out;
@@ -126,19 +114,19 @@ int run_action(const settings &s, const std::shared_ptr<spdlog::logger> &log, in
     try {
         signals = std::make_unique<signal_pipe>();
     } catch (const std::exception &e) {
-        write_all(err_fd, action + ": " + e.what() + "\n");
+        common::write_all(err_fd, action + ": " + e.what() + "\n");
         return 255;
     }
     const auto cancelled_early = [&](int sig) {
         log->info("signal {} received before {} started", sig, action);
-        write_all(err_fd, action + ": cancelled (signal " + std::to_string(sig) + ") before it started\n");
+        common::write_all(err_fd, action + ": cancelled (signal " + std::to_string(sig) + ") before it started\n");
         return 255;
     };
     std::string document;
     try {
         document = decode_action_input(read_all(in_fd));
     } catch (const std::exception &e) {
-        write_all(err_fd, action + ": " + e.what() + "\n");
+        common::write_all(err_fd, action + ": " + e.what() + "\n");
         return 255;
     }
     if (const int sig = signals->take_pending(); sig != 0) return cancelled_early(sig);
@@ -158,10 +146,10 @@ int run_action(const settings &s, const std::shared_ptr<spdlog::logger> &log, in
             done.cv.notify_all();
         },
         [err_copy, &action](std::uint64_t, std::int32_t level, const char *text) {
-            write_all(err_copy, std::string(level_word(level)) + ": " + action + ": " + common::one_line(text) + "\n");
+            common::write_all(err_copy, std::string(level_word(level)) + ": " + action + ": " + common::one_line(text) + "\n");
         },
         [out_fd](std::uint64_t, const void *data, std::size_t size) -> std::int32_t {
-            return write_all(out_fd, std::string_view(static_cast<const char *>(data), size)) ? ONEDS_OK
+            return common::write_all(out_fd, std::string_view(static_cast<const char *>(data), size)) ? ONEDS_OK
                                                                                               : ONEDS_ERR_FAILED;
         }};
 
@@ -170,11 +158,11 @@ int run_action(const settings &s, const std::shared_ptr<spdlog::logger> &log, in
         plugin = loaded_plugin::load(path, driver, plugin_config(s, driver, true), std::move(sink));
     } catch (const std::exception &e) {
         log->error("{}", e.what());
-        write_all(err_fd, std::string("Datastore driver '") + driver + "' not available: " + e.what() + "\n");
+        common::write_all(err_fd, std::string("Datastore driver '") + driver + "' not available: " + e.what() + "\n");
         return 255;
     }
     if (!plugin->supports(action)) {
-        write_all(err_fd, action + ": Operation not supported\n");
+        common::write_all(err_fd, action + ": Operation not supported\n");
         return 1;
     }
 
@@ -231,12 +219,12 @@ int run_action(const settings &s, const std::shared_ptr<spdlog::logger> &log, in
     if (done.status == ONEDS_OK) {
         std::string out = done.info;
         if (!out.empty() && out.back() != '\n') out.push_back('\n');
-        write_all(out_fd, out);
+        common::write_all(out_fd, out);
         return 0;
     }
     std::string err = done.error.empty() ? action + " failed" : done.error;
     if (err.back() != '\n') err.push_back('\n');
-    write_all(err_fd, err);
+    common::write_all(err_fd, err);
     return done.status == ONEDS_ERR_UNSUPPORTED ? 1 : 255;
 }
 

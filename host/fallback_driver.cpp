@@ -1,5 +1,7 @@
 #include "fallback_driver.hpp"
 
+#include <oneds_common/fd_io.hpp>
+
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -19,19 +21,6 @@ namespace {
 void close_fd(int &fd) {
     if (fd >= 0) ::close(fd);
     fd = -1;
-}
-
-bool write_all(int fd, const std::string &data) {
-    std::size_t off = 0;
-    while (off < data.size()) {
-        const ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return false;
-        }
-        off += static_cast<std::size_t>(n);
-    }
-    return true;
 }
 
 }  // namespace
@@ -70,7 +59,7 @@ fallback_driver::fallback_driver(const std::vector<std::string> &argv, std::shar
     // Handshake, as oned does it: INIT, then wait for "INIT SUCCESS".
     const auto deadline = std::chrono::steady_clock::now() + init_timeout;
     std::string got;
-    bool ok = write_all(to_child_, "INIT\n");
+    bool ok = common::write_all(to_child_, "INIT\n");
     while (ok && got.find('\n') == std::string::npos) {
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) {
@@ -112,19 +101,15 @@ fallback_driver::~fallback_driver() {
 bool fallback_driver::forward(const std::string &line) {
     std::lock_guard lock(write_mutex_);
     if (to_child_ < 0) return false;
-    return write_all(to_child_, line + "\n");
+    return common::write_all(to_child_, line + "\n");
 }
 
 void fallback_driver::relay() {
-    std::string buf = std::move(pending_);
+    common::line_splitter lines;
+    lines.append(pending_);
     for (;;) {
-        std::size_t nl;
-        while ((nl = buf.find('\n')) != std::string::npos) {
-            std::string line = buf.substr(0, nl);
-            buf.erase(0, nl + 1);
-            if (!line.empty() && line.back() == '\r') line.pop_back();
-            if (!line.empty()) on_line_(line);
-        }
+        while (auto line = lines.next())
+            if (!line->empty()) on_line_(*line);
         // Poll so that finalize() can stop the relay even when a grandchild
         // still holds the pipe open.
         pollfd p{from_child_, POLLIN, 0};
@@ -138,9 +123,9 @@ void fallback_driver::relay() {
         const ssize_t n = ::read(from_child_, chunk, sizeof chunk);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) break;
-        buf.append(chunk, static_cast<std::size_t>(n));
+        lines.append(std::string_view(chunk, static_cast<std::size_t>(n)));
     }
-    if (!buf.empty()) on_line_(buf);
+    if (auto rest = lines.take_rest(); !rest.empty()) on_line_(rest);
     if (!finalizing_ && on_exit_) on_exit_();
 }
 
@@ -167,7 +152,7 @@ void fallback_driver::finalize(std::chrono::steady_clock::time_point deadline) {
         if (finalized_) return;
         finalized_ = true;
         finalizing_ = true;
-        if (to_child_ >= 0) write_all(to_child_, "FINALIZE\n");
+        if (to_child_ >= 0) common::write_all(to_child_, "FINALIZE\n");
         close_fd(to_child_);
     }
     reap(deadline);

@@ -1,8 +1,6 @@
 #include "line_writer.hpp"
 
-#include <cerrno>
-
-#include <unistd.h>
+#include <oneds_common/fd_io.hpp>
 
 namespace oneds::host {
 
@@ -13,17 +11,8 @@ bool line_writer::write_line(std::string_view line) {
     buf.push_back('\n');
     std::lock_guard lock(mutex_);
     if (broken_) return false;
-    std::size_t off = 0;
-    while (off < buf.size()) {
-        const ssize_t n = ::write(fd_, buf.data() + off, buf.size() - off);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            broken_ = true;
-            return false;
-        }
-        off += static_cast<std::size_t>(n);
-    }
-    return true;
+    if (!common::write_all(fd_, buf)) broken_ = true;
+    return !broken_;
 }
 
 }  // namespace oneds::host

@@ -1,34 +1,36 @@
-// MAD mode: oned's DATASTORE_MAD line protocol on stdin/stdout.
-//
-//   oned -> host:  INIT | FINALIZE | <ACTION>  <id> <base64 DS_DRIVER_ACTION_DATA>
-//   host -> oned:  INIT SUCCESS | <ACTION> SUCCESS|FAILURE <id> <info> | LOG <E|W|I|D> <id> <text>
-//
-// Requests are routed by /DS_DRIVER_ACTION_DATA/DATASTORE/DS_MAD (TM_MAD for
-// system datastores) to the plugin of that name, or to the fallback driver.
-// At most settings.threads plugin requests run at once; the rest wait in FIFO
-// order. Replies leave in completion order, each line in one write.
+// MAD mode: oned's DATASTORE_MAD line protocol on stdin/stdout
+// (docs/oned-protocol.md), put together from its parts:
+//   mad_protocol    what a line says, and the reply and LOG lines (pure);
+//   driver_router   which driver a request is for (pure);
+//   request_queue   plugin requests: -t in flight, -w deadlines, one reply each;
+//   fallback_relay  the stock driver for every other DS_MAD.
+// This class reads lines, hands each to the right part, and stops the whole
+// within oned's 10 s after FINALIZE (or EOF on stdin).
 #pragma once
 
 #include "config.hpp"
-#include "fallback_driver.hpp"
+#include "fallback_relay.hpp"
 #include "line_writer.hpp"
 #include "loaded_plugin.hpp"
+#include "mad_protocol.hpp"
+#include "request_queue.hpp"
 
 #include <spdlog/logger.h>
 
-#include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <cstdint>
-#include <deque>
 #include <map>
 #include <memory>
-#include <mutex>
-#include <set>
 #include <string>
-#include <unordered_map>
 
 namespace oneds::host {
+
+// oned SIGKILLs its driver this long after FINALIZE (ImageManager's
+// drivers_timeout). Everything below is counted from FINALIZE.
+inline constexpr auto oned_kill_after = std::chrono::seconds(10);
+// The stock fallback driver is told to end by then...
+inline constexpr auto fallback_finalize_by = oned_kill_after - std::chrono::milliseconds(1500);
+// ...and what still runs is answered and killed then (mad_server::cut_short).
+inline constexpr auto cut_short_at = oned_kill_after - std::chrono::seconds(1);
 
 // SIGKILL to every descendant of this process (its children, theirs, ...),
 // found by their parent pids; returns how many were signalled.
@@ -45,31 +47,12 @@ public:
     int run();
 
 private:
-    struct request {
-        std::string action;       // as oned sent it, e.g. "MONITOR"
-        std::string lower;        // "monitor"
-        std::int64_t oned_id = 0;
-        std::string document;
-        std::string driver;
-        loaded_plugin *plugin = nullptr;
-        std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
-        bool timed_out = false;
-    };
-
     void load_plugins();
-    void start_fallback();
-    void handle_line(const std::string &line);
-    void route(std::string action, std::int64_t oned_id, const std::string &payload, const std::string &line);
-    void enqueue(request r);
-    void pump();
-    void submit_now(std::uint64_t id);
-    void on_complete(std::uint64_t id, std::int32_t status, const char *info, const char *error);
-    void on_log(std::uint64_t id, std::int32_t level, const char *text);
+    void handle(const mad::parsed_line &line, const std::string &raw);
     void reply(const std::string &action, std::int64_t oned_id, bool success, const std::string &text);
-    void watch_deadlines();
     void shut_down();
     // The last resort before oned's SIGKILL: every request still without a
-    // reply (queued, running or forwarded to the fallback) gets FAILURE, every
+    // reply (running, or forwarded to the fallback) gets FAILURE, every
     // process this host started (its descendants) gets SIGKILL, and the
     // process exits. Never returns.
     [[noreturn]] void cut_short();
@@ -78,27 +61,10 @@ private:
     std::shared_ptr<spdlog::logger> log_;
     int in_fd_;
     line_writer out_;
+    request_queue queue_;  // before the plugins, whose callbacks reach it
     std::map<std::string, std::unique_ptr<loaded_plugin>> plugins_;
     std::map<std::string, std::string> plugin_errors_;  // name -> why it is not loaded
-    std::unique_ptr<fallback_driver> fallback_;
-    std::string fallback_error_;
-    // Requests forwarded to the fallback and not yet answered by it, as
-    // (ACTION, id): answered with a FAILURE if it exits first (oned would
-    // otherwise keep their objects LOCKED).
-    std::mutex fallback_mutex_;
-    std::multiset<std::pair<std::string, std::int64_t>> forwarded_;
-    bool fallback_gone_ = false;
-    void fallback_replied(const std::string &line);
-    void fallback_exited();
-
-    std::mutex mutex_;
-    std::condition_variable changed_;
-    std::unordered_map<std::uint64_t, request> requests_;  // queued and running
-    std::deque<std::uint64_t> queue_;
-    std::size_t running_ = 0;
-    std::uint64_t next_id_ = 1;
-    bool stopping_ = false;
-    std::atomic<bool> watcher_stop_{false};
+    std::unique_ptr<fallback_relay> fallback_;
 };
 
 }  // namespace oneds::host

@@ -114,26 +114,31 @@ BOOST_AUTO_TEST_CASE(a_duplicate_id_in_flight_is_refused_as_invalid) {
 BOOST_AUTO_TEST_CASE(cancel_stops_the_token_runs_its_callbacks_and_wakes_sleep_for_with_false) {
     recording_host host;
     dispatcher d(host.link(), 2);
-    std::latch started(1);
+    std::latch started(1), checked(1);
     std::atomic<int> hook_runs{0};
     std::atomic<int> slept_fully{-1};
     BOOST_TEST_REQUIRE(d.start(make_request(1), [&](request_context &ctx) {
         // Two port calls watching one request at once: both hear the cancel.
+        // (They stay registered until the test has looked: a callback that is
+        // destroyed before the cancel reaches it rightly never runs.)
         const std::stop_callback first(ctx.stop_token(), [&] { ++hook_runs; });
         const std::stop_callback second(ctx.stop_token(), [&] { ++hook_runs; });
         started.count_down();
         slept_fully = ctx.sleep_for(k_forever) ? 1 : 0;
+        checked.wait();
         return outcome::fail("child killed");
     }) == ONEDS_OK);
     started.wait();
 
     const auto t0 = std::chrono::steady_clock::now();
     BOOST_TEST(d.cancel(1) == ONEDS_OK);
+    // request_stop() runs every registered callback before it returns.
+    BOOST_TEST(hook_runs.load() == 2);
+    checked.count_down();
     const auto c = host.wait_for(1, k_wait);
     BOOST_TEST(seconds_since(t0) < std::chrono::duration<double>(k_prompt).count());
     BOOST_TEST_REQUIRE(c.has_value());
     BOOST_TEST(c->status == ONEDS_ERR_CANCELLED);
-    BOOST_TEST(hook_runs.load() == 2);
     BOOST_TEST(slept_fully.load() == 0);
 }
 

@@ -1,0 +1,73 @@
+#define BOOST_TEST_MODULE mad_protocol
+// oned's line protocol and the driver router, as pure functions
+// (host/mad_protocol.hpp, host/driver_router.hpp): no process, no pipe.
+#include "driver_router.hpp"
+#include "mad_protocol.hpp"
+
+#include <oneds_common/base64.hpp>
+
+#include <boost/test/unit_test.hpp>
+
+using namespace oneds::host;
+using kind = mad::parsed_line::kind;
+
+BOOST_AUTO_TEST_SUITE(mad_lines)
+
+BOOST_AUTO_TEST_CASE(requests_with_two_spaces_init_finalize_and_broken_lines) {
+    auto r = mad::parse_line("MONITOR  100 PERT");
+    BOOST_TEST((r.what == kind::request));
+    BOOST_TEST(r.action == "MONITOR");
+    BOOST_TEST(r.id == 100);
+    BOOST_TEST(r.payload == "PERT");
+    BOOST_TEST((mad::parse_line("INIT").what == kind::init));
+    BOOST_TEST((mad::parse_line("  FINALIZE ").what == kind::finalize));
+    BOOST_TEST((mad::parse_line("").what == kind::empty));
+    BOOST_TEST((mad::parse_line("RM 7").what == kind::missing_payload));
+    BOOST_TEST(mad::parse_line("RM 7").id == 7);
+    BOOST_TEST((mad::parse_line("RM seven PERT").what == kind::malformed));
+    BOOST_TEST((mad::parse_line("RM").what == kind::malformed));
+    BOOST_TEST((mad::parse_line("RM 99999999999999999999999 P").what == kind::malformed));
+}
+
+BOOST_AUTO_TEST_CASE(monitor_info_is_base64_on_success_and_failure_the_rest_is_one_line) {
+    BOOST_TEST(mad::reply_line("MONITOR", 3, true, "USED_MB=1\nTOTAL_MB=2\n") ==
+               "MONITOR SUCCESS 3 " + oneds::common::base64_encode("USED_MB=1\nTOTAL_MB=2\n"));
+    BOOST_TEST(mad::reply_line("MONITOR", 3, false, "no way") ==
+               "MONITOR FAILURE 3 " + oneds::common::base64_encode("no way"));
+    BOOST_TEST(mad::reply_line("RM", 4, false, "line 1\nline 2\n") == "RM FAILURE 4 line 1 line 2");
+    BOOST_TEST(mad::reply_line("RM", 4, true, "") == "RM SUCCESS 4 -");
+    BOOST_TEST(mad::reply_line("MONITOR", 4, true, "") == "MONITOR SUCCESS 4 -");
+}
+
+BOOST_AUTO_TEST_CASE(log_lines_have_one_level_letter_and_one_line) {
+    BOOST_TEST(mad::log_line('W', 5, "careful\nnow") == "LOG W 5 careful now");
+    BOOST_TEST(mad::log_line('x', -1, "hi") == "LOG I -1 hi");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(routing)
+
+std::string payload(const std::string &ds) {
+    return oneds::common::base64_encode("<DS_DRIVER_ACTION_DATA>" + ds + "</DS_DRIVER_ACTION_DATA>");
+}
+
+BOOST_AUTO_TEST_CASE(ds_mad_or_tm_mad_of_a_system_datastore) {
+    auto r = route_payload(payload("<DATASTORE><TYPE>3</TYPE><DS_MAD>restic</DS_MAD><TM_MAD>-</TM_MAD></DATASTORE>"));
+    BOOST_TEST_REQUIRE(std::holds_alternative<routed_request>(r));
+    BOOST_TEST(std::get<routed_request>(r).driver == "restic");
+    BOOST_TEST(!std::get<routed_request>(r).system_datastore);
+    r = route_payload(payload("<DATASTORE><TYPE>1</TYPE><DS_MAD>-</DS_MAD><TM_MAD>ssh</TM_MAD></DATASTORE>"));
+    BOOST_TEST(std::get<routed_request>(r).driver == "ssh");
+    BOOST_TEST(std::get<routed_request>(r).system_datastore);
+}
+
+BOOST_AUTO_TEST_CASE(bad_payloads_give_the_failure_text) {
+    auto r = route_payload("not base64 !!!");
+    BOOST_TEST_REQUIRE(std::holds_alternative<std::string>(r));
+    BOOST_TEST(std::get<std::string>(r) == "Cannot decode driver action data: not base64");
+    r = route_payload(oneds::common::base64_encode("<unclosed"));
+    BOOST_TEST(std::get<std::string>(r) == "Cannot parse driver action data: not XML");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
