@@ -9,7 +9,7 @@
 // ("higher"/"lower"), plot (0 leaves a row out of the chart; without the
 // column every row is drawn). Inside a panel each plotted metric gets a group
 // of horizontal bars, one per case: the bar is the median, the whisker min-max.
-#include "stats.hpp"
+#include "bench/stats.hpp"
 
 #include <algorithm>
 #include <filesystem>

@@ -16,8 +16,8 @@
 // Output: a Markdown table (median and min-max over the R runs) on stdout;
 // --csv FILE a summary row per case and metric (bench_chart draws it);
 // --raw-csv FILE one row per run.
-#include "mad_peer.hpp"
-#include "stats.hpp"
+#include "bench/mad_peer.hpp"
+#include "bench/stats.hpp"
 
 #include <oneds_common/base64.hpp>
 

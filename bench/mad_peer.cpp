@@ -1,4 +1,4 @@
-#include "mad_peer.hpp"
+#include "bench/mad_peer.hpp"
 
 #include <cerrno>
 #include <csignal>

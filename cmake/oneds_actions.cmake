@@ -1,9 +1,9 @@
-# Read from the action table (plugin/restic/actions.def), so that the
+# Read from the action table (plugin/restic/actions/actions.def), so that the
 # installed scripts and the plugin's action list cannot drift apart:
 #   ONEDS_RESTIC_ACTIONS      every remotes/datastore/restic/<name> wrapper
 #   ONEDS_RESTIC_RUNS         those of actions the plugin runs
 #   ONEDS_RESTIC_UNSUPPORTED  those of the stock stubs ("Operation not supported")
-set(ONEDS_ACTIONS_DEF ${PROJECT_SOURCE_DIR}/plugin/restic/actions.def)
+set(ONEDS_ACTIONS_DEF ${PROJECT_SOURCE_DIR}/plugin/restic/actions/actions.def)
 set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${ONEDS_ACTIONS_DEF})
 file(STRINGS ${ONEDS_ACTIONS_DEF} _oneds_action_lines REGEX "^ONEDS_(ACTION|UNSUPPORTED)\\(")
 set(ONEDS_RESTIC_RUNS)

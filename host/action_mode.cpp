@@ -1,6 +1,6 @@
-#include "action_mode.hpp"
+#include "host/action_mode.hpp"
 
-#include "loaded_plugin.hpp"
+#include "host/loaded_plugin.hpp"
 
 #include <oneds_common/base64.hpp>
 #include <oneds_common/fd_io.hpp>

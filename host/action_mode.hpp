@@ -11,7 +11,7 @@
 //   SIGTERM/SIGINT/SIGHUP cancel the action (backup_cancel sends SIGTERM)
 #pragma once
 
-#include "config.hpp"
+#include "host/config.hpp"
 
 #include <spdlog/logger.h>
 

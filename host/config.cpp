@@ -1,4 +1,4 @@
-#include "config.hpp"
+#include "host/config.hpp"
 
 #include <oneds_common/strings.hpp>
 

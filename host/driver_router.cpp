@@ -1,4 +1,4 @@
-#include "driver_router.hpp"
+#include "host/driver_router.hpp"
 
 #include <oneds_common/base64.hpp>
 

@@ -1,4 +1,4 @@
-#include "fallback_driver.hpp"
+#include "host/fallback_driver.hpp"
 
 #include <oneds_common/fd_io.hpp>
 

@@ -1,6 +1,6 @@
-#include "fallback_relay.hpp"
+#include "host/fallback_relay.hpp"
 
-#include "mad_protocol.hpp"
+#include "host/mad_protocol.hpp"
 
 #include <charconv>
 

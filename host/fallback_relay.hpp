@@ -6,9 +6,9 @@
 // host is stopped (oned would otherwise keep their objects LOCKED).
 #pragma once
 
-#include "config.hpp"
-#include "fallback_driver.hpp"
-#include "line_writer.hpp"
+#include "host/config.hpp"
+#include "host/fallback_driver.hpp"
+#include "host/line_writer.hpp"
 
 #include <spdlog/logger.h>
 

@@ -1,4 +1,4 @@
-#include "line_writer.hpp"
+#include "host/line_writer.hpp"
 
 #include <oneds_common/fd_io.hpp>
 

@@ -1,4 +1,4 @@
-#include "loaded_plugin.hpp"
+#include "host/loaded_plugin.hpp"
 
 #include <cstddef>
 #include <cstring>

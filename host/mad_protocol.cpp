@@ -1,4 +1,4 @@
-#include "mad_protocol.hpp"
+#include "host/mad_protocol.hpp"
 
 #include <oneds_common/base64.hpp>
 #include <oneds_common/strings.hpp>

@@ -1,6 +1,6 @@
-#include "mad_server.hpp"
+#include "host/mad_server.hpp"
 
-#include "driver_router.hpp"
+#include "host/driver_router.hpp"
 
 #include <oneds_common/fd_io.hpp>
 #include <oneds_common/proc.hpp>

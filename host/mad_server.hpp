@@ -8,12 +8,12 @@
 // within oned's 10 s after FINALIZE (or EOF on stdin).
 #pragma once
 
-#include "config.hpp"
-#include "fallback_relay.hpp"
-#include "line_writer.hpp"
-#include "loaded_plugin.hpp"
-#include "mad_protocol.hpp"
-#include "request_queue.hpp"
+#include "host/config.hpp"
+#include "host/fallback_relay.hpp"
+#include "host/line_writer.hpp"
+#include "host/loaded_plugin.hpp"
+#include "host/mad_protocol.hpp"
+#include "host/request_queue.hpp"
 
 #include <spdlog/logger.h>
 

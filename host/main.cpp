@@ -1,9 +1,9 @@
 // one_ds_host: the generic datastore driver host. See README.md.
 //   MAD mode:    one_ds_host [-t N] [-d NAME,...] [-c CONFIG] [--plugin NAME=PATH]... [--fallback COMMAND]
 //   action mode: one_ds_host action [-c CONFIG] [--plugin NAME=PATH]... DRIVER ACTION [ARGS...]
-#include "action_mode.hpp"
-#include "config.hpp"
-#include "mad_server.hpp"
+#include "host/action_mode.hpp"
+#include "host/config.hpp"
+#include "host/mad_server.hpp"
 
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/null_sink.h>

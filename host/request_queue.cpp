@@ -1,4 +1,4 @@
-#include "request_queue.hpp"
+#include "host/request_queue.hpp"
 
 namespace oneds::host {
 namespace {

@@ -6,7 +6,7 @@
 // reading thread, completions from plugin threads, deadlines from a watcher.
 #pragma once
 
-#include "loaded_plugin.hpp"
+#include "host/loaded_plugin.hpp"
 
 #include <spdlog/logger.h>
 

@@ -1,4 +1,4 @@
-#include "local/local_store.hpp"
+#include "adapters/local/local_store.hpp"
 
 #include <sys/statvfs.h>
 

@@ -11,7 +11,7 @@
 // cannot be interrupted).
 #pragma once
 
-#include "ports/repo_store.hpp"
+#include "plugin/ports/repo_store.hpp"
 
 namespace oneds::adapters::local {
 

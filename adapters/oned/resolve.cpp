@@ -1,8 +1,8 @@
 // Endpoint and credential resolution, in Ruby OCA's order
 // (docs/oned-protocol.md#endpoint-and-credentials).
-#include "oned/xmlrpc_one_api.hpp"
+#include "adapters/oned/xmlrpc_one_api.hpp"
 
-#include "oneds_common/strings.hpp"
+#include <oneds_common/strings.hpp>
 
 #include <cerrno>
 #include <cstdlib>

@@ -30,7 +30,7 @@
 // itself, while the reply arrives.
 #pragma once
 
-#include "ports/one_api.hpp"
+#include "plugin/ports/one_api.hpp"
 
 #include <chrono>
 #include <cstddef>

@@ -41,7 +41,7 @@
 // * Thread-safe: run() may be called from any number of threads at once.
 #pragma once
 
-#include "ports/process.hpp"
+#include "plugin/ports/process.hpp"
 
 #include <chrono>
 #include <string>

@@ -1,7 +1,7 @@
-#include "sftp/session_pool.hpp"
+#include "adapters/sftp/session_pool.hpp"
 
-#include "sftp/internal/session.hpp"
-#include "sshconfig/ssh_config.hpp"
+#include "adapters/sftp/internal/session.hpp"
+#include "adapters/sshconfig/ssh_config.hpp"
 
 #include <condition_variable>
 #include <vector>

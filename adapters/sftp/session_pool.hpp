@@ -25,8 +25,8 @@
 //   that uses it has finished its calls.
 #pragma once
 
-#include "ports/repo_store.hpp"
-#include "sshconfig/ssh_config.hpp"
+#include "plugin/ports/repo_store.hpp"
+#include "adapters/sshconfig/ssh_config.hpp"
 
 #include <atomic>
 #include <chrono>

@@ -1,7 +1,7 @@
-#include "sftp/sftp_store.hpp"
+#include "adapters/sftp/sftp_store.hpp"
 
-#include "sftp/internal/session.hpp"
-#include "sshconfig/ssh_config.hpp"
+#include "adapters/sftp/internal/session.hpp"
+#include "adapters/sshconfig/ssh_config.hpp"
 
 #include <exception>
 #include <optional>

@@ -17,8 +17,8 @@
 // session.
 #pragma once
 
-#include "ports/repo_store.hpp"
-#include "sftp/session_pool.hpp"
+#include "plugin/ports/repo_store.hpp"
+#include "adapters/sftp/session_pool.hpp"
 
 #include <memory>
 #include <string>

@@ -24,7 +24,7 @@
 // sshd. ssh_runner refuses cmd.secret_env for remote hosts for that reason.
 #pragma once
 
-#include "ports/process.hpp"
+#include "plugin/ports/process.hpp"
 
 #include <map>
 #include <string>

@@ -44,8 +44,8 @@
 // * Thread-safe: run() may be called from many threads at once.
 #pragma once
 
-#include "ports/process.hpp"
-#include "ports/result.hpp"
+#include "plugin/ports/process.hpp"
+#include "plugin/ports/result.hpp"
 
 #include <chrono>
 #include <functional>

@@ -1,4 +1,4 @@
-#include "sshconfig/ssh_config.hpp"
+#include "adapters/sshconfig/ssh_config.hpp"
 
 #include <pwd.h>
 #include <unistd.h>
@@ -121,6 +121,28 @@ error failure(const std::string &config, std::string_view host, const ports::com
 }
 
 }  // namespace
+
+result<std::string> expanded_proxy_command(const host_settings &s) {
+    std::string out;
+    const std::string &text = s.proxy_command;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        if (text[i] != '%') {
+            out += text[i];
+            continue;
+        }
+        if (i + 1 >= text.size())
+            return error{error_kind::invalid, "ProxyCommand: '%' at the end"};
+        switch (const char token = text[++i]) {
+        case '%': out += '%'; break;
+        case 'h': out += s.hostname; break;
+        case 'p': out += std::to_string(s.port); break;
+        case 'r': out += s.user; break;
+        case 'n': out += s.host; break;
+        default: return error{error_kind::invalid, std::string("ProxyCommand: token %") + token + " is not supported"};
+        }
+    }
+    return out;
+}
 
 result<local_identity> local_identity::current() {
     std::array<char, 16384> buffer{};

@@ -17,8 +17,8 @@
 // syntax error ("<file> line <n>: ..."), io otherwise.
 #pragma once
 
-#include "ports/process.hpp"
-#include "ports/result.hpp"
+#include "plugin/ports/process.hpp"
+#include "plugin/ports/result.hpp"
 
 #include <cstdint>
 #include <filesystem>
@@ -64,6 +64,10 @@ struct host_settings {
     std::string proxy_command;  // ProxyCommand ("" when none), tokens not expanded
     std::string config_file;    // the -F file it came from ("" = ~/.ssh/config)
 };
+
+// ProxyCommand with its %-tokens (%h %p %r %n %%) expanded, as ssh expands it
+// before handing it to the shell; kind invalid for another token.
+ports::result<std::string> expanded_proxy_command(const host_settings &settings);
 
 // Parses `ssh -G` output for host (as given) into settings; `~` and tokens
 // expanded with local. Kind invalid for a value it cannot use.

@@ -8,7 +8,7 @@
 // place, and a false ok becomes an error carrying oned's text and code.
 #pragma once
 
-#include "result.hpp"
+#include "plugin/ports/result.hpp"
 
 #include <cstdint>
 #include <stop_token>

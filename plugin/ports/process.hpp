@@ -5,7 +5,7 @@
 // builds that command line with a single quoting function from the argv.
 #pragma once
 
-#include "result.hpp"
+#include "plugin/ports/result.hpp"
 
 #include <chrono>
 #include <cstddef>

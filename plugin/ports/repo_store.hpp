@@ -7,7 +7,7 @@
 // (S3) returns error_kind::unsupported from capacity().
 #pragma once
 
-#include "result.hpp"
+#include "plugin/ports/result.hpp"
 
 #include <cstdint>
 #include <memory>

@@ -1,7 +1,7 @@
 // The restic plugin's C ABI entry: the static table, whose action list comes
 // from the action table (actions.def).
-#include "actions.hpp"
-#include "restic_plugin.hpp"
+#include "plugin/restic/actions/actions.hpp"
+#include "plugin/restic/restic_plugin.hpp"
 
 #include <oneds/plugin.hpp>
 

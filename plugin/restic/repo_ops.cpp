@@ -1,4 +1,4 @@
-#include "repo_ops.hpp"
+#include "plugin/restic/repo_ops.hpp"
 
 #include <oneds_common/strings.hpp>
 

@@ -9,9 +9,9 @@
 //  - with RESTIC_BACKEND=LOCAL everything runs here against the path.
 #pragma once
 
-#include "action_env.hpp"
-#include "backup_image.hpp"
-#include "restic_command.hpp"
+#include "plugin/restic/actions/action_env.hpp"
+#include "plugin/restic/model/backup_image.hpp"
+#include "plugin/restic/cli/restic_command.hpp"
 
 #include <pugixml.hpp>
 

@@ -1,10 +1,10 @@
-#include "restic_plugin.hpp"
+#include "plugin/restic/restic_plugin.hpp"
 
-#include "actions.hpp"
+#include "plugin/restic/actions/actions.hpp"
 
-#include "oned/xmlrpc_one_api.hpp"
-#include "sftp/sftp_store.hpp"
-#include "sshconfig/ssh_config.hpp"
+#include "adapters/oned/xmlrpc_one_api.hpp"
+#include "adapters/sftp/sftp_store.hpp"
+#include "adapters/sshconfig/ssh_config.hpp"
 
 #include <filesystem>
 #include <map>

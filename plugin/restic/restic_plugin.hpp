@@ -3,15 +3,15 @@
 // in MAD mode reuses one session), and the request runtime.
 #pragma once
 
-#include "action_env.hpp"
-#include "dispatcher.hpp"
-#include "plugin_settings.hpp"
+#include "plugin/restic/actions/action_env.hpp"
+#include "plugin/runtime/dispatcher.hpp"
+#include "plugin/restic/model/plugin_settings.hpp"
 
-#include "local/local_store.hpp"
-#include "process/local_runner.hpp"
-#include "sftp/session_pool.hpp"
-#include "sshconfig/ssh_config.hpp"
-#include "ssh/ssh_runner.hpp"
+#include "adapters/local/local_store.hpp"
+#include "adapters/process/local_runner.hpp"
+#include "adapters/sftp/session_pool.hpp"
+#include "adapters/sshconfig/ssh_config.hpp"
+#include "adapters/ssh/ssh_runner.hpp"
 
 #include <oneds/plugin.hpp>
 

@@ -1,4 +1,4 @@
-#include "dispatcher.hpp"
+#include "plugin/runtime/dispatcher.hpp"
 
 #include <boost/asio/post.hpp>
 

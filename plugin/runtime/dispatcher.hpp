@@ -12,7 +12,7 @@
 
 #include <oneds/plugin.hpp>
 
-#include "ports/stop.hpp"
+#include "plugin/ports/stop.hpp"
 
 #include <boost/asio/thread_pool.hpp>
 

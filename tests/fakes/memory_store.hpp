@@ -3,7 +3,7 @@
 // probe a repository or report capacity.
 #pragma once
 
-#include "ports/repo_store.hpp"
+#include "plugin/ports/repo_store.hpp"
 
 #include <mutex>
 #include <optional>

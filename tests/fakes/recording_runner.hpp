@@ -5,7 +5,7 @@
 // golden command lines; put an ssh_runner over it to pin the ssh form too.
 #pragma once
 
-#include "ports/process.hpp"
+#include "plugin/ports/process.hpp"
 
 #include <functional>
 #include <mutex>

@@ -2,7 +2,7 @@
 # install_test.sh BUILD_DIR SOURCE_DIR CMAKE GENERATOR ACTIONS UNSUPPORTED
 #
 # ACTIONS and UNSUPPORTED: blank-separated action names, as CMake reads them
-# from the action table (plugin/restic/actions.def): the wrappers of actions
+# from the action table (plugin/restic/actions/actions.def): the wrappers of actions
 # the plugin runs, and those of the stock stubs ("Operation not supported").
 #
 # System layout: `cmake --install BUILD_DIR --prefix STAGE`, then checks that

@@ -14,9 +14,9 @@
 #include <boost/test/results_collector.hpp>
 #include <boost/test/unit_test.hpp>
 
-#include "action_process.hpp"
-#include "oned_peer.hpp"
-#include "scratch_dir.hpp"
+#include "tests/integration/action_process.hpp"
+#include "tests/integration/oned_peer.hpp"
+#include "tests/integration/scratch_dir.hpp"
 
 #include <csignal>
 #include <map>

@@ -1,4 +1,4 @@
-#include "action_process.hpp"
+#include "tests/integration/action_process.hpp"
 
 #include <cerrno>
 #include <csignal>

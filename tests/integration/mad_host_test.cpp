@@ -10,8 +10,8 @@
 #include <boost/test/results_collector.hpp>
 #include <boost/test/unit_test.hpp>
 
-#include "oned_peer.hpp"
-#include "scratch_dir.hpp"
+#include "tests/integration/oned_peer.hpp"
+#include "tests/integration/scratch_dir.hpp"
 
 #include <algorithm>
 #include <cctype>

@@ -1,4 +1,4 @@
-#include "oned_peer.hpp"
+#include "tests/integration/oned_peer.hpp"
 
 #include <openssl/evp.h>
 

@@ -1,4 +1,4 @@
-#include "fake_oned.hpp"
+#include "tests/oned/fake_oned.hpp"
 
 #include <xmlrpc-c/base.hpp>
 #include <xmlrpc-c/registry.hpp>

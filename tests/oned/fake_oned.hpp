@@ -51,7 +51,7 @@
 // thread.
 #pragma once
 
-#include "one_template.hpp"
+#include "tests/oned/one_template.hpp"
 
 #include <cstdint>
 #include <map>

@@ -7,7 +7,7 @@
 // Prints "ENDPOINT http://127.0.0.1:<port>/RPC2" on stdout once it serves,
 // writes "oneadmin:<password>" to FILE (mode 0600) when asked, and serves
 // until SIGINT or SIGTERM.
-#include "fake_oned.hpp"
+#include "tests/oned/fake_oned.hpp"
 
 #include <boost/program_options.hpp>
 

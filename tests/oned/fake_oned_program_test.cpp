@@ -4,7 +4,7 @@
 #define BOOST_TEST_MODULE fake_oned_program
 #include <boost/test/unit_test.hpp>
 
-#include "oned/xmlrpc_one_api.hpp"
+#include "adapters/oned/xmlrpc_one_api.hpp"
 
 #include <csignal>
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-#include "one_template.hpp"
+#include "tests/oned/one_template.hpp"
 
 #include <pugixml.hpp>
 

@@ -2,9 +2,9 @@
 // logged in as oneadmin, for the integration tests of this folder.
 #pragma once
 
-#include "fake_oned.hpp"
-#include "oned/xmlrpc_one_api.hpp"
-#include "test_print.hpp"
+#include "tests/oned/fake_oned.hpp"
+#include "adapters/oned/xmlrpc_one_api.hpp"
+#include "tests/oned/test_print.hpp"
 
 #include <boost/test/unit_test.hpp>
 

@@ -4,8 +4,8 @@
 #include <boost/test/data/test_case.hpp>
 #include <boost/test/unit_test.hpp>
 
-#include "oned/internal/reply.hpp"
-#include "test_print.hpp"
+#include "adapters/oned/internal/reply.hpp"
+#include "tests/oned/test_print.hpp"
 
 #include <xmlrpc-c/base.hpp>
 

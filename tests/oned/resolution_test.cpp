@@ -3,8 +3,8 @@
 #define BOOST_TEST_MODULE oned_resolution
 #include <boost/test/unit_test.hpp>
 
-#include "oned/xmlrpc_one_api.hpp"
-#include "test_print.hpp"
+#include "adapters/oned/xmlrpc_one_api.hpp"
+#include "tests/oned/test_print.hpp"
 
 #include <cstdlib>
 #include <filesystem>

@@ -4,7 +4,7 @@
 #define BOOST_TEST_MODULE oned_schema
 #include <boost/test/unit_test.hpp>
 
-#include "oned_fixture.hpp"
+#include "tests/oned/oned_fixture.hpp"
 
 #include <cstdlib>
 #include <fcntl.h>

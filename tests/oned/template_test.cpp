@@ -4,7 +4,7 @@
 #include <boost/test/data/test_case.hpp>
 #include <boost/test/unit_test.hpp>
 
-#include "one_template.hpp"
+#include "tests/oned/one_template.hpp"
 
 #include <pugixml.hpp>
 

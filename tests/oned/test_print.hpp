@@ -1,7 +1,7 @@
 // Lets Boost.Test print the port's enums in failed assertions.
 #pragma once
 
-#include "ports/result.hpp"
+#include "plugin/ports/result.hpp"
 
 #include <ostream>
 

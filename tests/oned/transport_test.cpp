@@ -3,7 +3,7 @@
 #define BOOST_TEST_MODULE oned_transport
 #include <boost/test/unit_test.hpp>
 
-#include "oned_fixture.hpp"
+#include "tests/oned/oned_fixture.hpp"
 
 #include <arpa/inet.h>
 #include <atomic>

@@ -29,7 +29,7 @@
 //
 // The action names concurrency and stderr take their <ms>/<text> from the
 // first argument, as sleep/fail/log do.
-#include "dispatcher.hpp"
+#include "plugin/runtime/dispatcher.hpp"
 
 #include <oneds/plugin.hpp>
 

@@ -8,13 +8,13 @@
 // * each branch of the backup (repository missing, locked, cancelled,
 //   unreachable), decided by what the scripted restic answers.
 // The real restic, sshd and qemu-img run in the integration tests beside this.
-#include "action_env.hpp"
-#include "repo_ops.hpp"
+#include "plugin/restic/actions/action_env.hpp"
+#include "plugin/restic/repo_ops.hpp"
 
-#include "memory_store.hpp"
-#include "recording_host.hpp"
-#include "recording_runner.hpp"
-#include "scratch_dir.hpp"
+#include "tests/fakes/memory_store.hpp"
+#include "tests/unit/recording_host.hpp"
+#include "tests/fakes/recording_runner.hpp"
+#include "tests/integration/scratch_dir.hpp"
 
 #include "adapters/ssh/ssh_runner.hpp"
 

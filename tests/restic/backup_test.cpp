@@ -2,7 +2,7 @@
 // Backups, monitor and cancel through one_ds_host with the real restic 0.14,
 // a real sshd on loopback and real qemu-img disks. The fake restic (0.17+)
 // cases say so in their names.
-#include "restic_fixture.hpp"
+#include "tests/restic/restic_fixture.hpp"
 
 #include <oneds_common/base64.hpp>
 #include <oneds_common/strings.hpp>

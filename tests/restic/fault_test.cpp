@@ -4,7 +4,7 @@
 // options start nothing; a cancel stops only the backup it names; locks left
 // by killed processes do not block later work; a read-only or full storage is
 // reported as such and not waited on; a killed restic says so.
-#include "restore_stock_repo.hpp"
+#include "tests/restic/restore_stock_repo.hpp"
 
 #include <oneds_common/base64.hpp>
 

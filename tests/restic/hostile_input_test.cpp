@@ -3,13 +3,13 @@
 // command line is checked by what it is (names.hpp); numbers stay in range;
 // restic's failures are told apart by kind; error text is one clean line;
 // backup_cancel matches exact arguments only.
-#include "attributes.hpp"
-#include "backup_cancel.hpp"
-#include "backup_image.hpp"
-#include "names.hpp"
-#include "restic_command.hpp"
-#include "restic_output.hpp"
-#include "restic_runner.hpp"
+#include "plugin/restic/model/attributes.hpp"
+#include "plugin/restic/actions/backup_cancel.hpp"
+#include "plugin/restic/model/backup_image.hpp"
+#include "plugin/restic/model/names.hpp"
+#include "plugin/restic/cli/restic_command.hpp"
+#include "plugin/restic/cli/restic_output.hpp"
+#include "plugin/restic/cli/restic_runner.hpp"
 
 #include <oneds_common/strings.hpp>
 

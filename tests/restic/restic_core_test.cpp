@@ -1,11 +1,12 @@
 #define BOOST_TEST_MODULE restic_core
 // Unit tests of the restic driver's pure logic: attributes, command lines,
 // restic's output, exit classification.
-#include "attributes.hpp"
-#include "restic_command.hpp"
-#include "restic_output.hpp"
-#include "restic_runner.hpp"
-#include "action_env.hpp"
+#include "plugin/restic/model/attributes.hpp"
+#include "plugin/restic/cli/restic_command.hpp"
+#include "plugin/restic/cli/restic_output.hpp"
+#include "plugin/restic/cli/restic_runner.hpp"
+#include "plugin/restic/actions/action_env.hpp"
+#include "plugin/restic/model/datastore_conf.hpp"
 
 #include <boost/test/data/test_case.hpp>
 #include <boost/test/unit_test.hpp>
@@ -316,7 +317,7 @@ BOOST_AUTO_TEST_CASE(export_lines_comments_and_quotes) {
 
 BOOST_AUTO_TEST_SUITE_END()
 
-#include "version_cache.hpp"
+#include "plugin/restic/cli/version_cache.hpp"
 
 BOOST_AUTO_TEST_SUITE(restic_versions)
 

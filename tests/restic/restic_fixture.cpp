@@ -1,4 +1,4 @@
-#include "restic_fixture.hpp"
+#include "tests/restic/restic_fixture.hpp"
 
 #include <oneds_common/base64.hpp>
 #include <oneds_common/proc.hpp>

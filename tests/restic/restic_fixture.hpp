@@ -5,9 +5,9 @@
 // and the real restic.
 #pragma once
 
-#include "action_process.hpp"
-#include "scratch_dir.hpp"
-#include "sshd_fixture.hpp"
+#include "tests/integration/action_process.hpp"
+#include "tests/integration/scratch_dir.hpp"
+#include "tests/support/sshd_fixture.hpp"
 
 #include <cstdint>
 #include <map>

@@ -12,8 +12,8 @@
 // "$clean_command" (production never involves a shell in our code; the
 // stock downloader.sh does). An `ssh` wrapper first in PATH adds -F with the
 // fixture's ssh_config, as the oneadmin account's own ~/.ssh/config would.
-#include "fake_oned.hpp"
-#include "restore_stock_repo.hpp"
+#include "tests/oned/fake_oned.hpp"
+#include "tests/restic/restore_stock_repo.hpp"
 
 #include <oneds_common/base64.hpp>
 

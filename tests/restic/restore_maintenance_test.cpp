@@ -4,7 +4,7 @@
 // the real restic 0.14, sshd and qemu-img. Expectations come from
 // docs/stock-driver.md (its sections are named in the comments), not from our
 // implementation. Results are checked with restic and qemu-img directly.
-#include "restore_stock_repo.hpp"
+#include "tests/restic/restore_stock_repo.hpp"
 
 #include <oneds_common/base64.hpp>
 

@@ -1,4 +1,4 @@
-#include "restore_stock_repo.hpp"
+#include "tests/restic/restore_stock_repo.hpp"
 
 #include <oneds_common/base64.hpp>
 

@@ -24,7 +24,7 @@
 // from the intact chain before detaching, to compare downloads against.
 #pragma once
 
-#include "restic_fixture.hpp"
+#include "tests/restic/restic_fixture.hpp"
 
 #include <cstdint>
 #include <optional>

@@ -1,7 +1,7 @@
 #define BOOST_TEST_MODULE sshd_fixture_test
 #include <boost/test/unit_test.hpp>
 
-#include "sshd_fixture.hpp"
+#include "tests/support/sshd_fixture.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

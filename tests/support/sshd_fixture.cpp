@@ -1,4 +1,4 @@
-#include "sshd_fixture.hpp"
+#include "tests/support/sshd_fixture.hpp"
 
 #include <oneds_common/unique_fd.hpp>
 

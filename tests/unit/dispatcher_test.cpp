@@ -3,8 +3,8 @@
 #define BOOST_TEST_MODULE dispatcher
 #include <boost/test/unit_test.hpp>
 
-#include "dispatcher.hpp"
-#include "recording_host.hpp"
+#include "plugin/runtime/dispatcher.hpp"
+#include "tests/unit/recording_host.hpp"
 
 #include <atomic>
 #include <chrono>

@@ -1,8 +1,8 @@
 #define BOOST_TEST_MODULE mad_protocol
 // oned's line protocol and the driver router, as pure functions
 // (host/mad_protocol.hpp, host/driver_router.hpp): no process, no pipe.
-#include "driver_router.hpp"
-#include "mad_protocol.hpp"
+#include "host/driver_router.hpp"
+#include "host/mad_protocol.hpp"
 
 #include <oneds_common/base64.hpp>
 

@@ -6,7 +6,7 @@
 
 #include <oneds/plugin.hpp>
 
-#include "recording_host.hpp"
+#include "tests/unit/recording_host.hpp"
 
 #include <cstddef>
 #include <cstring>

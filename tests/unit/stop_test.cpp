@@ -1,6 +1,6 @@
 #define BOOST_TEST_MODULE stop
 // ports/stop.hpp: the cancellation helpers every port call and action uses.
-#include "ports/stop.hpp"
+#include "plugin/ports/stop.hpp"
 
 #include <boost/test/unit_test.hpp>
 

@@ -1,4 +1,4 @@
-#include "oned/internal/reply.hpp"
+#include "adapters/oned/internal/reply.hpp"
 
 #include <xmlrpc-c/base.hpp>
 

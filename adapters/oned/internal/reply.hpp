@@ -3,7 +3,7 @@
 // the mapping can be tested without a server.
 #pragma once
 
-#include "ports/one_api.hpp"
+#include "plugin/ports/one_api.hpp"
 
 #include <string>
 #include <string_view>

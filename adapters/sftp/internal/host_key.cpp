@@ -1,6 +1,6 @@
-#include "sftp/internal/host_key.hpp"
+#include "adapters/sftp/internal/host_key.hpp"
 
-#include "sftp/internal/io.hpp"
+#include "adapters/sftp/internal/io.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>

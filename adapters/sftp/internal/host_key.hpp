@@ -1,9 +1,9 @@
 // Host key verification against OpenSSH known_hosts files. Internal.
 #pragma once
 
-#include "ports/result.hpp"
-#include "sftp/internal/handles.hpp"
-#include "sshconfig/ssh_config.hpp"
+#include "plugin/ports/result.hpp"
+#include "adapters/sftp/internal/handles.hpp"
+#include "adapters/sshconfig/ssh_config.hpp"
 
 namespace oneds::adapters::sftp::internal {
 

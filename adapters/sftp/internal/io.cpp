@@ -1,4 +1,4 @@
-#include "sftp/internal/io.hpp"
+#include "adapters/sftp/internal/io.hpp"
 
 #include <poll.h>
 

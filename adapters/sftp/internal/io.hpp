@@ -1,7 +1,7 @@
 // Driving non-blocking libssh2 calls against a deadline. Internal.
 #pragma once
 
-#include "sftp/internal/handles.hpp"
+#include "adapters/sftp/internal/handles.hpp"
 
 #include <chrono>
 #include <stop_token>

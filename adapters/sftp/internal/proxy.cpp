@@ -1,4 +1,4 @@
-#include "sftp/internal/proxy.hpp"
+#include "adapters/sftp/internal/proxy.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -24,33 +24,11 @@ namespace {
 
 bool is_ipv6(const std::string &host) { return host.find(':') != std::string::npos; }
 
-// ssh's percent_expand for ProxyCommand: %h %p %r %n %%.
-ports::result<std::string> expand_command(const std::string &text, const sshconfig::host_settings &s) {
-    std::string out;
-    for (std::size_t i = 0; i < text.size(); ++i) {
-        if (text[i] != '%') {
-            out += text[i];
-            continue;
-        }
-        if (i + 1 >= text.size())
-            return error{error_kind::invalid, "ProxyCommand: '%' at the end"};
-        switch (const char token = text[++i]) {
-        case '%': out += '%'; break;
-        case 'h': out += s.hostname; break;
-        case 'p': out += std::to_string(s.port); break;
-        case 'r': out += s.user; break;
-        case 'n': out += s.host; break;
-        default: return error{error_kind::invalid, std::string("ProxyCommand: token %") + token + " is not supported"};
-        }
-    }
-    return out;
-}
-
 }  // namespace
 
 ports::result<std::vector<std::string>> proxy_process::argv_for(const sshconfig::host_settings &s) {
     if (!s.proxy_command.empty()) {
-        auto command = expand_command(s.proxy_command, s);
+        auto command = sshconfig::expanded_proxy_command(s);
         if (!command)
             return command.err();
         return std::vector<std::string>{"/bin/sh", "-c", "exec " + *command};

@@ -10,7 +10,7 @@
 // the process port runs children to completion.
 #pragma once
 
-#include "sshconfig/ssh_config.hpp"
+#include "adapters/sshconfig/ssh_config.hpp"
 
 #include <oneds_common/unique_fd.hpp>
 

@@ -1,7 +1,7 @@
-#include "sftp/internal/session.hpp"
+#include "adapters/sftp/internal/session.hpp"
 
-#include "sftp/internal/host_key.hpp"
-#include "sftp/internal/io.hpp"
+#include "adapters/sftp/internal/host_key.hpp"
+#include "adapters/sftp/internal/io.hpp"
 
 #include <netdb.h>
 #include <netinet/in.h>
@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <system_error>
 #include <vector>
@@ -165,6 +166,27 @@ error lost_during_auth(bool timed_out, LIBSSH2_SESSION *ssh, const auth_outcome 
                  "connection to " + peer + " lost during authentication: " + last_error_text(ssh)};
 }
 
+// What one key's attempt (rc) means: nullopt to go on with the next key,
+// else how authentication ends: success, cancelled, or the connection lost
+// (the agent's attempts are noted as `lost_note` then).
+std::optional<ports::status> judge_attempt(int rc, LIBSSH2_SESSION *ssh, int fd, const std::string &peer,
+                                           auth_outcome &outcome, const std::string &lost_note = {}) {
+    if (rc == 0) {
+        outcome.authenticated = true;
+        return ports::ok();
+    }
+    if (!is_connection_error(rc))
+        ++outcome.refused;
+    if (rc == stopped)
+        return ports::status(error{error_kind::cancelled, "authentication as " + peer + ": cancelled"});
+    if (rc == deadline_passed || is_connection_error(rc) || connection_closed(fd)) {
+        if (!lost_note.empty())
+            outcome.tried.push_back(lost_note);
+        return ports::status(lost_during_auth(rc == deadline_passed, ssh, outcome, peer));
+    }
+    return std::nullopt;
+}
+
 // Fails only when the connection broke; a refused key is a normal outcome.
 ports::status try_agent(LIBSSH2_SESSION *ssh, int fd, const sshconfig::host_settings &settings, const limit &lim,
                         const std::string &peer, auth_outcome &outcome) {
@@ -200,18 +222,9 @@ ports::status try_agent(LIBSSH2_SESSION *ssh, int fd, const sshconfig::host_sett
         ++offered;
         const int rc =
             drive(ssh, fd, lim, [&] { return libssh2_agent_userauth(agent.get(), settings.user.c_str(), identity); });
-        if (rc == 0) {
-            outcome.authenticated = true;
-            return ports::ok();
-        }
-        if (!is_connection_error(rc))
-            ++outcome.refused;
-        if (rc == stopped)
-            return error{error_kind::cancelled, "authentication as " + peer + ": cancelled"};
-        if (rc == deadline_passed || is_connection_error(rc) || connection_closed(fd)) {
-            outcome.tried.push_back("ssh-agent (" + std::to_string(offered) + (offered == 1 ? " key)" : " keys)"));
-            return lost_during_auth(rc == deadline_passed, ssh, outcome, peer);
-        }
+        if (auto end = judge_attempt(rc, ssh, fd, peer, outcome,
+                                     "ssh-agent (" + std::to_string(offered) + (offered == 1 ? " key)" : " keys)")))
+            return *end;
     }
     outcome.tried.push_back("ssh-agent (" + std::to_string(offered) + (offered == 1 ? " key)" : " keys)"));
     return ports::ok();
@@ -236,16 +249,8 @@ ports::status try_identity_files(LIBSSH2_SESSION *ssh, int fd, const sshconfig::
                 have_pub ? public_key.c_str() : nullptr, private_key.c_str(), nullptr);
         });
         outcome.tried.push_back(private_key);
-        if (rc == 0) {
-            outcome.authenticated = true;
-            return ports::ok();
-        }
-        if (!is_connection_error(rc))
-            ++outcome.refused;
-        if (rc == stopped)
-            return error{error_kind::cancelled, "authentication as " + peer + ": cancelled"};
-        if (rc == deadline_passed || is_connection_error(rc) || connection_closed(fd))
-            return lost_during_auth(rc == deadline_passed, ssh, outcome, peer);
+        if (auto end = judge_attempt(rc, ssh, fd, peer, outcome))
+            return *end;
     }
     return ports::ok();
 }

@@ -8,10 +8,10 @@
 // call). Not thread-safe.
 #pragma once
 
-#include "ports/repo_store.hpp"
-#include "sftp/internal/handles.hpp"
-#include "sftp/internal/proxy.hpp"
-#include "sshconfig/ssh_config.hpp"
+#include "plugin/ports/repo_store.hpp"
+#include "adapters/sftp/internal/handles.hpp"
+#include "adapters/sftp/internal/proxy.hpp"
+#include "adapters/sshconfig/ssh_config.hpp"
 
 #include <chrono>
 #include <memory>

@@ -1,8 +1,8 @@
 #define BOOST_TEST_MODULE local_store_df_test
 #include <boost/test/unit_test.hpp>
 
-#include "local/local_store.hpp"
-#include "sshd_fixture.hpp"
+#include "adapters/local/local_store.hpp"
+#include "tests/support/sshd_fixture.hpp"
 
 #include <chrono>
 #include <cstdint>

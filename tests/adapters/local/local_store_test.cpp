@@ -1,7 +1,7 @@
 #define BOOST_TEST_MODULE local_store_test
 #include <boost/test/unit_test.hpp>
 
-#include "local/local_store.hpp"
+#include "adapters/local/local_store.hpp"
 
 #include <sys/statvfs.h>
 #include <unistd.h>

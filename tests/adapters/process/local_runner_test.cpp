@@ -2,7 +2,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "adapters/process/local_runner.hpp"
-#include "test_cancellation.hpp"
+#include "tests/adapters/process/test_cancellation.hpp"
 
 #include <fcntl.h>
 #include <pthread.h>

@@ -1,10 +1,10 @@
 #define BOOST_TEST_MODULE sftp_store_test
 #include <boost/test/unit_test.hpp>
 
-#include "process/local_runner.hpp"
-#include "sftp/session_pool.hpp"
-#include "sftp/sftp_store.hpp"
-#include "sshd_fixture.hpp"
+#include "adapters/process/local_runner.hpp"
+#include "adapters/sftp/session_pool.hpp"
+#include "adapters/sftp/sftp_store.hpp"
+#include "tests/support/sshd_fixture.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -3,8 +3,8 @@
 #include <boost/test/unit_test.hpp>
 
 #include "adapters/ssh/shell_quote.hpp"
-#include "hostile_words.hpp"
-#include "sshd_fixture.hpp"
+#include "tests/adapters/ssh/hostile_words.hpp"
+#include "tests/support/sshd_fixture.hpp"
 
 #include <algorithm>
 #include <cstdlib>

@@ -5,9 +5,9 @@
 
 #include "adapters/process/local_runner.hpp"
 #include "adapters/ssh/ssh_runner.hpp"
-#include "hostile_words.hpp"
-#include "sshd_fixture.hpp"
-#include "test_cancellation.hpp"
+#include "tests/adapters/ssh/hostile_words.hpp"
+#include "tests/support/sshd_fixture.hpp"
+#include "tests/adapters/process/test_cancellation.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -6,7 +6,7 @@
 
 #include "adapters/ssh/shell_quote.hpp"
 #include "adapters/ssh/ssh_runner.hpp"
-#include "test_cancellation.hpp"
+#include "tests/adapters/process/test_cancellation.hpp"
 
 #include <chrono>
 #include <condition_variable>

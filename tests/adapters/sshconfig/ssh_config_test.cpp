@@ -3,8 +3,8 @@
 // ssh of this machine), parsed and completed: Host and Match blocks, Include,
 // HostKeyAlias and the proxies come from ssh itself; `~` and the tokens of
 // IdentityFile, the cache and the errors are ours.
-#include "process/local_runner.hpp"
-#include "sshconfig/ssh_config.hpp"
+#include "adapters/process/local_runner.hpp"
+#include "adapters/sshconfig/ssh_config.hpp"
 
 #include <boost/test/unit_test.hpp>
 

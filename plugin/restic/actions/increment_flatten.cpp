@@ -10,7 +10,7 @@
 // files are removed on failure and cancel too; a file that already exists at a
 // pull destination is never overwritten (the backup server may also be a
 // hypervisor holding that folder).
-#include "repo_ops.hpp"
+#include "plugin/restic/repo_ops.hpp"
 
 #include <oneds_common/strings.hpp>
 

@@ -11,8 +11,10 @@
 // as the stock script's remote glob names them ('<vm_dir>'/disk.* and
 // vm.xml, ports::dir_expansion) within the one ssh that runs restic, so the
 // snapshot holds the same files at the same paths.
-#include "action_env.hpp"
-#include "repo_ops.hpp"
+#include "plugin/restic/actions/action_env.hpp"
+#include "plugin/restic/repo_ops.hpp"
+#include "plugin/restic/repository.hpp"
+#include "plugin/restic/model/datastore_conf.hpp"
 
 #include <oneds_common/strings.hpp>
 
@@ -60,16 +62,10 @@ outcome backup_action(action_env &env) {
     if (bj_id != "-" && (bj_id.empty() || bj_id.find_first_not_of("0123456789") != std::string::npos))
         return outcome::fail("backup: backup job id must be a number or '-', got '" + bj_id + "'");
 
-    pugi::xml_document doc;
-    const auto &xml = env.ctx.req().document;
-    if (xml.empty() || !doc.load_buffer(xml.data(), xml.size()))
-        return outcome::fail("backup: standard input must hold the DS_DRIVER_ACTION_DATA document");
-    datastore_attributes attrs;
-    try {
-        attrs = parse_datastore(doc.select_node("/DS_DRIVER_ACTION_DATA/DATASTORE").node(), env.is_ssh_alias);
-    } catch (const attribute_error &e) {
-        return outcome::fail(std::string("Wrong restic datastore configuration: ") + e.what());
-    }
+    request_doc d;
+    if (auto e = load_request(env, "backup", d, false); !e.empty()) return outcome::fail(e);
+    const pugi::xml_document &doc = d.doc;
+    const datastore_attributes &attrs = d.attrs;
     if (const std::string bridge(common::trim(
             doc.select_node("/DS_DRIVER_ACTION_DATA/VM/BACKUPS/BACKUP_CONFIG/LAST_BRIDGE").node().text().as_string()));
         !bridge.empty()) {

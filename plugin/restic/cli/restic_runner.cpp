@@ -1,4 +1,4 @@
-#include "restic_runner.hpp"
+#include "plugin/restic/cli/restic_runner.hpp"
 
 #include <set>
 

@@ -8,9 +8,9 @@
 // 0.17 and the message text is matched on every version.
 #pragma once
 
-#include "restic_output.hpp"
+#include "plugin/restic/cli/restic_output.hpp"
 
-#include "ports/process.hpp"
+#include "plugin/ports/process.hpp"
 
 #include <map>
 #include <mutex>

@@ -1,4 +1,4 @@
-#include "vm_template.hpp"
+#include "plugin/restic/model/vm_template.hpp"
 
 #include <oneds_common/strings.hpp>
 

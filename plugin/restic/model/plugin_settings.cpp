@@ -1,4 +1,4 @@
-#include "plugin_settings.hpp"
+#include "plugin/restic/model/plugin_settings.hpp"
 
 #include <oneds_common/strings.hpp>
 

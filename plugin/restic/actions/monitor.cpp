@@ -6,7 +6,8 @@
 //
 // Values are plain integers (stock passes df's "3948M"), rounded up to whole
 // MiB as df -BM rounds.
-#include "action_env.hpp"
+#include "plugin/restic/actions/action_env.hpp"
+#include "plugin/restic/repo_ops.hpp"
 
 #include <pugixml.hpp>
 
@@ -18,16 +19,9 @@ std::uint64_t ceil_mib(std::uint64_t bytes) { return (bytes + 1048575) / 1048576
 
 runtime::outcome monitor_action(action_env &env) {
     using runtime::outcome;
-    pugi::xml_document doc;
-    const auto &xml = env.ctx.req().document;
-    if (xml.empty() || !doc.load_buffer(xml.data(), xml.size()))
-        return outcome::fail("monitor: the request must hold the DS_DRIVER_ACTION_DATA document");
-    datastore_attributes attrs;
-    try {
-        attrs = parse_datastore(doc.select_node("/DS_DRIVER_ACTION_DATA/DATASTORE").node(), env.is_ssh_alias);
-    } catch (const attribute_error &e) {
-        return outcome::fail(std::string("Wrong restic datastore configuration: ") + e.what());
-    }
+    request_doc d;
+    if (auto e = load_request(env, "monitor", d, false); !e.empty()) return outcome::fail(e);
+    const datastore_attributes &attrs = d.attrs;
     const std::string prefix = "Error monitoring datastore " + std::to_string(attrs.ds_id) + ": ";
     auto store = env.stores.store_for(attrs);
     if (!store) return outcome::fail(prefix + store.err().message);

@@ -1,5 +1,5 @@
 // rm, stat, ls: docs/stock-driver.md#rm, #stat, #ls.
-#include "repo_ops.hpp"
+#include "plugin/restic/repo_ops.hpp"
 
 #include <oneds_common/base64.hpp>
 #include <oneds_common/strings.hpp>

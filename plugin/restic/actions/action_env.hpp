@@ -1,16 +1,16 @@
 // What an action gets to do its work: the settings, the ports, the request.
 #pragma once
 
-#include "attributes.hpp"
-#include "dispatcher.hpp"
-#include "names.hpp"
-#include "plugin_settings.hpp"
-#include "restic_runner.hpp"
-#include "version_cache.hpp"
+#include "plugin/restic/model/attributes.hpp"
+#include "plugin/runtime/dispatcher.hpp"
+#include "plugin/restic/model/names.hpp"
+#include "plugin/restic/model/plugin_settings.hpp"
+#include "plugin/restic/cli/restic_runner.hpp"
+#include "plugin/restic/cli/version_cache.hpp"
 
-#include "ports/one_api.hpp"
-#include "ports/process.hpp"
-#include "ports/repo_store.hpp"
+#include "plugin/ports/one_api.hpp"
+#include "plugin/ports/process.hpp"
+#include "plugin/ports/repo_store.hpp"
 
 #include <functional>
 #include <memory>
@@ -80,16 +80,5 @@ runtime::outcome ls_action(action_env &env);
 runtime::outcome downloader_action(action_env &env);
 runtime::outcome increment_flatten_action(action_env &env);
 runtime::outcome restore_action(action_env &env);
-
-// Shared by the actions ----------------------------------------------------
-
-// BACKUP_BASE_PATH and friends from datastore.conf: `[export] NAME="value"`
-// lines, `#` comments. A missing file gives an empty map.
-std::map<std::string, std::string> read_shell_vars(const std::string &path);
-
-// Creates the repository when its config file is missing (a stat through the
-// store, no restic start); `restic init` runs on the front end, lock-aware.
-// Returns an error message, or "" on success.
-std::string ensure_repository(action_env &env, const datastore_attributes &a, const std::string &repo_path);
 
 }  // namespace oneds::restic

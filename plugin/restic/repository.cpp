@@ -1,6 +1,6 @@
-#include "action_env.hpp"
+#include "plugin/restic/repository.hpp"
 
-#include "repo_ops.hpp"
+#include "plugin/restic/repo_ops.hpp"
 
 #include <oneds_common/strings.hpp>
 
@@ -8,7 +8,6 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 
 #include <fcntl.h>
@@ -16,33 +15,6 @@
 #include <unistd.h>
 
 namespace oneds::restic {
-
-std::map<std::string, std::string> read_shell_vars(const std::string &path) {
-    std::map<std::string, std::string> vars;
-    std::ifstream in(path);
-    std::string line;
-    while (std::getline(in, line)) {
-        auto t = common::trim(line);
-        if (t.empty() || t.front() == '#') continue;
-        if (t.rfind("export ", 0) == 0) t = common::trim(t.substr(7));
-        const auto eq = t.find('=');
-        if (eq == std::string_view::npos || eq == 0) continue;
-        const std::string name(t.substr(0, eq));
-        if (name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") != std::string::npos)
-            continue;
-        std::string value(common::trim(t.substr(eq + 1)));
-        if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') && value.back() == value.front())
-            value = value.substr(1, value.size() - 2);
-        vars.emplace(name, value);  // first definition wins, as the stock loader
-    }
-    return vars;
-}
-
-std::string action_env::host_problem(const std::string &what, const std::string &host) const {
-    auto problem = host_name_problem(host, is_ssh_alias);
-    if (problem.empty()) return {};
-    return what + " " + problem + ", got '" + common::printable(host) + "'";
-}
 
 namespace {
 

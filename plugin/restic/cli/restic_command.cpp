@@ -1,6 +1,6 @@
-#include "restic_command.hpp"
+#include "plugin/restic/cli/restic_command.hpp"
 
-#include "names.hpp"
+#include "plugin/restic/model/names.hpp"
 
 #include <oneds_common/strings.hpp>
 

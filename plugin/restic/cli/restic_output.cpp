@@ -1,4 +1,4 @@
-#include "restic_output.hpp"
+#include "plugin/restic/cli/restic_output.hpp"
 
 #include <oneds_common/strings.hpp>
 

@@ -17,10 +17,10 @@
 // (restic reads it from a stdin that is not a terminal). Never in argv.
 #pragma once
 
-#include "attributes.hpp"
-#include "restic_output.hpp"
+#include "plugin/restic/model/attributes.hpp"
+#include "plugin/restic/cli/restic_output.hpp"
 
-#include "ports/process.hpp"
+#include "plugin/ports/process.hpp"
 
 #include <functional>
 #include <optional>

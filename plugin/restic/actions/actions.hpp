@@ -2,7 +2,7 @@
 // each, the function that runs it and what it needs.
 #pragma once
 
-#include "action_env.hpp"
+#include "plugin/restic/actions/action_env.hpp"
 
 #include <array>
 #include <cstddef>
@@ -27,7 +27,7 @@ struct action_entry {
 inline constexpr action_entry k_actions[] = {
 #define ONEDS_ACTION(name, function, needs, wrapper) {#name, &function, action_needs::needs},
 #define ONEDS_UNSUPPORTED(name) {#name, nullptr, action_needs::nothing},
-#include "actions.def"
+#include "plugin/restic/actions/actions.def"
 #undef ONEDS_ACTION
 #undef ONEDS_UNSUPPORTED
 };

@@ -1,4 +1,4 @@
-#include "version_cache.hpp"
+#include "plugin/restic/cli/version_cache.hpp"
 
 namespace oneds::restic {
 

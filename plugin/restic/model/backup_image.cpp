@@ -1,4 +1,4 @@
-#include "backup_image.hpp"
+#include "plugin/restic/model/backup_image.hpp"
 
 #include <oneds_common/strings.hpp>
 

@@ -10,11 +10,11 @@
 //  - error text: restic's own words, with the password redacted if it ever shows.
 #pragma once
 
-#include "restic_command.hpp"
-#include "restic_output.hpp"
+#include "plugin/restic/cli/restic_command.hpp"
+#include "plugin/restic/cli/restic_output.hpp"
 
-#include "ports/process.hpp"
-#include "ports/stop.hpp"
+#include "plugin/ports/process.hpp"
+#include "plugin/ports/stop.hpp"
 
 #include <chrono>
 #include <functional>

@@ -1,4 +1,4 @@
-#include "names.hpp"
+#include "plugin/restic/model/names.hpp"
 
 #include <arpa/inet.h>
 

@@ -16,7 +16,7 @@
 // of the pulled files. Temporary files live in
 // RESTIC_TMP_DIR/<random> and are removed on failure and cancel; on success
 // clean_command removes them.
-#include "repo_ops.hpp"
+#include "plugin/restic/repo_ops.hpp"
 
 #include <oneds_common/shell_quote.hpp>
 #include <oneds_common/strings.hpp>

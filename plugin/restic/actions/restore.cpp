@@ -10,8 +10,8 @@
 // chown every new image and the template to USERNAME's user and group, so the
 // objects end up owned as with the stock driver without the plugin holding the
 // server cipher key. oned has already authorised the restore request itself.
-#include "repo_ops.hpp"
-#include "vm_template.hpp"
+#include "plugin/restic/repo_ops.hpp"
+#include "plugin/restic/model/vm_template.hpp"
 
 #include <oneds_common/base64.hpp>
 #include <oneds_common/strings.hpp>

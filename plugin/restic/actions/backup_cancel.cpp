@@ -24,8 +24,9 @@
 //    of this VM gives restic (ours and the stock driver's). They are found with
 //    `ps -C restic` and `grep -z` over their /proc/<pid>/cmdline, an exact
 //    match of one whole argument, not a substring of `ps` output.
-#include "action_env.hpp"
-#include "backup_cancel.hpp"
+#include "plugin/restic/actions/action_env.hpp"
+#include "plugin/restic/actions/backup_cancel.hpp"
+#include "plugin/restic/model/datastore_conf.hpp"
 
 #include <oneds_common/proc.hpp>
 #include <oneds_common/strings.hpp>

@@ -1,6 +1,6 @@
-#include "attributes.hpp"
+#include "plugin/restic/model/attributes.hpp"
 
-#include "names.hpp"
+#include "plugin/restic/model/names.hpp"
 
 #include <iterator>
 
