@@ -91,8 +91,7 @@ panel read_panel(const std::filesystem::path &path) {
             const auto it = column.find(name);
             return it == column.end() || it->second >= fields.size() ? std::string() : fields[it->second];
         };
-        if (column.contains("plot") && (get("plot") == "0" || get("plot") == "no" || get("plot") == "false"))
-            continue;
+        if (column.contains("plot") && (get("plot") == "0" || get("plot") == "no" || get("plot") == "false")) continue;
         row r;
         r.case_name = get("case");
         r.unit = get("unit");
@@ -170,9 +169,9 @@ std::string draw(const std::string &title, const std::vector<std::string> &notes
                 const double mid = bar_y + k_bar / 2.0;
                 body << "<text x=\"" << k_label_right << "\" y=\"" << y << "\" class=\"label\">" << esc(r.case_name)
                      << "</text>\n"
-                     << "<rect x=\"" << k_bar_left << "\" y=\"" << bar_y << "\" width=\""
-                     << x_of(r.median) - k_bar_left << "\" height=\"" << k_bar << "\" fill=\"" << colour
-                     << "\"><title>" << esc(r.case_name + ": " + human(r.median) + " " + r.unit) << "</title></rect>\n"
+                     << "<rect x=\"" << k_bar_left << "\" y=\"" << bar_y << "\" width=\"" << x_of(r.median) - k_bar_left
+                     << "\" height=\"" << k_bar << "\" fill=\"" << colour << "\"><title>"
+                     << esc(r.case_name + ": " + human(r.median) + " " + r.unit) << "</title></rect>\n"
                      << "<path d=\"M" << x_of(r.min) << ' ' << mid << "H" << x_of(r.max) << "M" << x_of(r.min) << ' '
                      << mid - 4 << "V" << mid + 4 << "M" << x_of(r.max) << ' ' << mid - 4 << "V" << mid + 4
                      << "\" class=\"whisker\"/>\n"
@@ -219,9 +218,12 @@ int main(int argc, char **argv) {
     for (std::size_t i = 0; i < args.size(); ++i) {
         const auto &a = args[i];
         const bool has_value = i + 1 < args.size();
-        if (a == "--out" && has_value) out_path = args[++i];
-        else if (a == "--title" && has_value) title = args[++i];
-        else if (a == "--note" && has_value) notes.push_back(args[++i]);
+        if (a == "--out" && has_value)
+            out_path = args[++i];
+        else if (a == "--title" && has_value)
+            title = args[++i];
+        else if (a == "--note" && has_value)
+            notes.push_back(args[++i]);
         else if (a == "-h" || a == "--help") {
             std::cout << "Usage: bench_chart --out FILE.svg [--title TEXT] [--note TEXT]... SUMMARY.csv...\n";
             return 0;

@@ -66,7 +66,7 @@ struct options {
 struct bench_case {
     std::string name;
     bool windowed = false;
-    unsigned window = 0;  // peer-side limit (windowed only)
+    unsigned window = 0;   // peer-side limit (windowed only)
     unsigned threads = 0;  // the host's -t
 };
 
@@ -110,12 +110,14 @@ std::string monitor_document(std::size_t ds_id) {
     const std::string id = std::to_string(ds_id);
     return "<DS_DRIVER_ACTION_DATA><DATASTORE><ID>" + id +
            "</ID><UID>0</UID><GID>0</GID><UNAME>oneadmin</UNAME><GNAME>oneadmin</GNAME>"
-           "<NAME>bench-" + id +
+           "<NAME>bench-" +
+           id +
            "</NAME><PERMISSIONS><OWNER_U>1</OWNER_U><OWNER_M>1</OWNER_M><OWNER_A>0</OWNER_A>"
            "<GROUP_U>1</GROUP_U><GROUP_M>0</GROUP_M><GROUP_A>0</GROUP_A><OTHER_U>0</OTHER_U>"
            "<OTHER_M>0</OTHER_M><OTHER_A>0</OTHER_A></PERMISSIONS>"
            "<DS_MAD><![CDATA[testdrv]]></DS_MAD><TM_MAD><![CDATA[-]]></TM_MAD>"
-           "<BASE_PATH><![CDATA[/var/lib/one//datastores/" + id +
+           "<BASE_PATH><![CDATA[/var/lib/one//datastores/" +
+           id +
            "]]></BASE_PATH><TYPE>3</TYPE><DISK_TYPE>0</DISK_TYPE><STATE>0</STATE>"
            "<CLUSTERS><ID>0</ID></CLUSTERS><TOTAL_MB>10240</TOTAL_MB><FREE_MB>9216</FREE_MB>"
            "<USED_MB>1024</USED_MB><IMAGES><ID>12</ID><ID>13</ID></IMAGES><TEMPLATE>"
@@ -386,8 +388,10 @@ void print_table(std::ostream &out, const options &o, const std::vector<bench_ca
         else
             out << " FAILED: " << problems << " |\n";
     }
-    out << "\n" << human(static_cast<double>(o.requests)) << " MONITOR requests (DS_MAD testdrv) per run; median (min–max) of "
-        << o.repeat << (o.repeat == 1 ? " run" : " runs") << " after " << o.warmup << " warm-up run" << (o.warmup == 1 ? "" : "s")
+    out << "\n"
+        << human(static_cast<double>(o.requests)) << " MONITOR requests (DS_MAD testdrv) per run; median (min–max) of "
+        << o.repeat << (o.repeat == 1 ? " run" : " runs") << " after " << o.warmup << " warm-up run"
+        << (o.warmup == 1 ? "" : "s")
         << ", a fresh host each run. Latency: request written to reply read. "
            "Peak RSS (VmHWM) and CPU (utime+stime) of one_ds_host, read just before FINALIZE.\n";
 }
@@ -416,10 +420,10 @@ void write_raw_csv(const std::string &path, const std::vector<bench_case> &cases
         for (std::size_t k = 0; k < results[i].size(); ++k) {
             const auto &r = results[i][k];
             out << csv_field(cases[i].name) << ',' << k + 1 << ',' << r.requests << ',' << exact(r.seconds) << ','
-                << exact(r.requests_per_s) << ',' << exact(r.p50_ms) << ',' << exact(r.p90_ms) << ','
-                << exact(r.p99_ms) << ',' << exact(r.max_ms) << ',' << exact(r.peak_rss_mib) << ','
-                << exact(r.cpu_s) << ',' << exact(r.finalize_s) << ',' << r.missing << ',' << r.duplicate << ','
-                << r.unexpected << ',' << r.failed << "\n";
+                << exact(r.requests_per_s) << ',' << exact(r.p50_ms) << ',' << exact(r.p90_ms) << ',' << exact(r.p99_ms)
+                << ',' << exact(r.max_ms) << ',' << exact(r.peak_rss_mib) << ',' << exact(r.cpu_s) << ','
+                << exact(r.finalize_s) << ',' << r.missing << ',' << r.duplicate << ',' << r.unexpected << ','
+                << r.failed << "\n";
         }
     if (!out) throw std::runtime_error("cannot write " + path);
 }
@@ -427,20 +431,20 @@ void write_raw_csv(const std::string &path, const std::vector<bench_case> &cases
 std::optional<options> parse_options(int argc, char **argv) {
     options o;
     po::options_description desc("Usage: mad_bench [options]\nOptions");
-    desc.add_options()
-        ("help,h", "show this help")
-        ("requests,n", po::value(&o.requests)->default_value(o.requests), "MONITOR requests per run")
-        ("window,w", po::value(&o.window)->default_value(o.window), "window case: requests the peer keeps outstanding (the host runs with -t W)")
-        ("threads,t", po::value(&o.threads)->default_value(o.threads), "burst case: the host's -t")
-        ("repeat,r", po::value(&o.repeat)->default_value(o.repeat), "measured runs per case")
-        ("warmup", po::value(&o.warmup)->default_value(o.warmup), "warm-up runs per case (verified, not reported)")
-        ("mode", po::value(&o.mode)->default_value(o.mode), "window, burst or both")
-        ("host", po::value(&o.host)->default_value(o.host), "one_ds_host to run")
-        ("plugin", po::value(&o.plugin)->default_value(o.plugin), "the test plugin (libone_ds_testdrv.so)")
-        ("csv", po::value(&o.csv), "write a summary row per case and metric to FILE")
-        ("raw-csv", po::value(&o.raw_csv), "write one row per run to FILE")
-        ("title", po::value(&o.title), "title line of the summary CSV (the chart panel's title)")
-        ("timeout", po::value(&o.timeout_s)->default_value(o.timeout_s), "seconds one run may take");
+    desc.add_options()("help,h", "show this help")("requests,n", po::value(&o.requests)->default_value(o.requests),
+                                                   "MONITOR requests per run")(
+        "window,w", po::value(&o.window)->default_value(o.window),
+        "window case: requests the peer keeps outstanding (the host runs with -t W)")(
+        "threads,t", po::value(&o.threads)->default_value(o.threads), "burst case: the host's -t")(
+        "repeat,r", po::value(&o.repeat)->default_value(o.repeat), "measured runs per case")(
+        "warmup", po::value(&o.warmup)->default_value(o.warmup), "warm-up runs per case (verified, not reported)")(
+        "mode", po::value(&o.mode)->default_value(o.mode), "window, burst or both")(
+        "host", po::value(&o.host)->default_value(o.host), "one_ds_host to run")(
+        "plugin", po::value(&o.plugin)->default_value(o.plugin), "the test plugin (libone_ds_testdrv.so)")(
+        "csv", po::value(&o.csv), "write a summary row per case and metric to FILE")("raw-csv", po::value(&o.raw_csv),
+                                                                                     "write one row per run to FILE")(
+        "title", po::value(&o.title), "title line of the summary CSV (the chart panel's title)")(
+        "timeout", po::value(&o.timeout_s)->default_value(o.timeout_s), "seconds one run may take");
     po::variables_map vm;
     po::store(po::parse_command_line(argc, argv, desc), vm);
     po::notify(vm);

@@ -31,11 +31,16 @@ bool exit_report::clean() const { return exited && WIFEXITED(wait_status) && WEX
 
 std::string exit_report::describe() const {
     std::ostringstream out;
-    if (killed) out << "SIGKILLed after " << std::chrono::duration<double>(took).count() << " s";
-    else if (!exited) out << "not reaped";
-    else if (WIFEXITED(wait_status)) out << "exit " << WEXITSTATUS(wait_status);
-    else if (WIFSIGNALED(wait_status)) out << "signal " << WTERMSIG(wait_status);
-    else out << "wait status " << wait_status;
+    if (killed)
+        out << "SIGKILLed after " << std::chrono::duration<double>(took).count() << " s";
+    else if (!exited)
+        out << "not reaped";
+    else if (WIFEXITED(wait_status))
+        out << "exit " << WEXITSTATUS(wait_status);
+    else if (WIFSIGNALED(wait_status))
+        out << "signal " << WTERMSIG(wait_status);
+    else
+        out << "wait status " << wait_status;
     return out.str();
 }
 

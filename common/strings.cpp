@@ -40,7 +40,8 @@ std::string_view trim(std::string_view s) {
 
 std::string one_line(std::string_view s) {
     std::string out(s);
-    std::replace_if(out.begin(), out.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
+    std::replace_if(
+        out.begin(), out.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
     while (!out.empty() && is_ws(out.back())) out.pop_back();
     return out;
 }
@@ -82,10 +83,14 @@ std::size_t utf8_length(std::string_view s, std::size_t i) {
     const auto b = static_cast<unsigned char>(s[i]);
     std::size_t n = 0;
     if (b < 0x80) return 1;
-    if (b >= 0xc2 && b <= 0xdf) n = 2;
-    else if (b >= 0xe0 && b <= 0xef) n = 3;
-    else if (b >= 0xf0 && b <= 0xf4) n = 4;
-    else return 0;
+    if (b >= 0xc2 && b <= 0xdf)
+        n = 2;
+    else if (b >= 0xe0 && b <= 0xef)
+        n = 3;
+    else if (b >= 0xf0 && b <= 0xf4)
+        n = 4;
+    else
+        return 0;
     if (i + n > s.size()) return 0;
     for (std::size_t k = 1; k < n; ++k)
         if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) return 0;
@@ -103,7 +108,8 @@ std::string strip_terminal_controls(std::string_view s) {
             ++i;
             if (i < s.size() && s[i] == '[') {  // CSI: parameters, then a final byte 0x40..0x7e
                 ++i;
-                while (i < s.size() && !(static_cast<unsigned char>(s[i]) >= 0x40 && static_cast<unsigned char>(s[i]) <= 0x7e))
+                while (i < s.size() &&
+                       !(static_cast<unsigned char>(s[i]) >= 0x40 && static_cast<unsigned char>(s[i]) <= 0x7e))
                     ++i;
                 if (i < s.size()) ++i;
             } else if (i < s.size() && s[i] == ']') {  // OSC: up to BEL or ESC '\\'

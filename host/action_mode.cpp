@@ -136,22 +136,23 @@ int run_action(const settings &s, const std::shared_ptr<spdlog::logger> &log, in
 
     completion done;
     const int err_copy = err_fd;
-    plugin_sink sink{
-        [&done](std::uint64_t, std::int32_t status, const char *info, const char *error) {
-            std::lock_guard lock(done.mutex);
-            done.done = true;
-            done.status = status;
-            done.info = info;
-            done.error = error;
-            done.cv.notify_all();
-        },
-        [err_copy, &action](std::uint64_t, std::int32_t level, const char *text) {
-            common::write_all(err_copy, std::string(level_word(level)) + ": " + action + ": " + common::one_line(text) + "\n");
-        },
-        [out_fd](std::uint64_t, const void *data, std::size_t size) -> std::int32_t {
-            return common::write_all(out_fd, std::string_view(static_cast<const char *>(data), size)) ? ONEDS_OK
-                                                                                              : ONEDS_ERR_FAILED;
-        }};
+    plugin_sink sink{[&done](std::uint64_t, std::int32_t status, const char *info, const char *error) {
+                         std::lock_guard lock(done.mutex);
+                         done.done = true;
+                         done.status = status;
+                         done.info = info;
+                         done.error = error;
+                         done.cv.notify_all();
+                     },
+                     [err_copy, &action](std::uint64_t, std::int32_t level, const char *text) {
+                         common::write_all(err_copy, std::string(level_word(level)) + ": " + action + ": " +
+                                                         common::one_line(text) + "\n");
+                     },
+                     [out_fd](std::uint64_t, const void *data, std::size_t size) -> std::int32_t {
+                         return common::write_all(out_fd, std::string_view(static_cast<const char *>(data), size))
+                                    ? ONEDS_OK
+                                    : ONEDS_ERR_FAILED;
+                     }};
 
     std::unique_ptr<loaded_plugin> plugin;
     try {
@@ -211,8 +212,7 @@ int run_action(const settings &s, const std::shared_ptr<spdlog::logger> &log, in
                                                  : action + ": request refused (status " + std::to_string(rc) + ")";
     }
     const unsigned char stop = 0;
-    while (::write(signals->write_fd(), &stop, 1) < 0 && errno == EINTR) {
-    }
+    while (::write(signals->write_fd(), &stop, 1) < 0 && errno == EINTR) {}
     signal_watch.join();
     plugin.reset();
 

@@ -27,34 +27,32 @@ struct option_names {
 
 void add_common(po::options_description &d, bool file) {
     auto n = [file](option_names o) { return file ? o.file : o.cli; };
-    d.add_options()
-        (n({"plugin", "plugin"}), po::value<std::vector<std::string>>()->composing(),
-         "NAME=PATH: load PATH as the plugin for driver NAME (repeatable)")
-        (n({"log-file", "log_file"}), po::value<std::string>(), "log file (default: none)")
-        (n({"log-level", "log_level"}), po::value<std::string>(),
-         "trace, debug, info, warning, error or off (default: info)")
-        (n({"oned-endpoint", "oned_endpoint"}), po::value<std::string>(),
-         "oned XML-RPC endpoint (default: $ONE_XMLRPC, ~/.one/one_endpoint, http://localhost:2633/RPC2)")
-        (n({"oned-auth-file", "oned_auth_file"}), po::value<std::string>(),
-         "file with oned credentials user:password (default: $ONE_AUTH, ~/.one/one_auth)")
-        (n({"ssh-config", "ssh_config"}), po::value<std::string>(),
-         "OpenSSH client config file for every ssh the plugins start (default: ~/.ssh/config)");
+    d.add_options()(n({"plugin", "plugin"}), po::value<std::vector<std::string>>()->composing(),
+                    "NAME=PATH: load PATH as the plugin for driver NAME (repeatable)")(
+        n({"log-file", "log_file"}), po::value<std::string>(), "log file (default: none)")(
+        n({"log-level", "log_level"}), po::value<std::string>(),
+        "trace, debug, info, warning, error or off (default: info)")(
+        n({"oned-endpoint", "oned_endpoint"}), po::value<std::string>(),
+        "oned XML-RPC endpoint (default: $ONE_XMLRPC, ~/.one/one_endpoint, http://localhost:2633/RPC2)")(
+        n({"oned-auth-file", "oned_auth_file"}), po::value<std::string>(),
+        "file with oned credentials user:password (default: $ONE_AUTH, ~/.one/one_auth)")(
+        n({"ssh-config", "ssh_config"}), po::value<std::string>(),
+        "OpenSSH client config file for every ssh the plugins start (default: ~/.ssh/config)");
 }
 
 void add_mad(po::options_description &d, bool file) {
     auto n = [file](option_names o) { return file ? o.file : o.cli; };
-    d.add_options()
-        (file ? "threads" : "threads,t", po::value<unsigned>(), "requests in flight at once (default: 15)")
-        (file ? "drivers" : "drivers,d", po::value<std::string>(),
-         "comma-separated DS_MAD names to serve (default: every plugin)")
-        (file ? "system_tms" : "system-tms,s", po::value<std::string>(),
-         "comma-separated TM_MAD names for system datastores (given to the fallback)")
-        (file ? "timeout" : "timeout,w", po::value<unsigned>(),
-         "seconds a request may run before it is cancelled (default: 0, none)")
-        (n({"fallback", "fallback"}), po::value<std::string>(),
-         "command of the stock driver to forward other DS_MADs to, e.g. /usr/lib/one/mads/one_datastore")
-        (n({"finalize-grace", "finalize_grace"}), po::value<unsigned>(),
-         "seconds to let in-flight work finish after FINALIZE before cancelling (default: 5)");
+    d.add_options()(file ? "threads" : "threads,t", po::value<unsigned>(), "requests in flight at once (default: 15)")(
+        file ? "drivers" : "drivers,d", po::value<std::string>(),
+        "comma-separated DS_MAD names to serve (default: every plugin)")(
+        file ? "system_tms" : "system-tms,s", po::value<std::string>(),
+        "comma-separated TM_MAD names for system datastores (given to the fallback)")(
+        file ? "timeout" : "timeout,w", po::value<unsigned>(),
+        "seconds a request may run before it is cancelled (default: 0, none)")(
+        n({"fallback", "fallback"}), po::value<std::string>(),
+        "command of the stock driver to forward other DS_MADs to, e.g. /usr/lib/one/mads/one_datastore")(
+        n({"finalize-grace", "finalize_grace"}), po::value<unsigned>(),
+        "seconds to let in-flight work finish after FINALIZE before cancelling (default: 5)");
 }
 
 std::vector<std::string> csv(const std::string &s) {
@@ -77,8 +75,7 @@ std::optional<T> get(const po::variables_map &vm, const char *key) {
     return std::nullopt;
 }
 
-void read_file(const std::string &path, bool action_mode, po::variables_map &file_vm,
-               settings &s) {
+void read_file(const std::string &path, bool action_mode, po::variables_map &file_vm, settings &s) {
     std::ifstream in(path);
     if (!in) throw std::invalid_argument("cannot read config file '" + path + "'");
     po::options_description d;
@@ -98,8 +95,7 @@ void read_file(const std::string &path, bool action_mode, po::variables_map &fil
         if (k.rfind("plugin.", 0) == 0) {
             const auto dot = k.find('.', 7);
             if (dot != std::string::npos && dot > 7 && dot + 1 < k.size()) {
-                s.plugin_sections[k.substr(7, dot - 7)][k.substr(dot + 1)] =
-                    o.value.empty() ? "" : o.value.front();
+                s.plugin_sections[k.substr(7, dot - 7)][k.substr(dot + 1)] = o.value.empty() ? "" : o.value.front();
                 continue;
             }
         }
@@ -154,12 +150,10 @@ parse_result load_settings(const std::vector<std::string> &raw_args) {
     }
 
     po::options_description visible(r.action_mode
-        ? "Usage: one_ds_host action [options] DRIVER ACTION [ARGS...]\nOptions"
-        : "Usage: one_ds_host [options] [-- FALLBACK_ARGS...]\nOptions");
-    visible.add_options()
-        ("help,h", "show this help")
-        ("version", "show the version")
-        ("config,c", po::value<std::string>(), "config file (default: /etc/one/one_ds_host.conf)");
+                                        ? "Usage: one_ds_host action [options] DRIVER ACTION [ARGS...]\nOptions"
+                                        : "Usage: one_ds_host [options] [-- FALLBACK_ARGS...]\nOptions");
+    visible.add_options()("help,h", "show this help")("version", "show the version")(
+        "config,c", po::value<std::string>(), "config file (default: /etc/one/one_ds_host.conf)");
     add_common(visible, false);
     if (!r.action_mode) add_mad(visible, false);
     // Action mode: options end at DRIVER; everything after ACTION belongs to the
@@ -170,8 +164,7 @@ parse_result load_settings(const std::vector<std::string> &raw_args) {
         while (i < args.size() && args[i].size() > 1 && args[i][0] == '-') {
             const auto &a = args[i];
             const bool flag = a == "-h" || a == "--help" || a == "--version";
-            const bool inline_value = a.find('=') != std::string::npos ||
-                                      (a.size() > 2 && a[0] == '-' && a[1] != '-');
+            const bool inline_value = a.find('=') != std::string::npos || (a.size() > 2 && a[0] == '-' && a[1] != '-');
             i += (flag || inline_value) ? 1 : 2;
         }
         i = std::min(i, args.size());
@@ -193,8 +186,10 @@ parse_result load_settings(const std::vector<std::string> &raw_args) {
     r.show_version = vm.count("version") != 0U;
     if (r.show_help || r.show_version) return r;
 
-    if (auto c = get<std::string>(vm, "config")) s.config_file = *c;
-    else s.config_file = default_config_file();
+    if (auto c = get<std::string>(vm, "config"))
+        s.config_file = *c;
+    else
+        s.config_file = default_config_file();
 
     po::variables_map fvm;
     if (s.config_file) read_file(*s.config_file, r.action_mode, fvm, s);
@@ -237,7 +232,8 @@ parse_result load_settings(const std::vector<std::string> &raw_args) {
     } else {
         const auto &pos_args = positional;
         if (pos_args.size() < 2)
-            throw std::invalid_argument("action mode needs DRIVER and ACTION: one_ds_host action [options] DRIVER ACTION [ARGS...]");
+            throw std::invalid_argument(
+                "action mode needs DRIVER and ACTION: one_ds_host action [options] DRIVER ACTION [ARGS...]");
         s.action_driver = pos_args[0];
         s.action_name = pos_args[1];
         s.action_args.assign(pos_args.begin() + 2, pos_args.end());

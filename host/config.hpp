@@ -12,19 +12,19 @@ namespace oneds::host {
 
 struct settings {
     // MAD mode
-    unsigned threads = 15;                 // -t: requests in flight at once
-    std::vector<std::string> drivers;      // -d: DS_MAD names served (empty: any with a plugin)
-    std::vector<std::string> system_tms;   // -s: passed to the fallback only
-    unsigned timeout_s = 0;                // -w: per-request timeout, 0 = none
-    std::vector<std::string> fallback;     // --fallback: argv of the stock one_datastore
+    unsigned threads = 15;                         // -t: requests in flight at once
+    std::vector<std::string> drivers;              // -d: DS_MAD names served (empty: any with a plugin)
+    std::vector<std::string> system_tms;           // -s: passed to the fallback only
+    unsigned timeout_s = 0;                        // -w: per-request timeout, 0 = none
+    std::vector<std::string> fallback;             // --fallback: argv of the stock one_datastore
     std::vector<std::string> fallback_args_extra;  // after "--": the fallback's own argv tail
     bool fallback_args_given = false;
-    unsigned finalize_grace_s = 5;         // wait for in-flight work after FINALIZE
+    unsigned finalize_grace_s = 5;  // wait for in-flight work after FINALIZE
 
     // Both modes
     std::optional<std::string> config_file;
     std::map<std::string, std::string> plugins;  // name -> path
-    std::string log_file;                  // empty: MAD mode logs to stderr, action mode nowhere
+    std::string log_file;                        // empty: MAD mode logs to stderr, action mode nowhere
     std::string log_level = "info";
     std::string oned_endpoint;
     std::string oned_auth_file;

@@ -12,8 +12,8 @@
 namespace oneds::host {
 
 struct routed_request {
-    std::string driver;     // DS_MAD, or TM_MAD for a system datastore
-    std::string document;   // the decoded XML
+    std::string driver;    // DS_MAD, or TM_MAD for a system datastore
+    std::string document;  // the decoded XML
     bool system_datastore = false;
 };
 

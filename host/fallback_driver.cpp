@@ -61,7 +61,8 @@ fallback_driver::fallback_driver(const std::vector<std::string> &argv, std::shar
     std::string got;
     bool ok = common::write_all(to_child_, "INIT\n");
     while (ok && got.find('\n') == std::string::npos) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) {
             ok = false;
             break;
@@ -94,9 +95,7 @@ fallback_driver::fallback_driver(const std::vector<std::string> &argv, std::shar
     reader_ = std::thread([this] { relay(); });
 }
 
-fallback_driver::~fallback_driver() {
-    finalize(std::chrono::steady_clock::now() + std::chrono::seconds(2));
-}
+fallback_driver::~fallback_driver() { finalize(std::chrono::steady_clock::now() + std::chrono::seconds(2)); }
 
 bool fallback_driver::forward(const std::string &line) {
     std::lock_guard lock(write_mutex_);

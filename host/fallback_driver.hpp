@@ -28,8 +28,8 @@ public:
     // failure (the child is then gone). Lines it writes after the handshake go
     // to on_line, from a thread of this object; when its output ends other than
     // through finalize() (it exited or crashed), on_exit runs on that thread.
-    fallback_driver(const std::vector<std::string> &argv, std::shared_ptr<spdlog::logger> log,
-                    line_handler on_line, std::chrono::milliseconds init_timeout, exit_handler on_exit = {});
+    fallback_driver(const std::vector<std::string> &argv, std::shared_ptr<spdlog::logger> log, line_handler on_line,
+                    std::chrono::milliseconds init_timeout, exit_handler on_exit = {});
     ~fallback_driver();
     fallback_driver(const fallback_driver &) = delete;
     fallback_driver &operator=(const fallback_driver &) = delete;

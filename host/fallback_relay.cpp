@@ -112,8 +112,8 @@ void fallback_relay::on_exit() {
     const auto lost = take_unanswered();
     log_->error("fallback driver exited unexpectedly; {} request(s) it had not answered fail", lost.size());
     for (const auto &[action, id] : lost)
-        out_.write_line(
-            mad::reply_line(action, id, false, "Datastore driver not available: fallback driver exited before answering"));
+        out_.write_line(mad::reply_line(action, id, false,
+                                        "Datastore driver not available: fallback driver exited before answering"));
 }
 
 }  // namespace oneds::host

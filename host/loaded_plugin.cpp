@@ -9,8 +9,7 @@
 namespace oneds::host {
 
 std::unique_ptr<loaded_plugin> loaded_plugin::load(const std::string &path, const std::string &expected_name,
-                                                   const std::map<std::string, std::string> &config,
-                                                   plugin_sink sink) {
+                                                   const std::map<std::string, std::string> &config, plugin_sink sink) {
     std::unique_ptr<loaded_plugin> p(new loaded_plugin());
     p->path_ = path;
     p->sink_ = std::move(sink);
@@ -33,10 +32,9 @@ std::unique_ptr<loaded_plugin> loaded_plugin::load(const std::string &path, cons
     if (api->struct_size < offsetof(oneds_plugin_api, cancel) + sizeof api->cancel)
         throw fail("function table too small (" + std::to_string(api->struct_size) + " bytes)");
     if (api->abi_major != ONEDS_ABI_MAJOR)
-        throw fail("ABI major " + std::to_string(api->abi_major) + ", host speaks " +
-                   std::to_string(ONEDS_ABI_MAJOR));
-    if (api->name == nullptr || api->create == nullptr || api->destroy == nullptr ||
-        api->submit == nullptr || api->cancel == nullptr || api->actions == nullptr)
+        throw fail("ABI major " + std::to_string(api->abi_major) + ", host speaks " + std::to_string(ONEDS_ABI_MAJOR));
+    if (api->name == nullptr || api->create == nullptr || api->destroy == nullptr || api->submit == nullptr ||
+        api->cancel == nullptr || api->actions == nullptr)
         throw fail("function table has null members");
     p->api_ = api;
     p->name_ = api->name;
@@ -90,7 +88,8 @@ void loaded_plugin::on_complete(void *self, std::uint64_t id, std::int32_t statu
                                 const char *error) {
     auto *p = static_cast<loaded_plugin *>(self);
     try {
-        if (p->sink_.complete) p->sink_.complete(id, status, info != nullptr ? info : "", error != nullptr ? error : "");
+        if (p->sink_.complete)
+            p->sink_.complete(id, status, info != nullptr ? info : "", error != nullptr ? error : "");
     } catch (...) {
         // A host callback must not throw into the plugin.
     }
@@ -100,8 +99,7 @@ void loaded_plugin::on_log(void *self, std::uint64_t id, std::int32_t level, con
     auto *p = static_cast<loaded_plugin *>(self);
     try {
         if (p->sink_.log) p->sink_.log(id, level, text != nullptr ? text : "");
-    } catch (...) {
-    }
+    } catch (...) {}
 }
 
 std::int32_t loaded_plugin::on_output(void *self, std::uint64_t id, const void *data, std::size_t size) {

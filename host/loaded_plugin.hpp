@@ -28,8 +28,7 @@ public:
     // Throws std::runtime_error naming the path and what was wrong. The plugin
     // must serve driver name expected_name (its table's name).
     static std::unique_ptr<loaded_plugin> load(const std::string &path, const std::string &expected_name,
-                                               const std::map<std::string, std::string> &config,
-                                               plugin_sink sink);
+                                               const std::map<std::string, std::string> &config, plugin_sink sink);
     ~loaded_plugin();  // destroys the instance (joins its threads), then dlclose()s
     loaded_plugin(const loaded_plugin &) = delete;
     loaded_plugin &operator=(const loaded_plugin &) = delete;
@@ -47,8 +46,7 @@ public:
 
 private:
     loaded_plugin() = default;
-    static void on_complete(void *self, std::uint64_t id, std::int32_t status, const char *info,
-                            const char *error);
+    static void on_complete(void *self, std::uint64_t id, std::int32_t status, const char *info, const char *error);
     static void on_log(void *self, std::uint64_t id, std::int32_t level, const char *text);
     static std::int32_t on_output(void *self, std::uint64_t id, const void *data, std::size_t size);
 

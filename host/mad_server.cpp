@@ -39,12 +39,16 @@ std::size_t kill_descendants() {
 }
 
 mad_server::mad_server(settings s, std::shared_ptr<spdlog::logger> log, int in_fd, int out_fd)
-    : settings_(std::move(s)), log_(std::move(log)), in_fd_(in_fd), out_(out_fd),
-      queue_(settings_.threads, settings_.timeout_s,
-             [this](const std::string &action, std::int64_t id, bool ok, const std::string &text) {
-                 reply(action, id, ok, text);
-             },
-             log_) {}
+    : settings_(std::move(s)),
+      log_(std::move(log)),
+      in_fd_(in_fd),
+      out_(out_fd),
+      queue_(
+          settings_.threads, settings_.timeout_s,
+          [this](const std::string &action, std::int64_t id, bool ok, const std::string &text) {
+              reply(action, id, ok, text);
+          },
+          log_) {}
 
 mad_server::~mad_server() = default;
 
@@ -62,12 +66,13 @@ void mad_server::load_plugins() {
             log_->info("plugin '{}' is configured but not in -d; not loaded", name);
             continue;
         }
-        plugin_sink sink{
-            [this](std::uint64_t id, std::int32_t st, const char *i, const char *e) { queue_.on_complete(id, st, i, e); },
-            [this](std::uint64_t id, std::int32_t lv, const char *t) {
-                out_.write_line(mad::log_line(static_cast<char>(lv), queue_.oned_id_of(id), t));
-            },
-            {}};  // oned's line protocol has no byte stream: write_output is unsupported
+        plugin_sink sink{[this](std::uint64_t id, std::int32_t st, const char *i, const char *e) {
+                             queue_.on_complete(id, st, i, e);
+                         },
+                         [this](std::uint64_t id, std::int32_t lv, const char *t) {
+                             out_.write_line(mad::log_line(static_cast<char>(lv), queue_.oned_id_of(id), t));
+                         },
+                         {}};  // oned's line protocol has no byte stream: write_output is unsupported
         try {
             auto p = loaded_plugin::load(path, name, plugin_config(settings_, name, false), std::move(sink));
             log_->info("loaded plugin '{}' {} from {}", name, p->version(), path);
@@ -151,8 +156,7 @@ void mad_server::handle(const mad::parsed_line &line, const std::string &raw) {
     }
     if (!fallback_->error().empty() && !settings_.drivers.empty() &&
         (contains(settings_.drivers, r.driver) || (r.system_datastore && contains(settings_.system_tms, r.driver)))) {
-        reply(line.action, line.id, false,
-              "Datastore driver '" + r.driver + "' not available: " + fallback_->error());
+        reply(line.action, line.id, false, "Datastore driver '" + r.driver + "' not available: " + fallback_->error());
         return;
     }
     reply(line.action, line.id, false, "Datastore driver '" + r.driver + "' not available");
@@ -199,7 +203,8 @@ void mad_server::shut_down() {
     // Exactly one reply each, also for the ones that never started.
     const auto queued = queue_.stop();
     if (!queued.empty()) log_->warn("{} queued request(s) answered with FAILURE at shutdown", queued.size());
-    for (const auto &r : queued) reply(r.action, r.oned_id, false, "not started: the driver was stopped (FINALIZE) first");
+    for (const auto &r : queued)
+        reply(r.action, r.oned_id, false, "not started: the driver was stopped (FINALIZE) first");
     // The stock driver finishes its own work in parallel with ours.
     std::thread fallback_stopper([this, start] { fallback_->finalize(start + fallback_finalize_by); });
 

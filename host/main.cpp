@@ -64,7 +64,8 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (parsed.show_version) {
-        std::cout << "one_ds_host " << ONEDS_VERSION << " (plugin ABI " << ONEDS_ABI_MAJOR << "." << ONEDS_ABI_MINOR << ")\n";
+        std::cout << "one_ds_host " << ONEDS_VERSION << " (plugin ABI " << ONEDS_ABI_MAJOR << "." << ONEDS_ABI_MINOR
+                  << ")\n";
         return 0;
     }
     std::shared_ptr<spdlog::logger> log;
@@ -74,8 +75,7 @@ int main(int argc, char **argv) {
         std::cerr << "one_ds_host: cannot open log file '" << parsed.values.log_file << "': " << e.what() << "\n";
         return 2;
     }
-    if (parsed.action_mode)
-        return oneds::host::run_action(parsed.values, log, 0, 1, 2);
+    if (parsed.action_mode) return oneds::host::run_action(parsed.values, log, 0, 1, 2);
     oneds::host::mad_server server(parsed.values, log, 0, 1);
     return server.run();
 }

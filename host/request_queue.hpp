@@ -37,8 +37,8 @@ public:
         bool timed_out = false;
     };
     // Writes a request's one reply to oned.
-    using reply_fn = std::function<void(const std::string &action, std::int64_t oned_id, bool success,
-                                        const std::string &text)>;
+    using reply_fn =
+        std::function<void(const std::string &action, std::int64_t oned_id, bool success, const std::string &text)>;
 
     request_queue(std::size_t threads, unsigned timeout_s, reply_fn reply, std::shared_ptr<spdlog::logger> log);
     ~request_queue();  // stops the deadline watcher

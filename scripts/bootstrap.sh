@@ -10,7 +10,7 @@ packages=(
   libboost1.81-dev libboost-program-options1.81-dev libboost-test1.81-dev
   libboost-json1.81-dev libboost-filesystem1.81-dev
   libssh2-1-dev libssl-dev libxmlrpc-c++8-dev libspdlog-dev libpugixml-dev
-  restic openssh-server openssh-client qemu-utils libxml2-utils jq time
+  restic openssh-server openssh-client qemu-utils libxml2-utils jq time clang-format
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -16,10 +16,8 @@ using ports::error_kind;
 namespace {
 
 error_kind kind_of(const std::error_code &ec) {
-    if (ec == std::errc::no_such_file_or_directory || ec == std::errc::not_a_directory)
-        return error_kind::not_found;
-    if (ec == std::errc::permission_denied || ec == std::errc::operation_not_permitted)
-        return error_kind::permission;
+    if (ec == std::errc::no_such_file_or_directory || ec == std::errc::not_a_directory) return error_kind::not_found;
+    if (ec == std::errc::permission_denied || ec == std::errc::operation_not_permitted) return error_kind::permission;
     return error_kind::io;
 }
 
@@ -27,18 +25,14 @@ error fail(const std::error_code &ec, const std::string &what, const std::string
     return error{kind_of(ec), what + " " + path + ": " + ec.message()};
 }
 
-error empty_path(const char *what) {
-    return error{error_kind::invalid, std::string(what) + ": empty path"};
-}
+error empty_path(const char *what) { return error{error_kind::invalid, std::string(what) + ": empty path"}; }
 
 // Nothing throws across the port: what std::filesystem or an allocation
 // throws despite the error_code overloads ends here as an io error.
 template <typename T, typename Body>
 ports::result<T> guarded(const char *what, const std::string &path, const std::stop_token &stop, Body &&body) {
-    if (path.empty())
-        return empty_path(what);
-    if (stop.stop_requested())
-        return error{error_kind::cancelled, std::string(what) + " " + path + ": cancelled"};
+    if (path.empty()) return empty_path(what);
+    if (stop.stop_requested()) return error{error_kind::cancelled, std::string(what) + " " + path + ": cancelled"};
     try {
         return body();
     } catch (const std::exception &e) {
@@ -56,16 +50,13 @@ ports::result<ports::file_info> local_store::stat(const std::string &path, const
         // and also the type not_found: absent, which is no error here.
         const auto status = fs::status(path, ec);
         ports::file_info info;
-        if (status.type() == fs::file_type::not_found)
-            return info;
-        if (ec)
-            return fail(ec, "cannot stat", path);
+        if (status.type() == fs::file_type::not_found) return info;
+        if (ec) return fail(ec, "cannot stat", path);
         info.exists = true;
         info.is_directory = status.type() == fs::file_type::directory;
         if (status.type() == fs::file_type::regular) {
             const auto size = fs::file_size(path, ec);
-            if (ec)
-                return fail(ec, "cannot stat", path);
+            if (ec) return fail(ec, "cannot stat", path);
             info.size = size;
         }
         return info;
@@ -76,8 +67,7 @@ ports::status local_store::make_directories(const std::string &path, const std::
     return guarded<ports::none>("mkdir -p", path, stop, [&]() -> ports::status {
         std::error_code ec;
         fs::create_directories(path, ec);
-        if (!ec)
-            return ports::ok();
+        if (!ec) return ports::ok();
         // A file in the way is bad input rather than a failing disk.
         if (ec == std::errc::file_exists || ec == std::errc::not_a_directory)
             return error{error_kind::invalid, "cannot create directory " + path + ": " + ec.message() +
@@ -100,8 +90,6 @@ ports::result<ports::capacity_info> local_store::capacity(const std::string &pat
     });
 }
 
-std::string local_store::describe() const {
-    return "local";
-}
+std::string local_store::describe() const { return "local"; }
 
 }  // namespace oneds::adapters::local

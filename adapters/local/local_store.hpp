@@ -16,7 +16,7 @@
 namespace oneds::adapters::local {
 
 class local_store final : public ports::repo_store {
-  public:
+public:
     ports::result<ports::file_info> stat(const std::string &path, const std::stop_token &stop) override;
     ports::status make_directories(const std::string &path, const std::stop_token &stop) override;
     ports::result<ports::capacity_info> capacity(const std::string &path, const std::stop_token &stop) override;

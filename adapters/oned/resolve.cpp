@@ -26,8 +26,8 @@ enum class read_status { ok, missing, unreadable };
 // content, only whether it could be read.
 read_status read_first_line(const fs::path &path, std::string &line) {
     std::error_code ec;
-    if (!fs::exists(path, ec)) return ec && ec != std::errc::no_such_file_or_directory ? read_status::unreadable
-                                                                                        : read_status::missing;
+    if (!fs::exists(path, ec))
+        return ec && ec != std::errc::no_such_file_or_directory ? read_status::unreadable : read_status::missing;
     if (fs::is_directory(path, ec)) return read_status::unreadable;
     std::ifstream in(path, std::ios::binary);
     if (!in) return read_status::unreadable;
@@ -47,11 +47,12 @@ std::string rstrip(std::string s) {
 ports::result<std::string> session_from(const fs::path &path) {
     std::string line;
     switch (read_first_line(path, line)) {
-    case read_status::missing:
-        return ports::error{ports::error_kind::not_found, "oned auth file " + path.string() + " does not exist", 0};
-    case read_status::unreadable:
-        return ports::error{ports::error_kind::permission, "oned auth file " + path.string() + " cannot be read", 0};
-    case read_status::ok: break;
+        case read_status::missing:
+            return ports::error{ports::error_kind::not_found, "oned auth file " + path.string() + " does not exist", 0};
+        case read_status::unreadable:
+            return ports::error{ports::error_kind::permission, "oned auth file " + path.string() + " cannot be read",
+                                0};
+        case read_status::ok: break;
     }
     line = rstrip(std::move(line));
     if (line.empty())

@@ -35,7 +35,7 @@ struct call_state {
 };
 
 class transaction final : public xmlrpc_c::xmlTransaction {
-  public:
+public:
     explicit transaction(std::shared_ptr<call_state> state) : state_(std::move(state)) {}
 
     void finish(const std::string &response_xml) const override {
@@ -57,7 +57,7 @@ class transaction final : public xmlrpc_c::xmlTransaction {
         }
     }
 
-  private:
+private:
     std::shared_ptr<call_state> state_;
 };
 
@@ -65,10 +65,14 @@ xmlrpc_c::value to_xmlrpc(const ports::rpc_value &v) {
     return std::visit(
         [](const auto &x) -> xmlrpc_c::value {
             using T = std::decay_t<decltype(x)>;
-            if constexpr (std::is_same_v<T, std::int32_t>) return xmlrpc_c::value_int(x);
-            else if constexpr (std::is_same_v<T, std::int64_t>) return xmlrpc_c::value_i8(x);
-            else if constexpr (std::is_same_v<T, bool>) return xmlrpc_c::value_boolean(x);
-            else return xmlrpc_c::value_string(x);
+            if constexpr (std::is_same_v<T, std::int32_t>)
+                return xmlrpc_c::value_int(x);
+            else if constexpr (std::is_same_v<T, std::int64_t>)
+                return xmlrpc_c::value_i8(x);
+            else if constexpr (std::is_same_v<T, bool>)
+                return xmlrpc_c::value_boolean(x);
+            else
+                return xmlrpc_c::value_string(x);
         },
         v);
 }
@@ -175,9 +179,9 @@ ports::result<ports::rpc_result> xmlrpc_one_api::call_unscrubbed(const std::stri
             }
             const auto left =
                 std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-            if (left.count() <= 0)
-                break;
-            transport.finishAsync(xmlrpc_c::timeout(static_cast<unsigned>(std::min<long long>(left.count(), stop_poll_ms))));
+            if (left.count() <= 0) break;
+            transport.finishAsync(
+                xmlrpc_c::timeout(static_cast<unsigned>(std::min<long long>(left.count(), stop_poll_ms))));
         }
         bool timed_out = false;
         if (!state->done) {
@@ -188,13 +192,11 @@ ports::result<ports::rpc_result> xmlrpc_one_api::call_unscrubbed(const std::stri
         for (int round = 0; !state->done && round < abort_poll_rounds; ++round)
             transport.finishAsync(xmlrpc_c::timeout(abort_poll_ms));
         if (!state->done) transport.finishAsync(xmlrpc_c::timeout());
-        if (was_stopped)
-            return error{error_kind::cancelled, method + ": cancelled (oned may still carry it out)", 0};
+        if (was_stopped) return error{error_kind::cancelled, method + ": cancelled (oned may still carry it out)", 0};
         if (timed_out)
-            return error{error_kind::unreachable,
-                         method + ": oned at " + description_ + " did not answer within " +
-                             seconds_text(options_.timeout),
-                         0};
+            return error{
+                error_kind::unreachable,
+                method + ": oned at " + description_ + " did not answer within " + seconds_text(options_.timeout), 0};
     }
 
     if (state->too_large || state->response.size() > options_.max_response_bytes)
@@ -203,10 +205,9 @@ ports::result<ports::rpc_result> xmlrpc_one_api::call_unscrubbed(const std::stri
                          std::to_string(options_.max_response_bytes) + " bytes",
                      0};
     if (!state->transport_ok)
-        return error{error_kind::unreachable,
-                     method + ": oned at " + description_ + " unreachable: " +
-                         std::string(common::trim(state->response)),
-                     0};
+        return error{
+            error_kind::unreachable,
+            method + ": oned at " + description_ + " unreachable: " + std::string(common::trim(state->response)), 0};
 
     xmlrpc_c::rpcOutcome outcome;
     try {
@@ -216,10 +217,9 @@ ports::result<ports::rpc_result> xmlrpc_one_api::call_unscrubbed(const std::stri
     }
     if (!outcome.succeeded()) {
         const xmlrpc_c::fault f = outcome.getFault();
-        return error{error_kind::io,
-                     method + ": XML-RPC fault " + std::to_string(static_cast<int>(f.getCode())) + ": " +
-                         f.getDescription(),
-                     0};
+        return error{
+            error_kind::io,
+            method + ": XML-RPC fault " + std::to_string(static_cast<int>(f.getCode())) + ": " + f.getDescription(), 0};
     }
     return internal::decode_reply(method, outcome.getResult());
 }
@@ -236,8 +236,8 @@ ports::result<std::chrono::milliseconds> parse_timeout(const std::map<std::strin
     // unsigned milliseconds.
     if (ec != std::errc() || end != text.data() + text.size() || !std::isfinite(seconds) || seconds <= 0 ||
         seconds > 86400)
-        return error{error_kind::invalid,
-                     "oned_timeout: expected seconds in (0, 86400], got \"" + it->second + "\"", 0};
+        return error{error_kind::invalid, "oned_timeout: expected seconds in (0, 86400], got \"" + it->second + "\"",
+                     0};
     return std::chrono::milliseconds(std::max<long long>(1, std::llround(seconds * 1000)));
 }
 

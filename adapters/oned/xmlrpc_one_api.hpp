@@ -66,7 +66,7 @@ struct client_options {
 };
 
 class xmlrpc_one_api final : public ports::one_api {
-  public:
+public:
     // The first of: explicit_endpoint, $ONE_XMLRPC, the first line of
     // $HOME/.one/one_endpoint, the first line of <system_one_dir>/one_endpoint,
     // default_endpoint. Values are trimmed; an empty value or a missing or
@@ -80,8 +80,7 @@ class xmlrpc_one_api final : public ports::one_api {
     // right-stripped, and must contain ':'. Errors name the file, never its
     // content: not_found (missing; or nothing found anywhere), permission
     // (unreadable), invalid (empty or no ':').
-    static ports::result<std::string> resolve_session(const std::string &explicit_auth_file,
-                                                      const environment &env);
+    static ports::result<std::string> resolve_session(const std::string &explicit_auth_file, const environment &env);
 
     // Checks the options (an http:// or https:// endpoint, a session with ':',
     // a positive timeout and size limit); kind invalid otherwise.
@@ -95,10 +94,11 @@ class xmlrpc_one_api final : public ports::one_api {
     std::chrono::milliseconds timeout() const noexcept { return options_.timeout; }
     std::size_t max_response_bytes() const noexcept { return options_.max_response_bytes; }
 
-  private:
+private:
     explicit xmlrpc_one_api(client_options options);
 
-    ports::result<ports::rpc_result> call_unscrubbed(const std::string &method, const std::vector<ports::rpc_value> &params,
+    ports::result<ports::rpc_result> call_unscrubbed(const std::string &method,
+                                                     const std::vector<ports::rpc_value> &params,
                                                      const std::stop_token &stop);
 
     client_options options_;

@@ -54,14 +54,11 @@ std::string quoted_program(const ports::command &cmd) { return "'" + cmd.argv.fr
 
 ports::error_kind kind_of_errno(int err) {
     switch (err) {
-    case ENOENT:
-    case ENOTDIR:
-        return ports::error_kind::not_found;
-    case EACCES:
-    case EPERM:
-        return ports::error_kind::permission;
-    default:
-        return ports::error_kind::io;
+        case ENOENT:
+        case ENOTDIR: return ports::error_kind::not_found;
+        case EACCES:
+        case EPERM: return ports::error_kind::permission;
+        default: return ports::error_kind::io;
     }
 }
 
@@ -96,8 +93,7 @@ std::vector<std::string> child_environment(const ports::command &cmd) {
     }
     std::vector<std::string> out;
     out.reserve(merged.size());
-    for (const auto &[name, value] : merged)
-        out.push_back(name + "=" + value);
+    for (const auto &[name, value] : merged) out.push_back(name + "=" + value);
     return out;
 }
 
@@ -126,8 +122,7 @@ void close_fd_range(unsigned lo, unsigned hi, unsigned fd_limit) {
 #ifdef SYS_close_range
     if (::syscall(SYS_close_range, lo, hi, 0U) == 0) return;
 #endif
-    for (unsigned fd = lo; fd <= hi && fd < fd_limit; ++fd)
-        ::close(static_cast<int>(fd));
+    for (unsigned fd = lo; fd <= hi && fd < fd_limit; ++fd) ::close(static_cast<int>(fd));
 }
 
 // The child's side of the launch: runs between fork and execve, so it makes
@@ -166,7 +161,8 @@ struct child_setup {
         dfl.sa_handler = SIG_DFL;
         ::sigemptyset(&dfl.sa_mask);
         for (int sig = 1; sig < NSIG; ++sig)
-            if (sig != SIGKILL && sig != SIGSTOP) (void)::sigaction(sig, &dfl, nullptr);  // EINVAL for libc-internal ones
+            if (sig != SIGKILL && sig != SIGSTOP)
+                (void)::sigaction(sig, &dfl, nullptr);  // EINVAL for libc-internal ones
         sigset_t none;
         ::sigemptyset(&none);
         if (::sigprocmask(SIG_SETMASK, &none, nullptr) != 0) return last_error();
@@ -285,8 +281,16 @@ public:
 
     child_session(asio::io_context &ioc, bp::basic_process<executor> &proc, unique_fd pidfd, pipes p,
                   const ports::command &cmd, const ports::run_options &opts, std::chrono::milliseconds drain_timeout)
-        : proc_(proc), pidfd_(std::move(pidfd)), cmd_(cmd), opts_(opts), drain_timeout_(drain_timeout),
-          stdin_(ioc), stdout_(ioc), stderr_(ioc), grace_timer_(ioc), drain_timer_(ioc) {
+        : proc_(proc),
+          pidfd_(std::move(pidfd)),
+          cmd_(cmd),
+          opts_(opts),
+          drain_timeout_(drain_timeout),
+          stdin_(ioc),
+          stdout_(ioc),
+          stderr_(ioc),
+          grace_timer_(ioc),
+          drain_timer_(ioc) {
         if (p.stdin_write.get() >= 0) stdin_.assign(p.stdin_write.release());
         stdout_.assign(p.stdout_read.release());
         stderr_.assign(p.stderr_read.release());
@@ -321,8 +325,7 @@ private:
     }
 
     void read_stdout() {
-        stdout_.async_read_some(asio::buffer(stdout_buf_),
-                                [this](error_code ec, std::size_t n) { on_stdout(ec, n); });
+        stdout_.async_read_some(asio::buffer(stdout_buf_), [this](error_code ec, std::size_t n) { on_stdout(ec, n); });
     }
 
     void on_stdout(error_code ec, std::size_t n) {
@@ -342,8 +345,7 @@ private:
     }
 
     void read_stderr() {
-        stderr_.async_read_some(asio::buffer(stderr_buf_),
-                                [this](error_code ec, std::size_t n) { on_stderr(ec, n); });
+        stderr_.async_read_some(asio::buffer(stderr_buf_), [this](error_code ec, std::size_t n) { on_stderr(ec, n); });
     }
 
     void on_stderr(error_code ec, std::size_t n) {
@@ -445,13 +447,11 @@ ports::command_result run_child(const ports::command &cmd, const ports::run_opti
     const std::vector<std::string> env = child_environment(cmd);
     std::vector<const char *> envp;
     envp.reserve(env.size() + 1);
-    for (const auto &kv : env)
-        envp.push_back(kv.c_str());
+    for (const auto &kv : env) envp.push_back(kv.c_str());
     envp.push_back(nullptr);
     std::vector<const char *> argv;
     argv.reserve(cmd.argv.size() + 1);
-    for (const auto &arg : cmd.argv)
-        argv.push_back(arg.c_str());
+    for (const auto &arg : cmd.argv) argv.push_back(arg.c_str());
     argv.push_back(nullptr);
     const bp::filesystem::path program = resolve_program(cmd, env);
 
@@ -488,8 +488,7 @@ ports::command_result run_child(const ports::command &cmd, const ports::run_opti
     if (ec) {
         // Boost does not reap a child whose execve failed.
         if (launcher.pid > 0)
-            while (::waitpid(launcher.pid, nullptr, 0) < 0 && errno == EINTR) {
-            }
+            while (::waitpid(launcher.pid, nullptr, 0) < 0 && errno == EINTR) {}
         fail(kind_of_errno(ec.value()), "cannot run " + quoted_program(cmd) + ": " + ec.message());
     }
     // The child holds its ends now; closing ours lets EOF through.
@@ -509,7 +508,8 @@ ports::command_result run_child(const ports::command &cmd, const ports::run_opti
         // posts to the io_context, whose thread then signals the child. Its
         // destructor waits for a callback in progress, so nothing it touches
         // is gone while it runs.
-        const std::stop_callback on_stop(opts.stop, [&ioc, &session] { asio::post(ioc, [&session] { session.cancel(); }); });
+        const std::stop_callback on_stop(opts.stop,
+                                         [&ioc, &session] { asio::post(ioc, [&session] { session.cancel(); }); });
         ioc.run();
     }
     return session.take_result();

@@ -50,7 +50,7 @@ struct pool_options {
 };
 
 class session_pool {
-  public:
+public:
     // resolver gives the OpenSSH client settings of each target (cached); it
     // must outlive the pool.
     explicit session_pool(sshconfig::resolver &resolver, pool_options options = {});
@@ -74,13 +74,12 @@ class session_pool {
     // restart or a cut network would, leaving libssh2 to find out.
     void break_connections_for_testing() noexcept;
 
-  private:
+private:
     friend class sftp_store;
     using session_op = std::function<void(internal::session &)>;
 
     // The OpenSSH client settings of target (ssh -G, cached by the resolver).
-    ports::result<sshconfig::host_settings> settings_for(const ports::sftp_target &target,
-                                                         const std::stop_token &stop);
+    ports::result<sshconfig::host_settings> settings_for(const ports::sftp_target &target, const std::stop_token &stop);
 
     // Runs op on the target's session, alone (one call at a time per
     // session), connecting first when there is none. When op leaves a reused

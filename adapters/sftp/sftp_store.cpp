@@ -17,14 +17,11 @@ sftp_store::sftp_store(ports::sftp_target target, std::shared_ptr<session_pool> 
 
 ports::result<std::unique_ptr<sftp_store>> sftp_store::create(ports::sftp_target target,
                                                               std::shared_ptr<session_pool> pool) {
-    if (!pool)
-        return error{error_kind::invalid, "sftp store for " + target.server + ": no session pool"};
-    if (target.server.empty())
-        return error{error_kind::invalid, "sftp store: empty server name"};
+    if (!pool) return error{error_kind::invalid, "sftp store for " + target.server + ": no session pool"};
+    if (target.server.empty()) return error{error_kind::invalid, "sftp store: empty server name"};
     try {
         auto settings = pool->settings_for(target, {});
-        if (!settings)
-            return settings.err();
+        if (!settings) return settings.err();
         std::string description = "sftp://" + settings->user + "@" + target.server;
         return std::unique_ptr<sftp_store>(new sftp_store(std::move(target), std::move(pool), std::move(description)));
     } catch (const std::exception &e) {
@@ -35,15 +32,14 @@ ports::result<std::unique_ptr<sftp_store>> sftp_store::create(ports::sftp_target
 template <typename T, typename Op>
 ports::result<T> sftp_store::on_session(const char *what, const std::string &path, const std::stop_token &stop,
                                         Op &&op) {
-    if (path.empty())
-        return error{error_kind::invalid, std::string(what) + " on " + description_ + ": empty path"};
+    if (path.empty()) return error{error_kind::invalid, std::string(what) + " on " + description_ + ": empty path"};
     // Nothing throws across the port: allocation failures and the like end
     // here as io errors (the pool's locks are scoped, its state stays sound).
     try {
         std::optional<ports::result<T>> outcome;
-        auto ran = pool_->run(target_, [&](internal::session &s) { outcome.emplace(op(s)); }, stop);
-        if (!ran)
-            return ran.err();
+        auto ran = pool_->run(
+            target_, [&](internal::session &s) { outcome.emplace(op(s)); }, stop);
+        if (!ran) return ran.err();
         return std::move(*outcome);
     } catch (const std::exception &e) {
         return error{error_kind::io, std::string(what) + " " + path + " on " + description_ + ": " + e.what()};
@@ -51,8 +47,7 @@ ports::result<T> sftp_store::on_session(const char *what, const std::string &pat
 }
 
 ports::result<ports::file_info> sftp_store::stat(const std::string &path, const std::stop_token &stop) {
-    return on_session<ports::file_info>("stat", path, stop,
-                                        [&](internal::session &s) { return s.stat(path, stop); });
+    return on_session<ports::file_info>("stat", path, stop, [&](internal::session &s) { return s.stat(path, stop); });
 }
 
 ports::status sftp_store::make_directories(const std::string &path, const std::stop_token &stop) {
@@ -65,8 +60,6 @@ ports::result<ports::capacity_info> sftp_store::capacity(const std::string &path
                                             [&](internal::session &s) { return s.statvfs(path, stop); });
 }
 
-std::string sftp_store::describe() const {
-    return description_;
-}
+std::string sftp_store::describe() const { return description_; }
 
 }  // namespace oneds::adapters::sftp

@@ -26,7 +26,7 @@
 namespace oneds::adapters::sftp {
 
 class sftp_store final : public ports::repo_store {
-  public:
+public:
     // Resolves the ssh settings now (ssh -G, cached by the pool's resolver),
     // so that a bad alias or a broken config file fails here and describe()
     // can name the effective user; connects on first use (through pool,
@@ -39,7 +39,7 @@ class sftp_store final : public ports::repo_store {
     ports::result<ports::capacity_info> capacity(const std::string &path, const std::stop_token &stop) override;
     std::string describe() const override;
 
-  private:
+private:
     sftp_store(ports::sftp_target target, std::shared_ptr<session_pool> pool, std::string description);
 
     template <typename T, typename Op>

@@ -39,7 +39,8 @@ std::string command_words(const std::vector<std::string> &argv, const std::map<s
     if (!env.empty()) {
         line += shell_quote("env");
         for (const auto &[name, value] : env) {
-            if (!is_env_name(name)) throw std::invalid_argument("environment variable name '" + name + "' is not valid");
+            if (!is_env_name(name))
+                throw std::invalid_argument("environment variable name '" + name + "' is not valid");
             if (value.find('\0') != std::string::npos)
                 throw std::invalid_argument("the value of environment variable " + name + " contains a NUL byte");
             line += ' ';

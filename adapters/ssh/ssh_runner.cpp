@@ -37,8 +37,10 @@ void drop_lines(std::string &text, const std::vector<std::size_t> &taken) {
     while (start < text.size()) {
         const auto nl = text.find('\n', start);
         const std::size_t next = nl == std::string::npos ? text.size() : nl + 1;
-        if (k < taken.size() && taken[k] == line) ++k;
-        else out.append(text, start, next - start);
+        if (k < taken.size() && taken[k] == line)
+            ++k;
+        else
+            out.append(text, start, next - start);
         start = next;
         ++line;
     }
@@ -326,8 +328,7 @@ ports::result<ports::command_result> ssh_runner::run(const std::string &host, co
     out.cancelled = out.cancelled || cancel_requested;
     if (cmd.expand && !out.cancelled) {
         if (report.nomatch)
-            return ports::error{ports::error_kind::not_found,
-                                "no file " + base + cmd.expand->prefix + "* on " + host};
+            return ports::error{ports::error_kind::not_found, "no file " + base + cmd.expand->prefix + "* on " + host};
         if (report.missing && *report.missing < cmd.expand->required.size())
             return ports::error{ports::error_kind::not_found,
                                 "no file " + cmd.expand->required[*report.missing] + " on " + host};

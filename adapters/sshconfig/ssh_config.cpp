@@ -33,8 +33,7 @@ result<std::string> home_of(const std::string &user) {
 
 // `~` and `~user` at the start of a path, as ssh's tilde_expand_filename.
 result<std::string> expand_tilde(const std::string &path, const local_identity &local) {
-    if (path.empty() || path.front() != '~')
-        return path;
+    if (path.empty() || path.front() != '~') return path;
     const auto slash = path.find('/');
     const std::string name = path.substr(1, slash == std::string::npos ? std::string::npos : slash - 1);
     std::string home;
@@ -42,21 +41,17 @@ result<std::string> expand_tilde(const std::string &path, const local_identity &
         home = local.home.string();
     } else {
         auto found = home_of(name);
-        if (!found)
-            return found.err();
+        if (!found) return found.err();
         home = std::move(*found);
     }
-    if (slash == std::string::npos)
-        return home;
-    if (!home.empty() && home.back() == '/')
-        home.pop_back();
+    if (slash == std::string::npos) return home;
+    if (!home.empty() && home.back() == '/') home.pop_back();
     return home + '/' + path.substr(slash + 1);
 }
 
 std::string local_hostname() {
     std::array<char, 256> buffer{};
-    if (::gethostname(buffer.data(), buffer.size() - 1) != 0)
-        return {};
+    if (::gethostname(buffer.data(), buffer.size() - 1) != 0) return {};
     return std::string(buffer.data());
 }
 
@@ -68,26 +63,25 @@ result<std::string> expand_tokens(std::string_view text, const host_settings &s,
             out += text[i];
             continue;
         }
-        if (i + 1 >= text.size())
-            return error{error_kind::invalid, "'%' at the end of \"" + std::string(text) + "\""};
+        if (i + 1 >= text.size()) return error{error_kind::invalid, "'%' at the end of \"" + std::string(text) + "\""};
         switch (const char token = text[++i]) {
-        case '%': out += '%'; break;
-        case 'd': out += local.home.string(); break;
-        case 'u': out += local.user; break;
-        case 'i': out += std::to_string(local.uid); break;
-        case 'h': out += s.hostname; break;
-        case 'n': out += s.host; break;
-        case 'p': out += std::to_string(s.port); break;
-        case 'r': out += s.user; break;
-        case 'l': out += local_hostname(); break;
-        case 'L': {
-            const std::string full = local_hostname();
-            out += full.substr(0, full.find('.'));
-            break;
-        }
-        default:
-            return error{error_kind::invalid,
-                         std::string("token %") + token + " is not supported in \"" + std::string(text) + "\""};
+            case '%': out += '%'; break;
+            case 'd': out += local.home.string(); break;
+            case 'u': out += local.user; break;
+            case 'i': out += std::to_string(local.uid); break;
+            case 'h': out += s.hostname; break;
+            case 'n': out += s.host; break;
+            case 'p': out += std::to_string(s.port); break;
+            case 'r': out += s.user; break;
+            case 'l': out += local_hostname(); break;
+            case 'L': {
+                const std::string full = local_hostname();
+                out += full.substr(0, full.find('.'));
+                break;
+            }
+            default:
+                return error{error_kind::invalid,
+                             std::string("token %") + token + " is not supported in \"" + std::string(text) + "\""};
         }
     }
     return out;
@@ -96,21 +90,17 @@ result<std::string> expand_tokens(std::string_view text, const host_settings &s,
 std::vector<std::string> words(std::string_view text) {
     std::vector<std::string> out;
     std::istringstream in{std::string(text)};
-    for (std::string w; in >> w;)
-        out.push_back(w);
+    for (std::string w; in >> w;) out.push_back(w);
     return out;
 }
 
 // ssh's own words for a failed `ssh -G`, as an error of the right kind.
 error failure(const std::string &config, std::string_view host, const ports::command_result &r) {
     std::string text = r.stderr_text;
-    while (!text.empty() && (text.back() == '\n' || text.back() == '\r'))
-        text.pop_back();
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
     for (auto &c : text)
-        if (c == '\n' || c == '\r')
-            c = ' ';
-    if (text.empty())
-        text = "ssh -G exited with status " + std::to_string(r.exit_code);
+        if (c == '\n' || c == '\r') c = ' ';
+    if (text.empty()) text = "ssh -G exited with status " + std::to_string(r.exit_code);
     const std::string where = config.empty() ? std::string("~/.ssh/config") : config;
     error_kind kind = error_kind::invalid;
     if (text.find("No such file") != std::string::npos)
@@ -130,15 +120,15 @@ result<std::string> expanded_proxy_command(const host_settings &s) {
             out += text[i];
             continue;
         }
-        if (i + 1 >= text.size())
-            return error{error_kind::invalid, "ProxyCommand: '%' at the end"};
+        if (i + 1 >= text.size()) return error{error_kind::invalid, "ProxyCommand: '%' at the end"};
         switch (const char token = text[++i]) {
-        case '%': out += '%'; break;
-        case 'h': out += s.hostname; break;
-        case 'p': out += std::to_string(s.port); break;
-        case 'r': out += s.user; break;
-        case 'n': out += s.host; break;
-        default: return error{error_kind::invalid, std::string("ProxyCommand: token %") + token + " is not supported"};
+            case '%': out += '%'; break;
+            case 'h': out += s.hostname; break;
+            case 'p': out += std::to_string(s.port); break;
+            case 'r': out += s.user; break;
+            case 'n': out += s.host; break;
+            default:
+                return error{error_kind::invalid, std::string("ProxyCommand: token %") + token + " is not supported"};
         }
     }
     return out;
@@ -164,11 +154,9 @@ result<host_settings> parse_resolved(std::string_view output, std::string_view h
     std::istringstream lines{std::string(output)};
     for (std::string line; std::getline(lines, line);) {
         const auto space = line.find(' ');
-        if (space == std::string::npos)
-            continue;
+        if (space == std::string::npos) continue;
         std::string key = line.substr(0, space);
-        for (auto &c : key)
-            c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+        for (auto &c : key) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
         const std::string value = line.substr(space + 1);
         if (key == "hostname") {
             s.hostname = value;
@@ -184,8 +172,7 @@ result<host_settings> parse_resolved(std::string_view output, std::string_view h
             identities.push_back(value);
         } else if (key == "userknownhostsfile") {
             if (value != "none")
-                for (auto &w : words(value))
-                    s.known_hosts_files.emplace_back(w);
+                for (auto &w : words(value)) s.known_hosts_files.emplace_back(w);
         } else if (key == "hostkeyalias") {
             s.host_key_alias = value;
         } else if (key == "stricthostkeychecking") {
@@ -198,26 +185,19 @@ result<host_settings> parse_resolved(std::string_view output, std::string_view h
         } else if (key == "identitiesonly") {
             s.identities_only = value == "yes" || value == "true";
         } else if (key == "proxyjump") {
-            if (value != "none")
-                s.proxy_jump = value;
+            if (value != "none") s.proxy_jump = value;
         } else if (key == "proxycommand") {
-            if (value != "none")
-                s.proxy_command = value;
+            if (value != "none") s.proxy_command = value;
         }
     }
-    if (s.hostname.empty())
-        s.hostname = s.host;
-    if (!explicit_user.empty())
-        s.user = std::string(explicit_user);
-    if (s.user.empty())
-        s.user = local.user;
+    if (s.hostname.empty()) s.hostname = s.host;
+    if (!explicit_user.empty()) s.user = std::string(explicit_user);
+    if (s.user.empty()) s.user = local.user;
     for (const auto &id : identities) {
         auto tilde = expand_tilde(id, local);
-        if (!tilde)
-            return error{error_kind::invalid, "IdentityFile " + id + ": " + tilde.err().message};
+        if (!tilde) return error{error_kind::invalid, "IdentityFile " + id + ": " + tilde.err().message};
         auto expanded = expand_tokens(*tilde, s, local);
-        if (!expanded)
-            return error{error_kind::invalid, "IdentityFile " + id + ": " + expanded.err().message};
+        if (!expanded) return error{error_kind::invalid, "IdentityFile " + id + ": " + expanded.err().message};
         s.identity_files.emplace_back(*expanded);
     }
     return s;
@@ -236,35 +216,27 @@ result<host_settings> resolver::resolve(const std::string &config, std::string_v
     const auto key = std::make_tuple(config, std::string(host), std::string(explicit_user));
     {
         const std::lock_guard lock(mutex_);
-        if (auto it = cache_.find(key); it != cache_.end())
-            return it->second;
+        if (auto it = cache_.find(key); it != cache_.end()) return it->second;
         ++runs_;
     }
     if (host.empty() || host.front() == '-')
         return error{error_kind::invalid, "ssh host name '" + std::string(host) + "' is not valid"};
     auto local = local_identity::current();
-    if (!local)
-        return local.err();
+    if (!local) return local.err();
     ports::command cmd;
     cmd.argv = {ssh_binary_, "-G"};
-    if (!config.empty())
-        cmd.argv.insert(cmd.argv.end(), {"-F", config});
-    if (!explicit_user.empty())
-        cmd.argv.insert(cmd.argv.end(), {"-l", std::string(explicit_user)});
+    if (!config.empty()) cmd.argv.insert(cmd.argv.end(), {"-F", config});
+    if (!explicit_user.empty()) cmd.argv.insert(cmd.argv.end(), {"-l", std::string(explicit_user)});
     cmd.argv.emplace_back("--");
     cmd.argv.emplace_back(host);
     ports::run_options opts;
     opts.stop = stop;
     auto r = local_.run("", cmd, opts);
-    if (!r)
-        return error{r.err().kind, "cannot run ssh -G for " + std::string(host) + ": " + r.err().message};
-    if (r->cancelled)
-        return error{error_kind::cancelled, "ssh -G for " + std::string(host) + ": cancelled"};
-    if (r->exit_code != 0)
-        return failure(config, host, *r);
+    if (!r) return error{r.err().kind, "cannot run ssh -G for " + std::string(host) + ": " + r.err().message};
+    if (r->cancelled) return error{error_kind::cancelled, "ssh -G for " + std::string(host) + ": cancelled"};
+    if (r->exit_code != 0) return failure(config, host, *r);
     auto parsed = parse_resolved(r->stdout_text, host, explicit_user, *local);
-    if (!parsed)
-        return parsed;
+    if (!parsed) return parsed;
     parsed->config_file = config;
     const std::lock_guard lock(mutex_);
     cache_.emplace(key, *parsed);

@@ -51,13 +51,13 @@ struct local_identity {
 
 // What the libssh2 side needs for one host.
 struct host_settings {
-    std::string host;         // the name as given (an alias, perhaps)
-    std::string hostname;     // where to connect (HostName, canonicalized)
+    std::string host;      // the name as given (an alias, perhaps)
+    std::string hostname;  // where to connect (HostName, canonicalized)
     std::uint16_t port = 22;
-    std::string user;         // the explicit user, else User, else the local user
-    std::vector<std::filesystem::path> identity_files;       // expanded, in order
-    std::vector<std::filesystem::path> known_hosts_files;    // UserKnownHostsFile; empty for `none`
-    std::string host_key_alias;                              // HostKeyAlias ("" when unset)
+    std::string user;                                      // the explicit user, else User, else the local user
+    std::vector<std::filesystem::path> identity_files;     // expanded, in order
+    std::vector<std::filesystem::path> known_hosts_files;  // UserKnownHostsFile; empty for `none`
+    std::string host_key_alias;                            // HostKeyAlias ("" when unset)
     host_key_policy host_key = host_key_policy::strict;
     bool identities_only = false;
     std::string proxy_jump;     // ProxyJump ("" when none): [user@]host[:port][,...]

@@ -47,8 +47,7 @@ public:
     host_link() = default;
     explicit host_link(const oneds_host_api *api) noexcept : api_(api) {}
 
-    void complete(std::uint64_t id, std::int32_t status, std::string_view info,
-                  std::string_view error) const noexcept {
+    void complete(std::uint64_t id, std::int32_t status, std::string_view info, std::string_view error) const noexcept {
         if (api_ == nullptr || api_->complete == nullptr) return;
         try {
             const std::string i(info), e(error);
@@ -63,8 +62,7 @@ public:
         try {
             const std::string t(text);
             api_->log(api_->host_data, id, level, t.c_str());
-        } catch (...) {
-        }
+        } catch (...) {}
     }
 
     // ABI 1.1: bytes to the action's stdout. ONEDS_ERR_UNSUPPORTED when the
@@ -122,8 +120,8 @@ inline request copy_request(const oneds_request &r) {
 // later calls return the same table, as plugin.h's entry promises.
 template <typename T>
 struct plugin_table {
-    static const oneds_plugin_api *get(std::uint32_t host_abi_major, const char *name,
-                                       const char *version, const char *const *actions) noexcept {
+    static const oneds_plugin_api *get(std::uint32_t host_abi_major, const char *name, const char *version,
+                                       const char *const *actions) noexcept {
         if (host_abi_major != ONEDS_ABI_MAJOR) return nullptr;
         return &table(name, version, actions);
     }
@@ -131,9 +129,16 @@ struct plugin_table {
 private:
     static const oneds_plugin_api &table(const char *name = nullptr, const char *version = nullptr,
                                          const char *const *actions = nullptr) noexcept {
-        static const oneds_plugin_api api = {
-            sizeof(oneds_plugin_api), ONEDS_ABI_MAJOR, ONEDS_ABI_MINOR, name, version, actions,
-            &create, &destroy, &submit, &cancel};
+        static const oneds_plugin_api api = {sizeof(oneds_plugin_api),
+                                             ONEDS_ABI_MAJOR,
+                                             ONEDS_ABI_MINOR,
+                                             name,
+                                             version,
+                                             actions,
+                                             &create,
+                                             &destroy,
+                                             &submit,
+                                             &cancel};
         return api;
     }
 
@@ -150,8 +155,8 @@ private:
         return false;
     }
 
-    static std::int32_t create(const oneds_host_api *host, const oneds_config *config,
-                               oneds_instance **out, char *errbuf, std::size_t errbuf_size) noexcept {
+    static std::int32_t create(const oneds_host_api *host, const oneds_config *config, oneds_instance **out,
+                               char *errbuf, std::size_t errbuf_size) noexcept {
         if (out == nullptr) return ONEDS_ERR_INVALID;
         *out = nullptr;
         if (host == nullptr || !ONEDS_HAS_MEMBER(oneds_host_api, host, log)) {
@@ -182,13 +187,12 @@ private:
     static void destroy(oneds_instance *i) noexcept {
         try {
             delete self(i);
-        } catch (...) {
-        }
+        } catch (...) {}
     }
 
     static std::int32_t submit(oneds_instance *i, const oneds_request *r) noexcept {
-        if (i == nullptr || r == nullptr || r->struct_size < offsetof(oneds_request, origin) ||
-            r->id == 0 || r->action == nullptr)
+        if (i == nullptr || r == nullptr || r->struct_size < offsetof(oneds_request, origin) || r->id == 0 ||
+            r->action == nullptr)
             return ONEDS_ERR_INVALID;
         if (!listed(r->action)) return ONEDS_ERR_UNSUPPORTED;
         try {

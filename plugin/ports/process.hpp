@@ -36,8 +36,8 @@ struct dir_expansion {
 };
 
 struct command {
-    std::vector<std::string> argv;               // argv[0] is looked up in PATH
-    std::map<std::string, std::string> env;      // set for this child only (may hold secrets locally)
+    std::vector<std::string> argv;           // argv[0] is looked up in PATH
+    std::map<std::string, std::string> env;  // set for this child only (may hold secrets locally)
     // Written to the child's stdin, which is then closed. May hold a secret (the
     // restic password for a remote restic): never logged, never on a command line.
     std::string stdin_data;
@@ -65,10 +65,10 @@ inline std::string check_expansion(const dir_expansion &e, std::size_t argc) {
 }
 
 struct command_result {
-    int exit_code = -1;          // exit status, or 128 + signal number
-    bool cancelled = false;      // the run was stopped through cancellation
-    std::string stdout_text;     // stdout lines not handed to on_stdout_line
-    std::string stderr_text;     // all of stderr
+    int exit_code = -1;                 // exit status, or 128 + signal number
+    bool cancelled = false;             // the run was stopped through cancellation
+    std::string stdout_text;            // stdout lines not handed to on_stdout_line
+    std::string stderr_text;            // all of stderr
     std::vector<std::string> expanded;  // with command::expand: the names inserted, in order
 };
 

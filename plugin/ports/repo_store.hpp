@@ -24,8 +24,8 @@ struct file_info {
 
 struct capacity_info {
     std::uint64_t total_bytes = 0;
-    std::uint64_t free_bytes = 0;   // available to an unprivileged user (f_bavail)
-    std::uint64_t used_bytes = 0;   // total - free blocks (f_blocks - f_bfree)
+    std::uint64_t free_bytes = 0;  // available to an unprivileged user (f_bavail)
+    std::uint64_t used_bytes = 0;  // total - free blocks (f_blocks - f_bfree)
 };
 
 // Every call takes the request's stop token: a stop ends a call that waits on
@@ -46,8 +46,8 @@ public:
 // Where the SFTP store connects. server may be an alias of the ssh config file.
 struct sftp_target {
     std::string server;
-    std::string user;          // empty: ssh config's User, else the running user
-    std::string ssh_config;    // empty: ~/.ssh/config if it exists
+    std::string user;        // empty: ssh config's User, else the running user
+    std::string ssh_config;  // empty: ~/.ssh/config if it exists
 };
 
 }  // namespace oneds::ports

@@ -10,27 +10,27 @@
 namespace oneds::ports {
 
 enum class error_kind {
-    not_found,       // the path / host / object does not exist
-    permission,      // authentication or authorisation refused
-    host_key,        // server host key unknown or changed
-    unreachable,     // cannot connect, connection lost, timeout
-    invalid,         // bad input (names the input)
-    unsupported,     // the backend cannot do this (e.g. statvfs on S3)
+    not_found,    // the path / host / object does not exist
+    permission,   // authentication or authorisation refused
+    host_key,     // server host key unknown or changed
+    unreachable,  // cannot connect, connection lost, timeout
+    invalid,      // bad input (names the input)
+    unsupported,  // the backend cannot do this (e.g. statvfs on S3)
     cancelled,
-    io,              // any other failure
+    io,  // any other failure
 };
 
 struct error {
     error_kind kind = error_kind::io;
-    std::string message;  // human-readable, no secrets
+    std::string message;    // human-readable, no secrets
     std::int32_t code = 0;  // the remote system's own code where it has one (oned's errcode)
 };
 
 template <typename T>
 class result {
 public:
-    result(T value) : v_(std::move(value)) {}          // NOLINT(google-explicit-constructor)
-    result(error e) : v_(std::move(e)) {}              // NOLINT(google-explicit-constructor)
+    result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+    result(error e) : v_(std::move(e)) {}      // NOLINT(google-explicit-constructor)
     bool has_value() const noexcept { return v_.index() == 0; }
     explicit operator bool() const noexcept { return has_value(); }
     T &value() & { return std::get<0>(v_); }

@@ -81,13 +81,19 @@ double go_duration_seconds(std::string_view text) {
         while (u < text.size() && !((text[u] >= '0' && text[u] <= '9') || text[u] == '.')) ++u;
         const auto unit = text.substr(0, u);
         text.remove_prefix(u);
-        if (unit == "h") v *= 3600;
-        else if (unit == "m") v *= 60;
-        else if (unit == "s") {}
-        else if (unit == "ms") v /= 1000;
-        else if (unit == "us" || unit == "\u00b5s") v /= 1e6;
-        else if (unit == "ns") v /= 1e9;
-        else return -1;
+        if (unit == "h")
+            v *= 3600;
+        else if (unit == "m")
+            v *= 60;
+        else if (unit == "s") {
+        } else if (unit == "ms")
+            v /= 1000;
+        else if (unit == "us" || unit == "\u00b5s")
+            v /= 1e6;
+        else if (unit == "ns")
+            v /= 1e9;
+        else
+            return -1;
         total += v;
         any = true;
     }
@@ -142,8 +148,10 @@ lock_inspector stale_lock_inspector(action_env &env, const datastore_attributes 
                 opts.kill_grace = env.settings.kill_grace;
                 auto r = env.runner.run(site.host, probe, opts);
                 if (r && !r->cancelled) {
-                    if (r->exit_code == 0 || r->stderr_text.find("not permitted") != std::string::npos) alive = true;
-                    else if (r->stderr_text.find("No such process") != std::string::npos) alive = false;
+                    if (r->exit_code == 0 || r->stderr_text.find("not permitted") != std::string::npos)
+                        alive = true;
+                    else if (r->stderr_text.find("No such process") != std::string::npos)
+                        alive = false;
                 }
             }
         }
@@ -163,15 +171,16 @@ lock_inspector stale_lock_inspector(action_env &env, const datastore_attributes 
         if (!alive) return {verdict::unknown, "could not check whether it runs on " + h.host};
         if (*alive) return {verdict::alive, "running on " + h.host};
         if (auto err = run_unlock(env, a, *place, stop); !err.empty())
-            return {verdict::unknown, "process " + h.pid + " is gone from " + h.host + ", but restic unlock failed: " + err};
+            return {verdict::unknown,
+                    "process " + h.pid + " is gone from " + h.host + ", but restic unlock failed: " + err};
         return {verdict::removed, "process " + h.pid + " is gone from " + h.host};
     };
 }
 
 restic_result run_restic(action_env &env, const datastore_attributes &a, const repo_site &site,
-                         std::vector<std::string> options, const std::string &subcommand,
-                         std::vector<std::string> args, const std::string &what,
-                         std::function<void(std::string_view)> on_stdout_line, std::optional<std::stop_token> stop) {
+                         std::vector<std::string> options, const std::string &subcommand, std::vector<std::string> args,
+                         const std::string &what, std::function<void(std::string_view)> on_stdout_line,
+                         std::optional<std::stop_token> stop) {
     restic_result out;
     restic_command run;
     run.site = site;
@@ -190,8 +199,9 @@ restic_result run_restic(action_env &env, const datastore_attributes &a, const r
     }
     if (!res) {
         // A command that cannot be composed names the attribute already.
-        out.error = res.err().kind == ports::error_kind::invalid ? res.err().message
-                                                                  : "Cannot run restic for " + what + ": " + res.err().message;
+        out.error = res.err().kind == ports::error_kind::invalid
+                        ? res.err().message
+                        : "Cannot run restic for " + what + ": " + res.err().message;
         return out;
     }
     out.cancelled = res->cancelled;
@@ -204,12 +214,13 @@ ports::result<std::vector<snapshot_info>> query_snapshots(action_env &env, const
                                                           const repo_site &site, const std::vector<std::string> &ids,
                                                           std::optional<std::stop_token> stop) {
     std::string text;
-    auto r = run_restic(env, a, site, {"--no-lock", "--json"}, "snapshots", ids, "snapshots of " + site.describe(),
-                        [&text](std::string_view line) {
-                            text += line;
-                            text += '\n';
-                        },
-                        std::move(stop));
+    auto r = run_restic(
+        env, a, site, {"--no-lock", "--json"}, "snapshots", ids, "snapshots of " + site.describe(),
+        [&text](std::string_view line) {
+            text += line;
+            text += '\n';
+        },
+        std::move(stop));
     if (r.cancelled) return ports::error{ports::error_kind::cancelled, "cancelled"};
     if (!r.ok()) {
         const bool missing = r.outcome && r.outcome->exit.kind == exit_kind::repo_missing;

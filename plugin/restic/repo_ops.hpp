@@ -74,9 +74,8 @@ struct restic_result {
 // unlock_stale() when it was cancelled. `what` names the operation in
 // messages. stop: the request's own when not given (here and below).
 restic_result run_restic(action_env &env, const datastore_attributes &a, const repo_site &site,
-                         std::vector<std::string> options, const std::string &subcommand,
-                         std::vector<std::string> args, const std::string &what,
-                         std::function<void(std::string_view)> on_stdout_line = {},
+                         std::vector<std::string> options, const std::string &subcommand, std::vector<std::string> args,
+                         const std::string &what, std::function<void(std::string_view)> on_stdout_line = {},
                          std::optional<std::stop_token> stop = std::nullopt);
 
 // `restic snapshots <ids> --no-lock --json`; ids that do not exist are absent

@@ -88,10 +88,8 @@ std::string ensure_repository(action_env &env, const datastore_attributes &a, co
         case exit_kind::success:
         case exit_kind::already_exists:  // another backup of this job created it meanwhile
             return {};
-        case exit_kind::interrupted:
-            return "cancelled";
-        default:
-            return "Cannot create restic repository " + url + ": " + res->exit.message;
+        case exit_kind::interrupted: return "cancelled";
+        default: return "Cannot create restic repository " + url + ": " + res->exit.message;
     }
 }
 

@@ -32,8 +32,8 @@ std::string make_control_dir(const plugin_settings &s) {
     if (!s.ssh_control_dir.empty()) {
         const std::string &dir = s.ssh_control_dir;
         if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
-            throw std::invalid_argument("[plugin.restic] ssh_control_dir " + dir + ": cannot create it: " +
-                                        std::strerror(errno));
+            throw std::invalid_argument("[plugin.restic] ssh_control_dir " + dir +
+                                        ": cannot create it: " + std::strerror(errno));
         struct stat st {};
         if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
             throw std::invalid_argument("[plugin.restic] ssh_control_dir " + dir + " is not a directory");
@@ -42,7 +42,7 @@ std::string make_control_dir(const plugin_settings &s) {
                                         " must belong to this user and be closed to others (chmod 700)");
         return dir;
     }
-    std::string templ = "/tmp/oneds-ssh-XXXXXX";  // short: socket paths are limited to 108 bytes
+    std::string templ = "/tmp/oneds-ssh-XXXXXX";        // short: socket paths are limited to 108 bytes
     if (::mkdtemp(templ.data()) == nullptr) return {};  // fall back to one connection per ssh
     return templ;
 }
@@ -87,8 +87,8 @@ plugin_instance::~plugin_instance() {
 
 ports::result<std::shared_ptr<ports::repo_store>> plugin_instance::store_for(const datastore_attributes &a) {
     if (a.backend == backend_kind::local) return std::shared_ptr<ports::repo_store>(local_store_);
-    auto store = adapters::sftp::sftp_store::create(ports::sftp_target{bare_host(a.sftp_server), a.sftp_user, settings_.ssh_config},
-                                                    sftp_pool_);
+    auto store = adapters::sftp::sftp_store::create(
+        ports::sftp_target{bare_host(a.sftp_server), a.sftp_user, settings_.ssh_config}, sftp_pool_);
     if (!store) return store.err();
     return std::shared_ptr<ports::repo_store>(std::move(store.value()));
 }

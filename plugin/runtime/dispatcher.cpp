@@ -7,11 +7,9 @@
 
 namespace oneds::runtime {
 
-request_context::request_context(sdk::request req, sdk::host_link host)
-    : req_(std::move(req)), host_(host) {}
+request_context::request_context(sdk::request req, sdk::host_link host) : req_(std::move(req)), host_(host) {}
 
-dispatcher::dispatcher(sdk::host_link host, std::size_t threads)
-    : host_(host), pool_(threads == 0 ? 1 : threads) {}
+dispatcher::dispatcher(sdk::host_link host, std::size_t threads) : host_(host), pool_(threads == 0 ? 1 : threads) {}
 
 dispatcher::~dispatcher() { shutdown(); }
 

@@ -59,8 +59,7 @@ static void sleep_ms(long ms) {
     struct timespec ts;
     ts.tv_sec = ms / 1000;
     ts.tv_nsec = (ms % 1000) * 1000000L;
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
 }
 
 /* How long a completion may take to arrive. Generous because sanitizer builds
@@ -104,8 +103,7 @@ static void copy_text(char *dst, const char *src) {
     dst[k_text_size - 1] = '\0';
 }
 
-static void on_complete(void *host_data, uint64_t request_id, int32_t status, const char *info,
-                        const char *error) {
+static void on_complete(void *host_data, uint64_t request_id, int32_t status, const char *info, const char *error) {
     recorder *r = host_data;
     pthread_mutex_lock(&r->mutex);
     if (t_inside_host_call) r->callback_inside_host_call = 1;
@@ -274,8 +272,7 @@ static void table_describes_the_plugin(host *h) {
     g_check = "table_describes_the_plugin";
     const oneds_plugin_api *api = h->api;
     /* Every member this host uses must be inside the plugin's struct_size. */
-    CHECK(ONEDS_HAS_MEMBER(oneds_plugin_api, api, cancel), "struct_size %u too small",
-          (unsigned)api->struct_size);
+    CHECK(ONEDS_HAS_MEMBER(oneds_plugin_api, api, cancel), "struct_size %u too small", (unsigned)api->struct_size);
     CHECK(api->abi_major == ONEDS_ABI_MAJOR, "abi_major %u, want %u", (unsigned)api->abi_major,
           (unsigned)ONEDS_ABI_MAJOR);
     CHECK(api->name != NULL && strcmp(api->name, h->name) == 0, "name '%s', want '%s'",
@@ -313,15 +310,13 @@ static void request_completes_exactly_once(host *h) {
             if (c.status != ONEDS_OK) fail("status %d, want ONEDS_OK (%s)", (int)c.status, c.error);
             if (strcmp(c.info, "echo a b c") != 0) fail("info '%s', want 'echo a b c'", c.info);
         } else {
-            if (c.status != ONEDS_ERR_UNSUPPORTED)
-                fail("status %d, want ONEDS_ERR_UNSUPPORTED", (int)c.status);
+            if (c.status != ONEDS_ERR_UNSUPPORTED) fail("status %d, want ONEDS_ERR_UNSUPPORTED", (int)c.status);
             if (strcmp(c.error, "cp: Operation not supported") != 0)
                 fail("error '%s', want 'cp: Operation not supported'", c.error);
         }
         sleep_ms(k_quiet_ms);
         if (completions_of(&h->rec, id) != 1)
-            fail("%zu completions after a quiet period, want exactly 1",
-                 completions_of(&h->rec, id));
+            fail("%zu completions after a quiet period, want exactly 1", completions_of(&h->rec, id));
     }
     h->api->destroy(inst);
 }
@@ -333,8 +328,7 @@ static void unlisted_action_is_refused_without_callback(host *h) {
     if (inst == NULL) return;
     const uint64_t id = 21;
     const int32_t rc = submit(h, inst, id, "no_such_action", 0, NULL);
-    if (rc != ONEDS_ERR_UNSUPPORTED)
-        fail("submit returned %d, want ONEDS_ERR_UNSUPPORTED", (int)rc);
+    if (rc != ONEDS_ERR_UNSUPPORTED) fail("submit returned %d, want ONEDS_ERR_UNSUPPORTED", (int)rc);
     sleep_ms(k_quiet_ms);
     if (completions_of(&h->rec, id) != 0) fail("a refused request got a completion");
     h->api->destroy(inst);
@@ -371,8 +365,7 @@ static void cancel_completes_a_sleep_once_as_cancelled(host *h) {
         if (n != 1) {
             fail("%zu completions after cancel, want 1", n);
         } else {
-            if (c.status != ONEDS_ERR_CANCELLED)
-                fail("status %d, want ONEDS_ERR_CANCELLED", (int)c.status);
+            if (c.status != ONEDS_ERR_CANCELLED) fail("status %d, want ONEDS_ERR_CANCELLED", (int)c.status);
             if (took > 2.0) fail("cancel took %.3f s to complete", took);
         }
         sleep_ms(k_quiet_ms);
@@ -406,9 +399,7 @@ static void log_lines_arrive_before_the_completion(host *h) {
         memcpy(last, h->rec.last_log, sizeof last);
         pthread_mutex_unlock(&h->rec.mutex);
         if (logs != 3) fail("%zu log lines, want 3", logs);
-        if (last_id != id)
-            fail("log carried id %llu, want %llu", (unsigned long long)last_id,
-                 (unsigned long long)id);
+        if (last_id != id) fail("log carried id %llu, want %llu", (unsigned long long)last_id, (unsigned long long)id);
         if (strcmp(last, "progress 3/3") != 0) fail("last log '%s', want 'progress 3/3'", last);
     }
     h->api->destroy(inst);
@@ -425,9 +416,7 @@ typedef struct submitter {
 static void *submit_many(void *arg) {
     submitter *s = arg;
     for (int i = 0; i < s->count; ++i)
-        if (submit(s->h, s->inst, s->first_id + (uint64_t)i, basic_action(s->h), 0, NULL) !=
-            ONEDS_OK)
-            ++s->refused;
+        if (submit(s->h, s->inst, s->first_id + (uint64_t)i, basic_action(s->h), 0, NULL) != ONEDS_OK) ++s->refused;
     return NULL;
 }
 
@@ -469,8 +458,8 @@ static void destroy_completes_in_flight_work_before_returning(host *h) {
     const uint64_t id = 61;
     /* The test plugin can hold work for 10 s; the restic plugin has no long
      * action yet, so its request is merely queued when destroy() runs. */
-    const int32_t rc = h->is_testdrv ? submit(h, inst, id, "sleep", 1, args)
-                                     : submit(h, inst, id, basic_action(h), 0, NULL);
+    const int32_t rc =
+        h->is_testdrv ? submit(h, inst, id, "sleep", 1, args) : submit(h, inst, id, basic_action(h), 0, NULL);
     if (rc != ONEDS_OK) fail("submit returned %d", (int)rc);
     if (h->is_testdrv) sleep_ms(50);
     const double start = now_seconds();

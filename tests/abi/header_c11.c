@@ -66,8 +66,8 @@ _Static_assert(offsetof(oneds_plugin_api, cancel) == 64, "ABI 1.0 layout changed
  * so that neither the compiler nor -Wunused removes or flags it. */
 int oneds_abi_c11_table_usable(const oneds_plugin_api *api);
 int oneds_abi_c11_table_usable(const oneds_plugin_api *api) {
-    return api != NULL && api->abi_major == ONEDS_ABI_MAJOR &&
-           ONEDS_HAS_MEMBER(oneds_plugin_api, api, cancel) && api->cancel != NULL;
+    return api != NULL && api->abi_major == ONEDS_ABI_MAJOR && ONEDS_HAS_MEMBER(oneds_plugin_api, api, cancel) &&
+           api->cancel != NULL;
 }
 
 int oneds_abi_c11_host_usable(const oneds_host_api *host);

@@ -7,6 +7,5 @@ static_assert(sizeof(oneds_plugin_entry_fn) == sizeof(void (*)()));
 
 bool oneds_abi_cxx20_table_usable(const oneds_plugin_api *api);
 bool oneds_abi_cxx20_table_usable(const oneds_plugin_api *api) {
-    return api != nullptr && api->abi_major == ONEDS_ABI_MAJOR &&
-           ONEDS_HAS_MEMBER(oneds_plugin_api, api, cancel);
+    return api != nullptr && api->abi_major == ONEDS_ABI_MAJOR && ONEDS_HAS_MEMBER(oneds_plugin_api, api, cancel);
 }

@@ -50,9 +50,12 @@ public:
         out.exit_code = s.exit_code;
         out.cancelled = s.cancelled || opts.stop.stop_requested();
         for (const auto &line : s.stdout_lines) {
-            if (opts.on_stdout_data) opts.on_stdout_data(line + "\n");
-            else if (opts.on_stdout_line) opts.on_stdout_line(line);
-            else out.stdout_text += line + "\n";
+            if (opts.on_stdout_data)
+                opts.on_stdout_data(line + "\n");
+            else if (opts.on_stdout_line)
+                opts.on_stdout_line(line);
+            else
+                out.stdout_text += line + "\n";
         }
         for (const auto &line : s.stderr_lines) {
             out.stderr_text += line + "\n";

@@ -301,9 +301,9 @@ BOOST_DATA_TEST_CASE_F(action_fixture, signal_while_reading_stdin_cancels_before
     last = p.wait(20s);
     BOOST_TEST(!last.killed);
     BOOST_TEST(last.exit_code == 255);
-    BOOST_TEST(last.err.find("sleep: cancelled (signal " + std::to_string(sig) + ") before it started") !=
-                   std::string::npos,
-               last.err);
+    BOOST_TEST(
+        last.err.find("sleep: cancelled (signal " + std::to_string(sig) + ") before it started") != std::string::npos,
+        last.err);
     BOOST_TEST(last.out == "");
     BOOST_TEST(std::chrono::duration<double>(std::chrono::steady_clock::now() - sent).count() < 3.0);
 }

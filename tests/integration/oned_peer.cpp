@@ -107,20 +107,11 @@ std::string xml_escape(std::string_view text) {
     std::string out;
     for (char c : text) {
         switch (c) {
-            case '<':
-                out += "&lt;";
-                break;
-            case '>':
-                out += "&gt;";
-                break;
-            case '&':
-                out += "&amp;";
-                break;
-            case '"':
-                out += "&quot;";
-                break;
-            default:
-                out += c;
+            case '<': out += "&lt;"; break;
+            case '>': out += "&gt;"; break;
+            case '&': out += "&amp;"; break;
+            case '"': out += "&quot;"; break;
+            default: out += c;
         }
     }
     return out;
@@ -253,8 +244,7 @@ oned_peer::oned_peer(peer_options options) {
 oned_peer::~oned_peer() {
     try {
         finalize();
-    } catch (...) {
-    }
+    } catch (...) {}
     stop_reader();
     close_fd(from_driver_);
     close_fd(stop_pipe_[0]);

@@ -67,7 +67,8 @@ BOOST_AUTO_TEST_CASE(user_info_self_and_pool) {
     auto pool = xml_of(api->call("one.userpool.info", {}, std::stop_token{}));
     BOOST_TEST(pool.select_nodes("/USER_POOL/USER").size() == 2U);
     BOOST_TEST(text(pool, ("/USER_POOL/USER[ID=" + std::to_string(uid) + "]/NAME").c_str()) == "alice");
-    require_error(api->call("one.user.info", params{77}, std::stop_token{}), error_kind::not_found, 0x400, "Error getting user [77]");
+    require_error(api->call("one.user.info", params{77}, std::stop_token{}), error_kind::not_found, 0x400,
+                  "Error getting user [77]");
 }
 
 BOOST_AUTO_TEST_CASE(datastore_info_has_capacity_and_template) {
@@ -87,8 +88,8 @@ BOOST_AUTO_TEST_CASE(datastore_info_has_capacity_and_template) {
 BOOST_AUTO_TEST_CASE(datastore_update_merges_or_replaces) {
     BOOST_TEST(body_as<std::int32_t>(api->call(
                    "one.datastore.update",
-                   params{backup_ds, std::string("RESTIC_STATUS=\"OK\"\nRESTIC_LAST_CHECK=\"1767225600\""), 1}, std::stop_token{})) ==
-               backup_ds);
+                   params{backup_ds, std::string("RESTIC_STATUS=\"OK\"\nRESTIC_LAST_CHECK=\"1767225600\""), 1},
+                   std::stop_token{})) == backup_ds);
     auto ds = oned.datastore(backup_ds);
     BOOST_REQUIRE(ds);
     BOOST_TEST(ds->attributes.get("RESTIC_STATUS").value_or("") == "OK");
@@ -96,16 +97,17 @@ BOOST_AUTO_TEST_CASE(datastore_update_merges_or_replaces) {
     auto info = xml_of(api->call("one.datastore.info", params{backup_ds}, std::stop_token{}));
     BOOST_TEST(text(info, "/DATASTORE/TEMPLATE/RESTIC_LAST_CHECK") == "1767225600");
 
-    BOOST_TEST(body_as<std::int32_t>(
-                   api->call("one.datastore.update", params{image_ds, std::string("ONLY=\"this\""), 0}, std::stop_token{})) == image_ds);
+    BOOST_TEST(body_as<std::int32_t>(api->call("one.datastore.update",
+                                               params{image_ds, std::string("ONLY=\"this\""), 0}, std::stop_token{})) ==
+               image_ds);
     ds = oned.datastore(image_ds);
     BOOST_TEST(!ds->attributes.get("DS_MAD").has_value());
     BOOST_TEST(ds->attributes.get("ONLY").value_or("") == "this");
 
-    require_error(api->call("one.datastore.update", params{backup_ds, std::string("A=\"1\""), 7}, std::stop_token{}), error_kind::io,
-                  0x1000, "Wrong update type");
-    require_error(api->call("one.datastore.update", params{999, std::string("A=\"1\""), 1}, std::stop_token{}), error_kind::not_found,
-                  0x400, "Error getting datastore [999]");
+    require_error(api->call("one.datastore.update", params{backup_ds, std::string("A=\"1\""), 7}, std::stop_token{}),
+                  error_kind::io, 0x1000, "Wrong update type");
+    require_error(api->call("one.datastore.update", params{999, std::string("A=\"1\""), 1}, std::stop_token{}),
+                  error_kind::not_found, 0x400, "Error getting datastore [999]");
 }
 
 BOOST_AUTO_TEST_CASE(datastorepool_lists_every_datastore) {
@@ -114,7 +116,8 @@ BOOST_AUTO_TEST_CASE(datastorepool_lists_every_datastore) {
 }
 
 BOOST_AUTO_TEST_CASE(image_allocate_info_chown_and_pool) {
-    const int id = body_as<std::int32_t>(api->call("one.image.allocate", params{image_tmpl, image_ds, false}, std::stop_token{}));
+    const int id =
+        body_as<std::int32_t>(api->call("one.image.allocate", params{image_tmpl, image_ds, false}, std::stop_token{}));
     auto img = oned.image(id);
     BOOST_REQUIRE(img);
     BOOST_TEST(img->name == "42-7-disk-0");
@@ -141,8 +144,9 @@ BOOST_AUTO_TEST_CASE(image_allocate_info_chown_and_pool) {
     require_error(api->call("one.image.chown", params{id, 999, -1}, std::stop_token{}), error_kind::not_found, 0x400,
                   "Error getting user [999]");
 
-    const int second = body_as<std::int32_t>(api->call(
-        "one.image.allocate", params{std::string("NAME=second\nTYPE=DATABLOCK\nSIZE=10"), image_ds, false}, std::stop_token{}));
+    const int second = body_as<std::int32_t>(
+        api->call("one.image.allocate", params{std::string("NAME=second\nTYPE=DATABLOCK\nSIZE=10"), image_ds, false},
+                  std::stop_token{}));
     auto all = xml_of(api->call("one.imagepool.info", params{-2, -1, -1}, std::stop_token{}));
     BOOST_TEST(all.select_nodes("/IMAGE_POOL/IMAGE").size() == 2U);
     auto mine = xml_of(api->call("one.imagepool.info", params{-3, -1, -1}, std::stop_token{}));
@@ -155,20 +159,23 @@ BOOST_AUTO_TEST_CASE(image_allocate_info_chown_and_pool) {
 }
 
 BOOST_AUTO_TEST_CASE(image_allocate_errors) {
-    require_error(api->call("one.image.allocate", params{image_tmpl, 404, false}, std::stop_token{}), error_kind::not_found, 0x400,
-                  "[one.image.allocate] Error getting datastore [404].");
-    require_error(api->call("one.image.allocate", params{image_tmpl, system_ds, false}, std::stop_token{}), error_kind::io, 0x4000,
-                  "system datastore");
-    require_error(api->call("one.image.allocate", params{std::string("TYPE=OS"), image_ds, false}, std::stop_token{}), error_kind::io,
-                  0x4000, "No NAME");
-    require_error(api->call("one.image.allocate", params{std::string("NAME=\"x"), image_ds, false}, std::stop_token{}), error_kind::io,
-                  0x2000, "Parse error");
-    require_error(api->call("one.image.allocate", params{std::string("NAME=big\nSIZE=5000"), image_ds, false}, std::stop_token{}),
-                  error_kind::io, 0x4000, "Not enough space");
+    require_error(api->call("one.image.allocate", params{image_tmpl, 404, false}, std::stop_token{}),
+                  error_kind::not_found, 0x400, "[one.image.allocate] Error getting datastore [404].");
+    require_error(api->call("one.image.allocate", params{image_tmpl, system_ds, false}, std::stop_token{}),
+                  error_kind::io, 0x4000, "system datastore");
+    require_error(api->call("one.image.allocate", params{std::string("TYPE=OS"), image_ds, false}, std::stop_token{}),
+                  error_kind::io, 0x4000, "No NAME");
+    require_error(api->call("one.image.allocate", params{std::string("NAME=\"x"), image_ds, false}, std::stop_token{}),
+                  error_kind::io, 0x2000, "Parse error");
+    require_error(
+        api->call("one.image.allocate", params{std::string("NAME=big\nSIZE=5000"), image_ds, false}, std::stop_token{}),
+        error_kind::io, 0x4000, "Not enough space");
     // The capacity check can be skipped, as restores of unknown size do.
-    BOOST_TEST(api->call("one.image.allocate", params{std::string("NAME=big\nSIZE=5000"), image_ds, true}, std::stop_token{}).has_value());
-    require_error(api->call("one.image.allocate", params{std::string("NAME=big"), image_ds, true}, std::stop_token{}), error_kind::io,
-                  0x4000, "NAME is already taken");
+    BOOST_TEST(
+        api->call("one.image.allocate", params{std::string("NAME=big\nSIZE=5000"), image_ds, true}, std::stop_token{})
+            .has_value());
+    require_error(api->call("one.image.allocate", params{std::string("NAME=big"), image_ds, true}, std::stop_token{}),
+                  error_kind::io, 0x4000, "NAME is already taken");
     require_error(api->call("one.image.info", params{321}, std::stop_token{}), error_kind::not_found, 0x400,
                   "[one.image.info] Error getting image [321].");
 }
@@ -201,13 +208,14 @@ TPM_STATE="YWJj")";
                   "Error getting template [99]");
     require_error(api->call("one.template.chown", params{99, 0, 0}, std::stop_token{}), error_kind::not_found, 0x400,
                   "Error getting template [99]");
-    require_error(api->call("one.template.allocate", params{std::string("CPU=1")}, std::stop_token{}), error_kind::io, 0x4000,
-                  "No NAME");
+    require_error(api->call("one.template.allocate", params{std::string("CPU=1")}, std::stop_token{}), error_kind::io,
+                  0x4000, "No NAME");
 }
 
 BOOST_AUTO_TEST_CASE(vm_info_returns_what_the_test_set) {
     oned.set_vm(42, "<VM><ID>42</ID><NAME>web</NAME></VM>");
-    BOOST_TEST(body_as<std::string>(api->call("one.vm.info", params{42}, std::stop_token{})) == "<VM><ID>42</ID><NAME>web</NAME></VM>");
+    BOOST_TEST(body_as<std::string>(api->call("one.vm.info", params{42}, std::stop_token{})) ==
+               "<VM><ID>42</ID><NAME>web</NAME></VM>");
     require_error(api->call("one.vm.info", params{43}, std::stop_token{}), error_kind::not_found, 0x400,
                   "Error getting virtual machine [43]");
 }
@@ -242,24 +250,28 @@ BOOST_AUTO_TEST_CASE(bad_password_is_permission_with_oned_code_and_no_secret) {
     require_error(r, error_kind::permission, 0x100, "User couldn't be authenticated, aborting call.");
     BOOST_TEST(r.err().message.find("wrong-password-xyz") == std::string::npos);
     // Every call is authenticated, pool calls included.
-    require_error(wrong->call("one.imagepool.info", params{-2, -1, -1}, std::stop_token{}), error_kind::permission, 0x100,
-                  "authenticated");
+    require_error(wrong->call("one.imagepool.info", params{-2, -1, -1}, std::stop_token{}), error_kind::permission,
+                  0x100, "authenticated");
 }
 
 BOOST_AUTO_TEST_CASE(plain_users_own_what_they_allocate_and_see_only_that) {
     oned.add_user("dave", "dave-password");
     auto dave = make_client(options_for(oned, "dave:dave-password"));
-    const int mine = body_as<std::int32_t>(dave->call("one.image.allocate", params{image_tmpl, image_ds, false}, std::stop_token{}));
+    const int mine =
+        body_as<std::int32_t>(dave->call("one.image.allocate", params{image_tmpl, image_ds, false}, std::stop_token{}));
     BOOST_TEST(oned.image(mine)->uid != 0);
-    const int theirs = body_as<std::int32_t>(api->call("one.image.allocate", params{image_tmpl, image_ds, false}, std::stop_token{}));
+    const int theirs =
+        body_as<std::int32_t>(api->call("one.image.allocate", params{image_tmpl, image_ds, false}, std::stop_token{}));
 
     BOOST_TEST(dave->call("one.image.info", params{mine}, std::stop_token{}).has_value());
-    require_error(dave->call("one.image.info", params{theirs}, std::stop_token{}), error_kind::permission, 0x200, "Not authorized");
+    require_error(dave->call("one.image.info", params{theirs}, std::stop_token{}), error_kind::permission, 0x200,
+                  "Not authorized");
     require_error(dave->call("one.image.chown", params{mine, 0, 0}, std::stop_token{}), error_kind::permission, 0x200,
                   "Not authorized");
     require_error(dave->call("one.datastore.update", params{backup_ds, std::string("A=1"), 1}, std::stop_token{}),
                   error_kind::permission, 0x200, "Not authorized");
-    require_error(dave->call("one.user.info", params{0}, std::stop_token{}), error_kind::permission, 0x200, "Not authorized");
+    require_error(dave->call("one.user.info", params{0}, std::stop_token{}), error_kind::permission, 0x200,
+                  "Not authorized");
     auto pool = xml_of(dave->call("one.imagepool.info", params{-2, -1, -1}, std::stop_token{}));
     BOOST_TEST(pool.select_nodes("/IMAGE_POOL/IMAGE").size() == 1U);
     // Datastores are usable by everyone.
@@ -276,7 +288,8 @@ BOOST_AUTO_TEST_CASE(oned_refusing_halfway_through_image_allocations) {
     for (int i = 0; i < 2; ++i)
         ids.push_back(body_as<std::int32_t>(api->call(
             "one.image.allocate", params{"NAME=\"d" + std::to_string(i) + "\"", image_ds, false}, std::stop_token{})));
-    auto third = api->call("one.image.allocate", params{std::string("NAME=\"d2\""), image_ds, false}, std::stop_token{});
+    auto third =
+        api->call("one.image.allocate", params{std::string("NAME=\"d2\""), image_ds, false}, std::stop_token{});
     require_error(third, error_kind::io, 0x4000, "one.image.allocate: [one.image.allocate] Not enough free space");
     BOOST_TEST(third.err().message == "one.image.allocate: [one.image.allocate] Not enough free space (code 16384)");
     BOOST_TEST(oned.images().size() == 2U);
@@ -286,15 +299,16 @@ BOOST_AUTO_TEST_CASE(oned_refusing_halfway_through_image_allocations) {
 BOOST_AUTO_TEST_CASE(oned_refusing_the_template_after_the_images) {
     oned.refuse_template_allocation_from(1);
     BOOST_TEST(api->call("one.image.allocate", params{image_tmpl, image_ds, false}, std::stop_token{}).has_value());
-    require_error(api->call("one.template.allocate", params{std::string("NAME=t")}, std::stop_token{}), error_kind::io, 0x4000,
-                  "Not enough free space");
+    require_error(api->call("one.template.allocate", params{std::string("NAME=t")}, std::stop_token{}), error_kind::io,
+                  0x4000, "Not enough free space");
     BOOST_TEST(oned.vm_templates().empty());
 }
 
 BOOST_AUTO_TEST_CASE(one_shot_failure_with_any_code) {
     oned.fail_call("one.datastore.info", 2, "[one.datastore.info] oned cluster in election mode", 0x2000, true);
     BOOST_TEST(api->call("one.datastore.info", params{backup_ds}, std::stop_token{}).has_value());
-    require_error(api->call("one.datastore.info", params{backup_ds}, std::stop_token{}), error_kind::io, 0x2000, "election mode");
+    require_error(api->call("one.datastore.info", params{backup_ds}, std::stop_token{}), error_kind::io, 0x2000,
+                  "election mode");
     BOOST_TEST(api->call("one.datastore.info", params{backup_ds}, std::stop_token{}).has_value());
 }
 

@@ -46,8 +46,7 @@ xmlrpc_c::value success(const xmlrpc_c::value &body) {
 
 xmlrpc_c::value failure(const std::string &message, std::int32_t code, int object_id = -1) {
     return xmlrpc_c::value_array({xmlrpc_c::value_boolean(false), xmlrpc_c::value_string(message),
-                                  xmlrpc_c::value_int(code), xmlrpc_c::value_int(object_id),
-                                  xmlrpc_c::value_i8(0)});
+                                  xmlrpc_c::value_int(code), xmlrpc_c::value_int(object_id), xmlrpc_c::value_i8(0)});
 }
 
 // A failure in oned's words: the method in brackets, then the text.
@@ -59,12 +58,12 @@ struct one_failure {
 
 std::string render(const xmlrpc_c::value &v) {
     switch (v.type()) {
-    case xmlrpc_c::value::TYPE_INT: return std::to_string(static_cast<int>(xmlrpc_c::value_int(v)));
-    case xmlrpc_c::value::TYPE_I8: return std::to_string(static_cast<long long>(xmlrpc_c::value_i8(v)));
-    case xmlrpc_c::value::TYPE_BOOLEAN: return static_cast<bool>(xmlrpc_c::value_boolean(v)) ? "true" : "false";
-    case xmlrpc_c::value::TYPE_STRING: return xmlrpc_c::value_string(v);
-    case xmlrpc_c::value::TYPE_DOUBLE: return std::to_string(static_cast<double>(xmlrpc_c::value_double(v)));
-    default: return "<xmlrpc type " + std::to_string(static_cast<int>(v.type())) + ">";
+        case xmlrpc_c::value::TYPE_INT: return std::to_string(static_cast<int>(xmlrpc_c::value_int(v)));
+        case xmlrpc_c::value::TYPE_I8: return std::to_string(static_cast<long long>(xmlrpc_c::value_i8(v)));
+        case xmlrpc_c::value::TYPE_BOOLEAN: return static_cast<bool>(xmlrpc_c::value_boolean(v)) ? "true" : "false";
+        case xmlrpc_c::value::TYPE_STRING: return xmlrpc_c::value_string(v);
+        case xmlrpc_c::value::TYPE_DOUBLE: return std::to_string(static_cast<double>(xmlrpc_c::value_double(v)));
+        default: return "<xmlrpc type " + std::to_string(static_cast<int>(v.type())) + ">";
     }
 }
 
@@ -77,9 +76,7 @@ std::string to_xml(const pugi::xml_document &doc) {
 void add(pugi::xml_node parent, const char *name, const std::string &text) {
     parent.append_child(name).text().set(text.c_str());
 }
-void add(pugi::xml_node parent, const char *name, long long value) {
-    parent.append_child(name).text().set(value);
-}
+void add(pugi::xml_node parent, const char *name, long long value) { parent.append_child(name).text().set(value); }
 
 // OWNER_U .. OTHER_A from a 9-character "110100000".
 void add_permissions(pugi::xml_node parent, const char *bits) {
@@ -143,14 +140,13 @@ struct fake_oned::impl {
 
     // Every method name goes to dispatch(), so unknown ones are recorded too.
     class dispatching_method final : public xmlrpc_c::defaultMethod {
-      public:
+    public:
         explicit dispatching_method(impl *owner) : owner_(owner) {}
-        void execute(const std::string &method, const xmlrpc_c::paramList &params,
-                     xmlrpc_c::value *result) override {
+        void execute(const std::string &method, const xmlrpc_c::paramList &params, xmlrpc_c::value *result) override {
             owner_->dispatch(method, params, result);
         }
 
-      private:
+    private:
         impl *owner_;
     };
 
@@ -409,8 +405,10 @@ struct fake_oned::impl {
         if (!is_admin(who)) deny(who, "MANAGE DATASTORE", id);
         if (type != 0 && type != 1) throw one_failure{"Wrong update type", e_rpc_api, id};
         auto incoming = parse_or_throw(text, "Cannot update template. ");
-        if (type == 0) ds.attributes = std::move(incoming);
-        else ds.attributes.merge(incoming);
+        if (type == 0)
+            ds.attributes = std::move(incoming);
+        else
+            ds.attributes.merge(incoming);
         return success(xmlrpc_c::value_int(id));
     }
 
@@ -502,11 +500,11 @@ struct fake_oned::impl {
         for (const auto &[id, img] : images) {
             bool wanted = false;
             switch (filter) {
-            case -4: wanted = img.gid == who.gid; break;
-            case -3: wanted = img.uid == who.id; break;
-            case -2: wanted = true; break;
-            case -1: wanted = img.uid == who.id || img.gid == who.gid; break;
-            default: wanted = filter >= 0 && img.uid == filter;
+                case -4: wanted = img.gid == who.gid; break;
+                case -3: wanted = img.uid == who.id; break;
+                case -2: wanted = true; break;
+                case -1: wanted = img.uid == who.id || img.gid == who.gid; break;
+                default: wanted = filter >= 0 && img.uid == filter;
             }
             if (!is_admin(who) && img.uid != who.id) wanted = false;
             if (start >= 0 && id < start) wanted = false;
@@ -684,8 +682,7 @@ void fake_oned::start() {
     // handed to runConn(). serverOwnsSignals(false): Abyss would otherwise
     // install a SIGCHLD handler that reaps every child of the test process.
     impl_->server = std::make_unique<xmlrpc_c::serverAbyss>(
-        xmlrpc_c::serverAbyss::constrOpt().registryP(&impl_->registry).serverOwnsSignals(false).expectSigchld(
-            false));
+        xmlrpc_c::serverAbyss::constrOpt().registryP(&impl_->registry).serverOwnsSignals(false).expectSigchld(false));
     impl_->acceptor = std::thread([impl = impl_.get()] {
         // Connection threads inherit this mask: see the header.
         sigset_t all;
@@ -729,7 +726,8 @@ int fake_oned::add_group(const std::string &name) {
 
 int fake_oned::add_user(const std::string &name, const std::string &password, int gid) {
     std::lock_guard lock(impl_->m);
-    if (!impl_->groups.contains(gid)) throw std::invalid_argument("fake_oned::add_user: no group " + std::to_string(gid));
+    if (!impl_->groups.contains(gid))
+        throw std::invalid_argument("fake_oned::add_user: no group " + std::to_string(gid));
     const int uid = impl_->next_uid++;
     impl_->users[uid] = {uid, name, password, gid};
     return uid;
@@ -785,8 +783,7 @@ std::vector<vm_template_record> fake_oned::vm_templates() const {
     return out;
 }
 
-void fake_oned::fail_call(const std::string &method, int nth, std::string message, std::int32_t code,
-                          bool only_once) {
+void fake_oned::fail_call(const std::string &method, int nth, std::string message, std::int32_t code, bool only_once) {
     std::lock_guard lock(impl_->m);
     impl_->knobs[method].push_back({nth, std::move(message), code, only_once});
 }

@@ -88,8 +88,8 @@ struct image_record {
     int uid = 0;
     int gid = 0;
     int datastore_id = 0;
-    one_template attributes;          // the allocate template without NAME
-    std::string allocate_template;    // as received
+    one_template attributes;        // the allocate template without NAME
+    std::string allocate_template;  // as received
     bool skip_capacity_check = false;
     long long regtime = 0;
 };
@@ -99,8 +99,8 @@ struct vm_template_record {
     std::string name;
     int uid = 0;
     int gid = 0;
-    one_template attributes;     // without NAME
-    std::string body;            // as received
+    one_template attributes;  // without NAME
+    std::string body;         // as received
     long long regtime = 0;
 };
 
@@ -113,7 +113,7 @@ struct recorded_call {
 };
 
 class fake_oned {
-  public:
+public:
     struct options {
         std::string oneadmin_password = "oneadmin-fake-secret";
         std::string version = "6.10.0";
@@ -135,7 +135,7 @@ class fake_oned {
     std::string oneadmin_session() const;
 
     // --- state set-up (any time, from any thread) ---
-    int add_group(const std::string &name);                                    // -> gid
+    int add_group(const std::string &name);                                           // -> gid
     int add_user(const std::string &name, const std::string &password, int gid = 1);  // -> uid
     // id < 0 picks the next free id (from 100, as oned's first user datastore).
     int add_datastore(datastore_record ds);
@@ -151,8 +151,7 @@ class fake_oned {
     // --- knobs ---
     // From the n-th authenticated call of `method` on (1-based), reply
     // [false, message, code]; with only_once, just the n-th.
-    void fail_call(const std::string &method, int nth, std::string message, std::int32_t code,
-                   bool only_once = false);
+    void fail_call(const std::string &method, int nth, std::string message, std::int32_t code, bool only_once = false);
     // oned refusing halfway: from the n-th image (template) allocation on,
     // [false, "[one.image.allocate] Not enough free space", 0x4000].
     void refuse_image_allocation_from(int nth);
@@ -166,7 +165,7 @@ class fake_oned {
     std::vector<recorded_call> calls() const;
     void clear_calls();
 
-  private:
+private:
     struct impl;
     std::unique_ptr<impl> impl_;
 };

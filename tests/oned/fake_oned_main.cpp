@@ -48,8 +48,8 @@ void write_auth_file(const std::string &path, const std::string &session) {
 int main(int argc, char **argv) {
     try {
         po::options_description desc("fake_oned: a stand-in for oned's XML-RPC API, for tests");
-        desc.add_options()("help", "this text")                                         //
-            ("oneadmin-password", po::value<std::string>(), "oneadmin's password")      //
+        desc.add_options()("help", "this text")                                             //
+            ("oneadmin-password", po::value<std::string>(), "oneadmin's password")          //
             ("user", po::value<std::vector<std::string>>(), "NAME:PASSWORD (group users)")  //
             ("datastore", po::value<std::vector<std::string>>(), "ID:NAME:TYPE[:DS_MAD]")   //
             ("auth-file", po::value<std::string>(), "write oneadmin's session to this file");

@@ -41,10 +41,9 @@ BOOST_AUTO_TEST_CASE(program_serves_the_factory_built_adapter_and_stops_on_sigte
     const fs::path dir = tmpl;
     const auto auth = dir / "one_auth";
 
-    std::vector<std::string> args = {FAKE_ONED_PATH, "--oneadmin-password", "prog-secret",
-                                     "--datastore", "100:backups:BACKUP_DS:restic",
-                                     "--user", "alice:alice-pw",
-                                     "--auth-file", auth.string()};
+    std::vector<std::string> args = {
+        FAKE_ONED_PATH, "--oneadmin-password", "prog-secret", "--datastore", "100:backups:BACKUP_DS:restic",
+        "--user",       "alice:alice-pw",      "--auth-file", auth.string()};
     std::vector<char *> argv;
     for (auto &a : args) argv.push_back(a.data());
     argv.push_back(nullptr);

@@ -25,7 +25,7 @@ std::string trim(std::string_view s) {
 }
 
 class text_parser {
-  public:
+public:
     explicit text_parser(std::string_view text) : s_(text) {}
 
     one_template parse() {
@@ -52,7 +52,7 @@ class text_parser {
         return t;
     }
 
-  private:
+private:
     bool at_end() const { return pos_ >= s_.size(); }
     char peek() const { return at_end() ? '\0' : s_[pos_]; }
 
@@ -118,8 +118,10 @@ class text_parser {
             std::string value = peek() == '"' ? quoted() : bare(",]\n");
             pairs.emplace_back(std::move(key), std::move(value));
             skip_space();
-            if (peek() == ',') ++pos_;
-            else if (peek() != ']') fail("expected ',' or ']' in vector attribute");
+            if (peek() == ',')
+                ++pos_;
+            else if (peek() != ']')
+                fail("expected ',' or ']' in vector attribute");
         }
     }
 
@@ -132,8 +134,9 @@ one_template parse_xml(std::string_view text) {
     // No entity expansion beyond XML's own, no DOCTYPE processing: pugixml's
     // defaults.
     auto r = doc.load_buffer(text.data(), text.size(), pugi::parse_default);
-    if (!r) throw template_error(std::string("XML template: ") + r.description() + " at offset " +
-                                 std::to_string(r.offset));
+    if (!r)
+        throw template_error(std::string("XML template: ") + r.description() + " at offset " +
+                             std::to_string(r.offset));
     auto root = doc.document_element();
     one_template t;
     for (auto child : root.children()) {

@@ -35,8 +35,8 @@ struct template_error : std::runtime_error {
 
 struct template_attribute {
     std::string name;
-    std::string value;                                        // single attributes
-    std::vector<std::pair<std::string, std::string>> pairs;   // vector attributes
+    std::string value;                                       // single attributes
+    std::vector<std::pair<std::string, std::string>> pairs;  // vector attributes
     bool vector = false;
 
     // The value of a pair of a vector attribute.
@@ -44,7 +44,7 @@ struct template_attribute {
 };
 
 class one_template {
-  public:
+public:
     std::vector<template_attribute> attributes;
 
     // The first single attribute named `name` (upper case).

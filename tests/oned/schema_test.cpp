@@ -94,8 +94,8 @@ BOOST_FIXTURE_TEST_SUITE(schemas, oned_fixture)
 
 BOOST_AUTO_TEST_CASE(datastore_reply_validates) {
     if (!have_tools()) return;
-    BOOST_TEST(api->call("one.image.allocate",
-                         std::vector<rpc_value>{std::string("NAME=a\nPATH=/x"), image_ds, false}, std::stop_token{})
+    BOOST_TEST(api->call("one.image.allocate", std::vector<rpc_value>{std::string("NAME=a\nPATH=/x"), image_ds, false},
+                         std::stop_token{})
                    .has_value());
     for (int id : {backup_ds, image_ds}) {
         auto r = api->call("one.datastore.info", std::vector<rpc_value>{id}, std::stop_token{});
@@ -110,7 +110,8 @@ BOOST_AUTO_TEST_CASE(image_reply_validates) {
                         std::vector<rpc_value>{std::string("NAME=\"restored-disk-0\"\nTYPE=\"DATABLOCK\"\n"
                                                            "PATH=\"restic://100/3/0:abcd1234//d/disk.0.0\"\n"
                                                            "SIZE=\"12\"\nV=[A=\"1\",B=\"2\"]"),
-                                               image_ds, false}, std::stop_token{});
+                                               image_ds, false},
+                        std::stop_token{});
     BOOST_TEST_REQUIRE(id.has_value());
     auto r = api->call("one.image.info", std::vector<rpc_value>{std::get<std::int32_t>(id->body)}, std::stop_token{});
     BOOST_TEST_REQUIRE(r.has_value());

@@ -8,7 +8,7 @@
 namespace oneds::ports {
 
 inline std::ostream &boost_test_print_type(std::ostream &o, error_kind k) {
-    static const char *const names[] = {"not_found", "permission", "host_key", "unreachable",
+    static const char *const names[] = {"not_found", "permission",  "host_key",  "unreachable",
                                         "invalid",   "unsupported", "cancelled", "io"};
     const auto i = static_cast<unsigned>(k);
     return i < sizeof names / sizeof *names ? o << names[i] : o << "error_kind(" << i << ")";

@@ -116,14 +116,14 @@ BOOST_AUTO_TEST_CASE(refused_connection_is_unreachable_at_once) {
     BOOST_TEST_REQUIRE(!r.has_value());
     BOOST_TEST(r.err().kind == error_kind::unreachable);
     BOOST_TEST(r.err().code == 0);
-    BOOST_TEST(r.err().message.find("one.system.version: oned at " + endpoint + " unreachable") == 0U,
-               r.err().message);
+    BOOST_TEST(r.err().message.find("one.system.version: oned at " + endpoint + " unreachable") == 0U, r.err().message);
     BOOST_TEST(seconds_since(t0) < 2.0);
 }
 
 BOOST_FIXTURE_TEST_CASE(http_error_is_unreachable, oned_fixture) {
     const std::string endpoint = "http://127.0.0.1:" + std::to_string(oned.port()) + "/elsewhere";
-    auto r = make_client(options_to(endpoint, std::chrono::milliseconds(5000)))->call("one.system.version", {}, std::stop_token{});
+    auto r = make_client(options_to(endpoint, std::chrono::milliseconds(5000)))
+                 ->call("one.system.version", {}, std::stop_token{});
     BOOST_TEST_REQUIRE(!r.has_value());
     BOOST_TEST(r.err().kind == error_kind::unreachable);
     BOOST_TEST(r.err().message.find("404") != std::string::npos, r.err().message);
@@ -167,13 +167,15 @@ BOOST_AUTO_TEST_CASE(eight_threads_share_one_adapter) {
         pool.emplace_back([&, t] {
             for (int i = 0; i < per_thread; ++i) {
                 const std::string name = "t" + std::to_string(t) + "-" + std::to_string(i);
-                auto id = api->call("one.image.allocate",
-                                    std::vector<rpc_value>{"NAME=\"" + name + "\"", image_ds, false}, std::stop_token{});
+                auto id =
+                    api->call("one.image.allocate", std::vector<rpc_value>{"NAME=\"" + name + "\"", image_ds, false},
+                              std::stop_token{});
                 if (!id || !std::holds_alternative<std::int32_t>(id->body)) {
                     ++failures;
                     continue;
                 }
-                auto info = api->call("one.image.info", std::vector<rpc_value>{std::get<std::int32_t>(id->body)}, std::stop_token{});
+                auto info = api->call("one.image.info", std::vector<rpc_value>{std::get<std::int32_t>(id->body)},
+                                      std::stop_token{});
                 if (!info || std::get<std::string>(info->body).find("<NAME>" + name + "</NAME>") == std::string::npos)
                     ++failures;
                 if (!api->call("one.datastore.info", std::vector<rpc_value>{backup_ds}, std::stop_token{})) ++failures;

@@ -77,8 +77,7 @@ std::atomic<int> g_peak{0};
 outcome run_concurrency(request_context &ctx, std::chrono::milliseconds hold) {
     const int now = ++g_running;
     int peak = g_peak.load();
-    while (now > peak && !g_peak.compare_exchange_weak(peak, now)) {
-    }
+    while (now > peak && !g_peak.compare_exchange_weak(peak, now)) {}
     const bool finished = ctx.sleep_for(hold);
     --g_running;
     if (!finished) return outcome::fail("cancelled while counting", ONEDS_ERR_CANCELLED);
@@ -111,8 +110,7 @@ outcome act(request_context &ctx) {
     if (verb == "fail") return outcome::fail(arg.empty() ? "failed as asked" : arg);
     if (verb == "log") {
         const int n = std::stoi(arg.empty() ? "0" : arg);
-        for (int i = 1; i <= n; ++i)
-            ctx.log(ONEDS_LOG_INFO, "progress " + std::to_string(i) + "/" + std::to_string(n));
+        for (int i = 1; i <= n; ++i) ctx.log(ONEDS_LOG_INFO, "progress " + std::to_string(i) + "/" + std::to_string(n));
         return outcome::ok(echo(ctx.req()));
     }
     if (verb == "multiline") return outcome::ok("line1\nline2");
@@ -137,10 +135,10 @@ outcome act(request_context &ctx) {
     return outcome::ok(echo(ctx.req()));
 }
 
-const char *const k_actions[] = {"cp",   "clone", "mkfs",      "rm",        "monitor",
-                                 "stat", "echo",  "multiline", "sleep",     "fail",
-                                 "log",  "restore", "increment_flatten",
-                                 "concurrency", "stderr", "stubborn", "docroot", "xpath", "config", nullptr};
+const char *const k_actions[] = {
+    "cp",      "clone", "mkfs",   "rm",      "monitor",           "stat",        "echo",   "multiline",
+    "sleep",   "fail",  "log",    "restore", "increment_flatten", "concurrency", "stderr", "stubborn",
+    "docroot", "xpath", "config", nullptr};
 
 // plugin.h: an action not in the table's list gets ONEDS_ERR_UNSUPPORTED from
 // submit() and no callback; without this check act() would echo anything.

@@ -131,14 +131,30 @@ BOOST_AUTO_TEST_CASE(backup_over_ssh) {
     const auto runs = h.recorder.runs();
     BOOST_TEST_REQUIRE(runs.size() == 1U);
     const std::vector<std::string> ssh = {
-        "ssh", "-T", "-o", "BatchMode=yes", "-o", "ControlMaster=no", "-o", "ControlPath=none", "-o",
-        "ForwardAgent=yes", "-o", "ConnectTimeout=30", "--", "node1",
-        "set -- '" + k_backup_dir + "/disk.'*; [ -e \"$1\" ] || { echo ONEDS_NOMATCH >&2; exit 1; }; "
-        "[ -e '" + k_backup_dir + "/vm.xml' ] || { echo ONEDS_MISSING=0 >&2; exit 1; }; "
-        "printf 'ONEDS_ARG=%s\\n' \"$@\" >&2; echo ONEDS_PID=$$ >&2; exec 'env' 'RESTIC_PROGRESS_FPS=1' "
-        "'nice' '-n' '10' 'ionice' '-c2' '-n5' '/var/tmp/one/datastore/restic/restic' '--force' '--json' "
-        "'--tag=one-7' '--limit-upload=2048' '--limit-download=2048' "
-        "'--repo=sftp:oneadmin@backup:" + k_repo + "' 'backup' \"$@\" '" + k_backup_dir + "/vm.xml'"};
+        "ssh",
+        "-T",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ControlMaster=no",
+        "-o",
+        "ControlPath=none",
+        "-o",
+        "ForwardAgent=yes",
+        "-o",
+        "ConnectTimeout=30",
+        "--",
+        "node1",
+        "set -- '" + k_backup_dir +
+            "/disk.'*; [ -e \"$1\" ] || { echo ONEDS_NOMATCH >&2; exit 1; }; "
+            "[ -e '" +
+            k_backup_dir +
+            "/vm.xml' ] || { echo ONEDS_MISSING=0 >&2; exit 1; }; "
+            "printf 'ONEDS_ARG=%s\\n' \"$@\" >&2; echo ONEDS_PID=$$ >&2; exec 'env' 'RESTIC_PROGRESS_FPS=1' "
+            "'nice' '-n' '10' 'ionice' '-c2' '-n5' '/var/tmp/one/datastore/restic/restic' '--force' '--json' "
+            "'--tag=one-7' '--limit-upload=2048' '--limit-download=2048' "
+            "'--repo=sftp:oneadmin@backup:" +
+            k_repo + "' 'backup' \"$@\" '" + k_backup_dir + "/vm.xml'"};
     BOOST_TEST(runs[0].host == "");
     BOOST_TEST(runs[0].cmd.argv == ssh, boost::test_tools::per_element());
     BOOST_TEST(runs[0].cmd.stdin_data == "p w'$x\n");
@@ -158,8 +174,12 @@ BOOST_AUTO_TEST_CASE(backup_here) {
     BOOST_TEST_REQUIRE(out.status == ONEDS_OK, out.error);
     const auto runs = h.recorder.runs();
     BOOST_TEST_REQUIRE(runs.size() == 1U);
-    const std::vector<std::string> argv = {"/var/tmp/one/datastore/restic/restic", "--force", "--json", "--tag=one-7",
-                                           "--repo=sftp:oneadmin@backup:" + k_repo, "backup",
+    const std::vector<std::string> argv = {"/var/tmp/one/datastore/restic/restic",
+                                           "--force",
+                                           "--json",
+                                           "--tag=one-7",
+                                           "--repo=sftp:oneadmin@backup:" + k_repo,
+                                           "backup",
                                            k_backup_dir + "/vm.xml"};
     BOOST_TEST(runs[0].host == "");
     BOOST_TEST(runs[0].cmd.argv == argv, boost::test_tools::per_element());
@@ -187,11 +207,11 @@ BOOST_AUTO_TEST_CASE(rm_on_the_backup_server) {
     BOOST_TEST_REQUIRE(out.status == ONEDS_OK, out.error);
     const auto runs = h.recorder.runs();
     BOOST_TEST_REQUIRE(runs.size() == 2U);
-    const std::string prefix = "echo ONEDS_PID=$$ >&2; exec 'env' 'RESTIC_PROGRESS_FPS=1' "
-                               "'/var/tmp/one/datastore/restic/restic' ";
+    const std::string prefix =
+        "echo ONEDS_PID=$$ >&2; exec 'env' 'RESTIC_PROGRESS_FPS=1' "
+        "'/var/tmp/one/datastore/restic/restic' ";
     BOOST_TEST(runs[0].cmd.argv.at(runs[0].cmd.argv.size() - 2) == "oneadmin@backup");
-    BOOST_TEST(remote_line(runs[0]) ==
-               prefix + "'--no-lock' '--json' '--repo=" + k_repo + "' 'snapshots' '0123abcd'");
+    BOOST_TEST(remote_line(runs[0]) == prefix + "'--no-lock' '--json' '--repo=" + k_repo + "' 'snapshots' '0123abcd'");
     BOOST_TEST(remote_line(runs[1]) ==
                prefix + "'--prune' '--max-unused=0' '--repo=" + k_repo + "' 'forget' '0123abcd'");
 }
@@ -215,9 +235,13 @@ BOOST_AUTO_TEST_CASE(stat_on_the_front_end) {
     const auto runs = h.recorder.runs();
     BOOST_TEST_REQUIRE(runs.size() == 1U);
     const std::vector<std::string> argv = {
-        "/var/lib/one/remotes/datastore/restic/restic", "--quiet",
+        "/var/lib/one/remotes/datastore/restic/restic",
+        "--quiet",
         "--option=sftp.command=ssh -F /etc/one/ssh_config -o BatchMode=yes -l oneadmin backup -s sftp",
-        "--repo=sftp:oneadmin@backup:" + k_repo, "dump", "0123abcd", k_backup_dir + "/vm.xml"};
+        "--repo=sftp:oneadmin@backup:" + k_repo,
+        "dump",
+        "0123abcd",
+        k_backup_dir + "/vm.xml"};
     BOOST_TEST(runs[0].cmd.argv == argv, boost::test_tools::per_element());
     BOOST_TEST(runs[0].cmd.env.at("RESTIC_PASSWORD") == "p w'$x");
 }
@@ -230,7 +254,7 @@ BOOST_AUTO_TEST_CASE(monitor_uses_the_storage_port_only) {
     BOOST_TEST(out.info == "USED_MB=262144\nTOTAL_MB=1048576\nFREE_MB=524288\n");
     BOOST_TEST(h.recorder.runs().empty());
     BOOST_TEST(h.store->calls == (std::vector<std::string>{"mkdir /var/lib/one/datastores/100",
-                                                         "statvfs /var/lib/one/datastores/100"}),
+                                                           "statvfs /var/lib/one/datastores/100"}),
                boost::test_tools::per_element());
 }
 
@@ -258,8 +282,9 @@ BOOST_AUTO_TEST_CASE(a_missing_repository_is_created_and_the_backup_runs_again) 
     const auto runs = h.recorder.runs();
     BOOST_TEST_REQUIRE(runs.size() == 3U);
     BOOST_TEST(runs[1].host == "");
-    BOOST_TEST(runs[1].cmd.argv == (std::vector<std::string>{"restic", "--repo=sftp:oneadmin@backup:" + k_repo, "init"}),
-               boost::test_tools::per_element());
+    BOOST_TEST(
+        runs[1].cmd.argv == (std::vector<std::string>{"restic", "--repo=sftp:oneadmin@backup:" + k_repo, "init"}),
+        boost::test_tools::per_element());
     BOOST_TEST(runs[1].cmd.env.at("RESTIC_PASSWORD") == "p w'$x");
     BOOST_TEST(remote_line(runs[2]) == remote_line(runs[0]));
     BOOST_TEST(h.store->calls.size() == 2U);  // config probed before and after the init lock
@@ -294,7 +319,8 @@ BOOST_AUTO_TEST_CASE(a_lock_is_waited_for_and_a_read_only_storage_is_not) {
     harness read_only([](const recorded_run &, std::size_t) {
         scripted_result s;
         s.exit_code = 1;
-        s.stderr_lines = {"ONEDS_PID=1", "open /r/locks/x-tmp-1: read-only file system", "unable to create lock in backend"};
+        s.stderr_lines = {"ONEDS_PID=1", "open /r/locks/x-tmp-1: read-only file system",
+                          "unable to create lock in backend"};
         return s;
     });
     out = read_only.run(&backup_action, "backup", backup_args(), document());
@@ -346,10 +372,11 @@ BOOST_AUTO_TEST_CASE(an_unreachable_repository_gets_the_front_ends_view) {
     h.store->failure = ports::error{ports::error_kind::unreachable, "cannot connect to backup:22: Connection refused"};
     const auto out = h.run(&backup_action, "backup", backup_args(), document());
     BOOST_TEST(out.status == ONEDS_ERR_FAILED);
-    BOOST_TEST(out.error.find("Error backing up VM 7 to sftp:oneadmin@backup:" + k_repo + " on node1: ") == 0u, out.error);
-    BOOST_TEST(out.error.find("(from the front end: cannot connect to backup:22: Connection refused)") !=
-                   std::string::npos,
+    BOOST_TEST(out.error.find("Error backing up VM 7 to sftp:oneadmin@backup:" + k_repo + " on node1: ") == 0u,
                out.error);
+    BOOST_TEST(
+        out.error.find("(from the front end: cannot connect to backup:22: Connection refused)") != std::string::npos,
+        out.error);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -156,7 +156,8 @@ BOOST_AUTO_TEST_CASE(shared_ssh_control_dir_keeps_the_connection_for_the_next_ac
     const std::map<std::string, std::string> cfg = {{"ssh_control_dir", mux}, {"ssh_control_persist", "60"}};
     const std::string ssh_cfg = f.sshd().ssh_config_file().string();
     const auto check_master = [&] {
-        return run_process({tool("ssh"), "-F", ssh_cfg, "-o", "ControlPath=" + mux + "/%C", "-O", "check", "hypervisor"});
+        return run_process(
+            {tool("ssh"), "-F", ssh_cfg, "-o", "ControlPath=" + mux + "/%C", "-O", "check", "hypervisor"});
     };
     check_backup_line(f.host_action("backup", backup_args(f, 7), f.document(), cfg));
     // The action's process is gone, its connection to the hypervisor is not.
@@ -175,13 +176,14 @@ BOOST_AUTO_TEST_CASE(shared_ssh_control_dir_keeps_the_connection_for_the_next_ac
     (void)run_process({tool("ssh"), "-F", ssh_cfg, "-o", "ControlPath=" + mux + "/%C", "-O", "exit", "hypervisor"});
 
     // A directory others can reach is refused, naming it.
-    fs::permissions(mux, fs::perms::group_read | fs::perms::group_exec | fs::perms::others_read |
-                             fs::perms::others_exec, fs::perm_options::add);
+    fs::permissions(mux,
+                    fs::perms::group_read | fs::perms::group_exec | fs::perms::others_read | fs::perms::others_exec,
+                    fs::perm_options::add);
     const auto r = f.host_action("backup", backup_args(f, 7), f.document(), cfg);
     BOOST_TEST(r.exit_code == 255);
-    BOOST_TEST(r.err.find("ssh_control_dir " + mux + " must belong to this user and be closed to others") !=
-                   std::string::npos,
-               r.err);
+    BOOST_TEST(
+        r.err.find("ssh_control_dir " + mux + " must belong to this user and be closed to others") != std::string::npos,
+        r.err);
     BOOST_TEST(snapshots(f, f.base_path() + "/7").size() == 2u);
 }
 
@@ -214,14 +216,13 @@ BOOST_AUTO_TEST_CASE(restic_nice_and_ionice_confine_the_backup) {
     BOOST_TEST(io.out == "best-effort: prio 6\n", io.out << io.err);
     const auto r = p.wait(std::chrono::seconds(120));
     BOOST_TEST(r.exit_code == 0, r.err);
-    BOOST_TEST(r.err.find("RESTIC_CPU_QUOTA not applied: this driver has no systemd slice confinement") !=
-                   std::string::npos,
-               r.err);
+    BOOST_TEST(
+        r.err.find("RESTIC_CPU_QUOTA not applied: this driver has no systemd slice confinement") != std::string::npos,
+        r.err);
     // Values out of range name the attribute.
     const auto bad = f.host_action("backup", backup_args(f, 7), f.document({{"RESTIC_IONICE", "9"}}));
     BOOST_TEST(bad.exit_code == 255);
-    BOOST_TEST(bad.err.find("RESTIC_IONICE must be an integer from 0 to 7 (-1 for none), got '9'") !=
-                   std::string::npos,
+    BOOST_TEST(bad.err.find("RESTIC_IONICE must be an integer from 0 to 7 (-1 for none), got '9'") != std::string::npos,
                bad.err);
 }
 
@@ -249,9 +250,11 @@ BOOST_AUTO_TEST_CASE(backup_base_path_and_last_bridge_are_honoured) {
     fs::create_directories(alt + "/8");
     fs::rename(f.backup_dir(8), alt + "/8/backup");
     // The argv host does not exist; LAST_BRIDGE names the reachable one.
-    const auto r = f.host_action("backup", backup_args(f, 8, "no-such-host.invalid"),
-                                 f.document({}, "<VM><ID>8</ID><BACKUPS><BACKUP_CONFIG><LAST_BRIDGE>hypervisor</LAST_BRIDGE>"
-                                                "</BACKUP_CONFIG></BACKUPS></VM>"));
+    const auto r =
+        f.host_action("backup", backup_args(f, 8, "no-such-host.invalid"),
+                      f.document({},
+                                 "<VM><ID>8</ID><BACKUPS><BACKUP_CONFIG><LAST_BRIDGE>hypervisor</LAST_BRIDGE>"
+                                 "</BACKUP_CONFIG></BACKUPS></VM>"));
     check_backup_line(r);
     const auto snaps = snapshots(f, f.base_path() + "/8");
     BOOST_REQUIRE_EQUAL(snaps.size(), 1u);
@@ -303,7 +306,8 @@ BOOST_AUTO_TEST_CASE(missing_and_bad_attributes_name_the_attribute) {
     BOOST_TEST(r.exit_code == 255);
     BOOST_TEST(r.err.find("RESTIC_PASSWORD is required") != std::string::npos, r.err);
     r = f.host_action("backup", backup_args(f, 7), f.document({{"RESTIC_CONNECTIONS", "many"}}));
-    BOOST_TEST(r.err.find("RESTIC_CONNECTIONS must be an integer from 1 to 1024, got 'many'") != std::string::npos, r.err);
+    BOOST_TEST(r.err.find("RESTIC_CONNECTIONS must be an integer from 1 to 1024, got 'many'") != std::string::npos,
+               r.err);
     r = f.host_action("backup", {"hypervisor:" + f.vm_dir(7), "0"}, f.document());
     BOOST_TEST(r.exit_code == 255);
     BOOST_TEST(r.err.find("expected <host>:<vm_dir>") != std::string::npos, r.err);
@@ -315,19 +319,18 @@ BOOST_AUTO_TEST_CASE(unreachable_server_and_unknown_host_key_are_clear_errors) {
     f.make_vm(7, {{0, 8, 1}});
     // The fixture's hosts plus an alias that points at a closed port: restic
     // on the hypervisor cannot reach its backup server.
-    const std::string cfg =
-        f.dir().write("closed_ssh_config", read_file(f.sshd().ssh_config_file().string()) +
-                                               "\nHost closed\n  HostName 127.0.0.1\n  Port 1\n"
-                                               "  BatchMode yes\n  ConnectTimeout 5\n");
+    const std::string cfg = f.dir().write("closed_ssh_config", read_file(f.sshd().ssh_config_file().string()) +
+                                                                   "\nHost closed\n  HostName 127.0.0.1\n  Port 1\n"
+                                                                   "  BatchMode yes\n  ConnectTimeout 5\n");
     auto r = f.host_action("backup", backup_args(f, 7), f.document({{"RESTIC_SFTP_SERVER", "closed"}}),
                            {{"ssh_config", cfg}});
     BOOST_TEST(r.exit_code == 255);
     BOOST_TEST(r.err.find("closed") != std::string::npos, r.err);
     // restic's own words do not always name the cause (its ssh's stderr may
     // come too late); the front end's view of the storage does.
-    BOOST_TEST(r.err.find("(from the front end: cannot connect to 127.0.0.1:1: Connection refused)") !=
-                   std::string::npos,
-               r.err);
+    BOOST_TEST(
+        r.err.find("(from the front end: cannot connect to 127.0.0.1:1: Connection refused)") != std::string::npos,
+        r.err);
     BOOST_TEST(!fs::exists(f.base_path() + "/7"));
     BOOST_TEST_MESSAGE("unreachable backup server: " << r.err);
 
@@ -353,7 +356,8 @@ BOOST_AUTO_TEST_CASE(locked_repository_is_retried_logged_and_succeeds_once_relea
     BOOST_REQUIRE_MESSAGE(holder, "could not catch restic check holding its lock");
     auto backup = std::make_unique<spawned_process>(f.host_argv("backup", backup_args(f, 7)), f.document());
     // Release the lock only once our restic backup runs (and has met the lock).
-    BOOST_TEST(wait_for_process_with({"backup", "--tag=one-7"}, std::chrono::seconds(60)), "restic backup never started");
+    BOOST_TEST(wait_for_process_with({"backup", "--tag=one-7"}, std::chrono::seconds(60)),
+               "restic backup never started");
     std::this_thread::sleep_for(std::chrono::seconds(3));
     holder->send_signal(SIGCONT);
     const auto r = backup->wait(std::chrono::seconds(120));
@@ -376,7 +380,8 @@ BOOST_AUTO_TEST_CASE(cancel_in_the_middle_of_a_large_backup_leaves_no_lock) {
     // Wait until restic is uploading (its lock exists), then cancel as
     // backup_cancel does: SIGTERM to the backup action.
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (std::chrono::steady_clock::now() < deadline && (!fs::exists(repo + "/locks") || fs::is_empty(repo + "/locks")))
+    while (std::chrono::steady_clock::now() < deadline &&
+           (!fs::exists(repo + "/locks") || fs::is_empty(repo + "/locks")))
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     BOOST_REQUIRE(!fs::is_empty(repo + "/locks"));
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
@@ -400,7 +405,8 @@ BOOST_AUTO_TEST_CASE(backup_cancel_action_stops_the_running_backup) {
     const std::string repo = f.base_path() + "/7";
     spawned_process p(f.host_argv("backup", backup_args(f, 7)), f.document());
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (std::chrono::steady_clock::now() < deadline && (!fs::exists(repo + "/locks") || fs::is_empty(repo + "/locks")))
+    while (std::chrono::steady_clock::now() < deadline &&
+           (!fs::exists(repo + "/locks") || fs::is_empty(repo + "/locks")))
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     const auto c = f.host_action("backup_cancel", {"hypervisor:" + f.vm_dir(7), "one-7"}, "<VM><ID>7</ID></VM>");
     BOOST_TEST(c.exit_code == 0, c.err);
@@ -428,8 +434,8 @@ BOOST_AUTO_TEST_CASE(downloader_streams_a_disk_on_stdout_with_the_datastore_on_s
     BOOST_TEST(cmp.exit_code == 0, "downloaded image differs: " << cmp.out << cmp.err);
     BOOST_TEST(fs::is_empty(tmp), "temporary files left in RESTIC_TMP_DIR");
     // A datastore that is not the URL's is refused.
-    const auto wrong = f.host_action("downloader", {"--stdout", "restic://101//0:" + b.out.substr(0, 8) + source},
-                                     f.document());
+    const auto wrong =
+        f.host_action("downloader", {"--stdout", "restic://101//0:" + b.out.substr(0, 8) + source}, f.document());
     BOOST_TEST(wrong.exit_code == 255);
     BOOST_TEST(wrong.err.find("the URL names 101") != std::string::npos, wrong.err);
 }
@@ -446,7 +452,8 @@ BOOST_AUTO_TEST_CASE(monitor_figures_equal_statvfs_of_base_path_for_both_backend
         if (local) t = {{"RESTIC_BACKEND", "LOCAL"}};
         // Other tests write big files meanwhile: what monitor reports must lie
         // between statvfs taken just before and just after it (+- 16 MiB).
-        struct statvfs before {}, after {};
+        struct statvfs before {
+        }, after{};
         BOOST_REQUIRE(::statvfs(f.dir().path().c_str(), &before) == 0);
         const auto r = f.host_action("monitor", {"100"}, oneds::common::base64_encode(f.document(t)));
         BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
@@ -459,7 +466,9 @@ BOOST_AUTO_TEST_CASE(monitor_figures_equal_statvfs_of_base_path_for_both_backend
             return got + 16 >= std::min(a, b) && got <= std::max(a, b) + 16;
         };
         const auto free_of = [](const struct statvfs &sv) { return ceil_mib(sv.f_bavail * sv.f_frsize); };
-        const auto used_of = [](const struct statvfs &sv) { return ceil_mib((sv.f_blocks - sv.f_bfree) * sv.f_frsize); };
+        const auto used_of = [](const struct statvfs &sv) {
+            return ceil_mib((sv.f_blocks - sv.f_bfree) * sv.f_frsize);
+        };
         BOOST_TEST(within(v.at("FREE_MB"), free_of(before), free_of(after)),
                    "FREE_MB " << v.at("FREE_MB") << " not between " << free_of(before) << " and " << free_of(after));
         BOOST_TEST(within(v.at("USED_MB"), used_of(before), used_of(after)),
@@ -471,12 +480,11 @@ BOOST_AUTO_TEST_CASE(monitor_figures_equal_statvfs_of_base_path_for_both_backend
 BOOST_AUTO_TEST_CASE(monitor_in_mad_mode_replies_base64) {
     restic_fixture f;
     std::string input = "INIT\n";
-    for (int i = 0; i < 20; ++i)
-        input += "MONITOR  100 " + oneds::common::base64_encode(f.document()) + "\n";
+    for (int i = 0; i < 20; ++i) input += "MONITOR  100 " + oneds::common::base64_encode(f.document()) + "\n";
     // -t 20: every request starts at once (queued ones are dropped at EOF).
-    const auto r = run_process({ONEDS_TEST_HOST_PATH, "-t 20 -d restic -c " + f.write_config() +
-                                                          " --plugin restic=" + ONEDS_TEST_RESTIC_PATH},
-                               input, {}, std::chrono::seconds(60));
+    const auto r = run_process(
+        {ONEDS_TEST_HOST_PATH, "-t 20 -d restic -c " + f.write_config() + " --plugin restic=" + ONEDS_TEST_RESTIC_PATH},
+        input, {}, std::chrono::seconds(60));
     const auto lines = oneds::common::split(r.out, '\n');
     BOOST_TEST(lines.at(0) == "INIT SUCCESS");
     int ok = 0;
@@ -499,15 +507,16 @@ BOOST_AUTO_TEST_CASE(monitor_behind_a_jump_host_works_and_a_refusing_jump_is_nam
         std::vector<std::string> jump_sshd;
         if (!forwarding) jump_sshd.emplace_back("AllowTcpForwarding no");
         const sshd_fixture jump(sshd_options{"jumpbox", jump_sshd});
-        const std::string cfg = f.dir().write(
-            forwarding ? "jump_ssh_config" : "refusing_jump_ssh_config",
-            "Host jumpbox\n  HostName 127.0.0.1\n  Port " + std::to_string(jump.port()) + "\n  User " + jump.user() +
-                "\n  IdentityFile " + jump.identity_file().string() + "\n  IdentitiesOnly yes\n  UserKnownHostsFile " +
-                jump.known_hosts_file().string() + "\n  BatchMode yes\n"
-                "Host backupserver\n  HostName 127.0.0.1\n  Port " + std::to_string(f.sshd().port()) + "\n  User " +
-                f.sshd().user() + "\n  IdentityFile " + f.sshd().identity_file().string() +
-                "\n  IdentitiesOnly yes\n  UserKnownHostsFile " + f.sshd().known_hosts_file().string() +
-                "\n  ProxyJump jumpbox\n");
+        const std::string cfg =
+            f.dir().write(forwarding ? "jump_ssh_config" : "refusing_jump_ssh_config",
+                          "Host jumpbox\n  HostName 127.0.0.1\n  Port " + std::to_string(jump.port()) + "\n  User " +
+                              jump.user() + "\n  IdentityFile " + jump.identity_file().string() +
+                              "\n  IdentitiesOnly yes\n  UserKnownHostsFile " + jump.known_hosts_file().string() +
+                              "\n  BatchMode yes\n"
+                              "Host backupserver\n  HostName 127.0.0.1\n  Port " +
+                              std::to_string(f.sshd().port()) + "\n  User " + f.sshd().user() + "\n  IdentityFile " +
+                              f.sshd().identity_file().string() + "\n  IdentitiesOnly yes\n  UserKnownHostsFile " +
+                              f.sshd().known_hosts_file().string() + "\n  ProxyJump jumpbox\n");
         const auto r = f.host_action("monitor", {"100"}, f.document(), {{"ssh_config", cfg}, {"sftp_timeout", "10"}});
         if (forwarding) {
             BOOST_TEST(r.exit_code == 0, r.err);
@@ -545,8 +554,8 @@ BOOST_AUTO_TEST_CASE(fake_restic_exit_11_is_retried_and_full_ids_print_as_8_char
                                                     {"FAKE_RESTIC_EXITS", "11,11"},
                                                     {"FAKE_RESTIC_STATE", f.dir().file("state")},
                                                     {"FAKE_RESTIC_LOG", f.dir().file("log")}};
-    const auto r = f.host_action("backup", backup_args(f, 7, "localhost"),
-                                 f.document({{"RESTIC_BACKEND", "LOCAL"}}), cfg, env);
+    const auto r =
+        f.host_action("backup", backup_args(f, 7, "localhost"), f.document({{"RESTIC_BACKEND", "LOCAL"}}), cfg, env);
     BOOST_TEST(r.exit_code == 0, r.err);
     BOOST_TEST(r.out.substr(0, 9) == "6ca565cd ");
     BOOST_TEST(r.err.find("locked by PID 4711 on node3 by oneadmin") != std::string::npos, r.err);
@@ -571,7 +580,8 @@ BOOST_AUTO_TEST_CASE(fake_restic_exit_12_and_json_errors_give_the_message) {
     // Exit 11 for longer than the budget: the error says so.
     r = f.host_action("backup", backup_args(f, 7, "localhost"),
                       f.document({{"RESTIC_BACKEND", "LOCAL"}, {"RESTIC_LOCK_RETRIES", "1"}}), cfg,
-                      {{"FAKE_RESTIC_PASSWORD", k_password}, {"FAKE_RESTIC_EXITS", "11,11,11"},
+                      {{"FAKE_RESTIC_PASSWORD", k_password},
+                       {"FAKE_RESTIC_EXITS", "11,11,11"},
                        {"FAKE_RESTIC_STATE", f.dir().file("state2")}});
     BOOST_TEST(r.exit_code == 255);
     BOOST_TEST(r.err.find("repository still locked by PID 4711 on node3 by oneadmin") != std::string::npos, r.err);

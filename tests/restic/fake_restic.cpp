@@ -72,8 +72,10 @@ int main(int argc, char **argv) {
     std::vector<std::string> rest;
     for (const auto &a : args) {
         if (sub.empty() && !a.empty() && a[0] == '-') continue;
-        if (sub.empty()) sub = a;
-        else rest.push_back(a);
+        if (sub.empty())
+            sub = a;
+        else
+            rest.push_back(a);
     }
     if (sub == "version") {
         std::cout << "restic " << env("FAKE_RESTIC_VERSION", "0.18.1") << " compiled with go1.24.1 on linux/amd64\n";
@@ -94,12 +96,17 @@ int main(int argc, char **argv) {
     if (password != env("FAKE_RESTIC_PASSWORD", "pw")) exit_error(12, "wrong password or no key found");
     switch (next_exit()) {
         case 0: break;
-        case 10: exit_error(10, "repository does not exist: unable to open config file: stat /r/config: no such file or directory");
+        case 10:
+            exit_error(
+                10, "repository does not exist: unable to open config file: stat /r/config: no such file or directory");
         case 11:
-            std::cerr << "unable to create lock in backend: repository is already locked exclusively by PID 4711 on node3 by "
-                         "oneadmin (UID 9869, GID 9869)\nlock was created at 2026-01-02 03:04:05 (1m2s ago)\nstorage ID "
-                         "1a2b3c4d\nthe `unlock` command can be used to remove stale locks\n";
-            std::cerr << R"({"message_type":"exit_error","code":11,"message":"Fatal: unable to create lock in backend"})" "\n";
+            std::cerr
+                << "unable to create lock in backend: repository is already locked exclusively by PID 4711 on node3 by "
+                   "oneadmin (UID 9869, GID 9869)\nlock was created at 2026-01-02 03:04:05 (1m2s ago)\nstorage ID "
+                   "1a2b3c4d\nthe `unlock` command can be used to remove stale locks\n";
+            std::cerr
+                << R"({"message_type":"exit_error","code":11,"message":"Fatal: unable to create lock in backend"})"
+                   "\n";
             return 11;
         case 12: exit_error(12, "wrong password or no key found");
         default: exit_error(1, "simulated failure");
@@ -112,13 +119,14 @@ int main(int argc, char **argv) {
             total += static_cast<unsigned long long>(st.st_size);
         }
         std::cout << R"({"message_type":"status","percent_done":0.5,"total_files":)" << rest.size()
-                  << R"(,"total_bytes":)" << total << R"(,"bytes_done":)" << total / 2 << R"(,"seconds_elapsed":1})" << std::endl;
+                  << R"(,"total_bytes":)" << total << R"(,"bytes_done":)" << total / 2 << R"(,"seconds_elapsed":1})"
+                  << std::endl;
         if (auto ms = env("FAKE_RESTIC_SLEEP_MS"); !ms.empty())
             std::this_thread::sleep_for(std::chrono::milliseconds(std::atol(ms.c_str())));
-        std::cout << R"({"message_type":"summary","files_new":)" << rest.size()
-                  << R"(,"data_added":)" << total << R"(,"total_files_processed":)" << rest.size()
-                  << R"(,"total_bytes_processed":)" << total
-                  << R"(,"snapshot_id":"6ca565cd0123456789abcdef0123456789abcdef0123456789abcdef01234567"})" << std::endl;
+        std::cout << R"({"message_type":"summary","files_new":)" << rest.size() << R"(,"data_added":)" << total
+                  << R"(,"total_files_processed":)" << rest.size() << R"(,"total_bytes_processed":)" << total
+                  << R"(,"snapshot_id":"6ca565cd0123456789abcdef0123456789abcdef0123456789abcdef01234567"})"
+                  << std::endl;
     }
     return 0;
 }

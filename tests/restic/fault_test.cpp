@@ -63,8 +63,7 @@ struct recorders {
         fs::create_directories(dir);
         for (const char *name : {"ssh", "restic", "ps", "grep", "kill", "uname"}) {
             const std::string p = dir + "/" + name;
-            f.dir().write("recorders/" + std::string(name),
-                          "#!/bin/sh\necho \"$0 $*\" >> '" + log + "'\nexit 1\n");
+            f.dir().write("recorders/" + std::string(name), "#!/bin/sh\necho \"$0 $*\" >> '" + log + "'\nexit 1\n");
             fs::permissions(p, fs::perms::owner_all);
         }
     }
@@ -136,13 +135,16 @@ BOOST_AUTO_TEST_CASE(a_server_or_user_that_would_become_ssh_options_starts_nothi
             {"ls", {}, f.document(tmpl, "<VM><ID>7</ID></VM>" + image)},
             {"rm", {"42"}, f.document_with_image(image, tmpl)},
             {"stat", {"0"}, f.document_with_image("<IMAGE><PATH>" + url + "</PATH></IMAGE>", tmpl)},
-            {"increment_flatten", {"42"}, f.document_with_image(image, tmpl, "<EXTRA_DATA><KEEP_LAST>1</KEEP_LAST></EXTRA_DATA>")},
+            {"increment_flatten",
+             {"42"},
+             f.document_with_image(image, tmpl, "<EXTRA_DATA><KEEP_LAST>1</KEEP_LAST></EXTRA_DATA>")},
             {"downloader", {"--stdout", url}, f.document(tmpl)},
         };
         for (const auto &r : runs) {
             const auto res = f.host_action(r.action, r.args, r.input, rec.cfg(), rec.env());
             BOOST_TEST(res.exit_code == 255, r.action << " with " << attr << ": " << describe(res));
-            BOOST_TEST(res.err.find(attr + " must ") != std::string::npos, r.action << " with " << attr << ": " << res.err);
+            BOOST_TEST(res.err.find(attr + " must ") != std::string::npos,
+                       r.action << " with " << attr << ": " << res.err);
             BOOST_TEST(res.out.empty(), r.action << ": " << res.out);
         }
     }
@@ -170,9 +172,11 @@ BOOST_AUTO_TEST_CASE(out_of_range_numbers_name_the_attribute_and_start_nothing) 
     restic_fixture f;
     f.make_vm(7, {{0, 8, 1}});
     const recorders rec(f);
-    for (const auto &[attr, value] : std::vector<std::pair<std::string, std::string>>{
-             {"RESTIC_BWLIMIT", "9007199254740992"}, {"RESTIC_LOCK_RETRIES", "4294967297"},
-             {"RESTIC_CONNECTIONS", "0"}, {"RESTIC_MAXPROC", "99999999999999999999"}}) {
+    for (const auto &[attr, value] :
+         std::vector<std::pair<std::string, std::string>>{{"RESTIC_BWLIMIT", "9007199254740992"},
+                                                          {"RESTIC_LOCK_RETRIES", "4294967297"},
+                                                          {"RESTIC_CONNECTIONS", "0"},
+                                                          {"RESTIC_MAXPROC", "99999999999999999999"}}) {
         const auto res = f.host_action("backup", backup_args(f, 7), f.document({{attr, value}}), rec.cfg(), rec.env());
         BOOST_TEST(res.exit_code == 255, describe(res));
         BOOST_TEST(res.err.find("Wrong restic datastore configuration: " + attr + " must be an integer from") !=
@@ -197,8 +201,9 @@ BOOST_AUTO_TEST_CASE(cancelling_one_vm_leaves_the_others_finishing_with_snapshot
     std::map<int, std::unique_ptr<spawned_process>> running;
     for (int vm : vms) running[vm] = std::make_unique<spawned_process>(f.host_argv("backup", backup_args(f, vm)), doc);
     for (int vm : vms) {
-        BOOST_TEST_REQUIRE(find_process_with({"backup", "--tag=one-" + std::to_string(vm)}, std::chrono::seconds(90)) > 0,
-                           "restic backup of VM " << vm << " never started");
+        BOOST_TEST_REQUIRE(
+            find_process_with({"backup", "--tag=one-" + std::to_string(vm)}, std::chrono::seconds(90)) > 0,
+            "restic backup of VM " << vm << " never started");
         BOOST_TEST_REQUIRE(wait_for_lock(f.base_path() + "/" + std::to_string(vm), std::chrono::seconds(60)));
     }
     // A deploy id that equals another argument of every backup ("0", the
@@ -240,8 +245,9 @@ BOOST_AUTO_TEST_CASE(a_lock_whose_holder_was_killed_is_removed_and_rm_goes_on) {
 
     // Two retries half a second apart: without removing the stale lock, rm
     // would fail within ~1.5 s.
-    const auto r = f.host_action("rm", {"42"}, oneds::common::base64_encode(f.document_with_image(
-                                                 c.image_xml(), {{"RESTIC_LOCK_RETRIES", "2"}})));
+    const auto r = f.host_action(
+        "rm", {"42"},
+        oneds::common::base64_encode(f.document_with_image(c.image_xml(), {{"RESTIC_LOCK_RETRIES", "2"}})));
     BOOST_TEST(r.exit_code == 0, describe(r));
     BOOST_TEST(r.err.find("removed the stale lock of PID " + std::to_string(dead)) != std::string::npos, r.err);
     BOOST_TEST(r.err.find("process " + std::to_string(dead) + " is gone") != std::string::npos, r.err);
@@ -285,7 +291,7 @@ BOOST_AUTO_TEST_CASE(read_only_and_full_storage_are_named_and_not_waited_on) {
     BOOST_TEST_REQUIRE(ro.ok(), "these cases need root to mount a tmpfs");
     BOOST_TEST_REQUIRE(full.ok());
     std::map<std::string, std::optional<std::string>> local = {{"RESTIC_BACKEND", "LOCAL"},
-                                                                {"RESTIC_LOCK_RETRIES", "3"}};
+                                                               {"RESTIC_LOCK_RETRIES", "3"}};
     const auto doc_for = [&](const std::string &base, int vm) {
         std::string d = f.document(local, "<VM><ID>" + std::to_string(vm) + "</ID></VM>");
         return std::regex_replace(d, std::regex("<BASE_PATH>[^<]*</BASE_PATH>"), "<BASE_PATH>" + base + "</BASE_PATH>");

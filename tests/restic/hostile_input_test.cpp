@@ -62,7 +62,7 @@ std::vector<unsigned> separators() {
     v.push_back(0x20);
     v.push_back(0x7f);
     for (unsigned c = 0x80; c <= 0x9f; ++c) v.push_back(c);  // C1, including U+0085 NEL
-    for (unsigned c : {0xa0u, 0x1680u, 0x2000u, 0x2001u, 0x2002u, 0x2003u, 0x2004u, 0x2005u, 0x2006u, 0x2007u,
+    for (unsigned c : {0xa0u,   0x1680u, 0x2000u, 0x2001u, 0x2002u, 0x2003u, 0x2004u, 0x2005u, 0x2006u, 0x2007u,
                        0x2008u, 0x2009u, 0x200au, 0x200bu, 0x2028u, 0x2029u, 0x202fu, 0x205fu, 0x3000u, 0xfeffu})
         v.push_back(c);
     return v;
@@ -88,8 +88,8 @@ std::string refusal(const std::string &name, const std::string &value) {
     return {};
 }
 
-const std::vector<std::string> k_option_words = {"-oProxyCommand=touch /tmp/x", "-oProxyCommand=x", "--", "-",
-                                                 "-F/etc/passwd", "--help", "-lroot", "-s"};
+const std::vector<std::string> k_option_words = {
+    "-oProxyCommand=touch /tmp/x", "-oProxyCommand=x", "--", "-", "-F/etc/passwd", "--help", "-lroot", "-s"};
 
 }  // namespace
 
@@ -105,8 +105,8 @@ BOOST_DATA_TEST_CASE(every_separator_in_the_server_or_user_is_refused, bdata::ma
             const auto trimmed = std::string(oneds::common::trim(v));
             if (trimmed == base) continue;  // an ASCII blank at an end, trimmed away
             const auto err = refusal(attr, v);
-            BOOST_TEST(err.find(attr + " ") == 0u, "U+" << std::hex << c << " in " << attr
-                                                          << " not refused: '" << err << "'");
+            BOOST_TEST(err.find(attr + " ") == 0u,
+                       "U+" << std::hex << c << " in " << attr << " not refused: '" << err << "'");
             // The message shows the value without the raw control character.
             for (const char ch : err) BOOST_TEST((static_cast<unsigned char>(ch) >= 0x20 && ch != 0x7f));
         }
@@ -127,9 +127,10 @@ BOOST_DATA_TEST_CASE(host_names_and_addresses_are_accepted,
 }
 
 BOOST_DATA_TEST_CASE(malformed_hosts_are_refused,
-                     bdata::make({"", "a..b", ".a", "-a", "a-.b", "a b", "user@host", "host:22", "[::1", "::1",
-                                  "[fe80::1%eth0]", "[not-ipv6]", "h/x", "h'x", "h\"x", "h\\x", "h$(id)", "h;id",
-                                  "h`id`", "a*b"}),
+                     bdata::make({"",          "a..b",    ".a",   "-a",   "a-.b",           "a b",
+                                  "user@host", "host:22", "[::1", "::1",  "[fe80::1%eth0]", "[not-ipv6]",
+                                  "h/x",       "h'x",     "h\"x", "h\\x", "h$(id)",         "h;id",
+                                  "h`id`",     "a*b"}),
                      host) {
     BOOST_TEST(!host_name_problem(host).empty(), "'" << host << "' accepted");
 }
@@ -144,13 +145,17 @@ BOOST_AUTO_TEST_CASE(an_ssh_config_alias_outside_the_grammar_is_asked_about_and_
     BOOST_TEST(!host_name_problem("backup+2", alias).empty());
     BOOST_TEST(asked == 2);
     // Never asked about what could not be one safe word.
-    for (const std::string bad : {"-oProxyCommand=x", "a b", "a\xe2\x80\xa8" "b", "a'b", "u@h", "h:1"})
+    for (const std::string bad : {"-oProxyCommand=x", "a b",
+                                  "a\xe2\x80\xa8"
+                                  "b",
+                                  "a'b", "u@h", "h:1"})
         BOOST_TEST(!host_name_problem(bad, alias).empty(), bad);
     BOOST_TEST(asked == 2);
 }
 
 BOOST_AUTO_TEST_CASE(user_names_are_portable_names) {
-    for (const std::string &good : std::vector<std::string>{"oneadmin", "_backup", "a.b-c_d", "x", std::string(32, 'u')})
+    for (const std::string &good :
+         std::vector<std::string>{"oneadmin", "_backup", "a.b-c_d", "x", std::string(32, 'u')})
         BOOST_TEST(user_name_problem(good).empty(), good);
     for (const std::string &bad :
          std::vector<std::string>{"9lives", ".x", "a b", "a:b", "a/b", "a@b", "-x", std::string(33, 'u')})
@@ -164,7 +169,9 @@ BOOST_AUTO_TEST_CASE(paths_must_be_absolute_and_free_of_controls) {
     BOOST_TEST(!absolute_path_problem("-rf").empty());
     BOOST_TEST(!absolute_path_problem("/a\nb").empty());
     BOOST_TEST(!absolute_path_problem("/a\x1b[2Jb").empty());
-    BOOST_TEST(!absolute_path_problem("/a\xc2\x85" "b").empty());
+    BOOST_TEST(!absolute_path_problem("/a\xc2\x85"
+                                      "b")
+                    .empty());
     BOOST_TEST(refusal("RESTIC_TMP_DIR", "-rf").find("RESTIC_TMP_DIR must be an absolute path") == 0u);
     BOOST_TEST(refusal("BASE_PATH", "x").find("BASE_PATH must be an absolute path") == 0u);
 }
@@ -186,13 +193,18 @@ BOOST_AUTO_TEST_CASE(an_ipv6_server_gets_restics_url_form_and_a_bare_address_for
 
 BOOST_AUTO_TEST_CASE(the_ssh_config_path_in_sftp_command_must_be_one_word) {
     auto a = parse_with("RESTIC_SFTP_USER", "bob");
-    for (const std::string bad : {"/etc/one/ssh config", "/etc/one/ssh\xc2\xa0" "config", "/x\xe2\x80\xa8-oProxyCommand=y"})
+    for (const std::string bad : {"/etc/one/ssh config",
+                                  "/etc/one/ssh\xc2\xa0"
+                                  "config",
+                                  "/x\xe2\x80\xa8-oProxyCommand=y"})
         BOOST_CHECK_THROW(sftp_command(a, bad), attribute_error);
 }
 
 BOOST_DATA_TEST_CASE(image_ids_that_name_a_repository_folder_are_numbers,
-                     bdata::make({"<VMS><ID>../../x</ID></VMS>", "<VMS><ID>7 </ID></VMS><TEMPLATE><BACKUP_JOB_ID>../1"
-                                  "</BACKUP_JOB_ID></TEMPLATE>", "<VMS><ID>-1</ID></VMS>", "<BACKUP_JOB_ID>1/..</BACKUP_JOB_ID>"}),
+                     bdata::make({"<VMS><ID>../../x</ID></VMS>",
+                                  "<VMS><ID>7 </ID></VMS><TEMPLATE><BACKUP_JOB_ID>../1"
+                                  "</BACKUP_JOB_ID></TEMPLATE>",
+                                  "<VMS><ID>-1</ID></VMS>", "<BACKUP_JOB_ID>1/..</BACKUP_JOB_ID>"}),
                      xml) {
     pugi::xml_document doc;
     const std::string text = "<DS_DRIVER_ACTION_DATA><IMAGE><SOURCE>0123abcd</SOURCE>" + std::string(xml) +
@@ -209,8 +221,8 @@ BOOST_DATA_TEST_CASE(out_of_range_and_overflowing_values_name_the_attribute,
                      bdata::make({"RESTIC_BWLIMIT", "RESTIC_BWLIMIT", "RESTIC_BWLIMIT", "RESTIC_LOCK_RETRIES",
                                   "RESTIC_LOCK_RETRIES", "RESTIC_CONNECTIONS", "RESTIC_MAXPROC", "RESTIC_MAXPROC",
                                   "RESTIC_NICE", "RESTIC_MAX_RIOPS", "RESTIC_MEMORY_MAX_MB", "RESTIC_CPU_QUOTA"}) ^
-                         bdata::make({"9007199254740992", "-2", "99999999999999999999999", "4294967297", "-1",
-                                      "100000", "0", "70000", "-21", "0", "9223372036854775807", "1e3"}),
+                         bdata::make({"9007199254740992", "-2", "99999999999999999999999", "4294967297", "-1", "100000",
+                                      "0", "70000", "-21", "0", "9223372036854775807", "1e3"}),
                      name, value) {
     const auto err = refusal(name, value);
     BOOST_TEST(err.find(std::string(name) + " must be an integer from ") == 0u, name << "=" << value << ": " << err);
@@ -247,8 +259,8 @@ BOOST_DATA_TEST_CASE(only_a_conflict_with_another_restic_is_a_lock,
                      bdata::make({1, 1, 1, 11, 1, 11, 1, 1, 137, 255}) ^
                          bdata::make({std::string(k_lock_conflict), lock_write_failure("read-only file system"),
                                       lock_write_failure("no space left on device"),
-                                      lock_write_failure("permission denied"),
-                                      lock_write_failure("permission denied"), std::string(),
+                                      lock_write_failure("permission denied"), lock_write_failure("permission denied"),
+                                      std::string(),
                                       std::string("Fatal: unable to open repository at sftp:u@h:/r: unable to start "
                                                   "the sftp session, error: read |0: file already closed\n"),
                                       std::string("subprocess ssh: Connection closed by 127.0.0.1 port 22\n"),
@@ -260,8 +272,10 @@ BOOST_DATA_TEST_CASE(only_a_conflict_with_another_restic_is_a_lock,
     const auto info = classify_exit(code, text);
     BOOST_TEST((info.kind == kind), code << " / " << text);
     if (kind != exit_kind::locked) BOOST_TEST(!info.message.empty());
-    if (kind == exit_kind::locked) BOOST_TEST(info.lock.has_value());
-    else BOOST_TEST(!info.lock.has_value());
+    if (kind == exit_kind::locked)
+        BOOST_TEST(info.lock.has_value());
+    else
+        BOOST_TEST(!info.lock.has_value());
 }
 
 BOOST_AUTO_TEST_CASE(the_reason_names_the_cause_without_stack_traces_or_retry_notes) {
@@ -290,7 +304,11 @@ BOOST_AUTO_TEST_CASE(a_killed_restic_is_never_an_empty_reason) {
 
 BOOST_AUTO_TEST_CASE(terminal_escapes_and_ssh_usage_never_reach_the_message) {
     // CSI, OSC, a carriage return, an 8-bit CSI (lone byte) and a C1 CSI.
-    const std::string esc = "\x1b[2K\x1b[1A\x1b]0;title\x07" "Fatal: boom\x1b[0m\r\n\x9b" "\xc2\x9b" "1m";
+    const std::string esc =
+        "\x1b[2K\x1b[1A\x1b]0;title\x07"
+        "Fatal: boom\x1b[0m\r\n\x9b"
+        "\xc2\x9b"
+        "1m";
     BOOST_TEST(restic_error_text(esc) == "boom 1m");
     const std::string usage =
         "subprocess ssh: usage: ssh [-46AaCfGgKkMNnqsTtVvXxYy] [-B bind_interface]\n"
@@ -314,17 +332,18 @@ BOOST_AUTO_TEST_SUITE(backup_cancel_matching)
 
 BOOST_AUTO_TEST_CASE(only_the_exact_backup_of_this_vm_matches) {
     const std::string dir4 = "node1:/var/lib/one/datastores/0/4";
-    const std::vector<std::string> ours = {"/usr/lib/one/mads/one_ds_host", "action", "restic", "backup", dir4,
-                                           "0:1", "one-4", "-", "4", "0"};
-    const std::vector<std::string> stock = {"ruby", "/var/lib/one/remotes/datastore/restic/backup", dir4, "0",
-                                            "one-4", "-", "4", "0"};
-    const std::vector<std::string> prebackup = {"/bin/bash", "/var/lib/one/remotes/tm/qcow2/prebackup_live", dir4,
-                                                "0", "one-4", "-", "4", "0"};
+    const std::vector<std::string> ours = {
+        "/usr/lib/one/mads/one_ds_host", "action", "restic", "backup", dir4, "0:1", "one-4", "-", "4", "0"};
+    const std::vector<std::string> stock = {
+        "ruby", "/var/lib/one/remotes/datastore/restic/backup", dir4, "0", "one-4", "-", "4", "0"};
+    const std::vector<std::string> prebackup = {
+        "/bin/bash", "/var/lib/one/remotes/tm/qcow2/prebackup_live", dir4, "0", "one-4", "-", "4", "0"};
     for (const auto &argv : {ours, stock, prebackup}) BOOST_TEST(is_backup_process_of(argv, dir4, "one-4"));
 
     // VM 40 and VM 43 on the same host: their folders and deploy ids hold 4's.
-    const std::vector<std::string> vm40 = {"one_ds_host", "action", "restic", "backup",
-                                           "node1:/var/lib/one/datastores/0/40", "0", "one-40", "-", "40", "0"};
+    const std::vector<std::string> vm40 = {
+        "one_ds_host", "action", "restic", "backup", "node1:/var/lib/one/datastores/0/40",
+        "0",           "one-40", "-",      "40",     "0"};
     BOOST_TEST(!is_backup_process_of(vm40, dir4, "one-4"));
     BOOST_TEST(!is_backup_process_of(vm40, "node1:/var/lib/one/datastores/0/40", "one-4"));
     // A deploy id that equals another argument of another backup ("0" is
@@ -339,9 +358,10 @@ BOOST_AUTO_TEST_CASE(only_the_exact_backup_of_this_vm_matches) {
 }
 
 BOOST_AUTO_TEST_CASE(grep_listing_gives_pids_only) {
-    BOOST_TEST(pids_from_grep_listing("/proc/12/cmdline\n/proc/345/cmdline\n/proc/x/cmdline\n/etc/passwd\n/proc//cmdline\n") ==
-                   (std::vector<std::string>{"12", "345"}),
-               boost::test_tools::per_element());
+    BOOST_TEST(
+        pids_from_grep_listing("/proc/12/cmdline\n/proc/345/cmdline\n/proc/x/cmdline\n/etc/passwd\n/proc//cmdline\n") ==
+            (std::vector<std::string>{"12", "345"}),
+        boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -73,29 +73,25 @@ BOOST_DATA_TEST_CASE(one_pair_of_surrounding_quotes_is_stripped,
     BOOST_TEST(parse_datastore(ds).password == expected);
 }
 
-BOOST_DATA_TEST_CASE(bad_values_name_the_attribute,
-                     bdata::make(std::vector<std::string>{"<RESTIC_PASSWORD>x</RESTIC_PASSWORD>",
-                                  "<RESTIC_SFTP_SERVER>s</RESTIC_SFTP_SERVER>",
-                                  k_min + "<RESTIC_COMPRESSION>MAX</RESTIC_COMPRESSION>",
-                                  k_min + "<RESTIC_CONNECTIONS>five</RESTIC_CONNECTIONS>",
-                                  k_min + "<RESTIC_CONNECTIONS>0</RESTIC_CONNECTIONS>",
-                                  k_min + "<RESTIC_BWLIMIT>10M</RESTIC_BWLIMIT>",
-                                  k_min + "<RESTIC_MAXPROC>1.5</RESTIC_MAXPROC>",
-                                  k_min + "<RESTIC_BACKEND>NFS</RESTIC_BACKEND>",
-                                  k_min + "<RESTIC_NICE>20</RESTIC_NICE>",
-                                  k_min + "<RESTIC_IONICE>low</RESTIC_IONICE>",
-                                  k_min + "<RESTIC_CPU_QUOTA>half</RESTIC_CPU_QUOTA>"}) ^
-                         bdata::make({"RESTIC_SFTP_SERVER is required", "RESTIC_PASSWORD is required",
-                                      "RESTIC_COMPRESSION must be auto, off or max, got 'MAX'",
-                                      "RESTIC_CONNECTIONS must be an integer from 1 to 1024, got 'five'",
-                                      "RESTIC_CONNECTIONS must be an integer from 1 to 1024, got '0'",
-                                      "RESTIC_BWLIMIT must be an integer from 0 to 1073741824 (-1 for none), got '10M'",
-                                      "RESTIC_MAXPROC must be",
-                                      "Unknown RESTIC_BACKEND: NFS",
-                                      "RESTIC_NICE must be an integer from -20 to 19 (-1 for none), got '20'",
-                                      "RESTIC_IONICE must be an integer from 0 to 7 (-1 for none), got 'low'",
-                                      "RESTIC_CPU_QUOTA must be an integer from 1 to 100000 (-1 for none), got 'half'"}),
-                     xml, expected) {
+BOOST_DATA_TEST_CASE(
+    bad_values_name_the_attribute,
+    bdata::make(std::vector<std::string>{
+        "<RESTIC_PASSWORD>x</RESTIC_PASSWORD>", "<RESTIC_SFTP_SERVER>s</RESTIC_SFTP_SERVER>",
+        k_min + "<RESTIC_COMPRESSION>MAX</RESTIC_COMPRESSION>", k_min + "<RESTIC_CONNECTIONS>five</RESTIC_CONNECTIONS>",
+        k_min + "<RESTIC_CONNECTIONS>0</RESTIC_CONNECTIONS>", k_min + "<RESTIC_BWLIMIT>10M</RESTIC_BWLIMIT>",
+        k_min + "<RESTIC_MAXPROC>1.5</RESTIC_MAXPROC>", k_min + "<RESTIC_BACKEND>NFS</RESTIC_BACKEND>",
+        k_min + "<RESTIC_NICE>20</RESTIC_NICE>", k_min + "<RESTIC_IONICE>low</RESTIC_IONICE>",
+        k_min + "<RESTIC_CPU_QUOTA>half</RESTIC_CPU_QUOTA>"}) ^
+        bdata::make({"RESTIC_SFTP_SERVER is required", "RESTIC_PASSWORD is required",
+                     "RESTIC_COMPRESSION must be auto, off or max, got 'MAX'",
+                     "RESTIC_CONNECTIONS must be an integer from 1 to 1024, got 'five'",
+                     "RESTIC_CONNECTIONS must be an integer from 1 to 1024, got '0'",
+                     "RESTIC_BWLIMIT must be an integer from 0 to 1073741824 (-1 for none), got '10M'",
+                     "RESTIC_MAXPROC must be", "Unknown RESTIC_BACKEND: NFS",
+                     "RESTIC_NICE must be an integer from -20 to 19 (-1 for none), got '20'",
+                     "RESTIC_IONICE must be an integer from 0 to 7 (-1 for none), got 'low'",
+                     "RESTIC_CPU_QUOTA must be an integer from 1 to 100000 (-1 for none), got 'half'"}),
+    xml, expected) {
     const auto err = parse_error(xml);
     BOOST_TEST(err.find(expected) != std::string::npos, "'" << err << "' should contain '" << expected << "'");
 }
@@ -112,8 +108,9 @@ BOOST_AUTO_TEST_CASE(confinement_is_nice_then_ionice_and_off_at_minus_one) {
     BOOST_TEST(confined_argv(parse(k_min + "<RESTIC_IONICE>0</RESTIC_IONICE>"), restic) ==
                    (std::vector<std::string>{"ionice", "-c2", "-n0", "restic", "backup"}),
                boost::test_tools::per_element());
-    const auto a = parse(k_min + "<RESTIC_MAX_RIOPS>100</RESTIC_MAX_RIOPS><RESTIC_CPU_QUOTA>-1</RESTIC_CPU_QUOTA>"
-                                 "<RESTIC_MEMORY_MAX_MB>512</RESTIC_MEMORY_MAX_MB>");
+    const auto a = parse(k_min +
+                         "<RESTIC_MAX_RIOPS>100</RESTIC_MAX_RIOPS><RESTIC_CPU_QUOTA>-1</RESTIC_CPU_QUOTA>"
+                         "<RESTIC_MEMORY_MAX_MB>512</RESTIC_MEMORY_MAX_MB>");
     BOOST_TEST(a.slice_limits_set == (std::vector<std::string>{"RESTIC_MAX_RIOPS", "RESTIC_MEMORY_MAX_MB"}),
                boost::test_tools::per_element());
 }
@@ -152,17 +149,24 @@ restic_command command_at(std::string host, std::string repo, std::string subcom
 }
 
 BOOST_AUTO_TEST_CASE(options_come_in_stock_order) {
-    auto a = parse(k_min + "<RESTIC_BWLIMIT>500</RESTIC_BWLIMIT><RESTIC_CONNECTIONS>8</RESTIC_CONNECTIONS>"
-                           "<RESTIC_COMPRESSION>max</RESTIC_COMPRESSION>");
+    auto a = parse(k_min +
+                   "<RESTIC_BWLIMIT>500</RESTIC_BWLIMIT><RESTIC_CONNECTIONS>8</RESTIC_CONNECTIONS>"
+                   "<RESTIC_COMPRESSION>max</RESTIC_COMPRESSION>");
     auto c = command_at("node1", "sftp:oneadmin@srv:/r", "backup");
     c.options = {"--force", "--json", "--tag=one-7"};
     c.args = {"/d/disk.0.0", "/d/vm.xml"};
-    const std::vector<std::string> want{"/usr/bin/restic",          "--force",
-                                        "--json",                   "--tag=one-7",
-                                        "--limit-upload=500",       "--limit-download=500",
-                                        "--option=sftp.connections=8", "--compression=max",
-                                        "--repo=sftp:oneadmin@srv:/r", "backup",
-                                        "/d/disk.0.0",              "/d/vm.xml"};
+    const std::vector<std::string> want{"/usr/bin/restic",
+                                        "--force",
+                                        "--json",
+                                        "--tag=one-7",
+                                        "--limit-upload=500",
+                                        "--limit-download=500",
+                                        "--option=sftp.connections=8",
+                                        "--compression=max",
+                                        "--repo=sftp:oneadmin@srv:/r",
+                                        "backup",
+                                        "/d/disk.0.0",
+                                        "/d/vm.xml"};
     BOOST_TEST(process_command(c, a).argv == want, boost::test_tools::per_element());
 }
 
@@ -187,8 +191,9 @@ BOOST_AUTO_TEST_CASE(ssh_config_reaches_restic_as_sftp_command_for_sftp_urls_onl
 }
 
 BOOST_AUTO_TEST_CASE(the_password_goes_to_the_environment_here_and_to_stdin_elsewhere_never_to_argv) {
-    auto a = parse("<RESTIC_PASSWORD>s3cr3t-pw</RESTIC_PASSWORD><RESTIC_SFTP_SERVER>srv</RESTIC_SFTP_SERVER>"
-                   "<RESTIC_MAXPROC>2</RESTIC_MAXPROC>");
+    auto a = parse(
+        "<RESTIC_PASSWORD>s3cr3t-pw</RESTIC_PASSWORD><RESTIC_SFTP_SERVER>srv</RESTIC_SFTP_SERVER>"
+        "<RESTIC_MAXPROC>2</RESTIC_MAXPROC>");
     auto here = process_command(command_at("", repository_url(a, "/r"), "backup"), a);
     for (const auto &w : here.argv) BOOST_TEST(w.find("s3cr3t") == std::string::npos);
     BOOST_TEST(here.env.at("RESTIC_PASSWORD") == "s3cr3t-pw");
@@ -243,7 +248,8 @@ BOOST_AUTO_TEST_CASE(summary_line_of_0_14_and_0_18) {
 }
 
 BOOST_AUTO_TEST_CASE(status_and_noise_lines) {
-    auto st = parse_backup_line(R"({"message_type":"status","percent_done":0.5,"total_bytes":100,"bytes_done":50,"seconds_elapsed":2})");
+    auto st = parse_backup_line(
+        R"({"message_type":"status","percent_done":0.5,"total_bytes":100,"bytes_done":50,"seconds_elapsed":2})");
     BOOST_REQUIRE(std::holds_alternative<backup_status>(st));
     BOOST_TEST(std::get<backup_status>(st).bytes_done == 50u);
     BOOST_TEST(std::holds_alternative<std::monostate>(parse_backup_line("created new cache in /root/.cache/restic")));
@@ -287,10 +293,12 @@ BOOST_DATA_TEST_CASE(exits_are_classified_on_every_version,
 BOOST_AUTO_TEST_CASE(error_text_is_restics_own_words_in_one_line) {
     BOOST_TEST(restic_error_text("reading repository password from stdin\nFatal: wrong password or no key found\n") ==
                "wrong password or no key found");
-    BOOST_TEST(restic_error_text(R"({"message_type":"exit_error","code":12,"message":"Fatal: wrong password"})" "\n") ==
-               "Fatal: wrong password");
-    BOOST_TEST(restic_error_text(R"({"message_type":"error","error":{"message":"permission denied"},"during":"archival","item":"/d/disk.0.0"})") ==
-               "/d/disk.0.0: permission denied");
+    BOOST_TEST(restic_error_text(R"({"message_type":"exit_error","code":12,"message":"Fatal: wrong password"})"
+                                 "\n") == "Fatal: wrong password");
+    BOOST_TEST(
+        restic_error_text(
+            R"({"message_type":"error","error":{"message":"permission denied"},"during":"archival","item":"/d/disk.0.0"})") ==
+        "/d/disk.0.0: permission denied");
 }
 
 BOOST_AUTO_TEST_CASE(redaction_removes_every_occurrence) {
@@ -327,7 +335,7 @@ class version_runner final : public oneds::ports::process_runner {
 public:
     explicit version_runner(std::string out, int code = 0) : out_(std::move(out)), code_(code) {}
     oneds::ports::result<oneds::ports::command_result> run(const std::string &host, const oneds::ports::command &cmd,
-                                                          const oneds::ports::run_options &) override {
+                                                           const oneds::ports::run_options &) override {
         ++calls;
         last_host = host;
         last_argv = cmd.argv;

@@ -83,10 +83,10 @@ bool wait_stopped(pid_t pid) {
 std::unique_ptr<spawned_process> hold_exclusive_lock(const std::string &password_file, const std::string &repo) {
     const auto locks = repo + "/locks";
     for (int attempt = 0; attempt < 5; ++attempt) {
-        auto p = std::make_unique<spawned_process>(
-            std::vector<std::string>{tool("restic"), "--password-file", password_file, "--repo", repo, "check",
-                                     "--read-data"},
-            "");
+        auto p =
+            std::make_unique<spawned_process>(std::vector<std::string>{tool("restic"), "--password-file", password_file,
+                                                                       "--repo", repo, "check", "--read-data"},
+                                              "");
         // A lock counts once it has its final name (64 hex digits): restic
         // writes it under a temporary name first, which other restics ignore.
         const auto has_lock = [&] {
@@ -137,19 +137,22 @@ void restic_fixture::make_vm(int vm, const std::vector<disk_spec> &disks) {
     vm_xml << "<VM><ID>" << vm << "</ID><NAME>vm" << vm << "</NAME><TEMPLATE>";
     for (const auto &d : disks) {
         const std::string file = dir + "/disk." + std::to_string(d.id) + ".0";
-        must(run_process({tool("qemu-img"), "create", "-q", "-f", "qcow2", file, std::to_string(d.size_mib) + "M"}), "qemu-img create");
+        must(run_process({tool("qemu-img"), "create", "-q", "-f", "qcow2", file, std::to_string(d.size_mib) + "M"}),
+             "qemu-img create");
         if (d.data_mib > 0) {
             if (d.random) {
                 const std::string raw = file + ".raw";
-                must(run_process({tool("dd"), "if=/dev/urandom", "of=" + raw, "bs=1M", "count=" + std::to_string(d.data_mib),
-                                  "status=none"}),
+                must(run_process({tool("dd"), "if=/dev/urandom", "of=" + raw, "bs=1M",
+                                  "count=" + std::to_string(d.data_mib), "status=none"}),
                      "dd");
-                must(run_process({tool("qemu-img"), "convert", "-q", "-f", "raw", "-O", "qcow2", raw, file}), "qemu-img convert");
+                must(run_process({tool("qemu-img"), "convert", "-q", "-f", "raw", "-O", "qcow2", raw, file}),
+                     "qemu-img convert");
                 std::filesystem::remove(raw);
             } else {
-                must(run_process({tool("qemu-io"), "-c", "write -P 0x" + std::to_string(10 + vm % 80) + " 0 " +
-                                                       std::to_string(d.data_mib) + "M",
-                                  file}),
+                must(run_process(
+                         {tool("qemu-io"), "-c",
+                          "write -P 0x" + std::to_string(10 + vm % 80) + " 0 " + std::to_string(d.data_mib) + "M",
+                          file}),
                      "qemu-io write");
             }
         }
@@ -207,14 +210,21 @@ std::string restic_fixture::write_config(const std::map<std::string, std::string
 
 std::vector<std::string> restic_fixture::host_argv(const std::string &action, const std::vector<std::string> &args,
                                                    const std::map<std::string, std::string> &plugin_cfg) const {
-    std::vector<std::string> argv = {ONEDS_TEST_HOST_PATH, "action", "-c", write_config(plugin_cfg),
-                                     "--plugin", std::string("restic=") + ONEDS_TEST_RESTIC_PATH, "restic", action};
+    std::vector<std::string> argv = {ONEDS_TEST_HOST_PATH,
+                                     "action",
+                                     "-c",
+                                     write_config(plugin_cfg),
+                                     "--plugin",
+                                     std::string("restic=") + ONEDS_TEST_RESTIC_PATH,
+                                     "restic",
+                                     action};
     argv.insert(argv.end(), args.begin(), args.end());
     return argv;
 }
 
 process_result restic_fixture::host_action(const std::string &action, const std::vector<std::string> &args,
-                                           const std::string &input, const std::map<std::string, std::string> &plugin_cfg,
+                                           const std::string &input,
+                                           const std::map<std::string, std::string> &plugin_cfg,
                                            const std::map<std::string, std::string> &env) const {
     return run_process(host_argv(action, args, plugin_cfg), input, env, std::chrono::seconds(120));
 }
@@ -264,14 +274,21 @@ std::string restic_fixture::write_config(const std::map<std::string, std::string
 std::vector<std::string> restic_fixture::host_argv(const std::string &action, const std::vector<std::string> &args,
                                                    const std::map<std::string, std::string> &plugin_cfg,
                                                    const std::map<std::string, std::string> &host_cfg) const {
-    std::vector<std::string> argv = {ONEDS_TEST_HOST_PATH, "action", "-c", write_config(plugin_cfg, host_cfg),
-                                     "--plugin", std::string("restic=") + ONEDS_TEST_RESTIC_PATH, "restic", action};
+    std::vector<std::string> argv = {ONEDS_TEST_HOST_PATH,
+                                     "action",
+                                     "-c",
+                                     write_config(plugin_cfg, host_cfg),
+                                     "--plugin",
+                                     std::string("restic=") + ONEDS_TEST_RESTIC_PATH,
+                                     "restic",
+                                     action};
     argv.insert(argv.end(), args.begin(), args.end());
     return argv;
 }
 
 process_result restic_fixture::host_action(const std::string &action, const std::vector<std::string> &args,
-                                           const std::string &input, const std::map<std::string, std::string> &plugin_cfg,
+                                           const std::string &input,
+                                           const std::map<std::string, std::string> &plugin_cfg,
                                            const std::map<std::string, std::string> &env,
                                            const std::map<std::string, std::string> &host_cfg) const {
     return run_process(host_argv(action, args, plugin_cfg, host_cfg), input, env, std::chrono::seconds(120));

@@ -22,9 +22,9 @@ inline const std::string k_password = "p w'$x\"q`";  // quotes, $, blank, backti
 
 struct disk_spec {
     int id = 0;
-    std::uint64_t size_mib = 16;   // virtual size
-    std::uint64_t data_mib = 2;    // written with a pattern at offset 0
-    bool random = false;           // random data instead of a pattern
+    std::uint64_t size_mib = 16;  // virtual size
+    std::uint64_t data_mib = 2;   // written with a pattern at offset 0
+    bool random = false;          // random data instead of a pattern
 };
 
 class restic_fixture {

@@ -66,7 +66,8 @@ std::unique_ptr<spawned_process> hold_exclusive_lock(const restic_fixture &f, co
     return oneds::test::hold_exclusive_lock(f.password_file(), repo);
 }
 
-// The stat request: only PATH and SIZE (and BACKUP_JOB_ID) in IMAGE (docs/oned-protocol.md#what-info-each-action-must-carry).
+// The stat request: only PATH and SIZE (and BACKUP_JOB_ID) in IMAGE
+// (docs/oned-protocol.md#what-info-each-action-must-carry).
 std::string stat_image(const std::string &url, std::optional<int> job = std::nullopt) {
     std::string x = "<IMAGE><PATH>" + url + "</PATH><SIZE>0</SIZE>";
     if (job) x += "<BACKUP_JOB_ID>" + std::to_string(*job) + "</BACKUP_JOB_ID>";

@@ -42,10 +42,30 @@ result run(const std::vector<std::string> &argv, const std::string &input = {}) 
 // which key and which known_hosts are used (IdentityFile in a config adds to
 // -i instead of replacing it).
 result ssh_direct(const fixture &fx, const fs::path &identity, const fs::path &known_hosts) {
-    return run({"ssh", "-F", "/dev/null", "-p", std::to_string(fx.port()), "-i", identity.string(), "-o",
-                "IdentitiesOnly=yes", "-o", "UserKnownHostsFile=" + known_hosts.string(), "-o",
-                "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o",
-                "ControlPath=none", "-l", fx.user(), fx.host(), "echo", "in"});
+    return run({"ssh",
+                "-F",
+                "/dev/null",
+                "-p",
+                std::to_string(fx.port()),
+                "-i",
+                identity.string(),
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "UserKnownHostsFile=" + known_hosts.string(),
+                "-o",
+                "GlobalKnownHostsFile=/dev/null",
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "ControlPath=none",
+                "-l",
+                fx.user(),
+                fx.host(),
+                "echo",
+                "in"});
 }
 
 // 0 when 127.0.0.1:port accepts a TCP connection, else the connect errno.
@@ -69,12 +89,11 @@ std::string server_port_seen_through(const fs::path &ssh_config, const std::stri
     std::istringstream fields(r.out);
     std::string field;
     std::string last;
-    while (fields >> field)
-        last = field;
+    while (fields >> field) last = field;
     return last;
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(sshd_fixture)
 
@@ -117,9 +136,8 @@ BOOST_AUTO_TEST_CASE(server_rejects_a_key_it_was_not_given) {
     const oneds::test::sshd_fixture fx;
     const fs::path stranger = fx.dir() / "stranger_ed25519";
     std::string err;
-    BOOST_TEST_REQUIRE(run_argv({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", stranger.string()}, nullptr,
-                                &err) == 0,
-                       err);
+    BOOST_TEST_REQUIRE(
+        run_argv({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", stranger.string()}, nullptr, &err) == 0, err);
 
     // The same command with the fixture's key works, so only the key differs.
     const auto accepted = ssh_direct(fx, fx.identity_file(), fx.known_hosts_file());
@@ -234,8 +252,7 @@ BOOST_AUTO_TEST_CASE(child_sees_only_the_three_standard_streams) {
     // 0, 1, 2 and the descriptor ls opened to read the directory.
     std::istringstream fds(out);
     std::vector<std::string> names;
-    for (std::string name; fds >> name;)
-        names.push_back(name);
+    for (std::string name; fds >> name;) names.push_back(name);
     BOOST_TEST(names.size() == 4U, out);
 }
 

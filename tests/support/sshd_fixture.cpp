@@ -29,7 +29,7 @@
 #include <thread>
 #include <utility>
 
-extern char **environ; // NOLINT: POSIX declares it nowhere else
+extern char **environ;  // NOLINT: POSIX declares it nowhere else
 
 namespace oneds::test {
 namespace {
@@ -48,14 +48,11 @@ using oneds::common::unique_fd;
 // same number would keep FD_CLOEXEC and the child would lose that stream. That
 // happens when the test process runs with a standard stream closed.
 unique_fd above_stdio(int fd, const char *what) {
-    if (fd < 0)
-        throw_errno(errno, what);
+    if (fd < 0) throw_errno(errno, what);
     unique_fd owned(fd);
-    if (fd > STDERR_FILENO)
-        return owned;
+    if (fd > STDERR_FILENO) return owned;
     const int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
-    if (moved < 0)
-        throw_errno(errno, what);
+    if (moved < 0) throw_errno(errno, what);
     return unique_fd(moved);
 }
 
@@ -66,8 +63,7 @@ struct pipe_ends {
 
 pipe_ends make_pipe() {
     std::array<int, 2> fds{};
-    if (::pipe2(fds.data(), O_CLOEXEC) != 0)
-        throw_errno(errno, "pipe2");
+    if (::pipe2(fds.data(), O_CLOEXEC) != 0) throw_errno(errno, "pipe2");
     unique_fd r(fds[0]);
     unique_fd w(fds[1]);
     return {above_stdio(::fcntl(r.get(), F_DUPFD_CLOEXEC, 0), "pipe"),
@@ -75,40 +71,33 @@ pipe_ends make_pipe() {
 }
 
 unique_fd open_file(const fs::path &path, int flags, mode_t mode = 0600) {
-    return above_stdio(::open(path.c_str(), flags | O_CLOEXEC, mode),
-                       ("open " + path.string()).c_str());
+    return above_stdio(::open(path.c_str(), flags | O_CLOEXEC, mode), ("open " + path.string()).c_str());
 }
 
 void set_nonblocking(int fd) {
     const int flags = ::fcntl(fd, F_GETFL);
-    if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0)
-        throw_errno(errno, "fcntl O_NONBLOCK");
+    if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) throw_errno(errno, "fcntl O_NONBLOCK");
 }
 
 // execvp searches PATH after fork, where only async-signal-safe calls are
 // allowed; resolve the program before forking instead.
 std::string resolve_program(const std::string &name) {
-    if (name.empty())
-        throw std::invalid_argument("run_argv: empty program name");
-    if (name.find('/') != std::string::npos)
-        return name;
+    if (name.empty()) throw std::invalid_argument("run_argv: empty program name");
+    if (name.find('/') != std::string::npos) return name;
     const char *path_env = std::getenv("PATH");
     std::string path = path_env != nullptr && *path_env != '\0' ? path_env : "/usr/local/bin:/usr/bin:/bin";
     std::istringstream dirs(path);
     for (std::string dir; std::getline(dirs, dir, ':');) {
         const fs::path candidate = fs::path(dir.empty() ? "." : dir) / name;
         std::error_code ec;
-        if (fs::is_regular_file(candidate, ec) && ::access(candidate.c_str(), X_OK) == 0)
-            return candidate.string();
+        if (fs::is_regular_file(candidate, ec) && ::access(candidate.c_str(), X_OK) == 0) return candidate.string();
     }
     throw_errno(ENOENT, "cannot find " + name + " in PATH");
 }
 
 int decode_status(int status) {
-    if (WIFEXITED(status))
-        return WEXITSTATUS(status);
-    if (WIFSIGNALED(status))
-        return 128 + WTERMSIG(status);
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
     return -1;
 }
 
@@ -127,31 +116,26 @@ public:
 
     // The exit status once the child has ended (reaping it), nullopt before.
     std::optional<int> try_wait() {
-        if (status_)
-            return status_;
+        if (status_) return status_;
         int status = 0;
         pid_t r = 0;
         do {
             r = ::waitpid(pid_, &status, WNOHANG);
         } while (r < 0 && errno == EINTR);
-        if (r < 0)
-            throw_errno(errno, "waitpid");
-        if (r == 0)
-            return std::nullopt;
+        if (r < 0) throw_errno(errno, "waitpid");
+        if (r == 0) return std::nullopt;
         status_ = decode_status(status);
         return status_;
     }
 
     int wait() {
-        if (status_)
-            return *status_;
+        if (status_) return *status_;
         int status = 0;
         pid_t r = 0;
         do {
             r = ::waitpid(pid_, &status, 0);
         } while (r < 0 && errno == EINTR);
-        if (r < 0)
-            throw_errno(errno, "waitpid");
+        if (r < 0) throw_errno(errno, "waitpid");
         status_ = decode_status(status);
         return *status_;
     }
@@ -159,8 +143,7 @@ public:
     // SIGTERM, up to grace for a clean exit, then SIGKILL.
     void stop(std::chrono::milliseconds grace) noexcept {
         try {
-            if (status_)
-                return;
+            if (status_) return;
             ::kill(pid_, SIGTERM);
             const auto deadline = clock_type::now() + grace;
             while (!try_wait()) {
@@ -204,13 +187,10 @@ struct child_streams {
     struct sigaction default_action {};
     default_action.sa_handler = SIG_DFL;
     sigemptyset(&default_action.sa_mask);
-    for (int sig = 1; sig < NSIG; ++sig)
-        ::sigaction(sig, &default_action, nullptr);
+    for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &default_action, nullptr);
     // A crashed or killed test must not leave its children (sshd above all) running.
-    if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0)
-        report_errno_and_exit(report);
-    if (::getppid() != parent)
-        ::_exit(127);
+    if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0) report_errno_and_exit(report);
+    if (::getppid() != parent) ::_exit(127);
     if (::dup2(streams.in, STDIN_FILENO) < 0 || ::dup2(streams.out, STDOUT_FILENO) < 0 ||
         ::dup2(streams.err, STDERR_FILENO) < 0)
         report_errno_and_exit(report);
@@ -218,8 +198,7 @@ struct child_streams {
     // (sockets, pipes of other children). FD_CLOEXEC rather than close keeps
     // `report` open until the exec succeeds.
     if (::close_range(STDERR_FILENO + 1, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
-        for (int fd = STDERR_FILENO + 1; fd < max_fd; ++fd)
-            ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+        for (int fd = STDERR_FILENO + 1; fd < max_fd; ++fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
     }
     sigset_t none;
     sigemptyset(&none);
@@ -231,13 +210,12 @@ struct child_streams {
 // Starts argv with the given standard streams and returns its pid once the
 // exec has succeeded; throws std::system_error when it has not.
 pid_t spawn(const std::vector<std::string> &argv, const child_streams &streams) {
-    if (argv.empty())
-        throw std::invalid_argument("run_argv: empty argv");
+    if (argv.empty()) throw std::invalid_argument("run_argv: empty argv");
     const std::string program = resolve_program(argv.front());
     std::vector<char *> c_argv;
     c_argv.reserve(argv.size() + 1);
     for (const auto &arg : argv)
-        c_argv.push_back(const_cast<char *>(arg.c_str())); // NOLINT: execve's signature predates const
+        c_argv.push_back(const_cast<char *>(arg.c_str()));  // NOLINT: execve's signature predates const
     c_argv.push_back(nullptr);
 
     rlimit files{};
@@ -255,12 +233,10 @@ pid_t spawn(const std::vector<std::string> &argv, const child_streams &streams) 
     sigfillset(&all);
     ::pthread_sigmask(SIG_SETMASK, &all, &old);
     const pid_t pid = ::fork();
-    if (pid == 0)
-        exec_child(program.c_str(), c_argv.data(), streams, report.write.get(), parent, max_fd);
+    if (pid == 0) exec_child(program.c_str(), c_argv.data(), streams, report.write.get(), parent, max_fd);
     const int fork_errno = errno;
     ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
-    if (pid < 0)
-        throw_errno(fork_errno, "fork");
+    if (pid < 0) throw_errno(fork_errno, "fork");
 
     report.write.reset();
     int child_errno = 0;
@@ -268,8 +244,7 @@ pid_t spawn(const std::vector<std::string> &argv, const child_streams &streams) 
     do {
         n = ::read(report.read.get(), &child_errno, sizeof child_errno);
     } while (n < 0 && errno == EINTR);
-    if (n == 0)
-        return pid;
+    if (n == 0) return pid;
     child_process failed(pid);
     failed.wait();
     throw_errno(n == sizeof child_errno ? child_errno : EIO, "cannot run " + program);
@@ -291,8 +266,7 @@ public:
     ~sigpipe_guard() {
         if (raised_ && !was_pending_) {
             const timespec no_wait{};
-            while (::sigtimedwait(&pipe_set_, nullptr, &no_wait) < 0 && errno == EINTR) {
-            }
+            while (::sigtimedwait(&pipe_set_, nullptr, &no_wait) < 0 && errno == EINTR) {}
         }
         ::pthread_sigmask(SIG_SETMASK, &old_, nullptr);
     }
@@ -317,8 +291,7 @@ public:
         const char *tmp_env = std::getenv("TMPDIR");
         const fs::path base = fs::absolute(tmp_env != nullptr && *tmp_env != '\0' ? tmp_env : "/tmp");
         std::string pattern = (base / (prefix + "XXXXXX")).string();
-        if (::mkdtemp(pattern.data()) == nullptr)
-            throw_errno(errno, "mkdtemp " + pattern);
+        if (::mkdtemp(pattern.data()) == nullptr) throw_errno(errno, "mkdtemp " + pattern);
         path_ = pattern;
     }
     ~scoped_temp_dir() {
@@ -347,8 +320,7 @@ void write_file(const fs::path &path, const std::string &text) {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     out << text;
     out.close();
-    if (!out)
-        throw std::runtime_error("cannot write " + path.string());
+    if (!out) throw std::runtime_error("cannot write " + path.string());
 }
 
 std::string current_user() {
@@ -380,8 +352,7 @@ std::string public_key_line(const fs::path &pub_file) {
     std::string type;
     std::string blob;
     in >> type >> blob;
-    if (type.empty() || blob.empty())
-        throw std::runtime_error("sshd_fixture: no key in " + pub_file.string());
+    if (type.empty() || blob.empty()) throw std::runtime_error("sshd_fixture: no key in " + pub_file.string());
     return type + ' ' + blob;
 }
 
@@ -397,8 +368,7 @@ void generate_key(const fs::path &file, const std::string &comment) {
 
 unsigned short pick_free_port() {
     const unique_fd sock(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!sock)
-        throw_errno(errno, "socket");
+    if (!sock) throw_errno(errno, "socket");
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -419,34 +389,27 @@ int wait_ms_until(clock_type::time_point deadline) {
 // before the deadline.
 bool ssh_banner_answers(unsigned short port, clock_type::time_point deadline) {
     const unique_fd sock(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    if (!sock)
-        throw_errno(errno, "socket");
+    if (!sock) throw_errno(errno, "socket");
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     addr.sin_port = htons(port);
     if (::connect(sock.get(), reinterpret_cast<const sockaddr *>(&addr), sizeof addr) != 0) {
-        if (errno != EINPROGRESS)
-            return false;
+        if (errno != EINPROGRESS) return false;
         pollfd pfd{sock.get(), POLLOUT, 0};
-        if (::poll(&pfd, 1, wait_ms_until(deadline)) <= 0)
-            return false;
+        if (::poll(&pfd, 1, wait_ms_until(deadline)) <= 0) return false;
         int error = 0;
         socklen_t len = sizeof error;
-        if (::getsockopt(sock.get(), SOL_SOCKET, SO_ERROR, &error, &len) != 0 || error != 0)
-            return false;
+        if (::getsockopt(sock.get(), SOL_SOCKET, SO_ERROR, &error, &len) != 0 || error != 0) return false;
     }
     std::string banner;
     while (banner.find('\n') == std::string::npos && banner.size() < 256) {
         pollfd pfd{sock.get(), POLLIN, 0};
-        if (::poll(&pfd, 1, wait_ms_until(deadline)) <= 0)
-            return false;
+        if (::poll(&pfd, 1, wait_ms_until(deadline)) <= 0) return false;
         std::array<char, 256> buf{};
         const ssize_t n = ::read(sock.get(), buf.data(), buf.size());
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
-            continue;
-        if (n <= 0)
-            return false;
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+        if (n <= 0) return false;
         banner.append(buf.data(), static_cast<std::size_t>(n));
     }
     return banner.starts_with("SSH-2.0-");
@@ -455,8 +418,7 @@ bool ssh_banner_answers(unsigned short port, clock_type::time_point deadline) {
 std::optional<pid_t> read_pid_file(const fs::path &path) {
     std::istringstream in(read_file(path));
     long pid = 0;
-    if (in >> pid && pid > 0)
-        return static_cast<pid_t>(pid);
+    if (in >> pid && pid > 0) return static_cast<pid_t>(pid);
     return std::nullopt;
 }
 
@@ -470,15 +432,13 @@ bool failed_to_bind(const std::string &log) {
 void ensure_privsep_dir() {
     const fs::path dir = "/run/sshd";
     std::error_code ec;
-    if (fs::is_directory(dir, ec))
-        return;
-    if (fs::create_directories(dir, ec))
-        ::chmod(dir.c_str(), 0755);
+    if (fs::is_directory(dir, ec)) return;
+    if (fs::create_directories(dir, ec)) ::chmod(dir.c_str(), 0755);
     // Without permission to create it (not root) sshd's own error says what is
     // missing, and it ends up in the exception.
 }
 
-} // namespace
+}  // namespace
 
 int run_argv(const std::vector<std::string> &argv, std::string *out, std::string *err, const std::string &input) {
     auto in_pipe = make_pipe();
@@ -492,24 +452,19 @@ int run_argv(const std::vector<std::string> &argv, std::string *out, std::string
     set_nonblocking(in_pipe.write.get());
     set_nonblocking(out_pipe.read.get());
     set_nonblocking(err_pipe.read.get());
-    if (input.empty())
-        in_pipe.write.reset();
+    if (input.empty()) in_pipe.write.reset();
 
     sigpipe_guard guard;
     std::size_t written = 0;
-    if (out != nullptr)
-        out->clear();
-    if (err != nullptr)
-        err->clear();
+    if (out != nullptr) out->clear();
+    if (err != nullptr) err->clear();
     // Appends what is there to *text (when wanted); closes fd at end of file.
     const auto drain = [&argv](const pollfd &polled, unique_fd &fd, std::string *text) {
-        if (polled.revents == 0)
-            return;
+        if (polled.revents == 0) return;
         std::array<char, 16384> buf{};
         const ssize_t n = ::read(fd.get(), buf.data(), buf.size());
         if (n > 0) {
-            if (text != nullptr)
-                text->append(buf.data(), static_cast<std::size_t>(n));
+            if (text != nullptr) text->append(buf.data(), static_cast<std::size_t>(n));
         } else if (n == 0) {
             fd.reset();
         } else if (errno != EAGAIN && errno != EINTR) {
@@ -523,8 +478,7 @@ int run_argv(const std::vector<std::string> &argv, std::string *out, std::string
         std::array<pollfd, 3> polled{pollfd{in_pipe.write.get(), POLLOUT, 0}, pollfd{out_pipe.read.get(), POLLIN, 0},
                                      pollfd{err_pipe.read.get(), POLLIN, 0}};
         if (::poll(polled.data(), polled.size(), -1) < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             throw_errno(errno, "poll");
         }
         const auto &[to_stdin, from_stdout, from_stderr] = polled;
@@ -533,8 +487,7 @@ int run_argv(const std::vector<std::string> &argv, std::string *out, std::string
             const ssize_t n = ::write(in_pipe.write.get(), rest.data(), rest.size());
             if (n > 0) {
                 written += static_cast<std::size_t>(n);
-                if (written == input.size())
-                    in_pipe.write.reset();
+                if (written == input.size()) in_pipe.write.reset();
             } else if (n < 0 && errno == EPIPE) {
                 // The child stopped reading; what it did with less input is its business.
                 guard.raised();
@@ -570,16 +523,14 @@ struct sshd_fixture::state {
 
     [[nodiscard]] std::vector<std::string> aliases() const {
         std::vector<std::string> all{alias};
-        if (alias != "hypervisor")
-            all.emplace_back("hypervisor");
+        if (alias != "hypervisor") all.emplace_back("hypervisor");
         return all;
     }
 
     void write_configs() {
         std::ostringstream server;
         server << "# sshd for one test run (oneds::test::sshd_fixture); removed with its directory.\n";
-        for (const auto &line : extra_sshd_config)
-            server << line << '\n';
+        for (const auto &line : extra_sshd_config) server << line << '\n';
         // Port must come before ListenAddress, or sshd refuses the file.
         server << "Port " << port << '\n'
                << "ListenAddress " << host << '\n'
@@ -646,14 +597,13 @@ struct sshd_fixture::state {
         fs::remove(pid_file, ignored);
         const auto null_in = open_file("/dev/null", O_RDONLY);
         const auto log = open_file(log_file, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND);
-        sshd.emplace(spawn({"/usr/sbin/sshd", "-D", "-e", "-f", sshd_config.string()},
-                           {null_in.get(), log.get(), log.get()}));
+        sshd.emplace(
+            spawn({"/usr/sbin/sshd", "-D", "-e", "-f", sshd_config.string()}, {null_in.get(), log.get(), log.get()}));
 
         for (;;) {
             if (const auto status = sshd->try_wait()) {
                 const std::string text = read_file(log_file);
-                if (failed_to_bind(text))
-                    return start_result::port_taken;
+                if (failed_to_bind(text)) return start_result::port_taken;
                 throw std::runtime_error("sshd_fixture: sshd exited with " + std::to_string(*status) +
                                          " before serving port " + std::to_string(port) + "; its log:\n" + text);
             }
@@ -679,8 +629,7 @@ struct sshd_fixture::state {
         for (int attempt = 1; attempt <= attempts; ++attempt) {
             port = pick_free_port();
             write_configs();
-            if (start_once(deadline) == start_result::ready)
-                return;
+            if (start_once(deadline) == start_result::ready) return;
             sshd.reset();
         }
         throw std::runtime_error("sshd_fixture: sshd could not bind a free port in " + std::to_string(attempts) +
@@ -727,4 +676,4 @@ const std::string &sshd_fixture::alias() const noexcept { return state_->alias; 
 std::string sshd_fixture::log_text() const { return read_file(state_->log_file); }
 pid_t sshd_fixture::sshd_pid() const noexcept { return state_->sshd->pid(); }
 
-} // namespace oneds::test
+}  // namespace oneds::test

@@ -77,4 +77,4 @@ private:
     std::unique_ptr<state> state_;
 };
 
-} // namespace oneds::test
+}  // namespace oneds::test

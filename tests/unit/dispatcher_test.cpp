@@ -81,8 +81,7 @@ BOOST_AUTO_TEST_CASE(every_started_request_completes_exactly_once_under_concurre
     BOOST_TEST(host.completions().size() == k_total);
     for (std::uint64_t id = 1; id <= k_total; ++id) {
         const auto got = host.completions_of(id);
-        BOOST_TEST_REQUIRE(got.size() == 1u,
-                           "request " << id << " completed " << got.size() << " times");
+        BOOST_TEST_REQUIRE(got.size() == 1u, "request " << id << " completed " << got.size() << " times");
         BOOST_TEST((got[0].status == ONEDS_OK || got[0].status == ONEDS_ERR_CANCELLED));
         if (got[0].status == ONEDS_OK) BOOST_TEST(got[0].info == std::to_string(id));
     }
@@ -183,7 +182,9 @@ BOOST_AUTO_TEST_CASE(a_callback_that_is_gone_does_not_run) {
     recording_host host;
     request_context ctx(make_request(1), host.link());
     int runs = 0;
-    { const std::stop_callback cb(ctx.stop_token(), [&] { ++runs; }); }
+    {
+        const std::stop_callback cb(ctx.stop_token(), [&] { ++runs; });
+    }
     ctx.request_cancel();
     BOOST_TEST(runs == 0);
     BOOST_TEST(ctx.cancelled());
@@ -204,8 +205,7 @@ BOOST_AUTO_TEST_CASE(a_handler_that_throws_completes_with_internal_and_the_what_
 BOOST_AUTO_TEST_CASE(a_handler_that_throws_a_non_exception_completes_with_internal) {
     recording_host host;
     dispatcher d(host.link(), 1);
-    BOOST_TEST_REQUIRE(d.start(make_request(3), [](request_context &) -> outcome { throw 42; }) ==
-                       ONEDS_OK);
+    BOOST_TEST_REQUIRE(d.start(make_request(3), [](request_context &) -> outcome { throw 42; }) == ONEDS_OK);
     const auto c = host.wait_for(3, k_wait);
     BOOST_TEST_REQUIRE(c.has_value());
     BOOST_TEST(c->status == ONEDS_ERR_INTERNAL);
@@ -288,15 +288,14 @@ BOOST_AUTO_TEST_CASE(shutdown_cancels_in_flight_requests_and_waits_for_their_com
     std::latch started(k_running);
     std::atomic<int> runs{0};
     for (int i = 1; i <= k_running + k_queued; ++i)
-        BOOST_TEST_REQUIRE(
-            d.start(make_request(static_cast<std::uint64_t>(i)), [&](request_context &ctx) {
-                ++runs;
-                started.count_down();
-                ctx.sleep_for(k_forever);
-                // Cleanup after the cancel that shutdown must wait for.
-                std::this_thread::sleep_for(50ms);
-                return outcome::fail("interrupted");
-            }) == ONEDS_OK);
+        BOOST_TEST_REQUIRE(d.start(make_request(static_cast<std::uint64_t>(i)), [&](request_context &ctx) {
+            ++runs;
+            started.count_down();
+            ctx.sleep_for(k_forever);
+            // Cleanup after the cancel that shutdown must wait for.
+            std::this_thread::sleep_for(50ms);
+            return outcome::fail("interrupted");
+        }) == ONEDS_OK);
     started.wait();
 
     const auto t0 = std::chrono::steady_clock::now();

@@ -84,13 +84,12 @@ public:
     }
 
 private:
-    static void on_complete(void *host_data, std::uint64_t id, std::int32_t status,
-                            const char *info, const char *error) {
+    static void on_complete(void *host_data, std::uint64_t id, std::int32_t status, const char *info,
+                            const char *error) {
         auto *self = static_cast<recording_host *>(host_data);
         {
             std::lock_guard lock(self->mutex_);
-            self->completions_.push_back(
-                {id, status, info != nullptr ? info : "", error != nullptr ? error : ""});
+            self->completions_.push_back({id, status, info != nullptr ? info : "", error != nullptr ? error : ""});
         }
         self->changed_.notify_all();
     }

@@ -35,8 +35,7 @@ class probe_instance final : public oneds::sdk::instance {
 public:
     probe_instance(oneds::sdk::host_link, const oneds::sdk::config_map &config) {
         g_probe.config = config;
-        if (auto it = config.find("throw"); it != config.end())
-            throw std::invalid_argument(it->second);
+        if (auto it = config.find("throw"); it != config.end()) throw std::invalid_argument(it->second);
         if (config.contains("throw_bad_alloc")) throw std::bad_alloc();
         if (config.contains("throw_int")) throw 42;
         ++g_probe.constructed;
@@ -60,8 +59,7 @@ public:
 const char *const k_actions[] = {"echo", "throw", "throw_int", nullptr};
 
 const oneds_plugin_api *table() {
-    return oneds::sdk::plugin_table<probe_instance>::get(ONEDS_ABI_MAJOR, "probe", "9.9.9",
-                                                         k_actions);
+    return oneds::sdk::plugin_table<probe_instance>::get(ONEDS_ABI_MAJOR, "probe", "9.9.9", k_actions);
 }
 
 oneds_config config_of(const std::vector<oneds_config_entry> &entries) {
@@ -90,8 +88,7 @@ struct fresh_probe {
 
     void create() {
         char errbuf[128] = "";
-        BOOST_TEST_REQUIRE(table()->create(host.api(), nullptr, &instance, errbuf, sizeof errbuf) ==
-                           ONEDS_OK);
+        BOOST_TEST_REQUIRE(table()->create(host.api(), nullptr, &instance, errbuf, sizeof errbuf) == ONEDS_OK);
         BOOST_TEST_REQUIRE(instance != nullptr);
     }
 
@@ -124,15 +121,13 @@ BOOST_AUTO_TEST_CASE(get_returns_one_static_table_describing_the_plugin) {
 }
 
 BOOST_AUTO_TEST_CASE(config_entries_reach_the_constructor) {
-    const std::vector<oneds_config_entry> entries = {
-        {"repository", "sftp:backup@host:/srv/restic"},
-        {"empty", nullptr},    // a NULL value reads as ""
-        {nullptr, "ignored"},  // a NULL key is skipped
-        {"host.threads", "4"}};
+    const std::vector<oneds_config_entry> entries = {{"repository", "sftp:backup@host:/srv/restic"},
+                                                     {"empty", nullptr},    // a NULL value reads as ""
+                                                     {nullptr, "ignored"},  // a NULL key is skipped
+                                                     {"host.threads", "4"}};
     const auto config = config_of(entries);
     char errbuf[64] = "";
-    BOOST_TEST_REQUIRE(table()->create(host.api(), &config, &instance, errbuf, sizeof errbuf) ==
-                       ONEDS_OK);
+    BOOST_TEST_REQUIRE(table()->create(host.api(), &config, &instance, errbuf, sizeof errbuf) == ONEDS_OK);
     const oneds::sdk::config_map want = {
         {"repository", "sftp:backup@host:/srv/restic"}, {"empty", ""}, {"host.threads", "4"}};
     BOOST_TEST(g_probe.config == want);
@@ -150,8 +145,7 @@ BOOST_AUTO_TEST_CASE(constructor_exception_text_lands_in_errbuf) {
     oneds_instance *out = reinterpret_cast<oneds_instance *>(&g_probe);  // poison
     char errbuf[64];
     std::memset(errbuf, 'X', sizeof errbuf);
-    BOOST_TEST(table()->create(host.api(), &config, &out, errbuf, sizeof errbuf) ==
-               ONEDS_ERR_INVALID);
+    BOOST_TEST(table()->create(host.api(), &config, &out, errbuf, sizeof errbuf) == ONEDS_ERR_INVALID);
     BOOST_TEST(out == nullptr);
     BOOST_TEST(std::string(errbuf) == "repository is not set");
 }
@@ -182,8 +176,7 @@ BOOST_AUTO_TEST_CASE(constructor_out_of_memory_is_internal) {
     const std::vector<oneds_config_entry> entries = {{"throw_bad_alloc", "1"}};
     const auto config = config_of(entries);
     char errbuf[64] = "";
-    BOOST_TEST(table()->create(host.api(), &config, &instance, errbuf, sizeof errbuf) ==
-               ONEDS_ERR_INTERNAL);
+    BOOST_TEST(table()->create(host.api(), &config, &instance, errbuf, sizeof errbuf) == ONEDS_ERR_INTERNAL);
     BOOST_TEST(instance == nullptr);
     BOOST_TEST(std::string(errbuf) == "out of memory");
 }
@@ -192,16 +185,14 @@ BOOST_AUTO_TEST_CASE(constructor_non_exception_throw_is_internal_with_a_message)
     const std::vector<oneds_config_entry> entries = {{"throw_int", "1"}};
     const auto config = config_of(entries);
     char errbuf[64] = "";
-    BOOST_TEST(table()->create(host.api(), &config, &instance, errbuf, sizeof errbuf) ==
-               ONEDS_ERR_INTERNAL);
+    BOOST_TEST(table()->create(host.api(), &config, &instance, errbuf, sizeof errbuf) == ONEDS_ERR_INTERNAL);
     BOOST_TEST(instance == nullptr);
     BOOST_TEST(std::strlen(errbuf) > 0u);
 }
 
 BOOST_AUTO_TEST_CASE(create_refuses_a_missing_or_too_small_host_api) {
     char errbuf[64] = "";
-    BOOST_TEST(table()->create(nullptr, nullptr, &instance, errbuf, sizeof errbuf) ==
-               ONEDS_ERR_ABI);
+    BOOST_TEST(table()->create(nullptr, nullptr, &instance, errbuf, sizeof errbuf) == ONEDS_ERR_ABI);
     BOOST_TEST(instance == nullptr);
     BOOST_TEST(std::strlen(errbuf) > 0u);
 
@@ -216,8 +207,7 @@ BOOST_AUTO_TEST_CASE(create_refuses_a_missing_or_too_small_host_api) {
 
 BOOST_AUTO_TEST_CASE(create_without_an_out_pointer_is_invalid) {
     char errbuf[64] = "";
-    BOOST_TEST(table()->create(host.api(), nullptr, nullptr, errbuf, sizeof errbuf) ==
-               ONEDS_ERR_INVALID);
+    BOOST_TEST(table()->create(host.api(), nullptr, nullptr, errbuf, sizeof errbuf) == ONEDS_ERR_INVALID);
     BOOST_TEST(g_probe.constructed == 0);
 }
 
@@ -244,8 +234,7 @@ BOOST_AUTO_TEST_CASE(submit_copies_every_request_field) {
     const auto &got = g_probe.submitted[0];
     BOOST_TEST(got.id == 5u);
     BOOST_TEST(got.action == "echo");
-    BOOST_TEST(got.args == (std::vector<std::string>{"a", "", "c"}),
-               "a NULL argument reads as \"\"");
+    BOOST_TEST(got.args == (std::vector<std::string>{"a", "", "c"}), "a NULL argument reads as \"\"");
     BOOST_TEST(got.document == "<DS>x</DS>");
     BOOST_TEST(got.origin == ONEDS_ORIGIN_MAD);
     BOOST_TEST(got.oned_id == 12);

@@ -79,8 +79,7 @@ BOOST_AUTO_TEST_CASE(parallel_for_runs_every_index_once_within_the_bound) {
     std::atomic<int> running{0}, peak{0};
     parallel_for(20, 3, {}, [&](std::size_t i, const std::stop_token &) {
         const int now = ++running;
-        for (int p = peak.load(); now > p && !peak.compare_exchange_weak(p, now);) {
-        }
+        for (int p = peak.load(); now > p && !peak.compare_exchange_weak(p, now);) {}
         std::this_thread::sleep_for(5ms);
         --running;
         const std::lock_guard lock(m);

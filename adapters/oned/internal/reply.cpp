@@ -15,12 +15,12 @@ std::string xml_escaped(std::string_view s) {
     std::string out;
     for (char c : s) {
         switch (c) {
-        case '&': out += "&amp;"; break;
-        case '<': out += "&lt;"; break;
-        case '>': out += "&gt;"; break;
-        case '"': out += "&quot;"; break;
-        case '\'': out += "&apos;"; break;
-        default: out += c;
+            case '&': out += "&amp;"; break;
+            case '<': out += "&lt;"; break;
+            case '>': out += "&gt;"; break;
+            case '"': out += "&quot;"; break;
+            case '\'': out += "&apos;"; break;
+            default: out += c;
         }
     }
     return out;
@@ -36,10 +36,10 @@ void replace_all(std::string &text, std::string_view what, std::string_view with
 
 ports::error_kind kind_for_one_code(std::int32_t code) noexcept {
     switch (code) {
-    case ports::one_authentication:
-    case ports::one_authorization: return ports::error_kind::permission;
-    case ports::one_no_exists: return ports::error_kind::not_found;
-    default: return ports::error_kind::io;
+        case ports::one_authentication:
+        case ports::one_authorization: return ports::error_kind::permission;
+        case ports::one_no_exists: return ports::error_kind::not_found;
+        default: return ports::error_kind::io;
     }
 }
 
@@ -57,19 +57,19 @@ ports::result<ports::rpc_result> decode_reply(const std::string &method, const x
         std::int32_t code = 0;
         if (items.size() > 2 && items[2].type() == xmlrpc_c::value::TYPE_INT) code = xmlrpc_c::value_int(items[2]);
         const std::string message = xmlrpc_c::value_string(body);
-        return ports::error{kind_for_one_code(code),
-                            method + ": " + message + " (code " + std::to_string(code) + ")", code};
+        return ports::error{kind_for_one_code(code), method + ": " + message + " (code " + std::to_string(code) + ")",
+                            code};
     }
 
     // The body is built before the result; GCC 12 with -fsanitize=address
     // reports a false maybe-uninitialized on the other way round.
     ports::rpc_result out;
     switch (body.type()) {
-    case xmlrpc_c::value::TYPE_INT: out.body = static_cast<std::int32_t>(xmlrpc_c::value_int(body)); break;
-    case xmlrpc_c::value::TYPE_I8: out.body = static_cast<std::int64_t>(xmlrpc_c::value_i8(body)); break;
-    case xmlrpc_c::value::TYPE_STRING: out.body = std::string(xmlrpc_c::value_string(body)); break;
-    case xmlrpc_c::value::TYPE_BOOLEAN: out.body = static_cast<bool>(xmlrpc_c::value_boolean(body)); break;
-    default: return malformed(method, "body of XML-RPC type " + std::to_string(static_cast<int>(body.type())));
+        case xmlrpc_c::value::TYPE_INT: out.body = static_cast<std::int32_t>(xmlrpc_c::value_int(body)); break;
+        case xmlrpc_c::value::TYPE_I8: out.body = static_cast<std::int64_t>(xmlrpc_c::value_i8(body)); break;
+        case xmlrpc_c::value::TYPE_STRING: out.body = std::string(xmlrpc_c::value_string(body)); break;
+        case xmlrpc_c::value::TYPE_BOOLEAN: out.body = static_cast<bool>(xmlrpc_c::value_boolean(body)); break;
+        default: return malformed(method, "body of XML-RPC type " + std::to_string(static_cast<int>(body.type())));
     }
     return out;
 }

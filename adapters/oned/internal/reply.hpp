@@ -29,7 +29,7 @@ ports::result<ports::rpc_result> decode_reply(const std::string &method, const x
 // (a shorter one cannot be told apart from ordinary words, and replacing
 // every "ab" would wreck the message without hiding anything).
 class scrubber {
-  public:
+public:
     static constexpr std::size_t min_secret_length = 4;
     static constexpr std::string_view mask = "<redacted>";
 
@@ -37,7 +37,7 @@ class scrubber {
     std::string operator()(std::string_view text) const;
     ports::error operator()(ports::error e) const;
 
-  private:
+private:
     std::string session_;
     std::string password_;
 };

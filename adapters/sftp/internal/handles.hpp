@@ -38,8 +38,7 @@ struct session_deleter {
 struct sftp_deleter {
     LIBSSH2_SESSION *session = nullptr;
     void operator()(LIBSSH2_SFTP *sftp) const noexcept {
-        if (session != nullptr)
-            make_freeable(session);
+        if (session != nullptr) make_freeable(session);
         libssh2_sftp_shutdown(sftp);
     }
 };

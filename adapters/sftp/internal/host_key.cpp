@@ -26,13 +26,13 @@ namespace {
 
 int known_host_key_bits(int hostkey_type) {
     switch (hostkey_type) {
-    case LIBSSH2_HOSTKEY_TYPE_RSA: return LIBSSH2_KNOWNHOST_KEY_SSHRSA;
-    case LIBSSH2_HOSTKEY_TYPE_DSS: return LIBSSH2_KNOWNHOST_KEY_SSHDSS;
-    case LIBSSH2_HOSTKEY_TYPE_ECDSA_256: return LIBSSH2_KNOWNHOST_KEY_ECDSA_256;
-    case LIBSSH2_HOSTKEY_TYPE_ECDSA_384: return LIBSSH2_KNOWNHOST_KEY_ECDSA_384;
-    case LIBSSH2_HOSTKEY_TYPE_ECDSA_521: return LIBSSH2_KNOWNHOST_KEY_ECDSA_521;
-    case LIBSSH2_HOSTKEY_TYPE_ED25519: return LIBSSH2_KNOWNHOST_KEY_ED25519;
-    default: return LIBSSH2_KNOWNHOST_KEY_UNKNOWN;
+        case LIBSSH2_HOSTKEY_TYPE_RSA: return LIBSSH2_KNOWNHOST_KEY_SSHRSA;
+        case LIBSSH2_HOSTKEY_TYPE_DSS: return LIBSSH2_KNOWNHOST_KEY_SSHDSS;
+        case LIBSSH2_HOSTKEY_TYPE_ECDSA_256: return LIBSSH2_KNOWNHOST_KEY_ECDSA_256;
+        case LIBSSH2_HOSTKEY_TYPE_ECDSA_384: return LIBSSH2_KNOWNHOST_KEY_ECDSA_384;
+        case LIBSSH2_HOSTKEY_TYPE_ECDSA_521: return LIBSSH2_KNOWNHOST_KEY_ECDSA_521;
+        case LIBSSH2_HOSTKEY_TYPE_ED25519: return LIBSSH2_KNOWNHOST_KEY_ED25519;
+        default: return LIBSSH2_KNOWNHOST_KEY_UNKNOWN;
     }
 }
 
@@ -45,16 +45,13 @@ std::string base64(const char *data, std::size_t size) {
 }
 
 std::string file_list(const std::vector<fs::path> &files) {
-    if (files.empty())
-        return "no known_hosts file (UserKnownHostsFile none)";
+    if (files.empty()) return "no known_hosts file (UserKnownHostsFile none)";
     std::string out;
     for (const auto &file : files) {
-        if (!out.empty())
-            out += ", ";
+        if (!out.empty()) out += ", ";
         out += file.string();
         std::error_code ec;
-        if (!fs::exists(file, ec))
-            out += " (missing)";
+        if (!fs::exists(file, ec)) out += " (missing)";
     }
     return out;
 }
@@ -69,24 +66,20 @@ struct loaded_hosts {
 
 ports::result<loaded_hosts> load(LIBSSH2_SESSION *session, const std::vector<fs::path> &files) {
     loaded_hosts out{knownhosts_ptr(libssh2_knownhost_init(session)), {}};
-    if (!out.hosts)
-        return error{error_kind::io, "libssh2 could not allocate a known hosts collection"};
+    if (!out.hosts) return error{error_kind::io, "libssh2 could not allocate a known hosts collection"};
     for (const auto &file : files) {
         std::ifstream in(file);
-        if (!in)
-            continue;  // like ssh: a missing known_hosts file holds no keys
+        if (!in) continue;  // like ssh: a missing known_hosts file holds no keys
         for (std::string line; std::getline(in, line);) {
             const auto first = line.find_first_not_of(" \t");
-            if (first == std::string::npos || line[first] == '#')
-                continue;
+            if (first == std::string::npos || line[first] == '#') continue;
             if (line[first] == '@') {
                 std::istringstream words(line.substr(first));
                 std::string marker;
                 std::string hosts;
                 std::string type;
                 std::string key;
-                if (words >> marker >> hosts >> type >> key && marker == "@revoked")
-                    out.revoked_keys.push_back(key);
+                if (words >> marker >> hosts >> type >> key && marker == "@revoked") out.revoked_keys.push_back(key);
                 continue;  // @cert-authority: no certificates here
             }
             // Lines libssh2 cannot parse (key types it does not know) are
@@ -112,8 +105,7 @@ ports::status remember(LIBSSH2_KNOWNHOSTS *hosts, const std::string &name, const
         0)
         return error{error_kind::io, "cannot format the host key of " + name};
     const fs::path dir = file.parent_path();
-    if (!dir.empty())
-        ::mkdir(dir.c_str(), 0700);  // ~/.ssh may not exist yet; failure shows at open
+    if (!dir.empty()) ::mkdir(dir.c_str(), 0700);  // ~/.ssh may not exist yet; failure shows at open
     const int fd = ::open(file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0)
         return error{error_kind::io, "cannot record the host key of " + name + " in " + file.string() + ": " +
@@ -128,27 +120,23 @@ ports::status remember(LIBSSH2_KNOWNHOSTS *hosts, const std::string &name, const
 }  // namespace
 
 std::string known_hosts_name(const std::string &hostname, std::uint16_t port) {
-    if (port == 22)
-        return hostname;
+    if (port == 22) return hostname;
     return "[" + hostname + "]:" + std::to_string(port);
 }
 
 ports::status check_host_key(LIBSSH2_SESSION *session, const sshconfig::host_settings &settings) {
-    if (settings.host_key == host_key_policy::accept_any)
-        return ports::ok();
+    if (settings.host_key == host_key_policy::accept_any) return ports::ok();
     std::size_t key_len = 0;
     int key_type = LIBSSH2_HOSTKEY_TYPE_UNKNOWN;
     const char *key = libssh2_session_hostkey(session, &key_len, &key_type);
     // HostKeyAlias replaces the host (and port) in the known_hosts lookup, as in ssh.
-    const std::string name = settings.host_key_alias.empty() ? known_hosts_name(settings.hostname, settings.port)
-                                                             : settings.host_key_alias;
+    const std::string name =
+        settings.host_key_alias.empty() ? known_hosts_name(settings.hostname, settings.port) : settings.host_key_alias;
     const std::string server = name + (settings.host != settings.hostname ? " (" + settings.host + ")" : "");
-    if (key == nullptr || key_len == 0)
-        return error{error_kind::host_key, "no host key received from " + server};
+    if (key == nullptr || key_len == 0) return error{error_kind::host_key, "no host key received from " + server};
 
     auto loaded = load(session, settings.known_hosts_files);
-    if (!loaded)
-        return loaded.err();
+    if (!loaded) return loaded.err();
     const std::string key_text = base64(key, key_len);
     for (const auto &revoked : loaded->revoked_keys) {
         if (revoked == key_text)
@@ -159,27 +147,29 @@ ports::status check_host_key(LIBSSH2_SESSION *session, const sshconfig::host_set
     const int typemask = LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW | known_host_key_bits(key_type);
     const int rc = libssh2_knownhost_check(loaded->hosts.get(), name.c_str(), key, key_len, typemask, nullptr);
     switch (rc) {
-    case LIBSSH2_KNOWNHOST_CHECK_MATCH: return ports::ok();
-    case LIBSSH2_KNOWNHOST_CHECK_MISMATCH:
-        return error{error_kind::host_key,
-                     "the host key of " + server + " does not match the one recorded in " +
-                         file_list(settings.known_hosts_files) +
-                         ": refusing to connect (someone may be intercepting the connection; if the key was "
-                         "changed on purpose, replace the old entry)"};
-    case LIBSSH2_KNOWNHOST_CHECK_NOTFOUND:
-        if (settings.host_key == host_key_policy::accept_new) {
-            // As ssh: a key that cannot be recorded (read-only home) still
-            // lets this connection through; the next one sees it as new again.
-            if (!settings.known_hosts_files.empty())
-                (void)remember(loaded->hosts.get(), name, key, key_len, typemask, settings.known_hosts_files.front());
-            return ports::ok();
-        }
-        return error{error_kind::host_key,
-                     "the host key of " + server + " is not known: checked " + file_list(settings.known_hosts_files) +
-                         " (add it, e.g. from ssh-keyscan -p " + std::to_string(settings.port) + " " +
-                         settings.hostname +
-                         " after checking its fingerprint, or set StrictHostKeyChecking accept-new)"};
-    default: return error{error_kind::io, "cannot check the host key of " + server + ": " + last_error_text(session)};
+        case LIBSSH2_KNOWNHOST_CHECK_MATCH: return ports::ok();
+        case LIBSSH2_KNOWNHOST_CHECK_MISMATCH:
+            return error{error_kind::host_key,
+                         "the host key of " + server + " does not match the one recorded in " +
+                             file_list(settings.known_hosts_files) +
+                             ": refusing to connect (someone may be intercepting the connection; if the key was "
+                             "changed on purpose, replace the old entry)"};
+        case LIBSSH2_KNOWNHOST_CHECK_NOTFOUND:
+            if (settings.host_key == host_key_policy::accept_new) {
+                // As ssh: a key that cannot be recorded (read-only home) still
+                // lets this connection through; the next one sees it as new again.
+                if (!settings.known_hosts_files.empty())
+                    (void)remember(loaded->hosts.get(), name, key, key_len, typemask,
+                                   settings.known_hosts_files.front());
+                return ports::ok();
+            }
+            return error{error_kind::host_key,
+                         "the host key of " + server + " is not known: checked " +
+                             file_list(settings.known_hosts_files) + " (add it, e.g. from ssh-keyscan -p " +
+                             std::to_string(settings.port) + " " + settings.hostname +
+                             " after checking its fingerprint, or set StrictHostKeyChecking accept-new)"};
+        default:
+            return error{error_kind::io, "cannot check the host key of " + server + ": " + last_error_text(session)};
     }
 }
 

@@ -37,10 +37,8 @@ template <typename Call>
 int drive(LIBSSH2_SESSION *session, int fd, const limit &lim, Call &&call) {
     for (;;) {
         const int rc = call();
-        if (rc != LIBSSH2_ERROR_EAGAIN)
-            return rc;
-        if (const int waited = wait_socket(session, fd, lim); waited != 0)
-            return waited;
+        if (rc != LIBSSH2_ERROR_EAGAIN) return rc;
+        if (const int waited = wait_socket(session, fd, lim); waited != 0) return waited;
     }
 }
 

@@ -29,22 +29,19 @@ bool is_ipv6(const std::string &host) { return host.find(':') != std::string::np
 ports::result<std::vector<std::string>> proxy_process::argv_for(const sshconfig::host_settings &s) {
     if (!s.proxy_command.empty()) {
         auto command = sshconfig::expanded_proxy_command(s);
-        if (!command)
-            return command.err();
+        if (!command) return command.err();
         return std::vector<std::string>{"/bin/sh", "-c", "exec " + *command};
     }
-    if (s.proxy_jump.empty())
-        return error{error_kind::invalid, "no ProxyJump or ProxyCommand for " + s.host};
+    if (s.proxy_jump.empty()) return error{error_kind::invalid, "no ProxyJump or ProxyCommand for " + s.host};
     // "a,b,c": through a and b to c, which opens the channel to the host.
     const auto last_comma = s.proxy_jump.rfind(',');
     const std::string last = last_comma == std::string::npos ? s.proxy_jump : s.proxy_jump.substr(last_comma + 1);
     std::vector<std::string> argv{"ssh"};
-    if (!s.config_file.empty())
-        argv.insert(argv.end(), {"-F", s.config_file});
+    if (!s.config_file.empty()) argv.insert(argv.end(), {"-F", s.config_file});
     argv.insert(argv.end(), {"-o", "BatchMode=yes"});
-    if (last_comma != std::string::npos)
-        argv.insert(argv.end(), {"-J", s.proxy_jump.substr(0, last_comma)});
-    const std::string target = (is_ipv6(s.hostname) ? "[" + s.hostname + "]" : s.hostname) + ":" + std::to_string(s.port);
+    if (last_comma != std::string::npos) argv.insert(argv.end(), {"-J", s.proxy_jump.substr(0, last_comma)});
+    const std::string target =
+        (is_ipv6(s.hostname) ? "[" + s.hostname + "]" : s.hostname) + ":" + std::to_string(s.port);
     if (last.empty() || last.front() == '-')
         return error{error_kind::invalid, "ProxyJump " + s.proxy_jump + " is not a host"};
     // The ssh:// form takes [user@]host[:port], as ProxyJump writes them.
@@ -55,8 +52,7 @@ ports::result<std::vector<std::string>> proxy_process::argv_for(const sshconfig:
 ports::result<std::unique_ptr<proxy_process>> proxy_process::start(const sshconfig::host_settings &s,
                                                                    common::unique_fd *session_end) {
     auto argv = argv_for(s);
-    if (!argv)
-        return argv.err();
+    if (!argv) return argv.err();
     const std::string description =
         s.proxy_command.empty() ? "ProxyJump " + s.proxy_jump : "ProxyCommand " + s.proxy_command;
     int pair[2];
@@ -71,8 +67,7 @@ ports::result<std::unique_ptr<proxy_process>> proxy_process::start(const sshconf
     ::fcntl(err_write.get(), F_SETFL, ::fcntl(err_write.get(), F_GETFL) & ~O_NONBLOCK);
 
     std::vector<char *> c_argv;
-    for (auto &a : *argv)
-        c_argv.push_back(a.data());
+    for (auto &a : *argv) c_argv.push_back(a.data());
     c_argv.push_back(nullptr);
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
@@ -92,8 +87,7 @@ ports::result<std::unique_ptr<proxy_process>> proxy_process::start(const sshconf
     const int rc = ::posix_spawnp(&pid, c_argv[0], &actions, &attr, c_argv.data(), environ);
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attr);
-    if (rc != 0)
-        return error{error_kind::io, description + ": cannot start " + (*argv)[0] + ": " + std::strerror(rc)};
+    if (rc != 0) return error{error_kind::io, description + ": cannot start " + (*argv)[0] + ": " + std::strerror(rc)};
     ::fcntl(ours.get(), F_SETFL, ::fcntl(ours.get(), F_GETFL) | O_NONBLOCK);
     *session_end = std::move(ours);
     return std::unique_ptr<proxy_process>(new proxy_process(pid, std::move(err_read), description));
@@ -103,31 +97,24 @@ std::string proxy_process::stderr_text() {
     char buf[4096];
     for (;;) {
         const ssize_t n = ::read(err_.get(), buf, sizeof buf);
-        if (n <= 0)
-            break;
-        if (collected_.size() < 8192)
-            collected_.append(buf, static_cast<std::size_t>(n));
+        if (n <= 0) break;
+        if (collected_.size() < 8192) collected_.append(buf, static_cast<std::size_t>(n));
     }
     std::string line;
-    for (const char c : collected_)
-        line += (c == '\n' || c == '\r') ? ' ' : c;
-    while (!line.empty() && line.back() == ' ')
-        line.pop_back();
+    for (const char c : collected_) line += (c == '\n' || c == '\r') ? ' ' : c;
+    while (!line.empty() && line.back() == ' ') line.pop_back();
     return line;
 }
 
 proxy_process::~proxy_process() {
-    if (pid_ <= 0)
-        return;
+    if (pid_ <= 0) return;
     ::kill(pid_, SIGTERM);
     for (int i = 0; i < 100; ++i) {
-        if (::waitpid(pid_, nullptr, WNOHANG) == pid_)
-            return;
+        if (::waitpid(pid_, nullptr, WNOHANG) == pid_) return;
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     ::kill(pid_, SIGKILL);
-    while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
-    }
+    while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {}
 }
 
 }  // namespace oneds::adapters::sftp::internal

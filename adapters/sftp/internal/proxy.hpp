@@ -23,7 +23,7 @@
 namespace oneds::adapters::sftp::internal {
 
 class proxy_process {
-  public:
+public:
     // Starts the proxy for settings (which must name a ProxyJump or a
     // ProxyCommand); *session_end receives the descriptor to talk SSH on.
     static ports::result<std::unique_ptr<proxy_process>> start(const sshconfig::host_settings &settings,
@@ -42,7 +42,7 @@ class proxy_process {
     // The argv the proxy runs for settings (for tests).
     static ports::result<std::vector<std::string>> argv_for(const sshconfig::host_settings &settings);
 
-  private:
+private:
     proxy_process(pid_t pid, common::unique_fd err, std::string description)
         : pid_(pid), err_(std::move(err)), description_(std::move(description)) {}
     pid_t pid_;

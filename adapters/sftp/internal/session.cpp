@@ -35,9 +35,7 @@ std::string seconds_text(milliseconds timeout) {
     return out.str();
 }
 
-std::string errno_text(int code) {
-    return std::generic_category().message(code);
-}
+std::string errno_text(int code) { return std::generic_category().message(code); }
 
 // TCP connection with a deadline over every address of the name. Name
 // resolution itself (getaddrinfo) cannot be bounded; for a backup server it is
@@ -51,8 +49,7 @@ ports::result<unique_fd> connect_tcp(const std::string &hostname, std::uint16_t 
     addrinfo *found = nullptr;
     const std::string service = std::to_string(port);
     const int gai = ::getaddrinfo(hostname.c_str(), service.c_str(), &hints, &found);
-    if (gai != 0)
-        return error{error_kind::unreachable, "cannot resolve " + hostname + ": " + ::gai_strerror(gai)};
+    if (gai != 0) return error{error_kind::unreachable, "cannot resolve " + hostname + ": " + ::gai_strerror(gai)};
     const std::unique_ptr<addrinfo, void (*)(addrinfo *)> owned(found, ::freeaddrinfo);
 
     const auto deadline = clock_type::now() + timeout;
@@ -73,20 +70,17 @@ ports::result<unique_fd> connect_tcp(const std::string &hostname, std::uint16_t 
                 if (stop.stop_requested())
                     return error{error_kind::cancelled, "connecting to " + where + ": cancelled"};
                 const auto left = std::chrono::duration_cast<milliseconds>(deadline - clock_type::now());
-                if (left.count() <= 0)
-                    break;
+                if (left.count() <= 0) break;
                 pollfd pfd{sock.get(), POLLOUT, 0};
                 ready = ::poll(&pfd, 1, static_cast<int>(std::min<long long>(left.count() + 1, stop_poll.count())));
-                if (ready > 0 || (ready < 0 && errno != EINTR))
-                    break;
+                if (ready > 0 || (ready < 0 && errno != EINTR)) break;
             }
             if (ready <= 0)
                 return error{error_kind::unreachable,
                              "cannot connect to " + where + ": no answer within " + seconds_text(timeout)};
             int so_error = 0;
             socklen_t len = sizeof so_error;
-            if (::getsockopt(sock.get(), SOL_SOCKET, SO_ERROR, &so_error, &len) != 0)
-                so_error = errno;
+            if (::getsockopt(sock.get(), SOL_SOCKET, SO_ERROR, &so_error, &len) != 0) so_error = errno;
             if (so_error != 0) {
                 last_failure = errno_text(so_error);
                 continue;
@@ -106,24 +100,19 @@ std::string public_key_blob(const fs::path &pub_file) {
     std::ifstream in(pub_file);
     std::string type;
     std::string text;
-    if (!(in >> type >> text) || text.empty())
-        return {};
+    if (!(in >> type >> text) || text.empty()) return {};
     std::string out(3 * ((text.size() + 3) / 4), '\0');
     const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char *>(out.data()),
                                   reinterpret_cast<const unsigned char *>(text.data()), static_cast<int>(text.size()));
-    if (n < 0)
-        return {};
+    if (n < 0) return {};
     // EVP_DecodeBlock counts the padding as zero bytes.
     std::size_t size = static_cast<std::size_t>(n);
-    for (auto it = text.rbegin(); it != text.rend() && *it == '=' && size > 0; ++it)
-        --size;
+    for (auto it = text.rbegin(); it != text.rend() && *it == '=' && size > 0; ++it) --size;
     out.resize(size);
     return out;
 }
 
-fs::path public_key_path(const fs::path &identity) {
-    return fs::path(identity.string() + ".pub");
-}
+fs::path public_key_path(const fs::path &identity) { return fs::path(identity.string() + ".pub"); }
 
 struct auth_outcome {
     bool authenticated = false;
@@ -135,8 +124,7 @@ struct auth_outcome {
 std::string join(const std::vector<std::string> &items) {
     std::string out;
     for (const auto &item : items) {
-        if (!out.empty())
-            out += ", ";
+        if (!out.empty()) out += ", ";
         out += item;
     }
     return out;
@@ -154,8 +142,7 @@ bool connection_closed(int fd, int wait_ms = 0) {
 // sshd's MaxAuthTries at work ("Too many authentication failures"), which is
 // a refusal, not a network problem.
 error lost_during_auth(bool timed_out, LIBSSH2_SESSION *ssh, const auth_outcome &outcome, const std::string &peer) {
-    if (timed_out)
-        return error{error_kind::unreachable, "public key authentication as " + peer + " timed out"};
+    if (timed_out) return error{error_kind::unreachable, "public key authentication as " + peer + " timed out"};
     if (outcome.refused > 0)
         return error{
             error_kind::permission,
@@ -175,13 +162,10 @@ std::optional<ports::status> judge_attempt(int rc, LIBSSH2_SESSION *ssh, int fd,
         outcome.authenticated = true;
         return ports::ok();
     }
-    if (!is_connection_error(rc))
-        ++outcome.refused;
-    if (rc == stopped)
-        return ports::status(error{error_kind::cancelled, "authentication as " + peer + ": cancelled"});
+    if (!is_connection_error(rc)) ++outcome.refused;
+    if (rc == stopped) return ports::status(error{error_kind::cancelled, "authentication as " + peer + ": cancelled"});
     if (rc == deadline_passed || is_connection_error(rc) || connection_closed(fd)) {
-        if (!lost_note.empty())
-            outcome.tried.push_back(lost_note);
+        if (!lost_note.empty()) outcome.tried.push_back(lost_note);
         return ports::status(lost_during_auth(rc == deadline_passed, ssh, outcome, peer));
     }
     return std::nullopt;
@@ -191,8 +175,7 @@ std::optional<ports::status> judge_attempt(int rc, LIBSSH2_SESSION *ssh, int fd,
 ports::status try_agent(LIBSSH2_SESSION *ssh, int fd, const sshconfig::host_settings &settings, const limit &lim,
                         const std::string &peer, auth_outcome &outcome) {
     const char *sock = std::getenv("SSH_AUTH_SOCK");
-    if (sock == nullptr || *sock == '\0')
-        return ports::ok();
+    if (sock == nullptr || *sock == '\0') return ports::ok();
     const agent_ptr agent(libssh2_agent_init(ssh));
     // The agent talks over its own local socket, in blocking mode.
     if (!agent || libssh2_agent_connect(agent.get()) != 0 || libssh2_agent_list_identities(agent.get()) != 0) {
@@ -205,8 +188,7 @@ ports::status try_agent(LIBSSH2_SESSION *ssh, int fd, const sshconfig::host_sett
     if (settings.identities_only) {
         for (const auto &identity : settings.identity_files) {
             auto blob = public_key_blob(public_key_path(identity));
-            if (!blob.empty())
-                allowed.push_back(std::move(blob));
+            if (!blob.empty()) allowed.push_back(std::move(blob));
         }
     }
     int offered = 0;
@@ -216,8 +198,7 @@ ports::status try_agent(LIBSSH2_SESSION *ssh, int fd, const sshconfig::host_sett
         previous = identity;
         if (settings.identities_only) {
             const std::string blob(reinterpret_cast<const char *>(identity->blob), identity->blob_len);
-            if (std::find(allowed.begin(), allowed.end(), blob) == allowed.end())
-                continue;
+            if (std::find(allowed.begin(), allowed.end(), blob) == allowed.end()) continue;
         }
         ++offered;
         const int rc =
@@ -249,8 +230,7 @@ ports::status try_identity_files(LIBSSH2_SESSION *ssh, int fd, const sshconfig::
                 have_pub ? public_key.c_str() : nullptr, private_key.c_str(), nullptr);
         });
         outcome.tried.push_back(private_key);
-        if (auto end = judge_attempt(rc, ssh, fd, peer, outcome))
-            return *end;
+        if (auto end = judge_attempt(rc, ssh, fd, peer, outcome)) return *end;
     }
     return ports::ok();
 }
@@ -259,14 +239,11 @@ ports::status authenticate(LIBSSH2_SESSION *ssh, int fd, const sshconfig::host_s
                            const std::string &peer, const std::stop_token &stop) {
     const limit lim{clock_type::now() + timeout, stop};
     auth_outcome outcome;
-    if (auto agent = try_agent(ssh, fd, settings, lim, peer, outcome); !agent)
-        return agent.err();
+    if (auto agent = try_agent(ssh, fd, settings, lim, peer, outcome); !agent) return agent.err();
     if (!outcome.authenticated) {
-        if (auto files = try_identity_files(ssh, fd, settings, lim, peer, outcome); !files)
-            return files.err();
+        if (auto files = try_identity_files(ssh, fd, settings, lim, peer, outcome); !files) return files.err();
     }
-    if (outcome.authenticated && libssh2_userauth_authenticated(ssh) != 0)
-        return ports::ok();
+    if (outcome.authenticated && libssh2_userauth_authenticated(ssh) != 0) return ports::ok();
     // sshd sends its "too many authentication failures" disconnect a moment
     // before it closes the socket; a short wait on this failure path tells a
     // server that hung up from one that merely said no to every key.
@@ -275,8 +252,7 @@ ports::status authenticate(LIBSSH2_SESSION *ssh, int fd, const sshconfig::host_s
         return lost_during_auth(false, ssh, outcome, peer);
     std::string message = "public key authentication as " + peer +
                           " failed; tried: " + (outcome.tried.empty() ? std::string("no key") : join(outcome.tried));
-    if (!outcome.missing.empty())
-        message += "; not found: " + join(outcome.missing);
+    if (!outcome.missing.empty()) message += "; not found: " + join(outcome.missing);
     return error{error_kind::permission, message};
 }
 
@@ -284,58 +260,54 @@ ports::status authenticate(LIBSSH2_SESSION *ssh, int fd, const sshconfig::host_s
 
 session::session(std::unique_ptr<proxy_process> proxy, unique_fd socket, session_ptr ssh, sftp_ptr sftp,
                  std::string peer, milliseconds timeout)
-    : proxy_(std::move(proxy)), socket_(std::move(socket)), ssh_(std::move(ssh)), sftp_(std::move(sftp)),
-      peer_(std::move(peer)), timeout_(timeout) {}
+    : proxy_(std::move(proxy)),
+      socket_(std::move(socket)),
+      ssh_(std::move(ssh)),
+      sftp_(std::move(sftp)),
+      peer_(std::move(peer)),
+      timeout_(timeout) {}
 
 session::~session() = default;
 
-ports::result<std::unique_ptr<session>> session::create(const sshconfig::host_settings &settings,
-                                                        milliseconds timeout, const std::stop_token &stop) {
+ports::result<std::unique_ptr<session>> session::create(const sshconfig::host_settings &settings, milliseconds timeout,
+                                                        const std::stop_token &stop) {
     const std::string peer = settings.user + "@" + known_hosts_name(settings.hostname, settings.port) +
                              (settings.host != settings.hostname ? " (" + settings.host + ")" : "");
-    if (!ensure_libssh2_initialised())
-        return error{error_kind::io, "libssh2 failed to initialise"};
+    if (!ensure_libssh2_initialised()) return error{error_kind::io, "libssh2 failed to initialise"};
 
     // Through a ProxyJump or ProxyCommand as ssh would go, else straight.
     std::unique_ptr<proxy_process> proxy;
     unique_fd socket;
     if (!settings.proxy_jump.empty() || !settings.proxy_command.empty()) {
         auto started = proxy_process::start(settings, &socket);
-        if (!started)
-            return started.err();
+        if (!started) return started.err();
         proxy = std::move(*started);
     } else {
         auto connected = connect_tcp(settings.hostname, settings.port, timeout, stop);
-        if (!connected)
-            return connected.err();
+        if (!connected) return connected.err();
         socket = std::move(*connected);
     }
     const int fd = socket.get();
 
     session_ptr ssh(libssh2_session_init_ex(nullptr, nullptr, nullptr, nullptr));
-    if (!ssh)
-        return error{error_kind::io, "libssh2 could not allocate a session"};
+    if (!ssh) return error{error_kind::io, "libssh2 could not allocate a session"};
     libssh2_session_set_blocking(ssh.get(), 0);
 
     const auto lost = [&](int rc, const std::string &step) {
-        if (rc == stopped)
-            return error{error_kind::cancelled, step + " with " + peer + ": cancelled"};
+        if (rc == stopped) return error{error_kind::cancelled, step + " with " + peer + ": cancelled"};
         // Through a proxy, its own words say why the connection went.
         std::string why = rc == deadline_passed ? "timed out after " + seconds_text(timeout)
                                                 : "failed: " + last_error_text(ssh.get());
         if (proxy)
-            if (auto said = proxy->stderr_text(); !said.empty())
-                why += " (" + proxy->describe() + ": " + said + ")";
+            if (auto said = proxy->stderr_text(); !said.empty()) why += " (" + proxy->describe() + ": " + said + ")";
         return error{error_kind::unreachable, step + " with " + peer + " " + why};
     };
 
     int rc = drive(ssh.get(), fd, limit{clock_type::now() + timeout, stop},
                    [&] { return libssh2_session_handshake(ssh.get(), fd); });
-    if (rc != 0)
-        return lost(rc, "SSH handshake");
+    if (rc != 0) return lost(rc, "SSH handshake");
 
-    if (auto checked = check_host_key(ssh.get(), settings); !checked)
-        return checked.err();
+    if (auto checked = check_host_key(ssh.get(), settings); !checked) return checked.err();
 
     if (auto authenticated = authenticate(ssh.get(), fd, settings, timeout, peer, stop); !authenticated)
         return authenticated.err();
@@ -368,15 +340,16 @@ ports::error session::failure(int rc, const std::string &what, const std::string
         // The server answered: the connection is fine, the request was refused.
         const unsigned long code = libssh2_sftp_last_error(sftp_.get());
         switch (code) {
-        case LIBSSH2_FX_NO_SUCH_FILE:
-        case LIBSSH2_FX_NO_SUCH_PATH: return error{error_kind::not_found, subject + ": no such file or directory"};
-        case LIBSSH2_FX_PERMISSION_DENIED:
-        case LIBSSH2_FX_WRITE_PROTECT: return error{error_kind::permission, subject + ": permission denied"};
-        case LIBSSH2_FX_OP_UNSUPPORTED:
-            return error{error_kind::unsupported, subject + ": the server does not support this operation"};
-        case LIBSSH2_FX_NO_SPACE_ON_FILESYSTEM:
-        case LIBSSH2_FX_QUOTA_EXCEEDED: return error{error_kind::io, subject + ": no space left (or quota exceeded)"};
-        default: return error{error_kind::io, subject + ": SFTP status " + std::to_string(code)};
+            case LIBSSH2_FX_NO_SUCH_FILE:
+            case LIBSSH2_FX_NO_SUCH_PATH: return error{error_kind::not_found, subject + ": no such file or directory"};
+            case LIBSSH2_FX_PERMISSION_DENIED:
+            case LIBSSH2_FX_WRITE_PROTECT: return error{error_kind::permission, subject + ": permission denied"};
+            case LIBSSH2_FX_OP_UNSUPPORTED:
+                return error{error_kind::unsupported, subject + ": the server does not support this operation"};
+            case LIBSSH2_FX_NO_SPACE_ON_FILESYSTEM:
+            case LIBSSH2_FX_QUOTA_EXCEEDED:
+                return error{error_kind::io, subject + ": no space left (or quota exceeded)"};
+            default: return error{error_kind::io, subject + ": SFTP status " + std::to_string(code)};
         }
     }
     if (rc == stopped) {
@@ -406,35 +379,29 @@ ports::result<ports::file_info> session::stat(const std::string &path, const std
     ports::file_info info;
     if (rc != 0) {
         auto failed = failure(rc, "stat", path);
-        if (failed.kind == error_kind::not_found)
-            return info;
+        if (failed.kind == error_kind::not_found) return info;
         return failed;
     }
     info.exists = true;
     info.is_directory = (attrs.flags & LIBSSH2_SFTP_ATTR_PERMISSIONS) != 0 && LIBSSH2_SFTP_S_ISDIR(attrs.permissions);
-    if ((attrs.flags & LIBSSH2_SFTP_ATTR_SIZE) != 0 && !info.is_directory)
-        info.size = attrs.filesize;
+    if ((attrs.flags & LIBSSH2_SFTP_ATTR_SIZE) != 0 && !info.is_directory) info.size = attrs.filesize;
     return info;
 }
 
 ports::status session::make_directories(const std::string &path, const std::stop_token &stop) {
     // The prefixes of path, shortest first: "/a", "/a/b", "/a/b/c" (or
     // "a", "a/b" for a path relative to the login directory).
-    if (path.empty())
-        return error{error_kind::invalid, "mkdir -p: empty path"};
+    if (path.empty()) return error{error_kind::invalid, "mkdir -p: empty path"};
     std::vector<std::string> prefixes;
     std::string current = path.front() == '/' ? "/" : "";
     std::istringstream parts(path);
     for (std::string part; std::getline(parts, part, '/');) {
-        if (part.empty() || part == ".")
-            continue;
-        if (!current.empty() && current.back() != '/')
-            current += '/';
+        if (part.empty() || part == ".") continue;
+        if (!current.empty() && current.back() != '/') current += '/';
         current += part;
         prefixes.push_back(current);
     }
-    if (prefixes.empty())
-        return ports::ok();  // "/" or "." exist
+    if (prefixes.empty()) return ports::ok();  // "/" or "." exist
 
     const auto not_a_directory = [&](const std::string &p) {
         return error{error_kind::invalid,
@@ -446,11 +413,9 @@ ports::status session::make_directories(const std::string &path, const std::stop
     std::size_t first_missing = prefixes.size();
     while (first_missing > 0) {
         auto found = stat(prefixes[first_missing - 1], stop);
-        if (!found)
-            return found.err();
+        if (!found) return found.err();
         if (found->exists) {
-            if (!found->is_directory)
-                return not_a_directory(prefixes[first_missing - 1]);
+            if (!found->is_directory) return not_a_directory(prefixes[first_missing - 1]);
             break;
         }
         --first_missing;
@@ -461,20 +426,15 @@ ports::status session::make_directories(const std::string &path, const std::stop
             return libssh2_sftp_mkdir_ex(sftp_.get(), dir.c_str(), static_cast<unsigned>(dir.size()),
                                          LIBSSH2_SFTP_S_IRWXU | LIBSSH2_SFTP_S_IRWXG | LIBSSH2_SFTP_S_IRWXO);
         });
-        if (rc == 0)
-            continue;
+        if (rc == 0) continue;
         auto failed = failure(rc, "mkdir", dir);
-        if (rc != LIBSSH2_ERROR_SFTP_PROTOCOL)
-            return failed;
+        if (rc != LIBSSH2_ERROR_SFTP_PROTOCOL) return failed;
         // OpenSSH reports EEXIST as a generic failure: someone else may have
         // created it meanwhile, which is fine if it is a directory.
         auto found = stat(dir, stop);
-        if (!found)
-            return found.err();
-        if (!found->exists)
-            return failed;
-        if (!found->is_directory)
-            return not_a_directory(dir);
+        if (!found) return found.err();
+        if (!found->exists) return failed;
+        if (!found->is_directory) return not_a_directory(dir);
     }
     return ports::ok();
 }
@@ -482,8 +442,7 @@ ports::status session::make_directories(const std::string &path, const std::stop
 ports::result<ports::capacity_info> session::statvfs(const std::string &path, const std::stop_token &stop) {
     LIBSSH2_SFTP_STATVFS st{};
     const int rc = run(stop, [&] { return libssh2_sftp_statvfs(sftp_.get(), path.c_str(), path.size(), &st); });
-    if (rc != 0)
-        return failure(rc, "statvfs", path);
+    if (rc != 0) return failure(rc, "statvfs", path);
     // The same arithmetic as df and the local store.
     const std::uint64_t unit = st.f_frsize != 0 ? st.f_frsize : st.f_bsize;
     ports::capacity_info info;
@@ -494,8 +453,7 @@ ports::result<ports::capacity_info> session::statvfs(const std::string &path, co
 }
 
 void session::say_goodbye() noexcept {
-    if (health_ != health::good)
-        return;
+    if (health_ != health::good) return;
     health_ = health::lost;  // nothing may use it after this
     // Closing the SFTP channel first: a channel close sent after the
     // disconnect would wait for an answer that never comes. Both steps run in
@@ -504,8 +462,6 @@ void session::say_goodbye() noexcept {
     libssh2_session_disconnect_ex(ssh_.get(), SSH_DISCONNECT_BY_APPLICATION, "closing", "");
 }
 
-void session::abandon() noexcept {
-    ::shutdown(socket_.get(), SHUT_RDWR);
-}
+void session::abandon() noexcept { ::shutdown(socket_.get(), SHUT_RDWR); }
 
 }  // namespace oneds::adapters::sftp::internal

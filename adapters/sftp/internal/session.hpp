@@ -21,7 +21,7 @@
 namespace oneds::adapters::sftp::internal {
 
 class session {
-  public:
+public:
     // Why a session must not be used again after a failed call.
     enum class health {
         good,
@@ -62,7 +62,7 @@ class session {
     // "user@hostname:port" for messages.
     [[nodiscard]] const std::string &peer() const noexcept { return peer_; }
 
-  private:
+private:
     session(std::unique_ptr<proxy_process> proxy, unique_fd socket, session_ptr ssh, sftp_ptr sftp, std::string peer,
             std::chrono::milliseconds timeout);
 

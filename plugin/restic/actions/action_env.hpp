@@ -29,7 +29,7 @@ public:
 
 struct action_env {
     const plugin_settings &settings;
-    ports::process_runner &runner;   // runs here ("") or on a host through ssh
+    ports::process_runner &runner;  // runs here ("") or on a host through ssh
     store_provider &stores;
     runtime::request_context &ctx;
     ports::one_api *oned = nullptr;  // null when no oned endpoint is configured
@@ -66,8 +66,8 @@ struct action_env {
     // A runner with the lock budget of this datastore (RESTIC_LOCK_RETRIES wins).
     restic_runner restic(const datastore_attributes &a) const {
         const unsigned retries = a.lock_retries ? static_cast<unsigned>(*a.lock_retries) : settings.lock_retries;
-        return restic_runner(runner, lock_policy{retries, settings.lock_retry_interval},
-                             settings.kill_grace, [this](char l, const std::string &t) { log(l, t); });
+        return restic_runner(runner, lock_policy{retries, settings.lock_retry_interval}, settings.kill_grace,
+                             [this](char l, const std::string &t) { log(l, t); });
     }
 };
 

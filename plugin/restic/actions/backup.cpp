@@ -51,10 +51,12 @@ outcome backup_action(action_env &env) {
     const std::string &host_dir = args[0];
     std::string vm_host, argv_vm_dir;
     if (!split_host_dir(host_dir, vm_host, argv_vm_dir) || argv_vm_dir.empty())
-        return outcome::fail("backup: first argument must be <host>:<vm_dir>, got '" + common::printable(host_dir) + "'");
+        return outcome::fail("backup: first argument must be <host>:<vm_dir>, got '" + common::printable(host_dir) +
+                             "'");
     if (auto p = env.host_problem("backup: the host in <host>:<vm_dir>", vm_host); !p.empty()) return outcome::fail(p);
     if (auto p = absolute_path_problem(argv_vm_dir); !p.empty())
-        return outcome::fail("backup: the folder in <host>:<vm_dir> " + p + ", got '" + common::printable(argv_vm_dir) + "'");
+        return outcome::fail("backup: the folder in <host>:<vm_dir> " + p + ", got '" + common::printable(argv_vm_dir) +
+                             "'");
     const std::string &bj_id = args[3];
     const std::string &vm_id = args[4];
     if (vm_id.empty() || vm_id.find_first_not_of("0123456789") != std::string::npos)
@@ -80,8 +82,7 @@ outcome backup_action(action_env &env) {
             return outcome::fail("BACKUP_BASE_PATH in " + env.settings.datastore_conf + " " + p + ", got '" +
                                  common::printable(it->second) + "'");
         vm_dir = clean_path(it->second + "/" + vm_id + "/backup");
-    }
-    else
+    } else
         vm_dir = clean_path(argv_vm_dir + "/backup");
 
     const std::string repo_id = bj_id != "-" ? "job_" + bj_id : vm_id;
@@ -129,7 +130,8 @@ outcome backup_action(action_env &env) {
             last_report = now;
             char pct[16];
             std::snprintf(pct, sizeof pct, "%.1f%%", st->percent_done * 100.0);
-            std::string text = "backup of VM " + vm_id + ": " + pct + " done, " + mib(static_cast<double>(st->bytes_done));
+            std::string text =
+                "backup of VM " + vm_id + ": " + pct + " done, " + mib(static_cast<double>(st->bytes_done));
             if (st->total_bytes > 0) text += " of " + mib(static_cast<double>(st->total_bytes));
             if (st->seconds_elapsed > 0)
                 text += ", " + mib(static_cast<double>(st->bytes_done) / st->seconds_elapsed) + "/s";
@@ -171,13 +173,13 @@ outcome backup_action(action_env &env) {
         // be killed after a cancel.
         if (res->exit.kind == exit_kind::killed)
             if (auto err = unlock_stale(env, attrs, site); !err.empty())
-                env.log('W', "backup of VM " + vm_id + ": could not remove the stale lock of the killed restic: " + err);
+                env.log('W',
+                        "backup of VM " + vm_id + ": could not remove the stale lock of the killed restic: " + err);
         // restic on the hypervisor does not always say why it could not open
         // the repository ("unable to start the sftp session ... file already
         // closed" when its ssh failed): ask the backup storage from here too.
         if ((res->exit.kind == exit_kind::failed || res->exit.kind == exit_kind::network) &&
-            attrs.backend == backend_kind::sftp &&
-            why.find("unable to open repository") != std::string::npos) {
+            attrs.backend == backend_kind::sftp && why.find("unable to open repository") != std::string::npos) {
             auto store = env.stores.store_for(attrs);
             std::string probe = store ? std::string() : store.err().message;
             if (store)

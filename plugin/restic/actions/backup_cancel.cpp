@@ -83,7 +83,8 @@ void wait_for_exit(const std::vector<watched_process> &procs, runtime::request_c
     std::vector<pollfd> fds;
     for (const auto &p : procs) fds.push_back({p.pidfd.get(), POLLIN, 0});
     while (!fds.empty() && !ctx.cancelled()) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) return;
         const int n = ::poll(fds.data(), fds.size(), static_cast<int>(std::min<long long>(left.count(), 50)));
         if (n < 0 && errno != EINTR) return;
@@ -92,7 +93,9 @@ void wait_for_exit(const std::vector<watched_process> &procs, runtime::request_c
     }
 }
 
-bool digits(std::string_view s) { return !s.empty() && s.size() <= 10 && s.find_first_not_of("0123456789") == std::string_view::npos; }
+bool digits(std::string_view s) {
+    return !s.empty() && s.size() <= 10 && s.find_first_not_of("0123456789") == std::string_view::npos;
+}
 
 }  // namespace
 
@@ -100,8 +103,8 @@ bool is_backup_process_of(const std::vector<std::string> &argv, const std::strin
                           const std::string &deploy_id) {
     for (std::size_t i = 0; i + 3 < argv.size(); ++i) {
         const auto slash = argv[i].rfind('/');
-        const std::string_view base = slash == std::string::npos ? std::string_view(argv[i])
-                                                                 : std::string_view(argv[i]).substr(slash + 1);
+        const std::string_view base =
+            slash == std::string::npos ? std::string_view(argv[i]) : std::string_view(argv[i]).substr(slash + 1);
         if (base != "backup" && base != "backup_live" && base != "prebackup" && base != "prebackup_live") continue;
         if (argv[i + 1] == host_dir && argv[i + 3] == deploy_id) return true;
     }
@@ -142,7 +145,8 @@ outcome backup_cancel_action(action_env &env) {
         const std::string bridge(
             common::trim(doc.select_node("//VM/BACKUPS/BACKUP_CONFIG/LAST_BRIDGE").node().text().as_string()));
         if (!bridge.empty()) {
-            if (auto p = env.host_problem("LAST_BRIDGE", bridge); !p.empty()) return outcome::fail("backup_cancel: " + p);
+            if (auto p = env.host_problem("LAST_BRIDGE", bridge); !p.empty())
+                return outcome::fail("backup_cancel: " + p);
             vm_host = bridge;
         }
     }
@@ -176,9 +180,9 @@ outcome backup_cancel_action(action_env &env) {
     };
     const auto failed = [&](const ports::result<ports::command_result> &r) {
         return outcome::fail("Unable to stop leftover restic process on " + vm_host + ": " +
-                             (!r ? r.err().message
-                                 : r->cancelled ? std::string("cancelled")
-                                                : common::one_line(common::strip_terminal_controls(r->stderr_text))));
+                             (!r             ? r.err().message
+                              : r->cancelled ? std::string("cancelled")
+                                             : common::one_line(common::strip_terminal_controls(r->stderr_text))));
     };
     auto listed = run({"ps", "-o", "pid=", "-C", "restic"});
     // ps exits 1 when no process matched; 255 is ssh's own failure.
@@ -197,8 +201,8 @@ outcome backup_cancel_action(action_env &env) {
     auto k = run(kill);
     // kill exits 1 when a process has ended meanwhile.
     if (!k || k->cancelled || (k->exit_code != 0 && k->exit_code != 1)) return failed(k);
-    env.log('I', "backup_cancel: interrupted " + std::to_string(leftovers.size()) + " restic process(es) of " +
-                     vm_xml + " on " + vm_host);
+    env.log('I', "backup_cancel: interrupted " + std::to_string(leftovers.size()) + " restic process(es) of " + vm_xml +
+                     " on " + vm_host);
     return outcome::ok();
 }
 

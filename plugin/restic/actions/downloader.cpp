@@ -71,7 +71,8 @@ outcome downloader_action(action_env &env) {
         return outcome::fail(e.what());
     }
     if (url.rbd)
-        return outcome::fail("restic+rbd:// downloads (Ceph incremental backups) are not supported by this driver: " + args[0]);
+        return outcome::fail("restic+rbd:// downloads (Ceph incremental backups) are not supported by this driver: " +
+                             args[0]);
     // The backup datastore, decrypted (RESTIC_PASSWORD): from oned as the stock
     // helper reads it, or, when one is given on stdin (a DATASTORE document, or
     // DS_DRIVER_ACTION_DATA holding one), from there: downloads without oned.
@@ -127,7 +128,8 @@ outcome downloader_action(action_env &env) {
         const auto it = std::find_if(s->paths.begin(), s->paths.end(),
                                      [&](const std::string &p) { return base_name(p).rfind(prefix, 0) == 0; });
         if (it == s->paths.end())
-            return outcome::fail("Snapshot " + i.snapshot + " holds no file " + prefix + "* (disk " + url.disk_index + ")");
+            return outcome::fail("Snapshot " + i.snapshot + " holds no file " + prefix + "* (disk " + url.disk_index +
+                                 ")");
         // restic restore --target creates <tmp_dir>/<k> and its parents.
         pieces.push_back({i.snapshot, *it, tmp_dir + "/" + std::to_string(pieces.size()) + *it});
     }
@@ -144,12 +146,14 @@ outcome downloader_action(action_env &env) {
         auto r = run_restic(env, attrs, site, {}, "restore",
                             restore_args(pieces[k].snapshot, target, {pieces[k].path}, version),
                             "restore of " + base_name(pieces[k].path) + " from " + pieces[k].snapshot, {}, stop);
-        if (r.cancelled) errors[k] = "cancelled";
-        else if (!r.ok()) errors[k] = r.error;
+        if (r.cancelled)
+            errors[k] = "cancelled";
+        else if (!r.ok())
+            errors[k] = r.error;
         else if (k > 0)
-            errors[k] = run_tool(env, site.host,
-                                 {"qemu-img", "rebase", "-u", "-F", "qcow2", "-b", pieces[k - 1].local, pieces[k].local},
-                                 "qemu-img rebase", nullptr, stop);
+            errors[k] = run_tool(
+                env, site.host, {"qemu-img", "rebase", "-u", "-F", "qcow2", "-b", pieces[k - 1].local, pieces[k].local},
+                "qemu-img rebase", nullptr, stop);
     });
     for (const auto &e : errors)
         if (!e.empty()) {
@@ -164,9 +168,9 @@ outcome downloader_action(action_env &env) {
     std::vector<std::string> pulled_dirs;
     if (pieces.size() > 1) {
         final_path = tmp_dir + "/" + base_name(pieces.back().path);
-        std::string err = run_tool(env, site.host,
-                                   {"qemu-img", "convert", "-O", "qcow2", pieces.back().local, final_path},
-                                   "qemu-img convert");
+        std::string err =
+            run_tool(env, site.host, {"qemu-img", "convert", "-O", "qcow2", pieces.back().local, final_path},
+                     "qemu-img convert");
         if (!err.empty()) {
             cleanup();
             if (env.ctx.cancelled()) return outcome::fail("cancelled", ONEDS_ERR_CANCELLED);
@@ -189,12 +193,13 @@ outcome downloader_action(action_env &env) {
         // The pulled files go while the image streams (they are not read).
         std::thread remove_pulled;
         if (!pulled_dirs.empty())
-            remove_pulled = std::thread(
-                [&] { (void)run_tool(env, site.host, pulled_dirs, "rm", nullptr, std::stop_token{}); });
+            remove_pulled =
+                std::thread([&] { (void)run_tool(env, site.host, pulled_dirs, "rm", nullptr, std::stop_token{}); });
         auto r = env.runner.run(site.host, cat, o);
         if (remove_pulled.joinable()) remove_pulled.join();
         cleanup();
-        if (wrote == ONEDS_ERR_UNSUPPORTED) return outcome::fail("downloader: --stdout needs action mode (no byte stream in MAD mode)");
+        if (wrote == ONEDS_ERR_UNSUPPORTED)
+            return outcome::fail("downloader: --stdout needs action mode (no byte stream in MAD mode)");
         if (wrote != ONEDS_OK) return outcome::fail("downloader: the reader of standard output went away");
         if (!r || r->cancelled || r->exit_code != 0)
             return outcome::fail("downloader: cannot stream " + final_path + ": " +
@@ -226,8 +231,8 @@ outcome downloader_action(action_env &env) {
     }
     // downloader.sh evals these lines, then evals the variable's value again:
     // the value is quoted words, and the whole value is quoted once more.
-    return outcome::ok("command=" + common::shell_quote(shell_words(command)) + "\nclean_command=" +
-                       common::shell_quote(shell_words(clean)) + "\n");
+    return outcome::ok("command=" + common::shell_quote(shell_words(command)) +
+                       "\nclean_command=" + common::shell_quote(shell_words(clean)) + "\n");
 }
 
 }  // namespace oneds::restic

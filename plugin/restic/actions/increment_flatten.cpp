@@ -51,9 +51,11 @@ outcome increment_flatten_action(action_env &env) {
     const int keep = *img.keep_last;
     const auto chain = img.ordered();
     if (chain.size() <= static_cast<std::size_t>(keep)) return outcome::ok();
-    const std::vector<increment> merged(chain.begin(), chain.begin() + static_cast<std::ptrdiff_t>(chain.size()) - keep + 1);
+    const std::vector<increment> merged(chain.begin(),
+                                        chain.begin() + static_cast<std::ptrdiff_t>(chain.size()) - keep + 1);
     const auto repo_id = img.repo_id();
-    if (repo_id.empty()) return outcome::fail("Missing datastore or image attributes: cannot tell the image's VM or backup job");
+    if (repo_id.empty())
+        return outcome::fail("Missing datastore or image attributes: cannot tell the image's VM or backup job");
     const auto site = maintenance_site(env, attrs, attrs.base_path + "/" + repo_id);
 
     std::vector<std::string> ids;
@@ -80,7 +82,8 @@ outcome increment_flatten_action(action_env &env) {
     for (const auto &p : pulled)
         if (auto e = run_tool(env, site.host, {"test", "!", "-e", p}, "check"); !e.empty())
             return outcome::fail("Unable to flatten increments: " + p + " already exists on " +
-                                 (site.host.empty() ? std::string("this host") : site.host) + "; refusing to overwrite it");
+                                 (site.host.empty() ? std::string("this host") : site.host) +
+                                 "; refusing to overwrite it");
 
     const auto remove_pulled = [&] {
         std::vector<std::string> argv = {"rm", "-f", "--"};
@@ -108,17 +111,21 @@ outcome increment_flatten_action(action_env &env) {
 
     // Re-link each disk's overlays and commit them down into the base, which
     // then takes the newest file's name.
-    const bool sparsify = common::to_lower(common::trim(
-                              doc.select_node("/DS_DRIVER_ACTION_DATA/DATASTORE/TEMPLATE/RESTIC_SPARSIFY").node().text().as_string())) == "yes";
+    const bool sparsify =
+        common::to_lower(common::trim(
+            doc.select_node("/DS_DRIVER_ACTION_DATA/DATASTORE/TEMPLATE/RESTIC_SPARSIFY").node().text().as_string())) ==
+        "yes";
     std::vector<std::string> final_disks;
     for (const auto &[idx, paths] : by_index) {
         for (std::size_t k = 1; k < paths.size(); ++k)
-            if (auto e = run_tool(env, site.host, {"qemu-img", "rebase", "-u", "-F", "qcow2", "-b", paths[k - 1], paths[k]},
-                                  "Unable to rebase qcow2 images");
+            if (auto e =
+                    run_tool(env, site.host, {"qemu-img", "rebase", "-u", "-F", "qcow2", "-b", paths[k - 1], paths[k]},
+                             "Unable to rebase qcow2 images");
                 !e.empty())
                 return fail(e);
         if (paths.size() > 1) {
-            if (auto e = run_tool(env, site.host, {"qemu-img", "commit", "-q", "-f", "qcow2", "-b", paths.front(), paths.back()},
+            if (auto e = run_tool(env, site.host,
+                                  {"qemu-img", "commit", "-q", "-f", "qcow2", "-b", paths.front(), paths.back()},
                                   "qemu-img commit");
                 !e.empty())
                 return fail(e);
@@ -152,7 +159,8 @@ outcome increment_flatten_action(action_env &env) {
     std::uint64_t size = 0;
     for (const auto &disk : final_disks) {
         std::string info;
-        if (auto e = run_tool(env, site.host, {"qemu-img", "info", "--output", "json", disk}, "qemu-img info", &info); !e.empty())
+        if (auto e = run_tool(env, site.host, {"qemu-img", "info", "--output", "json", disk}, "qemu-img info", &info);
+            !e.empty())
             return fail(e);
         boost::system::error_code ec;
         const auto v = boost::json::parse(info, ec);
@@ -165,14 +173,17 @@ outcome increment_flatten_action(action_env &env) {
     std::vector<std::string> old_ids;
     for (const auto *s : infos) old_ids.push_back(s->short_id);
     const std::string max_unused = [&] {
-        std::string v(common::trim(
-            doc.select_node("/DS_DRIVER_ACTION_DATA/DATASTORE/TEMPLATE/RESTIC_PRUNE_MAX_UNUSED").node().text().as_string()));
+        std::string v(common::trim(doc.select_node("/DS_DRIVER_ACTION_DATA/DATASTORE/TEMPLATE/RESTIC_PRUNE_MAX_UNUSED")
+                                       .node()
+                                       .text()
+                                       .as_string()));
         return v.empty() ? std::string("0") : v;
     }();
     auto f = run_restic(env, attrs, site, {"--prune", "--max-unused=" + max_unused}, "forget", old_ids,
                         "removal of the merged increments");
     if (f.cancelled) return outcome::fail("cancelled", ONEDS_ERR_CANCELLED);
-    if (!f.ok()) return outcome::fail("Unable to remove merged snapshots (new snapshot " + new_id + " kept): " + f.error);
+    if (!f.ok())
+        return outcome::fail("Unable to remove merged snapshots (new snapshot " + new_id + " kept): " + f.error);
     return outcome::ok(std::to_string(size / 1048576) + " " + chain_keep_last(chain, keep, new_id) + "\n");
 }
 

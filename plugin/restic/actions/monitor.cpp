@@ -29,10 +29,11 @@ runtime::outcome monitor_action(action_env &env) {
         return outcome::fail(prefix + "cannot create " + attrs.base_path + " on " + (*store)->describe() + ": " +
                              st.err().message);
     auto cap = (*store)->capacity(attrs.base_path, env.stop());
-    if (!cap) return outcome::fail(prefix + "cannot read the capacity of " + attrs.base_path + ": " + cap.err().message);
-    return outcome::ok("USED_MB=" + std::to_string(ceil_mib(cap->used_bytes)) + "\nTOTAL_MB=" +
-                       std::to_string(ceil_mib(cap->total_bytes)) + "\nFREE_MB=" +
-                       std::to_string(ceil_mib(cap->free_bytes)) + "\n");
+    if (!cap)
+        return outcome::fail(prefix + "cannot read the capacity of " + attrs.base_path + ": " + cap.err().message);
+    return outcome::ok("USED_MB=" + std::to_string(ceil_mib(cap->used_bytes)) +
+                       "\nTOTAL_MB=" + std::to_string(ceil_mib(cap->total_bytes)) +
+                       "\nFREE_MB=" + std::to_string(ceil_mib(cap->free_bytes)) + "\n");
 }
 
 }  // namespace oneds::restic

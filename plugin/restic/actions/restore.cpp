@@ -48,21 +48,27 @@ outcome restore_action(action_env &env) {
     const auto &img = d.image;
     if (img.chain.empty()) return outcome::fail("Missing datastore or image attributes: the image has no SOURCE");
     const auto opt = [&](const char *name) {
-        return std::string(common::trim(
-            doc.select_node((std::string("/DS_DRIVER_ACTION_DATA/TEMPLATE/") + name).c_str()).node().text().as_string()));
+        return std::string(
+            common::trim(doc.select_node((std::string("/DS_DRIVER_ACTION_DATA/TEMPLATE/") + name).c_str())
+                             .node()
+                             .text()
+                             .as_string()));
     };
     const std::string username = opt("USERNAME");
-    const std::string dst_ds(common::trim(doc.select_node("/DS_DRIVER_ACTION_DATA/DESTINATION_DS_ID").node().text().as_string()));
+    const std::string dst_ds(
+        common::trim(doc.select_node("/DS_DRIVER_ACTION_DATA/DESTINATION_DS_ID").node().text().as_string()));
     if (username.empty() || dst_ds.empty() || dst_ds.find_first_not_of("0123456789") != std::string::npos)
         return outcome::fail("Cannot find USERNAME / DESTINATION_DS_ID");
     if (env.oned == nullptr)
-        return outcome::fail("restore: the oned XML-RPC endpoint is needed to create images (set oned_endpoint / oned_auth_file)");
+        return outcome::fail(
+            "restore: the oned XML-RPC endpoint is needed to create images (set oned_endpoint / oned_auth_file)");
     const std::string disk_filter = opt("DISK_ID");
 
     const std::string selected = img.selected();
     const std::string snap = selected.empty() ? img.last() : selected;
     const auto repo_id = img.repo_id();
-    if (repo_id.empty()) return outcome::fail("Missing datastore or image attributes: cannot tell the image's VM or backup job");
+    if (repo_id.empty())
+        return outcome::fail("Missing datastore or image attributes: cannot tell the image's VM or backup job");
     const auto site = maintenance_site(env, attrs, attrs.base_path + "/" + repo_id);
 
     // The snapshot's files and its vm.xml.
@@ -75,7 +81,8 @@ outcome restore_action(action_env &env) {
         if (base_name(p) == "vm.xml") vm_xml_path = p;
         if (base_name(p) == "disk.tpm.0") tpm_path = p;
     }
-    if (vm_xml_path.empty()) return outcome::fail("Unable to fetch vm.xml document: snapshot " + snap + " has no vm.xml");
+    if (vm_xml_path.empty())
+        return outcome::fail("Unable to fetch vm.xml document: snapshot " + snap + " has no vm.xml");
     const auto dump = [&](const std::string &path, std::string &out) -> std::string {
         auto r = run_restic(env, attrs, site, {"--quiet"}, "dump", {snap, path}, "dump of " + base_name(path));
         if (r.cancelled) return "cancelled";
@@ -119,19 +126,22 @@ outcome restore_action(action_env &env) {
         if (!std::regex_search(file, m, disk_re)) continue;
         const std::string disk_id = m[1];
         if (!disk_filter.empty() && disk_filter != disk_id) continue;
-        std::string tmpl = "NAME = " + template_value(name + "-disk-" + disk_id) + "\nTYPE = " +
-                           template_value(disk_id == "0" ? "OS" : "DATABLOCK") + "\nPATH = " + template_value(base_url + p) +
+        std::string tmpl = "NAME = " + template_value(name + "-disk-" + disk_id) +
+                           "\nTYPE = " + template_value(disk_id == "0" ? "OS" : "DATABLOCK") +
+                           "\nPATH = " + template_value(base_url + p) +
                            "\nFROM_BACKUP_DS = " + template_value(std::to_string(attrs.ds_id)) + "\n";
         if (!img.bj_id.empty()) tmpl += "BACKUP_JOB_ID = " + template_value(img.bj_id) + "\n";
-        auto r = env.oned->call("one.image.allocate", {tmpl, static_cast<std::int32_t>(std::stoi(dst_ds)), false}, env.stop());
+        auto r = env.oned->call("one.image.allocate", {tmpl, static_cast<std::int32_t>(std::stoi(dst_ds)), false},
+                                env.stop());
         if (!r) return outcome::fail("Error restoring disk image: " + r.err().message + restored_note(restored));
         const auto id = rpc_int(*r);
-        if (!id) return outcome::fail("Error restoring disk image: oned returned no image id" + restored_note(restored));
+        if (!id)
+            return outcome::fail("Error restoring disk image: oned returned no image id" + restored_note(restored));
         restored.push_back(*id);
         image_ids[disk_id] = *id;
         if (auto c = env.oned->call("one.image.chown", {*id, uid, gid}, env.stop()); !c)
-            return outcome::fail("Error restoring disk image: cannot give image " + std::to_string(*id) + " to " + username +
-                                 ": " + c.err().message + restored_note(restored));
+            return outcome::fail("Error restoring disk image: cannot give image " + std::to_string(*id) + " to " +
+                                 username + ": " + c.err().message + restored_note(restored));
     }
     if (restored.empty())
         return outcome::fail(disk_filter.empty() ? "Backup does not contain any disks"
@@ -146,7 +156,8 @@ outcome restore_action(action_env &env) {
         if (!tpm_path.empty()) {
             std::string tpm;
             if (auto e = dump(tpm_path, tpm); !e.empty())
-                return outcome::fail("Error creating VM template: cannot read disk.tpm.0: " + e + restored_note(restored));
+                return outcome::fail("Error creating VM template: cannot read disk.tpm.0: " + e +
+                                     restored_note(restored));
             o.tpm_state = common::base64_encode(tpm);
         }
         std::string tmpl;
@@ -158,11 +169,12 @@ outcome restore_action(action_env &env) {
         auto r = env.oned->call("one.template.allocate", {tmpl}, env.stop());
         if (!r) return outcome::fail("Error creating VM template: " + r.err().message + restored_note(restored));
         const auto id = rpc_int(*r);
-        if (!id) return outcome::fail("Error creating VM template: oned returned no template id" + restored_note(restored));
+        if (!id)
+            return outcome::fail("Error creating VM template: oned returned no template id" + restored_note(restored));
         template_id = *id;
         if (auto c = env.oned->call("one.template.chown", {template_id, uid, gid}, env.stop()); !c)
-            return outcome::fail("Error creating VM template: cannot give template " + std::to_string(template_id) + " to " +
-                                 username + ": " + c.err().message + restored_note(restored));
+            return outcome::fail("Error creating VM template: cannot give template " + std::to_string(template_id) +
+                                 " to " + username + ": " + c.err().message + restored_note(restored));
     }
     std::string out = std::to_string(template_id);
     for (int id : restored) out += " " + std::to_string(id);

@@ -28,18 +28,23 @@ outcome rm_action(action_env &env) {
     const auto &img = d.image;
     if (img.chain.empty()) return outcome::ok();  // nothing was ever stored for it
     const auto repo_id = img.repo_id();
-    if (repo_id.empty()) return outcome::fail("Missing datastore or image attributes: cannot tell the image's VM or backup job");
+    if (repo_id.empty())
+        return outcome::fail("Missing datastore or image attributes: cannot tell the image's VM or backup job");
 
     const auto tmpl = d.doc.select_node("/DS_DRIVER_ACTION_DATA/DATASTORE/TEMPLATE").node();
     std::string max_unused(common::trim(tmpl.child("RESTIC_PRUNE_MAX_UNUSED").text().as_string()));
     if (max_unused.empty()) max_unused = "0";
     if (!size_value(max_unused, true))
-        return outcome::fail("Wrong restic datastore configuration: RESTIC_PRUNE_MAX_UNUSED must be a size "
-                             "(digits with an optional k/M/G/T or %) or 'unlimited', got '" + max_unused + "'");
+        return outcome::fail(
+            "Wrong restic datastore configuration: RESTIC_PRUNE_MAX_UNUSED must be a size "
+            "(digits with an optional k/M/G/T or %) or 'unlimited', got '" +
+            max_unused + "'");
     const std::string max_repack(common::trim(tmpl.child("RESTIC_PRUNE_MAX_REPACK").text().as_string()));
     if (!max_repack.empty() && !size_value(max_repack, false))
-        return outcome::fail("Wrong restic datastore configuration: RESTIC_PRUNE_MAX_REPACK must be a size "
-                             "(digits with an optional k/M/G/T), got '" + max_repack + "'");
+        return outcome::fail(
+            "Wrong restic datastore configuration: RESTIC_PRUNE_MAX_REPACK must be a size "
+            "(digits with an optional k/M/G/T), got '" +
+            max_repack + "'");
 
     const auto site = maintenance_site(env, d.attrs, d.attrs.base_path + "/" + repo_id);
     std::vector<std::string> ids;
@@ -58,8 +63,10 @@ outcome rm_action(action_env &env) {
     }
     std::vector<std::string> present;
     for (const auto &id : ids)
-        if (find_snapshot(*snaps, id) != nullptr) present.push_back(id);
-        else env.log('I', "rm: snapshot " + id + " is already gone");
+        if (find_snapshot(*snaps, id) != nullptr)
+            present.push_back(id);
+        else
+            env.log('I', "rm: snapshot " + id + " is already gone");
     if (present.empty()) return outcome::ok();
 
     std::vector<std::string> options = {"--prune", "--max-unused=" + max_unused};
@@ -73,7 +80,8 @@ outcome rm_action(action_env &env) {
 outcome stat_action(action_env &env) {
     request_doc d;
     if (auto e = load_request(env, "stat", d, false); !e.empty()) return outcome::fail(e);
-    const std::string path(common::trim(d.doc.select_node("/DS_DRIVER_ACTION_DATA/IMAGE/PATH").node().text().as_string()));
+    const std::string path(
+        common::trim(d.doc.select_node("/DS_DRIVER_ACTION_DATA/IMAGE/PATH").node().text().as_string()));
     restic_url url;
     try {
         url = parse_restic_url(path);
@@ -83,7 +91,8 @@ outcome stat_action(action_env &env) {
     static const std::regex disk_re(R"(disk\.(\d+))");
     std::smatch m;
     const std::string file = base_name(url.path);
-    if (!std::regex_search(file, m, disk_re)) return outcome::fail("Wrong format for disk filename: " + dir_name(url.path));
+    if (!std::regex_search(file, m, disk_re))
+        return outcome::fail("Wrong format for disk filename: " + dir_name(url.path));
     const std::string disk_id = m[1];
     const std::string vm_xml_path = dir_name(url.path) + "/vm.xml";
     const auto site = frontend_site(env, d.attrs, d.attrs.base_path + "/" + url.repo_id());
@@ -98,7 +107,8 @@ outcome stat_action(action_env &env) {
     const auto xml = common::base64_decode(b64);
     pugi::xml_document vm;
     if (!xml || !vm.load_buffer(xml->data(), xml->size()))
-        return outcome::fail("Cannot read VM backup info: vm.xml in snapshot " + url.chain.back().snapshot + " is not base64 XML");
+        return outcome::fail("Cannot read VM backup info: vm.xml in snapshot " + url.chain.back().snapshot +
+                             " is not base64 XML");
     const auto disk = vm.select_node(("/VM/TEMPLATE/DISK[DISK_ID=" + disk_id + "]").c_str()).node();
     if (!disk) return outcome::fail("Cannot find disk " + disk_id + " in VM backup info");
     const std::string size(common::trim(disk.child("SIZE").text().as_string()));
@@ -113,7 +123,8 @@ outcome ls_action(action_env &env) {
     std::optional<int> inc;
     const auto &args = env.ctx.req().args;
     for (std::size_t i = 0; i < args.size(); ++i) {
-        if (args[i] != "-i") return outcome::fail("ls: unknown argument '" + args[i] + "' (usage: ls [-i <increment_id>])");
+        if (args[i] != "-i")
+            return outcome::fail("ls: unknown argument '" + args[i] + "' (usage: ls [-i <increment_id>])");
         if (i + 1 >= args.size()) return outcome::fail("ls: -i needs an increment id");
         try {
             std::size_t used = 0;
@@ -126,9 +137,11 @@ outcome ls_action(action_env &env) {
     }
     // -1 means the whole chain, as stock.
     const auto chain = img.up_to(inc);
-    if (chain.empty()) return outcome::fail("ls: no increment up to " + std::to_string(inc.value_or(-1)) + " in the image");
+    if (chain.empty())
+        return outcome::fail("ls: no increment up to " + std::to_string(inc.value_or(-1)) + " in the image");
     const auto repo_id = img.repo_id();
-    if (repo_id.empty()) return outcome::fail("Missing datastore or image attributes: cannot tell the image's VM or backup job");
+    if (repo_id.empty())
+        return outcome::fail("Missing datastore or image attributes: cannot tell the image's VM or backup job");
     // The stock driver lists the LAST snapshot's files even with -i; the files
     // of the chain's last increment are the truthful answer (downstream only
     // reads the disk index and the VM id from the path, so both work).

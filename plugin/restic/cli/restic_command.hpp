@@ -55,16 +55,16 @@ using lock_inspector = std::function<lock_check(const lock_holder &, const std::
 
 struct restic_command {
     repo_site site;
-    std::string subcommand;                 // backup, init, snapshots, forget, dump, restore, unlock
-    std::vector<std::string> options;       // before the common options (--force --json --tag=one-7)
-    std::vector<std::string> args;          // after the subcommand
-    bool confined = false;                  // RESTIC_NICE / RESTIC_IONICE (the backup's restic)
+    std::string subcommand;            // backup, init, snapshots, forget, dump, restore, unlock
+    std::vector<std::string> options;  // before the common options (--force --json --tag=one-7)
+    std::vector<std::string> args;     // after the subcommand
+    bool confined = false;             // RESTIC_NICE / RESTIC_IONICE (the backup's restic)
     // Files named where restic runs, inserted before the last argument (the
     // backup's '<vm_dir>'/disk.*, ports::dir_expansion).
     std::optional<ports::dir_expansion> expand_dir;
-    std::string what;                       // for messages: "backup of VM 7"
-    bool retry_on_lock = true;              // lock conflicts retried (restic_runner)
-    lock_inspector inspect_lock;            // asked once per holder before waiting on it
+    std::string what;             // for messages: "backup of VM 7"
+    bool retry_on_lock = true;    // lock conflicts retried (restic_runner)
+    lock_inspector inspect_lock;  // asked once per holder before waiting on it
     std::function<void(std::string_view)> on_stdout_line;
 };
 

@@ -23,7 +23,8 @@ std::uint64_t u64(const boost::json::object &o, const char *key) {
     auto it = o.find(key);
     if (it == o.end()) return 0;
     if (it->value().is_uint64()) return it->value().as_uint64();
-    if (it->value().is_int64()) return it->value().as_int64() < 0 ? 0 : static_cast<std::uint64_t>(it->value().as_int64());
+    if (it->value().is_int64())
+        return it->value().as_int64() < 0 ? 0 : static_cast<std::uint64_t>(it->value().as_int64());
     if (it->value().is_double()) return static_cast<std::uint64_t>(it->value().as_double());
     return 0;
 }
@@ -204,8 +205,8 @@ exit_info classify_exit(int exit_code, std::string_view stderr_text) {
 
     // A conflict names its holder; "unable to create lock in backend" alone
     // is a storage failure whose cause follows (restic 0.14: the last line).
-    if (has("already locked") || (exit_code == 11 && !has("read-only file system") && !has("no space left") &&
-                                  !has("permission denied"))) {
+    if (has("already locked") ||
+        (exit_code == 11 && !has("read-only file system") && !has("no space left") && !has("permission denied"))) {
         info.lock = parse_lock_conflict(stderr_text);
         if (!info.lock) info.lock = lock_holder{};
         return done(exit_kind::locked);
@@ -233,7 +234,8 @@ exit_info classify_exit(int exit_code, std::string_view stderr_text) {
         }
         return done(exit_kind::killed);
     }
-    if (info.message.empty()) info.message = "restic exited with status " + std::to_string(exit_code) + " and gave no reason";
+    if (info.message.empty())
+        info.message = "restic exited with status " + std::to_string(exit_code) + " and gave no reason";
     return done(exit_kind::failed);
 }
 

@@ -30,14 +30,14 @@ struct restic_version {
 std::optional<restic_version> parse_version(std::string_view text);
 
 struct backup_status {
-    double percent_done = 0;      // 0..1; 0 when restic does not know the total
+    double percent_done = 0;  // 0..1; 0 when restic does not know the total
     std::uint64_t bytes_done = 0;
     std::uint64_t total_bytes = 0;
     double seconds_elapsed = 0;
 };
 
 struct backup_summary {
-    std::string snapshot_id;      // short (0.14) or full (0.15+)
+    std::string snapshot_id;  // short (0.14) or full (0.15+)
     std::uint64_t total_bytes_processed = 0;
     std::uint64_t data_added = 0;
     std::uint64_t total_files_processed = 0;
@@ -63,17 +63,17 @@ std::optional<lock_holder> parse_lock_conflict(std::string_view stderr_text);
 // restic reports it as "unable to create lock in backend".
 enum class exit_kind {
     success,
-    partial,          // 3: snapshot made, some files unreadable
+    partial,  // 3: snapshot made, some files unreadable
     repo_missing,
-    locked,           // a lock conflict with another restic (live or stale)
+    locked,  // a lock conflict with another restic (live or stale)
     wrong_password,
-    already_exists,   // init on an existing repository
-    read_only,        // the repository's storage is read-only
-    no_space,         // the repository's storage is full
-    permission,       // the storage refuses access (file permissions)
-    network,          // the connection to the storage failed or was lost
-    killed,           // restic ended by a signal other than SIGINT (its lock may be left)
-    interrupted,      // 130, or cancelled by us
+    already_exists,  // init on an existing repository
+    read_only,       // the repository's storage is read-only
+    no_space,        // the repository's storage is full
+    permission,      // the storage refuses access (file permissions)
+    network,         // the connection to the storage failed or was lost
+    killed,          // restic ended by a signal other than SIGINT (its lock may be left)
+    interrupted,     // 130, or cancelled by us
     failed,
 };
 

@@ -19,12 +19,11 @@ std::string failure_text(const restic_outcome &o) {
         case exit_kind::partial:
             return "some files could not be read (restic exit 3)" + (why.empty() ? std::string() : ": " + why);
         case exit_kind::locked:
-            return "repository still locked by " + (o.exit.lock ? o.exit.lock->describe() : std::string("another restic")) +
-                   " after " + std::to_string(o.attempts) + " attempt" + (o.attempts == 1 ? "" : "s");
-        case exit_kind::interrupted:
-            return why.empty() ? std::string("restic was interrupted") : why;
-        default:
-            break;
+            return "repository still locked by " +
+                   (o.exit.lock ? o.exit.lock->describe() : std::string("another restic")) + " after " +
+                   std::to_string(o.attempts) + " attempt" + (o.attempts == 1 ? "" : "s");
+        case exit_kind::interrupted: return why.empty() ? std::string("restic was interrupted") : why;
+        default: break;
     }
     const auto kind = exit_kind_text(o.exit.kind);
     if (why.empty()) why = "restic exited with status " + std::to_string(o.raw.exit_code);

@@ -26,8 +26,8 @@
 namespace oneds::restic {
 
 struct lock_policy {
-    unsigned retries = 60;                        // stock: 60 tries ...
-    std::chrono::milliseconds interval{5000};     // ... 5 s apart
+    unsigned retries = 60;                     // stock: 60 tries ...
+    std::chrono::milliseconds interval{5000};  // ... 5 s apart
 };
 
 struct restic_outcome {

@@ -15,11 +15,10 @@
 namespace oneds::restic {
 namespace {
 
-std::string text_of(const pugi::xml_node &tmpl, const char *name) {
-    return tmpl.child(name).text().as_string();
-}
+std::string text_of(const pugi::xml_node &tmpl, const char *name) { return tmpl.child(name).text().as_string(); }
 
-std::optional<std::int64_t> integer_attribute(const pugi::xml_node &tmpl, const char *name, const std::string &expected) {
+std::optional<std::int64_t> integer_attribute(const pugi::xml_node &tmpl, const char *name,
+                                              const std::string &expected) {
     const auto node = tmpl.child(name);
     if (!node) return std::nullopt;
     const std::string raw(common::trim(node.text().as_string()));
@@ -36,8 +35,8 @@ std::optional<std::int64_t> integer_attribute(const pugi::xml_node &tmpl, const 
 // second overflow, and a cast to a narrower type would wrap silently.
 std::optional<std::int64_t> ranged_attribute(const pugi::xml_node &tmpl, const char *name, bool minus_one,
                                              std::int64_t min, std::int64_t max) {
-    const std::string expected = "an integer from " + std::to_string(min) + " to " + std::to_string(max) +
-                                 (minus_one ? " (-1 for none)" : "");
+    const std::string expected =
+        "an integer from " + std::to_string(min) + " to " + std::to_string(max) + (minus_one ? " (-1 for none)" : "");
     const auto v = integer_attribute(tmpl, name, expected);
     if (v && !(minus_one && *v == -1) && (*v < min || *v > max))
         throw attribute_error(std::string(name) + " must be " + expected + ", got '" + std::to_string(*v) + "'");
@@ -45,12 +44,14 @@ std::optional<std::int64_t> ranged_attribute(const pugi::xml_node &tmpl, const c
 }
 
 void check(const char *name, const std::string &value, const std::string &problem) {
-    if (!problem.empty()) throw attribute_error(std::string(name) + " " + problem + ", got '" + common::printable(value) + "'");
+    if (!problem.empty())
+        throw attribute_error(std::string(name) + " " + problem + ", got '" + common::printable(value) + "'");
 }
 
 }  // namespace
 
-datastore_attributes parse_datastore(const pugi::xml_node &ds, const std::function<bool(std::string_view)> &is_ssh_alias) {
+datastore_attributes parse_datastore(const pugi::xml_node &ds,
+                                     const std::function<bool(std::string_view)> &is_ssh_alias) {
     if (!ds) throw attribute_error("DATASTORE element missing from the driver action data");
     datastore_attributes a;
     a.ds_id = ds.child("ID").text().as_llong(-1);
@@ -66,8 +67,10 @@ datastore_attributes parse_datastore(const pugi::xml_node &ds, const std::functi
     a.base_path = clean_path(a.base_path);
 
     const std::string backend = common::to_upper(common::trim(text_of(tmpl, "RESTIC_BACKEND")));
-    if (backend.empty() || backend == "SFTP") a.backend = backend_kind::sftp;
-    else if (backend == "LOCAL") a.backend = backend_kind::local;
+    if (backend.empty() || backend == "SFTP")
+        a.backend = backend_kind::sftp;
+    else if (backend == "LOCAL")
+        a.backend = backend_kind::local;
     else
         throw attribute_error("Unknown RESTIC_BACKEND: " + common::printable(text_of(tmpl, "RESTIC_BACKEND")) +
                               " (expected SFTP or LOCAL)");
@@ -88,7 +91,8 @@ datastore_attributes parse_datastore(const pugi::xml_node &ds, const std::functi
     a.sftp_server = common::trim(text_of(tmpl, "RESTIC_SFTP_SERVER"));
     if (a.backend == backend_kind::sftp && a.sftp_server.empty())
         throw attribute_error("RESTIC_SFTP_SERVER is required when RESTIC_BACKEND is SFTP");
-    if (!a.sftp_server.empty()) check("RESTIC_SFTP_SERVER", a.sftp_server, host_name_problem(a.sftp_server, is_ssh_alias));
+    if (!a.sftp_server.empty())
+        check("RESTIC_SFTP_SERVER", a.sftp_server, host_name_problem(a.sftp_server, is_ssh_alias));
     if (auto u = std::string(common::trim(text_of(tmpl, "RESTIC_SFTP_USER"))); !u.empty()) {
         check("RESTIC_SFTP_USER", u, user_name_problem(u));
         a.sftp_user = u;
@@ -138,7 +142,8 @@ std::string repository_url(const datastore_attributes &a, const std::string &rep
     if (a.backend == backend_kind::local) return clean_path(repo_path);
     // restic cuts "sftp:user@host:path" at the first ':', which an IPv6
     // literal holds; its URL form takes the brackets ("//" = absolute path).
-    if (is_ipv6_literal(a.sftp_server)) return "sftp://" + a.sftp_user + "@" + a.sftp_server + "/" + clean_path(repo_path);
+    if (is_ipv6_literal(a.sftp_server))
+        return "sftp://" + a.sftp_user + "@" + a.sftp_server + "/" + clean_path(repo_path);
     return "sftp:" + a.sftp_user + "@" + a.sftp_server + ":" + clean_path(repo_path);
 }
 
@@ -148,8 +153,10 @@ std::string clean_path(const std::string &path) {
     for (auto &p : common::split(path, '/')) {
         if (p.empty() || p == ".") continue;
         if (p == "..") {
-            if (!parts.empty() && parts.back() != "..") parts.pop_back();
-            else if (!absolute) parts.push_back(p);
+            if (!parts.empty() && parts.back() != "..")
+                parts.pop_back();
+            else if (!absolute)
+                parts.push_back(p);
             continue;
         }
         parts.push_back(p);

@@ -29,23 +29,23 @@ public:
 
 struct datastore_attributes {
     std::int64_t ds_id = -1;
-    std::string base_path;                   // BASE_PATH, default /var/lib/one/datastores/<id>
+    std::string base_path;  // BASE_PATH, default /var/lib/one/datastores/<id>
     backend_kind backend = backend_kind::sftp;
-    std::string password;                    // RESTIC_PASSWORD, one pair of surrounding quotes stripped
-    std::string sftp_server;                 // RESTIC_SFTP_SERVER (required for SFTP)
-    std::string sftp_user = "oneadmin";      // RESTIC_SFTP_USER
-    std::optional<std::int64_t> bwlimit;     // RESTIC_BWLIMIT, KiB/s; -1 = unlimited but still passed, as stock
-    std::int64_t maxproc = -1;               // RESTIC_MAXPROC -> GOMAXPROCS when not -1
-    std::string compression = "auto";        // RESTIC_COMPRESSION auto|off|max
-    std::int64_t connections = 5;            // RESTIC_CONNECTIONS -> -o sftp.connections when not 5
-    std::string tmp_dir = "/var/tmp";        // RESTIC_TMP_DIR
+    std::string password;                      // RESTIC_PASSWORD, one pair of surrounding quotes stripped
+    std::string sftp_server;                   // RESTIC_SFTP_SERVER (required for SFTP)
+    std::string sftp_user = "oneadmin";        // RESTIC_SFTP_USER
+    std::optional<std::int64_t> bwlimit;       // RESTIC_BWLIMIT, KiB/s; -1 = unlimited but still passed, as stock
+    std::int64_t maxproc = -1;                 // RESTIC_MAXPROC -> GOMAXPROCS when not -1
+    std::string compression = "auto";          // RESTIC_COMPRESSION auto|off|max
+    std::int64_t connections = 5;              // RESTIC_CONNECTIONS -> -o sftp.connections when not 5
+    std::string tmp_dir = "/var/tmp";          // RESTIC_TMP_DIR
     std::optional<std::int64_t> lock_retries;  // RESTIC_LOCK_RETRIES (ours; stock: fixed 60)
     // Confinement of the backup's restic (docs/stock-driver.md#confinement): nice -n / ionice -c2 -n,
     // each off at -1 as stock. The systemd slice attributes (RESTIC_MAX_RIOPS,
     // _MAX_WIOPS, _CPU_QUOTA, _MEMORY_MAX_MB) are not applied; those set are
     // named here so that the backup can say so.
-    std::int64_t nice = -1;                  // RESTIC_NICE, -20..19
-    std::int64_t ionice = -1;                // RESTIC_IONICE, 0..7 (best-effort class)
+    std::int64_t nice = -1;    // RESTIC_NICE, -20..19
+    std::int64_t ionice = -1;  // RESTIC_IONICE, 0..7 (best-effort class)
     std::vector<std::string> slice_limits_set;
 };
 

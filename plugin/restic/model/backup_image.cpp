@@ -76,7 +76,8 @@ std::vector<increment> backup_image::ordered() const {
 
 std::vector<increment> backup_image::up_to(std::optional<int> n) const {
     auto c = ordered();
-    if (n && *n >= 0) c.erase(std::remove_if(c.begin(), c.end(), [&](const increment &i) { return i.id > *n; }), c.end());
+    if (n && *n >= 0)
+        c.erase(std::remove_if(c.begin(), c.end(), [&](const increment &i) { return i.id > *n; }), c.end());
     return c;
 }
 
@@ -98,7 +99,8 @@ backup_image parse_backup_image(const pugi::xml_document &doc) {
     if (img.chain.empty()) {
         const std::string source(common::trim(image.child("SOURCE").text().as_string()));
         if (!source.empty()) {
-            if (!is_snapshot_id(source)) throw std::runtime_error("image SOURCE is not a restic snapshot id: '" + source + "'");
+            if (!is_snapshot_id(source))
+                throw std::runtime_error("image SOURCE is not a restic snapshot id: '" + source + "'");
             img.chain.push_back({0, source});
         }
     }
@@ -125,7 +127,9 @@ std::string chain_text(const std::vector<increment> &chain) {
 
 std::string chain_keep_last(const std::vector<increment> &ordered_chain, int keep, const std::string &new_snapshot) {
     if (keep <= 0 || ordered_chain.empty()) return {};
-    const auto first = ordered_chain.size() > static_cast<std::size_t>(keep) ? ordered_chain.size() - static_cast<std::size_t>(keep) : 0;
+    const auto first = ordered_chain.size() > static_cast<std::size_t>(keep)
+                           ? ordered_chain.size() - static_cast<std::size_t>(keep)
+                           : 0;
     std::vector<increment> kept(ordered_chain.begin() + static_cast<std::ptrdiff_t>(first), ordered_chain.end());
     kept.front().snapshot = new_snapshot;
     return chain_text(kept);
@@ -141,7 +145,8 @@ std::string restic_url::str() const { return restic_url_base(rbd, ds_id, bj_id, 
 restic_url parse_restic_url(const std::string &url) {
     restic_url u;
     std::string rest;
-    if (url.rfind("restic://", 0) == 0) rest = url.substr(9);
+    if (url.rfind("restic://", 0) == 0)
+        rest = url.substr(9);
     else if (url.rfind("restic+rbd://", 0) == 0) {
         rest = url.substr(13);
         u.rbd = true;
@@ -151,7 +156,8 @@ restic_url parse_restic_url(const std::string &url) {
     std::vector<std::string> parts;
     for (int i = 0; i < 3; ++i) {
         const auto slash = rest.find('/');
-        if (slash == std::string::npos) throw std::runtime_error("restic URL needs <ds>/<bj>/<chain>/<path>: '" + url + "'");
+        if (slash == std::string::npos)
+            throw std::runtime_error("restic URL needs <ds>/<bj>/<chain>/<path>: '" + url + "'");
         parts.push_back(rest.substr(0, slash));
         rest = rest.substr(slash + 1);
     }
@@ -210,9 +216,11 @@ std::vector<snapshot_info> parse_snapshots_json(const std::string &json) {
         if (!e.is_object()) continue;
         const auto &o = e.as_object();
         snapshot_info s;
-        if (auto it = o.find("id"); it != o.end() && it->value().is_string()) s.id = std::string(it->value().as_string());
+        if (auto it = o.find("id"); it != o.end() && it->value().is_string())
+            s.id = std::string(it->value().as_string());
         s.short_id = s.id.substr(0, 8);
-        if (auto it = o.find("time"); it != o.end() && it->value().is_string()) s.time = std::string(it->value().as_string());
+        if (auto it = o.find("time"); it != o.end() && it->value().is_string())
+            s.time = std::string(it->value().as_string());
         if (auto it = o.find("paths"); it != o.end() && it->value().is_array())
             for (const auto &p : it->value().as_array())
                 if (p.is_string()) s.paths.emplace_back(p.as_string());

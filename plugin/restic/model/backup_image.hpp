@@ -22,12 +22,12 @@ struct increment {
 };
 
 struct backup_image {
-    std::vector<increment> chain;   // BACKUP_INCREMENTS in XML order, or {0: SOURCE}
-    std::string vm_id;              // VMS/ID
-    std::string bj_id;              // TEMPLATE/BACKUP_JOB_ID or BACKUP_JOB_ID
-    std::string format;             // FORMAT
-    std::string path;               // PATH (a restic:// URL for restored images)
-    std::optional<int> keep_last;   // /DS_DRIVER_ACTION_DATA/EXTRA_DATA/KEEP_LAST
+    std::vector<increment> chain;     // BACKUP_INCREMENTS in XML order, or {0: SOURCE}
+    std::string vm_id;                // VMS/ID
+    std::string bj_id;                // TEMPLATE/BACKUP_JOB_ID or BACKUP_JOB_ID
+    std::string format;               // FORMAT
+    std::string path;                 // PATH (a restic:// URL for restored images)
+    std::optional<int> keep_last;     // /DS_DRIVER_ACTION_DATA/EXTRA_DATA/KEEP_LAST
     std::optional<int> increment_id;  // /DS_DRIVER_ACTION_DATA/TEMPLATE/INCREMENT_ID
 
     // job_<bj>, else the VM id, else the VM id in PATH (".../<vm>/backup/<file>").

@@ -17,7 +17,8 @@ std::map<std::string, std::string> read_shell_vars(const std::string &path) {
         const auto eq = t.find('=');
         if (eq == std::string_view::npos || eq == 0) continue;
         const std::string name(t.substr(0, eq));
-        if (name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") != std::string::npos)
+        if (name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") !=
+            std::string::npos)
             continue;
         std::string value(common::trim(t.substr(eq + 1)));
         if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') && value.back() == value.front())

@@ -28,8 +28,7 @@ namespace oneds::restic {
 // is_alias, when given, is asked about a value outside that grammar that is
 // still one harmless word (printable ASCII, no blank, quote, backslash, '@',
 // ':', '/' or leading '-'): an alias defined in the ssh client configuration.
-std::string host_name_problem(std::string_view host,
-                              const std::function<bool(std::string_view)> &is_alias = {});
+std::string host_name_problem(std::string_view host, const std::function<bool(std::string_view)> &is_alias = {});
 
 // A portable user name (POSIX): an ASCII letter or '_' followed by up to 31
 // letters, digits, '_', '.' or '-'.

@@ -15,8 +15,9 @@ double number(const std::string &key, const std::string &value, double min, doub
         if (used != value.size() || v < min || v > max) throw std::out_of_range(key);
         return v;
     } catch (const std::exception &) {
-        throw std::invalid_argument("[plugin.restic] " + key + " must be a number from " + std::to_string(min).substr(0, 6) +
-                                    " to " + std::to_string(max).substr(0, 8) + ", got '" + value + "'");
+        throw std::invalid_argument("[plugin.restic] " + key + " must be a number from " +
+                                    std::to_string(min).substr(0, 6) + " to " + std::to_string(max).substr(0, 8) +
+                                    ", got '" + value + "'");
     }
 }
 
@@ -37,23 +38,41 @@ plugin_settings parse_plugin_settings(const sdk::config_map &config) {
     s.datastore_conf = default_datastore_conf();
     bool remote_cfg_set = false;
     for (const auto &[key, value] : config) {
-        if (key == "host.threads") s.threads = static_cast<unsigned>(number(key, value, 1, 1024)) + 1;
-        else if (key == "host.mode") s.action_mode = value == "action";
-        else if (key == "host.ssh_config") { if (s.ssh_config.empty()) s.ssh_config = value; }
-        else if (key.rfind("host.", 0) == 0) continue;  // host settings this plugin does not use
-        else if (key == "restic_bin") s.restic_bin = value;
-        else if (key == "remote_restic_bin") s.remote_restic_bin = value;
-        else if (key == "ssh_config") s.ssh_config = value;
-        else if (key == "remote_ssh_config") { s.remote_ssh_config = value; remote_cfg_set = true; }
-        else if (key == "datastore_conf") s.datastore_conf = value;
-        else if (key == "lock_dir") s.lock_dir = value;
-        else if (key == "oned_timeout") continue;  // read by the oned adapter
-        else if (key == "lock_retries") s.lock_retries = static_cast<unsigned>(number(key, value, 0, 100000));
-        else if (key == "lock_retry_interval") s.lock_retry_interval = seconds(key, value);
-        else if (key == "kill_grace") s.kill_grace = seconds(key, value);
-        else if (key == "progress_interval") s.progress_interval = seconds(key, value);
-        else if (key == "sftp_timeout") s.sftp_timeout = std::chrono::seconds(static_cast<long long>(number(key, value, 1, 3600)));
-        else if (key == "ssh_connect_timeout") s.ssh_connect_timeout = std::chrono::seconds(static_cast<long long>(number(key, value, 1, 3600)));
+        if (key == "host.threads")
+            s.threads = static_cast<unsigned>(number(key, value, 1, 1024)) + 1;
+        else if (key == "host.mode")
+            s.action_mode = value == "action";
+        else if (key == "host.ssh_config") {
+            if (s.ssh_config.empty()) s.ssh_config = value;
+        } else if (key.rfind("host.", 0) == 0)
+            continue;  // host settings this plugin does not use
+        else if (key == "restic_bin")
+            s.restic_bin = value;
+        else if (key == "remote_restic_bin")
+            s.remote_restic_bin = value;
+        else if (key == "ssh_config")
+            s.ssh_config = value;
+        else if (key == "remote_ssh_config") {
+            s.remote_ssh_config = value;
+            remote_cfg_set = true;
+        } else if (key == "datastore_conf")
+            s.datastore_conf = value;
+        else if (key == "lock_dir")
+            s.lock_dir = value;
+        else if (key == "oned_timeout")
+            continue;  // read by the oned adapter
+        else if (key == "lock_retries")
+            s.lock_retries = static_cast<unsigned>(number(key, value, 0, 100000));
+        else if (key == "lock_retry_interval")
+            s.lock_retry_interval = seconds(key, value);
+        else if (key == "kill_grace")
+            s.kill_grace = seconds(key, value);
+        else if (key == "progress_interval")
+            s.progress_interval = seconds(key, value);
+        else if (key == "sftp_timeout")
+            s.sftp_timeout = std::chrono::seconds(static_cast<long long>(number(key, value, 1, 3600)));
+        else if (key == "ssh_connect_timeout")
+            s.ssh_connect_timeout = std::chrono::seconds(static_cast<long long>(number(key, value, 1, 3600)));
         else if (key == "ssh_multiplex") {
             if (value != "yes" && value != "no")
                 throw std::invalid_argument("[plugin.restic] ssh_multiplex must be yes or no, got '" + value + "'");
@@ -61,8 +80,10 @@ plugin_settings parse_plugin_settings(const sdk::config_map &config) {
         } else if (key == "ssh_control_dir") {
             // ssh's socket paths are limited to 107 bytes: <dir>/<40 hex digits of %C>.
             if (!value.empty() && (value.front() != '/' || value.size() > 60))
-                throw std::invalid_argument("[plugin.restic] ssh_control_dir must be an absolute path of at most 60 "
-                                            "characters, got '" + value + "'");
+                throw std::invalid_argument(
+                    "[plugin.restic] ssh_control_dir must be an absolute path of at most 60 "
+                    "characters, got '" +
+                    value + "'");
             s.ssh_control_dir = value;
         } else if (key == "ssh_control_persist")
             s.ssh_control_persist = std::chrono::seconds(static_cast<long long>(number(key, value, 1, 3600)));

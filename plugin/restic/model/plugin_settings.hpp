@@ -12,12 +12,12 @@
 namespace oneds::restic {
 
 struct plugin_settings {
-    std::string restic_bin = "restic";          // on the front end
-    std::string remote_restic_bin = "restic";   // on hypervisors (stock: /var/tmp/one/datastore/restic/restic)
-    std::string ssh_config;                     // -F for every ssh; "" = ssh's default (~/.ssh/config)
-    std::string remote_ssh_config;              // -F for restic's ssh on hypervisors; default = ssh_config
-    std::string datastore_conf;                 // where BACKUP_BASE_PATH is read from
-    std::string lock_dir = "/var/lock/one";     // flock files that serialise repository creation
+    std::string restic_bin = "restic";         // on the front end
+    std::string remote_restic_bin = "restic";  // on hypervisors (stock: /var/tmp/one/datastore/restic/restic)
+    std::string ssh_config;                    // -F for every ssh; "" = ssh's default (~/.ssh/config)
+    std::string remote_ssh_config;             // -F for restic's ssh on hypervisors; default = ssh_config
+    std::string datastore_conf;                // where BACKUP_BASE_PATH is read from
+    std::string lock_dir = "/var/lock/one";    // flock files that serialise repository creation
     unsigned lock_retries = 60;
     std::chrono::milliseconds lock_retry_interval{5000};
     std::chrono::milliseconds kill_grace{10000};
@@ -25,7 +25,7 @@ struct plugin_settings {
     std::chrono::seconds sftp_timeout{30};
     std::chrono::seconds ssh_connect_timeout{30};
     std::set<std::string> local_hosts{"localhost"};
-    bool ssh_multiplex = true;                       // one ssh connection per host and plugin instance
+    bool ssh_multiplex = true;  // one ssh connection per host and plugin instance
     std::chrono::seconds ssh_control_persist{15};
     // Shared socket directory: masters outlive this instance (ssh_control_persist
     // seconds) and later processes reuse them. "" = a private one per instance.

@@ -68,7 +68,8 @@ void remove_keys(attrs &a, const std::string &section, const std::vector<matcher
     if (section.empty()) {
         a.erase(std::remove_if(a.begin(), a.end(),
                                [&](const auto &kv) {
-                                   return std::any_of(list.begin(), list.end(), [&](const matcher &m) { return matches(kv.first, m); });
+                                   return std::any_of(list.begin(), list.end(),
+                                                      [&](const matcher &m) { return matches(kv.first, m); });
                                }),
                 a.end());
         return;
@@ -106,8 +107,10 @@ void erase_key(vector_attr &v, const std::string &key) {
 std::string template_value(const std::string &v) {
     std::string out = "\"";
     for (char c : v) {
-        if (c == '"') out += "\\\"";
-        else out += c;
+        if (c == '"')
+            out += "\\\"";
+        else
+            out += c;
     }
     return out + "\"";
 }
@@ -120,10 +123,29 @@ std::string restore_vm_template(const std::string &vm_xml, const std::map<std::s
     attrs t = read_section(doc.child("VM").child("TEMPLATE"));
     merge(t, read_section(doc.child("VM").child("USER_TEMPLATE")));
 
-    const auto disk_list = names({"ALLOW_ORPHANS", "CLONE", "CLONE_TARGET", "CLUSTER_ID", "DATASTORE", "DATASTORE_ID",
-                                  "DISK_SNAPSHOT_TOTAL_SIZE", "DISK_TYPE", "DRIVER", "IMAGE", "IMAGE_STATE", "IMAGE_UID",
-                                  "IMAGE_UNAME", "LN_TARGET", "OPENNEBULA_MANAGED", "ORIGINAL_SIZE", "PERSISTENT",
-                                  "READONLY", "SAVE", "SOURCE", "TARGET", "TM_MAD", "FORMAT"});
+    const auto disk_list = names({"ALLOW_ORPHANS",
+                                  "CLONE",
+                                  "CLONE_TARGET",
+                                  "CLUSTER_ID",
+                                  "DATASTORE",
+                                  "DATASTORE_ID",
+                                  "DISK_SNAPSHOT_TOTAL_SIZE",
+                                  "DISK_TYPE",
+                                  "DRIVER",
+                                  "IMAGE",
+                                  "IMAGE_STATE",
+                                  "IMAGE_UID",
+                                  "IMAGE_UNAME",
+                                  "LN_TARGET",
+                                  "OPENNEBULA_MANAGED",
+                                  "ORIGINAL_SIZE",
+                                  "PERSISTENT",
+                                  "READONLY",
+                                  "SAVE",
+                                  "SOURCE",
+                                  "TARGET",
+                                  "TM_MAD",
+                                  "FORMAT"});
     auto nic_list = names({"AR_ID", "BRIDGE", "BRIDGE_TYPE", "CLUSTER_ID", "NAME", "NETWORK_ID", "NIC_ID", "TARGET",
                            "VLAN_ID", "VN_MAD", "VLAN_TAGGED_ID", "PHYDEV"});
     if (opts.no_ip)
@@ -135,8 +157,9 @@ std::string restore_vm_template(const std::string &vm_xml, const std::map<std::s
     pci_manual.emplace_back(std::string("SHORT_ADDRESS"));
 
     remove_keys(t, "DISK", disk_list);
-    remove_keys(t, "", names({"AUTOMATIC_DS_REQUIREMENTS", "AUTOMATIC_NIC_REQUIREMENTS", "AUTOMATIC_REQUIREMENTS", "VMID",
-                              "TEMPLATE_ID", "TM_MAD_SYSTEM", "SECURITY_GROUP_RULE", "ERROR"}));
+    remove_keys(t, "",
+                names({"AUTOMATIC_DS_REQUIREMENTS", "AUTOMATIC_NIC_REQUIREMENTS", "AUTOMATIC_REQUIREMENTS", "VMID",
+                       "TEMPLATE_ID", "TM_MAD_SYSTEM", "SECURITY_GROUP_RULE", "ERROR"}));
     remove_keys(t, "CONTEXT", {std::string("DISK_ID"), std::regex("ETH[0-9]?"), std::regex("PCI[0-9]?")});
     remove_keys(t, "GRAPHICS", names({"PORT"}));
     remove_keys(t, "NUMA_NODE", names({"CPUS", "MEMORY_NODE_ID", "NODE_ID"}));
@@ -154,7 +177,7 @@ std::string restore_vm_template(const std::string &vm_xml, const std::map<std::s
         const std::string type = typep != nullptr ? common::to_upper(*typep) : std::string();
         erase_key(*d, "DISK_ID");
         if (type == "FS") {
-            erase_key(*d, "IMAGE_ID");  // a volatile disk
+            erase_key(*d, "IMAGE_ID");              // a volatile disk
             if (!image_ids.contains(id)) continue;  // not in the backup: keep TYPE and SIZE
         }
         erase_key(*d, "TYPE");

@@ -14,7 +14,7 @@
 namespace oneds::restic {
 
 struct restore_options {
-    std::string name;             // NAME of the template; images are <name>-disk-<id>
+    std::string name;  // NAME of the template; images are <name>-disk-<id>
     bool no_nic = false;
     bool no_ip = false;
     std::optional<std::string> tpm_state;  // base64 of disk.tpm.0, when the backup has one

@@ -111,8 +111,7 @@ BOOST_AUTO_TEST_CASE(make_directories_refuses_a_file_in_the_way_naming_the_path)
 }
 
 BOOST_AUTO_TEST_CASE(permission_errors_name_the_path) {
-    if (::geteuid() == 0)
-        return;  // root ignores directory modes; nothing to observe
+    if (::geteuid() == 0) return;  // root ignores directory modes; nothing to observe
     fs::create_directory(dir / "locked");
     fs::permissions(dir / "locked", fs::perms::none);
     const std::string path = (dir / "locked" / "sub").string();
@@ -157,8 +156,6 @@ BOOST_AUTO_TEST_CASE(capacity_of_a_missing_path_is_not_found_naming_it) {
     BOOST_TEST(capacity.err().message.find(path) != std::string::npos);
 }
 
-BOOST_AUTO_TEST_CASE(describes_itself_as_local) {
-    BOOST_TEST(store.describe() == "local");
-}
+BOOST_AUTO_TEST_CASE(describes_itself_as_local) { BOOST_TEST(store.describe() == "local"); }
 
 BOOST_AUTO_TEST_SUITE_END()

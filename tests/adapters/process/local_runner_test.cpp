@@ -51,8 +51,7 @@ command_result run_ok(std::vector<std::string> argv) {
 std::vector<std::string> words_of(const std::string &text) {
     std::istringstream in(text);
     std::vector<std::string> out;
-    for (std::string w; in >> w;)
-        out.push_back(w);
+    for (std::string w; in >> w;) out.push_back(w);
     return out;
 }
 
@@ -102,8 +101,7 @@ public:
     explicit blocked_signals(std::initializer_list<int> signals) {
         sigset_t set;
         sigemptyset(&set);
-        for (const int s : signals)
-            sigaddset(&set, s);
+        for (const int s : signals) sigaddset(&set, s);
         pthread_sigmask(SIG_BLOCK, &set, &old_);
     }
     ~blocked_signals() { pthread_sigmask(SIG_SETMASK, &old_, nullptr); }
@@ -254,8 +252,7 @@ BOOST_AUTO_TEST_CASE(many_threads_run_at_once) {
                 if (!res || res->stdout_text != word + "\n" || res->exit_code != 0) ++wrong;
             }
         });
-    for (auto &t : threads)
-        t.join();
+    for (auto &t : threads) t.join();
     BOOST_TEST(wrong.load() == 0);
 }
 

@@ -60,9 +60,7 @@ struct no_agent {
 };
 BOOST_TEST_GLOBAL_FIXTURE(no_agent);
 
-std::string message_of(const oneds::ports::error &e) {
-    return e.message;
-}
+std::string message_of(const oneds::ports::error &e) { return e.message; }
 
 template <typename R>
 std::string failure_text(const R &r) {
@@ -145,17 +143,14 @@ std::vector<pid_t> descendants_of(pid_t root) {
     std::vector<std::pair<pid_t, pid_t>> parent_of;
     for (const auto &entry : fs::directory_iterator("/proc")) {
         const std::string name = entry.path().filename().string();
-        if (name.find_first_not_of("0123456789") != std::string::npos)
-            continue;
+        if (name.find_first_not_of("0123456789") != std::string::npos) continue;
         const std::string stat = read_file(entry.path() / "stat");
         const auto close = stat.rfind(')');
-        if (close == std::string::npos)
-            continue;
+        if (close == std::string::npos) continue;
         std::istringstream rest(stat.substr(close + 2));
         char state = 0;
         pid_t ppid = 0;
-        if (rest >> state >> ppid)
-            parent_of.emplace_back(static_cast<pid_t>(std::stol(name)), ppid);
+        if (rest >> state >> ppid) parent_of.emplace_back(static_cast<pid_t>(std::stol(name)), ppid);
     }
     std::vector<pid_t> found;
     std::set<pid_t> frontier{root};
@@ -176,7 +171,7 @@ std::vector<pid_t> descendants_of(pid_t root) {
 // process (SSH_AUTH_SOCK) for its lifetime. It runs in the foreground (-D) as
 // our child, so the destructor can stop it by pid and reap it.
 class agent_process {
-  public:
+public:
     explicit agent_process(const fs::path &dir) : socket_(dir / "agent.sock") {
         posix_spawn_file_actions_t actions;
         posix_spawn_file_actions_init(&actions);
@@ -188,8 +183,7 @@ class agent_process {
         posix_spawn_file_actions_destroy(&actions);
         BOOST_REQUIRE_MESSAGE(rc == 0, "cannot start ssh-agent");
         const auto deadline = clock_type::now() + 10s;
-        while (!fs::exists(socket_) && clock_type::now() < deadline)
-            std::this_thread::sleep_for(10ms);
+        while (!fs::exists(socket_) && clock_type::now() < deadline) std::this_thread::sleep_for(10ms);
         BOOST_REQUIRE_MESSAGE(fs::exists(socket_), "ssh-agent did not create its socket");
         ::setenv("SSH_AUTH_SOCK", socket_text.c_str(), 1);
         // The socket exists from bind() on, before the agent listens: on a
@@ -198,8 +192,7 @@ class agent_process {
         int listed = 2;
         while (listed == 2 && clock_type::now() < deadline) {
             listed = run_argv({"ssh-add", "-l"}, nullptr, nullptr);
-            if (listed == 2)
-                std::this_thread::sleep_for(10ms);
+            if (listed == 2) std::this_thread::sleep_for(10ms);
         }
         BOOST_REQUIRE_MESSAGE(listed != 2, "ssh-agent does not answer on its socket");
     }
@@ -221,7 +214,7 @@ class agent_process {
         BOOST_REQUIRE_MESSAGE(run_argv({"ssh-add", "-q", key.string()}, nullptr, &err) == 0, "ssh-add: " + err);
     }
 
-  private:
+private:
     fs::path socket_;
     pid_t pid_ = 0;
 };
@@ -253,8 +246,7 @@ struct served {
     std::unique_ptr<sftp_store> store_with(const client_config &c, const std::string &file_name,
                                            std::shared_ptr<session_pool> other_pool = nullptr) const {
         const fs::path file = write_client_config(fx.dir() / file_name, c);
-        if (!other_pool)
-            other_pool = std::make_shared<session_pool>(ssh_settings(), pool->options());
+        if (!other_pool) other_pool = std::make_shared<session_pool>(ssh_settings(), pool->options());
         auto made = sftp_store::create({c.alias, "", file.string()}, std::move(other_pool));
         BOOST_REQUIRE_MESSAGE(made.has_value(), failure_text(made));
         return std::move(made).value();
@@ -372,8 +364,7 @@ BOOST_AUTO_TEST_CASE(a_connection_the_server_dropped_is_replaced_transparently) 
     // listener stays, as a restarted server would be back.
     const auto children = descendants_of(fx.sshd_pid());
     BOOST_REQUIRE(!children.empty());
-    for (const pid_t pid : children)
-        ::kill(pid, SIGKILL);
+    for (const pid_t pid : children) ::kill(pid, SIGKILL);
     std::this_thread::sleep_for(100ms);
     auto made = store->make_directories((fx.dir() / "after_restart").string(), {});
     BOOST_REQUIRE_MESSAGE(made.has_value(), failure_text(made));
@@ -390,18 +381,17 @@ BOOST_AUTO_TEST_CASE(concurrent_calls_from_eight_threads_share_one_session) {
             for (int i = 0; i < 50; ++i) {
                 bool ok = false;
                 switch ((t + i) % 3) {
-                case 0: ok = store->stat(fx.dir().string(), {}).has_value(); break;
-                case 1: ok = store->capacity(fx.dir().string(), {}).has_value(); break;
-                default:
-                    ok = store->make_directories((fx.dir() / ("t" + std::to_string(t))).string(), {}).has_value();
-                    break;
+                    case 0: ok = store->stat(fx.dir().string(), {}).has_value(); break;
+                    case 1: ok = store->capacity(fx.dir().string(), {}).has_value(); break;
+                    default:
+                        ok = store->make_directories((fx.dir() / ("t" + std::to_string(t))).string(), {}).has_value();
+                        break;
                 }
                 ++(ok ? successes : failures);
             }
         });
     }
-    for (auto &thread : threads)
-        thread.join();
+    for (auto &thread : threads) thread.join();
     BOOST_TEST(failures.load() == 0);
     BOOST_TEST(successes.load() == 400);
     BOOST_TEST(pool->connections_opened() == 1U);
@@ -638,13 +628,11 @@ BOOST_AUTO_TEST_CASE(a_hung_server_fails_the_call_within_the_deadline_and_the_ne
 
     const auto stopped = descendants_of(fx.sshd_pid());
     BOOST_REQUIRE(!stopped.empty());
-    for (const pid_t pid : stopped)
-        ::kill(pid, SIGSTOP);
+    for (const pid_t pid : stopped) ::kill(pid, SIGSTOP);
     const auto start = clock_type::now();
     auto info = quick->stat(fx.dir().string(), {});
     const auto elapsed = clock_type::now() - start;
-    for (const pid_t pid : stopped)
-        ::kill(pid, SIGCONT);
+    for (const pid_t pid : stopped) ::kill(pid, SIGCONT);
 
     BOOST_REQUIRE(!info.has_value());
     BOOST_TEST((info.err().kind == error_kind::unreachable), info.err().message);
@@ -668,8 +656,7 @@ BOOST_AUTO_TEST_CASE(a_stop_ends_a_call_on_a_hung_server_and_drops_its_session) 
 
     const auto stopped = descendants_of(fx.sshd_pid());
     BOOST_REQUIRE(!stopped.empty());
-    for (const pid_t pid : stopped)
-        ::kill(pid, SIGSTOP);
+    for (const pid_t pid : stopped) ::kill(pid, SIGSTOP);
     std::stop_source stop;
     std::jthread stopper([&] {
         std::this_thread::sleep_for(300ms);
@@ -678,8 +665,7 @@ BOOST_AUTO_TEST_CASE(a_stop_ends_a_call_on_a_hung_server_and_drops_its_session) 
     const auto start = clock_type::now();
     auto info = slow->stat(fx.dir().string(), stop.get_token());
     const auto elapsed = clock_type::now() - start;
-    for (const pid_t pid : stopped)
-        ::kill(pid, SIGCONT);
+    for (const pid_t pid : stopped) ::kill(pid, SIGCONT);
 
     BOOST_REQUIRE(!info.has_value());
     BOOST_TEST((info.err().kind == error_kind::cancelled), info.err().message);
@@ -701,8 +687,7 @@ BOOST_AUTO_TEST_CASE(a_stop_ends_a_call_on_a_hung_server_and_drops_its_session) 
 BOOST_AUTO_TEST_CASE(a_proxy_jump_is_followed_and_its_refusal_is_named) {
     for (const bool forwarding : {true, false}) {
         std::vector<std::string> jump_config;
-        if (!forwarding)
-            jump_config.emplace_back("AllowTcpForwarding no");
+        if (!forwarding) jump_config.emplace_back("AllowTcpForwarding no");
         const sshd_fixture jump(oneds::test::sshd_options{"jumpbox", jump_config});
         std::ostringstream text;
         text << "Host jumpbox\n    HostName 127.0.0.1\n    Port " << jump.port() << "\n    User " << jump.user()
@@ -719,8 +704,7 @@ BOOST_AUTO_TEST_CASE(a_proxy_jump_is_followed_and_its_refusal_is_named) {
         auto info = (*made)->stat(fx.dir().string(), {});
         if (forwarding) {
             BOOST_TEST(info.has_value(), failure_text(info));
-            if (info)
-                BOOST_TEST(info->is_directory);
+            if (info) BOOST_TEST(info->is_directory);
             auto cap = (*made)->capacity(fx.dir().string(), {});
             BOOST_TEST(cap.has_value(), failure_text(cap));
         } else {

@@ -114,8 +114,8 @@ BOOST_AUTO_TEST_CASE(program_names_exec_or_env_would_misread_are_refused) {
 }
 
 BOOST_AUTO_TEST_CASE(expansion_adds_only_the_constant_glob_and_checks) {
-    const oneds::ports::dir_expansion e{"/var/lib/one/datastores/0/7/backup", "disk.", 3,
-                                        {"/var/lib/one/datastores/0/7/backup/vm.xml"}};
+    const oneds::ports::dir_expansion e{
+        "/var/lib/one/datastores/0/7/backup", "disk.", 3, {"/var/lib/one/datastores/0/7/backup/vm.xml"}};
     BOOST_TEST(remote_command_line({"restic", "backup", "--force", "/x/vm.xml"}, {{"X", "1"}}, true, e) ==
                "set -- '/var/lib/one/datastores/0/7/backup/disk.'*; [ -e \"$1\" ] || { echo ONEDS_NOMATCH >&2; exit 1; "
                "}; [ -e '/var/lib/one/datastores/0/7/backup/vm.xml' ] || { echo ONEDS_MISSING=0 >&2; exit 1; }; "
@@ -129,10 +129,10 @@ BOOST_AUTO_TEST_CASE(expansion_adds_only_the_constant_glob_and_checks) {
 BOOST_AUTO_TEST_CASE(bad_expansions_are_refused) {
     const std::vector<std::string> argv{"restic", "backup"};
     using E = oneds::ports::dir_expansion;
-    for (const auto &e : {E{"relative", "disk.", 1, {}}, E{"/d/", "disk.", 1, {}}, E{"/d", "", 1, {}},
-                          E{"/d", ".hidden", 1, {}}, E{"/d", "a/b", 1, {}}, E{"/d", "a*", 1, {}},
-                          E{"/d", "disk.", 0, {}}, E{"/d", "disk.", 3, {}}, E{"/d", "disk.", 1, {"vm.xml"}},
-                          E{std::string("/d\0", 3), "disk.", 1, {}}})
+    for (const auto &e :
+         {E{"relative", "disk.", 1, {}}, E{"/d/", "disk.", 1, {}}, E{"/d", "", 1, {}}, E{"/d", ".hidden", 1, {}},
+          E{"/d", "a/b", 1, {}}, E{"/d", "a*", 1, {}}, E{"/d", "disk.", 0, {}}, E{"/d", "disk.", 3, {}},
+          E{"/d", "disk.", 1, {"vm.xml"}}, E{std::string("/d\0", 3), "disk.", 1, {}}})
         BOOST_CHECK_THROW((void)remote_command_line(argv, {}, true, e), std::invalid_argument);
     BOOST_CHECK_NO_THROW((void)remote_command_line(argv, {}, true, E{"/", "disk.", 2, {"/vm.xml"}}));
 }
@@ -206,11 +206,11 @@ BOOST_DATA_TEST_CASE(expansion_without_a_match_or_a_required_file_runs_nothing, 
     // A disk, but the second required file is missing.
     std::ofstream(dir / "disk.0.0").close();
     err.clear();
-    status = run_argv({shell, "-c",
-                       remote_command_line(argv, {}, false,
-                                           {dir.string(), "disk.", 2,
-                                            {(dir / "vm.xml").string(), (dir / "no such").string()}})},
-                      &out, &err);
+    status = run_argv(
+        {shell, "-c",
+         remote_command_line(argv, {}, false,
+                             {dir.string(), "disk.", 2, {(dir / "vm.xml").string(), (dir / "no such").string()}})},
+        &out, &err);
     BOOST_TEST(status != 0);
     BOOST_TEST(err == "ONEDS_MISSING=1\n", err);
     BOOST_TEST(!std::filesystem::exists(marker));
@@ -229,8 +229,7 @@ BOOST_DATA_TEST_CASE(hostile_words_come_back_byte_identical, bdata::make(shells(
     BOOST_TEST_REQUIRE(status == 0, err);
     const auto back = split_nul(out);
     BOOST_TEST_REQUIRE(back.size() == words.size());
-    for (std::size_t i = 0; i < words.size(); ++i)
-        BOOST_TEST(back[i] == words[i], "word " << i);
+    for (std::size_t i = 0; i < words.size(); ++i) BOOST_TEST(back[i] == words[i], "word " << i);
 }
 
 BOOST_DATA_TEST_CASE(hostile_environment_values_arrive_exactly, bdata::make(shells()), shell) {
@@ -259,8 +258,7 @@ BOOST_AUTO_TEST_CASE(a_word_is_never_split_or_globbed_in_a_directory_full_of_mat
     // Globbing needs matches to show: run in a directory where "*" matches.
     const auto dir = std::filesystem::temp_directory_path() / "oneds-shell-quote-glob";
     std::filesystem::create_directories(dir);
-    for (const char *name : {"a", "b c", "-rf"})
-        std::ofstream(dir / name).close();
+    for (const char *name : {"a", "b c", "-rf"}) std::ofstream(dir / name).close();
     std::string out;
     std::string err;
     const std::string line = "cd " + shell_quote(dir.string()) + " && " +

@@ -180,8 +180,7 @@ BOOST_AUTO_TEST_CASE(hostile_words_reach_the_remote_command_literally) {
     BOOST_TEST_REQUIRE(res.exit_code == 0, res.stderr_text);
     const auto back = split_nul(res.stdout_text);
     BOOST_TEST_REQUIRE(back.size() == words.size());
-    for (std::size_t i = 0; i < words.size(); ++i)
-        BOOST_TEST(back[i] == words[i], "word " << i);
+    for (std::size_t i = 0; i < words.size(); ++i) BOOST_TEST(back[i] == words[i], "word " << i);
 }
 
 // The remote shell names the files (as the stock backup's glob does) in the
@@ -412,7 +411,8 @@ BOOST_AUTO_TEST_CASE(remote_sigint_lets_the_command_clean_up) {
     const fs::path marker = sshd().dir() / "cleaned-up";
     const auto run = cancel_after_first_line(
         r.remote,
-        argv_only({"sh", "-c", "trap 'kill $!; echo cleaned > \"$0\"; exit 130' INT; echo $$; sleep 60 >/dev/null 2>&1 & wait",
+        argv_only({"sh", "-c",
+                   "trap 'kill $!; echo cleaned > \"$0\"; exit 130' INT; echo $$; sleep 60 >/dev/null 2>&1 & wait",
                    marker.string()}),
         30s);
     BOOST_TEST(run.result.cancelled);

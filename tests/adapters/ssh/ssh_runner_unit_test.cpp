@@ -230,8 +230,8 @@ BOOST_AUTO_TEST_CASE(bad_words_are_refused_before_anything_runs) {
     res = runner.run("node1", cmd, {});
     BOOST_TEST_REQUIRE(!res.has_value());
     BOOST_TEST((res.err().kind == error_kind::invalid));
-    res = runner.run("-oProxyCommand=evil", command{.argv = {"true"}, .env = {}, .stdin_data = {}, .secret_env = {}, .expand = {}},
-                     {});
+    res = runner.run("-oProxyCommand=evil",
+                     command{.argv = {"true"}, .env = {}, .stdin_data = {}, .secret_env = {}, .expand = {}}, {});
     BOOST_TEST_REQUIRE(!res.has_value());
     BOOST_TEST((res.err().kind == error_kind::invalid));
     BOOST_TEST(local.calls().empty());
@@ -244,15 +244,17 @@ BOOST_AUTO_TEST_SUITE(ssh_runner_output)
 BOOST_AUTO_TEST_CASE(pid_line_is_taken_out_of_stderr_and_the_rest_kept) {
     scripted_runner local;
     local.main_script = [](const command &, const run_options &opts) {
-        for (const char *line : {"Warning: Permanently added 'node1'", "ONEDS_PID=77", "Fatal: wrong password",
-                                 "ONEDS_PID=78"})
+        for (const char *line :
+             {"Warning: Permanently added 'node1'", "ONEDS_PID=77", "Fatal: wrong password", "ONEDS_PID=78"})
             opts.on_stderr_line(line);
         opts.on_stdout_line("{\"message_type\":\"summary\"}");
         return command_result{.exit_code = 1,
                               .cancelled = false,
                               .stdout_text = {},
-                              .stderr_text = "Warning: Permanently added 'node1'\nONEDS_PID=77\nFatal: wrong "
-                                             "password\nONEDS_PID=78\n", .expanded = {}};
+                              .stderr_text =
+                                  "Warning: Permanently added 'node1'\nONEDS_PID=77\nFatal: wrong "
+                                  "password\nONEDS_PID=78\n",
+                              .expanded = {}};
     };
     ssh_runner runner(local);
     std::vector<std::string> err_lines;
@@ -265,9 +267,8 @@ BOOST_AUTO_TEST_CASE(pid_line_is_taken_out_of_stderr_and_the_rest_kept) {
     BOOST_TEST(res->exit_code == 1);
     // Only the first pid line is ours; a later one is the command's own output.
     BOOST_TEST(res->stderr_text == "Warning: Permanently added 'node1'\nFatal: wrong password\nONEDS_PID=78\n");
-    BOOST_TEST(err_lines ==
-                   (std::vector<std::string>{"Warning: Permanently added 'node1'", "Fatal: wrong password",
-                                             "ONEDS_PID=78"}),
+    BOOST_TEST(err_lines == (std::vector<std::string>{"Warning: Permanently added 'node1'", "Fatal: wrong password",
+                                                      "ONEDS_PID=78"}),
                boost::test_tools::per_element());
     BOOST_TEST(out_lines == (std::vector<std::string>{"{\"message_type\":\"summary\"}"}),
                boost::test_tools::per_element());
@@ -278,9 +279,13 @@ BOOST_AUTO_TEST_CASE(expansion_reports_are_taken_out_of_stderr_and_become_the_ex
     std::string line_sent;
     local.main_script = [&line_sent](const command &cmd, const run_options &opts) {
         line_sent = cmd.argv.back();
-        const std::vector<std::string> lines = {"bash: warning: setlocale", "ONEDS_ARG=/vm/7/backup/disk.0.0",
-                                                "ONEDS_ARG=/vm/7/backup/disk.odd", "name", "ONEDS_PID=77",
-                                                "ONEDS_ARG=restic's own", "Fatal: wrong password"};
+        const std::vector<std::string> lines = {"bash: warning: setlocale",
+                                                "ONEDS_ARG=/vm/7/backup/disk.0.0",
+                                                "ONEDS_ARG=/vm/7/backup/disk.odd",
+                                                "name",
+                                                "ONEDS_PID=77",
+                                                "ONEDS_ARG=restic's own",
+                                                "Fatal: wrong password"};
         std::string all;
         for (const auto &line : lines) {
             opts.on_stderr_line(line);
@@ -334,7 +339,8 @@ BOOST_AUTO_TEST_CASE(connection_failure_is_a_result_with_exit_255) {
         return command_result{.exit_code = 255,
                               .cancelled = false,
                               .stdout_text = {},
-                              .stderr_text = "ssh: connect to host node1 port 22: Connection refused\n", .expanded = {}};
+                              .stderr_text = "ssh: connect to host node1 port 22: Connection refused\n",
+                              .expanded = {}};
     };
     ssh_runner runner(local);
     auto res = runner.run("node1", restic_backup(), {});
@@ -343,26 +349,24 @@ BOOST_AUTO_TEST_CASE(connection_failure_is_a_result_with_exit_255) {
     BOOST_TEST((classify_ssh_failure(res->stderr_text) == error_kind::unreachable));
 }
 
-BOOST_DATA_TEST_CASE(ssh_failures_are_classified,
-                     bdata::make(std::vector<std::string>{
-                         "Host key verification failed.\r\n",
-                         "@@@@@@@@\r\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\r\n",
-                         "oneadmin@node1: Permission denied (publickey).\r\n",
-                         "ssh: Could not resolve hostname nowhere: Name or service not known\r\n",
-                         "ssh: connect to host 10.0.0.1 port 22: Connection refused\r\n",
-                         "ssh: connect to host 10.0.0.1 port 22: Connection timed out\r\n",
-                         "ssh: connect to host 10.0.0.1 port 22: No route to host\r\n",
-                         "ssh: connect to host 10.0.0.1 port 22: Network is unreachable\r\n",
-                         "Connection closed by 10.0.0.1 port 22\r\n",
-                         "kex_exchange_identification: read: Connection reset by peer\r\n",
-                         "something else entirely\n",
-                         ""}) ^
-                         bdata::make(std::vector<error_kind>{
-                             error_kind::host_key, error_kind::host_key, error_kind::permission,
-                             error_kind::unreachable, error_kind::unreachable, error_kind::unreachable,
-                             error_kind::unreachable, error_kind::unreachable, error_kind::unreachable,
-                             error_kind::unreachable, error_kind::io, error_kind::io}),
-                     text, kind) {
+BOOST_DATA_TEST_CASE(
+    ssh_failures_are_classified,
+    bdata::make(std::vector<std::string>{"Host key verification failed.\r\n",
+                                         "@@@@@@@@\r\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\r\n",
+                                         "oneadmin@node1: Permission denied (publickey).\r\n",
+                                         "ssh: Could not resolve hostname nowhere: Name or service not known\r\n",
+                                         "ssh: connect to host 10.0.0.1 port 22: Connection refused\r\n",
+                                         "ssh: connect to host 10.0.0.1 port 22: Connection timed out\r\n",
+                                         "ssh: connect to host 10.0.0.1 port 22: No route to host\r\n",
+                                         "ssh: connect to host 10.0.0.1 port 22: Network is unreachable\r\n",
+                                         "Connection closed by 10.0.0.1 port 22\r\n",
+                                         "kex_exchange_identification: read: Connection reset by peer\r\n",
+                                         "something else entirely\n", ""}) ^
+        bdata::make(std::vector<error_kind>{error_kind::host_key, error_kind::host_key, error_kind::permission,
+                                            error_kind::unreachable, error_kind::unreachable, error_kind::unreachable,
+                                            error_kind::unreachable, error_kind::unreachable, error_kind::unreachable,
+                                            error_kind::unreachable, error_kind::io, error_kind::io}),
+    text, kind) {
     BOOST_TEST((classify_ssh_failure(text) == kind), text);
 }
 
@@ -383,7 +387,8 @@ BOOST_AUTO_TEST_CASE(cancel_sends_sigint_to_the_remote_pid_through_a_second_ssh)
         // The remote command ends once the remote kill has been sent.
         int_sent = local.wait_for_line(kill_int, 10s);
         local_ssh_cancelled = opts.stop.stop_requested();
-        return command_result{.exit_code = 130, .cancelled = false, .stdout_text = {}, .stderr_text = {}, .expanded = {}};
+        return command_result{
+            .exit_code = 130, .cancelled = false, .stdout_text = {}, .stderr_text = {}, .expanded = {}};
     };
     run_options opts;
     opts.stop = cancel.token();
@@ -409,7 +414,8 @@ BOOST_AUTO_TEST_CASE(remote_command_that_outlives_the_grace_is_killed_then_the_l
         opts.on_stderr_line("ONEDS_PID=4242");
         cancel.cancel();
         local_ssh_cancelled = wait_until_cancelled(opts.stop, 10s);
-        return command_result{.exit_code = 255, .cancelled = true, .stdout_text = {}, .stderr_text = {}, .expanded = {}};
+        return command_result{
+            .exit_code = 255, .cancelled = true, .stdout_text = {}, .stderr_text = {}, .expanded = {}};
     };
     run_options opts;
     opts.stop = cancel.token();
@@ -432,7 +438,8 @@ BOOST_AUTO_TEST_CASE(cancel_before_the_pid_is_known_stops_the_local_ssh) {
     local.main_script = [&](const command &, const run_options &opts) {
         cancel.cancel();  // still "connecting": no pid line yet
         local_ssh_cancelled = wait_until_cancelled(opts.stop, 10s);
-        return command_result{.exit_code = 255, .cancelled = true, .stdout_text = {}, .stderr_text = {}, .expanded = {}};
+        return command_result{
+            .exit_code = 255, .cancelled = true, .stdout_text = {}, .stderr_text = {}, .expanded = {}};
     };
     run_options opts;
     opts.stop = cancel.token();

@@ -60,10 +60,11 @@ struct resolving {
 BOOST_AUTO_TEST_SUITE(parsing_ssh_g_output)
 
 BOOST_AUTO_TEST_CASE(fields_tokens_and_tilde) {
-    const std::string out = "user bob\nhostname 10.0.0.9\nport 2222\nidentityfile ~/.ssh/id_ed25519\n"
-                            "identityfile %d/keys/%r@%h:%p_%n_%u_%i_%%\nuserknownhostsfile /kh1 /kh2\n"
-                            "stricthostkeychecking accept-new\nidentitiesonly yes\nhostkeyalias backup-key\n"
-                            "proxyjump jump@bastion:2200\nproxycommand none\n";
+    const std::string out =
+        "user bob\nhostname 10.0.0.9\nport 2222\nidentityfile ~/.ssh/id_ed25519\n"
+        "identityfile %d/keys/%r@%h:%p_%n_%u_%i_%%\nuserknownhostsfile /kh1 /kh2\n"
+        "stricthostkeychecking accept-new\nidentitiesonly yes\nhostkeyalias backup-key\n"
+        "proxyjump jump@bastion:2200\nproxycommand none\n";
     auto s = parse_resolved(out, "backup", "", k_local);
     BOOST_TEST_REQUIRE(s.has_value(), why(s));
     BOOST_TEST(s->host == "backup");
@@ -108,11 +109,11 @@ BOOST_AUTO_TEST_SUITE(resolved_by_openssh)
 // What ssh does, we get: Host patterns with negation, Match, Include.
 BOOST_FIXTURE_TEST_CASE(host_match_and_include_blocks_resolve_as_ssh_does, resolving) {
     dir.write("inc.conf", "Host included\n  HostName 10.1.1.1\n  User inc\n");
-    const std::string cfg = dir.write(
-        "config", "Include " + (dir.path / "inc.conf").string() +
-                      "\nHost backup* !backup-old\n  HostName 10.2.2.2\n  Port 2022\n"
-                      "Match host backup-old\n  HostName 10.3.3.3\n  HostKeyAlias old-backup\n"
-                      "Host *\n  User admin\n  UserKnownHostsFile none\n");
+    const std::string cfg =
+        dir.write("config", "Include " + (dir.path / "inc.conf").string() +
+                                "\nHost backup* !backup-old\n  HostName 10.2.2.2\n  Port 2022\n"
+                                "Match host backup-old\n  HostName 10.3.3.3\n  HostKeyAlias old-backup\n"
+                                "Host *\n  User admin\n  UserKnownHostsFile none\n");
     auto a = r.resolve(cfg, "backup1", "");
     BOOST_TEST_REQUIRE(a.has_value(), why(a));
     BOOST_TEST(a->hostname == "10.2.2.2");
@@ -133,8 +134,9 @@ BOOST_FIXTURE_TEST_CASE(host_match_and_include_blocks_resolve_as_ssh_does, resol
 }
 
 BOOST_FIXTURE_TEST_CASE(proxies_are_read, resolving) {
-    const std::string cfg = dir.write("config", "Host behind\n  ProxyJump bob@bastion:2200,gate\n"
-                                                "Host piped\n  ProxyCommand nc %h %p\n");
+    const std::string cfg = dir.write("config",
+                                      "Host behind\n  ProxyJump bob@bastion:2200,gate\n"
+                                      "Host piped\n  ProxyCommand nc %h %p\n");
     BOOST_TEST(r.resolve(cfg, "behind", "")->proxy_jump == "bob@bastion:2200,gate");
     BOOST_TEST(r.resolve(cfg, "piped", "")->proxy_command == "nc %h %p");
     BOOST_TEST(r.resolve(cfg, "direct", "")->proxy_jump.empty());
