@@ -1,6 +1,7 @@
 #include "host/fallback_driver.hpp"
 
 #include <oneds_common/fd_io.hpp>
+#include <oneds_common/unique_fd.hpp>
 
 #include <cerrno>
 #include <csignal>
@@ -16,14 +17,7 @@
 extern char **environ;
 
 namespace oneds::host {
-namespace {
-
-void close_fd(int &fd) {
-    if (fd >= 0) ::close(fd);
-    fd = -1;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 fallback_driver::fallback_driver(const std::vector<std::string> &argv, std::shared_ptr<spdlog::logger> log,
                                  line_handler on_line, std::chrono::milliseconds init_timeout, exit_handler on_exit)
@@ -31,27 +25,25 @@ fallback_driver::fallback_driver(const std::vector<std::string> &argv, std::shar
     if (argv.empty()) throw std::runtime_error("fallback driver: empty command");
     int in_pipe[2], out_pipe[2];
     if (::pipe2(in_pipe, O_CLOEXEC) != 0) throw std::runtime_error("fallback driver: pipe failed");
-    if (::pipe2(out_pipe, O_CLOEXEC) != 0) {
-        ::close(in_pipe[0]);
-        ::close(in_pipe[1]);
-        throw std::runtime_error("fallback driver: pipe failed");
-    }
+    common::unique_fd child_in(in_pipe[0]), to_child(in_pipe[1]);
+    if (::pipe2(out_pipe, O_CLOEXEC) != 0) throw std::runtime_error("fallback driver: pipe failed");
+    common::unique_fd from_child(out_pipe[0]), child_out(out_pipe[1]);
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, in_pipe[0], 0);
-    posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, child_in.get(), 0);
+    posix_spawn_file_actions_adddup2(&fa, child_out.get(), 1);
     std::vector<char *> cargv;
     for (const auto &a : argv) cargv.push_back(const_cast<char *>(a.c_str()));
     cargv.push_back(nullptr);
     const int rc = ::posix_spawnp(&pid_, cargv[0], &fa, nullptr, cargv.data(), environ);
     posix_spawn_file_actions_destroy(&fa);
-    ::close(in_pipe[0]);
-    ::close(out_pipe[1]);
-    to_child_ = in_pipe[1];
-    from_child_ = out_pipe[0];
+    child_in.reset();
+    child_out.reset();
+    to_child_ = std::move(to_child);
+    from_child_ = std::move(from_child);
     if (rc != 0) {
-        close_fd(to_child_);
-        close_fd(from_child_);
+        to_child_.reset();
+        from_child_.reset();
         pid_ = -1;
         throw std::runtime_error("fallback driver '" + argv[0] + "' could not be started: " + std::strerror(rc));
     }
@@ -59,7 +51,7 @@ fallback_driver::fallback_driver(const std::vector<std::string> &argv, std::shar
     // Handshake, as oned does it: INIT, then wait for "INIT SUCCESS".
     const auto deadline = std::chrono::steady_clock::now() + init_timeout;
     std::string got;
-    bool ok = common::write_all(to_child_, "INIT\n");
+    bool ok = common::write_all(to_child_.get(), "INIT\n");
     while (ok && got.find('\n') == std::string::npos) {
         const auto left =
             std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
@@ -67,7 +59,7 @@ fallback_driver::fallback_driver(const std::vector<std::string> &argv, std::shar
             ok = false;
             break;
         }
-        pollfd p{from_child_, POLLIN, 0};
+        pollfd p{from_child_.get(), POLLIN, 0};
         const int pr = ::poll(&p, 1, static_cast<int>(left.count()));
         if (pr < 0 && errno == EINTR) continue;
         if (pr <= 0) {
@@ -75,7 +67,7 @@ fallback_driver::fallback_driver(const std::vector<std::string> &argv, std::shar
             break;
         }
         char buf[512];
-        const ssize_t n = ::read(from_child_, buf, sizeof buf);
+        const ssize_t n = ::read(from_child_.get(), buf, sizeof buf);
         if (n <= 0) {
             ok = false;
             break;
@@ -85,9 +77,9 @@ fallback_driver::fallback_driver(const std::vector<std::string> &argv, std::shar
     const auto nl = got.find('\n');
     const std::string first = nl == std::string::npos ? got : got.substr(0, nl);
     if (!ok || first.rfind("INIT SUCCESS", 0) != 0) {
-        close_fd(to_child_);
+        to_child_.reset();
         reap(std::chrono::steady_clock::now() + std::chrono::seconds(1));
-        close_fd(from_child_);
+        from_child_.reset();
         throw std::runtime_error("fallback driver '" + argv[0] + "' did not answer INIT with INIT SUCCESS" +
                                  (first.empty() ? std::string(" in time") : ": got '" + first + "'"));
     }
@@ -99,8 +91,8 @@ fallback_driver::~fallback_driver() { finalize(std::chrono::steady_clock::now() 
 
 bool fallback_driver::forward(const std::string &line) {
     std::lock_guard lock(write_mutex_);
-    if (to_child_ < 0) return false;
-    return common::write_all(to_child_, line + "\n");
+    if (!to_child_) return false;
+    return common::write_all(to_child_.get(), line + "\n");
 }
 
 void fallback_driver::relay() {
@@ -111,7 +103,7 @@ void fallback_driver::relay() {
             if (!line->empty()) on_line_(*line);
         // Poll so that finalize() can stop the relay even when a grandchild
         // still holds the pipe open.
-        pollfd p{from_child_, POLLIN, 0};
+        pollfd p{from_child_.get(), POLLIN, 0};
         const int pr = ::poll(&p, 1, 200);
         if (pr == 0 || (pr < 0 && errno == EINTR)) {
             if (stop_) break;
@@ -119,7 +111,7 @@ void fallback_driver::relay() {
         }
         if (pr < 0) break;
         char chunk[4096];
-        const ssize_t n = ::read(from_child_, chunk, sizeof chunk);
+        const ssize_t n = ::read(from_child_.get(), chunk, sizeof chunk);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) break;
         lines.append(std::string_view(chunk, static_cast<std::size_t>(n)));
@@ -151,13 +143,13 @@ void fallback_driver::finalize(std::chrono::steady_clock::time_point deadline) {
         if (finalized_) return;
         finalized_ = true;
         finalizing_ = true;
-        if (to_child_ >= 0) common::write_all(to_child_, "FINALIZE\n");
-        close_fd(to_child_);
+        if (to_child_) common::write_all(to_child_.get(), "FINALIZE\n");
+        to_child_.reset();
     }
     reap(deadline);
     stop_ = true;
     if (reader_.joinable()) reader_.join();
-    close_fd(from_child_);
+    from_child_.reset();
 }
 
 }  // namespace oneds::host

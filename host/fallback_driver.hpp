@@ -3,6 +3,8 @@
 // are forwarded to it and its replies relayed to oned unchanged.
 #pragma once
 
+#include <oneds_common/unique_fd.hpp>
+
 #include <spdlog/logger.h>
 
 #include <atomic>
@@ -51,8 +53,8 @@ private:
     exit_handler on_exit_;
     std::atomic<bool> finalizing_{false};
     pid_t pid_ = -1;
-    int to_child_ = -1;
-    int from_child_ = -1;
+    common::unique_fd to_child_;
+    common::unique_fd from_child_;
     std::string pending_;  // bytes read past the INIT reply
     std::mutex write_mutex_;
     std::thread reader_;
