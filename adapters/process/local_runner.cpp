@@ -515,42 +515,6 @@ ports::command_result run_child(const ports::command &cmd, const ports::run_opti
     return session.take_result();
 }
 
-// command::expand done here: the names of the matching entries, sorted.
-std::vector<std::string> list_matches(const ports::dir_expansion &e) {
-    namespace fs = std::filesystem;
-    std::error_code ec;
-    std::vector<std::string> names;
-    for (fs::directory_iterator it(e.dir, ec), end; !ec && it != end; it.increment(ec)) {
-        std::string name = it->path().filename().string();
-        if (name.starts_with(e.prefix)) names.push_back(std::move(name));
-    }
-    if (ec && ec != std::errc::no_such_file_or_directory && ec != std::errc::not_a_directory)
-        fail(kind_of_errno(ec.value()), "cannot list " + e.dir + ": " + ec.message());
-    if (names.empty()) fail(ports::error_kind::not_found, "no file " + e.dir + "/" + e.prefix + "*");
-    for (const auto &path : e.required) {
-        if (!fs::exists(path, ec)) fail(ports::error_kind::not_found, "no file " + path);
-    }
-    std::sort(names.begin(), names.end());
-    return names;
-}
-
-ports::command_result run_expanded(const ports::command &cmd, const ports::run_options &opts,
-                                   std::chrono::milliseconds drain_timeout) {
-    if (!cmd.expand) return run_child(cmd, opts, drain_timeout);
-    const auto &e = *cmd.expand;
-    if (auto why = ports::check_expansion(e, cmd.argv.size()); !why.empty()) fail(ports::error_kind::invalid, why);
-    auto names = list_matches(e);
-    ports::command real = cmd;
-    real.expand.reset();
-    std::vector<std::string> paths;
-    paths.reserve(names.size());
-    for (const auto &n : names) paths.push_back(e.dir == "/" ? "/" + n : e.dir + "/" + n);
-    real.argv.insert(real.argv.begin() + static_cast<std::ptrdiff_t>(e.position), paths.begin(), paths.end());
-    auto out = run_child(real, opts, drain_timeout);
-    out.expanded = std::move(names);
-    return out;
-}
-
 }  // namespace
 
 local_runner::local_runner(local_runner_options options) : options_(options) {}
@@ -560,7 +524,7 @@ ports::result<ports::command_result> local_runner::run(const std::string &host, 
     if (!host.empty())
         return ports::error{ports::error_kind::invalid, "the local runner cannot run on host '" + host + "'"};
     try {
-        return run_expanded(cmd, opts, options_.drain_timeout);
+        return run_child(cmd, opts, options_.drain_timeout);
     } catch (const run_failure &f) {
         return f.error;
     } catch (const std::exception &e) {

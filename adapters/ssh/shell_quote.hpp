@@ -1,11 +1,12 @@
-// THE quoting function: the one place where an argv vector becomes text for a
-// shell.
+// The remote command line: where an argv vector becomes text for the remote
+// shell, with the one quoting function (common::shell_quote).
 //
 // Why there is a shell at all: sshd hands the command of an exec request to
 // the remote user's login shell as a single string ("$SHELL -c <string>").
 // No option of ssh avoids that, so the argv vector must be turned into a
-// string that the shell splits back into exactly the same words. Nothing else
-// in the project builds shell text; locally nothing runs through a shell.
+// string that the shell splits back into exactly the same words. Locally
+// nothing runs through a shell. (The backup's folder lister is a constant
+// script that takes its data as positional parameters: backup_folder.hpp.)
 //
 // The rule: every word goes in single quotes, and a ' inside a word is written
 // '\'' (close the quote, an escaped quote, reopen). Inside single quotes a
@@ -15,16 +16,15 @@
 // are not supported, as in the stock driver, which runs bash on every host.)
 //
 // The only unquoted text that remote_command_line() ever writes is the
-// constant pid_report_prefix below and, with a dir_expansion, the constant
-// glob-and-check text shown at that overload; every byte that comes from a
-// caller is inside single quotes.
+// constant pid_report_prefix below; every byte that comes from a caller is
+// inside single quotes.
 //
 // Never put a secret in a command line: the remote command line is visible to
 // every user of the remote host (ps, /proc/<pid>/cmdline) and may be logged by
 // sshd. ssh_runner refuses cmd.secret_env for remote hosts for that reason.
 #pragma once
 
-#include "plugin/ports/process.hpp"
+#include <oneds_common/shell_quote.hpp>
 
 #include <map>
 #include <string>
@@ -36,7 +36,7 @@ namespace oneds::adapters::ssh {
 // 'word' with each ' written as '\''. Total: any byte sequence, the empty word
 // included (it becomes ''). A NUL byte cannot be passed through a command
 // line; remote_command_line() rejects it.
-std::string shell_quote(std::string_view word);
+using common::shell_quote;
 
 // Written first when report_pid is set: the login shell prints its own pid to
 // stderr, then exec replaces the shell with the command, which so keeps that
@@ -56,25 +56,6 @@ inline constexpr std::string_view pid_report_marker = "ONEDS_PID=";
 // names the offending variable or argument position, never a value.
 std::string remote_command_line(const std::vector<std::string> &argv, const std::map<std::string, std::string> &env,
                                 bool report_pid);
-
-// The same with the words named by a directory listing (ports::dir_expansion)
-// expanded by the remote shell, so listing and running cost one round trip:
-//   set -- '<dir>/<prefix>'*; [ -e "$1" ] || { echo ONEDS_NOMATCH >&2; exit 1; };
-//   [ -e '<required 0>' ] || { echo ONEDS_MISSING=0 >&2; exit 1; }; ...
-//   printf 'ONEDS_ARG=%s\n' "$@" >&2; <prefix> 'argv0' ... "$@" ... 'argvN'
-// The glob is the only unquoted '*' and "$@"/"$1" the only expansions: the
-// folder and prefix are one single-quoted word, so a blank, quote, '*' or '$'
-// in them is literal. The remote shell must be POSIX (sh, dash, bash, ksh;
-// zsh refuses a glob without a match before the check, which still fails the
-// command). Throws std::invalid_argument as above, and when
-// ports::check_expansion() refuses the expansion.
-std::string remote_command_line(const std::vector<std::string> &argv, const std::map<std::string, std::string> &env,
-                                bool report_pid, const ports::dir_expansion &expand);
-inline constexpr std::string_view expand_arg_marker = "ONEDS_ARG=";
-inline constexpr std::string_view expand_nomatch_marker = "ONEDS_NOMATCH";
-inline constexpr std::string_view expand_missing_marker = "ONEDS_MISSING=";
-// What the names reported in ONEDS_ARG lines start with: <dir>/ ("/" for the root).
-std::string expand_base(const ports::dir_expansion &expand);
 
 // Whether name is a portable environment variable name: [A-Za-z_][A-Za-z0-9_]*.
 bool is_env_name(std::string_view name) noexcept;

@@ -47,43 +47,6 @@ void drop_lines(std::string &text, const std::vector<std::size_t> &taken) {
     text = std::move(out);
 }
 
-// What the remote shell reported of an expansion, read from stderr lines
-// before the pid line.
-struct expansion_report {
-    std::vector<std::string> names;
-    bool nomatch = false;
-    std::optional<std::size_t> missing;
-    // Returns true when the line was one of the expansion's.
-    bool take(std::string_view line, const std::string &base) {
-        if (line.starts_with(expand_arg_marker)) {
-            line.remove_prefix(expand_arg_marker.size());
-            if (line.starts_with(base)) line.remove_prefix(base.size());
-            names.emplace_back(line);
-            return true;
-        }
-        if (line == expand_nomatch_marker) {
-            nomatch = true;
-            return true;
-        }
-        if (line.starts_with(expand_missing_marker)) {
-            line.remove_prefix(expand_missing_marker.size());
-            std::size_t i = 0;
-            for (const char c : line) {
-                if (c < '0' || c > '9' || i > 1000000) return true;
-                i = i * 10 + static_cast<std::size_t>(c - '0');
-            }
-            missing = i;
-            return true;
-        }
-        if (!names.empty()) {  // a newline inside a name
-            names.back() += '\n';
-            names.back() += line;
-            return true;
-        }
-        return false;
-    }
-};
-
 bool contains(std::string_view haystack, std::string_view needle) {
     return haystack.find(needle) != std::string_view::npos;
 }
@@ -270,8 +233,7 @@ ports::result<ports::command_result> ssh_runner::run(const std::string &host, co
     if (host.front() == '-') return ports::error{ports::error_kind::invalid, "host name '" + host + "' is not valid"};
     std::string line;
     try {
-        line = cmd.expand ? remote_command_line(cmd.argv, cmd.env, true, *cmd.expand)
-                          : remote_command_line(cmd.argv, cmd.env, true);
+        line = remote_command_line(cmd.argv, cmd.env, true);
     } catch (const std::invalid_argument &e) {
         return ports::error{ports::error_kind::invalid, std::string(e.what()) + " (command for host " + host + ")"};
     }
@@ -290,10 +252,8 @@ ports::result<ports::command_result> ssh_runner::run(const std::string &host, co
     ports::run_options ssh_opts;
     ssh_opts.on_stdout_line = opts.on_stdout_line;
     ssh_opts.on_stdout_data = opts.on_stdout_data;
-    expansion_report report;
-    const std::string base = cmd.expand ? expand_base(*cmd.expand) : std::string();
     std::vector<std::size_t> taken;  // numbers of the stderr lines that were ours
-    ssh_opts.on_stderr_line = [&opts, &report, &base, &cmd, &taken, &killer, pid_seen = false,
+    ssh_opts.on_stderr_line = [&opts, &taken, &killer, pid_seen = false,
                                line = std::size_t{0}](std::string_view text) mutable {
         const std::size_t this_line = line++;
         if (!pid_seen) {
@@ -301,10 +261,6 @@ ports::result<ports::command_result> ssh_runner::run(const std::string &host, co
                 pid_seen = true;
                 taken.push_back(this_line);
                 killer.on_pid(std::move(*pid));
-                return;
-            }
-            if (cmd.expand && report.take(text, base)) {
-                taken.push_back(this_line);
                 return;
             }
         }
@@ -326,14 +282,6 @@ ports::result<ports::command_result> ssh_runner::run(const std::string &host, co
     ports::command_result out = std::move(res.value());
     drop_lines(out.stderr_text, taken);
     out.cancelled = out.cancelled || cancel_requested;
-    if (cmd.expand && !out.cancelled) {
-        if (report.nomatch)
-            return ports::error{ports::error_kind::not_found, "no file " + base + cmd.expand->prefix + "* on " + host};
-        if (report.missing && *report.missing < cmd.expand->required.size())
-            return ports::error{ports::error_kind::not_found,
-                                "no file " + cmd.expand->required[*report.missing] + " on " + host};
-        out.expanded = std::move(report.names);
-    }
     return out;
 }
 

@@ -8,9 +8,7 @@
 #include "plugin/ports/result.hpp"
 
 #include <chrono>
-#include <cstddef>
 #include <functional>
-#include <optional>
 #include <map>
 #include <stop_token>
 #include <string>
@@ -18,22 +16,6 @@
 #include <vector>
 
 namespace oneds::ports {
-
-// Arguments named by a listing of a directory on the host that runs the
-// command, as the shell glob <dir>/<prefix>* names them, without a round trip
-// of its own (the stock driver's backup script relies on such a glob): the
-// entries of dir whose names start with prefix, as dir/name, are inserted into
-// argv before argv[position]. Every path in `required` must exist too. When
-// nothing matches or a required path is missing, the program is not started
-// and run() fails with error_kind::not_found and a message that starts with
-// "no file " and names what is missing ("no file <dir>/<prefix>*").
-// Order: byte order here; on another host the remote shell's glob order.
-struct dir_expansion {
-    std::string dir;                    // absolute, no trailing '/' (but "/" itself)
-    std::string prefix;                 // not empty, no '/', no glob character, not starting with '.'
-    std::size_t position = 0;           // 1 .. argv.size()
-    std::vector<std::string> required;  // absolute paths
-};
 
 struct command {
     std::vector<std::string> argv;           // argv[0] is looked up in PATH
@@ -44,32 +26,13 @@ struct command {
     // Marks which env values are secret: the remote adapter refuses to put them
     // on the remote command line (it cannot pass environment over ssh).
     std::vector<std::string> secret_env;
-    std::optional<dir_expansion> expand;
 };
 
-// Checks an expansion against the rules above for a command of argc words;
-// empty when it is usable, else what is wrong.
-inline std::string check_expansion(const dir_expansion &e, std::size_t argc) {
-    if (e.dir.empty() || e.dir.front() != '/' || (e.dir.size() > 1 && e.dir.back() == '/'))
-        return "the folder to list must be an absolute path without a trailing '/'";
-    if (e.prefix.empty() || e.prefix.front() == '.' || e.prefix.find_first_of("/*?[]\\") != std::string::npos)
-        return "the name prefix must not be empty, start with '.' or hold '/' or a glob character";
-    if (e.position == 0 || e.position > argc) return "the insertion point must lie after the program name";
-    for (const auto *s : {&e.dir, &e.prefix})
-        if (s->find('\0') != std::string::npos) return "the folder and prefix must not hold a NUL byte";
-    for (const auto &r : e.required) {
-        if (r.empty() || r.front() != '/') return "a required path must be absolute";
-        if (r.find('\0') != std::string::npos) return "a required path must not hold a NUL byte";
-    }
-    return {};
-}
-
 struct command_result {
-    int exit_code = -1;                 // exit status, or 128 + signal number
-    bool cancelled = false;             // the run was stopped through cancellation
-    std::string stdout_text;            // stdout lines not handed to on_stdout_line
-    std::string stderr_text;            // all of stderr
-    std::vector<std::string> expanded;  // with command::expand: the names inserted, in order
+    int exit_code = -1;       // exit status, or 128 + signal number
+    bool cancelled = false;   // the run was stopped through cancellation
+    std::string stdout_text;  // stdout lines not handed to on_stdout_line
+    std::string stderr_text;  // all of stderr
 };
 
 struct run_options {

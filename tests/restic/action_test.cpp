@@ -9,6 +9,7 @@
 //   unreachable), decided by what the scripted restic answers.
 // The real restic, sshd and qemu-img run in the integration tests beside this.
 #include "plugin/restic/actions/action_env.hpp"
+#include "plugin/restic/actions/backup_folder.hpp"
 #include "plugin/restic/repo_ops.hpp"
 
 #include "tests/fakes/memory_store.hpp"
@@ -20,6 +21,8 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <stop_token>
 #include <string>
@@ -29,6 +32,7 @@ using namespace oneds;
 using namespace oneds::restic;
 using test::recorded_run;
 using test::scripted_result;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -99,16 +103,16 @@ bool logged(const harness &h, const std::string &part) {
     return false;
 }
 
-std::vector<std::string> backup_args(const std::string &host = "node1") {
-    return {host + ":" + k_vm_dir, "0", "one-7", "-", "7", "0"};
+std::vector<std::string> backup_args(const std::string &host = "node1", const std::string &vm_dir = k_vm_dir) {
+    return {host + ":" + vm_dir, "0", "one-7", "-", "7", "0"};
 }
 
-// restic backup succeeding through the ssh runner: the remote shell's
-// expansion lines, its pid, the summary.
+// restic backup succeeding through the ssh runner: the login shell's pid,
+// the folder lister's report, restic's summary.
 scripted_result backup_ok() {
     scripted_result r;
-    r.stderr_lines = {"ONEDS_ARG=" + k_backup_dir + "/disk.0.0", "ONEDS_PID=4242"};
-    r.stdout_lines = {k_summary};
+    r.stderr_lines = {"ONEDS_PID=4242"};
+    r.stdout_lines = {"ONEDS_DISK=" + k_backup_dir + "/disk.0.0", k_summary};
     return r;
 }
 
@@ -145,16 +149,16 @@ BOOST_AUTO_TEST_CASE(backup_over_ssh) {
         "ConnectTimeout=30",
         "--",
         "node1",
-        "set -- '" + k_backup_dir +
-            "/disk.'*; [ -e \"$1\" ] || { echo ONEDS_NOMATCH >&2; exit 1; }; "
-            "[ -e '" +
+        "echo ONEDS_PID=$$ >&2; exec 'env' 'RESTIC_PROGRESS_FPS=1' 'sh' '-c' "
+        "'d=$1; shift; for f in \"$d\"/disk.*; do [ -e \"$f\" ] || { printf \"ONEDS_MISSING=%s/disk.*\\n\" \"$d\"; "
+        "exit 1; }; break; done; [ -e \"$d/vm.xml\" ] || { printf \"ONEDS_MISSING=%s/vm.xml\\n\" \"$d\"; exit 1; }; "
+        "printf \"ONEDS_DISK=%s\\n\" \"$d\"/disk.*; exec \"$@\" \"$d\"/disk.* \"$d/vm.xml\"' "
+        "'oneds-backup' '" +
             k_backup_dir +
-            "/vm.xml' ] || { echo ONEDS_MISSING=0 >&2; exit 1; }; "
-            "printf 'ONEDS_ARG=%s\\n' \"$@\" >&2; echo ONEDS_PID=$$ >&2; exec 'env' 'RESTIC_PROGRESS_FPS=1' "
-            "'nice' '-n' '10' 'ionice' '-c2' '-n5' '/var/tmp/one/datastore/restic/restic' '--force' '--json' "
+            "' 'nice' '-n' '10' 'ionice' '-c2' '-n5' '/var/tmp/one/datastore/restic/restic' '--force' '--json' "
             "'--tag=one-7' '--limit-upload=2048' '--limit-download=2048' "
             "'--repo=sftp:oneadmin@backup:" +
-            k_repo + "' 'backup' \"$@\" '" + k_backup_dir + "/vm.xml'"};
+            k_repo + "' 'backup'"};
     BOOST_TEST(runs[0].host == "");
     BOOST_TEST(runs[0].cmd.argv == ssh, boost::test_tools::per_element());
     BOOST_TEST(runs[0].cmd.stdin_data == "p w'$x\n");
@@ -162,16 +166,22 @@ BOOST_AUTO_TEST_CASE(backup_over_ssh) {
 }
 
 // The same backup on this machine (LAST_BRIDGE names a local host): no ssh,
-// the expansion left to the local runner, the password in restic's own
-// environment only.
+// the folder listed here (disks in byte order, then vm.xml), the password in
+// restic's own environment only.
 BOOST_AUTO_TEST_CASE(backup_here) {
     harness h([](const recorded_run &, std::size_t) {
         scripted_result r;
         r.stdout_lines = {k_summary};
         return r;
     });
-    const auto out = h.run(&backup_action, "backup", backup_args("localhost"), document());
+    const std::string vm_dir = h.dir.file("7");
+    const std::string bk = vm_dir + "/backup";
+    fs::create_directories(bk);
+    for (const char *name : {"disk.1.rbd2", "disk.0.0", "vm.xml", "Disk.2.0", "xdisk.3"})
+        std::ofstream(bk + "/" + name);
+    const auto out = h.run(&backup_action, "backup", backup_args("localhost", vm_dir), document());
     BOOST_TEST_REQUIRE(out.status == ONEDS_OK, out.error);
+    BOOST_TEST(out.info == "6ca565cd 5 raw\n");  // the first disk, disk.0.0, names the format
     const auto runs = h.recorder.runs();
     BOOST_TEST_REQUIRE(runs.size() == 1U);
     const std::vector<std::string> argv = {"/var/tmp/one/datastore/restic/restic",
@@ -180,16 +190,58 @@ BOOST_AUTO_TEST_CASE(backup_here) {
                                            "--tag=one-7",
                                            "--repo=sftp:oneadmin@backup:" + k_repo,
                                            "backup",
-                                           k_backup_dir + "/vm.xml"};
+                                           bk + "/disk.0.0",
+                                           bk + "/disk.1.rbd2",
+                                           bk + "/vm.xml"};
     BOOST_TEST(runs[0].host == "");
     BOOST_TEST(runs[0].cmd.argv == argv, boost::test_tools::per_element());
-    BOOST_TEST_REQUIRE(runs[0].cmd.expand.has_value());
-    BOOST_TEST(runs[0].cmd.expand->dir == k_backup_dir);
-    BOOST_TEST(runs[0].cmd.expand->prefix == "disk.");
-    BOOST_TEST(runs[0].cmd.expand->position == argv.size() - 1);
     BOOST_TEST(runs[0].cmd.env.at("RESTIC_PASSWORD") == "p w'$x");
     BOOST_TEST(runs[0].cmd.secret_env == std::vector<std::string>{"RESTIC_PASSWORD"}, boost::test_tools::per_element());
     BOOST_TEST(runs[0].cmd.stdin_data.empty());
+}
+
+// A backup folder without disks or without vm.xml starts no restic, here or
+// on a hypervisor (where the lister reports it and exits before restic).
+BOOST_AUTO_TEST_CASE(an_incomplete_backup_folder_starts_no_restic) {
+    harness here;
+    const std::string vm_dir = here.dir.file("7");
+    const std::string bk = vm_dir + "/backup";
+    auto out = here.run(&backup_action, "backup", backup_args("localhost", vm_dir), document());
+    BOOST_TEST(out.status == ONEDS_ERR_FAILED);
+    BOOST_TEST(out.error == "Backup folder " + bk + " is not ready: no file " + bk + "/disk.*", out.error);
+    fs::create_directories(bk);
+    std::ofstream(bk + "/disk.0.0");
+    out = here.run(&backup_action, "backup", backup_args("localhost", vm_dir), document());
+    BOOST_TEST(out.error == "Backup folder " + bk + " is not ready: no file " + bk + "/vm.xml", out.error);
+    BOOST_TEST(here.recorder.runs().empty());
+
+    harness there([](const recorded_run &, std::size_t) {
+        scripted_result s;
+        s.exit_code = 1;
+        s.stderr_lines = {"ONEDS_PID=9"};
+        s.stdout_lines = {"ONEDS_MISSING=" + k_backup_dir + "/vm.xml"};
+        return s;
+    });
+    out = there.run(&backup_action, "backup", backup_args(), document());
+    BOOST_TEST(out.status == ONEDS_ERR_FAILED);
+    BOOST_TEST(
+        out.error == "Backup folder " + k_backup_dir + " is not ready: no file " + k_backup_dir + "/vm.xml on node1",
+        out.error);
+    BOOST_TEST(there.recorder.runs().size() == 1U);  // no retry, no unlock
+}
+
+// The lister's report of a rerun (here after a lock wait) is not taken for
+// more disks: the first disk still names the format.
+BOOST_AUTO_TEST_CASE(a_rerun_repeats_the_listing_without_adding_disks) {
+    lister_report r;
+    BOOST_TEST(r.take("ONEDS_DISK=/b/disk.1.rbd2"));
+    BOOST_TEST(r.take("ONEDS_DISK=/b/disk.2.0"));
+    BOOST_TEST(r.take("ONEDS_DISK=/b/disk.1.rbd2"));  // the rerun
+    BOOST_TEST(r.take("ONEDS_DISK=/b/disk.2.0"));
+    BOOST_TEST(!r.take(k_summary));
+    BOOST_TEST(r.files().disks == (std::vector<std::string>{"/b/disk.1.rbd2", "/b/disk.2.0"}),
+               boost::test_tools::per_element());
+    BOOST_TEST(r.files().missing.empty());
 }
 
 // rm on the backup server: the snapshot query, then forget with prune,
@@ -269,8 +321,8 @@ BOOST_AUTO_TEST_CASE(a_missing_repository_is_created_and_the_backup_runs_again) 
         if (i == 0) {
             scripted_result s;
             s.exit_code = 1;
-            s.stderr_lines = {"ONEDS_ARG=" + k_backup_dir + "/disk.0.0", "ONEDS_PID=1",
-                              "Fatal: unable to open config file: Stat: file does not exist",
+            s.stdout_lines = {"ONEDS_DISK=" + k_backup_dir + "/disk.0.0"};
+            s.stderr_lines = {"ONEDS_PID=1", "Fatal: unable to open config file: Stat: file does not exist",
                               "Is there a repository at the following location?"};
             return s;
         }
@@ -364,7 +416,8 @@ BOOST_AUTO_TEST_CASE(an_unreachable_repository_gets_the_front_ends_view) {
     harness h([](const recorded_run &, std::size_t) {
         scripted_result s;
         s.exit_code = 1;
-        s.stderr_lines = {"ONEDS_ARG=" + k_backup_dir + "/disk.0.0", "ONEDS_PID=1",
+        s.stdout_lines = {"ONEDS_DISK=" + k_backup_dir + "/disk.0.0"};
+        s.stderr_lines = {"ONEDS_PID=1",
                           "Fatal: unable to open repository at sftp:oneadmin@backup:/r: unable to start the sftp "
                           "session, error: read |0: file already closed"};
         return s;

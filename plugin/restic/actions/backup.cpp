@@ -8,10 +8,11 @@
 // a walk of the whole repository) before the backup, we run the backup at once
 // and, only when restic reports no repository, stat <repo>/config through the
 // storage backend, init (serialised) and back up again. The files are named
-// as the stock script's remote glob names them ('<vm_dir>'/disk.* and
-// vm.xml, ports::dir_expansion) within the one ssh that runs restic, so the
-// snapshot holds the same files at the same paths.
+// as the stock script's glob names them ('<vm_dir>'/disk.* and vm.xml,
+// backup_folder.hpp), on a hypervisor within the one ssh that runs restic,
+// so the snapshot holds the same files at the same paths.
 #include "plugin/restic/actions/action_env.hpp"
+#include "plugin/restic/actions/backup_folder.hpp"
 #include "plugin/restic/repo_ops.hpp"
 #include "plugin/restic/repository.hpp"
 #include "plugin/restic/model/datastore_conf.hpp"
@@ -94,12 +95,20 @@ outcome backup_action(action_env &env) {
     run.site = site;
     run.subcommand = "backup";
     run.options = {"--force", "--json", "--tag=one-" + vm_id};
-    run.args = {vm_dir + "/vm.xml"};
     run.confined = true;  // RESTIC_NICE, RESTIC_IONICE, as stock
-    // The disks are named by the shell on the hypervisor, as the stock
-    // script's glob does, within the same ssh as restic: '<vm_dir>'/disk.*
-    // before vm.xml, which must exist too.
-    run.expand_dir = ports::dir_expansion{vm_dir, "disk.", 0, {vm_dir + "/vm.xml"}};
+    // '<vm_dir>'/disk.* then vm.xml: listed here, or by the lister that
+    // starts restic on the hypervisor (its report comes on restic's stdout).
+    const std::string where = site.host.empty() ? std::string() : " on " + site.host;
+    lister_report listing;
+    if (site.host.empty()) {
+        const backup_files files = list_backup_folder(vm_dir);
+        if (!files.error.empty()) return outcome::fail("Backup folder " + vm_dir + " is not ready: " + files.error);
+        if (!files.missing.empty())
+            return outcome::fail("Backup folder " + vm_dir + " is not ready: no file " + files.missing);
+        run.args = files.disks;
+        run.args.push_back(vm_dir + "/vm.xml");
+    } else
+        run.launcher = remote_lister(vm_dir);
     run.what = "backup of VM " + vm_id;
     run.inspect_lock = stale_lock_inspector(env, attrs, site);
 
@@ -118,6 +127,7 @@ outcome backup_action(action_env &env) {
     // Backups take shared locks and do not wait for exclusive ones in the
     // stock driver; we do, within the same budget as the other commands.
     run.on_stdout_line = [&](std::string_view line) {
+        if (listing.take(line)) return;
         auto parsed = parse_backup_line(line);
         if (auto *s = std::get_if<backup_summary>(&parsed)) {
             summary = *s;
@@ -153,10 +163,8 @@ outcome backup_action(action_env &env) {
         reported = false;
         res = runner.run(run, attrs, env.stop());
     }
-    // The expansion's refusals ("no file <dir>/disk.*", "no file <dir>/vm.xml"),
-    // not a restic binary missing here (also not_found).
-    if (!res && res.err().kind == ports::error_kind::not_found && res.err().message.starts_with("no file "))
-        return outcome::fail("Backup folder " + vm_dir + " is not ready: " + res.err().message);
+    if (res && !res->cancelled && !listing.files().missing.empty())
+        return outcome::fail("Backup folder " + vm_dir + " is not ready: no file " + listing.files().missing + where);
     if (!res && res.err().kind == ports::error_kind::invalid) return outcome::fail(res.err().message);
     if (!res) return outcome::fail("Cannot run restic on " + vm_host + ": " + res.err().message);
 
@@ -197,7 +205,7 @@ outcome backup_action(action_env &env) {
     env.log('I', "backup of VM " + vm_id + ": snapshot " + short_id + ", " +
                      mib(static_cast<double>(summary->total_bytes_processed)) + " processed, " +
                      mib(static_cast<double>(summary->data_added)) + " added");
-    const auto &disks = res->raw.expanded;
+    const auto &disks = site.host.empty() ? run.args : listing.files().disks;
     return outcome::ok(short_id + " " + std::to_string(summary->total_bytes_processed / 1048576) + " " +
                        backup_format(disks.empty() ? std::string() : disks.front()) + "\n");
 }

@@ -46,11 +46,9 @@ ports::command process_command(const restic_command &c, const datastore_attribut
     ports::command cmd;
     // Confined as stock confines it: nice and ionice exec restic, which so
     // keeps the pid a cancel signals.
-    cmd.argv = c.confined ? confined_argv(a, std::move(argv)) : std::move(argv);
-    if (c.expand_dir) {
-        cmd.expand = *c.expand_dir;
-        cmd.expand->position = cmd.argv.size() - (c.args.empty() ? 0 : 1);
-    }
+    cmd.argv = c.launcher;
+    if (c.confined) argv = confined_argv(a, std::move(argv));
+    cmd.argv.insert(cmd.argv.end(), argv.begin(), argv.end());
     if (a.maxproc != -1) cmd.env["GOMAXPROCS"] = std::to_string(a.maxproc);
     cmd.env["RESTIC_PROGRESS_FPS"] = "1";
     if (c.site.host.empty()) {

@@ -1,9 +1,9 @@
 // One restic run, described whole, and the one place where it becomes a
 // command line (docs/stock-driver.md#restic-command-composition):
 //
-//   [nice -n N] [ionice -c2 -nM] <bin> <options> [--limit-upload=K --limit-download=K]
+//   [<launcher>] [nice -n N] [ionice -c2 -nM] <bin> <options> [--limit-upload=K --limit-download=K]
 //       [--option=sftp.connections=N] [--option=sftp.command=...] [--compression=MODE]
-//       --repo=<repo> <subcommand> [<files named where it runs>] <args...>
+//       --repo=<repo> <subcommand> <args...>
 //
 // sftp.connections and compression apply to backup, restore and dump only and
 // only when they differ from restic's defaults (5, auto), as stock.
@@ -59,9 +59,10 @@ struct restic_command {
     std::vector<std::string> options;  // before the common options (--force --json --tag=one-7)
     std::vector<std::string> args;     // after the subcommand
     bool confined = false;             // RESTIC_NICE / RESTIC_IONICE (the backup's restic)
-    // Files named where restic runs, inserted before the last argument (the
-    // backup's '<vm_dir>'/disk.*, ports::dir_expansion).
-    std::optional<ports::dir_expansion> expand_dir;
+    // Words the whole command line is prefixed with, before the confinement:
+    // a program that execs the rest (the backup's folder lister on a
+    // hypervisor, actions/backup_folder.hpp).
+    std::vector<std::string> launcher;
     std::string what;             // for messages: "backup of VM 7"
     bool retry_on_lock = true;    // lock conflicts retried (restic_runner)
     lock_inspector inspect_lock;  // asked once per holder before waiting on it

@@ -6,7 +6,6 @@
 #include "tests/adapters/ssh/hostile_words.hpp"
 #include "tests/support/sshd_fixture.hpp"
 
-#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -16,7 +15,6 @@
 #include <vector>
 
 namespace bdata = boost::unit_test::data;
-using oneds::adapters::ssh::expand_arg_marker;
 using oneds::adapters::ssh::is_env_name;
 using oneds::adapters::ssh::pid_report_prefix;
 using oneds::adapters::ssh::remote_command_line;
@@ -27,13 +25,6 @@ using oneds::test::run_argv;
 namespace {
 
 using oneds::test::split_nul;
-
-// A fresh folder under the temporary directory (shared with other runs).
-std::filesystem::path make_temp_dir(const std::string &prefix) {
-    std::string pattern = (std::filesystem::temp_directory_path() / (prefix + "-XXXXXX")).string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp " + pattern);
-    return pattern;
-}
 
 // The shells a remote login shell is likely to be; those installed here.
 std::vector<std::string> shells() {
@@ -113,109 +104,9 @@ BOOST_AUTO_TEST_CASE(program_names_exec_or_env_would_misread_are_refused) {
     BOOST_CHECK_NO_THROW((void)remote_command_line({"echo", "-n"}, {}, false));
 }
 
-BOOST_AUTO_TEST_CASE(expansion_adds_only_the_constant_glob_and_checks) {
-    const oneds::ports::dir_expansion e{
-        "/var/lib/one/datastores/0/7/backup", "disk.", 3, {"/var/lib/one/datastores/0/7/backup/vm.xml"}};
-    BOOST_TEST(remote_command_line({"restic", "backup", "--force", "/x/vm.xml"}, {{"X", "1"}}, true, e) ==
-               "set -- '/var/lib/one/datastores/0/7/backup/disk.'*; [ -e \"$1\" ] || { echo ONEDS_NOMATCH >&2; exit 1; "
-               "}; [ -e '/var/lib/one/datastores/0/7/backup/vm.xml' ] || { echo ONEDS_MISSING=0 >&2; exit 1; }; "
-               "printf 'ONEDS_ARG=%s\\n' \"$@\" >&2; echo ONEDS_PID=$$ >&2; exec 'env' 'X=1' 'restic' 'backup' "
-               "'--force' \"$@\" '/x/vm.xml'");
-    // At the end of argv.
-    const oneds::ports::dir_expansion end{"/d", "a", 2, {}};
-    BOOST_TEST(remote_command_line({"ls", "-l"}, {}, false, end).ends_with("'ls' '-l' \"$@\""));
-}
-
-BOOST_AUTO_TEST_CASE(bad_expansions_are_refused) {
-    const std::vector<std::string> argv{"restic", "backup"};
-    using E = oneds::ports::dir_expansion;
-    for (const auto &e :
-         {E{"relative", "disk.", 1, {}}, E{"/d/", "disk.", 1, {}}, E{"/d", "", 1, {}}, E{"/d", ".hidden", 1, {}},
-          E{"/d", "a/b", 1, {}}, E{"/d", "a*", 1, {}}, E{"/d", "disk.", 0, {}}, E{"/d", "disk.", 3, {}},
-          E{"/d", "disk.", 1, {"vm.xml"}}, E{std::string("/d\0", 3), "disk.", 1, {}}})
-        BOOST_CHECK_THROW((void)remote_command_line(argv, {}, true, e), std::invalid_argument);
-    BOOST_CHECK_NO_THROW((void)remote_command_line(argv, {}, true, E{"/", "disk.", 2, {"/vm.xml"}}));
-}
-
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(shell_quote_round_trip)
-
-namespace {
-std::vector<std::string> lines_of(const std::string &text) {
-    std::vector<std::string> out;
-    std::string::size_type start = 0;
-    for (auto nl = text.find('\n'); nl != std::string::npos; nl = text.find('\n', start)) {
-        out.push_back(text.substr(start, nl - start));
-        start = nl + 1;
-    }
-    return out;
-}
-}  // namespace
-
-// The folder name holds what a shell would expand or split if it were not
-// quoted; the files include names a looser glob would also take.
-BOOST_DATA_TEST_CASE(expansion_names_exactly_the_matching_files_in_a_hostile_folder, bdata::make(shells()), shell) {
-    const auto root = make_temp_dir("oneds-expand");
-    const auto dir = root / "it's a $HOME `id` * [x] dir";
-    std::filesystem::create_directories(dir);
-    for (const char *name : {"disk.0.0", "disk.1.0", "disk.$(id)", "disk.", "disk", "Disk.2", "xdisk.3", "vm.xml"})
-        std::ofstream(dir / name).close();
-    std::filesystem::create_directory(dir / "disk.sub");
-    const oneds::ports::dir_expansion e{dir.string(), "disk.", 3, {(dir / "vm.xml").string()}};  // after "first"
-    std::string out;
-    std::string err;
-    const int status =
-        run_argv({shell, "-c", remote_command_line({"printf", "%s\\0", "first", "last"}, {}, false, e)}, &out, &err);
-    BOOST_TEST_REQUIRE(status == 0, err);
-    auto words = split_nul(out);
-    BOOST_TEST_REQUIRE(words.size() == 7u);
-    BOOST_TEST(words.front() == "first");
-    BOOST_TEST(words.back() == "last");
-    std::vector<std::string> middle(words.begin() + 1, words.end() - 1);
-    std::sort(middle.begin(), middle.end());
-    std::vector<std::string> expected;
-    for (const char *name : {"disk.", "disk.$(id)", "disk.0.0", "disk.1.0", "disk.sub"})
-        expected.push_back((dir / name).string());
-    std::sort(expected.begin(), expected.end());
-    BOOST_TEST(middle == expected, boost::test_tools::per_element());
-    // Each name reported once on stderr, in argv order, before anything else.
-    std::vector<std::string> reported;
-    for (const auto &line : lines_of(err))
-        if (line.starts_with(expand_arg_marker)) reported.push_back(line.substr(expand_arg_marker.size()));
-    BOOST_TEST(reported == std::vector<std::string>(words.begin() + 1, words.end() - 1),
-               boost::test_tools::per_element());
-    std::filesystem::remove_all(root);
-}
-
-BOOST_DATA_TEST_CASE(expansion_without_a_match_or_a_required_file_runs_nothing, bdata::make(shells()), shell) {
-    const auto root = make_temp_dir("oneds-expand");
-    const auto dir = root / "empty 'dir'";
-    std::filesystem::create_directories(dir);
-    std::ofstream(dir / "vm.xml").close();
-    const auto marker = root / "ran";
-    const std::vector<std::string> argv{"touch", marker.string()};
-    std::string out;
-    std::string err;
-    // No disk.* at all.
-    int status = run_argv(
-        {shell, "-c", remote_command_line(argv, {}, false, {dir.string(), "disk.", 2, {(dir / "vm.xml").string()}})},
-        &out, &err);
-    BOOST_TEST(status != 0);
-    if (!shell.ends_with("zsh")) BOOST_TEST(err == "ONEDS_NOMATCH\n", err);  // zsh stops at the glob itself
-    // A disk, but the second required file is missing.
-    std::ofstream(dir / "disk.0.0").close();
-    err.clear();
-    status = run_argv(
-        {shell, "-c",
-         remote_command_line(argv, {}, false,
-                             {dir.string(), "disk.", 2, {(dir / "vm.xml").string(), (dir / "no such").string()}})},
-        &out, &err);
-    BOOST_TEST(status != 0);
-    BOOST_TEST(err == "ONEDS_MISSING=1\n", err);
-    BOOST_TEST(!std::filesystem::exists(marker));
-    std::filesystem::remove_all(root);
-}
 
 // The test runs a shell with -c on purpose: that is what sshd does with the
 // line on the remote host. Production code never does.

@@ -183,66 +183,6 @@ BOOST_AUTO_TEST_CASE(hostile_words_reach_the_remote_command_literally) {
     for (std::size_t i = 0; i < words.size(); ++i) BOOST_TEST(back[i] == words[i], "word " << i);
 }
 
-// The remote shell names the files (as the stock backup's glob does) in the
-// same ssh that runs the command; the names come back, the markers do not.
-BOOST_AUTO_TEST_CASE(expansion_names_the_files_in_the_same_ssh_and_reports_them) {
-    runners r;
-    const fs::path dir = sshd().dir() / "expand it's $x";
-    fs::create_directories(dir);
-    for (const char *name : {"disk.1.0", "disk.0.0", "disk.0.rbd2", "other", "vm.xml"})
-        std::ofstream(dir / name).close();
-    command cmd = argv_only({"printf", "%s\\0", (dir / "vm.xml").string()});
-    cmd.expand = oneds::ports::dir_expansion{dir.string(), "disk.", 2, {(dir / "vm.xml").string()}};
-    std::vector<std::string> stderr_lines;
-    run_options opts;
-    opts.on_stderr_line = [&](std::string_view l) { stderr_lines.emplace_back(l); };
-    const auto res = run_remote(r.remote, cmd, opts);
-    BOOST_TEST_REQUIRE(res.exit_code == 0, res.stderr_text);
-    BOOST_TEST(split_nul(res.stdout_text) ==
-                   (std::vector<std::string>{(dir / "disk.0.0").string(), (dir / "disk.0.rbd2").string(),
-                                             (dir / "disk.1.0").string(), (dir / "vm.xml").string()}),
-               boost::test_tools::per_element());
-    BOOST_TEST(res.expanded == (std::vector<std::string>{"disk.0.0", "disk.0.rbd2", "disk.1.0"}),
-               boost::test_tools::per_element());
-    BOOST_TEST(res.stderr_text.find("ONEDS_") == std::string::npos, res.stderr_text);
-    BOOST_TEST(stderr_lines.empty());
-}
-
-BOOST_AUTO_TEST_CASE(expansion_without_a_match_or_a_required_file_fails_naming_it) {
-    runners r;
-    const fs::path dir = sshd().dir() / "expand-empty";
-    fs::create_directories(dir);
-    const fs::path marker = sshd().dir() / "expand-ran";
-    command cmd = argv_only({"touch", marker.string()});
-    cmd.expand = oneds::ports::dir_expansion{dir.string(), "disk.", 2, {(dir / "vm.xml").string()}};
-    auto res = r.remote.run("hypervisor", cmd, {});
-    BOOST_TEST_REQUIRE(!res.has_value());
-    BOOST_TEST((res.err().kind == error_kind::not_found));
-    BOOST_TEST(res.err().message == "no file " + dir.string() + "/disk.* on hypervisor", res.err().message);
-    std::ofstream(dir / "disk.0.0").close();
-    res = r.remote.run("hypervisor", cmd, {});
-    BOOST_TEST_REQUIRE(!res.has_value());
-    BOOST_TEST(res.err().message == "no file " + (dir / "vm.xml").string() + " on hypervisor", res.err().message);
-    BOOST_TEST(!fs::exists(marker));
-    // The same through the local runner (a host named as local).
-    ssh_options o = options_for(sshd().ssh_config_file());
-    o.local_hosts = {"localhost"};
-    runners here(o);
-    res = here.remote.run("localhost", cmd, {});
-    BOOST_TEST_REQUIRE(!res.has_value());
-    BOOST_TEST(res.err().message == "no file " + (dir / "vm.xml").string(), res.err().message);
-    std::ofstream(dir / "vm.xml").close();
-    res = here.remote.run("localhost", cmd, {});
-    BOOST_TEST_REQUIRE(res.has_value(), (res ? std::string() : res.err().message));
-    BOOST_TEST(res->exit_code == 0);
-    BOOST_TEST(res->expanded == std::vector<std::string>{"disk.0.0"}, boost::test_tools::per_element());
-    BOOST_TEST(fs::exists(marker));
-}
-
-// sshd refuses a master more sessions than its MaxSessions (default 10): with
-// ControlMaster=auto ssh then runs the command on a connection of its own
-// ("disabling multiplexing"), so many concurrent actions through a shared
-// ssh_control_dir never fail for it.
 BOOST_AUTO_TEST_CASE(a_session_the_master_is_refused_runs_on_its_own_connection) {
     oneds::test::sshd_options so;
     so.extra_sshd_config = {"MaxSessions 1"};

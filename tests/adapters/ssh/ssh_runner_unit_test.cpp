@@ -230,8 +230,8 @@ BOOST_AUTO_TEST_CASE(bad_words_are_refused_before_anything_runs) {
     res = runner.run("node1", cmd, {});
     BOOST_TEST_REQUIRE(!res.has_value());
     BOOST_TEST((res.err().kind == error_kind::invalid));
-    res = runner.run("-oProxyCommand=evil",
-                     command{.argv = {"true"}, .env = {}, .stdin_data = {}, .secret_env = {}, .expand = {}}, {});
+    res =
+        runner.run("-oProxyCommand=evil", command{.argv = {"true"}, .env = {}, .stdin_data = {}, .secret_env = {}}, {});
     BOOST_TEST_REQUIRE(!res.has_value());
     BOOST_TEST((res.err().kind == error_kind::invalid));
     BOOST_TEST(local.calls().empty());
@@ -253,8 +253,7 @@ BOOST_AUTO_TEST_CASE(pid_line_is_taken_out_of_stderr_and_the_rest_kept) {
                               .stdout_text = {},
                               .stderr_text =
                                   "Warning: Permanently added 'node1'\nONEDS_PID=77\nFatal: wrong "
-                                  "password\nONEDS_PID=78\n",
-                              .expanded = {}};
+                                  "password\nONEDS_PID=78\n"};
     };
     ssh_runner runner(local);
     std::vector<std::string> err_lines;
@@ -274,64 +273,6 @@ BOOST_AUTO_TEST_CASE(pid_line_is_taken_out_of_stderr_and_the_rest_kept) {
                boost::test_tools::per_element());
 }
 
-BOOST_AUTO_TEST_CASE(expansion_reports_are_taken_out_of_stderr_and_become_the_expanded_names) {
-    scripted_runner local;
-    std::string line_sent;
-    local.main_script = [&line_sent](const command &cmd, const run_options &opts) {
-        line_sent = cmd.argv.back();
-        const std::vector<std::string> lines = {"bash: warning: setlocale",
-                                                "ONEDS_ARG=/vm/7/backup/disk.0.0",
-                                                "ONEDS_ARG=/vm/7/backup/disk.odd",
-                                                "name",
-                                                "ONEDS_PID=77",
-                                                "ONEDS_ARG=restic's own",
-                                                "Fatal: wrong password"};
-        std::string all;
-        for (const auto &line : lines) {
-            opts.on_stderr_line(line);
-            all += line + "\n";
-        }
-        return command_result{
-            .exit_code = 1, .cancelled = false, .stdout_text = {}, .stderr_text = all, .expanded = {}};
-    };
-    ssh_runner runner(local);
-    std::vector<std::string> err_lines;
-    run_options opts;
-    opts.on_stderr_line = [&](std::string_view l) { err_lines.emplace_back(l); };
-    command cmd = restic_backup();
-    cmd.argv.push_back("/vm/7/backup/vm.xml");
-    cmd.expand = oneds::ports::dir_expansion{"/vm/7/backup", "disk.", cmd.argv.size() - 1, {"/vm/7/backup/vm.xml"}};
-    auto res = runner.run("node1", cmd, opts);
-    BOOST_TEST_REQUIRE(res.has_value());
-    BOOST_TEST(line_sent.starts_with("set -- '/vm/7/backup/disk.'*;"), line_sent);
-    BOOST_TEST(res->expanded == (std::vector<std::string>{"disk.0.0", "disk.odd\nname"}),
-               boost::test_tools::per_element());
-    // After the pid line everything is the command's own, marker-like or not.
-    BOOST_TEST(res->stderr_text == "bash: warning: setlocale\nONEDS_ARG=restic's own\nFatal: wrong password\n");
-    BOOST_TEST(err_lines == (std::vector<std::string>{"bash: warning: setlocale", "ONEDS_ARG=restic's own",
-                                                      "Fatal: wrong password"}),
-               boost::test_tools::per_element());
-}
-
-BOOST_AUTO_TEST_CASE(expansion_refused_by_the_remote_shell_is_not_found) {
-    for (const std::string marker : {"ONEDS_NOMATCH", "ONEDS_MISSING=0"}) {
-        scripted_runner local;
-        local.main_script = [marker](const command &, const run_options &opts) {
-            opts.on_stderr_line(marker);
-            return command_result{
-                .exit_code = 1, .cancelled = false, .stdout_text = {}, .stderr_text = marker + "\n", .expanded = {}};
-        };
-        ssh_runner runner(local);
-        command cmd = restic_backup();
-        cmd.expand = oneds::ports::dir_expansion{"/vm/7/backup", "disk.", 1, {"/vm/7/backup/vm.xml"}};
-        auto res = runner.run("node1", cmd, {});
-        BOOST_TEST_REQUIRE(!res.has_value());
-        BOOST_TEST((res.err().kind == error_kind::not_found));
-        BOOST_TEST(res.err().message == (marker == "ONEDS_NOMATCH" ? "no file /vm/7/backup/disk.* on node1"
-                                                                   : "no file /vm/7/backup/vm.xml on node1"));
-    }
-}
-
 BOOST_AUTO_TEST_CASE(connection_failure_is_a_result_with_exit_255) {
     scripted_runner local;
     local.main_script = [](const command &, const run_options &opts) {
@@ -339,8 +280,7 @@ BOOST_AUTO_TEST_CASE(connection_failure_is_a_result_with_exit_255) {
         return command_result{.exit_code = 255,
                               .cancelled = false,
                               .stdout_text = {},
-                              .stderr_text = "ssh: connect to host node1 port 22: Connection refused\n",
-                              .expanded = {}};
+                              .stderr_text = "ssh: connect to host node1 port 22: Connection refused\n"};
     };
     ssh_runner runner(local);
     auto res = runner.run("node1", restic_backup(), {});
@@ -387,8 +327,7 @@ BOOST_AUTO_TEST_CASE(cancel_sends_sigint_to_the_remote_pid_through_a_second_ssh)
         // The remote command ends once the remote kill has been sent.
         int_sent = local.wait_for_line(kill_int, 10s);
         local_ssh_cancelled = opts.stop.stop_requested();
-        return command_result{
-            .exit_code = 130, .cancelled = false, .stdout_text = {}, .stderr_text = {}, .expanded = {}};
+        return command_result{.exit_code = 130, .cancelled = false, .stdout_text = {}, .stderr_text = {}};
     };
     run_options opts;
     opts.stop = cancel.token();
@@ -414,8 +353,7 @@ BOOST_AUTO_TEST_CASE(remote_command_that_outlives_the_grace_is_killed_then_the_l
         opts.on_stderr_line("ONEDS_PID=4242");
         cancel.cancel();
         local_ssh_cancelled = wait_until_cancelled(opts.stop, 10s);
-        return command_result{
-            .exit_code = 255, .cancelled = true, .stdout_text = {}, .stderr_text = {}, .expanded = {}};
+        return command_result{.exit_code = 255, .cancelled = true, .stdout_text = {}, .stderr_text = {}};
     };
     run_options opts;
     opts.stop = cancel.token();
@@ -438,8 +376,7 @@ BOOST_AUTO_TEST_CASE(cancel_before_the_pid_is_known_stops_the_local_ssh) {
     local.main_script = [&](const command &, const run_options &opts) {
         cancel.cancel();  // still "connecting": no pid line yet
         local_ssh_cancelled = wait_until_cancelled(opts.stop, 10s);
-        return command_result{
-            .exit_code = 255, .cancelled = true, .stdout_text = {}, .stderr_text = {}, .expanded = {}};
+        return command_result{.exit_code = 255, .cancelled = true, .stdout_text = {}, .stderr_text = {}};
     };
     run_options opts;
     opts.stop = cancel.token();
@@ -470,7 +407,7 @@ BOOST_AUTO_TEST_CASE(cancel_after_the_end_sends_nothing) {
     ssh_runner runner(local);
     local.main_script = [](const command &, const run_options &opts) {
         opts.on_stderr_line("ONEDS_PID=4242");
-        return command_result{.exit_code = 0, .cancelled = false, .stdout_text = {}, .stderr_text = {}, .expanded = {}};
+        return command_result{.exit_code = 0, .cancelled = false, .stdout_text = {}, .stderr_text = {}};
     };
     run_options opts;
     opts.stop = cancel.token();
