@@ -25,6 +25,7 @@
 #include <fstream>
 #include <memory>
 #include <stop_token>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -430,6 +431,124 @@ BOOST_AUTO_TEST_CASE(an_unreachable_repository_gets_the_front_ends_view) {
     BOOST_TEST(
         out.error.find("(from the front end: cannot connect to backup:22: Connection refused)") != std::string::npos,
         out.error);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// The lock retry decorator on its own, over the recording runner.
+BOOST_AUTO_TEST_SUITE(lock_retry)
+
+namespace {
+
+scripted_result locked_by(const std::string &pid) {
+    scripted_result s;
+    s.exit_code = 1;
+    s.stderr_lines = {"unable to create lock in backend: repository is already locked exclusively by PID " + pid +
+                          " on node3 by oneadmin (UID 1, GID 1)",
+                      "lock was created at 2025-01-02 03:04:05 (1m2s ago)"};
+    return s;
+}
+
+struct retry_case {
+    std::vector<std::string> logs;
+    lock_retrying_runner::settings settings(unsigned retries, std::chrono::milliseconds interval) {
+        return {lock_policy{retries, interval},
+                {},
+                "snapshots of image 3",
+                [this](char, const std::string &t) { logs.push_back(t); },
+                "s3cr3t"};
+    }
+};
+
+}  // namespace
+
+// A live holder is waited for within the budget; then the lock error stands.
+BOOST_AUTO_TEST_CASE(a_live_holder_is_waited_for_within_the_budget) {
+    test::recording_runner inner([](const recorded_run &, std::size_t) { return locked_by("99"); });
+    retry_case c;
+    lock_retrying_runner runner(inner, c.settings(2, std::chrono::milliseconds(1)));
+    const auto res = runner.run("", ports::command{{"restic", "snapshots"}, {}, {}, {}}, {});
+    BOOST_TEST_REQUIRE(res.has_value());
+    BOOST_TEST(res->exit_code == 1);
+    BOOST_TEST(runner.attempts() == 3U);
+    BOOST_TEST(inner.runs().size() == 3U);
+    BOOST_TEST_REQUIRE(c.logs.size() == 2U);
+    BOOST_TEST(c.logs[0] ==
+                   "snapshots of image 3: repository is locked by PID 99 on node3 by oneadmin, created "
+                   "2025-01-02 03:04:05 (1m2s ago); retry 1/2 in 1 ms",
+               c.logs[0]);
+}
+
+// A holder found dead is removed and restic runs again at once (the interval
+// is an hour: a wait would not end); each holder is looked at once only.
+BOOST_AUTO_TEST_CASE(a_stale_holder_is_removed_and_restic_runs_again_at_once) {
+    test::recording_runner inner([](const recorded_run &, std::size_t i) {
+        return i == 0 ? locked_by("41") : i == 1 ? locked_by("42") : scripted_result{};
+    });
+    retry_case c;
+    auto s = c.settings(5, std::chrono::hours(1));
+    std::vector<std::string> looked_at;
+    s.inspect = [&looked_at](const lock_holder &h, const std::stop_token &) {
+        looked_at.push_back(h.pid);
+        return lock_check{lock_check::verdict::removed, "process " + h.pid + " is gone from node3"};
+    };
+    lock_retrying_runner runner(inner, s);
+    const auto res = runner.run("", ports::command{{"restic", "snapshots"}, {}, {}, {}}, {});
+    BOOST_TEST_REQUIRE(res.has_value());
+    BOOST_TEST(res->exit_code == 0);
+    BOOST_TEST(runner.attempts() == 3U);
+    BOOST_TEST(looked_at == (std::vector<std::string>{"41", "42"}), boost::test_tools::per_element());
+    BOOST_TEST(c.logs.size() == 2U);
+    BOOST_TEST(c.logs[1].find("removed the stale lock of PID 42") != std::string::npos, c.logs[1]);
+}
+
+// Not a lock, not retried; a stop during the wait ends it with the last
+// result marked cancelled.
+BOOST_AUTO_TEST_CASE(only_locks_are_retried_and_a_stop_ends_the_wait) {
+    test::recording_runner read_only([](const recorded_run &, std::size_t) {
+        scripted_result s;
+        s.exit_code = 1;
+        s.stderr_lines = {"open /r/locks/x-tmp-1: read-only file system", "unable to create lock in backend"};
+        return s;
+    });
+    retry_case c;
+    lock_retrying_runner once(read_only, c.settings(5, std::chrono::milliseconds(1)));
+    BOOST_TEST(once.run("", ports::command{{"restic", "snapshots"}, {}, {}, {}}, {})->exit_code == 1);
+    BOOST_TEST(once.attempts() == 1U);
+
+    std::stop_source stop;
+    test::recording_runner inner([&stop](const recorded_run &, std::size_t) {
+        std::thread([&stop] {
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            stop.request_stop();
+        }).detach();
+        return locked_by("99");
+    });
+    lock_retrying_runner waiting(inner, c.settings(5, std::chrono::hours(1)));
+    ports::run_options opts;
+    opts.stop = stop.get_token();
+    const auto res = waiting.run("", ports::command{{"restic", "snapshots"}, {}, {}, {}}, opts);
+    BOOST_TEST_REQUIRE(res.has_value());
+    BOOST_TEST(res->cancelled);
+    BOOST_TEST(inner.runs().size() == 1U);
+}
+
+// The password never reaches a LOG line, even if restic echoed it.
+BOOST_AUTO_TEST_CASE(the_secret_is_redacted_from_what_is_logged) {
+    test::recording_runner inner([](const recorded_run &, std::size_t i) {
+        if (i > 0) return scripted_result{};
+        auto s = locked_by("99");
+        s.stderr_lines[0] =
+            "unable to create lock in backend: repository is already locked exclusively by PID 99 on "
+            "s3cr3t by oneadmin (UID 1, GID 1)";
+        return s;
+    });
+    retry_case c;
+    lock_retrying_runner runner(inner, c.settings(5, std::chrono::milliseconds(1)));
+    BOOST_TEST(runner.run("", ports::command{{"restic", "snapshots"}, {}, {}, {}}, {})->exit_code == 0);
+    BOOST_TEST_REQUIRE(c.logs.size() == 1U);
+    BOOST_TEST(c.logs[0].find("s3cr3t") == std::string::npos, c.logs[0]);
+    BOOST_TEST(c.logs[0].find("[REDACTED]") != std::string::npos, c.logs[0]);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

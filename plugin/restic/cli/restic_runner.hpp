@@ -2,14 +2,13 @@
 // into an exit_info. Handles what every restic call needs:
 //  - the command line, environment and stdin from process_command() (the
 //    password never on a command line);
-//  - lock conflicts: the holder is looked at first (inspect_lock): a stale lock
-//    is removed and restic runs again at once; otherwise retried within a
-//    budget, each wait reported as a LOG line naming the holder and whether it
-//    runs. Nothing else is retried (a read-only or full storage is no lock);
+//  - lock conflicts, through the lock_retrying_runner decorator (lock_retry.hpp)
+//    when the command asks for it;
 //  - cancellation: SIGINT to restic (it removes its lock), SIGKILL after a grace;
 //  - error text: restic's own words, with the password redacted if it ever shows.
 #pragma once
 
+#include "plugin/restic/cli/lock_retry.hpp"
 #include "plugin/restic/cli/restic_command.hpp"
 #include "plugin/restic/cli/restic_output.hpp"
 
@@ -25,19 +24,12 @@
 
 namespace oneds::restic {
 
-struct lock_policy {
-    unsigned retries = 60;                     // stock: 60 tries ...
-    std::chrono::milliseconds interval{5000};  // ... 5 s apart
-};
-
 struct restic_outcome {
     exit_info exit;
     ports::command_result raw;
     bool cancelled = false;
     unsigned attempts = 0;
 };
-
-using log_fn = std::function<void(char level, const std::string &text)>;
 
 class restic_runner {
 public:
@@ -60,8 +52,5 @@ private:
 // ("the repository's storage is read-only: ..."), restic's own words, and for
 // a lock the holder and the attempts made. Never empty.
 std::string failure_text(const restic_outcome &o);
-
-// Replaces every occurrence of secret in text (no-op for an empty secret).
-std::string redact(std::string text, const std::string &secret);
 
 }  // namespace oneds::restic
