@@ -1,7 +1,7 @@
 # bench/restic_lib.sh: sourced by bench/run.sh. Helpers of the restic cases
 # (backup, monitor): a scratch "front-end + backup server + hypervisor" on one
-# machine behind the loopback sshd of sshd_env.sh, wall-clock timing, and the
-# summary statistics (median, min, max) written as results/<case>.csv rows.
+# machine behind the loopback sshd of sshd_env.sh, and the VMs to back up.
+# Timing and the statistics of the samples are bench_stats's (bench/run.sh).
 
 # rb_setup: a scratch tree, the sshd, the datastore document and the host config.
 rb_setup() {
@@ -59,27 +59,3 @@ rb_make_vm() {
     printf '<VM><ID>%s</ID><NAME>vm%s</NAME><TEMPLATE><DISK><DISK_ID>0</DISK_ID></DISK><DISK><DISK_ID>1</DISK_ID></DISK></TEMPLATE></VM>' \
         "$vm" "$vm" | base64 -w 60 >"$dir/vm.xml"
 }
-
-# rb_now: seconds since the epoch with microseconds.
-rb_now() { echo "${EPOCHREALTIME/,/.}"; }
-rb_elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f\n", b - a }'; }
-
-# rb_stats FILE: "median min max n" of the numbers in FILE (one a line).
-rb_stats() {
-    sort -g "$1" | awk '{ v[NR] = $1 } END {
-        if (NR == 0) { print "nan nan nan 0"; exit }
-        m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-        printf "%.6f %.6f %.6f %d\n", m, v[1], v[NR], NR }'
-}
-
-# rb_ratio FILE_A FILE_B: "median min max" of the per-run ratios A_i / B_i
-# (runs paired in the order measured; A and B alternate in one loop).
-rb_ratio() {
-    paste "$1" "$2" | awk '{ print $1 / $2 }' >"$1.ratio"
-    rb_stats "$1.ratio"
-}
-
-# rb_fmt N: 3 significant digits.
-rb_fmt() { awk -v x="$1" 'BEGIN { if (x >= 100) printf "%.0f", x; else if (x >= 10) printf "%.1f", x; else if (x >= 1) printf "%.2f", x; else printf "%.3g", x }'; }
-# rb_cell "median min max n": "m (min–max)"
-rb_cell() { local m a b n; read -r m a b n <<<"$1"; echo "$(rb_fmt "$m") ($(rb_fmt "$a")–$(rb_fmt "$b"))"; }

@@ -15,12 +15,17 @@
 #
 # A new case is a function case_<name> that writes results/<name>.csv and
 # results/<name>.md, plus its name in all_cases.
+#
+# This script runs the cases and collects each run's samples into files (one
+# number a line); every figure made of them (medians, ranges, ratios,
+# percentiles, the tables' number format) is bench_stats's (bench/stats.hpp).
 set -euo pipefail
 
 bench_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname -- "$bench_dir")
 build=${ONEDS_BENCH_BUILD_DIR:-$root/build-bench/release}
 results=$bench_dir/results
+stats=$build/bin/bench_stats
 requests=${ONEDS_BENCH_REQUESTS:-10000}
 window=${ONEDS_BENCH_WINDOW:-15}
 threads=${ONEDS_BENCH_THREADS:-15}
@@ -47,7 +52,14 @@ concurrency_repeat=${ONEDS_BENCH_CONCURRENCY_REPEAT:-3}
 . "$bench_dir/restic_lib.sh"
 
 say() { printf 'bench: %s\n' "$*" >&2; }
-thousands() { sed -e ':a' -e 's/\B[0-9]\{3\}\>/,&/' -e 'ta' <<<"$1"; }
+
+# csv_row CSV CASE METRIC UNIT RUNS BETTER PLOT SAMPLES: appends the summary row
+# "CASE,METRIC,UNIT,median,min,max,RUNS,BETTER,PLOT" of the SAMPLES file.
+csv_row() {
+    local figures
+    figures=$("$stats" csv "$8")
+    echo "$2,$3,$4,$figures,$5,$6,$7" >>"$1"
+}
 
 build_release() {
     say "building in $build (Release)"
@@ -56,7 +68,7 @@ build_release() {
     # the test plugin itself).
     cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DONEDS_WARNINGS_AS_ERRORS=OFF \
         -DONEDS_BUILD_TESTS=OFF >/dev/null
-    cmake --build "$build" -j"$(nproc)" --target mad_bench bench_chart one_ds_host one_ds_restic >/dev/null
+    cmake --build "$build" -j"$(nproc)" --target mad_bench bench_chart bench_stats one_ds_host one_ds_restic >/dev/null
 }
 
 # ---- cases ----------------------------------------------------------------------
@@ -64,10 +76,11 @@ build_release() {
 # MAD mode: MONITOR requests through one_ds_host and the test plugin, with a
 # peer window and all at once (docs/architecture.md#performance-targets: 10,000 with 15 in flight).
 case_mad_monitor() {
-    local table
+    local table count
+    count=$("$stats" thousands "$requests")
     table=$("$build/bin/mad_bench" --requests "$requests" --window "$window" --threads "$threads" \
         --repeat "$repeat" --warmup "$warmup" \
-        --title "MAD mode: $(thousands "$requests") MONITOR requests through one_ds_host (test plugin)" \
+        --title "MAD mode: $count MONITOR requests through one_ds_host (test plugin)" \
         --csv "$results/mad_monitor.csv" --raw-csv "$results/runs/mad_monitor.csv")
     {
         echo "## MAD mode: MONITOR throughput and latency"
@@ -101,7 +114,7 @@ case_mad_monitor() {
 case_restic_backup() {
     rb_setup
     local raw=$results/runs/restic_backup.csv csv=$results/restic_backup.csv md=$results/restic_backup.md
-    local vm=7 cell size kind n r v i t0 t1 seed repo bk out label variants conf rows=() mdrows=() made=
+    local vm=7 cell size kind n r v i t0 t1 seed repo bk out label variants conf mdrows=() made=
     local shared_conf=$rb_tmp/one_ds_host.shared.conf
     sed "s|^\[plugin.restic\]\$|[plugin.restic]\nssh_control_dir = $rb_tmp/mux\nssh_control_persist = 60|" \
         "$rb_conf" >"$shared_conf"
@@ -168,7 +181,7 @@ case_restic_backup() {
                 t1=$EPOCHREALTIME
                 [ -n "$out" ] || { echo "$v: no output" >&2; cat "$d/err" >&2; return 1; }
                 if ((r >= cell_warmup)); then
-                    rb_elapsed "$t0" "$t1" >>"$d/$v"
+                    "$stats" elapsed "$t0" "$t1" >>"$d/$v"
                     echo "$size,$kind,$n,$((r - cell_warmup + 1)),$v,$(tail -n 1 "$d/$v")" >>"$raw"
                     if [ "$v" = ours ]; then
                         echo "${label// /_}_$kind $n $(cat "$d/time") $(tail -n 1 "$d/$v")" >>"$host_cost"
@@ -180,24 +193,21 @@ case_restic_backup() {
         done
         # The warm variant's master: gone before the next cell.
         ssh -F "$BENCH_SSH_CONFIG" -o "ControlPath=$rb_tmp/mux/%C" -O exit hypervisor >/dev/null 2>&1 || true
-        local so sw sb ss rob ros rws name="$label $kind $n snaps" warm_cell="–" warm_ratio="–"
-        so=$(rb_stats "$d/ours"); sb=$(rb_stats "$d/bare"); ss=$(rb_stats "$d/stock")
-        rob=$(rb_ratio "$d/ours" "$d/bare"); ros=$(rb_ratio "$d/ours" "$d/stock")
-        read -r a b c _ <<<"$rob"
-        echo "$name,ours_vs_bare,ratio,$a,$b,$c,$restic_repeat,lower,1" >>"$csv"
-        read -r a b c _ <<<"$ros"
-        echo "$name,ours_vs_stock,ratio,$a,$b,$c,$restic_repeat,lower,1" >>"$csv"
+        local name="$label $kind $n snaps" warm_cell="–" warm_ratio="–"
+        # Per-run ratios, the runs paired in the order measured.
+        "$stats" ratios "$d/ours" "$d/bare" >"$d/ours_bare"
+        "$stats" ratios "$d/ours" "$d/stock" >"$d/ours_stock"
+        csv_row "$csv" "$name" ours_vs_bare ratio "$restic_repeat" lower 1 "$d/ours_bare"
+        csv_row "$csv" "$name" ours_vs_stock ratio "$restic_repeat" lower 1 "$d/ours_stock"
         if [ -s "$d/warm" ]; then
-            sw=$(rb_stats "$d/warm"); rws=$(rb_ratio "$d/warm" "$d/stock")
-            warm_cell=$(rb_cell "$sw"); warm_ratio=$(rb_cell "$rws")
-            read -r a b c _ <<<"$rws"
-            echo "$name,warm_ssh_vs_stock,ratio,$a,$b,$c,$restic_repeat,lower,1" >>"$csv"
+            "$stats" ratios "$d/warm" "$d/stock" >"$d/warm_stock"
+            warm_cell=$("$stats" cell "$d/warm"); warm_ratio=$("$stats" cell "$d/warm_stock")
+            csv_row "$csv" "$name" warm_ssh_vs_stock ratio "$restic_repeat" lower 1 "$d/warm_stock"
         fi
-        mdrows+=("| $label | $kind | $n | $(rb_cell "$so") | $warm_cell | $(rb_cell "$sb") | $(rb_cell "$ss") | $(rb_cell "$rob") | $(rb_cell "$ros") | $warm_ratio |")
+        mdrows+=("| $label | $kind | $n | $("$stats" cell "$d/ours") | $warm_cell | $("$stats" cell "$d/bare") | $("$stats" cell "$d/stock") | $("$stats" cell "$d/ours_bare") | $("$stats" cell "$d/ours_stock") | $warm_ratio |")
         for v in ours warm bare stock; do
             [ -s "$d/$v" ] || continue
-            read -r a b c _ <<<"$(rb_stats "$d/$v")"
-            echo "$name,${v}_wall,s,$a,$b,$c,$restic_repeat,lower,0" >>"$csv"
+            csv_row "$csv" "$name" "${v}_wall" s "$restic_repeat" lower 0 "$d/$v"
         done
     done
     cp "$host_cost" "$results/runs/restic_host_cost.txt"
@@ -256,14 +266,14 @@ case_restic_monitor() {
         out=$("$bench_dir/stock_sequence.sh" monitor "$BENCH_SSH_CONFIG" "$BENCH_SSH_USER" backupserver "$rb_base")
         t1=$EPOCHREALTIME
         [[ $out == *FREE_MB=* ]] || { echo "stock monitor: $out" >&2; return 1; }
-        ((r < warmup)) || rb_elapsed "$t0" "$t1" >>"$d/stock"
+        ((r < warmup)) || "$stats" elapsed "$t0" "$t1" >>"$d/stock"
 
         t0=$EPOCHREALTIME
         out=$(printf '%s' "$doc64" | "$build/bin/one_ds_host" action -c "$rb_conf" --plugin "restic=$rb_plugin" \
             restic monitor 100 2>"$d/err") || { cat "$d/err" >&2; return 1; }
         t1=$EPOCHREALTIME
         [[ $out == *FREE_MB=* ]] || { echo "ours monitor: $out" >&2; cat "$d/err" >&2; return 1; }
-        ((r < warmup)) || rb_elapsed "$t0" "$t1" >>"$d/first"
+        ((r < warmup)) || "$stats" elapsed "$t0" "$t1" >>"$d/first"
 
         # MAD mode: oned passes ARGUMENTS as one argv element.
         coproc MADHOST { exec "$build/bin/one_ds_host" "-t 15 -d restic --plugin restic=$rb_plugin -c $rb_conf" 2>/dev/null; }
@@ -279,40 +289,37 @@ case_restic_monitor() {
             t1=$EPOCHREALTIME
             [[ $line == "MONITOR SUCCESS $i "* ]] || { echo "MAD host: $line" >&2; return 1; }
             if ((i == 0)); then
-                ((r < warmup)) || rb_elapsed "$t0" "$t1" >>"$d/madfirst"
+                ((r < warmup)) || "$stats" elapsed "$t0" "$t1" >>"$d/madfirst"
             else
-                rb_elapsed "$t0" "$t1" >>"$d/warm_run"
+                "$stats" elapsed "$t0" "$t1" >>"$d/warm_run"
             fi
         done
         printf 'FINALIZE\n' >&"${MADHOST[1]}"
         exec {MADHOST[1]}>&-
         wait "$mad_pid" 2>/dev/null || true
         if ((r >= warmup)); then
-            rb_stats "$d/warm_run" | cut -d ' ' -f 1 >>"$d/warm"
+            "$stats" median "$d/warm_run" >>"$d/warm"
             cat "$d/warm_run" >>"$warm_all"
             for v in stock first madfirst warm; do echo "$((r - warmup + 1)),$v,$(tail -n 1 "$d/$v")" >>"$raw"; done
         fi
     done
-    local ss sf sm sw swa a b c
-    ss=$(rb_stats "$d/stock"); sf=$(rb_stats "$d/first"); sm=$(rb_stats "$d/madfirst"); sw=$(rb_stats "$d/warm")
-    swa=$(rb_stats "$warm_all")
-    local p99
-    p99=$(sort -g "$warm_all" | awk '{ v[NR] = $1 } END { i = int(NR * 0.99); if (i < 1) i = 1; printf "%.6f", v[i] }')
     # speed-ups: stock / ours per round
-    local rwarm rfirst rmad
-    rwarm=$(rb_ratio "$d/stock" "$d/warm"); rfirst=$(rb_ratio "$d/stock" "$d/first"); rmad=$(rb_ratio "$d/stock" "$d/madfirst")
+    for v in warm first madfirst; do "$stats" ratios "$d/stock" "$d/$v" >"$d/speedup_$v"; done
     {
         echo "# Case 2: monitor, speed-up stock / ours (higher is better)"
         echo "case,metric,unit,median,min,max,runs,better,plot"
-        read -r a b c _ <<<"$rwarm"; echo "MAD warm,stock_over_ours,x,$a,$b,$c,$restic_repeat,higher,1"
-        read -r a b c _ <<<"$rmad"; echo "MAD first MONITOR,stock_over_ours,x,$a,$b,$c,$restic_repeat,higher,1"
-        read -r a b c _ <<<"$rfirst"; echo "action mode (fresh process),stock_over_ours,x,$a,$b,$c,$restic_repeat,higher,1"
-        for v in stock first madfirst warm; do
-            read -r a b c _ <<<"$(rb_stats "$d/$v")"; echo "$v,latency,s,$a,$b,$c,$restic_repeat,lower,0"
-        done
     } >"$csv"
-    local ms
-    ms() { local m x y n; read -r m x y n <<<"$1"; echo "$(rb_fmt "$(awk -v v="$m" 'BEGIN{print v*1000}')") ($(rb_fmt "$(awk -v v="$x" 'BEGIN{print v*1000}')")–$(rb_fmt "$(awk -v v="$y" 'BEGIN{print v*1000}')"))"; }
+    csv_row "$csv" "MAD warm" stock_over_ours x "$restic_repeat" higher 1 "$d/speedup_warm"
+    csv_row "$csv" "MAD first MONITOR" stock_over_ours x "$restic_repeat" higher 1 "$d/speedup_madfirst"
+    csv_row "$csv" "action mode (fresh process)" stock_over_ours x "$restic_repeat" higher 1 "$d/speedup_first"
+    for v in stock first madfirst warm; do csv_row "$csv" "$v" latency s "$restic_repeat" lower 0 "$d/$v"; done
+    local ms_stock ms_first ms_madfirst ms_warm up_first up_madfirst up_warm warm_median warm_p99
+    ms_stock=$("$stats" cell-ms "$d/stock"); ms_first=$("$stats" cell-ms "$d/first")
+    ms_madfirst=$("$stats" cell-ms "$d/madfirst"); ms_warm=$("$stats" cell-ms "$d/warm")
+    up_first=$("$stats" cell "$d/speedup_first"); up_madfirst=$("$stats" cell "$d/speedup_madfirst")
+    up_warm=$("$stats" cell "$d/speedup_warm")
+    warm_median=$("$stats" ms "$("$stats" median "$warm_all")")
+    warm_p99=$("$stats" ms "$("$stats" percentile 99 "$warm_all")")
     {
         echo "## Case 2: monitor latency (ours vs. stock sequence)"
         echo
@@ -327,12 +334,12 @@ case_restic_monitor() {
         echo
         echo "| variant | latency ms | speed-up stock / ours |"
         echo "|---|---:|---:|"
-        echo "| stock sequence | $(ms "$ss") | 1 |"
-        echo "| ours, action mode (fresh process) | $(ms "$sf") | $(rb_cell "$rfirst") |"
-        echo "| ours, MAD, first MONITOR | $(ms "$sm") | $(rb_cell "$rmad") |"
-        echo "| ours, MAD, warm | $(ms "$sw") | $(rb_cell "$rwarm") |"
+        echo "| stock sequence | $ms_stock | 1 |"
+        echo "| ours, action mode (fresh process) | $ms_first | $up_first |"
+        echo "| ours, MAD, first MONITOR | $ms_madfirst | $up_madfirst |"
+        echo "| ours, MAD, warm | $ms_warm | $up_warm |"
         echo
-        echo "Warm MONITOR over all $((restic_repeat * monitor_calls)) calls: median $(rb_fmt "$(awk -v v="${swa%% *}" 'BEGIN{print v*1000}')") ms, p99 $(rb_fmt "$(awk -v v="$p99" 'BEGIN{print v*1000}')") ms."
+        echo "Warm MONITOR over all $((restic_repeat * monitor_calls)) calls: median $warm_median ms, p99 $warm_p99 ms."
         echo "Target (issue 5): MAD warm >= 100x faster than the stock sequence."
     } >"$md"
     rb_teardown
@@ -405,7 +412,7 @@ qemu-img convert -O qcow2 \$w/disk.0.3 \$w/image; cat \$w/image; rm -rf \$w"
             esac
             t1=$EPOCHREALTIME
             if ((r >= warmup)); then
-                rb_elapsed "$t0" "$t1" >>"$d/$v"
+                "$stats" elapsed "$t0" "$t1" >>"$d/$v"
                 echo "$((r - warmup + 1)),$v,$(tail -n 1 "$d/$v")" >>"$raw"
             fi
         done
@@ -414,17 +421,17 @@ qemu-img convert -O qcow2 \$w/disk.0.3 \$w/image; cat \$w/image; rm -rf \$w"
             qemu-img compare -q "$d/bare.img" "$d/expect.raw" || { echo "bare: the image differs" >&2; return 1; }
         fi
     done
-    local so sb rr a b c
-    so=$(rb_stats "$d/ours"); sb=$(rb_stats "$d/bare"); rr=$(rb_ratio "$d/ours" "$d/bare")
-    local img_mib
-    img_mib=$(awk -v b="$(stat -c %s "$d/ours.img")" 'BEGIN { printf "%.1f", b / 1048576 }')
+    "$stats" ratios "$d/ours" "$d/bare" >"$d/ours_bare"
+    local img_mib c_ours c_bare c_ratio
+    img_mib=$("$stats" mebi "$(stat -c %s "$d/ours.img")")
     {
         echo "# Case 3: download of a 4-increment chain, ours / bare (lower is better)"
         echo "case,metric,unit,median,min,max,runs,better,plot"
-        read -r a b c _ <<<"$rr"; echo "4 increments,ours_vs_bare_dump,ratio,$a,$b,$c,$restic_repeat,lower,1"
-        read -r a b c _ <<<"$so"; echo "ours,wall,s,$a,$b,$c,$restic_repeat,lower,0"
-        read -r a b c _ <<<"$sb"; echo "bare dump,wall,s,$a,$b,$c,$restic_repeat,lower,0"
     } >"$csv"
+    csv_row "$csv" "4 increments" ours_vs_bare_dump ratio "$restic_repeat" lower 1 "$d/ours_bare"
+    csv_row "$csv" ours wall s "$restic_repeat" lower 0 "$d/ours"
+    csv_row "$csv" "bare dump" wall s "$restic_repeat" lower 0 "$d/bare"
+    c_ours=$("$stats" cell "$d/ours"); c_bare=$("$stats" cell "$d/bare"); c_ratio=$("$stats" cell "$d/ours_bare")
     {
         echo "## Case 3: download of a 4-increment chain (ours vs. bare restic dump + qemu-img)"
         echo
@@ -440,8 +447,8 @@ qemu-img convert -O qcow2 \$w/disk.0.3 \$w/image; cat \$w/image; rm -rf \$w"
         echo
         echo "| variant | wall s | ours / bare |"
         echo "|---|---:|---:|"
-        echo "| ours (downloader --stdout) | $(rb_cell "$so") | $(rb_cell "$rr") |"
-        echo "| bare restic dump + qemu-img, one ssh | $(rb_cell "$sb") | 1 |"
+        echo "| ours (downloader --stdout) | $c_ours | $c_ratio |"
+        echo "| bare restic dump + qemu-img, one ssh | $c_bare | 1 |"
         echo
         echo "Target (issue 5): faster than bare \`restic dump\` on restic 0.14 (ratio < 1)."
     } >"$md"
@@ -457,7 +464,7 @@ qemu-img convert -O qcow2 \$w/disk.0.3 \$w/image; cat \$w/image; rm -rf \$w"
 case_restic_concurrency() {
     rb_setup
     local raw=$results/runs/restic_concurrency.csv csv=$results/restic_concurrency.csv md=$results/restic_concurrency.md
-    local c r v t0 t1 vm d=$rb_tmp/cc mdrows=() pids=() a b x
+    local c r v t0 t1 vm d=$rb_tmp/cc mdrows=() pids=() x secs
     mkdir -p "$d"
     echo "vms,run,variant,seconds" >"$raw"
     {
@@ -487,17 +494,17 @@ case_restic_concurrency() {
                 for x in "${pids[@]}"; do wait "$x" || { echo "$v backup failed" >&2; cat "$d"/err.* >&2; return 1; }; done
                 t1=$EPOCHREALTIME
                 if ((r >= warmup)); then
-                    awk -v a="$t0" -v b="$t1" -v n="$c" -v m="$concurrency_mib" 'BEGIN { printf "%.4f\n", n * m / (b - a) }' >>"$d/$v.$c"
-                    echo "$c,$((r - warmup + 1)),$v,$(rb_elapsed "$t0" "$t1")" >>"$raw"
+                    "$stats" rate "$((c * concurrency_mib))" "$t0" "$t1" >>"$d/$v.$c"
+                    secs=$("$stats" elapsed "$t0" "$t1")
+                    echo "$c,$((r - warmup + 1)),$v,$secs" >>"$raw"
                 fi
             done
         done
-        local so ss rr
-        so=$(rb_stats "$d/ours.$c"); ss=$(rb_stats "$d/stock.$c"); rr=$(rb_ratio "$d/ours.$c" "$d/stock.$c")
-        mdrows+=("| $c | $(rb_cell "$so") | $(rb_cell "$ss") | $(rb_cell "$rr") |")
-        read -r a b x _ <<<"$rr"; echo "$c VMs,ours_over_stock_MiBps,ratio,$a,$b,$x,$concurrency_repeat,higher,1" >>"$csv"
-        read -r a b x _ <<<"$so"; echo "$c VMs,ours_MiBps,MiB/s,$a,$b,$x,$concurrency_repeat,higher,0" >>"$csv"
-        read -r a b x _ <<<"$ss"; echo "$c VMs,stock_MiBps,MiB/s,$a,$b,$x,$concurrency_repeat,higher,0" >>"$csv"
+        "$stats" ratios "$d/ours.$c" "$d/stock.$c" >"$d/ratio.$c"
+        mdrows+=("| $c | $("$stats" cell "$d/ours.$c") | $("$stats" cell "$d/stock.$c") | $("$stats" cell "$d/ratio.$c") |")
+        csv_row "$csv" "$c VMs" ours_over_stock_MiBps ratio "$concurrency_repeat" higher 1 "$d/ratio.$c"
+        csv_row "$csv" "$c VMs" ours_MiBps MiB/s "$concurrency_repeat" higher 0 "$d/ours.$c"
+        csv_row "$csv" "$c VMs" stock_MiBps MiB/s "$concurrency_repeat" higher 0 "$d/stock.$c"
     done
     {
         echo "## Case 4: concurrent backups (ours vs. stock sequence)"
@@ -527,25 +534,32 @@ case6_report() {
         echo "# Case 6: one_ds_host during a backup (host + its ssh children)"
         echo "case,metric,unit,median,min,max,runs,better,plot"
     } >"$csv"
-    local mdrows=() key
-    for key in $(awk '{ print $1 "@" $2 }' "$f" | awk '!seen[$0]++'); do
-        local vmk=${key%@*} n=${key#*@} tmp
-        local size=${vmk%_*} kind=${vmk##*_}
+    # The cells in the order measured: "<VM>_<data> <snapshots>" (the lines'
+    # first two words).
+    local mdrows=() cells=() key vmk n size kind name tmp
+    local -A seen=()
+    while read -r vmk n _; do
+        [ -z "${seen[$vmk@$n]:-}" ] || continue
+        seen[$vmk@$n]=1
+        cells+=("$vmk@$n")
+    done <"$f"
+    tmp=$(mktemp -d)
+    for key in "${cells[@]}"; do
+        vmk=${key%@*} n=${key#*@}
+        size=${vmk%_*} kind=${vmk##*_}
         size=${size//_/ }
-        tmp=$(mktemp -d)
-        awk -v s="$vmk" -v n="$n" '$1 == s && $2 == n { print $3 / 1024 > "'"$tmp"'/rss"; print $4 + $5 > "'"$tmp"'/cpu"; print $6 > "'"$tmp"'/wall" }' "$f"
-        local rss cpu a b c rrss rcpu
-        rss=$(rb_stats "$tmp/rss"); cpu=$(rb_stats "$tmp/cpu")
-        awk -v s="$vmk" -v n="$n" '$1 == s && $2 == n { print $3 / 1024 > "'"$tmp"'/rrss"; print $4 + $5 > "'"$tmp"'/rcpu" }' "$fr"
-        rrss=$(rb_stats "$tmp/rrss"); rcpu=$(rb_stats "$tmp/rcpu")
-        mdrows+=("| $size | $kind | $n | $(rb_cell "$rss") | $(rb_cell "$cpu") | $(rb_cell "$rrss") | $(rb_cell "$rcpu") |")
-        local name="$size $kind $n snaps"
-        read -r a b c _ <<<"$rrss"; echo "$name,restic_peak_rss,MiB,$a,$b,$c,$restic_repeat,lower,1" >>"$csv"
-        read -r a b c _ <<<"$rcpu"; echo "$name,restic_cpu,s,$a,$b,$c,$restic_repeat,lower,1" >>"$csv"
-        read -r a b c _ <<<"$rss"; echo "$name,one_ds_host_peak_rss,MiB,$a,$b,$c,$restic_repeat,lower,1" >>"$csv"
-        read -r a b c _ <<<"$cpu"; echo "$name,one_ds_host_cpu,s,$a,$b,$c,$restic_repeat,lower,1" >>"$csv"
-        rm -rf -- "$tmp"
+        "$stats" cost rss "$f" "$vmk" "$n" >"$tmp/rss"
+        "$stats" cost cpu "$f" "$vmk" "$n" >"$tmp/cpu"
+        "$stats" cost rss "$fr" "$vmk" "$n" >"$tmp/rrss"
+        "$stats" cost cpu "$fr" "$vmk" "$n" >"$tmp/rcpu"
+        mdrows+=("| $size | $kind | $n | $("$stats" cell "$tmp/rss") | $("$stats" cell "$tmp/cpu") | $("$stats" cell "$tmp/rrss") | $("$stats" cell "$tmp/rcpu") |")
+        name="$size $kind $n snaps"
+        csv_row "$csv" "$name" restic_peak_rss MiB "$restic_repeat" lower 1 "$tmp/rrss"
+        csv_row "$csv" "$name" restic_cpu s "$restic_repeat" lower 1 "$tmp/rcpu"
+        csv_row "$csv" "$name" one_ds_host_peak_rss MiB "$restic_repeat" lower 1 "$tmp/rss"
+        csv_row "$csv" "$name" one_ds_host_cpu s "$restic_repeat" lower 1 "$tmp/cpu"
     done
+    rm -rf -- "$tmp"
     {
         echo "## Case 6: cost of one_ds_host during a backup"
         echo
@@ -634,9 +648,10 @@ case_profile() {
 # ---- report -----------------------------------------------------------------------
 
 machine_section() {
-    local model mem_kib commit restic_version compiler load
+    local model mem_kib ram_gib commit restic_version compiler load
     model=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo | head -n 1)
     mem_kib=$(sed -n 's/^MemTotal:[[:space:]]*\([0-9]*\) kB/\1/p' /proc/meminfo)
+    ram_gib=$("$stats" mebi "${mem_kib:-0}")
     commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
     # The run's own output does not count as a change.
     if [ -n "$(git -C "$root" status --porcelain -- . ':!bench/results' ':!bench/RESULTS.md' ':!bench/results.svg' 2>/dev/null)" ]; then
@@ -655,7 +670,7 @@ Written by \`bench/run.sh\` (see README.md, "Benchmarks"); the chart is
 |---|---|
 | CPUs (nproc) | $(nproc) |
 | CPU model | ${model:-unknown} |
-| RAM | $(awk -v k="${mem_kib:-0}" 'BEGIN { printf "%.1f GiB", k / 1048576 }') |
+| RAM | $ram_gib GiB |
 | kernel | $(uname -sr) |
 | load average at start (1, 5, 15 min) | $load |
 | date | $(date -u '+%Y-%m-%d %H:%M UTC') |
