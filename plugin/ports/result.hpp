@@ -46,6 +46,9 @@ private:
     std::variant<T, error> v_;
 };
 
+// The error of a call that was stopped through its stop_token.
+inline error cancelled_error() { return {error_kind::cancelled, "cancelled", 0}; }
+
 struct none {};
 using status = result<none>;
 inline status ok() { return none{}; }

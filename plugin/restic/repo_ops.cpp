@@ -12,22 +12,23 @@
 
 namespace oneds::restic {
 
-std::string load_request(const action_env &env, const std::string &action, request_doc &d, bool with_image) {
+ports::status load_request(const action_env &env, const std::string &action, request_doc &d, bool with_image) {
+    const auto invalid = [](std::string text) { return ports::error{ports::error_kind::invalid, std::move(text)}; };
     const auto &xml = env.ctx.req().document;
     if (xml.empty() || !d.doc.load_buffer(xml.data(), xml.size()))
-        return action + ": the request must hold the DS_DRIVER_ACTION_DATA document";
+        return invalid(action + ": the request must hold the DS_DRIVER_ACTION_DATA document");
     try {
         d.attrs = parse_datastore(d.doc.select_node("/DS_DRIVER_ACTION_DATA/DATASTORE").node(), env.is_ssh_alias);
     } catch (const attribute_error &e) {
-        return std::string("Wrong restic datastore configuration: ") + e.what();
+        return invalid(wrong_configuration(e.what()));
     }
-    if (!with_image) return {};
+    if (!with_image) return ports::ok();
     try {
         d.image = parse_backup_image(d.doc);
     } catch (const std::exception &e) {
-        return std::string("Missing datastore or image attributes: ") + e.what();
+        return invalid(std::string("Missing datastore or image attributes: ") + e.what());
     }
-    return {};
+    return ports::ok();
 }
 
 repo_site frontend_site(const action_env &env, const datastore_attributes &a, const std::string &repo_path) {
@@ -100,24 +101,24 @@ double go_duration_seconds(std::string_view text) {
     return any ? total : -1;
 }
 
-// `restic unlock` at site, stopped by stop; "" or why not.
-std::string run_unlock(action_env &env, const datastore_attributes &a, const repo_site &site,
-                       const std::stop_token &stop) {
+// `restic unlock` at site, stopped by stop.
+ports::status run_unlock(action_env &env, const datastore_attributes &a, const repo_site &site,
+                         const std::stop_token &stop) {
     restic_command unlock;
     unlock.site = site;
     unlock.subcommand = "unlock";
     unlock.retry_on_lock = false;
     unlock.what = "unlock of " + site.describe();
     auto res = env.restic(a).run(unlock, a, stop);
-    if (!res) return res.err().message;
-    if (res->cancelled) return "timed out";
-    if (res->exit.kind != exit_kind::success) return failure_text(*res);
-    return {};
+    if (!res) return res.err();
+    if (res->cancelled) return ports::error{ports::error_kind::unreachable, "timed out"};
+    if (res->exit.kind != exit_kind::success) return ports::error{ports::error_kind::io, failure_text(*res)};
+    return ports::ok();
 }
 
 }  // namespace
 
-std::string unlock_stale(action_env &env, const datastore_attributes &a, const repo_site &site) {
+ports::status unlock_stale(action_env &env, const datastore_attributes &a, const repo_site &site) {
     // At least 10 s: a restic start over ssh takes about a second here, and a
     // kill_grace of 0 must not make the clean-up impossible.
     const ports::deadline_stop_source limit(std::max(env.settings.kill_grace, std::chrono::milliseconds(10000)));
@@ -137,9 +138,8 @@ lock_inspector stale_lock_inspector(action_env &env, const datastore_attributes 
             place = site.host.empty() ? site : frontend_site(env, a, site.path);
             alive = ::kill(static_cast<pid_t>(std::stol(h.pid)), 0) == 0 || errno == EPERM;
         } else if (!site.host.empty()) {
-            std::string name;
-            if (run_tool(env, site.host, {"uname", "-n"}, "uname", &name, stop).empty() &&
-                common::trim(name) == h.host) {
+            if (auto name = run_tool(env, site.host, {"uname", "-n"}, "uname", stop);
+                name && common::trim(*name) == h.host) {
                 place = site;
                 ports::command probe;
                 probe.argv = {"kill", "-0", h.pid};
@@ -159,10 +159,11 @@ lock_inspector stale_lock_inspector(action_env &env, const datastore_attributes 
             // restic's own rule: a lock older than 30 minutes is stale (its
             // holder would have refreshed it every 5 minutes).
             if (const double age = go_duration_seconds(h.age); age >= 1800) {
-                if (auto err = run_unlock(env, a, site, stop); err.empty())
+                if (auto unlocked = run_unlock(env, a, site, stop); unlocked)
                     return {verdict::removed, "older than 30 minutes, stale by restic's own rule"};
                 else
-                    return {verdict::unknown, "older than 30 minutes, but restic unlock failed: " + err};
+                    return {verdict::unknown,
+                            "older than 30 minutes, but restic unlock failed: " + unlocked.err().message};
             }
             return {verdict::unknown, "it runs on " + h.host +
                                           ", which is not checked from here; if that process is gone, run restic "
@@ -170,18 +171,18 @@ lock_inspector stale_lock_inspector(action_env &env, const datastore_attributes 
         }
         if (!alive) return {verdict::unknown, "could not check whether it runs on " + h.host};
         if (*alive) return {verdict::alive, "running on " + h.host};
-        if (auto err = run_unlock(env, a, *place, stop); !err.empty())
-            return {verdict::unknown,
-                    "process " + h.pid + " is gone from " + h.host + ", but restic unlock failed: " + err};
+        if (auto unlocked = run_unlock(env, a, *place, stop); !unlocked)
+            return {verdict::unknown, "process " + h.pid + " is gone from " + h.host +
+                                          ", but restic unlock failed: " + unlocked.err().message};
         return {verdict::removed, "process " + h.pid + " is gone from " + h.host};
     };
 }
 
-restic_result run_restic(action_env &env, const datastore_attributes &a, const repo_site &site,
-                         std::vector<std::string> options, const std::string &subcommand, std::vector<std::string> args,
-                         const std::string &what, std::function<void(std::string_view)> on_stdout_line,
-                         std::optional<std::stop_token> stop) {
-    restic_result out;
+ports::result<restic_outcome> run_restic(action_env &env, const datastore_attributes &a, const repo_site &site,
+                                         std::vector<std::string> options, const std::string &subcommand,
+                                         std::vector<std::string> args, const std::string &what,
+                                         std::function<void(std::string_view)> on_stdout_line,
+                                         std::optional<std::stop_token> stop) {
     restic_command run;
     run.site = site;
     run.subcommand = subcommand;
@@ -194,20 +195,17 @@ restic_result run_restic(action_env &env, const datastore_attributes &a, const r
     // A restic that had to be killed after the cancel, or was killed by
     // someone else, left its lock.
     if (res && (res->cancelled || res->exit.kind == exit_kind::killed)) {
-        if (auto err = unlock_stale(env, a, site); !err.empty())
-            env.log('W', what + ": could not remove the stale lock of the stopped restic: " + err);
+        if (auto unlocked = unlock_stale(env, a, site); !unlocked)
+            env.log('W', what + ": could not remove the stale lock of the stopped restic: " + unlocked.err().message);
     }
     if (!res) {
         // A command that cannot be composed names the attribute already.
-        out.error = res.err().kind == ports::error_kind::invalid
-                        ? res.err().message
-                        : "Cannot run restic for " + what + ": " + res.err().message;
-        return out;
+        if (res.err().kind == ports::error_kind::invalid) return res.err();
+        return ports::error{res.err().kind, "Cannot run restic for " + what + ": " + res.err().message};
     }
-    out.cancelled = res->cancelled;
-    if (!out.cancelled && res->exit.kind != exit_kind::success) out.error = failure_text(*res);
-    out.outcome = std::move(res.value());
-    return out;
+    if (res->cancelled) return ports::cancelled_error();
+    if (res->exit.kind != exit_kind::success) return ports::error{error_kind_of(res->exit.kind), failure_text(*res)};
+    return res;
 }
 
 ports::result<std::vector<snapshot_info>> query_snapshots(action_env &env, const datastore_attributes &a,
@@ -221,11 +219,7 @@ ports::result<std::vector<snapshot_info>> query_snapshots(action_env &env, const
             text += '\n';
         },
         std::move(stop));
-    if (r.cancelled) return ports::error{ports::error_kind::cancelled, "cancelled"};
-    if (!r.ok()) {
-        const bool missing = r.outcome && r.outcome->exit.kind == exit_kind::repo_missing;
-        return ports::error{missing ? ports::error_kind::not_found : ports::error_kind::io, r.error};
-    }
+    if (!r) return r.err();
     try {
         return parse_snapshots_json(text);
     } catch (const std::exception &e) {
@@ -257,8 +251,8 @@ std::string tool_error_text(const std::string &program, std::string_view stderr_
     return text;
 }
 
-std::string run_tool(action_env &env, const std::string &host, std::vector<std::string> argv, const std::string &what,
-                     std::string *stdout_text, std::optional<std::stop_token> stop) {
+ports::result<std::string> run_tool(action_env &env, const std::string &host, std::vector<std::string> argv,
+                                    const std::string &what, std::optional<std::stop_token> stop) {
     const std::string program = argv.empty() ? std::string() : argv.front();
     ports::command cmd;
     cmd.argv = std::move(argv);
@@ -266,14 +260,14 @@ std::string run_tool(action_env &env, const std::string &host, std::vector<std::
     opts.stop = stop ? *stop : env.stop();
     opts.kill_grace = env.settings.kill_grace;
     auto r = env.runner.run(host, cmd, opts);
-    if (!r) return what + ": " + r.err().message;
-    if (r->cancelled) return what + ": cancelled";
+    if (!r) return ports::error{r.err().kind, what + ": " + r.err().message};
+    if (r->cancelled) return ports::cancelled_error();
     if (r->exit_code != 0) {
         const std::string text = tool_error_text(program, r->stderr_text);
-        return what + ": " + (text.empty() ? exit_status_text(r->exit_code) : text);
+        return ports::error{ports::error_kind::io,
+                            what + ": " + (text.empty() ? exit_status_text(r->exit_code) : text)};
     }
-    if (stdout_text != nullptr) *stdout_text = std::move(r->stdout_text);
-    return {};
+    return std::move(r->stdout_text);
 }
 
 }  // namespace oneds::restic

@@ -30,10 +30,10 @@ struct request_doc {
     backup_image image;
 };
 
-// Loads env's request document into d. Returns "" or the error text: "<action>:
+// Loads env's request document into d. Fails (kind invalid) with "<action>:
 // the request must hold ...", "Wrong restic datastore configuration: ..." or
 // "Missing datastore or image attributes: ..." (the stock prefixes).
-std::string load_request(const action_env &env, const std::string &action, request_doc &d, bool with_image);
+ports::status load_request(const action_env &env, const std::string &action, request_doc &d, bool with_image);
 
 repo_site frontend_site(const action_env &env, const datastore_attributes &a, const std::string &repo_path);
 repo_site maintenance_site(const action_env &env, const datastore_attributes &a, const std::string &repo_path);
@@ -57,26 +57,23 @@ lock_inspector stale_lock_inspector(action_env &env, const datastore_attributes 
 // `restic unlock` (stale locks only) at site, within kill_grace (at least
 // 10 s), whether or
 // not the request was cancelled: what every cancelled restic run is followed
-// by, so that a restic that had to be killed leaves no lock behind. Returns
-// "" or why it failed.
-std::string unlock_stale(action_env &env, const datastore_attributes &a, const repo_site &site);
-
-// Either the outcome of a restic run or a one-line error ("" when fine).
-struct restic_result {
-    std::optional<restic_outcome> outcome;
-    std::string error;  // set when restic could not run or did not succeed
-    bool cancelled = false;
-    bool ok() const { return error.empty() && !cancelled; }
-};
+// by, so that a restic that had to be killed leaves no lock behind.
+ports::status unlock_stale(action_env &env, const datastore_attributes &a, const repo_site &site);
 
 // Runs `restic <options> --repo=<site.repo> <subcommand> <args>` at the site,
 // lock-aware (stale locks removed, live ones waited for), followed by
 // unlock_stale() when it was cancelled. `what` names the operation in
 // messages. stop: the request's own when not given (here and below).
-restic_result run_restic(action_env &env, const datastore_attributes &a, const repo_site &site,
-                         std::vector<std::string> options, const std::string &subcommand, std::vector<std::string> args,
-                         const std::string &what, std::function<void(std::string_view)> on_stdout_line = {},
-                         std::optional<std::stop_token> stop = std::nullopt);
+// The outcome of a successful run; else an error of kind cancelled
+// ("cancelled"), invalid (the datastore's attributes cannot make the
+// command), not_found (no repository), permission (wrong password, storage
+// refusing), unreachable or io, with failure_text() or why restic could not
+// start.
+ports::result<restic_outcome> run_restic(action_env &env, const datastore_attributes &a, const repo_site &site,
+                                         std::vector<std::string> options, const std::string &subcommand,
+                                         std::vector<std::string> args, const std::string &what,
+                                         std::function<void(std::string_view)> on_stdout_line = {},
+                                         std::optional<std::stop_token> stop = std::nullopt);
 
 // `restic snapshots <ids> --no-lock --json`; ids that do not exist are absent
 // from the result (restic ignores them). An empty ids list lists every snapshot.
@@ -93,11 +90,11 @@ std::string tool_error_text(const std::string &program, std::string_view stderr_
 // Finds a snapshot by its 8-char id in a query result.
 const snapshot_info *find_snapshot(const std::vector<snapshot_info> &snaps, const std::string &short_id);
 
-// Runs a helper program (qemu-img, mv, rm, mkdir, cat...) at host; the error
-// is "" on exit 0, else "<what>: <stderr>" (without the program's own "<name>: "
-// prefix and terminal controls; "exit status N" or "killed by signal N (...)"
-// when it printed nothing).
-std::string run_tool(action_env &env, const std::string &host, std::vector<std::string> argv, const std::string &what,
-                     std::string *stdout_text = nullptr, std::optional<std::stop_token> stop = std::nullopt);
+// Runs a helper program (qemu-img, mv, rm, mkdir, cat...) at host: its
+// stdout on exit 0, else an error "<what>: <stderr>" (without the program's
+// own "<name>: " prefix and terminal controls; "exit status N" or "killed by
+// signal N (...)" when it printed nothing), kind cancelled when stopped.
+ports::result<std::string> run_tool(action_env &env, const std::string &host, std::vector<std::string> argv,
+                                    const std::string &what, std::optional<std::stop_token> stop = std::nullopt);
 
 }  // namespace oneds::restic

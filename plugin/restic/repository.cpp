@@ -60,22 +60,28 @@ private:
 
 }  // namespace
 
-std::string ensure_repository(action_env &env, const datastore_attributes &a, const std::string &repo_path) {
+ports::status ensure_repository(action_env &env, const datastore_attributes &a, const std::string &repo_path) {
     const std::string url = repository_url(a, repo_path);
+    const auto failed = [&env](ports::error_kind kind, std::string text) {
+        if (env.ctx.cancelled()) return ports::cancelled_error();
+        return ports::error{kind, std::move(text)};
+    };
     auto store = env.stores.store_for(a);
-    if (!store) return "Cannot reach the backup storage for " + url + ": " + store.err().message;
+    if (!store)
+        return failed(store.err().kind, "Cannot reach the backup storage for " + url + ": " + store.err().message);
     auto st = (*store)->stat(repo_path + "/config", env.stop());
-    if (!st) return "Cannot check for repository " + url + ": " + st.err().message;
-    if (st->exists) return {};
+    if (!st) return failed(st.err().kind, "Cannot check for repository " + url + ": " + st.err().message);
+    if (st->exists) return ports::ok();
 
     init_lock lock(env.settings.lock_dir, url);
-    if (!lock.opened()) return "Cannot open lock file " + lock.path() + ": " + std::strerror(errno);
+    if (!lock.opened())
+        return failed(ports::error_kind::io, "Cannot open lock file " + lock.path() + ": " + std::strerror(errno));
     if (!lock.acquire(env.ctx, env.settings.lock_retry_interval * (env.settings.lock_retries + 1)))
-        return env.ctx.cancelled() ? "cancelled" : "Timed out waiting for " + lock.path() + " to create " + url;
+        return failed(ports::error_kind::io, "Timed out waiting for " + lock.path() + " to create " + url);
     // Whoever held the lock may have created it meanwhile.
     st = (*store)->stat(repo_path + "/config", env.stop());
-    if (!st) return "Cannot check for repository " + url + ": " + st.err().message;
-    if (st->exists) return {};
+    if (!st) return failed(st.err().kind, "Cannot check for repository " + url + ": " + st.err().message);
+    if (st->exists) return ports::ok();
 
     env.log('I', "creating restic repository " + url);
     restic_command init;
@@ -83,13 +89,14 @@ std::string ensure_repository(action_env &env, const datastore_attributes &a, co
     init.subcommand = "init";
     init.what = "init of " + url;
     auto res = env.restic(a).run(init, a, env.stop());
-    if (!res) return "Cannot run restic init for " + url + ": " + res.err().message;
+    if (!res) return failed(res.err().kind, "Cannot run restic init for " + url + ": " + res.err().message);
     switch (res->exit.kind) {
         case exit_kind::success:
         case exit_kind::already_exists:  // another backup of this job created it meanwhile
-            return {};
-        case exit_kind::interrupted: return "cancelled";
-        default: return "Cannot create restic repository " + url + ": " + res->exit.message;
+            return ports::ok();
+        default:
+            return failed(error_kind_of(res->exit.kind),
+                          "Cannot create restic repository " + url + ": " + res->exit.message);
     }
 }
 

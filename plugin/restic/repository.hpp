@@ -10,7 +10,7 @@
 namespace oneds::restic {
 
 // Creates the repository at repo_path when its config file is missing.
-// Returns an error message, "cancelled", or "" on success.
-std::string ensure_repository(action_env &env, const datastore_attributes &a, const std::string &repo_path);
+// Fails with kind cancelled when the request is, else with what went wrong.
+ports::status ensure_repository(action_env &env, const datastore_attributes &a, const std::string &repo_path);
 
 }  // namespace oneds::restic

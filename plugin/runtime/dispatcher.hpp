@@ -12,6 +12,7 @@
 
 #include <oneds/plugin.hpp>
 
+#include "plugin/ports/result.hpp"
 #include "plugin/ports/stop.hpp"
 
 #include <boost/asio/thread_pool.hpp>
@@ -36,6 +37,14 @@ struct outcome {
     static outcome ok(std::string info = {}) { return {ONEDS_OK, std::move(info), {}}; }
     static outcome fail(std::string error, std::int32_t status = ONEDS_ERR_FAILED) {
         return {status, {}, std::move(error)};
+    }
+    static outcome cancelled() { return fail("cancelled", ONEDS_ERR_CANCELLED); }
+    // A failed port call as the action's answer, the one mapping of a cancel
+    // to ONEDS_ERR_CANCELLED; the text is prefix + message + suffix (for a
+    // cancel without the prefix: "cancelled" and the suffix).
+    static outcome from(const ports::error &e, std::string_view prefix = {}, std::string_view suffix = {}) {
+        if (e.kind == ports::error_kind::cancelled) return fail(e.message + std::string(suffix), ONEDS_ERR_CANCELLED);
+        return fail(std::string(prefix) + e.message + std::string(suffix));
     }
 };
 

@@ -66,7 +66,7 @@ outcome backup_action(action_env &env) {
         return outcome::fail("backup: backup job id must be a number or '-', got '" + bj_id + "'");
 
     request_doc d;
-    if (auto e = load_request(env, "backup", d, false); !e.empty()) return outcome::fail(e);
+    if (auto loaded = load_request(env, "backup", d, false); !loaded) return outcome::from(loaded.err());
     const pugi::xml_document &doc = d.doc;
     const datastore_attributes &attrs = d.attrs;
     if (const std::string bridge(common::trim(
@@ -157,8 +157,10 @@ outcome backup_action(action_env &env) {
     // back up again: one restic start per backup of an existing repository.
     if (res && !res->cancelled && res->exit.kind == exit_kind::repo_missing) {
         env.log('I', "backup of VM " + vm_id + ": no repository at " + url + " yet, creating it");
-        if (auto err = ensure_repository(env, attrs, repo_path); !err.empty())
-            return err == "cancelled" ? outcome::fail("Backup cancelled", ONEDS_ERR_CANCELLED) : outcome::fail(err);
+        if (auto made = ensure_repository(env, attrs, repo_path); !made)
+            return made.err().kind == ports::error_kind::cancelled
+                       ? outcome::fail("Backup cancelled", ONEDS_ERR_CANCELLED)
+                       : outcome::from(made.err());
         summary.reset();
         reported = false;
         res = runner.run(run, attrs, env.stop());
@@ -171,8 +173,9 @@ outcome backup_action(action_env &env) {
     if (res->cancelled) {
         // restic removes its own lock on SIGINT; a lock left by a restic that
         // had to be killed is stale and goes with a plain unlock.
-        if (auto err = unlock_stale(env, attrs, site); !err.empty())
-            env.log('W', "backup of VM " + vm_id + ": could not remove stale locks after the cancel: " + err);
+        if (auto unlocked = unlock_stale(env, attrs, site); !unlocked)
+            env.log('W', "backup of VM " + vm_id +
+                             ": could not remove stale locks after the cancel: " + unlocked.err().message);
         return outcome::fail("Backup cancelled", ONEDS_ERR_CANCELLED);
     }
     if (res->exit.kind != exit_kind::success) {
@@ -180,9 +183,9 @@ outcome backup_action(action_env &env) {
         // A restic killed by someone else left its lock, as one that had to
         // be killed after a cancel.
         if (res->exit.kind == exit_kind::killed)
-            if (auto err = unlock_stale(env, attrs, site); !err.empty())
-                env.log('W',
-                        "backup of VM " + vm_id + ": could not remove the stale lock of the killed restic: " + err);
+            if (auto unlocked = unlock_stale(env, attrs, site); !unlocked)
+                env.log('W', "backup of VM " + vm_id +
+                                 ": could not remove the stale lock of the killed restic: " + unlocked.err().message);
         // restic on the hypervisor does not always say why it could not open
         // the repository ("unable to start the sftp session ... file already
         // closed" when its ssh failed): ask the backup storage from here too.

@@ -89,7 +89,7 @@ outcome downloader_action(action_env &env) {
                                  " (set oned_endpoint / oned_auth_file)");
         auto info =
             env.oned->call("one.datastore.info", {static_cast<std::int32_t>(std::stoi(url.ds_id)), true}, env.stop());
-        if (!info) return outcome::fail("Cannot read backup datastore " + url.ds_id + ": " + info.err().message);
+        if (!info) return outcome::from(info.err(), "Cannot read backup datastore " + url.ds_id + ": ");
         const auto *xml = std::get_if<std::string>(&info->body);
         if (xml == nullptr || !ds_doc.load_buffer(xml->data(), xml->size()) || !(ds = ds_doc.child("DATASTORE")))
             return outcome::fail("Cannot read backup datastore " + url.ds_id + ": oned returned no DATASTORE document");
@@ -98,7 +98,7 @@ outcome downloader_action(action_env &env) {
     try {
         attrs = parse_datastore(ds, env.is_ssh_alias);
     } catch (const attribute_error &e) {
-        return outcome::fail(std::string("Wrong restic datastore configuration: ") + e.what());
+        return outcome::fail(wrong_configuration(e.what()));
     }
     if (std::to_string(attrs.ds_id) != url.ds_id)
         return outcome::fail("downloader: the datastore given is " + std::to_string(attrs.ds_id) + ", the URL names " +
@@ -115,7 +115,7 @@ outcome downloader_action(action_env &env) {
         std::jthread version_thread([&] { version = env.restic_version_at(site.host, site.restic_bin, env.stop()); });
         snaps = query_snapshots(env, attrs, site, ids);
     }
-    if (!snaps) return outcome::fail("Unable to read backup information: " + snaps.err().message);
+    if (!snaps) return outcome::from(snaps.err(), "Unable to read backup information: ");
     const std::string prefix = "disk." + url.disk_index + ".";
     struct piece {
         std::string snapshot, path, local;
@@ -134,32 +134,33 @@ outcome downloader_action(action_env &env) {
         pieces.push_back({i.snapshot, *it, tmp_dir + "/" + std::to_string(pieces.size()) + *it});
     }
     const auto cleanup = [&] {  // also after a cancel
-        (void)run_tool(env, site.host, {"rm", "-rf", "--", tmp_dir}, "cleanup", nullptr, std::stop_token{});
+        (void)run_tool(env, site.host, {"rm", "-rf", "--", tmp_dir}, "cleanup", std::stop_token{});
     };
 
     // Pull every increment's file at once (bounded), each into its own
     // folder, and re-link each detached overlay to the file before it as soon
     // as it is there (rebase -u only rewrites its header).
-    std::vector<std::string> errors(pieces.size());
+    std::vector<ports::status> pulls(pieces.size(), ports::ok());
     ports::parallel_for(pieces.size(), 4, env.stop(), [&](std::size_t k, const std::stop_token &stop) {
         const std::string target = tmp_dir + "/" + std::to_string(k);
         auto r = run_restic(env, attrs, site, {}, "restore",
                             restore_args(pieces[k].snapshot, target, {pieces[k].path}, version),
                             "restore of " + base_name(pieces[k].path) + " from " + pieces[k].snapshot, {}, stop);
-        if (r.cancelled)
-            errors[k] = "cancelled";
-        else if (!r.ok())
-            errors[k] = r.error;
+        if (!r)
+            pulls[k] = r.err();
         else if (k > 0)
-            errors[k] = run_tool(
-                env, site.host, {"qemu-img", "rebase", "-u", "-F", "qcow2", "-b", pieces[k - 1].local, pieces[k].local},
-                "qemu-img rebase", nullptr, stop);
+            if (auto rebased =
+                    run_tool(env, site.host,
+                             {"qemu-img", "rebase", "-u", "-F", "qcow2", "-b", pieces[k - 1].local, pieces[k].local},
+                             "qemu-img rebase", stop);
+                !rebased)
+                pulls[k] = rebased.err();
     });
-    for (const auto &e : errors)
-        if (!e.empty()) {
+    for (const auto &pulled : pulls)
+        if (!pulled) {
             cleanup();
-            if (e == "cancelled" || env.ctx.cancelled()) return outcome::fail("cancelled", ONEDS_ERR_CANCELLED);
-            return outcome::fail("Unable to pull backup files: " + e);
+            if (env.ctx.cancelled()) return outcome::cancelled();
+            return outcome::from(pulled.err(), "Unable to pull backup files: ");
         }
 
     // One increment is the image itself; a chain is flattened into one
@@ -168,13 +169,13 @@ outcome downloader_action(action_env &env) {
     std::vector<std::string> pulled_dirs;
     if (pieces.size() > 1) {
         final_path = tmp_dir + "/" + base_name(pieces.back().path);
-        std::string err =
+        auto converted =
             run_tool(env, site.host, {"qemu-img", "convert", "-O", "qcow2", pieces.back().local, final_path},
                      "qemu-img convert");
-        if (!err.empty()) {
+        if (!converted) {
             cleanup();
-            if (env.ctx.cancelled()) return outcome::fail("cancelled", ONEDS_ERR_CANCELLED);
-            return outcome::fail("Unable to prepare image: " + err);
+            if (env.ctx.cancelled()) return outcome::cancelled();
+            return outcome::from(converted.err(), "Unable to prepare image: ");
         }
         pulled_dirs = {"rm", "-rf", "--"};
         for (std::size_t k = 0; k < pieces.size(); ++k) pulled_dirs.push_back(tmp_dir + "/" + std::to_string(k));
@@ -193,8 +194,7 @@ outcome downloader_action(action_env &env) {
         // The pulled files go while the image streams (they are not read).
         std::thread remove_pulled;
         if (!pulled_dirs.empty())
-            remove_pulled =
-                std::thread([&] { (void)run_tool(env, site.host, pulled_dirs, "rm", nullptr, std::stop_token{}); });
+            remove_pulled = std::thread([&] { (void)run_tool(env, site.host, pulled_dirs, "rm", std::stop_token{}); });
         auto r = env.runner.run(site.host, cat, o);
         if (remove_pulled.joinable()) remove_pulled.join();
         cleanup();
@@ -208,10 +208,10 @@ outcome downloader_action(action_env &env) {
     }
 
     if (!pulled_dirs.empty()) {
-        if (auto err = run_tool(env, site.host, pulled_dirs, "rm"); !err.empty()) {
+        if (auto removed = run_tool(env, site.host, pulled_dirs, "rm"); !removed) {
             cleanup();
-            if (env.ctx.cancelled()) return outcome::fail("cancelled", ONEDS_ERR_CANCELLED);
-            return outcome::fail("Unable to prepare image: " + err);
+            if (env.ctx.cancelled()) return outcome::cancelled();
+            return outcome::from(removed.err(), "Unable to prepare image: ");
         }
     }
 

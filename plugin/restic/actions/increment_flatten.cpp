@@ -42,7 +42,7 @@ std::string tag_vm(const backup_image &img, const snapshot_info &s) {
 
 outcome increment_flatten_action(action_env &env) {
     request_doc d;
-    if (auto e = load_request(env, "increment_flatten", d, true); !e.empty()) return outcome::fail(e);
+    if (auto loaded = load_request(env, "increment_flatten", d, true); !loaded) return outcome::from(loaded.err());
     const auto &doc = d.doc;
     const auto &attrs = d.attrs;
     const auto &img = d.image;
@@ -61,7 +61,7 @@ outcome increment_flatten_action(action_env &env) {
     std::vector<std::string> ids;
     for (const auto &i : merged) ids.push_back(i.snapshot);
     auto snaps = query_snapshots(env, attrs, site, ids);
-    if (!snaps) return outcome::fail("Unable to flatten increments: " + snaps.err().message);
+    if (!snaps) return outcome::from(snaps.err(), "Unable to flatten increments: ");
     std::vector<const snapshot_info *> infos;
     for (const auto &i : merged) {
         const auto *s = find_snapshot(*snaps, i.snapshot);
@@ -80,7 +80,7 @@ outcome increment_flatten_action(action_env &env) {
     for (const auto &[idx, paths] : by_index) pulled.insert(pulled.end(), paths.begin(), paths.end());
     pulled.insert(pulled.end(), others.begin(), others.end());
     for (const auto &p : pulled)
-        if (auto e = run_tool(env, site.host, {"test", "!", "-e", p}, "check"); !e.empty())
+        if (!run_tool(env, site.host, {"test", "!", "-e", p}, "check"))
             return outcome::fail("Unable to flatten increments: " + p + " already exists on " +
                                  (site.host.empty() ? std::string("this host") : site.host) +
                                  "; refusing to overwrite it");
@@ -88,26 +88,26 @@ outcome increment_flatten_action(action_env &env) {
     const auto remove_pulled = [&] {
         std::vector<std::string> argv = {"rm", "-f", "--"};
         argv.insert(argv.end(), pulled.begin(), pulled.end());
-        (void)run_tool(env, site.host, argv, "cleanup", nullptr, std::stop_token{});  // also after a cancel
+        (void)run_tool(env, site.host, argv, "cleanup", std::stop_token{});  // also after a cancel
     };
-    const auto fail = [&](const std::string &why) {
+    const auto fail = [&](const ports::error &why) {
         remove_pulled();
-        if (env.ctx.cancelled()) return outcome::fail("cancelled", ONEDS_ERR_CANCELLED);
-        return outcome::fail("Unable to flatten increments: " + why);
+        if (env.ctx.cancelled()) return outcome::cancelled();
+        return outcome::from(why, "Unable to flatten increments: ");
     };
 
     // Pull the merged increments to their original paths, several at once.
     const auto version = env.restic_version_at(site.host, site.restic_bin);
-    std::vector<std::string> errors(infos.size());
+    std::vector<ports::status> pulls(infos.size(), ports::ok());
     ports::parallel_for(infos.size(), 4, env.stop(), [&](std::size_t k, const std::stop_token &stop) {
         auto files = infos[k]->disk_paths();
         if (k + 1 == infos.size()) files.insert(files.end(), others.begin(), others.end());
         auto r = run_restic(env, attrs, site, {}, "restore", restore_args(infos[k]->short_id, "/", files, version),
                             "pull of " + infos[k]->short_id, {}, stop);
-        errors[k] = r.cancelled ? "cancelled" : r.error;
+        if (!r) pulls[k] = r.err();
     });
-    for (const auto &e : errors)
-        if (!e.empty()) return fail(e);
+    for (const auto &pull : pulls)
+        if (!pull) return fail(pull.err());
 
     // Re-link each disk's overlays and commit them down into the base, which
     // then takes the newest file's name.
@@ -118,25 +118,27 @@ outcome increment_flatten_action(action_env &env) {
     std::vector<std::string> final_disks;
     for (const auto &[idx, paths] : by_index) {
         for (std::size_t k = 1; k < paths.size(); ++k)
-            if (auto e =
+            if (auto rebased =
                     run_tool(env, site.host, {"qemu-img", "rebase", "-u", "-F", "qcow2", "-b", paths[k - 1], paths[k]},
                              "Unable to rebase qcow2 images");
-                !e.empty())
-                return fail(e);
+                !rebased)
+                return fail(rebased.err());
         if (paths.size() > 1) {
-            if (auto e = run_tool(env, site.host,
-                                  {"qemu-img", "commit", "-q", "-f", "qcow2", "-b", paths.front(), paths.back()},
-                                  "qemu-img commit");
-                !e.empty())
-                return fail(e);
+            if (auto committed = run_tool(
+                    env, site.host, {"qemu-img", "commit", "-q", "-f", "qcow2", "-b", paths.front(), paths.back()},
+                    "qemu-img commit");
+                !committed)
+                return fail(committed.err());
         }
         if (sparsify) {
-            auto e = run_tool(env, site.host, {"virt-sparsify", "-q", "--in-place", paths.front()}, "virt-sparsify");
-            if (!e.empty()) env.log('W', "increment_flatten: RESTIC_SPARSIFY=yes but " + e + " (skipped)");
+            auto sparsified =
+                run_tool(env, site.host, {"virt-sparsify", "-q", "--in-place", paths.front()}, "virt-sparsify");
+            if (!sparsified)
+                env.log('W', "increment_flatten: RESTIC_SPARSIFY=yes but " + sparsified.err().message + " (skipped)");
         }
         if (paths.size() > 1)
-            if (auto e = run_tool(env, site.host, {"mv", "-f", "--", paths.front(), paths.back()}, "mv"); !e.empty())
-                return fail(e);
+            if (auto moved = run_tool(env, site.host, {"mv", "-f", "--", paths.front(), paths.back()}, "mv"); !moved)
+                return fail(moved.err());
         final_disks.push_back(paths.back());
     }
 
@@ -152,18 +154,16 @@ outcome increment_flatten_action(action_env &env) {
                             auto parsed = parse_backup_line(line);
                             if (auto *s = std::get_if<backup_summary>(&parsed)) new_id = s->snapshot_id;
                         });
-    if (b.cancelled || !b.ok()) return fail(b.error);
-    if (new_id.size() < 8) return fail("restic printed no snapshot id");
+    if (!b) return fail(b.err());
+    if (new_id.size() < 8) return fail(ports::error{ports::error_kind::io, "restic printed no snapshot id"});
     new_id = new_id.substr(0, 8);
 
     std::uint64_t size = 0;
     for (const auto &disk : final_disks) {
-        std::string info;
-        if (auto e = run_tool(env, site.host, {"qemu-img", "info", "--output", "json", disk}, "qemu-img info", &info);
-            !e.empty())
-            return fail(e);
+        const auto info = run_tool(env, site.host, {"qemu-img", "info", "--output", "json", disk}, "qemu-img info");
+        if (!info) return fail(info.err());
         boost::system::error_code ec;
-        const auto v = boost::json::parse(info, ec);
+        const auto v = boost::json::parse(*info, ec);
         if (!ec && v.is_object())
             if (const auto *a = v.as_object().if_contains("actual-size"); a != nullptr && a->is_number())
                 size += a->to_number<std::uint64_t>();
@@ -181,9 +181,7 @@ outcome increment_flatten_action(action_env &env) {
     }();
     auto f = run_restic(env, attrs, site, {"--prune", "--max-unused=" + max_unused}, "forget", old_ids,
                         "removal of the merged increments");
-    if (f.cancelled) return outcome::fail("cancelled", ONEDS_ERR_CANCELLED);
-    if (!f.ok())
-        return outcome::fail("Unable to remove merged snapshots (new snapshot " + new_id + " kept): " + f.error);
+    if (!f) return outcome::from(f.err(), "Unable to remove merged snapshots (new snapshot " + new_id + " kept): ");
     return outcome::ok(std::to_string(size / 1048576) + " " + chain_keep_last(chain, keep, new_id) + "\n");
 }
 

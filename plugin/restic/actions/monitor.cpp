@@ -20,17 +20,16 @@ std::uint64_t ceil_mib(std::uint64_t bytes) { return (bytes + 1048575) / 1048576
 runtime::outcome monitor_action(action_env &env) {
     using runtime::outcome;
     request_doc d;
-    if (auto e = load_request(env, "monitor", d, false); !e.empty()) return outcome::fail(e);
+    if (auto loaded = load_request(env, "monitor", d, false); !loaded) return outcome::from(loaded.err());
     const datastore_attributes &attrs = d.attrs;
     const std::string prefix = "Error monitoring datastore " + std::to_string(attrs.ds_id) + ": ";
     auto store = env.stores.store_for(attrs);
-    if (!store) return outcome::fail(prefix + store.err().message);
+    if (!store) return outcome::from(store.err(), prefix);
     if (auto st = (*store)->make_directories(attrs.base_path, env.stop()); !st)
-        return outcome::fail(prefix + "cannot create " + attrs.base_path + " on " + (*store)->describe() + ": " +
-                             st.err().message);
+        return outcome::from(st.err(),
+                             prefix + "cannot create " + attrs.base_path + " on " + (*store)->describe() + ": ");
     auto cap = (*store)->capacity(attrs.base_path, env.stop());
-    if (!cap)
-        return outcome::fail(prefix + "cannot read the capacity of " + attrs.base_path + ": " + cap.err().message);
+    if (!cap) return outcome::from(cap.err(), prefix + "cannot read the capacity of " + attrs.base_path + ": ");
     return outcome::ok("USED_MB=" + std::to_string(ceil_mib(cap->used_bytes)) +
                        "\nTOTAL_MB=" + std::to_string(ceil_mib(cap->total_bytes)) +
                        "\nFREE_MB=" + std::to_string(ceil_mib(cap->free_bytes)) + "\n");

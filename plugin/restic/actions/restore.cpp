@@ -42,7 +42,7 @@ std::optional<int> rpc_int(const ports::rpc_result &r) {
 
 outcome restore_action(action_env &env) {
     request_doc d;
-    if (auto e = load_request(env, "restore", d, true); !e.empty()) return outcome::fail(e);
+    if (auto loaded = load_request(env, "restore", d, true); !loaded) return outcome::from(loaded.err());
     const auto &doc = d.doc;
     const auto &attrs = d.attrs;
     const auto &img = d.image;
@@ -73,7 +73,7 @@ outcome restore_action(action_env &env) {
 
     // The snapshot's files and its vm.xml.
     auto snaps = query_snapshots(env, attrs, site, {snap});
-    if (!snaps) return outcome::fail("Unable to fetch vm.xml document: " + snaps.err().message);
+    if (!snaps) return outcome::from(snaps.err(), "Unable to fetch vm.xml document: ");
     const auto *info = find_snapshot(*snaps, snap);
     if (info == nullptr) return outcome::fail("Unable to fetch vm.xml document: No such snapshot: " + snap);
     std::string vm_xml_path, tpm_path;
@@ -83,15 +83,14 @@ outcome restore_action(action_env &env) {
     }
     if (vm_xml_path.empty())
         return outcome::fail("Unable to fetch vm.xml document: snapshot " + snap + " has no vm.xml");
-    const auto dump = [&](const std::string &path, std::string &out) -> std::string {
+    const auto dump = [&](const std::string &path) -> ports::result<std::string> {
         auto r = run_restic(env, attrs, site, {"--quiet"}, "dump", {snap, path}, "dump of " + base_name(path));
-        if (r.cancelled) return "cancelled";
-        if (!r.ok()) return r.error;
-        out = std::move(r.outcome->raw.stdout_text);
-        return {};
+        if (!r) return r.err();
+        return std::move(r->raw.stdout_text);
     };
-    std::string vm_b64;
-    if (auto e = dump(vm_xml_path, vm_b64); !e.empty()) return outcome::fail("Unable to fetch vm.xml document: " + e);
+    const auto dumped_vm = dump(vm_xml_path);
+    if (!dumped_vm) return outcome::from(dumped_vm.err(), "Unable to fetch vm.xml document: ");
+    const std::string &vm_b64 = *dumped_vm;
     const auto vm_xml = common::base64_decode(vm_b64);
     if (!vm_xml) return outcome::fail("Unable to fetch vm.xml document: vm.xml is not base64");
     pugi::xml_document vm;
@@ -100,7 +99,7 @@ outcome restore_action(action_env &env) {
 
     // The user the new objects will belong to.
     auto users = env.oned->call("one.userpool.info", {}, env.stop());
-    if (!users) return outcome::fail("Cannot look up user " + username + ": " + users.err().message);
+    if (!users) return outcome::from(users.err(), "Cannot look up user " + username + ": ");
     pugi::xml_document pool;
     const auto *pool_xml = std::get_if<std::string>(&users->body);
     if (pool_xml == nullptr || !pool.load_buffer(pool_xml->data(), pool_xml->size()))
@@ -133,7 +132,7 @@ outcome restore_action(action_env &env) {
         if (!img.bj_id.empty()) tmpl += "BACKUP_JOB_ID = " + template_value(img.bj_id) + "\n";
         auto r = env.oned->call("one.image.allocate", {tmpl, static_cast<std::int32_t>(std::stoi(dst_ds)), false},
                                 env.stop());
-        if (!r) return outcome::fail("Error restoring disk image: " + r.err().message + restored_note(restored));
+        if (!r) return outcome::from(r.err(), "Error restoring disk image: ", restored_note(restored));
         const auto id = rpc_int(*r);
         if (!id)
             return outcome::fail("Error restoring disk image: oned returned no image id" + restored_note(restored));
@@ -154,11 +153,11 @@ outcome restore_action(action_env &env) {
         o.no_nic = common::to_upper(opt("NO_NIC")) == "YES";
         o.no_ip = common::to_upper(opt("NO_IP")) == "YES";
         if (!tpm_path.empty()) {
-            std::string tpm;
-            if (auto e = dump(tpm_path, tpm); !e.empty())
-                return outcome::fail("Error creating VM template: cannot read disk.tpm.0: " + e +
-                                     restored_note(restored));
-            o.tpm_state = common::base64_encode(tpm);
+            const auto tpm = dump(tpm_path);
+            if (!tpm)
+                return outcome::from(tpm.err(),
+                                     "Error creating VM template: cannot read disk.tpm.0: ", restored_note(restored));
+            o.tpm_state = common::base64_encode(*tpm);
         }
         std::string tmpl;
         try {
@@ -167,7 +166,7 @@ outcome restore_action(action_env &env) {
             return outcome::fail(std::string("Error creating VM template: ") + e.what() + restored_note(restored));
         }
         auto r = env.oned->call("one.template.allocate", {tmpl}, env.stop());
-        if (!r) return outcome::fail("Error creating VM template: " + r.err().message + restored_note(restored));
+        if (!r) return outcome::from(r.err(), "Error creating VM template: ", restored_note(restored));
         const auto id = rpc_int(*r);
         if (!id)
             return outcome::fail("Error creating VM template: oned returned no template id" + restored_note(restored));

@@ -24,7 +24,7 @@ bool size_value(const std::string &v, bool allow_percent) {
 
 outcome rm_action(action_env &env) {
     request_doc d;
-    if (auto e = load_request(env, "rm", d, true); !e.empty()) return outcome::fail(e);
+    if (auto loaded = load_request(env, "rm", d, true); !loaded) return outcome::from(loaded.err());
     const auto &img = d.image;
     if (img.chain.empty()) return outcome::ok();  // nothing was ever stored for it
     const auto repo_id = img.repo_id();
@@ -36,15 +36,13 @@ outcome rm_action(action_env &env) {
     if (max_unused.empty()) max_unused = "0";
     if (!size_value(max_unused, true))
         return outcome::fail(
-            "Wrong restic datastore configuration: RESTIC_PRUNE_MAX_UNUSED must be a size "
-            "(digits with an optional k/M/G/T or %) or 'unlimited', got '" +
-            max_unused + "'");
+            wrong_configuration("RESTIC_PRUNE_MAX_UNUSED must be a size (digits with an optional k/M/G/T or %) or "
+                                "'unlimited', got '" +
+                                max_unused + "'"));
     const std::string max_repack(common::trim(tmpl.child("RESTIC_PRUNE_MAX_REPACK").text().as_string()));
     if (!max_repack.empty() && !size_value(max_repack, false))
-        return outcome::fail(
-            "Wrong restic datastore configuration: RESTIC_PRUNE_MAX_REPACK must be a size "
-            "(digits with an optional k/M/G/T), got '" +
-            max_repack + "'");
+        return outcome::fail(wrong_configuration(
+            "RESTIC_PRUNE_MAX_REPACK must be a size (digits with an optional k/M/G/T), got '" + max_repack + "'"));
 
     const auto site = maintenance_site(env, d.attrs, d.attrs.base_path + "/" + repo_id);
     std::vector<std::string> ids;
@@ -58,8 +56,7 @@ outcome rm_action(action_env &env) {
             env.log('W', "rm: repository " + site.describe() + " does not exist; nothing to remove");
             return outcome::ok();
         }
-        if (snaps.err().kind == ports::error_kind::cancelled) return outcome::fail("cancelled", ONEDS_ERR_CANCELLED);
-        return outcome::fail("Unable to remove snapshots: " + snaps.err().message);
+        return outcome::from(snaps.err(), "Unable to remove snapshots: ");
     }
     std::vector<std::string> present;
     for (const auto &id : ids)
@@ -72,14 +69,13 @@ outcome rm_action(action_env &env) {
     std::vector<std::string> options = {"--prune", "--max-unused=" + max_unused};
     if (!max_repack.empty()) options.push_back("--max-repack-size=" + max_repack);
     auto r = run_restic(env, d.attrs, site, options, "forget", present, "removal of " + chain_text(img.chain));
-    if (r.cancelled) return outcome::fail("cancelled", ONEDS_ERR_CANCELLED);
-    if (!r.ok()) return outcome::fail("Unable to remove snapshots: " + r.error);
+    if (!r) return outcome::from(r.err(), "Unable to remove snapshots: ");
     return outcome::ok();
 }
 
 outcome stat_action(action_env &env) {
     request_doc d;
-    if (auto e = load_request(env, "stat", d, false); !e.empty()) return outcome::fail(e);
+    if (auto loaded = load_request(env, "stat", d, false); !loaded) return outcome::from(loaded.err());
     const std::string path(
         common::trim(d.doc.select_node("/DS_DRIVER_ACTION_DATA/IMAGE/PATH").node().text().as_string()));
     restic_url url;
@@ -102,8 +98,7 @@ outcome stat_action(action_env &env) {
                             b64 += line;
                             b64 += '\n';
                         });
-    if (r.cancelled) return outcome::fail("cancelled", ONEDS_ERR_CANCELLED);
-    if (!r.ok()) return outcome::fail(r.error);
+    if (!r) return outcome::from(r.err());
     const auto xml = common::base64_decode(b64);
     pugi::xml_document vm;
     if (!xml || !vm.load_buffer(xml->data(), xml->size()))
@@ -118,7 +113,7 @@ outcome stat_action(action_env &env) {
 
 outcome ls_action(action_env &env) {
     request_doc d;
-    if (auto e = load_request(env, "ls", d, true); !e.empty()) return outcome::fail(e);
+    if (auto loaded = load_request(env, "ls", d, true); !loaded) return outcome::from(loaded.err());
     const auto &img = d.image;
     std::optional<int> inc;
     const auto &args = env.ctx.req().args;

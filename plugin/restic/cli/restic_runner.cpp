@@ -20,6 +20,17 @@ std::string failure_text(const restic_outcome &o) {
     return std::string(kind) + ": " + why;
 }
 
+ports::error_kind error_kind_of(exit_kind k) {
+    switch (k) {
+        case exit_kind::repo_missing: return ports::error_kind::not_found;
+        case exit_kind::wrong_password:
+        case exit_kind::permission: return ports::error_kind::permission;
+        case exit_kind::network: return ports::error_kind::unreachable;
+        case exit_kind::interrupted: return ports::error_kind::cancelled;
+        default: return ports::error_kind::io;
+    }
+}
+
 restic_runner::restic_runner(ports::process_runner &runner, lock_policy locks, std::chrono::milliseconds kill_grace,
                              log_fn log)
     : runner_(runner), locks_(locks), kill_grace_(kill_grace), log_(std::move(log)) {}
@@ -30,8 +41,7 @@ ports::result<restic_outcome> restic_runner::run(const restic_command &r, const 
     try {
         cmd = process_command(r, a);
     } catch (const attribute_error &e) {
-        return ports::error{ports::error_kind::invalid,
-                            std::string("Wrong restic datastore configuration: ") + e.what()};
+        return ports::error{ports::error_kind::invalid, wrong_configuration(e.what())};
     }
     const std::string &password = a.password;
     const std::string &host = r.site.host;

@@ -53,4 +53,9 @@ private:
 // a lock the holder and the attempts made. Never empty.
 std::string failure_text(const restic_outcome &o);
 
+// The port's error kind for a restic run that ended as k: repo_missing is
+// not_found, wrong_password and permission are permission, network is
+// unreachable, interrupted is cancelled, the rest io.
+ports::error_kind error_kind_of(exit_kind k);
+
 }  // namespace oneds::restic

@@ -27,6 +27,12 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+// The stock driver's words for a datastore attribute it cannot use:
+// "Wrong restic datastore configuration: <why>".
+inline std::string wrong_configuration(std::string_view why) {
+    return "Wrong restic datastore configuration: " + std::string(why);
+}
+
 struct datastore_attributes {
     std::int64_t ds_id = -1;
     std::string base_path;  // BASE_PATH, default /var/lib/one/datastores/<id>
