@@ -1555,6 +1555,35 @@ BOOST_AUTO_TEST_CASE(a_forget_that_fails_keeps_the_new_snapshot) {
     BOOST_TEST(count(h.runs(), "restic forget") == 4U);  // the first try and lock_retries (3) more
 }
 
+// RESTIC_PRUNE_MAX_UNUSED is checked before anything runs, in rm and here
+// (the stock driver checks it when it reads the datastore, for every action).
+// A value restic refuses would otherwise surface only at the final forget,
+// after the merged snapshot was made; oned keeps the old chain, sends the same
+// flattening after the next backup, and each attempt leaves one more snapshot
+// that no image names.
+BOOST_AUTO_TEST_CASE(a_bad_prune_attribute_is_refused_before_anything_runs) {
+    const struct {
+        runtime::outcome (*fn)(action_env &);
+        const char *name;
+        std::string rest;
+    } actions[] = {{&increment_flatten_action, "increment_flatten", k_flatten_request},
+                   {&rm_action, "rm", image({k_inc0, k_inc1})}};
+    for (const auto &a : actions) {
+        BOOST_TEST_CONTEXT(a.name) {
+            harness h(k_ssh);
+            std::string doc = request(k_ssh, a.rest);
+            doc.insert(doc.find("</TEMPLATE>"), "<RESTIC_PRUNE_MAX_UNUSED>5 GiB</RESTIC_PRUNE_MAX_UNUSED>");
+            const auto out = h.run(a.fn, a.name, {"42"}, doc);
+            BOOST_TEST(out.status == ONEDS_ERR_FAILED);
+            BOOST_TEST(out.error ==
+                           "Wrong restic datastore configuration: RESTIC_PRUNE_MAX_UNUSED must be a size (digits with "
+                           "an optional k/M/G/T or %) or 'unlimited', got '5 GiB'",
+                       out.error);
+            BOOST_TEST(h.runs().empty(), "runs:" << labels(h.runs()));
+        }
+    }
+}
+
 // A chain not longer than KEEP_LAST: nothing runs, nothing is printed.
 BOOST_AUTO_TEST_CASE(a_short_chain_is_left_alone) {
     harness h(k_ssh);
