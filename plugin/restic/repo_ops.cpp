@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstring>
 #include <csignal>
+#include <regex>
 
 #include <unistd.h>
 
@@ -29,6 +30,21 @@ ports::status load_request(const action_env &env, const std::string &action, req
         return invalid(std::string("Missing datastore or image attributes: ") + e.what());
     }
     return ports::ok();
+}
+
+ports::result<std::string> prune_max_unused(const request_doc &d) {
+    static const std::regex size_or_percent(R"(^\d+[kKmMgGtT%]?$)");
+    std::string value(
+        common::trim(d.doc.select_node("/DS_DRIVER_ACTION_DATA/DATASTORE/TEMPLATE/RESTIC_PRUNE_MAX_UNUSED")
+                         .node()
+                         .text()
+                         .as_string()));
+    if (value.empty()) value = "0";
+    if (std::regex_match(value, size_or_percent) || value == "unlimited") return value;
+    return ports::error{ports::error_kind::invalid,
+                        wrong_configuration("RESTIC_PRUNE_MAX_UNUSED must be a size (digits with an optional k/M/G/T "
+                                            "or %) or 'unlimited', got '" +
+                                            value + "'")};
 }
 
 repo_site frontend_site(const action_env &env, const datastore_attributes &a, const std::string &repo_path) {

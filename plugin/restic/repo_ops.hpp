@@ -35,6 +35,12 @@ struct request_doc {
 // "Missing datastore or image attributes: ..." (the stock prefixes).
 ports::status load_request(const action_env &env, const std::string &action, request_doc &d, bool with_image);
 
+// The datastore's RESTIC_PRUNE_MAX_UNUSED ("0" when unset): what `forget
+// --prune` gets as --max-unused (rm, increment_flatten). Fails (kind invalid)
+// when it does not have the stock form: digits with an optional k/M/G/T or
+// %, or "unlimited".
+ports::result<std::string> prune_max_unused(const request_doc &d);
+
 repo_site frontend_site(const action_env &env, const datastore_attributes &a, const std::string &repo_path);
 repo_site maintenance_site(const action_env &env, const datastore_attributes &a, const std::string &repo_path);
 // Where a backup's restic runs: the hypervisor (exec_host of vm_host; "" =

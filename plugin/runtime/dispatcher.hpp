@@ -40,11 +40,10 @@ struct outcome {
     }
     static outcome cancelled() { return fail("cancelled", ONEDS_ERR_CANCELLED); }
     // A failed port call as the action's answer, the one mapping of a cancel
-    // to ONEDS_ERR_CANCELLED; the text is prefix + message + suffix (for a
-    // cancel without the prefix: "cancelled" and the suffix).
+    // to ONEDS_ERR_CANCELLED; the text is prefix + message + suffix.
     static outcome from(const ports::error &e, std::string_view prefix = {}, std::string_view suffix = {}) {
-        if (e.kind == ports::error_kind::cancelled) return fail(e.message + std::string(suffix), ONEDS_ERR_CANCELLED);
-        return fail(std::string(prefix) + e.message + std::string(suffix));
+        return fail(std::string(prefix) + e.message + std::string(suffix),
+                    e.kind == ports::error_kind::cancelled ? ONEDS_ERR_CANCELLED : ONEDS_ERR_FAILED);
     }
 };
 

@@ -51,6 +51,9 @@ outcome increment_flatten_action(action_env &env) {
     const int keep = *img.keep_last;
     const auto chain = img.ordered();
     if (chain.size() <= static_cast<std::size_t>(keep)) return outcome::ok();
+    // Checked before any work: restic would refuse it only at the final forget.
+    const auto max_unused = prune_max_unused(d);
+    if (!max_unused) return outcome::from(max_unused.err());
     const std::vector<increment> merged(chain.begin(),
                                         chain.begin() + static_cast<std::ptrdiff_t>(chain.size()) - keep + 1);
     const auto repo_id = img.repo_id();
@@ -172,14 +175,7 @@ outcome increment_flatten_action(action_env &env) {
 
     std::vector<std::string> old_ids;
     for (const auto *s : infos) old_ids.push_back(s->short_id);
-    const std::string max_unused = [&] {
-        std::string v(common::trim(doc.select_node("/DS_DRIVER_ACTION_DATA/DATASTORE/TEMPLATE/RESTIC_PRUNE_MAX_UNUSED")
-                                       .node()
-                                       .text()
-                                       .as_string()));
-        return v.empty() ? std::string("0") : v;
-    }();
-    auto f = run_restic(env, attrs, site, {"--prune", "--max-unused=" + max_unused}, "forget", old_ids,
+    auto f = run_restic(env, attrs, site, {"--prune", "--max-unused=" + *max_unused}, "forget", old_ids,
                         "removal of the merged increments");
     if (!f) return outcome::from(f.err(), "Unable to remove merged snapshots (new snapshot " + new_id + " kept): ");
     return outcome::ok(std::to_string(size / 1048576) + " " + chain_keep_last(chain, keep, new_id) + "\n");

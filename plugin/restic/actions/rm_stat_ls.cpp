@@ -14,10 +14,9 @@ namespace {
 
 using runtime::outcome;
 
-bool size_value(const std::string &v, bool allow_percent) {
+bool size_value(const std::string &v) {
     static const std::regex plain(R"(^\d+[kKmMgGtT]?$)");
-    static const std::regex percent(R"(^\d+[kKmMgGtT%]?$)");
-    return std::regex_match(v, allow_percent ? percent : plain) || (allow_percent && v == "unlimited");
+    return std::regex_match(v, plain);
 }
 
 }  // namespace
@@ -32,15 +31,10 @@ outcome rm_action(action_env &env) {
         return outcome::fail("Missing datastore or image attributes: cannot tell the image's VM or backup job");
 
     const auto tmpl = d.doc.select_node("/DS_DRIVER_ACTION_DATA/DATASTORE/TEMPLATE").node();
-    std::string max_unused(common::trim(tmpl.child("RESTIC_PRUNE_MAX_UNUSED").text().as_string()));
-    if (max_unused.empty()) max_unused = "0";
-    if (!size_value(max_unused, true))
-        return outcome::fail(
-            wrong_configuration("RESTIC_PRUNE_MAX_UNUSED must be a size (digits with an optional k/M/G/T or %) or "
-                                "'unlimited', got '" +
-                                max_unused + "'"));
+    const auto max_unused = prune_max_unused(d);
+    if (!max_unused) return outcome::from(max_unused.err());
     const std::string max_repack(common::trim(tmpl.child("RESTIC_PRUNE_MAX_REPACK").text().as_string()));
-    if (!max_repack.empty() && !size_value(max_repack, false))
+    if (!max_repack.empty() && !size_value(max_repack))
         return outcome::fail(wrong_configuration(
             "RESTIC_PRUNE_MAX_REPACK must be a size (digits with an optional k/M/G/T), got '" + max_repack + "'"));
 
@@ -66,7 +60,7 @@ outcome rm_action(action_env &env) {
             env.log('I', "rm: snapshot " + id + " is already gone");
     if (present.empty()) return outcome::ok();
 
-    std::vector<std::string> options = {"--prune", "--max-unused=" + max_unused};
+    std::vector<std::string> options = {"--prune", "--max-unused=" + *max_unused};
     if (!max_repack.empty()) options.push_back("--max-repack-size=" + max_repack);
     auto r = run_restic(env, d.attrs, site, options, "forget", present, "removal of " + chain_text(img.chain));
     if (!r) return outcome::from(r.err(), "Unable to remove snapshots: ");
