@@ -16,8 +16,8 @@
 // Output: a Markdown table (median and min-max over the R runs) on stdout;
 // --csv FILE a summary row per case and metric (bench_chart draws it);
 // --raw-csv FILE one row per run.
-#include "bench/mad_peer.hpp"
 #include "bench/stats.hpp"
+#include "tests/peer/oned_peer.hpp"
 
 #include <oneds_common/base64.hpp>
 
@@ -25,7 +25,6 @@
 
 #include <atomic>
 #include <cerrno>
-#include <charconv>
 #include <chrono>
 #include <csignal>
 #include <fstream>
@@ -81,7 +80,7 @@ struct run_result {
     std::size_t missing = 0, duplicate = 0, unexpected = 0, failed = 0, other_lines = 0;
     bool write_failed = false;
     bool timed_out = false;
-    oneds::bench::exit_report exit;
+    oneds::test::exit_report exit;
 
     bool ok() const {
         return missing == 0 && duplicate == 0 && unexpected == 0 && failed == 0 && !write_failed && !timed_out &&
@@ -195,28 +194,6 @@ private:
     std::string buffer_;
 };
 
-struct parsed_reply {
-    std::string_view type, status, info;
-    std::int64_t id = -1;
-};
-
-// "<TYPE> <STATUS> <ID> <INFO>"
-std::optional<parsed_reply> parse_reply(std::string_view line) {
-    parsed_reply r;
-    std::string_view *parts[] = {&r.type, &r.status};
-    for (auto *part : parts) {
-        const auto sp = line.find(' ');
-        if (sp == std::string_view::npos) return std::nullopt;
-        *part = line.substr(0, sp);
-        line.remove_prefix(sp + 1);
-    }
-    const auto sp = line.find(' ');
-    const auto id_text = line.substr(0, sp);
-    if (std::from_chars(id_text.data(), id_text.data() + id_text.size(), r.id).ec != std::errc{}) return std::nullopt;
-    r.info = sp == std::string_view::npos ? std::string_view() : line.substr(sp + 1);
-    return r;
-}
-
 // ---- One run ----------------------------------------------------------------------
 
 run_result run_once(const options &o, const bench_case &c, const std::vector<std::string> &lines,
@@ -228,8 +205,9 @@ run_result run_once(const options &o, const bench_case &c, const std::vector<std
     // /dev/null: the defaults, whatever /etc/one holds on this machine.
     const std::string arguments =
         "-t " + std::to_string(c.threads) + " -d testdrv --plugin testdrv=" + o.plugin + " -c /dev/null";
-    oneds::bench::mad_peer peer(o.host, arguments);
-    peer.init();
+    // The benchmark reads the host's output itself (collect_output off).
+    oneds::test::oned_peer peer({o.host, arguments, {}, false});
+    if (const auto h = peer.init(); !h.ok) throw std::runtime_error("handshake with " + o.host + ": " + h.error);
 
     std::vector<clock_type::time_point> sent(n);
     std::vector<clock_type::time_point> replied(n);
@@ -256,10 +234,10 @@ run_result run_once(const options &o, const bench_case &c, const std::vector<std
     std::size_t answered = 0;
     const auto deadline = clock_type::now() + std::chrono::seconds(o.timeout_s);
     auto handle = [&](const std::string &line, clock_type::time_point now) {
-        const auto p = parse_reply(line);
-        if (!p || p->type != "MONITOR") {
+        const auto p = oneds::test::parse_reply(std::string_view(line));
+        if (!p || p->action != "MONITOR") {
             ++r.other_lines;
-            if (!p || p->type != "LOG") ++r.unexpected;
+            if (p || !line.starts_with("LOG ")) ++r.unexpected;
             return;
         }
         if (p->id < 0 || static_cast<std::size_t>(p->id) >= n) {
@@ -273,7 +251,7 @@ run_result run_once(const options &o, const bench_case &c, const std::vector<std
         }
         replied[id] = now;
         ++answered;
-        if (p->status != "SUCCESS" || p->info != expected_info) ++r.failed;
+        if (!p->success || p->info != expected_info) ++r.failed;
         if (c.windowed) window.release();
     };
     bool open = true;
@@ -300,7 +278,7 @@ run_result run_once(const options &o, const bench_case &c, const std::vector<std
         // stop the host before joining.
         abort = true;
         if (c.windowed) window.release(static_cast<std::ptrdiff_t>(n));
-        ::kill(peer.pid(), SIGKILL);
+        peer.signal(SIGKILL);
         writer.join();
         r.exit = peer.kill();
         r.missing = n - answered;

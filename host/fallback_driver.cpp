@@ -1,52 +1,33 @@
 #include "host/fallback_driver.hpp"
 
 #include <oneds_common/fd_io.hpp>
-#include <oneds_common/unique_fd.hpp>
 
 #include <cerrno>
-#include <csignal>
-#include <cstring>
 #include <stdexcept>
 
-#include <fcntl.h>
 #include <poll.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-extern char **environ;
-
 namespace oneds::host {
-namespace {}  // namespace
 
 fallback_driver::fallback_driver(const std::vector<std::string> &argv, std::shared_ptr<spdlog::logger> log,
                                  line_handler on_line, std::chrono::milliseconds init_timeout, exit_handler on_exit)
     : log_(std::move(log)), on_line_(std::move(on_line)), on_exit_(std::move(on_exit)) {
     if (argv.empty()) throw std::runtime_error("fallback driver: empty command");
-    int in_pipe[2], out_pipe[2];
-    if (::pipe2(in_pipe, O_CLOEXEC) != 0) throw std::runtime_error("fallback driver: pipe failed");
-    common::unique_fd child_in(in_pipe[0]), to_child(in_pipe[1]);
-    if (::pipe2(out_pipe, O_CLOEXEC) != 0) throw std::runtime_error("fallback driver: pipe failed");
-    common::unique_fd from_child(out_pipe[0]), child_out(out_pipe[1]);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, child_in.get(), 0);
-    posix_spawn_file_actions_adddup2(&fa, child_out.get(), 1);
-    std::vector<char *> cargv;
-    for (const auto &a : argv) cargv.push_back(const_cast<char *>(a.c_str()));
-    cargv.push_back(nullptr);
-    const int rc = ::posix_spawnp(&pid_, cargv[0], &fa, nullptr, cargv.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    child_in.reset();
-    child_out.reset();
-    to_child_ = std::move(to_child);
-    from_child_ = std::move(from_child);
-    if (rc != 0) {
-        to_child_.reset();
-        from_child_.reset();
-        pid_ = -1;
-        throw std::runtime_error("fallback driver '" + argv[0] + "' could not be started: " + std::strerror(rc));
+    common::child_spec spec;
+    spec.argv = argv;
+    spec.in = common::child_stream::pipe();
+    spec.out = common::child_stream::pipe();
+    // The driver keeps what exec leaves of the host's signal state (its mask,
+    // SIGPIPE ignored), as the host got it from oned.
+    spec.reset_signals = false;
+    try {
+        child_ = common::spawn(spec);
+    } catch (const std::exception &e) {
+        throw std::runtime_error(std::string("fallback driver: ") + e.what());
     }
+    to_child_ = std::move(child_.stdin_pipe());
+    from_child_ = std::move(child_.stdout_pipe());
 
     // Handshake, as oned does it: INIT, then wait for "INIT SUCCESS".
     const auto deadline = std::chrono::steady_clock::now() + init_timeout;
@@ -121,20 +102,11 @@ void fallback_driver::relay() {
 }
 
 void fallback_driver::reap(std::chrono::steady_clock::time_point deadline) {
-    if (pid_ <= 0) return;
-    for (;;) {
-        int status = 0;
-        const pid_t r = ::waitpid(pid_, &status, WNOHANG);
-        if (r == pid_ || (r < 0 && errno != EINTR)) break;
-        if (std::chrono::steady_clock::now() >= deadline) {
-            log_->warn("fallback driver (pid {}) did not exit in time; killing it", pid_);
-            ::kill(pid_, SIGKILL);
-            ::waitpid(pid_, &status, 0);
-            break;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    pid_ = -1;
+    if (child_.reaped()) return;
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (child_.wait_for(std::max(left, std::chrono::milliseconds(0)))) return;
+    log_->warn("fallback driver (pid {}) did not exit in time; killing it", child_.pid());
+    child_.kill();
 }
 
 void fallback_driver::finalize(std::chrono::steady_clock::time_point deadline) {

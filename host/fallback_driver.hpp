@@ -3,6 +3,7 @@
 // are forwarded to it and its replies relayed to oned unchanged.
 #pragma once
 
+#include <oneds_common/child.hpp>
 #include <oneds_common/unique_fd.hpp>
 
 #include <spdlog/logger.h>
@@ -42,7 +43,7 @@ public:
     // then kills it. Idempotent.
     void finalize(std::chrono::steady_clock::time_point deadline);
 
-    pid_t pid() const noexcept { return pid_; }
+    pid_t pid() const noexcept { return child_.pid(); }
 
 private:
     void relay();
@@ -52,7 +53,7 @@ private:
     line_handler on_line_;
     exit_handler on_exit_;
     std::atomic<bool> finalizing_{false};
-    pid_t pid_ = -1;
+    common::child child_;
     common::unique_fd to_child_;
     common::unique_fd from_child_;
     std::string pending_;  // bytes read past the INIT reply

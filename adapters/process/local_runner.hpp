@@ -1,9 +1,10 @@
 // The process_runner for this machine (host ""): runs an argv vector as a
-// child process with Boost.Process v2, never through a shell.
+// child process through the project's launcher (common/oneds_common/child.hpp),
+// never through a shell.
 //
 // Why it is shaped this way: the plugin lives inside someone else's process
 // (one_ds_host, or any host that dlopens it). So it installs no SIGCHLD handler
-// (Boost.Process v2 waits on a pidfd), touches no process-wide state, and
+// (the child's end is seen on its pidfd), touches no process-wide state, and
 // gives each child a clean start whatever the host has set up.
 //
 // Contract, in addition to ports/process.hpp:

@@ -15,7 +15,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "tests/integration/action_process.hpp"
-#include "tests/integration/oned_peer.hpp"
+#include "tests/integration/oned_requests.hpp"
 #include "tests/integration/scratch_dir.hpp"
 
 #include <csignal>

@@ -3,6 +3,9 @@
 // stderr captured separately, the exit status and how long it took recorded.
 #pragma once
 
+#include <oneds_common/child.hpp>
+#include <oneds_common/unique_fd.hpp>
+
 #include <sys/types.h>
 
 #include <atomic>
@@ -26,15 +29,15 @@ struct process_result {
 
 class spawned_process {
 public:
-    // posix_spawn()s argv[0] (an absolute path) with argv and this process's
-    // environment plus env. Throws std::system_error when it cannot.
+    // Starts argv (argv[0] an absolute path) with this process's environment
+    // plus env. Throws std::system_error when it cannot.
     spawned_process(const std::vector<std::string> &argv, std::string input,
                     const std::map<std::string, std::string> &env = {}, bool hold_input = false);
     ~spawned_process();  // SIGKILLs and reaps a child still running
     spawned_process(const spawned_process &) = delete;
     spawned_process &operator=(const spawned_process &) = delete;
 
-    pid_t pid() const noexcept { return pid_; }
+    pid_t pid() const noexcept { return child_.pid(); }
     // True once the child has a handler installed for sig (its SigCgt mask in
     // /proc), waiting up to timeout: after that, sig reaches its handler
     // rather than the default action. Polls without sleeping, so a signal sent
@@ -49,14 +52,13 @@ public:
 private:
     void pump();
 
-    pid_t pid_ = -1;
-    int in_ = -1, out_ = -1, err_ = -1;
+    common::child child_;
+    common::unique_fd in_, out_, err_;
     std::string input_;
     std::atomic<bool> hold_input_{false};
     std::string out_text_, err_text_;
     std::thread pump_;
     std::chrono::steady_clock::time_point start_;
-    bool reaped_ = false;
 };
 
 // Spawns, feeds input, waits (SIGKILL after limit).

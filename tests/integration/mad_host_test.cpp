@@ -10,7 +10,7 @@
 #include <boost/test/results_collector.hpp>
 #include <boost/test/unit_test.hpp>
 
-#include "tests/integration/oned_peer.hpp"
+#include "tests/integration/oned_requests.hpp"
 #include "tests/integration/scratch_dir.hpp"
 
 #include <algorithm>

@@ -6,31 +6,20 @@
 
 #include "adapters/oned/xmlrpc_one_api.hpp"
 
+#include <oneds_common/child.hpp>
+
 #include <csignal>
-#include <fcntl.h>
 #include <cstdio>
 #include <filesystem>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-extern char **environ;
+#include <memory>
 
 namespace fs = std::filesystem;
 using oneds::ports::rpc_value;
 
 namespace {
 
-struct child {
-    pid_t pid = -1;
-    FILE *out = nullptr;
-    ~child() {
-        if (pid > 0) {
-            ::kill(pid, SIGKILL);
-            ::waitpid(pid, nullptr, 0);
-        }
-        if (out) std::fclose(out);
-    }
+struct file_closer {
+    void operator()(FILE *f) const noexcept { std::fclose(f); }
 };
 
 }  // namespace
@@ -41,26 +30,17 @@ BOOST_AUTO_TEST_CASE(program_serves_the_factory_built_adapter_and_stops_on_sigte
     const fs::path dir = tmpl;
     const auto auth = dir / "one_auth";
 
-    std::vector<std::string> args = {
-        FAKE_ONED_PATH, "--oneadmin-password", "prog-secret", "--datastore", "100:backups:BACKUP_DS:restic",
-        "--user",       "alice:alice-pw",      "--auth-file", auth.string()};
-    std::vector<char *> argv;
-    for (auto &a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-
-    int fds[2];
-    BOOST_TEST_REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-    child c;
-    BOOST_TEST_REQUIRE(posix_spawn(&c.pid, argv[0], &fa, nullptr, argv.data(), environ) == 0);
-    posix_spawn_file_actions_destroy(&fa);
-    ::close(fds[1]);
-    c.out = ::fdopen(fds[0], "r");
+    oneds::common::child_spec spec;
+    spec.argv = {FAKE_ONED_PATH, "--oneadmin-password", "prog-secret", "--datastore", "100:backups:BACKUP_DS:restic",
+                 "--user",       "alice:alice-pw",      "--auth-file", auth.string()};
+    spec.out = oneds::common::child_stream::pipe();
+    // Killed and reaped by the handle if the test stops early.
+    auto c = oneds::common::spawn(spec);
+    const std::unique_ptr<FILE, file_closer> out(::fdopen(c.stdout_pipe().release(), "r"));
+    BOOST_TEST_REQUIRE(out != nullptr);
 
     char line[256] = {};
-    BOOST_TEST_REQUIRE(std::fgets(line, sizeof line, c.out) != nullptr);
+    BOOST_TEST_REQUIRE(std::fgets(line, sizeof line, out.get()) != nullptr);
     std::string announced(line);
     BOOST_TEST_REQUIRE(announced.starts_with("ENDPOINT http://127.0.0.1:"));
     const std::string endpoint = announced.substr(9, announced.find_last_not_of("\r\n") - 8);
@@ -76,12 +56,11 @@ BOOST_AUTO_TEST_CASE(program_serves_the_factory_built_adapter_and_stops_on_sigte
     BOOST_TEST_REQUIRE(pool.has_value());
     BOOST_TEST(std::get<std::string>(pool->body).find("<NAME>alice</NAME>") != std::string::npos);
 
-    BOOST_TEST_REQUIRE(::kill(c.pid, SIGTERM) == 0);
-    int status = 0;
-    BOOST_TEST_REQUIRE(::waitpid(c.pid, &status, 0) == c.pid);
-    c.pid = -1;
-    BOOST_TEST(WIFEXITED(status));
-    BOOST_TEST(WEXITSTATUS(status) == 0);
+    BOOST_TEST_REQUIRE(c.signal(SIGTERM));
+    const auto status = c.wait();
+    BOOST_TEST_REQUIRE(!status.lost);
+    BOOST_TEST(status.exited());
+    BOOST_TEST(status.exit_code() == 0);
     std::error_code ec;
     fs::remove_all(dir, ec);
 }

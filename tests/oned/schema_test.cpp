@@ -6,16 +6,15 @@
 
 #include "tests/oned/oned_fixture.hpp"
 
+#include <oneds_common/child.hpp>
+#include <oneds_common/unique_fd.hpp>
+
 #include <cstdlib>
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
-#include <spawn.h>
 #include <sstream>
-#include <sys/wait.h>
 #include <unistd.h>
-
-extern char **environ;
 
 using namespace oneds::test::oned;
 using oneds::ports::rpc_value;
@@ -47,24 +46,17 @@ std::string with_namespace(std::string xml, const std::string &root) {
 
 // xmllint --noout --schema <xsd> <file>; returns its exit status and output.
 std::pair<int, std::string> xmllint(const fs::path &xsd, const fs::path &file, const fs::path &log) {
-    std::vector<std::string> args = {ONEDS_XMLLINT, "--noout", "--schema", xsd.string(), file.string()};
-    std::vector<char *> argv;
-    for (auto &a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    pid_t pid = 0;
-    const int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    BOOST_TEST_REQUIRE(rc == 0);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
+    oneds::common::child_spec spec;
+    spec.argv = {ONEDS_XMLLINT, "--noout", "--schema", xsd.string(), file.string()};
+    const oneds::common::unique_fd out(::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    BOOST_TEST_REQUIRE(static_cast<bool>(out));
+    spec.out = oneds::common::child_stream::use(out.get());
+    spec.err = oneds::common::child_stream::use(out.get());
+    const int status = oneds::common::spawn(spec).wait().exit_code();
     std::ifstream in(log);
-    std::stringstream out;
-    out << in.rdbuf();
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out.str()};
+    std::stringstream text;
+    text << in.rdbuf();
+    return {status, text.str()};
 }
 
 bool have_tools() {

@@ -32,6 +32,7 @@
 #include "plugin/runtime/dispatcher.hpp"
 
 #include <oneds/plugin.hpp>
+#include <oneds_common/child.hpp>
 
 #include <pugixml.hpp>
 
@@ -41,8 +42,6 @@
 #include <string>
 #include <thread>
 
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 namespace {
@@ -117,14 +116,17 @@ outcome act(request_context &ctx) {
     if (verb == "concurrency")
         return run_concurrency(ctx, std::chrono::milliseconds(std::stoll(arg.empty() ? "0" : arg)));
     if (verb == "stubborn") {
-        const char *argv[] = {"sleep", "3600", nullptr};
-        pid_t child = -1;
-        if (::posix_spawnp(&child, "sleep", nullptr, nullptr, const_cast<char *const *>(argv), environ) != 0)
+        oneds::common::child_spec spec;
+        spec.argv = {"sleep", "3600"};
+        oneds::common::child sleeper;
+        try {
+            sleeper = oneds::common::spawn(spec);
+        } catch (const std::exception &) {
             return outcome::fail("stubborn: cannot start sleep");
-        ctx.log(ONEDS_LOG_INFO, "child " + std::to_string(child));
+        }
+        ctx.log(ONEDS_LOG_INFO, "child " + std::to_string(sleeper.pid()));
         std::this_thread::sleep_for(std::chrono::milliseconds(std::stoll(arg.empty() ? "0" : arg)));
-        ::kill(child, SIGTERM);
-        ::waitpid(child, nullptr, 0);
+        sleeper.stop(std::chrono::seconds(10));
         return outcome::ok(echo(ctx.req()));
     }
     if (verb == "stderr") {

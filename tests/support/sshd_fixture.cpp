@@ -1,5 +1,6 @@
 #include "tests/support/sshd_fixture.hpp"
 
+#include <oneds_common/child.hpp>
 #include <oneds_common/unique_fd.hpp>
 
 #include <arpa/inet.h>
@@ -7,11 +8,8 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pwd.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -29,8 +27,6 @@
 #include <thread>
 #include <utility>
 
-extern char **environ;  // NOLINT: POSIX declares it nowhere else
-
 namespace oneds::test {
 namespace {
 
@@ -44,210 +40,27 @@ using namespace std::chrono_literals;
 
 using oneds::common::unique_fd;
 
-// Descriptors handed to a child must not be 0, 1 or 2 already: dup2 onto the
-// same number would keep FD_CLOEXEC and the child would lose that stream. That
-// happens when the test process runs with a standard stream closed.
-unique_fd above_stdio(int fd, const char *what) {
-    if (fd < 0) throw_errno(errno, what);
-    unique_fd owned(fd);
-    if (fd > STDERR_FILENO) return owned;
-    const int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
-    if (moved < 0) throw_errno(errno, what);
-    return unique_fd(moved);
-}
-
-struct pipe_ends {
-    unique_fd read;
-    unique_fd write;
-};
-
-pipe_ends make_pipe() {
-    std::array<int, 2> fds{};
-    if (::pipe2(fds.data(), O_CLOEXEC) != 0) throw_errno(errno, "pipe2");
-    unique_fd r(fds[0]);
-    unique_fd w(fds[1]);
-    return {above_stdio(::fcntl(r.get(), F_DUPFD_CLOEXEC, 0), "pipe"),
-            above_stdio(::fcntl(w.get(), F_DUPFD_CLOEXEC, 0), "pipe")};
-}
-
-unique_fd open_file(const fs::path &path, int flags, mode_t mode = 0600) {
-    return above_stdio(::open(path.c_str(), flags | O_CLOEXEC, mode), ("open " + path.string()).c_str());
-}
-
 void set_nonblocking(int fd) {
     const int flags = ::fcntl(fd, F_GETFL);
     if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) throw_errno(errno, "fcntl O_NONBLOCK");
 }
 
-// execvp searches PATH after fork, where only async-signal-safe calls are
-// allowed; resolve the program before forking instead.
-std::string resolve_program(const std::string &name) {
-    if (name.empty()) throw std::invalid_argument("run_argv: empty program name");
-    if (name.find('/') != std::string::npos) return name;
-    const char *path_env = std::getenv("PATH");
-    std::string path = path_env != nullptr && *path_env != '\0' ? path_env : "/usr/local/bin:/usr/bin:/bin";
-    std::istringstream dirs(path);
-    for (std::string dir; std::getline(dirs, dir, ':');) {
-        const fs::path candidate = fs::path(dir.empty() ? "." : dir) / name;
-        std::error_code ec;
-        if (fs::is_regular_file(candidate, ec) && ::access(candidate.c_str(), X_OK) == 0) return candidate.string();
-    }
-    throw_errno(ENOENT, "cannot find " + name + " in PATH");
-}
-
-int decode_status(int status) {
-    if (WIFEXITED(status)) return WEXITSTATUS(status);
-    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-    return -1;
-}
-
-// Owns a child process: whoever holds it last reaps it, killing it first if it
-// is still running, so no test leaves a zombie or a stray server behind.
-class child_process {
-public:
-    explicit child_process(pid_t pid) noexcept : pid_(pid) {}
-    ~child_process() { stop(3s); }
-    child_process(const child_process &) = delete;
-    child_process &operator=(const child_process &) = delete;
-    child_process(child_process &&) = delete;
-    child_process &operator=(child_process &&) = delete;
-
-    [[nodiscard]] pid_t pid() const noexcept { return pid_; }
-
-    // The exit status once the child has ended (reaping it), nullopt before.
-    std::optional<int> try_wait() {
-        if (status_) return status_;
-        int status = 0;
-        pid_t r = 0;
-        do {
-            r = ::waitpid(pid_, &status, WNOHANG);
-        } while (r < 0 && errno == EINTR);
-        if (r < 0) throw_errno(errno, "waitpid");
-        if (r == 0) return std::nullopt;
-        status_ = decode_status(status);
-        return status_;
-    }
-
-    int wait() {
-        if (status_) return *status_;
-        int status = 0;
-        pid_t r = 0;
-        do {
-            r = ::waitpid(pid_, &status, 0);
-        } while (r < 0 && errno == EINTR);
-        if (r < 0) throw_errno(errno, "waitpid");
-        status_ = decode_status(status);
-        return *status_;
-    }
-
-    // SIGTERM, up to grace for a clean exit, then SIGKILL.
-    void stop(std::chrono::milliseconds grace) noexcept {
-        try {
-            if (status_) return;
-            ::kill(pid_, SIGTERM);
-            const auto deadline = clock_type::now() + grace;
-            while (!try_wait()) {
-                if (clock_type::now() >= deadline) {
-                    ::kill(pid_, SIGKILL);
-                    wait();
-                    return;
-                }
-                std::this_thread::sleep_for(10ms);
-            }
-        } catch (...) {
-            // waitpid only fails when the child is not ours any more
-            // (ECHILD): nothing is left to stop.
-        }
-    }
-
-private:
-    pid_t pid_;
-    std::optional<int> status_;
-};
-
-// What a child gets as stdin, stdout and stderr; none may be 0, 1 or 2.
-struct child_streams {
-    int in;
-    int out;
-    int err;
-};
-
-[[noreturn]] void report_errno_and_exit(int report) noexcept {
-    const int error = errno;
-    [[maybe_unused]] const auto n = ::write(report, &error, sizeof error);
-    ::_exit(127);
-}
-
-// Runs in the child between fork and exec: only async-signal-safe calls, no
-// allocation. Any failure is reported as an errno through `report`.
-[[noreturn]] void exec_child(const char *program, char *const *argv, const child_streams &streams, int report,
-                             pid_t parent, int max_fd) noexcept {
-    // Handlers of the test framework must not run in the child; reset them while
-    // every signal is still blocked (as the parent left them), then unblock.
-    struct sigaction default_action {};
-    default_action.sa_handler = SIG_DFL;
-    sigemptyset(&default_action.sa_mask);
-    for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &default_action, nullptr);
-    // A crashed or killed test must not leave its children (sshd above all) running.
-    if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0) report_errno_and_exit(report);
-    if (::getppid() != parent) ::_exit(127);
-    if (::dup2(streams.in, STDIN_FILENO) < 0 || ::dup2(streams.out, STDOUT_FILENO) < 0 ||
-        ::dup2(streams.err, STDERR_FILENO) < 0)
-        report_errno_and_exit(report);
-    // The child gets the three streams and nothing else of the test process
-    // (sockets, pipes of other children). FD_CLOEXEC rather than close keeps
-    // `report` open until the exec succeeds.
-    if (::close_range(STDERR_FILENO + 1, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
-        for (int fd = STDERR_FILENO + 1; fd < max_fd; ++fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-    }
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::execve(program, argv, environ);
-    report_errno_and_exit(report);
-}
-
-// Starts argv with the given standard streams and returns its pid once the
-// exec has succeeded; throws std::system_error when it has not.
-pid_t spawn(const std::vector<std::string> &argv, const child_streams &streams) {
-    if (argv.empty()) throw std::invalid_argument("run_argv: empty argv");
-    const std::string program = resolve_program(argv.front());
-    std::vector<char *> c_argv;
-    c_argv.reserve(argv.size() + 1);
-    for (const auto &arg : argv)
-        c_argv.push_back(const_cast<char *>(arg.c_str()));  // NOLINT: execve's signature predates const
-    c_argv.push_back(nullptr);
-
-    rlimit files{};
-    int max_fd = 1024;
-    if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != RLIM_INFINITY)
-        max_fd = static_cast<int>(std::min<rlim_t>(files.rlim_cur, 1 << 20));
-
-    auto report = make_pipe();
-    const pid_t parent = ::getpid();
-
-    // Block every signal across fork so that no handler runs in the child
-    // before exec_child has reset it.
-    sigset_t all;
-    sigset_t old;
-    sigfillset(&all);
-    ::pthread_sigmask(SIG_SETMASK, &all, &old);
-    const pid_t pid = ::fork();
-    if (pid == 0) exec_child(program.c_str(), c_argv.data(), streams, report.write.get(), parent, max_fd);
-    const int fork_errno = errno;
-    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
-    if (pid < 0) throw_errno(fork_errno, "fork");
-
-    report.write.reset();
-    int child_errno = 0;
-    ssize_t n = 0;
-    do {
-        n = ::read(report.read.get(), &child_errno, sizeof child_errno);
-    } while (n < 0 && errno == EINTR);
-    if (n == 0) return pid;
-    child_process failed(pid);
-    failed.wait();
-    throw_errno(n == sizeof child_errno ? child_errno : EIO, "cannot run " + program);
+// argv with the given standard streams, as every child of the fixture starts:
+// default signal dispositions, none of the test process's other descriptors
+// (sockets, pipes of other children), and SIGTERM when the thread that started
+// it ends, so that a crashed or killed test leaves no child (sshd above all)
+// running. Its handle sends SIGTERM and gives it 3 s before SIGKILL. Throws
+// std::system_error when it cannot be started.
+oneds::common::child spawn(const std::vector<std::string> &argv, oneds::common::child_stream in,
+                           oneds::common::child_stream out, oneds::common::child_stream err) {
+    oneds::common::child_spec spec;
+    spec.argv = argv;
+    spec.in = std::move(in);
+    spec.out = std::move(out);
+    spec.err = std::move(err);
+    spec.parent_death_signal = SIGTERM;
+    spec.stop_grace = 3s;
+    return oneds::common::spawn(spec);
 }
 
 // SIGPIPE is process-directed only in name: a write to a closed pipe raises it
@@ -441,18 +254,15 @@ void ensure_privsep_dir() {
 }  // namespace
 
 int run_argv(const std::vector<std::string> &argv, std::string *out, std::string *err, const std::string &input) {
-    auto in_pipe = make_pipe();
-    auto out_pipe = make_pipe();
-    auto err_pipe = make_pipe();
-    child_process child(spawn(argv, {in_pipe.read.get(), out_pipe.write.get(), err_pipe.write.get()}));
-    in_pipe.read.reset();
-    out_pipe.write.reset();
-    err_pipe.write.reset();
-
-    set_nonblocking(in_pipe.write.get());
-    set_nonblocking(out_pipe.read.get());
-    set_nonblocking(err_pipe.read.get());
-    if (input.empty()) in_pipe.write.reset();
+    using oneds::common::child_stream;
+    auto child = spawn(argv, child_stream::pipe(), child_stream::pipe(), child_stream::pipe());
+    unique_fd to_stdin = std::move(child.stdin_pipe());
+    unique_fd from_stdout = std::move(child.stdout_pipe());
+    unique_fd from_stderr = std::move(child.stderr_pipe());
+    set_nonblocking(to_stdin.get());
+    set_nonblocking(from_stdout.get());
+    set_nonblocking(from_stderr.get());
+    if (input.empty()) to_stdin.reset();
 
     sigpipe_guard guard;
     std::size_t written = 0;
@@ -474,32 +284,31 @@ int run_argv(const std::vector<std::string> &argv, std::string *out, std::string
 
     // Reading both outputs while writing the input: a child that fills one pipe
     // while we block on another would otherwise never finish.
-    while (in_pipe.write || out_pipe.read || err_pipe.read) {
-        std::array<pollfd, 3> polled{pollfd{in_pipe.write.get(), POLLOUT, 0}, pollfd{out_pipe.read.get(), POLLIN, 0},
-                                     pollfd{err_pipe.read.get(), POLLIN, 0}};
+    while (to_stdin || from_stdout || from_stderr) {
+        std::array<pollfd, 3> polled{pollfd{to_stdin.get(), POLLOUT, 0}, pollfd{from_stdout.get(), POLLIN, 0},
+                                     pollfd{from_stderr.get(), POLLIN, 0}};
         if (::poll(polled.data(), polled.size(), -1) < 0) {
             if (errno == EINTR) continue;
             throw_errno(errno, "poll");
         }
-        const auto &[to_stdin, from_stdout, from_stderr] = polled;
-        if (to_stdin.revents != 0) {
+        if (polled[0].revents != 0) {
             const std::string_view rest = std::string_view(input).substr(written);
-            const ssize_t n = ::write(in_pipe.write.get(), rest.data(), rest.size());
+            const ssize_t n = ::write(to_stdin.get(), rest.data(), rest.size());
             if (n > 0) {
                 written += static_cast<std::size_t>(n);
-                if (written == input.size()) in_pipe.write.reset();
+                if (written == input.size()) to_stdin.reset();
             } else if (n < 0 && errno == EPIPE) {
                 // The child stopped reading; what it did with less input is its business.
                 guard.raised();
-                in_pipe.write.reset();
+                to_stdin.reset();
             } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
                 throw_errno(errno, "writing to " + argv.front());
             }
         }
-        drain(from_stdout, out_pipe.read, out);
-        drain(from_stderr, err_pipe.read, err);
+        drain(polled[1], from_stdout, out);
+        drain(polled[2], from_stderr, err);
     }
-    return child.wait();
+    return child.wait().shell_code();
 }
 
 struct sshd_fixture::state {
@@ -519,7 +328,7 @@ struct sshd_fixture::state {
     fs::path sshd_config;
     fs::path pid_file;
     fs::path log_file;
-    std::optional<child_process> sshd;
+    std::optional<oneds::common::child> sshd;
 
     [[nodiscard]] std::vector<std::string> aliases() const {
         std::vector<std::string> all{alias};
@@ -595,16 +404,17 @@ struct sshd_fixture::state {
     start_result start_once(clock_type::time_point deadline) {
         std::error_code ignored;
         fs::remove(pid_file, ignored);
-        const auto null_in = open_file("/dev/null", O_RDONLY);
-        const auto log = open_file(log_file, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND);
-        sshd.emplace(
-            spawn({"/usr/sbin/sshd", "-D", "-e", "-f", sshd_config.string()}, {null_in.get(), log.get(), log.get()}));
+        const unique_fd log(::open(log_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600));
+        if (!log) throw_errno(errno, "open " + log_file.string());
+        using oneds::common::child_stream;
+        sshd.emplace(spawn({"/usr/sbin/sshd", "-D", "-e", "-f", sshd_config.string()}, child_stream::null(),
+                           child_stream::use(log.get()), child_stream::use(log.get())));
 
         for (;;) {
             if (const auto status = sshd->try_wait()) {
                 const std::string text = read_file(log_file);
                 if (failed_to_bind(text)) return start_result::port_taken;
-                throw std::runtime_error("sshd_fixture: sshd exited with " + std::to_string(*status) +
+                throw std::runtime_error("sshd_fixture: sshd exited with " + std::to_string(status->shell_code()) +
                                          " before serving port " + std::to_string(port) + "; its log:\n" + text);
             }
             // sshd writes its pid file only after binding, so a banner seen once

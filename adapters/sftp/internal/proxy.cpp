@@ -1,19 +1,13 @@
 #include "adapters/sftp/internal/proxy.hpp"
 
 #include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <thread>
-
-extern char **environ;  // NOLINT: POSIX
+#include <exception>
 
 namespace oneds::adapters::sftp::internal {
 
@@ -59,38 +53,25 @@ ports::result<std::unique_ptr<proxy_process>> proxy_process::start(const sshconf
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0)
         return error{error_kind::io, description + ": socketpair: " + std::strerror(errno)};
     common::unique_fd ours(pair[0]), theirs(pair[1]);
-    int err_pipe[2];
-    if (::pipe2(err_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
-        return error{error_kind::io, description + ": pipe: " + std::strerror(errno)};
-    common::unique_fd err_read(err_pipe[0]), err_write(err_pipe[1]);
-    // The child's end of the error pipe must block for it, as a terminal would.
-    ::fcntl(err_write.get(), F_SETFL, ::fcntl(err_write.get(), F_GETFL) & ~O_NONBLOCK);
-
-    std::vector<char *> c_argv;
-    for (auto &a : *argv) c_argv.push_back(a.data());
-    c_argv.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, theirs.get(), STDIN_FILENO);
-    posix_spawn_file_actions_adddup2(&actions, theirs.get(), STDOUT_FILENO);
-    posix_spawn_file_actions_adddup2(&actions, err_write.get(), STDERR_FILENO);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    sigset_t none;
-    sigemptyset(&none);
-    posix_spawnattr_setsigmask(&attr, &none);
-    sigset_t defaults;
-    sigfillset(&defaults);
-    posix_spawnattr_setsigdefault(&attr, &defaults);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSID);
-    pid_t pid = -1;
-    const int rc = ::posix_spawnp(&pid, c_argv[0], &actions, &attr, c_argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
-    if (rc != 0) return error{error_kind::io, description + ": cannot start " + (*argv)[0] + ": " + std::strerror(rc)};
+    common::child_spec spec;
+    spec.argv = std::move(*argv);
+    spec.in = common::child_stream::use(theirs.get());
+    spec.out = common::child_stream::use(theirs.get());
+    spec.err = common::child_stream::pipe();  // blocking for the child, as a terminal would be
+    spec.group = common::child_group::new_session;
+    // SIGTERM when the session goes, SIGKILL if it has not gone within a second.
+    spec.stop_grace = std::chrono::seconds(1);
+    common::child child;
+    try {
+        child = common::spawn(spec);
+    } catch (const std::exception &e) {
+        return error{error_kind::io, description + ": " + e.what()};
+    }
+    common::unique_fd err_read = std::move(child.stderr_pipe());
+    ::fcntl(err_read.get(), F_SETFL, ::fcntl(err_read.get(), F_GETFL) | O_NONBLOCK);
     ::fcntl(ours.get(), F_SETFL, ::fcntl(ours.get(), F_GETFL) | O_NONBLOCK);
     *session_end = std::move(ours);
-    return std::unique_ptr<proxy_process>(new proxy_process(pid, std::move(err_read), description));
+    return std::unique_ptr<proxy_process>(new proxy_process(std::move(child), std::move(err_read), description));
 }
 
 std::string proxy_process::stderr_text() {
@@ -104,17 +85,6 @@ std::string proxy_process::stderr_text() {
     for (const char c : collected_) line += (c == '\n' || c == '\r') ? ' ' : c;
     while (!line.empty() && line.back() == ' ') line.pop_back();
     return line;
-}
-
-proxy_process::~proxy_process() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    for (int i = 0; i < 100; ++i) {
-        if (::waitpid(pid_, nullptr, WNOHANG) == pid_) return;
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    ::kill(pid_, SIGKILL);
-    while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {}
 }
 
 }  // namespace oneds::adapters::sftp::internal

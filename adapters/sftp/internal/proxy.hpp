@@ -6,15 +6,16 @@
 // ours). Its stdin and stdout are one end of a socket pair; the session talks
 // SSH over the other end. Internal to the sftp adapter.
 //
-// Why a launcher of its own: this child lives as long as the session, and
-// the process port runs children to completion.
+// Why not the process port: this child lives as long as the session, and the
+// port runs children to completion. It is started by the project's launcher
+// (common/oneds_common/child.hpp) in a session of its own, with default
+// signals and only its three descriptors.
 #pragma once
 
 #include "adapters/sshconfig/ssh_config.hpp"
 
+#include <oneds_common/child.hpp>
 #include <oneds_common/unique_fd.hpp>
-
-#include <sys/types.h>
 
 #include <memory>
 #include <string>
@@ -29,7 +30,7 @@ public:
     static ports::result<std::unique_ptr<proxy_process>> start(const sshconfig::host_settings &settings,
                                                                common::unique_fd *session_end);
     // SIGTERM, then SIGKILL if it has not gone within a second; reaped.
-    ~proxy_process();
+    ~proxy_process() = default;
     proxy_process(const proxy_process &) = delete;
     proxy_process &operator=(const proxy_process &) = delete;
 
@@ -43,9 +44,9 @@ public:
     static ports::result<std::vector<std::string>> argv_for(const sshconfig::host_settings &settings);
 
 private:
-    proxy_process(pid_t pid, common::unique_fd err, std::string description)
-        : pid_(pid), err_(std::move(err)), description_(std::move(description)) {}
-    pid_t pid_;
+    proxy_process(common::child child, common::unique_fd err, std::string description)
+        : child_(std::move(child)), err_(std::move(err)), description_(std::move(description)) {}
+    common::child child_;
     common::unique_fd err_;
     std::string description_;
     std::string collected_;

@@ -6,13 +6,12 @@
 #include "adapters/sftp/sftp_store.hpp"
 #include "tests/support/sshd_fixture.hpp"
 
+#include <oneds_common/child.hpp>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <fcntl.h>
-#include <spawn.h>
 #include <sys/statvfs.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -27,8 +26,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-extern char **environ;  // NOLINT: POSIX declares it nowhere else
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -169,19 +166,16 @@ std::vector<pid_t> descendants_of(pid_t root) {
 
 // An ssh-agent of the test's own, on a socket in dir, made the agent of this
 // process (SSH_AUTH_SOCK) for its lifetime. It runs in the foreground (-D) as
-// our child, so the destructor can stop it by pid and reap it.
+// our child, so its handle stops it (SIGTERM) and reaps it.
 class agent_process {
 public:
     explicit agent_process(const fs::path &dir) : socket_(dir / "agent.sock") {
-        posix_spawn_file_actions_t actions;
-        posix_spawn_file_actions_init(&actions);
-        posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+        oneds::common::child_spec spec;
+        spec.argv = {"ssh-agent", "-D", "-a", socket_.string()};
+        spec.out = oneds::common::child_stream::null();
+        spec.stop_grace = 10s;  // SIGTERM, as ssh-agent -k would
+        agent_ = oneds::common::spawn(spec);
         const std::string socket_text = socket_.string();
-        std::vector<char *> argv{const_cast<char *>("ssh-agent"), const_cast<char *>("-D"),  // NOLINT
-                                 const_cast<char *>("-a"), const_cast<char *>(socket_text.c_str()), nullptr};
-        const int rc = ::posix_spawnp(&pid_, "ssh-agent", &actions, nullptr, argv.data(), environ);
-        posix_spawn_file_actions_destroy(&actions);
-        BOOST_REQUIRE_MESSAGE(rc == 0, "cannot start ssh-agent");
         const auto deadline = clock_type::now() + 10s;
         while (!fs::exists(socket_) && clock_type::now() < deadline) std::this_thread::sleep_for(10ms);
         BOOST_REQUIRE_MESSAGE(fs::exists(socket_), "ssh-agent did not create its socket");
@@ -196,14 +190,7 @@ public:
         }
         BOOST_REQUIRE_MESSAGE(listed != 2, "ssh-agent does not answer on its socket");
     }
-    ~agent_process() {
-        ::unsetenv("SSH_AUTH_SOCK");
-        if (pid_ > 0) {
-            ::kill(pid_, SIGTERM);
-            int status = 0;
-            ::waitpid(pid_, &status, 0);
-        }
-    }
+    ~agent_process() { ::unsetenv("SSH_AUTH_SOCK"); }
     agent_process(const agent_process &) = delete;
     agent_process &operator=(const agent_process &) = delete;
     agent_process(agent_process &&) = delete;
@@ -216,7 +203,7 @@ public:
 
 private:
     fs::path socket_;
-    pid_t pid_ = 0;
+    oneds::common::child agent_;
 };
 
 // The fixture plus a pool and a store on the fixture's own alias and config.
