@@ -1,5 +1,7 @@
 // The result type at port boundaries: a value or an error with a kind and a
 // message. Adapters may throw inside; nothing throws across a port.
+// Hand-written rather than boost::system::result so that the port headers,
+// which plugin authors read first, need nothing but the standard library.
 #pragma once
 
 #include <cstdint>
