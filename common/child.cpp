@@ -295,7 +295,11 @@ struct fork_plan {
             report_and_exit(p.report);
     }
     // Close-on-exec rather than closed: `report` must stay open until exec.
-    if (::close_range(STDERR_FILENO + 1, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
+    // The system call itself, as glibc before 2.34 has no wrapper; 4 is
+    // CLOSE_RANGE_CLOEXEC (Linux 5.11; older kernels take the loop).
+#ifdef SYS_close_range
+    if (::syscall(SYS_close_range, STDERR_FILENO + 1, ~0U, 4U) != 0)
+#endif
         for (int fd = STDERR_FILENO + 1; fd < p.max_fd; ++fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
     sigset_t none;
     ::sigemptyset(&none);

@@ -2,10 +2,12 @@
 
 #include <cerrno>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 namespace oneds::common {
@@ -55,17 +57,38 @@ std::vector<pid_t> all_pids() {
     return pids;
 }
 
+pid_t parent_pid(pid_t pid) {
+    const std::string stat = read_proc_file("/proc/" + std::to_string(pid) + "/stat");
+    // "pid (comm) state ppid ...": comm may hold blanks and parentheses.
+    const auto close = stat.rfind(')');
+    if (close == std::string::npos) return -1;
+    std::istringstream rest(stat.substr(close + 1));
+    std::string state;
+    long ppid = 0;
+    if (!(rest >> state >> ppid)) return -1;
+    return static_cast<pid_t>(ppid);
+}
+
+std::vector<pid_t> signal_descendants(pid_t root, int sig) {
+    const std::vector<pid_t> tree = descendant_pids(root);
+    const std::set<pid_t> family(tree.begin(), tree.end());
+    std::vector<pid_t> signalled;
+    for (const pid_t pid : tree) {
+        const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+        if (fd < 0) continue;  // gone
+        const pid_t parent = parent_pid(pid);
+        if ((parent == root || family.contains(parent)) && ::syscall(SYS_pidfd_send_signal, fd, sig, nullptr, 0) == 0)
+            signalled.push_back(pid);
+        ::close(fd);
+    }
+    return signalled;
+}
+
 std::vector<pid_t> descendant_pids(pid_t root) {
     std::multimap<pid_t, pid_t> children;
     for (const pid_t pid : all_pids()) {
-        const std::string stat = read_proc_file("/proc/" + std::to_string(pid) + "/stat");
-        // "pid (comm) state ppid ...": comm may hold blanks and parentheses.
-        const auto close = stat.rfind(')');
-        if (close == std::string::npos) continue;
-        std::istringstream rest(stat.substr(close + 1));
-        std::string state;
-        long ppid = 0;
-        if (rest >> state >> ppid) children.emplace(static_cast<pid_t>(ppid), pid);
+        const pid_t ppid = parent_pid(pid);
+        if (ppid >= 0) children.emplace(ppid, pid);
     }
     std::vector<pid_t> out;
     std::vector<pid_t> todo{root};

@@ -33,8 +33,7 @@ std::size_t kill_descendants() {
     // Twice: one may have started another meanwhile.
     std::set<pid_t> killed;
     for (int round = 0; round < 2; ++round)
-        for (const pid_t pid : common::descendant_pids(::getpid()))
-            if (::kill(pid, SIGKILL) == 0) killed.insert(pid);
+        for (const pid_t pid : common::signal_descendants(::getpid(), SIGKILL)) killed.insert(pid);
     return killed.size();
 }
 

@@ -9,9 +9,11 @@
 // Contract:
 // * Thread-safe. Calls on one session are serialised (libssh2 sessions are not
 //   thread-safe); calls on sessions of different keys run in parallel.
-// * A session is connected on first use: the server name is resolved through
-//   the ssh config reader (HostName, Port, User, IdentityFile,
-//   UserKnownHostsFile, StrictHostKeyChecking, IdentitiesOnly), the host key is
+// * A session is connected on first use: the server's settings are what
+//   OpenSSH resolves for it (`ssh -G`, adapters/sshconfig: HostName, Port,
+//   User, IdentityFile, UserKnownHostsFile, StrictHostKeyChecking,
+//   IdentitiesOnly, ProxyJump, ProxyCommand); the connection is a TCP socket
+//   or the pipes of a proxy process (internal/proxy.hpp); the host key is
 //   checked against known_hosts, then the ssh agent (SSH_AUTH_SOCK) and the
 //   identity files are tried. No password is ever used.
 // * A reused session whose connection turns out broken (server restarted,

@@ -5,8 +5,9 @@
 // the remote user's login shell as a single string ("$SHELL -c <string>").
 // No option of ssh avoids that, so the argv vector must be turned into a
 // string that the shell splits back into exactly the same words. Locally
-// nothing runs through a shell. (The backup's folder lister is a constant
-// script that takes its data as positional parameters: backup_folder.hpp.)
+// nothing of ours runs through a shell (an admin's ProxyCommand does, as in
+// ssh). The backup's folder lister is a constant script that takes its data
+// as positional parameters (plugin/restic/actions/backup_folder.hpp).
 //
 // The rule: every word goes in single quotes, and a ' inside a word is written
 // '\'' (close the quote, an escaped quote, reopen). Inside single quotes a

@@ -26,4 +26,12 @@ std::vector<pid_t> descendant_pids(pid_t root);
 // Every pid in /proc.
 std::vector<pid_t> all_pids();
 
+// The parent pid of pid from /proc/<pid>/stat; -1 when it cannot be read.
+pid_t parent_pid(pid_t pid);
+
+// Sends sig to each of root's descendants; returns the pids signalled. Each
+// is held by a pidfd and its parent checked again after that, so that a pid
+// reused since the snapshot is never hit.
+std::vector<pid_t> signal_descendants(pid_t root, int sig);
+
 }  // namespace oneds::common

@@ -74,10 +74,6 @@ std::string local_host_name() {
     return name;
 }
 
-bool digits_only(std::string_view s) {
-    return !s.empty() && s.size() <= 10 && s.find_first_not_of("0123456789") == std::string_view::npos;
-}
-
 // Go's duration text ("12m3.2s", "1h0m0s", "45.5s", "300ms") in seconds; -1
 // when it is not one.
 double go_duration_seconds(std::string_view text) {
@@ -144,7 +140,7 @@ ports::status unlock_stale(action_env &env, const datastore_attributes &a, const
 lock_inspector stale_lock_inspector(action_env &env, const datastore_attributes &a, const repo_site &site) {
     return [&env, &a, site](const lock_holder &h, const std::stop_token &stop) -> lock_check {
         using verdict = lock_check::verdict;
-        if (!digits_only(h.pid) || !host_name_problem(h.host).empty())
+        if (!is_decimal_id(h.pid) || !host_name_problem(h.host).empty())
             return {verdict::unknown, "the lock names no process that can be checked"};
         // Where restic would agree that the lock is stale, and whether its
         // holder runs there.

@@ -1,5 +1,5 @@
 // A ports::process_runner double: records every command it is asked to run
-// (host, argv, environment, stdin, expansion) and answers with what the test
+// (host, argv, environment, stdin) and answers with what the test
 // scripted for it, feeding stdout and stderr through the run's callbacks as
 // the real adapters do. For fast tests of an action's branches and for
 // golden command lines; put an ssh_runner over it to pin the ssh form too.
@@ -8,6 +8,7 @@
 #include "plugin/ports/process.hpp"
 
 #include <functional>
+#include <optional>
 #include <mutex>
 #include <string>
 #include <vector>

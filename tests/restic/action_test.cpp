@@ -435,6 +435,19 @@ BOOST_AUTO_TEST_CASE(an_unreachable_repository_gets_the_front_ends_view) {
 
 BOOST_AUTO_TEST_SUITE_END()
 
+// A cancel that arrives after restic has made the snapshot does not turn
+// the finished backup into "cancelled": the snapshot exists and is reported.
+BOOST_AUTO_TEST_CASE(a_stop_after_restic_succeeded_keeps_the_backup) {
+    std::stop_source stop;
+    harness h([&stop](const recorded_run &, std::size_t) {
+        stop.request_stop();
+        return backup_ok();
+    });
+    const auto out = h.run(&backup_action, "backup", backup_args(), document(), &stop);
+    BOOST_TEST(out.status == ONEDS_OK, out.error);
+    BOOST_TEST(out.info == "6ca565cd 5 raw\n");
+}
+
 // The lock retry decorator on its own, over the recording runner.
 BOOST_AUTO_TEST_SUITE(lock_retry)
 

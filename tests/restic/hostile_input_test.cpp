@@ -148,7 +148,8 @@ BOOST_AUTO_TEST_CASE(an_ssh_config_alias_outside_the_grammar_is_asked_about_and_
     for (const std::string bad : {"-oProxyCommand=x", "a b",
                                   "a\xe2\x80\xa8"
                                   "b",
-                                  "a'b", "u@h", "h:1"})
+                                  "a'b", "u@h", "h:1", "a;id", "a|b", "a&b", "$(id)", "a`id`", "a*", "a?b", "a!b",
+                                  "~root", "a<b", "a>b", "a(b)", "a%h"})
         BOOST_TEST(!host_name_problem(bad, alias).empty(), bad);
     BOOST_TEST(asked == 2);
 }

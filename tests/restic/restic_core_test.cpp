@@ -275,6 +275,21 @@ BOOST_AUTO_TEST_CASE(lock_text_names_the_holder) {
     BOOST_TEST(h->describe() == "PID 4711 on node3 by oneadmin, created 2025-01-02 03:04:05 (12m3.2s ago)");
 }
 
+// The lock file is the repository's, not ours: what it names reaches LOG
+// lines and errors only as printable text.
+BOOST_AUTO_TEST_CASE(a_lock_holder_with_control_characters_is_shown_printable) {
+    const std::string text =
+        "unable to create lock in backend: repository is already locked by PID 7 on "
+        "node\x1b[2Jx by evil\x07user\x1b]0;t\x07 (UID 1, GID 1)\n"
+        "lock was created at 2025-01-02 03:04:05 (1m\x1b[1m ago)\n";
+    auto h = parse_lock_conflict(text);
+    BOOST_REQUIRE(h.has_value());
+    const std::string d = h->describe();
+    BOOST_TEST(d.find('\x1b') == std::string::npos, d);
+    BOOST_TEST(d.find('\x07') == std::string::npos, d);
+    BOOST_TEST(d.find("node\\x1b[2Jx") != std::string::npos, d);
+}
+
 BOOST_DATA_TEST_CASE(exits_are_classified_on_every_version,
                      bdata::make({0, 3, 1, 11, 1, 12, 1, 10, 1, 130, 1}) ^
                          bdata::make({"", "", k_lock_text, "", "Fatal: wrong password or no key found\n", "",

@@ -6,6 +6,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <oneds_common/child.hpp>
+#include <oneds_common/proc.hpp>
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -451,3 +452,33 @@ BOOST_AUTO_TEST_CASE(a_child_reaped_elsewhere_is_lost_not_waited_for) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// The last-resort kill reaches children and grandchildren, and only them.
+BOOST_AUTO_TEST_CASE(signal_descendants_reaches_the_whole_tree_and_nothing_else) {
+    child_spec spec;
+    spec.argv = {"sh", "-c", "sleep 100 & sleep 100 & wait"};
+    child c = spawn(spec);
+    // Wait until the grandchildren are there.
+    std::vector<pid_t> tree;
+    for (int i = 0; i < 200 && tree.size() < 3; ++i) {
+        std::this_thread::sleep_for(10ms);
+        tree = oneds::common::descendant_pids(::getpid());
+    }
+    BOOST_TEST_REQUIRE(tree.size() >= 3U);
+    const auto signalled = oneds::common::signal_descendants(::getpid(), SIGKILL);
+    const std::set<pid_t> expected(tree.begin(), tree.end());
+    const std::set<pid_t> got(signalled.begin(), signalled.end());
+    BOOST_TEST(got == expected, boost::test_tools::per_element());
+    const auto status = c.wait();
+    BOOST_TEST(status.term_signal() == SIGKILL);
+    // The grandchildren were killed too (reparented, so not waited for here).
+    for (const pid_t pid : tree) {
+        bool gone = false;
+        for (int i = 0; i < 200 && !gone; ++i) {
+            const std::string stat = oneds::common::read_proc_file("/proc/" + std::to_string(pid) + "/stat");
+            gone = stat.empty() || stat.find(") Z") != std::string::npos;
+            if (!gone) std::this_thread::sleep_for(10ms);
+        }
+        BOOST_TEST(gone, "pid " << pid);
+    }
+}

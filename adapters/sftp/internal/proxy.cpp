@@ -1,13 +1,16 @@
 #include "adapters/sftp/internal/proxy.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <exception>
+#include <system_error>
 
 namespace oneds::adapters::sftp::internal {
 
@@ -68,21 +71,61 @@ ports::result<std::unique_ptr<proxy_process>> proxy_process::start(const sshconf
         return error{error_kind::io, description + ": " + e.what()};
     }
     common::unique_fd err_read = std::move(child.stderr_pipe());
-    ::fcntl(err_read.get(), F_SETFL, ::fcntl(err_read.get(), F_GETFL) | O_NONBLOCK);
     ::fcntl(ours.get(), F_SETFL, ::fcntl(ours.get(), F_GETFL) | O_NONBLOCK);
-    *session_end = std::move(ours);
-    return std::unique_ptr<proxy_process>(new proxy_process(std::move(child), std::move(err_read), description));
+    try {
+        auto proxy =
+            std::unique_ptr<proxy_process>(new proxy_process(std::move(child), std::move(err_read), description));
+        *session_end = std::move(ours);
+        return proxy;
+    } catch (const std::exception &e) {
+        return error{error_kind::io, description + ": " + e.what()};
+    }
 }
 
-std::string proxy_process::stderr_text() {
+proxy_process::proxy_process(common::child child, common::unique_fd err, std::string description)
+    : child_(std::move(child)), err_(std::move(err)), description_(std::move(description)) {
+    int wake[2];
+    if (::pipe2(wake, O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category(), "pipe");
+    wake_read_ = common::unique_fd(wake[0]);
+    wake_write_ = common::unique_fd(wake[1]);
+    reader_ = std::thread([this] { drain(); });
+}
+
+proxy_process::~proxy_process() {
+    // The proxy goes first (its stderr then ends); the reader is woken too,
+    // in case a process the proxy started still holds the pipe open.
+    child_ = common::child();
+    const char byte = 0;
+    (void)!::write(wake_write_.get(), &byte, 1);
+    if (reader_.joinable()) reader_.join();
+}
+
+void proxy_process::drain() {
     char buf[4096];
     for (;;) {
+        pollfd fds[2] = {{err_.get(), POLLIN, 0}, {wake_read_.get(), POLLIN, 0}};
+        if (::poll(fds, 2, -1) < 0 && errno != EINTR) break;
+        if (fds[1].revents != 0) break;
+        if (fds[0].revents == 0) continue;
         const ssize_t n = ::read(err_.get(), buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
         if (n <= 0) break;
-        if (collected_.size() < 8192) collected_.append(buf, static_cast<std::size_t>(n));
+        const std::lock_guard lock(mutex_);
+        if (collected_.size() < 8192)
+            collected_.append(buf, std::min(static_cast<std::size_t>(n), 8192 - collected_.size()));
     }
+    const std::lock_guard lock(mutex_);
+    eof_ = true;
+    ended_.notify_all();
+}
+
+std::string proxy_process::stderr_text() const {
     std::string line;
-    for (const char c : collected_) line += (c == '\n' || c == '\r') ? ' ' : c;
+    {
+        std::unique_lock lock(mutex_);
+        ended_.wait_for(lock, std::chrono::milliseconds(500), [this] { return eof_; });
+        for (const char c : collected_) line += (c == '\n' || c == '\r') ? ' ' : c;
+    }
     while (!line.empty() && line.back() == ' ') line.pop_back();
     return line;
 }

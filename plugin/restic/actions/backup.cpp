@@ -42,112 +42,183 @@ std::string backup_format(const std::string &first_disk) {
     return (ext == "rbd2" || ext == "rbdiff") ? "rbd" : "raw";
 }
 
-}  // namespace
+// What a backup request asks for, every part checked before anything runs.
+struct backup_request {
+    std::string vm_id;
+    std::string vm_host;    // from argv, or LAST_BRIDGE
+    std::string vm_dir;     // the backup folder: <vm_dir>/backup or BACKUP_BASE_PATH/<vm_id>/backup
+    std::string repo_path;  // BASE_PATH/<vm_id> or BASE_PATH/job_<bj_id>
+    repo_site site;         // where restic runs: the VM's host (or here)
+};
 
-outcome backup_action(action_env &env) {
+ports::error invalid(std::string text) { return {ports::error_kind::invalid, std::move(text), 0}; }
+
+// argv, the document (into d) and BACKUP_BASE_PATH.
+ports::result<backup_request> parse_backup_request(action_env &env, request_doc &d) {
     const auto &args = env.ctx.req().args;
     if (args.size() < 6)
-        return outcome::fail("backup: expected <host>:<vm_dir> <disk_ids> <deploy_id> <bj_id|-> <vm_id> <ds_id>, got " +
-                             std::to_string(args.size()) + " arguments");
-    const std::string &host_dir = args[0];
-    std::string vm_host, argv_vm_dir;
-    if (!split_host_dir(host_dir, vm_host, argv_vm_dir) || argv_vm_dir.empty())
-        return outcome::fail("backup: first argument must be <host>:<vm_dir>, got '" + common::printable(host_dir) +
-                             "'");
-    if (auto p = env.host_problem("backup: the host in <host>:<vm_dir>", vm_host); !p.empty()) return outcome::fail(p);
+        return invalid("backup: expected <host>:<vm_dir> <disk_ids> <deploy_id> <bj_id|-> <vm_id> <ds_id>, got " +
+                       std::to_string(args.size()) + " arguments");
+    backup_request r;
+    std::string argv_vm_dir;
+    if (!split_host_dir(args[0], r.vm_host, argv_vm_dir) || argv_vm_dir.empty())
+        return invalid("backup: first argument must be <host>:<vm_dir>, got '" + common::printable(args[0]) + "'");
+    if (auto p = env.host_problem("backup: the host in <host>:<vm_dir>", r.vm_host); !p.empty()) return invalid(p);
     if (auto p = absolute_path_problem(argv_vm_dir); !p.empty())
-        return outcome::fail("backup: the folder in <host>:<vm_dir> " + p + ", got '" + common::printable(argv_vm_dir) +
-                             "'");
+        return invalid("backup: the folder in <host>:<vm_dir> " + p + ", got '" + common::printable(argv_vm_dir) + "'");
     const std::string &bj_id = args[3];
-    const std::string &vm_id = args[4];
-    if (vm_id.empty() || vm_id.find_first_not_of("0123456789") != std::string::npos)
-        return outcome::fail("backup: VM id must be a number, got '" + vm_id + "'");
-    if (bj_id != "-" && (bj_id.empty() || bj_id.find_first_not_of("0123456789") != std::string::npos))
-        return outcome::fail("backup: backup job id must be a number or '-', got '" + bj_id + "'");
+    r.vm_id = args[4];
+    if (!is_decimal_id(r.vm_id))
+        return invalid("backup: VM id must be a number, got '" + common::printable(r.vm_id) + "'");
+    if (bj_id != "-" && !is_decimal_id(bj_id))
+        return invalid("backup: backup job id must be a number or '-', got '" + common::printable(bj_id) + "'");
 
-    request_doc d;
-    if (auto loaded = load_request(env, "backup", d, false); !loaded) return outcome::from(loaded.err());
-    const pugi::xml_document &doc = d.doc;
-    const datastore_attributes &attrs = d.attrs;
-    if (const std::string bridge(common::trim(
-            doc.select_node("/DS_DRIVER_ACTION_DATA/VM/BACKUPS/BACKUP_CONFIG/LAST_BRIDGE").node().text().as_string()));
+    if (auto loaded = load_request(env, "backup", d, false); !loaded) return loaded.err();
+    if (const std::string bridge(
+            common::trim(d.doc.select_node("/DS_DRIVER_ACTION_DATA/VM/BACKUPS/BACKUP_CONFIG/LAST_BRIDGE")
+                             .node()
+                             .text()
+                             .as_string()));
         !bridge.empty()) {
-        if (auto p = env.host_problem("LAST_BRIDGE", bridge); !p.empty()) return outcome::fail("backup: " + p);
-        vm_host = bridge;
+        if (auto p = env.host_problem("LAST_BRIDGE", bridge); !p.empty()) return invalid("backup: " + p);
+        r.vm_host = bridge;
     }
 
     const auto conf = read_shell_vars(env.settings.datastore_conf);
-    std::string vm_dir;
     if (auto it = conf.find("BACKUP_BASE_PATH"); it != conf.end() && !it->second.empty()) {
         if (auto p = absolute_path_problem(it->second); !p.empty())
-            return outcome::fail("BACKUP_BASE_PATH in " + env.settings.datastore_conf + " " + p + ", got '" +
-                                 common::printable(it->second) + "'");
-        vm_dir = clean_path(it->second + "/" + vm_id + "/backup");
+            return invalid("BACKUP_BASE_PATH in " + env.settings.datastore_conf + " " + p + ", got '" +
+                           common::printable(it->second) + "'");
+        r.vm_dir = clean_path(it->second + "/" + r.vm_id + "/backup");
     } else
-        vm_dir = clean_path(argv_vm_dir + "/backup");
+        r.vm_dir = clean_path(argv_vm_dir + "/backup");
 
-    const std::string repo_id = bj_id != "-" ? "job_" + bj_id : vm_id;
-    const std::string repo_path = clean_path(attrs.base_path + "/" + repo_id);
-    const repo_site site = hypervisor_site(env, attrs, vm_host, repo_path);
-    const std::string &url = site.repo;
+    r.repo_path = clean_path(d.attrs.base_path + "/" + (bj_id != "-" ? "job_" + bj_id : r.vm_id));
+    r.site = hypervisor_site(env, d.attrs, r.vm_host, r.repo_path);
+    return r;
+}
 
+// The restic run: `backup --force --json --tag=one-<vm>` of the folder's
+// files, confined as stock (RESTIC_NICE, RESTIC_IONICE). Here the files are
+// listed now; on a hypervisor the lister names them in the same ssh.
+ports::result<restic_command> backup_command(const backup_request &r) {
     restic_command run;
-    run.site = site;
+    run.site = r.site;
     run.subcommand = "backup";
-    run.options = {"--force", "--json", "--tag=one-" + vm_id};
-    run.confined = true;  // RESTIC_NICE, RESTIC_IONICE, as stock
-    // '<vm_dir>'/disk.* then vm.xml: listed here, or by the lister that
-    // starts restic on the hypervisor (its report comes on restic's stdout).
-    const std::string where = site.host.empty() ? std::string() : " on " + site.host;
-    lister_report listing;
-    if (site.host.empty()) {
-        const backup_files files = list_backup_folder(vm_dir);
-        if (!files.error.empty()) return outcome::fail("Backup folder " + vm_dir + " is not ready: " + files.error);
-        if (!files.missing.empty())
-            return outcome::fail("Backup folder " + vm_dir + " is not ready: no file " + files.missing);
-        run.args = files.disks;
-        run.args.push_back(vm_dir + "/vm.xml");
-    } else
-        run.launcher = remote_lister(vm_dir);
-    run.what = "backup of VM " + vm_id;
-    run.inspect_lock = stale_lock_inspector(env, attrs, site);
-
-    std::optional<backup_summary> summary;
-    auto last_report = std::chrono::steady_clock::now();
-    bool reported = false;
-    if (!attrs.slice_limits_set.empty()) {
-        std::string names;
-        for (const auto &n : attrs.slice_limits_set) names += (names.empty() ? "" : ", ") + n;
-        // Stock runs restic in a systemd user slice for these; this driver
-        // does not (yet): say so rather than pretend.
-        env.log('W', "backup of VM " + vm_id + ": " + names +
-                         " not applied: this driver has no systemd slice confinement (RESTIC_NICE and "
-                         "RESTIC_IONICE are applied)");
+    run.options = {"--force", "--json", "--tag=one-" + r.vm_id};
+    run.confined = true;
+    run.what = "backup of VM " + r.vm_id;
+    if (!r.site.host.empty()) {
+        run.launcher = remote_lister(r.vm_dir);
+        return run;
     }
-    // Backups take shared locks and do not wait for exclusive ones in the
-    // stock driver; we do, within the same budget as the other commands.
-    run.on_stdout_line = [&](std::string_view line) {
-        if (listing.take(line)) return;
+    const backup_files files = list_backup_folder(r.vm_dir);
+    if (!files.error.empty())
+        return ports::error{ports::error_kind::io, "Backup folder " + r.vm_dir + " is not ready: " + files.error, 0};
+    if (!files.missing.empty())
+        return ports::error{ports::error_kind::not_found,
+                            "Backup folder " + r.vm_dir + " is not ready: no file " + files.missing, 0};
+    run.args = files.disks;
+    run.args.push_back(r.vm_dir + "/vm.xml");
+    return run;
+}
+
+// Reads restic's stdout: the lister's report, progress (a LOG line at most
+// every progress_interval) and the summary.
+class backup_reader {
+public:
+    backup_reader(const action_env &env, std::string vm_id) : env_(env), vm_id_(std::move(vm_id)) {}
+
+    void operator()(std::string_view line) {
+        if (listing_.take(line)) return;
         auto parsed = parse_backup_line(line);
         if (auto *s = std::get_if<backup_summary>(&parsed)) {
-            summary = *s;
+            summary_ = *s;
             return;
         }
-        if (auto *st = std::get_if<backup_status>(&parsed); st != nullptr && st->bytes_done > 0) {
-            const auto now = std::chrono::steady_clock::now();
-            if (reported && now - last_report < env.settings.progress_interval) return;
-            reported = true;
-            last_report = now;
-            char pct[16];
-            std::snprintf(pct, sizeof pct, "%.1f%%", st->percent_done * 100.0);
-            std::string text =
-                "backup of VM " + vm_id + ": " + pct + " done, " + mib(static_cast<double>(st->bytes_done));
-            if (st->total_bytes > 0) text += " of " + mib(static_cast<double>(st->total_bytes));
-            if (st->seconds_elapsed > 0)
-                text += ", " + mib(static_cast<double>(st->bytes_done) / st->seconds_elapsed) + "/s";
-            env.log('I', text);
-        }
-    };
+        if (auto *st = std::get_if<backup_status>(&parsed); st != nullptr && st->bytes_done > 0) report(*st);
+        if (std::holds_alternative<std::monostate>(parsed))
+            last_other_ = common::one_line(common::strip_terminal_controls(line));
+    }
+    // Before a rerun: the next summary is the one that counts.
+    void restart() {
+        summary_.reset();
+        reported_ = false;
+    }
+    const std::optional<backup_summary> &summary() const { return summary_; }
+    // The last stdout line that was neither progress nor the summary.
+    const std::string &last_other_line() const { return last_other_; }
+    const backup_files &listed() const { return listing_.files(); }
+
+private:
+    void report(const backup_status &st) {
+        const auto now = std::chrono::steady_clock::now();
+        if (reported_ && now - last_report_ < env_.settings.progress_interval) return;
+        reported_ = true;
+        last_report_ = now;
+        char pct[16];
+        std::snprintf(pct, sizeof pct, "%.1f%%", st.percent_done * 100.0);
+        std::string text = "backup of VM " + vm_id_ + ": " + pct + " done, " + mib(static_cast<double>(st.bytes_done));
+        if (st.total_bytes > 0) text += " of " + mib(static_cast<double>(st.total_bytes));
+        if (st.seconds_elapsed > 0) text += ", " + mib(static_cast<double>(st.bytes_done) / st.seconds_elapsed) + "/s";
+        env_.log('I', text);
+    }
+
+    const action_env &env_;
+    std::string vm_id_;
+    lister_report listing_;
+    std::optional<backup_summary> summary_;
+    std::string last_other_;
+    std::chrono::steady_clock::time_point last_report_;
+    bool reported_ = false;
+};
+
+// Stock runs restic in a systemd user slice for these; this driver does not
+// (yet): say so rather than pretend.
+void warn_unapplied_limits(const action_env &env, const datastore_attributes &a, const std::string &vm_id) {
+    if (a.slice_limits_set.empty()) return;
+    std::string names;
+    for (const auto &n : a.slice_limits_set) names += (names.empty() ? "" : ", ") + n;
+    env.log('W', "backup of VM " + vm_id + ": " + names +
+                     " not applied: this driver has no systemd slice confinement (RESTIC_NICE and RESTIC_IONICE are "
+                     "applied)");
+}
+
+// Why a backup restic failed, with the front end's own look at the storage
+// when restic on the hypervisor does not say why it could not open the
+// repository ("unable to start the sftp session ... file already closed"
+// when its ssh failed).
+std::string failure_with_probe(action_env &env, const datastore_attributes &a, const backup_request &r,
+                               const restic_outcome &res) {
+    std::string why = failure_text(res);
+    if ((res.exit.kind == exit_kind::failed || res.exit.kind == exit_kind::network) &&
+        a.backend == backend_kind::sftp && why.find("unable to open repository") != std::string::npos) {
+        auto store = env.stores.store_for(a);
+        std::string probe = store ? std::string() : store.err().message;
+        if (store)
+            if (auto st = (*store)->stat(r.repo_path + "/config", env.stop()); !st) probe = st.err().message;
+        if (!probe.empty()) why += " (from the front end: " + probe + ")";
+    }
+    return why;
+}
+
+}  // namespace
+
+outcome backup_action(action_env &env) {
+    request_doc d;
+    const auto parsed = parse_backup_request(env, d);
+    if (!parsed) return outcome::from(parsed.err());
+    const backup_request &r = *parsed;
+    const datastore_attributes &attrs = d.attrs;
+    auto command = backup_command(r);
+    if (!command) return outcome::from(command.err());
+    restic_command &run = *command;
+    // Backups take shared locks and do not wait for exclusive ones in the
+    // stock driver; we do, within the same budget as the other commands.
+    run.inspect_lock = stale_lock_inspector(env, attrs, r.site);
+    backup_reader reader(env, r.vm_id);
+    run.on_stdout_line = [&reader](std::string_view line) { reader(line); };
+    warn_unapplied_limits(env, attrs, r.vm_id);
 
     auto runner = env.restic(attrs);
     auto res = runner.run(run, attrs, env.stop());
@@ -156,59 +227,42 @@ outcome backup_action(action_env &env) {
     // at once and create the repository only when restic finds none, then
     // back up again: one restic start per backup of an existing repository.
     if (res && !res->cancelled && res->exit.kind == exit_kind::repo_missing) {
-        env.log('I', "backup of VM " + vm_id + ": no repository at " + url + " yet, creating it");
-        if (auto made = ensure_repository(env, attrs, repo_path); !made)
+        env.log('I', "backup of VM " + r.vm_id + ": no repository at " + r.site.repo + " yet, creating it");
+        if (auto made = ensure_repository(env, attrs, r.repo_path); !made)
             return made.err().kind == ports::error_kind::cancelled
                        ? outcome::fail("Backup cancelled", ONEDS_ERR_CANCELLED)
                        : outcome::from(made.err());
-        summary.reset();
-        reported = false;
+        reader.restart();
         res = runner.run(run, attrs, env.stop());
     }
-    if (res && !res->cancelled && !listing.files().missing.empty())
-        return outcome::fail("Backup folder " + vm_dir + " is not ready: no file " + listing.files().missing + where);
+    const std::string where = r.site.host.empty() ? std::string() : " on " + r.site.host;
+    if (res && !res->cancelled && !reader.listed().missing.empty())
+        return outcome::fail("Backup folder " + r.vm_dir + " is not ready: no file " + reader.listed().missing + where);
     if (!res && res.err().kind == ports::error_kind::invalid) return outcome::fail(res.err().message);
-    if (!res) return outcome::fail("Cannot run restic on " + vm_host + ": " + res.err().message);
+    if (!res) return outcome::fail("Cannot run restic on " + r.vm_host + ": " + res.err().message);
 
-    if (res->cancelled) {
-        // restic removes its own lock on SIGINT; a lock left by a restic that
-        // had to be killed is stale and goes with a plain unlock.
-        if (auto unlocked = unlock_stale(env, attrs, site); !unlocked)
-            env.log('W', "backup of VM " + vm_id +
-                             ": could not remove stale locks after the cancel: " + unlocked.err().message);
-        return outcome::fail("Backup cancelled", ONEDS_ERR_CANCELLED);
-    }
-    if (res->exit.kind != exit_kind::success) {
-        std::string why = failure_text(*res);
-        // A restic killed by someone else left its lock, as one that had to
-        // be killed after a cancel.
-        if (res->exit.kind == exit_kind::killed)
-            if (auto unlocked = unlock_stale(env, attrs, site); !unlocked)
-                env.log('W', "backup of VM " + vm_id +
-                                 ": could not remove the stale lock of the killed restic: " + unlocked.err().message);
-        // restic on the hypervisor does not always say why it could not open
-        // the repository ("unable to start the sftp session ... file already
-        // closed" when its ssh failed): ask the backup storage from here too.
-        if ((res->exit.kind == exit_kind::failed || res->exit.kind == exit_kind::network) &&
-            attrs.backend == backend_kind::sftp && why.find("unable to open repository") != std::string::npos) {
-            auto store = env.stores.store_for(attrs);
-            std::string probe = store ? std::string() : store.err().message;
-            if (store)
-                if (auto st = (*store)->stat(repo_path + "/config", env.stop()); !st) probe = st.err().message;
-            if (!probe.empty()) why += " (from the front end: " + probe + ")";
-        }
-        return outcome::fail("Error backing up VM " + vm_id + " to " + url + " on " + vm_host + ": " + why);
-    }
+    // restic removes its own lock on SIGINT; a lock left by a restic that had
+    // to be killed after a cancel, or was killed by someone else, is stale
+    // and goes with a plain unlock.
+    if (res->cancelled || res->exit.kind == exit_kind::killed)
+        if (auto unlocked = unlock_stale(env, attrs, r.site); !unlocked)
+            env.log('W', "backup of VM " + r.vm_id + ": could not remove the stale lock of the " +
+                             (res->cancelled ? "cancelled" : "killed") + " restic: " + unlocked.err().message);
+    if (res->cancelled) return outcome::fail("Backup cancelled", ONEDS_ERR_CANCELLED);
+    if (res->exit.kind != exit_kind::success)
+        return outcome::fail("Error backing up VM " + r.vm_id + " to " + r.site.repo + " on " + r.vm_host + ": " +
+                             failure_with_probe(env, attrs, r, *res));
+
+    const auto &summary = reader.summary();
     if (!summary || summary->snapshot_id.size() < 8)
-        return outcome::fail("Cannot find backup information: " + common::one_line(res->raw.stdout_text) + " " +
-                             res->exit.message);
+        return outcome::fail("Cannot find backup information: " + reader.last_other_line() + " " + res->exit.message);
     const std::string short_id = summary->snapshot_id.substr(0, 8);
     if (short_id.find_first_not_of("0123456789abcdef") != std::string::npos)
         return outcome::fail("Wrong format for backup action: snapshot id '" + summary->snapshot_id + "'");
-    env.log('I', "backup of VM " + vm_id + ": snapshot " + short_id + ", " +
+    env.log('I', "backup of VM " + r.vm_id + ": snapshot " + short_id + ", " +
                      mib(static_cast<double>(summary->total_bytes_processed)) + " processed, " +
                      mib(static_cast<double>(summary->data_added)) + " added");
-    const auto &disks = site.host.empty() ? run.args : listing.files().disks;
+    const auto &disks = r.site.host.empty() ? run.args : reader.listed().disks;
     return outcome::ok(short_id + " " + std::to_string(summary->total_bytes_processed / 1048576) + " " +
                        backup_format(disks.empty() ? std::string() : disks.front()) + "\n");
 }

@@ -41,6 +41,7 @@
 #include <filesystem>
 
 #include <poll.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -59,8 +60,16 @@ struct watched_process {
     common::unique_fd pidfd;
 };
 
+// Whether pid runs as this process's effective user (the owner of /proc/<pid>).
+bool ours(pid_t pid) {
+    struct stat st {};
+    return ::stat(("/proc/" + std::to_string(pid)).c_str(), &st) == 0 && st.st_uid == ::geteuid();
+}
+
 // The processes of this machine that belong to the backup, each held by a
-// pidfd opened before its command line was checked again.
+// pidfd opened before its command line was checked again. Only processes of
+// this user count: another user's process with the same arguments is not a
+// backup this driver started (and could not be signalled anyway).
 std::vector<watched_process> find_backup_processes(const std::string &host_dir, const std::string &deploy_id) {
     std::vector<watched_process> found;
     const pid_t self = ::getpid();
@@ -70,7 +79,7 @@ std::vector<watched_process> find_backup_processes(const std::string &host_dir, 
         if (!fd) continue;  // gone meanwhile
         // The pid may have been reused between the first reading and the
         // pidfd: it is the process the pidfd holds whose arguments count.
-        if (!is_backup_process_of(common::process_arguments(pid), host_dir, deploy_id)) continue;
+        if (!is_backup_process_of(common::process_arguments(pid), host_dir, deploy_id) || !ours(pid)) continue;
         found.push_back({pid, std::move(fd)});
     }
     return found;
@@ -91,10 +100,6 @@ void wait_for_exit(const std::vector<watched_process> &procs, runtime::request_c
         std::erase_if(fds, [](const pollfd &f) { return (f.revents & (POLLIN | POLLHUP | POLLERR)) != 0; });
         for (auto &f : fds) f.revents = 0;
     }
-}
-
-bool digits(std::string_view s) {
-    return !s.empty() && s.size() <= 10 && s.find_first_not_of("0123456789") == std::string_view::npos;
 }
 
 }  // namespace
@@ -118,7 +123,7 @@ std::vector<std::string> pids_from_grep_listing(std::string_view listing) {
         constexpr std::string_view head = "/proc/", tail = "/cmdline";
         if (!l.starts_with(head) || !l.ends_with(tail) || l.size() <= head.size() + tail.size()) continue;
         const auto pid = l.substr(head.size(), l.size() - head.size() - tail.size());
-        if (digits(pid)) pids.emplace_back(pid);
+        if (is_decimal_id(pid)) pids.emplace_back(pid);
     }
     return pids;
 }
@@ -154,16 +159,21 @@ outcome backup_cancel_action(action_env &env) {
     // BACKUP_BASE_PATH/<basename of the VM dir>, else the VM dir itself).
     const auto conf = read_shell_vars(env.settings.datastore_conf);
     std::string vm_dir = clean_path(argv_vm_dir);
-    if (auto it = conf.find("BACKUP_BASE_PATH"); it != conf.end() && !it->second.empty())
+    if (auto it = conf.find("BACKUP_BASE_PATH"); it != conf.end() && !it->second.empty()) {
+        if (auto p = absolute_path_problem(it->second); !p.empty())
+            return outcome::fail("BACKUP_BASE_PATH in " + env.settings.datastore_conf + " " + p + ", got '" +
+                                 common::printable(it->second) + "'");
         vm_dir = clean_path(it->second + "/" + std::filesystem::path(vm_dir).filename().string());
+    }
     const std::string vm_xml = vm_dir + "/backup/vm.xml";
 
     const auto procs = find_backup_processes(host_dir, deploy_id);
     for (const auto &p : procs) {
         env.log('I', "backup_cancel: stopping backup process " + std::to_string(p.pid));
+        // One that cannot be signalled must not keep the others, or the
+        // fail-safe on the hypervisor, from being stopped.
         if (pidfd_send_signal(p.pidfd.get(), SIGTERM) != 0 && errno != ESRCH)
-            return outcome::fail("Unable to stop restic backup action: kill " + std::to_string(p.pid) + ": " +
-                                 std::strerror(errno));
+            env.log('W', "backup_cancel: cannot stop process " + std::to_string(p.pid) + ": " + std::strerror(errno));
     }
     // Let them cancel cleanly (restic removes its lock) before the fail-safe.
     wait_for_exit(procs, env.ctx, std::chrono::steady_clock::now() + env.settings.kill_grace);
@@ -189,7 +199,8 @@ outcome backup_cancel_action(action_env &env) {
     if (!listed || listed->cancelled || (listed->exit_code != 0 && listed->exit_code != 1)) return failed(listed);
     std::vector<std::string> grep = {"grep", "-lszxF", "-e", vm_xml, "--"};
     for (const auto &line : common::split(listed->stdout_text, '\n'))
-        if (const auto pid = common::trim(line); digits(pid)) grep.push_back("/proc/" + std::string(pid) + "/cmdline");
+        if (const auto pid = common::trim(line); is_decimal_id(pid))
+            grep.push_back("/proc/" + std::string(pid) + "/cmdline");
     if (grep.size() == 5) return outcome::ok();
     // grep: 0 some matched, 1 none, 2 some file was gone (-s: not reported).
     auto matched = run(grep);

@@ -41,8 +41,12 @@ backup_files list_backup_folder(const std::string &dir) {
     std::sort(out.disks.begin(), out.disks.end());
     if (out.disks.empty())
         out.missing = dir + "/disk.*";
-    else if (!fs::exists(dir + "/vm.xml", ec))
-        out.missing = dir + "/vm.xml";
+    else if (!fs::exists(dir + "/vm.xml", ec)) {
+        if (ec && ec != std::errc::no_such_file_or_directory)
+            out.error = "cannot look at " + dir + "/vm.xml: " + ec.message();
+        else
+            out.missing = dir + "/vm.xml";
+    }
     return out;
 }
 

@@ -103,13 +103,14 @@ std::optional<lock_holder> parse_lock_conflict(std::string_view stderr_text) {
     }
     lock_holder h;
     h.exclusive = m[1].matched;
+    // The lock file's words reach LOG lines and error texts: printable only.
     h.pid = m[2];
-    h.host = m[3];
-    h.user = m[4];
+    h.host = common::printable(m[3].str(), 100);
+    h.user = common::printable(m[4].str(), 100);
     static const std::regex created_re(R"(lock was created at ([0-9-]+ [0-9:]+) \((.+?) ago\))");
     if (std::regex_search(t, m, created_re)) {
         h.created_at = m[1];
-        h.age = m[2];
+        h.age = common::printable(m[2].str(), 40);
     }
     return h;
 }

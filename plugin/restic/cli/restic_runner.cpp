@@ -73,7 +73,9 @@ ports::result<restic_outcome> restic_runner::run(const restic_command &r, const 
         out.exit.message =
             "restic on " + host + " ended without an exit status: killed by a signal, or its ssh connection was cut";
     }
-    out.cancelled = out.raw.cancelled || stop.stop_requested();
+    // A stop that comes after restic succeeded does not undo the snapshot:
+    // the run counts as the success it was.
+    out.cancelled = (out.raw.cancelled || stop.stop_requested()) && out.exit.kind != exit_kind::success;
     if (out.cancelled) out.exit.kind = exit_kind::interrupted;
     return out;
 }

@@ -151,40 +151,42 @@ restic_url parse_restic_url(const std::string &url) {
         rest = url.substr(13);
         u.rbd = true;
     } else
-        throw std::runtime_error("not a restic:// URL: '" + url + "'");
+        throw std::runtime_error("not a restic:// URL: '" + common::printable(url) + "'");
     // ds / bj / chain / path-without-leading-slash
     std::vector<std::string> parts;
     for (int i = 0; i < 3; ++i) {
         const auto slash = rest.find('/');
         if (slash == std::string::npos)
-            throw std::runtime_error("restic URL needs <ds>/<bj>/<chain>/<path>: '" + url + "'");
+            throw std::runtime_error("restic URL needs <ds>/<bj>/<chain>/<path>: '" + common::printable(url) + "'");
         parts.push_back(rest.substr(0, slash));
         rest = rest.substr(slash + 1);
     }
     u.ds_id = parts[0];
     u.bj_id = parts[1];
     if (u.ds_id.empty() || u.ds_id.find_first_not_of("0123456789") != std::string::npos)
-        throw std::runtime_error("restic URL datastore id must be a number: '" + url + "'");
+        throw std::runtime_error("restic URL datastore id must be a number: '" + common::printable(url) + "'");
     if (!u.bj_id.empty() && u.bj_id.find_first_not_of("0123456789") != std::string::npos)
-        throw std::runtime_error("restic URL backup job id must be a number or empty: '" + url + "'");
+        throw std::runtime_error("restic URL backup job id must be a number or empty: '" + common::printable(url) +
+                                 "'");
     for (const auto &item : common::split(parts[2], ',')) {
         const auto colon = item.find(':');
         increment i;
         const std::string id = colon == std::string::npos ? "" : item.substr(0, colon);
         const auto [p, ec] = std::from_chars(id.data(), id.data() + id.size(), i.id);
         if (id.empty() || ec != std::errc{} || p != id.data() + id.size())
-            throw std::runtime_error("restic URL chain entry must be <increment>:<snapshot>, got '" + item + "'");
+            throw std::runtime_error("restic URL chain entry must be <increment>:<snapshot>, got '" +
+                                     common::printable(item) + "'");
         i.snapshot = item.substr(colon + 1);
         if (!is_snapshot_id(i.snapshot))
-            throw std::runtime_error("restic URL chain entry has no snapshot id: '" + item + "'");
+            throw std::runtime_error("restic URL chain entry has no snapshot id: '" + common::printable(item) + "'");
         u.chain.push_back(i);
     }
     u.path = "/" + rest;
-    if (rest.empty()) throw std::runtime_error("restic URL has no file path: '" + url + "'");
+    if (rest.empty()) throw std::runtime_error("restic URL has no file path: '" + common::printable(url) + "'");
     u.disk_index = disk_index_of(u.path);
     u.vm_id = vm_from_path(u.path);
     if (u.bj_id.empty() && u.vm_id.empty())
-        throw std::runtime_error("restic URL path must be .../<vm_id>/backup/<file>: '" + url + "'");
+        throw std::runtime_error("restic URL path must be .../<vm_id>/backup/<file>: '" + common::printable(url) + "'");
     return u;
 }
 

@@ -1,6 +1,6 @@
 // datastore.conf of OpenNebula's remotes (BACKUP_BASE_PATH and friends):
 // `[export] NAME="value"` lines and `#` comments, as the stock loader reads
-// them (docs/stock-driver.md#datastore-attributes).
+// them (docs/stock-driver.md#the-datastore-conf-file).
 #pragma once
 
 #include <map>

@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
+
 namespace oneds::restic {
 namespace {
 
@@ -69,15 +71,18 @@ std::string split_safe_word_problem(std::string_view word) {
     return {};
 }
 
+bool is_decimal_id(std::string_view s) noexcept {
+    return !s.empty() && s.size() <= 10 && s.find_first_not_of("0123456789") == std::string_view::npos;
+}
+
 std::string host_name_problem(std::string_view host, const std::function<bool(std::string_view)> &is_alias) {
     constexpr const char *what =
         "must be a host name (letters, digits, '-', '_' and '.'), an IPv4 address or a bracketed IPv6 address";
     if (host.empty()) return "must not be empty";
     if (host.front() == '-') return std::string("must not start with '-': it ") + what;
     if (dns_name(host) || ipv4_literal(host) || is_ipv6_literal(host)) return {};
-    if (is_alias && split_safe_word_problem(host).empty() && host.find_first_of("@:/[]") == std::string_view::npos &&
-        is_alias(host))
-        return {};
+    const auto alias_char = [](char c) { return ascii_alnum(c) || c == '.' || c == '_' || c == '-' || c == '+'; };
+    if (is_alias && std::all_of(host.begin(), host.end(), alias_char) && is_alias(host)) return {};
     return what;
 }
 

@@ -26,8 +26,14 @@ namespace oneds::restic {
 // * an IPv4 literal (four decimal numbers 0-255);
 // * a bracketed IPv6 literal ("[2001:db8::1]", "[::ffff:10.0.0.1]").
 // is_alias, when given, is asked about a value outside that grammar that is
-// still one harmless word (printable ASCII, no blank, quote, backslash, '@',
-// ':', '/' or leading '-'): an alias defined in the ssh client configuration.
+// still one harmless word of ASCII letters, digits, '.', '_', '-' and '+'
+// (not starting with '-'): an alias defined in the ssh client configuration.
+// Nothing a shell would read is let through, as ssh hands the name to one in
+// `Match exec` and ProxyCommand (%h, %n).
+// Whether s is a decimal number of 1 to 10 digits (an id or a pid that fits
+// the 32 bits oned and the kernel use), nothing else.
+bool is_decimal_id(std::string_view s) noexcept;
+
 std::string host_name_problem(std::string_view host, const std::function<bool(std::string_view)> &is_alias = {});
 
 // A portable user name (POSIX): an ASCII letter or '_' followed by up to 31

@@ -702,6 +702,28 @@ BOOST_AUTO_TEST_CASE(a_proxy_jump_is_followed_and_its_refusal_is_named) {
     }
 }
 
+// A ProxyCommand that writes much to stderr (here 300 KiB before it starts
+// forwarding, more than a pipe holds) must not stall: its stderr is read all
+// the session long.
+BOOST_AUTO_TEST_CASE(a_talkative_proxy_command_does_not_stall_the_session) {
+    std::ostringstream text;
+    const fs::path cfg = fx.dir() / "talkative_config";
+    text << "Host jumpbox\n    HostName 127.0.0.1\n    Port " << fx.port() << "\n    User " << fx.user()
+         << "\n    IdentityFile \"" << fx.identity_file().string() << "\"\n    IdentitiesOnly yes\n"
+         << "    UserKnownHostsFile \"" << fx.known_hosts_file().string() << "\"\n    BatchMode yes\n"
+         << "Host talkative\n    HostName 127.0.0.1\n    Port " << fx.port() << "\n    User " << fx.user()
+         << "\n    IdentityFile \"" << fx.identity_file().string() << "\"\n    IdentitiesOnly yes\n"
+         << "    UserKnownHostsFile \"" << fx.known_hosts_file().string() << "\"\n"
+         << "    ProxyCommand sh -c 'head -c 300000 /dev/zero >&2; exec ssh -F " << cfg.string()
+         << " -W %h:%p jumpbox'\n";
+    write_file(cfg, text.str());
+    auto proxied_pool = std::make_shared<session_pool>(ssh_settings(), pool_options{5'000ms});
+    auto made = sftp_store::create({"talkative", "", cfg.string()}, proxied_pool);
+    BOOST_REQUIRE(made.has_value());
+    auto info = (*made)->stat(fx.dir().string(), {});
+    BOOST_TEST(info.has_value(), failure_text(info));
+}
+
 BOOST_AUTO_TEST_CASE(a_missing_config_file_fails_at_creation) {
     auto made = sftp_store::create({fx.alias(), "", (fx.dir() / "no_such_config").string()}, pool);
     BOOST_REQUIRE(!made.has_value());
