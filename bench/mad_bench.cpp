@@ -19,7 +19,7 @@
 #include "bench/stats.hpp"
 #include "tests/peer/oned_peer.hpp"
 
-#include <oneds_common/base64.hpp>
+#include "common/base64.hpp"
 
 #include <boost/program_options.hpp>
 

@@ -1,4 +1,4 @@
-#include <oneds_common/child.hpp>
+#include "common/child.hpp"
 
 #include <fcntl.h>
 #include <poll.h>

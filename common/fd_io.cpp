@@ -1,4 +1,4 @@
-#include <oneds_common/fd_io.hpp>
+#include "common/fd_io.hpp"
 
 #include <cerrno>
 

@@ -1,4 +1,4 @@
-#include <oneds_common/proc.hpp>
+#include "common/proc.hpp"
 
 #include <cerrno>
 #include <map>

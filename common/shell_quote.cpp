@@ -1,4 +1,4 @@
-#include <oneds_common/shell_quote.hpp>
+#include "common/shell_quote.hpp"
 
 namespace oneds::common {
 

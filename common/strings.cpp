@@ -1,4 +1,4 @@
-#include <oneds_common/strings.hpp>
+#include "common/strings.hpp"
 
 #include <algorithm>
 #include <cctype>

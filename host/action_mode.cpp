@@ -2,9 +2,9 @@
 
 #include "host/loaded_plugin.hpp"
 
-#include <oneds_common/base64.hpp>
-#include <oneds_common/fd_io.hpp>
-#include <oneds_common/strings.hpp>
+#include "common/base64.hpp"
+#include "common/fd_io.hpp"
+#include "common/strings.hpp"
 
 #include <atomic>
 #include <cerrno>

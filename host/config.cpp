@@ -1,6 +1,6 @@
 #include "host/config.hpp"
 
-#include <oneds_common/strings.hpp>
+#include "common/strings.hpp"
 
 #include <boost/program_options.hpp>
 

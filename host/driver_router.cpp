@@ -1,6 +1,6 @@
 #include "host/driver_router.hpp"
 
-#include <oneds_common/base64.hpp>
+#include "common/base64.hpp"
 
 #include <pugixml.hpp>
 

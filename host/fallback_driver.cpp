@@ -1,6 +1,6 @@
 #include "host/fallback_driver.hpp"
 
-#include <oneds_common/fd_io.hpp>
+#include "common/fd_io.hpp"
 
 #include <cerrno>
 #include <stdexcept>

@@ -3,8 +3,8 @@
 // are forwarded to it and its replies relayed to oned unchanged.
 #pragma once
 
-#include <oneds_common/child.hpp>
-#include <oneds_common/unique_fd.hpp>
+#include "common/child.hpp"
+#include "common/unique_fd.hpp"
 
 #include <spdlog/logger.h>
 

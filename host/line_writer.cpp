@@ -1,6 +1,6 @@
 #include "host/line_writer.hpp"
 
-#include <oneds_common/fd_io.hpp>
+#include "common/fd_io.hpp"
 
 namespace oneds::host {
 

@@ -1,7 +1,7 @@
 #include "host/mad_protocol.hpp"
 
-#include <oneds_common/base64.hpp>
-#include <oneds_common/strings.hpp>
+#include "common/base64.hpp"
+#include "common/strings.hpp"
 
 #include <charconv>
 

@@ -2,9 +2,9 @@
 
 #include "host/driver_router.hpp"
 
-#include <oneds_common/fd_io.hpp>
-#include <oneds_common/proc.hpp>
-#include <oneds_common/strings.hpp>
+#include "common/fd_io.hpp"
+#include "common/proc.hpp"
+#include "common/strings.hpp"
 
 #include <algorithm>
 #include <cerrno>

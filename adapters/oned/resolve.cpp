@@ -2,7 +2,7 @@
 // (docs/oned-protocol.md#endpoint-and-credentials).
 #include "adapters/oned/xmlrpc_one_api.hpp"
 
-#include <oneds_common/strings.hpp>
+#include "common/strings.hpp"
 
 #include <cerrno>
 #include <cstdlib>

@@ -1,7 +1,7 @@
 #include "adapters/oned/xmlrpc_one_api.hpp"
 
 #include "adapters/oned/internal/reply.hpp"
-#include <oneds_common/strings.hpp>
+#include "common/strings.hpp"
 
 #include <xmlrpc-c/base.h>
 #include <xmlrpc-c/base.hpp>

@@ -1,5 +1,5 @@
 // The process_runner for this machine (host ""): runs an argv vector as a
-// child process through the project's launcher (common/oneds_common/child.hpp),
+// child process through the project's launcher (common/child.hpp),
 // never through a shell.
 //
 // Why it is shaped this way: the plugin lives inside someone else's process

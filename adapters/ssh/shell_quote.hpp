@@ -25,7 +25,7 @@
 // sshd. ssh_runner refuses cmd.secret_env for remote hosts for that reason.
 #pragma once
 
-#include <oneds_common/shell_quote.hpp>
+#include "common/shell_quote.hpp"
 
 #include <map>
 #include <string>

@@ -1,6 +1,6 @@
 #include "plugin/restic/repo_ops.hpp"
 
-#include <oneds_common/strings.hpp>
+#include "common/strings.hpp"
 
 #include <algorithm>
 #include <cerrno>

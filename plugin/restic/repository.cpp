@@ -2,7 +2,7 @@
 
 #include "plugin/restic/repo_ops.hpp"
 
-#include <oneds_common/strings.hpp>
+#include "common/strings.hpp"
 
 #include <cerrno>
 #include <cstdio>

@@ -3,8 +3,8 @@
 // stderr captured separately, the exit status and how long it took recorded.
 #pragma once
 
-#include <oneds_common/child.hpp>
-#include <oneds_common/unique_fd.hpp>
+#include "common/child.hpp"
+#include "common/unique_fd.hpp"
 
 #include <sys/types.h>
 

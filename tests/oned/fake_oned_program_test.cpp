@@ -6,7 +6,7 @@
 
 #include "adapters/oned/xmlrpc_one_api.hpp"
 
-#include <oneds_common/child.hpp>
+#include "common/child.hpp"
 
 #include <csignal>
 #include <cstdio>

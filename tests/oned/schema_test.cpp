@@ -6,8 +6,8 @@
 
 #include "tests/oned/oned_fixture.hpp"
 
-#include <oneds_common/child.hpp>
-#include <oneds_common/unique_fd.hpp>
+#include "common/child.hpp"
+#include "common/unique_fd.hpp"
 
 #include <cstdlib>
 #include <fcntl.h>

@@ -33,8 +33,8 @@
 // the line list, which the accessors copy under a lock.
 #pragma once
 
-#include <oneds_common/child.hpp>
-#include <oneds_common/unique_fd.hpp>
+#include "common/child.hpp"
+#include "common/unique_fd.hpp"
 
 #include <sys/types.h>
 

@@ -32,7 +32,7 @@
 #include "plugin/runtime/dispatcher.hpp"
 
 #include <oneds/plugin.hpp>
-#include <oneds_common/child.hpp>
+#include "common/child.hpp"
 
 #include <pugixml.hpp>
 

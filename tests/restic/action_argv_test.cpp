@@ -34,7 +34,7 @@
 
 #include "adapters/ssh/ssh_runner.hpp"
 
-#include <oneds_common/base64.hpp>
+#include "common/base64.hpp"
 
 #include <boost/test/unit_test.hpp>
 

@@ -4,8 +4,8 @@
 // cases say so in their names.
 #include "tests/restic/restic_fixture.hpp"
 
-#include <oneds_common/base64.hpp>
-#include <oneds_common/strings.hpp>
+#include "common/base64.hpp"
+#include "common/strings.hpp"
 
 #include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>

@@ -11,7 +11,7 @@
 #include "plugin/restic/cli/restic_output.hpp"
 #include "plugin/restic/cli/restic_runner.hpp"
 
-#include <oneds_common/strings.hpp>
+#include "common/strings.hpp"
 
 #include <boost/test/data/test_case.hpp>
 #include <boost/test/unit_test.hpp>

@@ -1,8 +1,8 @@
 #include "tests/restic/restic_fixture.hpp"
 
-#include <oneds_common/base64.hpp>
-#include <oneds_common/proc.hpp>
-#include <oneds_common/strings.hpp>
+#include "common/base64.hpp"
+#include "common/proc.hpp"
+#include "common/strings.hpp"
 
 #include <csignal>
 

@@ -15,7 +15,7 @@
 #include "tests/oned/fake_oned.hpp"
 #include "tests/restic/restore_stock_repo.hpp"
 
-#include <oneds_common/base64.hpp>
+#include "common/base64.hpp"
 
 #include <boost/test/unit_test.hpp>
 

@@ -6,7 +6,7 @@
 // implementation. Results are checked with restic and qemu-img directly.
 #include "tests/restic/restore_stock_repo.hpp"
 
-#include <oneds_common/base64.hpp>
+#include "common/base64.hpp"
 
 #include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>

@@ -1,6 +1,6 @@
 #include "tests/restic/restore_stock_repo.hpp"
 
-#include <oneds_common/base64.hpp>
+#include "common/base64.hpp"
 
 #include <boost/json.hpp>
 

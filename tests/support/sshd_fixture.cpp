@@ -1,7 +1,7 @@
 #include "tests/support/sshd_fixture.hpp"
 
-#include <oneds_common/child.hpp>
-#include <oneds_common/unique_fd.hpp>
+#include "common/child.hpp"
+#include "common/unique_fd.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

@@ -1,12 +1,12 @@
-// The launcher (common/oneds_common/child.hpp) against real programs: argv
+// The launcher (common/child.hpp) against real programs: argv
 // untouched, PATH lookup, environment, descriptors 0-2 and no others, signals,
 // process groups, the fork path (parent_death_signal), errors, and that a
 // handle never leaves a child running or unreaped.
 #define BOOST_TEST_MODULE child_test
 #include <boost/test/unit_test.hpp>
 
-#include <oneds_common/child.hpp>
-#include <oneds_common/proc.hpp>
+#include "common/child.hpp"
+#include "common/proc.hpp"
 
 #include <fcntl.h>
 #include <pthread.h>

@@ -4,7 +4,7 @@
 #include "host/driver_router.hpp"
 #include "host/mad_protocol.hpp"
 
-#include <oneds_common/base64.hpp>
+#include "common/base64.hpp"
 
 #include <boost/test/unit_test.hpp>
 

@@ -7,7 +7,7 @@
 #include <libssh2.h>
 #include <libssh2_sftp.h>
 
-#include <oneds_common/unique_fd.hpp>
+#include "common/unique_fd.hpp"
 
 #include <unistd.h>
 

@@ -8,14 +8,14 @@
 //
 // Why not the process port: this child lives as long as the session, and the
 // port runs children to completion. It is started by the project's launcher
-// (common/oneds_common/child.hpp) in a session of its own, with default
+// (common/child.hpp) in a session of its own, with default
 // signals and only its three descriptors.
 #pragma once
 
 #include "adapters/sshconfig/ssh_config.hpp"
 
-#include <oneds_common/child.hpp>
-#include <oneds_common/unique_fd.hpp>
+#include "common/child.hpp"
+#include "common/unique_fd.hpp"
 
 #include <condition_variable>
 #include <memory>

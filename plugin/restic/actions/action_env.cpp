@@ -1,6 +1,6 @@
 #include "plugin/restic/actions/action_env.hpp"
 
-#include <oneds_common/strings.hpp>
+#include "common/strings.hpp"
 
 namespace oneds::restic {
 

@@ -17,7 +17,7 @@
 #include "plugin/restic/repository.hpp"
 #include "plugin/restic/model/datastore_conf.hpp"
 
-#include <oneds_common/strings.hpp>
+#include "common/strings.hpp"
 
 #include <pugixml.hpp>
 

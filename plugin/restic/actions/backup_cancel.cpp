@@ -28,9 +28,9 @@
 #include "plugin/restic/actions/backup_cancel.hpp"
 #include "plugin/restic/model/datastore_conf.hpp"
 
-#include <oneds_common/proc.hpp>
-#include <oneds_common/strings.hpp>
-#include <oneds_common/unique_fd.hpp>
+#include "common/proc.hpp"
+#include "common/strings.hpp"
+#include "common/unique_fd.hpp"
 
 #include <pugixml.hpp>
 

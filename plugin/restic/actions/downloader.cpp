@@ -18,8 +18,8 @@
 // clean_command removes them.
 #include "plugin/restic/repo_ops.hpp"
 
-#include <oneds_common/shell_quote.hpp>
-#include <oneds_common/strings.hpp>
+#include "common/shell_quote.hpp"
+#include "common/strings.hpp"
 
 #include <pugixml.hpp>
 

@@ -12,7 +12,7 @@
 // hypervisor holding that folder).
 #include "plugin/restic/repo_ops.hpp"
 
-#include <oneds_common/strings.hpp>
+#include "common/strings.hpp"
 
 #include <boost/json.hpp>
 #include <pugixml.hpp>

@@ -13,8 +13,8 @@
 #include "plugin/restic/repo_ops.hpp"
 #include "plugin/restic/model/vm_template.hpp"
 
-#include <oneds_common/base64.hpp>
-#include <oneds_common/strings.hpp>
+#include "common/base64.hpp"
+#include "common/strings.hpp"
 
 #include <pugixml.hpp>
 

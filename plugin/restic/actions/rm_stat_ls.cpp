@@ -1,8 +1,8 @@
 // rm, stat, ls: docs/stock-driver.md#rm, #stat, #ls.
 #include "plugin/restic/repo_ops.hpp"
 
-#include <oneds_common/base64.hpp>
-#include <oneds_common/strings.hpp>
+#include "common/base64.hpp"
+#include "common/strings.hpp"
 
 #include <boost/json.hpp>
 #include <pugixml.hpp>

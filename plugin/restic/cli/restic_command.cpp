@@ -2,7 +2,7 @@
 
 #include "plugin/restic/model/names.hpp"
 
-#include <oneds_common/strings.hpp>
+#include "common/strings.hpp"
 
 namespace oneds::restic {
 

@@ -1,6 +1,6 @@
 #include "plugin/restic/cli/restic_output.hpp"
 
-#include <oneds_common/strings.hpp>
+#include "common/strings.hpp"
 
 #include <boost/json.hpp>
 

@@ -4,7 +4,7 @@
 
 #include <iterator>
 
-#include <oneds_common/strings.hpp>
+#include "common/strings.hpp"
 
 #include <pugixml.hpp>
 

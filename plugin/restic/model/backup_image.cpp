@@ -1,6 +1,6 @@
 #include "plugin/restic/model/backup_image.hpp"
 
-#include <oneds_common/strings.hpp>
+#include "common/strings.hpp"
 
 #include <boost/json.hpp>
 #include <pugixml.hpp>

@@ -1,6 +1,6 @@
 #include "plugin/restic/model/datastore_conf.hpp"
 
-#include <oneds_common/strings.hpp>
+#include "common/strings.hpp"
 
 #include <fstream>
 

@@ -1,6 +1,6 @@
 #include "plugin/restic/model/plugin_settings.hpp"
 
-#include <oneds_common/strings.hpp>
+#include "common/strings.hpp"
 
 #include <cstdlib>
 #include <stdexcept>

@@ -1,6 +1,6 @@
 #include "plugin/restic/model/vm_template.hpp"
 
-#include <oneds_common/strings.hpp>
+#include "common/strings.hpp"
 
 #include <pugixml.hpp>
 

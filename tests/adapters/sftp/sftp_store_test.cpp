@@ -6,7 +6,7 @@
 #include "adapters/sftp/sftp_store.hpp"
 #include "tests/support/sshd_fixture.hpp"
 
-#include <oneds_common/child.hpp>
+#include "common/child.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

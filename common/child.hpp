@@ -29,7 +29,7 @@
 //   and reaps it, so none is left running or as a zombie, unless released.
 #pragma once
 
-#include <oneds_common/unique_fd.hpp>
+#include "common/unique_fd.hpp"
 
 #include <sys/types.h>
 
