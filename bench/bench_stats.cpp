@@ -1,7 +1,8 @@
-// bench_stats: every figure bench/run.sh writes, computed by bench/stats.hpp, so
-// that the script itself only runs the cases and collects samples. A SAMPLES
-// file holds one number a line (empty lines are skipped); T0 and T1 are
-// $EPOCHREALTIME stamps (seconds, '.' or ',' before the microseconds).
+// bench_stats: every figure bench/run.sh writes, computed by bench/stats.hpp,
+// and the text of its reports (bench/report.hpp), so that the script itself
+// only runs the cases and collects samples. A SAMPLES file holds one number a
+// line (empty lines are skipped); T0 and T1 are $EPOCHREALTIME stamps (seconds,
+// '.' or ',' before the microseconds).
 //
 //   elapsed T0 T1          seconds from T0 to T1, 6 decimals (one run's sample)
 //   rate AMOUNT T0 T1      AMOUNT per second from T0 to T1, 4 decimals
@@ -17,19 +18,32 @@
 //   ms SECONDS             a table's milliseconds, 3 significant digits
 //   thousands N            10000 -> 10,000
 //   mebi N                 N / 1048576, 1 decimal (bytes in MiB, KiB in GiB)
+//   select RAW COLUMN[,COLUMN...] [NAME=VALUE]...
+//                          of the raw CSV's rows whose column NAME holds VALUE
+//                          (every one given), in order: those columns, ','-joined
+//                          (one column: a SAMPLES file)
+//   render TEMPLATE [NAME=TEXT | NAME@FILE]...
+//                          TEMPLATE with each {{NAME}} replaced by TEXT, or by
+//                          FILE's text without its final newlines (as $(cat FILE))
 //
 // No samples give "nan" figures (a percentile 0). Exit 2: usage; 1: a file
-// that cannot be read or holds something else than numbers.
+// that cannot be read or holds something else than numbers, a raw CSV without
+// a column asked for, a template with a placeholder no argument fills or an
+// argument no placeholder asks for.
+#include "bench/report.hpp"
 #include "bench/stats.hpp"
 
 #include <algorithm>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <limits>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -39,7 +53,8 @@ namespace b = oneds::bench;
 constexpr const char *k_usage =
     "Usage: bench_stats elapsed T0 T1 | rate AMOUNT T0 T1 | ratios A B | cost rss|cpu FILE CELL SNAPSHOTS\n"
     "       | csv SAMPLES | cell SAMPLES | cell-ms SAMPLES | median SAMPLES | percentile P SAMPLES\n"
-    "       | ms SECONDS | thousands N | mebi N\n";
+    "       | ms SECONDS | thousands N | mebi N | select RAW COLUMN[,COLUMN...] [NAME=VALUE]...\n"
+    "       | render TEMPLATE [NAME=TEXT | NAME@FILE]...\n";
 
 struct usage_error : std::runtime_error {
     using std::runtime_error::runtime_error;
@@ -61,6 +76,14 @@ std::string trimmed(const std::string &s) {
     const auto first = s.find_first_not_of(" \t\r");
     if (first == std::string::npos) return "";
     return s.substr(first, s.find_last_not_of(" \t\r") - first + 1);
+}
+
+std::string read_text(const std::string &path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw std::runtime_error("cannot read " + path);
+    std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    if (in.bad()) throw std::runtime_error("cannot read " + path);
+    return text;
 }
 
 std::vector<double> read_samples(const std::string &path) {
@@ -102,6 +125,55 @@ void cost(const std::string &which, const std::string &path, const std::string &
         std::cout << (which == "rss" ? b::peak_rss_mib_sample(number(w[2], where))
                                      : b::cpu_seconds_sample(number(w[3], where), number(w[4], where)))
                   << '\n';
+    }
+}
+
+// An argument "NAME=TEXT" (or "NAME@FILE"), NAME a placeholder's or a
+// column's name.
+struct named_arg {
+    std::string name;
+    char separator = '=';
+    std::string rest;
+};
+
+std::optional<named_arg> named(const std::string &arg, std::string_view separators) {
+    const auto at = arg.find_first_of(separators);
+    if (at == std::string::npos || !b::is_placeholder_name(std::string_view(arg).substr(0, at))) return std::nullopt;
+    return named_arg{arg.substr(0, at), arg[at], arg.substr(at + 1)};
+}
+
+void select_command(const std::vector<std::string> &a) {
+    if (a.size() < 3) throw usage_error("select: RAW COLUMN[,COLUMN...] [NAME=VALUE]...");
+    std::vector<std::pair<std::string, std::string>> match;
+    for (std::size_t i = 3; i < a.size(); ++i) {
+        auto m = named(a[i], "=");
+        if (!m) throw usage_error("select: not NAME=VALUE: '" + a[i] + "'");
+        match.emplace_back(std::move(m->name), std::move(m->rest));
+    }
+    try {
+        for (const auto &row : b::select(read_text(a[1]), b::csv_fields(a[2]), match)) std::cout << row << '\n';
+    } catch (const std::runtime_error &e) {
+        throw std::runtime_error(a[1] + ": " + e.what());
+    }
+}
+
+void render_command(const std::vector<std::string> &a) {
+    if (a.size() < 2) throw usage_error("render: TEMPLATE [NAME=TEXT | NAME@FILE]...");
+    b::template_values values;
+    for (std::size_t i = 2; i < a.size(); ++i) {
+        auto m = named(a[i], "=@");
+        if (!m) throw usage_error("render: not NAME=TEXT or NAME@FILE: '" + a[i] + "'");
+        if (m->separator == '@') {
+            m->rest = read_text(m->rest);
+            m->rest.erase(m->rest.find_last_not_of('\n') + 1);
+        }
+        if (!values.emplace(std::move(m->name), std::move(m->rest)).second)
+            throw usage_error("render: a value twice: '" + a[i] + "'");
+    }
+    try {
+        std::cout << b::render(read_text(a[1]), values);
+    } catch (const std::runtime_error &e) {
+        throw std::runtime_error(a[1] + ": " + e.what());
     }
 }
 
@@ -157,6 +229,10 @@ void run(const std::vector<std::string> &a) {
     } else if (cmd == "mebi") {
         need(1);
         std::cout << b::fixed(number(a[1], "mebi") / 1048576, 1) << '\n';
+    } else if (cmd == "select") {
+        select_command(a);
+    } else if (cmd == "render") {
+        render_command(a);
     } else {
         throw usage_error("unknown command: " + cmd);
     }

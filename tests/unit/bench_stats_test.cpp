@@ -1,7 +1,9 @@
 #define BOOST_TEST_MODULE bench_stats
 // The benchmarks' statistics and number formats (bench/stats.hpp), which
 // bench_stats prints for bench/run.sh: known inputs, and figures of the
-// committed results recomputed from their samples.
+// committed results recomputed from their samples; and the reports' text
+// (bench/report.hpp): templates filled, samples selected from raw rows.
+#include "bench/report.hpp"
 #include "bench/stats.hpp"
 
 #include <boost/test/unit_test.hpp>
@@ -9,6 +11,8 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace b = oneds::bench;
@@ -143,6 +147,64 @@ BOOST_AUTO_TEST_CASE(gnu_time_figures) {
     BOOST_TEST(b::csv_figures(b::summarize(rss)) == "15.152300,15.031200,15.363300");
     BOOST_TEST(b::csv_figures(b::summarize(cpu)) == "0.100000,0.090000,0.110000");
     BOOST_TEST(b::table_cell(b::summarize(rss)) == "15.2 (15.0–15.4)");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// bench/cases/<case>.md filled by `bench_stats render`, and the samples `bench_stats
+// select` reads from bench/results/runs/<case>.csv.
+BOOST_AUTO_TEST_SUITE(report_text)
+
+BOOST_AUTO_TEST_CASE(render_fills_every_placeholder_once) {
+    const b::template_values v{{"repeat", "5"}, {"rows", "| a |\n| b |"}, {"t", "{{repeat}}"}};
+    BOOST_TEST(b::render("of {{repeat}} runs, {{repeat}} again\n\n{{rows}}\n{{t}}\n", v) ==
+               "of 5 runs, 5 again\n\n| a |\n| b |\n{{repeat}}\n");  // a value is not read again
+    BOOST_TEST(b::render("", {}) == "");
+    BOOST_TEST(b::render("no placeholder, `{` and } kept\n", {}) == "no placeholder, `{` and } kept\n");
+    BOOST_TEST(b::render("{{a}}{{b_2}}", {{"a", ""}, {"b_2", "x"}}) == "x");
+    BOOST_TEST(b::render("median (min–max) {{x}}", {{"x", "1"}}) == "median (min–max) 1");
+}
+
+BOOST_AUTO_TEST_CASE(render_refuses_what_does_not_fit) {
+    const auto fails = [](std::string_view text, const b::template_values &v, std::string_view message) {
+        try {
+            (void)b::render(text, v);
+        } catch (const std::runtime_error &e) {
+            return std::string(e.what()) == message;
+        }
+        return false;
+    };
+    BOOST_TEST(fails("a\nb {{missing}}\n", {}, "line 2: no value for {{missing}}"));
+    BOOST_TEST(fails("{{a}}\n", {{"a", "1"}, {"b", "2"}}, "no {{b}} in the template"));
+    BOOST_TEST(fails("x {{ a }}", {{"a", "1"}}, "line 1: \"{{\" opens no {{name}} placeholder"));
+    BOOST_TEST(fails("x {{A}}", {{"A", "1"}}, "line 1: \"{{\" opens no {{name}} placeholder"));
+    BOOST_TEST(fails("\n\nx {{a", {{"a", "1"}}, "line 3: \"{{\" opens no {{name}} placeholder"));
+    BOOST_TEST(fails("{{a\n}}", {{"a", "1"}}, "line 1: \"{{\" opens no {{name}} placeholder"));
+    BOOST_TEST(b::is_placeholder_name("ms_stock2"));
+    BOOST_TEST(!b::is_placeholder_name(""));
+    BOOST_TEST(!b::is_placeholder_name("ms-stock"));
+}
+
+BOOST_AUTO_TEST_CASE(select_columns_of_matching_rows_in_order) {
+    const std::string raw =
+        "size_mib,data,snapshots,run,variant,seconds\n"
+        "1,random,0,1,ours,1.344099\n"
+        "1,random,0,1,bare,1.357335\n"
+        "1,random,10,1,ours,1.300000\n"
+        "\n"
+        "1,random,0,2,ours,1.326216\n";
+    using rows = std::vector<std::string>;
+    BOOST_TEST(
+        (b::select(raw, {"seconds"}, {{"snapshots", "0"}, {"variant", "ours"}}) == rows{"1.344099", "1.326216"}));
+    BOOST_TEST((b::select(raw, {"size_mib", "data", "snapshots"}, {}) ==
+                rows{"1,random,0", "1,random,0", "1,random,10", "1,random,0"}));
+    BOOST_TEST(b::select(raw, {"seconds"}, {{"variant", "warm"}}).empty());
+    BOOST_TEST(b::select("run,variant,seconds\n", {"seconds"}, {}).empty());
+    BOOST_TEST((b::csv_fields("a,,b") == rows{"a", "", "b"}));
+    BOOST_CHECK_THROW((void)b::select(raw, {"secs"}, {}), std::runtime_error);
+    BOOST_CHECK_THROW((void)b::select(raw, {"seconds"}, {{"vms", "1"}}), std::runtime_error);
+    BOOST_CHECK_THROW((void)b::select("run,seconds\n1,2,3\n", {"seconds"}, {}), std::runtime_error);
+    BOOST_CHECK_THROW((void)b::select("", {"seconds"}, {}), std::runtime_error);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
