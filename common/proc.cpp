@@ -4,6 +4,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -72,14 +73,25 @@ pid_t parent_pid(pid_t pid) {
 std::vector<pid_t> signal_descendants(pid_t root, int sig) {
     const std::vector<pid_t> tree = descendant_pids(root);
     const std::set<pid_t> family(tree.begin(), tree.end());
-    std::vector<pid_t> signalled;
+    // First pin every member with a pidfd and check its parent while the
+    // whole tree still stands; only then signal, leaves first.  Signalling
+    // a parent before its children were checked would let them be
+    // reparented (to init or a subreaper) and then look like strangers.
+    std::vector<std::pair<pid_t, int>> pinned;
     for (const pid_t pid : tree) {
         const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
         if (fd < 0) continue;  // gone
         const pid_t parent = parent_pid(pid);
-        if ((parent == root || family.contains(parent)) && ::syscall(SYS_pidfd_send_signal, fd, sig, nullptr, 0) == 0)
-            signalled.push_back(pid);
-        ::close(fd);
+        if (parent == root || family.contains(parent))
+            pinned.emplace_back(pid, fd);
+        else
+            ::close(fd);
+    }
+    std::vector<pid_t> signalled;
+    // descendant_pids lists every process after its parent: reversed, children come first.
+    for (auto it = pinned.rbegin(); it != pinned.rend(); ++it) {
+        if (::syscall(SYS_pidfd_send_signal, it->second, sig, nullptr, 0) == 0) signalled.push_back(it->first);
+        ::close(it->second);
     }
     return signalled;
 }
