@@ -216,8 +216,9 @@ BOOST_AUTO_TEST_CASE(backup_over_ssh_in_a_systemd_slice) {
     BOOST_TEST(runs[0].cmd.argv.back() == line);
     BOOST_TEST(runs[0].cmd.stdin_data == "p w'$x\n");
     BOOST_TEST(runs[0].cmd.env.empty());
-    BOOST_TEST(logged(h, "restic runs in the systemd slice backup.100.slice (RESTIC_MAX_RIOPS, RESTIC_MAX_WIOPS, "
-                         "RESTIC_CPU_QUOTA, RESTIC_MEMORY_MAX_MB)"));
+    BOOST_TEST(logged(h,
+                      "restic runs in the systemd slice backup.100.slice (RESTIC_MAX_RIOPS, RESTIC_MAX_WIOPS, "
+                      "RESTIC_CPU_QUOTA, RESTIC_MEMORY_MAX_MB)"));
 }
 
 // The launcher reports an unusable user manager before restic starts: the
@@ -231,14 +232,14 @@ BOOST_AUTO_TEST_CASE(an_unreachable_user_manager_fails_the_backup_naming_the_att
                           "ONEDS_SLICE_ERROR=manager:oneadmin:Failed to connect to bus: No medium found "};
         return s;
     });
-    const auto out = h.run(&backup_action, "backup", backup_args(),
-                           document("<RESTIC_MEMORY_MAX_MB>512</RESTIC_MEMORY_MAX_MB>"));
+    const auto out =
+        h.run(&backup_action, "backup", backup_args(), document("<RESTIC_MEMORY_MAX_MB>512</RESTIC_MEMORY_MAX_MB>"));
     BOOST_TEST(out.status == ONEDS_ERR_FAILED);
     BOOST_TEST(out.error ==
-               "RESTIC_MEMORY_MAX_MB is set but the systemd user manager of oneadmin on node1 is not reachable "
-               "(systemctl --user daemon-reload: Failed to connect to bus: No medium found); enable lingering "
-               "(loginctl enable-linger oneadmin) and delegate the controllers: "
-               "/etc/systemd/system/user@.service.d/delegate.conf with Delegate=cpu cpuset io memory",
+                   "RESTIC_MEMORY_MAX_MB is set but the systemd user manager of oneadmin on node1 is not reachable "
+                   "(systemctl --user daemon-reload: Failed to connect to bus: No medium found); enable lingering "
+                   "(loginctl enable-linger oneadmin) and delegate the controllers: "
+                   "/etc/systemd/system/user@.service.d/delegate.conf with Delegate=cpu cpuset io memory",
                out.error);
     BOOST_TEST(h.recorder.runs().size() == 1U);
 }

@@ -133,7 +133,8 @@ BOOST_AUTO_TEST_CASE(slice_file_is_the_stock_one_with_unset_keys_empty) {
                             "<RESTIC_MAX_RIOPS>-1</RESTIC_MAX_RIOPS><RESTIC_MAX_WIOPS></RESTIC_MAX_WIOPS>"
                             "<RESTIC_CPU_QUOTA> 50 </RESTIC_CPU_QUOTA>");
     BOOST_TEST(some.slice_limits_set == std::vector<std::string>{"RESTIC_CPU_QUOTA"}, boost::test_tools::per_element());
-    BOOST_TEST(slice_file_content(some, dir) == "[Slice]\nCPUQuota=50%\nMemoryMax=\nIOReadIOPSMax=\nIOWriteIOPSMax=\n\n");
+    BOOST_TEST(slice_file_content(some, dir) ==
+               "[Slice]\nCPUQuota=50%\nMemoryMax=\nIOReadIOPSMax=\nIOWriteIOPSMax=\n\n");
     BOOST_TEST(needed_controllers(some) == "cpu");
     const auto none = parse(k_min + "<RESTIC_MEMORY_MAX_MB></RESTIC_MEMORY_MAX_MB><RESTIC_NICE>5</RESTIC_NICE>");
     BOOST_TEST(!none.slice_confined());
@@ -144,21 +145,22 @@ BOOST_AUTO_TEST_CASE(slice_file_is_the_stock_one_with_unset_keys_empty) {
     BOOST_TEST(slice_file_content(some, "/a b%/backup").starts_with("[Slice]\nCPUQuota=50%"));
 }
 
-BOOST_DATA_TEST_CASE(slice_limits_out_of_range_or_not_integers_name_the_attribute,
-                     bdata::make(std::vector<std::string>{
-                         "<RESTIC_CPU_QUOTA>0</RESTIC_CPU_QUOTA>", "<RESTIC_CPU_QUOTA>100001</RESTIC_CPU_QUOTA>",
-                         "<RESTIC_MEMORY_MAX_MB>0x10</RESTIC_MEMORY_MAX_MB>", "<RESTIC_MEMORY_MAX_MB>-2</RESTIC_MEMORY_MAX_MB>",
-                         "<RESTIC_MAX_RIOPS>1e3</RESTIC_MAX_RIOPS>", "<RESTIC_MAX_WIOPS>1000000001</RESTIC_MAX_WIOPS>",
-                         "<RESTIC_MAX_WIOPS>1_000</RESTIC_MAX_WIOPS>"}) ^
-                         bdata::make({"RESTIC_CPU_QUOTA must be an integer from 1 to 100000 (-1 for none), got '0'",
-                                      "RESTIC_CPU_QUOTA must be an integer from 1 to 100000 (-1 for none), got '100001'",
-                                      "RESTIC_MEMORY_MAX_MB must be an integer from 1 to 1073741824 (-1 for none), got '0x10'",
-                                      "RESTIC_MEMORY_MAX_MB must be an integer from 1 to 1073741824 (-1 for none), got '-2'",
-                                      "RESTIC_MAX_RIOPS must be an integer from 1 to 1000000000 (-1 for none), got '1e3'",
-                                      "RESTIC_MAX_WIOPS must be an integer from 1 to 1000000000 (-1 for none), got "
-                                      "'1000000001'",
-                                      "RESTIC_MAX_WIOPS must be an integer from 1 to 1000000000 (-1 for none), got '1_000'"}),
-                     xml, expected) {
+BOOST_DATA_TEST_CASE(
+    slice_limits_out_of_range_or_not_integers_name_the_attribute,
+    bdata::make(std::vector<std::string>{
+        "<RESTIC_CPU_QUOTA>0</RESTIC_CPU_QUOTA>", "<RESTIC_CPU_QUOTA>100001</RESTIC_CPU_QUOTA>",
+        "<RESTIC_MEMORY_MAX_MB>0x10</RESTIC_MEMORY_MAX_MB>", "<RESTIC_MEMORY_MAX_MB>-2</RESTIC_MEMORY_MAX_MB>",
+        "<RESTIC_MAX_RIOPS>1e3</RESTIC_MAX_RIOPS>", "<RESTIC_MAX_WIOPS>1000000001</RESTIC_MAX_WIOPS>",
+        "<RESTIC_MAX_WIOPS>1_000</RESTIC_MAX_WIOPS>"}) ^
+        bdata::make({"RESTIC_CPU_QUOTA must be an integer from 1 to 100000 (-1 for none), got '0'",
+                     "RESTIC_CPU_QUOTA must be an integer from 1 to 100000 (-1 for none), got '100001'",
+                     "RESTIC_MEMORY_MAX_MB must be an integer from 1 to 1073741824 (-1 for none), got '0x10'",
+                     "RESTIC_MEMORY_MAX_MB must be an integer from 1 to 1073741824 (-1 for none), got '-2'",
+                     "RESTIC_MAX_RIOPS must be an integer from 1 to 1000000000 (-1 for none), got '1e3'",
+                     "RESTIC_MAX_WIOPS must be an integer from 1 to 1000000000 (-1 for none), got "
+                     "'1000000001'",
+                     "RESTIC_MAX_WIOPS must be an integer from 1 to 1000000000 (-1 for none), got '1_000'"}),
+    xml, expected) {
     BOOST_TEST(parse_error(k_min + xml) == expected);
 }
 
@@ -166,9 +168,10 @@ BOOST_DATA_TEST_CASE(slice_limits_out_of_range_or_not_integers_name_the_attribut
 // environment as --setenv, the password on stdin here too, nothing secret in
 // the environment.
 BOOST_AUTO_TEST_CASE(slice_wins_over_nice_and_the_password_goes_on_stdin) {
-    const auto a = parse(k_min +
-                         "<RESTIC_NICE>10</RESTIC_NICE><RESTIC_IONICE>5</RESTIC_IONICE><RESTIC_MAXPROC>2</RESTIC_MAXPROC>"
-                         "<RESTIC_MAX_WIOPS>300</RESTIC_MAX_WIOPS>");
+    const auto a =
+        parse(k_min +
+              "<RESTIC_NICE>10</RESTIC_NICE><RESTIC_IONICE>5</RESTIC_IONICE><RESTIC_MAXPROC>2</RESTIC_MAXPROC>"
+              "<RESTIC_MAX_WIOPS>300</RESTIC_MAX_WIOPS>");
     restic_command c;
     c.site = {"", "restic", "/repo", "", "/repo"};
     c.subcommand = "backup";
@@ -181,9 +184,19 @@ BOOST_AUTO_TEST_CASE(slice_wins_over_nice_and_the_password_goes_on_stdin) {
     BOOST_TEST(head == (std::vector<std::string>{"sh", "-c"}), boost::test_tools::per_element());
     const std::vector<std::string> rest(cmd.argv.begin() + 3, cmd.argv.end());
     const std::vector<std::string> expected = {
-        "oneds-slice", "/t/systemd-run", "/t/systemctl", "/t/units", "/t/cg", "backup.100.slice",
-        "[Slice]\nCPUQuota=\nMemoryMax=\nIOReadIOPSMax=\nIOWriteIOPSMax=/d/backup 300\n\n", "io",
-        "--setenv=GOMAXPROCS=2", "--setenv=RESTIC_PROGRESS_FPS=1", "restic", "--repo=/repo", "backup"};
+        "oneds-slice",
+        "/t/systemd-run",
+        "/t/systemctl",
+        "/t/units",
+        "/t/cg",
+        "backup.100.slice",
+        "[Slice]\nCPUQuota=\nMemoryMax=\nIOReadIOPSMax=\nIOWriteIOPSMax=/d/backup 300\n\n",
+        "io",
+        "--setenv=GOMAXPROCS=2",
+        "--setenv=RESTIC_PROGRESS_FPS=1",
+        "restic",
+        "--repo=/repo",
+        "backup"};
     BOOST_TEST(rest == expected, boost::test_tools::per_element());
     BOOST_TEST(cmd.env.empty());
     BOOST_TEST(cmd.secret_env.empty());
@@ -202,11 +215,12 @@ BOOST_AUTO_TEST_CASE(slice_failures_name_the_attribute_and_the_fix) {
     BOOST_TEST(!parse_slice_line("ONEDS_DISK=/x"));
     auto f = parse_slice_line("ONEDS_SLICE_ERROR=manager:oneadmin:Failed to connect to bus: No medium found ");
     BOOST_TEST_REQUIRE(f.has_value());
-    BOOST_TEST(slice_failure_message(*f, a, "node1") ==
-               "RESTIC_MAX_RIOPS and RESTIC_CPU_QUOTA are set but the systemd user manager of oneadmin on node1 is not "
-               "reachable (systemctl --user daemon-reload: Failed to connect to bus: No medium found); enable lingering "
-               "(loginctl enable-linger oneadmin) and delegate the controllers: "
-               "/etc/systemd/system/user@.service.d/delegate.conf with Delegate=cpu cpuset io");
+    BOOST_TEST(
+        slice_failure_message(*f, a, "node1") ==
+        "RESTIC_MAX_RIOPS and RESTIC_CPU_QUOTA are set but the systemd user manager of oneadmin on node1 is not "
+        "reachable (systemctl --user daemon-reload: Failed to connect to bus: No medium found); enable lingering "
+        "(loginctl enable-linger oneadmin) and delegate the controllers: "
+        "/etc/systemd/system/user@.service.d/delegate.conf with Delegate=cpu cpuset io");
     f = parse_slice_line("ONEDS_SLICE_ERROR=controllers:oneadmin:io");
     BOOST_TEST_REQUIRE(f.has_value());
     BOOST_TEST(slice_failure_message(*f, a, "") ==

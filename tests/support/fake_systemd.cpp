@@ -46,7 +46,7 @@ extern char **environ;
 namespace {
 
 bool exists(const std::string &path) {
-    struct stat st{};
+    struct stat st {};
     return ::stat(path.c_str(), &st) == 0;
 }
 
@@ -131,8 +131,7 @@ int run(const std::string &state, const std::vector<std::string> &args) {
     std::ofstream(pid_file) << child << "\n";
     std::ofstream(me + ".slice") << slice << "\n";
     int status = 0;
-    while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
-    }
+    while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {}
     ::unlink(pid_file.c_str());
     if (WIFEXITED(status)) return WEXITSTATUS(status);
     return 128 + WTERMSIG(status);

@@ -66,10 +66,10 @@ std::string slice_file_content(const datastore_attributes &a, const std::string 
     const auto v = [](std::int64_t n, const std::string &text) { return n == -1 ? std::string() : text; };
     return "[Slice]\n"
            "CPUQuota=" +
-           v(a.cpu_quota, std::to_string(a.cpu_quota) + "%") + "\nMemoryMax=" +
-           v(a.memory_max_mb, std::to_string(a.memory_max_mb) + "M") + "\nIOReadIOPSMax=" +
-           v(a.max_riops, io_path + " " + std::to_string(a.max_riops)) + "\nIOWriteIOPSMax=" +
-           v(a.max_wiops, io_path + " " + std::to_string(a.max_wiops)) + "\n\n";
+           v(a.cpu_quota, std::to_string(a.cpu_quota) + "%") +
+           "\nMemoryMax=" + v(a.memory_max_mb, std::to_string(a.memory_max_mb) + "M") +
+           "\nIOReadIOPSMax=" + v(a.max_riops, io_path + " " + std::to_string(a.max_riops)) +
+           "\nIOWriteIOPSMax=" + v(a.max_wiops, io_path + " " + std::to_string(a.max_wiops)) + "\n\n";
 }
 
 std::string needed_controllers(const datastore_attributes &a) {
@@ -120,8 +120,9 @@ std::optional<slice_failure> parse_slice_line(std::string_view line) {
 std::string slice_failure_message(const slice_failure &f, const datastore_attributes &a, const std::string &host) {
     const std::string who =
         "the systemd user manager of " + common::printable(f.user) + " on " + (host.empty() ? "this host" : host);
-    const std::string delegate = std::string("/etc/systemd/system/user@.service.d/delegate.conf with Delegate=cpu "
-                                             "cpuset io") +
+    const std::string delegate = std::string(
+                                     "/etc/systemd/system/user@.service.d/delegate.conf with Delegate=cpu "
+                                     "cpuset io") +
                                  (a.memory_max_mb != -1 ? " memory" : "");
     std::vector<std::string> names = a.slice_limits_set;
     if (f.kind == "controllers") {
@@ -138,8 +139,9 @@ std::string slice_failure_message(const slice_failure &f, const datastore_attrib
     const std::string set = join(names, " and ") + (names.size() == 1 ? " is set" : " are set");
     const std::string detail = common::printable(f.detail);
     if (f.kind == "controllers")
-        return set + " but " + who + " has no " + detail + " controller delegated to it; delegate the controllers: " +
-               delegate + ", then run systemctl daemon-reload and log " + common::printable(f.user) + " in again";
+        return set + " but " + who + " has no " + detail +
+               " controller delegated to it; delegate the controllers: " + delegate +
+               ", then run systemctl daemon-reload and log " + common::printable(f.user) + " in again";
     if (f.kind == "lock")
         return set + " but the slice lock " + detail + " of " + common::printable(f.user) + " on " +
                (host.empty() ? "this host" : host) + " stayed held for 180 s (flock -w 180)";
