@@ -119,6 +119,28 @@ scripted_result backup_ok() {
 
 std::string remote_line(const recorded_run &r) { return r.cmd.argv.back(); }
 
+// The backup folder lister and the slice launcher as the remote line quotes them.
+const std::string k_lister_quoted =
+    R"q('d=$1; shift; for f in "$d"/disk.*; do [ -e "$f" ] || { printf "ONEDS_MISSING=%s/disk.*\n" "$d")q"
+    R"q(; exit 1; }; break; done; [ -e "$d/vm.xml" ] || { printf "ONEDS_MISSING=%s/vm.xml\n" "$d"; exit)q"
+    R"q( 1; }; printf "ONEDS_DISK=%s\n" "$d"/disk.*; exec "$@" "$d"/disk.* "$d/vm.xml"')q";
+const std::string k_slice_launcher_quoted =
+    R"q('sr=$1 sc=$2 dir=${3:-$HOME/.config/systemd/user} cg=$4 slice=$5 conf=$6 need=$7; shift 7; me=$)q"
+    R"q((id -un); uid=$(id -u); fail() { printf "ONEDS_SLICE_ERROR=%s:%s:%s\n" "$1" "$me" "$2"; exit 1;)q"
+    R"q( }; [ -n "$XDG_RUNTIME_DIR" ] || { XDG_RUNTIME_DIR=/run/user/$uid; export XDG_RUNTIME_DIR; }; [)q"
+    R"q( -n "$cg" ] || cg=/sys/fs/cgroup/user.slice/user-$uid.slice/user@$uid.service; if [ -r "$cg/cgr)q"
+    R"q(oup.controllers" ]; then have=" $(cat "$cg/cgroup.controllers") "; miss=; for c in $need; do ca)q"
+    R"q(se $have in *" $c "*) ;; *) miss="$miss $c";; esac; done; [ -z "$miss" ] || fail controllers "$)q"
+    R"q({miss# }"; fi; mkdir -p "$dir" || fail write "cannot create $dir"; ( flock -w 180 9 || fail loc)q"
+    R"q(k "$dir/.lock"; printf %s "$conf" >"$dir/$slice" || fail write "cannot write $dir/$slice"; out=)q"
+    R"q($("$sc" --user daemon-reload </dev/null 2>&1) || fail manager "$(printf %s "$out" | tr "\n" " ")q"
+    R"q()" ) 9>"$dir/.lock" || exit 1; u=oneds-${slice%.slice}-$$.service; p=; stop() { n=0; until "$sc)q"
+    R"q(" --user kill --kill-who=main --signal=SIGINT "$u" </dev/null >/dev/null 2>&1; do n=$((n+1)); [)q"
+    R"q( "$n" -lt 10 ] && [ -n "$p" ] && kill -0 "$p" 2>/dev/null || break; sleep 1; done; }; trap stop)q"
+    R"q( INT TERM; exec 3<&0; "$sr" --user --quiet --pipe --collect --wait --slice="$slice" --unit="$u")q"
+    R"q( ${SSH_AUTH_SOCK:+"--setenv=SSH_AUTH_SOCK=$SSH_AUTH_SOCK"} "$@" <&3 3<&- & p=$!; exec 3<&-; whi)q"
+    R"q(le :; do wait "$p"; rc=$?; kill -0 "$p" 2>/dev/null || break; done; exit $rc')q";
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(golden_command_lines)
@@ -164,6 +186,62 @@ BOOST_AUTO_TEST_CASE(backup_over_ssh) {
     BOOST_TEST(runs[0].cmd.argv == ssh, boost::test_tools::per_element());
     BOOST_TEST(runs[0].cmd.stdin_data == "p w'$x\n");
     BOOST_TEST(runs[0].cmd.env.empty());  // nothing secret on the remote line
+}
+
+// The same backup in a systemd slice (all four limits set; the slice wins
+// over nice and ionice): the lister execs the slice launcher (constant
+// script, values as positional parameters), which rewrites the slice file
+// under flock, reloads the user manager and runs restic through systemd-run;
+// the password on stdin, nothing secret on the line (docs/confinement.md).
+BOOST_AUTO_TEST_CASE(backup_over_ssh_in_a_systemd_slice) {
+    harness h([](const recorded_run &, std::size_t) { return backup_ok(); });
+    const auto out = h.run(&backup_action, "backup", backup_args(),
+                           document("<RESTIC_NICE>10</RESTIC_NICE><RESTIC_IONICE>5</RESTIC_IONICE>"
+                                    "<RESTIC_MAX_RIOPS>100</RESTIC_MAX_RIOPS><RESTIC_MAX_WIOPS>200</RESTIC_MAX_WIOPS>"
+                                    "<RESTIC_CPU_QUOTA>150</RESTIC_CPU_QUOTA>"
+                                    "<RESTIC_MEMORY_MAX_MB>512</RESTIC_MEMORY_MAX_MB>"));
+    BOOST_TEST_REQUIRE(out.status == ONEDS_OK, out.error);
+    BOOST_TEST(out.info == "6ca565cd 5 raw\n");
+    const auto runs = h.recorder.runs();
+    BOOST_TEST_REQUIRE(runs.size() == 1U);
+    const std::string line = "echo ONEDS_PID=$$ >&2; exec 'sh' '-c' " + k_lister_quoted + " 'oneds-backup' '" +
+                             k_backup_dir + "' 'sh' '-c' " + k_slice_launcher_quoted +
+                             " 'oneds-slice' 'systemd-run' 'systemctl' '' '' 'backup.100.slice' "
+                             "'[Slice]\nCPUQuota=150%\nMemoryMax=512M\nIOReadIOPSMax=" +
+                             k_backup_dir + " 100\nIOWriteIOPSMax=" + k_backup_dir +
+                             " 200\n\n' 'cpu memory io' '--setenv=RESTIC_PROGRESS_FPS=1' "
+                             "'/var/tmp/one/datastore/restic/restic' '--force' '--json' '--tag=one-7' "
+                             "'--repo=sftp:oneadmin@backup:" +
+                             k_repo + "' 'backup'";
+    BOOST_TEST(runs[0].cmd.argv.back() == line);
+    BOOST_TEST(runs[0].cmd.stdin_data == "p w'$x\n");
+    BOOST_TEST(runs[0].cmd.env.empty());
+    BOOST_TEST(logged(h,
+                      "restic runs in the systemd slice backup.100.slice (RESTIC_MAX_RIOPS, RESTIC_MAX_WIOPS, "
+                      "RESTIC_CPU_QUOTA, RESTIC_MEMORY_MAX_MB)"));
+}
+
+// The launcher reports an unusable user manager before restic starts: the
+// backup fails naming the attributes and the fix, with no retry and no unlock.
+BOOST_AUTO_TEST_CASE(an_unreachable_user_manager_fails_the_backup_naming_the_attribute) {
+    harness h([](const recorded_run &, std::size_t) {
+        scripted_result s;
+        s.exit_code = 1;
+        s.stderr_lines = {"ONEDS_PID=9"};
+        s.stdout_lines = {"ONEDS_DISK=" + k_backup_dir + "/disk.0.0",
+                          "ONEDS_SLICE_ERROR=manager:oneadmin:Failed to connect to bus: No medium found "};
+        return s;
+    });
+    const auto out =
+        h.run(&backup_action, "backup", backup_args(), document("<RESTIC_MEMORY_MAX_MB>512</RESTIC_MEMORY_MAX_MB>"));
+    BOOST_TEST(out.status == ONEDS_ERR_FAILED);
+    BOOST_TEST(out.error ==
+                   "RESTIC_MEMORY_MAX_MB is set but the systemd user manager of oneadmin on node1 is not reachable "
+                   "(systemctl --user daemon-reload: Failed to connect to bus: No medium found); enable lingering "
+                   "(loginctl enable-linger oneadmin) and delegate the controllers: "
+                   "/etc/systemd/system/user@.service.d/delegate.conf with Delegate=cpu cpuset io memory",
+               out.error);
+    BOOST_TEST(h.recorder.runs().size() == 1U);
 }
 
 // The same backup on this machine (LAST_BRIDGE names a local host): no ssh,

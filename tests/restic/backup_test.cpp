@@ -196,7 +196,7 @@ BOOST_AUTO_TEST_CASE(restic_nice_and_ionice_confine_the_backup) {
     const auto init = f.restic(f.base_path() + "/7", {"init"});
     BOOST_TEST_REQUIRE(init.exit_code == 0, init.err);
     spawned_process p(f.host_argv("backup", backup_args(f, 7)),
-                      f.document({{"RESTIC_NICE", "13"}, {"RESTIC_IONICE", "6"}, {"RESTIC_CPU_QUOTA", "50"}}));
+                      f.document({{"RESTIC_NICE", "13"}, {"RESTIC_IONICE", "6"}, {"RESTIC_CPU_QUOTA", ""}}));
     const pid_t pid = find_process_with({"backup", "--tag=one-7"}, std::chrono::seconds(60));
     BOOST_TEST_REQUIRE(pid > 0, "restic backup never started");
     // exec keeps the pid: wait until nice and ionice have become restic.
@@ -216,9 +216,7 @@ BOOST_AUTO_TEST_CASE(restic_nice_and_ionice_confine_the_backup) {
     BOOST_TEST(io.out == "best-effort: prio 6\n", io.out << io.err);
     const auto r = p.wait(std::chrono::seconds(120));
     BOOST_TEST(r.exit_code == 0, r.err);
-    BOOST_TEST(
-        r.err.find("RESTIC_CPU_QUOTA not applied: this driver has no systemd slice confinement") != std::string::npos,
-        r.err);
+    BOOST_TEST(r.err.find("systemd slice") == std::string::npos, r.err);  // an empty limit is unset
     // Values out of range name the attribute.
     const auto bad = f.host_action("backup", backup_args(f, 7), f.document({{"RESTIC_IONICE", "9"}}));
     BOOST_TEST(bad.exit_code == 255);

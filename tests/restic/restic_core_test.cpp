@@ -5,6 +5,7 @@
 #include "plugin/restic/cli/restic_command.hpp"
 #include "plugin/restic/cli/restic_output.hpp"
 #include "plugin/restic/cli/restic_runner.hpp"
+#include "plugin/restic/cli/systemd_slice.hpp"
 #include "plugin/restic/actions/action_env.hpp"
 #include "plugin/restic/model/datastore_conf.hpp"
 
@@ -113,6 +114,119 @@ BOOST_AUTO_TEST_CASE(confinement_is_nice_then_ionice_and_off_at_minus_one) {
                          "<RESTIC_MEMORY_MAX_MB>512</RESTIC_MEMORY_MAX_MB>");
     BOOST_TEST(a.slice_limits_set == (std::vector<std::string>{"RESTIC_MAX_RIOPS", "RESTIC_MEMORY_MAX_MB"}),
                boost::test_tools::per_element());
+}
+
+// docs/confinement.md: the slice file exactly as stock writes it (an echo of
+// a here-document: a blank line at the end), unset limits as empty
+// assignments; -1 and an empty value are unset.
+BOOST_AUTO_TEST_CASE(slice_file_is_the_stock_one_with_unset_keys_empty) {
+    const std::string dir = "/var/lib/one/datastores/0/7/backup";
+    const auto all = parse(k_min +
+                           "<RESTIC_MAX_RIOPS>100</RESTIC_MAX_RIOPS><RESTIC_MAX_WIOPS>200</RESTIC_MAX_WIOPS>"
+                           "<RESTIC_CPU_QUOTA>150</RESTIC_CPU_QUOTA><RESTIC_MEMORY_MAX_MB>512</RESTIC_MEMORY_MAX_MB>");
+    BOOST_TEST(all.slice_confined());
+    BOOST_TEST(slice_name(all) == "backup.100.slice");
+    BOOST_TEST(slice_file_content(all, dir) == "[Slice]\nCPUQuota=150%\nMemoryMax=512M\nIOReadIOPSMax=" + dir +
+                                                   " 100\nIOWriteIOPSMax=" + dir + " 200\n\n");
+    BOOST_TEST(needed_controllers(all) == "cpu memory io");
+    const auto some = parse(k_min +
+                            "<RESTIC_MAX_RIOPS>-1</RESTIC_MAX_RIOPS><RESTIC_MAX_WIOPS></RESTIC_MAX_WIOPS>"
+                            "<RESTIC_CPU_QUOTA> 50 </RESTIC_CPU_QUOTA>");
+    BOOST_TEST(some.slice_limits_set == std::vector<std::string>{"RESTIC_CPU_QUOTA"}, boost::test_tools::per_element());
+    BOOST_TEST(slice_file_content(some, dir) ==
+               "[Slice]\nCPUQuota=50%\nMemoryMax=\nIOReadIOPSMax=\nIOWriteIOPSMax=\n\n");
+    BOOST_TEST(needed_controllers(some) == "cpu");
+    const auto none = parse(k_min + "<RESTIC_MEMORY_MAX_MB></RESTIC_MEMORY_MAX_MB><RESTIC_NICE>5</RESTIC_NICE>");
+    BOOST_TEST(!none.slice_confined());
+    // A folder that a unit file would split is refused while an IOPS limit names it.
+    BOOST_CHECK_EXCEPTION(slice_file_content(all, "/a b/backup"), attribute_error, [](const attribute_error &e) {
+        return std::string(e.what()).starts_with("RESTIC_MAX_RIOPS is set but the backup folder /a b/backup holds ' '");
+    });
+    BOOST_TEST(slice_file_content(some, "/a b%/backup").starts_with("[Slice]\nCPUQuota=50%"));
+}
+
+BOOST_DATA_TEST_CASE(
+    slice_limits_out_of_range_or_not_integers_name_the_attribute,
+    bdata::make(std::vector<std::string>{
+        "<RESTIC_CPU_QUOTA>0</RESTIC_CPU_QUOTA>", "<RESTIC_CPU_QUOTA>100001</RESTIC_CPU_QUOTA>",
+        "<RESTIC_MEMORY_MAX_MB>0x10</RESTIC_MEMORY_MAX_MB>", "<RESTIC_MEMORY_MAX_MB>-2</RESTIC_MEMORY_MAX_MB>",
+        "<RESTIC_MAX_RIOPS>1e3</RESTIC_MAX_RIOPS>", "<RESTIC_MAX_WIOPS>1000000001</RESTIC_MAX_WIOPS>",
+        "<RESTIC_MAX_WIOPS>1_000</RESTIC_MAX_WIOPS>"}) ^
+        bdata::make({"RESTIC_CPU_QUOTA must be an integer from 1 to 100000 (-1 for none), got '0'",
+                     "RESTIC_CPU_QUOTA must be an integer from 1 to 100000 (-1 for none), got '100001'",
+                     "RESTIC_MEMORY_MAX_MB must be an integer from 1 to 1073741824 (-1 for none), got '0x10'",
+                     "RESTIC_MEMORY_MAX_MB must be an integer from 1 to 1073741824 (-1 for none), got '-2'",
+                     "RESTIC_MAX_RIOPS must be an integer from 1 to 1000000000 (-1 for none), got '1e3'",
+                     "RESTIC_MAX_WIOPS must be an integer from 1 to 1000000000 (-1 for none), got "
+                     "'1000000001'",
+                     "RESTIC_MAX_WIOPS must be an integer from 1 to 1000000000 (-1 for none), got '1_000'"}),
+    xml, expected) {
+    BOOST_TEST(parse_error(k_min + xml) == expected);
+}
+
+// The slice wins over nice and ionice: the launcher, no nice, no ionice; the
+// environment as --setenv, the password on stdin here too, nothing secret in
+// the environment.
+BOOST_AUTO_TEST_CASE(slice_wins_over_nice_and_the_password_goes_on_stdin) {
+    const auto a =
+        parse(k_min +
+              "<RESTIC_NICE>10</RESTIC_NICE><RESTIC_IONICE>5</RESTIC_IONICE><RESTIC_MAXPROC>2</RESTIC_MAXPROC>"
+              "<RESTIC_MAX_WIOPS>300</RESTIC_MAX_WIOPS>");
+    restic_command c;
+    c.site = {"", "restic", "/repo", "", "/repo"};
+    c.subcommand = "backup";
+    c.confined = true;
+    c.confine_path = "/d/backup";
+    c.systemd = {"/t/systemd-run", "/t/systemctl", "/t/units", "/t/cg"};
+    const auto cmd = process_command(c, a);
+    BOOST_TEST_REQUIRE(cmd.argv.size() > 13U);
+    const std::vector<std::string> head(cmd.argv.begin(), cmd.argv.begin() + 2);
+    BOOST_TEST(head == (std::vector<std::string>{"sh", "-c"}), boost::test_tools::per_element());
+    const std::vector<std::string> rest(cmd.argv.begin() + 3, cmd.argv.end());
+    const std::vector<std::string> expected = {
+        "oneds-slice",
+        "/t/systemd-run",
+        "/t/systemctl",
+        "/t/units",
+        "/t/cg",
+        "backup.100.slice",
+        "[Slice]\nCPUQuota=\nMemoryMax=\nIOReadIOPSMax=\nIOWriteIOPSMax=/d/backup 300\n\n",
+        "io",
+        "--setenv=GOMAXPROCS=2",
+        "--setenv=RESTIC_PROGRESS_FPS=1",
+        "restic",
+        "--repo=/repo",
+        "backup"};
+    BOOST_TEST(rest == expected, boost::test_tools::per_element());
+    BOOST_TEST(cmd.env.empty());
+    BOOST_TEST(cmd.secret_env.empty());
+    BOOST_TEST(cmd.stdin_data == "pw\n");
+    // Not confined (every other restic): the usual environment.
+    c.confined = false;
+    const auto plain = process_command(c, a);
+    BOOST_TEST(plain.argv.front() == "restic");
+    BOOST_TEST(plain.env.at("RESTIC_PASSWORD") == "pw");
+}
+
+// The error when the launcher found the user manager unusable names the
+// attributes set, the user, the host and the fix.
+BOOST_AUTO_TEST_CASE(slice_failures_name_the_attribute_and_the_fix) {
+    const auto a = parse(k_min + "<RESTIC_CPU_QUOTA>50</RESTIC_CPU_QUOTA><RESTIC_MAX_RIOPS>9</RESTIC_MAX_RIOPS>");
+    BOOST_TEST(!parse_slice_line("ONEDS_DISK=/x"));
+    auto f = parse_slice_line("ONEDS_SLICE_ERROR=manager:oneadmin:Failed to connect to bus: No medium found ");
+    BOOST_TEST_REQUIRE(f.has_value());
+    BOOST_TEST(
+        slice_failure_message(*f, a, "node1") ==
+        "RESTIC_MAX_RIOPS and RESTIC_CPU_QUOTA are set but the systemd user manager of oneadmin on node1 is not "
+        "reachable (systemctl --user daemon-reload: Failed to connect to bus: No medium found); enable lingering "
+        "(loginctl enable-linger oneadmin) and delegate the controllers: "
+        "/etc/systemd/system/user@.service.d/delegate.conf with Delegate=cpu cpuset io");
+    f = parse_slice_line("ONEDS_SLICE_ERROR=controllers:oneadmin:io");
+    BOOST_TEST_REQUIRE(f.has_value());
+    BOOST_TEST(slice_failure_message(*f, a, "") ==
+               "RESTIC_MAX_RIOPS is set but the systemd user manager of oneadmin on this host has no io controller "
+               "delegated to it; delegate the controllers: /etc/systemd/system/user@.service.d/delegate.conf with "
+               "Delegate=cpu cpuset io, then run systemctl daemon-reload and log oneadmin in again");
 }
 
 BOOST_AUTO_TEST_CASE(local_backend_needs_no_server_and_uses_the_path_as_url) {

@@ -99,14 +99,17 @@ ports::result<backup_request> parse_backup_request(action_env &env, request_doc 
 }
 
 // The restic run: `backup --force --json --tag=one-<vm>` of the folder's
-// files, confined as stock (RESTIC_NICE, RESTIC_IONICE). Here the files are
-// listed now; on a hypervisor the lister names them in the same ssh.
-ports::result<restic_command> backup_command(const backup_request &r) {
+// files, confined as stock (the systemd slice, else RESTIC_NICE and
+// RESTIC_IONICE). Here the files are listed now; on a hypervisor the lister
+// names them in the same ssh.
+ports::result<restic_command> backup_command(const backup_request &r, const plugin_settings &settings) {
     restic_command run;
     run.site = r.site;
     run.subcommand = "backup";
     run.options = {"--force", "--json", "--tag=one-" + r.vm_id};
     run.confined = true;
+    run.confine_path = r.vm_dir;
+    run.systemd = {settings.systemd_run, settings.systemctl, settings.systemd_unit_dir, settings.systemd_user_cgroup};
     run.what = "backup of VM " + r.vm_id;
     if (!r.site.host.empty()) {
         run.launcher = remote_lister(r.vm_dir);
@@ -131,6 +134,10 @@ public:
 
     void operator()(std::string_view line) {
         if (listing_.take(line)) return;
+        if (auto f = parse_slice_line(line)) {
+            slice_failure_ = std::move(*f);
+            return;
+        }
         auto parsed = parse_backup_line(line);
         if (auto *s = std::get_if<backup_summary>(&parsed)) {
             summary_ = *s;
@@ -149,6 +156,8 @@ public:
     // The last stdout line that was neither progress nor the summary.
     const std::string &last_other_line() const { return last_other_; }
     const backup_files &listed() const { return listing_.files(); }
+    // What the slice launcher reported when it did not start restic.
+    const std::optional<slice_failure> &slice_error() const { return slice_failure_; }
 
 private:
     void report(const backup_status &st) {
@@ -167,22 +176,12 @@ private:
     const action_env &env_;
     std::string vm_id_;
     lister_report listing_;
+    std::optional<slice_failure> slice_failure_;
     std::optional<backup_summary> summary_;
     std::string last_other_;
     std::chrono::steady_clock::time_point last_report_;
     bool reported_ = false;
 };
-
-// Stock runs restic in a systemd user slice for these; this driver does not
-// (yet): say so rather than pretend.
-void warn_unapplied_limits(const action_env &env, const datastore_attributes &a, const std::string &vm_id) {
-    if (a.slice_limits_set.empty()) return;
-    std::string names;
-    for (const auto &n : a.slice_limits_set) names += (names.empty() ? "" : ", ") + n;
-    env.log('W', "backup of VM " + vm_id + ": " + names +
-                     " not applied: this driver has no systemd slice confinement (RESTIC_NICE and RESTIC_IONICE are "
-                     "applied)");
-}
 
 // Why a backup restic failed, with the front end's own look at the storage
 // when restic on the hypervisor does not say why it could not open the
@@ -210,7 +209,7 @@ outcome backup_action(action_env &env) {
     if (!parsed) return outcome::from(parsed.err());
     const backup_request &r = *parsed;
     const datastore_attributes &attrs = d.attrs;
-    auto command = backup_command(r);
+    auto command = backup_command(r, env.settings);
     if (!command) return outcome::from(command.err());
     restic_command &run = *command;
     // Backups take shared locks and do not wait for exclusive ones in the
@@ -218,7 +217,12 @@ outcome backup_action(action_env &env) {
     run.inspect_lock = stale_lock_inspector(env, attrs, r.site);
     backup_reader reader(env, r.vm_id);
     run.on_stdout_line = [&reader](std::string_view line) { reader(line); };
-    warn_unapplied_limits(env, attrs, r.vm_id);
+    if (attrs.slice_confined()) {
+        std::string names;
+        for (const auto &n : attrs.slice_limits_set) names += (names.empty() ? "" : ", ") + n;
+        env.log('I', "backup of VM " + r.vm_id + ": restic runs in the systemd slice " + slice_name(attrs) + " (" +
+                         names + ")");
+    }
 
     auto runner = env.restic(attrs);
     auto res = runner.run(run, attrs, env.stop());
@@ -235,6 +239,9 @@ outcome backup_action(action_env &env) {
         reader.restart();
         res = runner.run(run, attrs, env.stop());
     }
+    // The slice launcher found the user manager unusable: restic never started.
+    if (res && !res->cancelled && reader.slice_error())
+        return outcome::fail(slice_failure_message(*reader.slice_error(), attrs, r.site.host));
     const std::string where = r.site.host.empty() ? std::string() : " on " + r.site.host;
     if (res && !res->cancelled && !reader.listed().missing.empty())
         return outcome::fail("Backup folder " + r.vm_dir + " is not ready: no file " + reader.listed().missing + where);

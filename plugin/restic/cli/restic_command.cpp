@@ -4,6 +4,8 @@
 
 #include "common/strings.hpp"
 
+#include <map>
+
 namespace oneds::restic {
 
 std::string sftp_command(const datastore_attributes &a, const std::string &ssh_config) {
@@ -44,14 +46,24 @@ ports::command process_command(const restic_command &c, const datastore_attribut
     argv.insert(argv.end(), c.args.begin(), c.args.end());
 
     ports::command cmd;
-    // Confined as stock confines it: nice and ionice exec restic, which so
-    // keeps the pid a cancel signals.
+    std::map<std::string, std::string> env;
+    if (a.maxproc != -1) env["GOMAXPROCS"] = std::to_string(a.maxproc);
+    env["RESTIC_PROGRESS_FPS"] = "1";
     cmd.argv = c.launcher;
-    if (c.confined) argv = confined_argv(a, std::move(argv));
+    const bool slice = c.confined && a.slice_confined();
+    if (slice) {
+        // The unit gets the environment as --setenv (nothing secret in it)
+        // and the password on stdin, wherever it runs.
+        auto words = slice_launcher(a, c.systemd, c.confine_path, env);
+        cmd.argv.insert(cmd.argv.end(), words.begin(), words.end());
+    } else {
+        // Confined as stock confines it: nice and ionice exec restic, which
+        // so keeps the pid a cancel signals.
+        if (c.confined) argv = confined_argv(a, std::move(argv));
+        cmd.env = std::move(env);
+    }
     cmd.argv.insert(cmd.argv.end(), argv.begin(), argv.end());
-    if (a.maxproc != -1) cmd.env["GOMAXPROCS"] = std::to_string(a.maxproc);
-    cmd.env["RESTIC_PROGRESS_FPS"] = "1";
-    if (c.site.host.empty()) {
+    if (c.site.host.empty() && !slice) {
         cmd.env["RESTIC_PASSWORD"] = a.password;
         cmd.secret_env.push_back("RESTIC_PASSWORD");
     } else {

@@ -1,7 +1,7 @@
 // One restic run, described whole, and the one place where it becomes a
 // command line (docs/stock-driver.md#restic-command-composition):
 //
-//   [<launcher>] [nice -n N] [ionice -c2 -nM] <bin> <options> [--limit-upload=K --limit-download=K]
+//   [<launcher>] [<confinement>] <bin> <options> [--limit-upload=K --limit-download=K]
 //       [--option=sftp.connections=N] [--option=sftp.command=...] [--compression=MODE]
 //       --repo=<repo> <subcommand> <args...>
 //
@@ -11,14 +11,22 @@
 // the same client configuration as every other ssh the plugin starts (only for
 // an sftp repository reached by restic itself).
 //
+// <confinement> is, for a confined command (the backup's restic), the
+// systemd slice launcher when the datastore sets a slice limit
+// (systemd_slice.hpp), else `nice -n N` and/or `ionice -c2 -nM`; the slice
+// wins, the two are never combined (as stock).
+//
 // Where it runs decides how the password travels, here and nowhere else: on
 // this machine (site.host "") in the child's own environment
 // (RESTIC_PASSWORD, marked secret); on another host on the ssh channel's stdin
-// (restic reads it from a stdin that is not a terminal). Never in argv.
+// (restic reads it from a stdin that is not a terminal). Never in argv. In a
+// systemd slice always on stdin, here too: the unit does not inherit the
+// caller's environment, and nothing secret may become a unit property.
 #pragma once
 
 #include "plugin/restic/model/attributes.hpp"
 #include "plugin/restic/cli/restic_output.hpp"
+#include "plugin/restic/cli/systemd_slice.hpp"
 
 #include "plugin/ports/process.hpp"
 
@@ -58,7 +66,9 @@ struct restic_command {
     std::string subcommand;            // backup, init, snapshots, forget, dump, restore, unlock
     std::vector<std::string> options;  // before the common options (--force --json --tag=one-7)
     std::vector<std::string> args;     // after the subcommand
-    bool confined = false;             // RESTIC_NICE / RESTIC_IONICE (the backup's restic)
+    bool confined = false;             // the backup's restic: systemd slice, else RESTIC_NICE / RESTIC_IONICE
+    std::string confine_path;          // the folder the slice's IOPS limits name (the VM's backup folder)
+    systemd_tools systemd;             // the slice's tools on the host where restic runs
     // Words the whole command line is prefixed with, before the confinement:
     // a program that execs the rest (the backup's folder lister on a
     // hypervisor, actions/backup_folder.hpp).

@@ -116,17 +116,25 @@ datastore_attributes parse_datastore(const pugi::xml_node &ds,
     if (auto v = ranged_attribute(tmpl, "RESTIC_LOCK_RETRIES", false, 0, 100000)) a.lock_retries = v;
     if (auto v = ranged_attribute(tmpl, "RESTIC_NICE", true, -20, 19)) a.nice = *v;
     if (auto v = ranged_attribute(tmpl, "RESTIC_IONICE", true, 0, 7)) a.ionice = *v;
-    // Not applied yet, but checked as they will be: IOPS, CPU percent (may
-    // exceed 100 with several CPUs), MiB.
+    // The systemd slice (docs/confinement.md): IOPS, CPU percent (may exceed
+    // 100 with several CPUs), MiB. As stock, an empty value is -1 (unset); a
+    // value that is not a decimal integer is refused here where stock's
+    // Integer() would raise (or take 0x10 and 1_000).
     const struct {
         const char *name;
         std::int64_t max;
-    } slice[] = {{"RESTIC_MAX_RIOPS", 1000000000},
-                 {"RESTIC_MAX_WIOPS", 1000000000},
-                 {"RESTIC_CPU_QUOTA", 100000},
-                 {"RESTIC_MEMORY_MAX_MB", std::int64_t{1} << 30}};
-    for (const auto &[name, max] : slice)
-        if (auto v = ranged_attribute(tmpl, name, true, 1, max); v && *v != -1) a.slice_limits_set.emplace_back(name);
+        std::int64_t *field;
+    } slice[] = {{"RESTIC_MAX_RIOPS", 1000000000, &a.max_riops},
+                 {"RESTIC_MAX_WIOPS", 1000000000, &a.max_wiops},
+                 {"RESTIC_CPU_QUOTA", 100000, &a.cpu_quota},
+                 {"RESTIC_MEMORY_MAX_MB", std::int64_t{1} << 30, &a.memory_max_mb}};
+    for (const auto &[name, max, field] : slice) {
+        if (common::trim(text_of(tmpl, name)).empty()) continue;
+        if (auto v = ranged_attribute(tmpl, name, true, 1, max); v && *v != -1) {
+            *field = *v;
+            a.slice_limits_set.emplace_back(name);
+        }
+    }
     return a;
 }
 

@@ -46,13 +46,19 @@ struct datastore_attributes {
     std::int64_t connections = 5;              // RESTIC_CONNECTIONS -> -o sftp.connections when not 5
     std::string tmp_dir = "/var/tmp";          // RESTIC_TMP_DIR
     std::optional<std::int64_t> lock_retries;  // RESTIC_LOCK_RETRIES (ours; stock: fixed 60)
-    // Confinement of the backup's restic (docs/stock-driver.md#confinement): nice -n / ionice -c2 -n,
-    // each off at -1 as stock. The systemd slice attributes (RESTIC_MAX_RIOPS,
-    // _MAX_WIOPS, _CPU_QUOTA, _MEMORY_MAX_MB) are not applied; those set are
-    // named here so that the backup can say so.
-    std::int64_t nice = -1;    // RESTIC_NICE, -20..19
-    std::int64_t ionice = -1;  // RESTIC_IONICE, 0..7 (best-effort class)
+    // Confinement of the backup's restic (docs/stock-driver.md#confinement, docs/confinement.md):
+    // the systemd slice when any of its four limits is set, else nice -n /
+    // ionice -c2 -n; each value off at -1 (or empty) as stock.
+    std::int64_t nice = -1;           // RESTIC_NICE, -20..19
+    std::int64_t ionice = -1;         // RESTIC_IONICE, 0..7 (best-effort class)
+    std::int64_t cpu_quota = -1;      // RESTIC_CPU_QUOTA, percent of one CPU, 1..100000
+    std::int64_t memory_max_mb = -1;  // RESTIC_MEMORY_MAX_MB, MiB, 1..2^30
+    std::int64_t max_riops = -1;      // RESTIC_MAX_RIOPS, 1..10^9
+    std::int64_t max_wiops = -1;      // RESTIC_MAX_WIOPS, 1..10^9
+    // The names of the slice attributes that are set, in the order above
+    // (RESTIC_MAX_RIOPS, RESTIC_MAX_WIOPS, RESTIC_CPU_QUOTA, RESTIC_MEMORY_MAX_MB).
     std::vector<std::string> slice_limits_set;
+    bool slice_confined() const noexcept { return !slice_limits_set.empty(); }
 };
 
 // The words that run argv confined as the attributes ask (nice, then ionice,

@@ -31,6 +31,23 @@ std::string default_datastore_conf() {
     return "/var/lib/one/remotes/etc/datastore/datastore.conf";
 }
 
+// The systemd slice keys (docs/confinement.md); false for any other key.
+bool systemd_setting(plugin_settings &s, const std::string &key, const std::string &value) {
+    std::string *field = key == "systemd_run"           ? &s.systemd_run
+                         : key == "systemctl"           ? &s.systemctl
+                         : key == "systemd_unit_dir"    ? &s.systemd_unit_dir
+                         : key == "systemd_user_cgroup" ? &s.systemd_user_cgroup
+                                                        : nullptr;
+    if (field == nullptr) return false;
+    const bool program = key == "systemd_run" || key == "systemctl";
+    if ((program && (value.empty() || value.front() == '-')) || (!program && !value.empty() && value.front() != '/'))
+        throw std::invalid_argument("[plugin.restic] " + key + " must be " +
+                                    (program ? "a program name or path" : "empty or an absolute path") + ", got '" +
+                                    value + "'");
+    *field = value;
+    return true;
+}
+
 }  // namespace
 
 plugin_settings parse_plugin_settings(const sdk::config_map &config) {
@@ -91,7 +108,7 @@ plugin_settings parse_plugin_settings(const sdk::config_map &config) {
             s.local_hosts.clear();
             for (auto &h : common::split(value, ','))
                 if (auto t = common::trim(h); !t.empty()) s.local_hosts.emplace(t);
-        } else
+        } else if (!systemd_setting(s, key, value))
             throw std::invalid_argument("[plugin.restic] unknown key '" + key + "'");
     }
     // An explicit ssh_config from the [plugin.restic] section wins over host.ssh_config.

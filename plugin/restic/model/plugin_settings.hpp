@@ -32,6 +32,14 @@ struct plugin_settings {
     std::string ssh_control_dir;
     unsigned threads = 16;
     bool action_mode = false;
+
+    // The systemd slice confinement (docs/confinement.md), on the host where
+    // the backup's restic runs: the programs, and "" for the defaults there
+    // ($HOME/.config/systemd/user; the user manager's own cgroup).
+    std::string systemd_run = "systemd-run";
+    std::string systemctl = "systemctl";
+    std::string systemd_unit_dir;
+    std::string systemd_user_cgroup;
 };
 
 // Throws std::invalid_argument naming the key for an unknown key or bad value.
