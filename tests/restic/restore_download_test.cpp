@@ -595,8 +595,10 @@ BOOST_AUTO_TEST_CASE(restore_of_a_job_backup_carries_the_job_id) {
     oned_env o(f);
     stock::chain c(f, 12, {{0, 8, 1}}, 5);
     c.backup(2);
+    // Restore needs the cipher auth file only, not oned_auth_file's credentials.
     const auto got =
-        parse_restore(run_restore(f, o, c.image_xml(), restore_extra({{"USERNAME", "alice"}, {"NAME", "j"}})));
+        parse_restore(run_restore(f, o, c.image_xml(), restore_extra({{"USERNAME", "alice"}, {"NAME", "j"}}), {},
+                                  {{"oned_auth_file", f.dir().file("no-such-one_auth")}}));
     BOOST_REQUIRE(got.images.size() == 1u);
     BOOST_TEST(c.url(0, 1).rfind("restic://100/5/", 0) == 0u);
     check_image(o, got.images[0], "j", 0, c.url(0, 1), 5);
