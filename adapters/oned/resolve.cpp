@@ -109,6 +109,10 @@ ports::result<std::string> xmlrpc_one_api::resolve_session(const std::string &ex
                         "no oned credentials: set oned_auth_file or $ONE_AUTH (looked in " + tried + ")", 0};
 }
 
+// A deliberate difference: the stock restore always sets $ONE_CIPHER_AUTH to
+// onegate_auth before it reads it; here a setting or the variable can name
+// another file (a deployment that keeps the key elsewhere), and onegate_auth
+// is only the default.
 std::filesystem::path xmlrpc_one_api::resolve_cipher_auth_file(const std::string &explicit_file,
                                                                const environment &env) {
     if (auto v = common::trim(explicit_file); !v.empty()) return std::string(v);
