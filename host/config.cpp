@@ -36,6 +36,9 @@ void add_common(po::options_description &d, bool file) {
         "oned XML-RPC endpoint (default: $ONE_XMLRPC, ~/.one/one_endpoint, http://localhost:2633/RPC2)")(
         n({"oned-auth-file", "oned_auth_file"}), po::value<std::string>(),
         "file with oned credentials user:password (default: $ONE_AUTH, ~/.one/one_auth)")(
+        n({"one-cipher-auth", "one_cipher_auth"}), po::value<std::string>(),
+        "file with the credentials of oned's server_cipher user, with which restore acts as the requesting user "
+        "(default: $ONE_CIPHER_AUTH, /var/lib/one/.one/onegate_auth)")(
         n({"ssh-config", "ssh_config"}), po::value<std::string>(),
         "OpenSSH client config file for every ssh the plugins start (default: ~/.ssh/config)");
 }
@@ -211,6 +214,7 @@ parse_result load_settings(const std::vector<std::string> &raw_args) {
     if (auto v = pick_str("log-level", "log_level")) s.log_level = *v;
     if (auto v = pick_str("oned-endpoint", "oned_endpoint")) s.oned_endpoint = *v;
     if (auto v = pick_str("oned-auth-file", "oned_auth_file")) s.oned_auth_file = *v;
+    if (auto v = pick_str("one-cipher-auth", "one_cipher_auth")) s.one_cipher_auth = *v;
     if (auto v = pick_str("ssh-config", "ssh_config")) s.ssh_config = *v;
     static const char *const k_levels[] = {"trace", "debug", "info", "warning", "error", "off"};
     if (std::find(std::begin(k_levels), std::end(k_levels), s.log_level) == std::end(k_levels))
@@ -252,6 +256,7 @@ std::map<std::string, std::string> plugin_config(const settings &s, const std::s
     out["host.mode"] = action_mode ? "action" : "mad";
     if (!s.oned_endpoint.empty()) out["host.oned_endpoint"] = s.oned_endpoint;
     if (!s.oned_auth_file.empty()) out["host.oned_auth_file"] = s.oned_auth_file;
+    if (!s.one_cipher_auth.empty()) out["host.one_cipher_auth"] = s.one_cipher_auth;
     if (!s.ssh_config.empty()) out["host.ssh_config"] = s.ssh_config;
     return out;
 }

@@ -28,6 +28,7 @@ struct settings {
     std::string log_level = "info";
     std::string oned_endpoint;
     std::string oned_auth_file;
+    std::string one_cipher_auth;  // server_cipher credentials for restore (onegate_auth)
     std::string ssh_config;
     // [plugin.<name>] sections of the config file: name -> key -> value
     std::map<std::string, std::map<std::string, std::string>> plugin_sections;
@@ -65,6 +66,6 @@ std::string default_plugin_path(const std::string &name);
 namespace oneds::host {
 // The entries a plugin's create() gets: its [plugin.<name>] section plus the
 // host-wide settings under "host." (threads, log_level, oned_endpoint,
-// oned_auth_file, ssh_config, mode).
+// oned_auth_file, one_cipher_auth, ssh_config, mode).
 std::map<std::string, std::string> plugin_config(const settings &s, const std::string &name, bool action_mode);
 }  // namespace oneds::host

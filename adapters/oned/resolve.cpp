@@ -70,6 +70,7 @@ environment environment::from_process() {
     env.home = getenv_str("HOME");
     env.one_xmlrpc = getenv_str("ONE_XMLRPC");
     env.one_auth = getenv_str("ONE_AUTH");
+    env.one_cipher_auth = getenv_str("ONE_CIPHER_AUTH");
     return env;
 }
 
@@ -106,6 +107,18 @@ ports::result<std::string> xmlrpc_one_api::resolve_session(const std::string &ex
     }
     return ports::error{ports::error_kind::not_found,
                         "no oned credentials: set oned_auth_file or $ONE_AUTH (looked in " + tried + ")", 0};
+}
+
+// A deliberate difference: the stock restore always sets $ONE_CIPHER_AUTH to
+// onegate_auth before it reads it; here a setting or the variable can name
+// another file (a deployment that keeps the key elsewhere), and onegate_auth
+// is only the default.
+std::filesystem::path xmlrpc_one_api::resolve_cipher_auth_file(const std::string &explicit_file,
+                                                               const environment &env) {
+    if (auto v = common::trim(explicit_file); !v.empty()) return std::string(v);
+    if (env.one_cipher_auth)
+        if (auto v = common::trim(*env.one_cipher_auth); !v.empty()) return std::string(v);
+    return env.system_one_dir / "onegate_auth";
 }
 
 }  // namespace oneds::adapters::oned

@@ -119,7 +119,13 @@ ports::result<std::unique_ptr<xmlrpc_one_api>> xmlrpc_one_api::create(client_opt
     const std::string shown = strip_userinfo(options.endpoint);
     if (!options.endpoint.starts_with("http://") && !options.endpoint.starts_with("https://"))
         return error{error_kind::invalid, "oned endpoint " + shown + " is not an http:// or https:// URL", 0};
-    if (options.session.find(':') == std::string::npos)
+    if (options.cipher) {
+        if (options.act_as.empty() || options.act_as.find_first_of(": \t\r\n") != std::string::npos)
+            return error{error_kind::invalid,
+                         "cannot log in to oned as user '" + options.act_as +
+                             "': a user name is not empty and holds no ':' or white space",
+                         0};
+    } else if (options.session.find(':') == std::string::npos)
         return error{error_kind::invalid, "oned session is malformed (expected user:password)", 0};
     if (options.timeout <= std::chrono::milliseconds::zero() ||
         options.timeout.count() > std::numeric_limits<unsigned int>::max())
@@ -135,10 +141,33 @@ std::string xmlrpc_one_api::describe() const { return description_; }
 ports::result<ports::rpc_result> xmlrpc_one_api::call(const std::string &method,
                                                       const std::vector<ports::rpc_value> &params,
                                                       const std::stop_token &stop) {
-    const internal::scrubber scrub(options_.session);
+    // A token session is minted per call, so that every call has the full
+    // validity however long the calls before it took (a deliberate
+    // difference: the stock restore makes one token for all of its calls, so
+    // a restore whose allocations take over 120 s in all fails halfway).
+    secret_string token_session;
+    if (options_.cipher) {
+        const auto now =
+            std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+                .count();
+        token_session = secret_string(options_.cipher->session_for(
+            options_.act_as, static_cast<std::int64_t>(now) + login_token_validity.count()));
+    }
+    const std::string &session = options_.cipher ? token_session.str() : options_.session;
+    const internal::scrubber scrub(session);
     try {
-        auto r = call_unscrubbed(method, params, stop);
-        if (!r) return scrub(r.err());
+        auto r = call_unscrubbed(method, params, session, stop);
+        if (!r) {
+            if (options_.cipher && r.err().code == ports::one_authentication) {
+                auto e = r.err();
+                e.message += ": oned refused the server_cipher login of " + options_.cipher->server_user() + " as " +
+                             options_.act_as + " made from " + options_.cipher_file + " (" + options_.act_as +
+                             " must be an enabled oned user, and the file must hold the password of oned's "
+                             "server_cipher user, e.g. serveradmin, whose auth driver is server_cipher)";
+                return scrub(e);
+            }
+            return scrub(r.err());
+        }
         return r;
     } catch (const std::exception &e) {
         return scrub(error{error_kind::io, method + ": " + e.what(), 0});
@@ -149,9 +178,10 @@ ports::result<ports::rpc_result> xmlrpc_one_api::call(const std::string &method,
 
 ports::result<ports::rpc_result> xmlrpc_one_api::call_unscrubbed(const std::string &method,
                                                                  const std::vector<ports::rpc_value> &params,
+                                                                 const std::string &session,
                                                                  const std::stop_token &stop) {
     xmlrpc_c::paramList param_list;
-    param_list.add(xmlrpc_c::value_string(options_.session));
+    param_list.add(xmlrpc_c::value_string(session));
     for (const auto &p : params) param_list.add(to_xmlrpc(p));
     std::string call_xml;
     xmlrpc_c::xml::generateCall(method, param_list, &call_xml);
@@ -264,8 +294,11 @@ ports::result<std::unique_ptr<ports::one_api>> make_one_api(const std::map<std::
     return make_one_api(config, environment::from_process());
 }
 
-ports::result<std::unique_ptr<ports::one_api>> make_one_api(const std::map<std::string, std::string> &config,
-                                                            const environment &env) {
+namespace {
+
+// Endpoint, deadline and size limit: what every client of the plugin shares.
+ports::result<client_options> transport_options(const std::map<std::string, std::string> &config,
+                                                const environment &env) {
     client_options options;
     auto timeout = parse_timeout(config);
     if (!timeout) return timeout.err();
@@ -274,12 +307,54 @@ ports::result<std::unique_ptr<ports::one_api>> make_one_api(const std::map<std::
     if (!max_response) return max_response.err();
     options.max_response_bytes = *max_response;
     options.endpoint = xmlrpc_one_api::resolve_endpoint(value_or_empty(config, "host.oned_endpoint"), env);
+    return options;
+}
+
+}  // namespace
+
+ports::result<std::unique_ptr<ports::one_api>> make_one_api(const std::map<std::string, std::string> &config,
+                                                            const environment &env) {
+    auto transport = transport_options(config, env);
+    if (!transport) return transport.err();
+    client_options options = std::move(*transport);
     auto session = xmlrpc_one_api::resolve_session(value_or_empty(config, "host.oned_auth_file"), env);
     if (!session) return session.err();
     options.session = std::move(*session);
     auto api = xmlrpc_one_api::create(std::move(options));
     if (!api) return api.err();
     return std::unique_ptr<ports::one_api>(std::move(*api));
+}
+
+cipher_login::cipher_login(client_options base, std::filesystem::path cipher_auth_file)
+    : base_(std::move(base)), file_(std::move(cipher_auth_file)) {
+    base_.session.clear();
+    base_.cipher.reset();
+}
+
+ports::result<std::unique_ptr<ports::one_api>> cipher_login::as_user(const std::string &username) {
+    auto cipher = server_cipher::from_file(file_);
+    if (!cipher) return cipher.err();
+    client_options options = base_;
+    options.cipher = std::make_shared<const server_cipher>(std::move(*cipher));
+    options.act_as = username;
+    options.cipher_file = file_.string();
+    auto api = xmlrpc_one_api::create(std::move(options));
+    if (!api) return api.err();
+    return std::unique_ptr<ports::one_api>(std::move(*api));
+}
+
+ports::result<std::unique_ptr<ports::one_api_as_user>> make_one_api_as_user(
+    const std::map<std::string, std::string> &config) {
+    return make_one_api_as_user(config, environment::from_process());
+}
+
+ports::result<std::unique_ptr<ports::one_api_as_user>> make_one_api_as_user(
+    const std::map<std::string, std::string> &config, const environment &env) {
+    auto transport = transport_options(config, env);
+    if (!transport) return transport.err();
+    return std::unique_ptr<ports::one_api_as_user>(std::make_unique<cipher_login>(
+        std::move(*transport),
+        xmlrpc_one_api::resolve_cipher_auth_file(value_or_empty(config, "host.one_cipher_auth"), env)));
 }
 
 }  // namespace oneds::adapters::oned

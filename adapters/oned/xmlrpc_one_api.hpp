@@ -30,6 +30,7 @@
 // itself, while the reply arrives.
 #pragma once
 
+#include "adapters/oned/server_cipher.hpp"
 #include "plugin/ports/one_api.hpp"
 
 #include <chrono>
@@ -45,13 +46,16 @@ namespace oneds::adapters::oned {
 inline constexpr const char *default_endpoint = "http://localhost:2633/RPC2";
 inline constexpr std::chrono::milliseconds default_timeout{30'000};
 inline constexpr std::size_t default_max_response_bytes = std::size_t{64} << 20;
+// How long a server_cipher login token is valid, as the stock restore makes it.
+inline constexpr std::chrono::seconds login_token_validity{120};
 
 // The parts of the process environment that endpoint and credential
 // resolution read; tests build one with a fake HOME instead.
 struct environment {
-    std::optional<std::string> home;        // $HOME
-    std::optional<std::string> one_xmlrpc;  // $ONE_XMLRPC
-    std::optional<std::string> one_auth;    // $ONE_AUTH
+    std::optional<std::string> home;             // $HOME
+    std::optional<std::string> one_xmlrpc;       // $ONE_XMLRPC
+    std::optional<std::string> one_auth;         // $ONE_AUTH
+    std::optional<std::string> one_cipher_auth;  // $ONE_CIPHER_AUTH
     // oneadmin's directory, the last place looked in.
     std::filesystem::path system_one_dir = "/var/lib/one/.one";
 
@@ -61,6 +65,12 @@ struct environment {
 struct client_options {
     std::string endpoint;  // http(s)://host:port/RPC2; a user:password@ in it is never shown
     std::string session;   // "user:password" (or "user:token"); never logged
+    // Instead of session: every call gets a fresh server_cipher login token
+    // for act_as, valid login_token_validity from the call's start.
+    // cipher_file only names the source in messages.
+    std::shared_ptr<const server_cipher> cipher;
+    std::string act_as;
+    std::string cipher_file;
     std::chrono::milliseconds timeout = default_timeout;
     std::size_t max_response_bytes = default_max_response_bytes;
 };
@@ -82,8 +92,14 @@ public:
     // (unreadable), invalid (empty or no ':').
     static ports::result<std::string> resolve_session(const std::string &explicit_auth_file, const environment &env);
 
-    // Checks the options (an http:// or https:// endpoint, a session with ':',
-    // a positive timeout and size limit); kind invalid otherwise.
+    // The server_cipher credentials file: explicit_file, else
+    // $ONE_CIPHER_AUTH, else <system_one_dir>/onegate_auth (what the stock
+    // restore uses). Not read here.
+    static std::filesystem::path resolve_cipher_auth_file(const std::string &explicit_file, const environment &env);
+
+    // Checks the options (an http:// or https:// endpoint, a session with ':'
+    // or a cipher and a user to act as, a positive timeout and size limit);
+    // kind invalid otherwise.
     static ports::result<std::unique_ptr<xmlrpc_one_api>> create(client_options options);
 
     ports::result<ports::rpc_result> call(const std::string &method, const std::vector<ports::rpc_value> &params,
@@ -99,7 +115,7 @@ private:
 
     ports::result<ports::rpc_result> call_unscrubbed(const std::string &method,
                                                      const std::vector<ports::rpc_value> &params,
-                                                     const std::stop_token &stop);
+                                                     const std::string &session, const std::stop_token &stop);
 
     client_options options_;
     std::string description_;
@@ -114,5 +130,29 @@ private:
 ports::result<std::unique_ptr<ports::one_api>> make_one_api(const std::map<std::string, std::string> &config);
 ports::result<std::unique_ptr<ports::one_api>> make_one_api(const std::map<std::string, std::string> &config,
                                                             const environment &env);
+
+// ports::one_api_as_user with server_cipher login tokens, as the stock restore
+// logs in: as_user() reads the cipher auth file each time (so a changed file
+// applies to the next restore), keeps only the derived key, and returns a
+// client whose every call carries a fresh token for that user. Without
+// oned_auth_file's credentials: only the cipher auth file is needed.
+class cipher_login final : public ports::one_api_as_user {
+public:
+    cipher_login(client_options base, std::filesystem::path cipher_auth_file);
+    ports::result<std::unique_ptr<ports::one_api>> as_user(const std::string &username) override;
+    const std::filesystem::path &cipher_auth_file() const noexcept { return file_; }
+
+private:
+    client_options base_;
+    std::filesystem::path file_;
+};
+
+// The factory the plugin uses: endpoint, oned_timeout and
+// oned_max_response_bytes as make_one_api(), and "host.one_cipher_auth"
+// (optional: resolve_cipher_auth_file()).
+ports::result<std::unique_ptr<ports::one_api_as_user>> make_one_api_as_user(
+    const std::map<std::string, std::string> &config);
+ports::result<std::unique_ptr<ports::one_api_as_user>> make_one_api_as_user(
+    const std::map<std::string, std::string> &config, const environment &env);
 
 }  // namespace oneds::adapters::oned

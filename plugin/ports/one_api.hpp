@@ -11,6 +11,7 @@
 #include "plugin/ports/result.hpp"
 
 #include <cstdint>
+#include <memory>
 #include <stop_token>
 #include <string>
 #include <variant>
@@ -53,6 +54,21 @@ public:
                                     const std::stop_token &stop) = 0;
     // Where it talks to, for messages: the endpoint URL (no credentials).
     virtual std::string describe() const = 0;
+};
+
+// Port: clients of oned that act as a named user, so that oned itself checks
+// that user's ACLs, quotas and restricted attributes and the objects made
+// belong to the user and the user's group (restore, as the stock driver does:
+// docs/oned-protocol.md#restore-as-the-requesting-user).
+class one_api_as_user {
+public:
+    virtual ~one_api_as_user() = default;
+    // A client whose every call runs as `username`. The credentials that
+    // allow it are read now: a missing, unreadable or malformed source is an
+    // error here (kind not_found, permission or invalid) that names where it
+    // looked and how to fix it, never what it read. Whether oned accepts
+    // them shows in the first call (kind permission, code one_authentication).
+    virtual result<std::unique_ptr<one_api>> as_user(const std::string &username) = 0;
 };
 
 }  // namespace oneds::ports

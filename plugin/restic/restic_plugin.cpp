@@ -110,6 +110,16 @@ ports::result<ports::one_api *> plugin_instance::oned() {
     return oned_.get();
 }
 
+ports::result<ports::one_api_as_user *> plugin_instance::oned_users() {
+    std::lock_guard lock(oned_mutex_);
+    if (!oned_users_) {
+        auto made = adapters::oned::make_one_api_as_user(config_);
+        if (!made) return made.err();
+        oned_users_ = std::move(made.value());
+    }
+    return oned_users_.get();
+}
+
 std::int32_t plugin_instance::submit(sdk::request req) {
     // The SDK has refused every name the table does not list.
     const action_entry *entry = find_action(req.action);
@@ -127,13 +137,19 @@ std::int32_t plugin_instance::submit(sdk::request req) {
     const bool needs_oned =
         entry->needs == action_needs::oned ||
         (entry->needs == action_needs::oned_or_datastore && req.document.find("<DATASTORE") == std::string::npos);
-    return dispatcher_.start(std::move(req), [this, fn, needs_oned](runtime::request_context &ctx) {
+    const bool needs_oned_as_user = entry->needs == action_needs::oned_as_user;
+    return dispatcher_.start(std::move(req), [this, fn, needs_oned, needs_oned_as_user](runtime::request_context &ctx) {
         action_env env{settings_, runner_, *this, ctx, nullptr, &versions_, {}};
         env.is_ssh_alias = [this](std::string_view host) { return is_ssh_alias(host); };
         if (needs_oned) {
             auto api = oned();
             if (!api) return runtime::outcome::fail("Cannot use oned's XML-RPC API: " + api.err().message);
             env.oned = *api;
+        }
+        if (needs_oned_as_user) {
+            auto users = oned_users();
+            if (!users) return runtime::outcome::fail("Cannot use oned's XML-RPC API: " + users.err().message);
+            env.oned_users = *users;
         }
         return fn(env);
     });

@@ -34,6 +34,9 @@ private:
     // The oned client, made on first use (only restore and the downloader need
     // it, and a host without oned credentials must still back up).
     ports::result<ports::one_api *> oned();
+    // Clients of oned acting as a user (restore), made on first use; they
+    // need the server_cipher auth file, not oned_auth_file's credentials.
+    ports::result<ports::one_api_as_user *> oned_users();
     // names.hpp: a Host entry of the ssh client configuration with a HostName.
     bool is_ssh_alias(std::string_view host);
 
@@ -47,6 +50,7 @@ private:
     std::map<std::string, std::string> config_;
     std::mutex oned_mutex_;
     std::unique_ptr<ports::one_api> oned_;
+    std::unique_ptr<ports::one_api_as_user> oned_users_;
     version_cache versions_;
     runtime::dispatcher dispatcher_;  // last: stopped first, before what requests use
 };

@@ -12,7 +12,9 @@
 // is a fault there, and here); that the objects named exist; that a
 // datastore's encrypted attributes (RESTIC_PASSWORD) come back in clear only
 // when the call asks to decrypt. It does not check permissions: every call is
-// oneadmin's.
+// oneadmin's, or, through as_user() (ports::one_api_as_user), the named
+// user's: objects it allocates then belong to that user and the user's group,
+// and a user it does not know is refused as oned refuses a login (0x100).
 //
 // Cancellation: a call whose stop token has stopped returns the adapter's
 // cancelled error at once; a call of a held method (hold()) waits until its
@@ -23,11 +25,13 @@
 
 #include <pugixml.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -45,9 +49,10 @@ struct one_call {
     std::string method;
     std::vector<ports::rpc_value> params;
     bool stop_requested_at_start = false;
+    std::string user;  // as_user()'s user; "" for the plugin's own credentials
 };
 
-class fake_one_api final : public ports::one_api {
+class fake_one_api final : public ports::one_api, public ports::one_api_as_user {
 public:
     // An object created through the API: its id, where, whose, and the
     // template text it was allocated with, also read as KEY = "value" lines.
@@ -91,6 +96,16 @@ public:
     void fail(const std::string &method, ports::error e, std::size_t after = 0) {
         const std::lock_guard lock(mutex_);
         failures_[method] = {std::move(e), after};
+    }
+    // as_user() fails with e (a missing or malformed cipher auth file).
+    void fail_login(ports::error e) {
+        const std::lock_guard lock(mutex_);
+        login_failure_ = std::move(e);
+    }
+    // The users as_user() was asked for, in order.
+    std::vector<std::string> logins() const {
+        const std::lock_guard lock(mutex_);
+        return logins_;
     }
     // Calls of method wait until their stop token stops (an oned that does
     // not answer), then return the adapter's cancelled error.
@@ -144,8 +159,40 @@ public:
 
     ports::result<ports::rpc_result> call(const std::string &method, const std::vector<ports::rpc_value> &params,
                                           const std::stop_token &stop) override {
+        return call_as("", method, params, stop);
+    }
+
+    std::string describe() const override { return "http://oned.test:2633/RPC2"; }
+
+    // --- ports::one_api_as_user ---
+
+    ports::result<std::unique_ptr<ports::one_api>> as_user(const std::string &username) override {
+        const std::lock_guard lock(mutex_);
+        logins_.push_back(username);
+        if (login_failure_) return *login_failure_;
+        return std::unique_ptr<ports::one_api>(std::make_unique<acting_as>(*this, username));
+    }
+
+private:
+    // A client acting as one user: every call goes to the fake with the name.
+    class acting_as final : public ports::one_api {
+    public:
+        acting_as(fake_one_api &owner, std::string user) : owner_(owner), user_(std::move(user)) {}
+        ports::result<ports::rpc_result> call(const std::string &method, const std::vector<ports::rpc_value> &params,
+                                              const std::stop_token &stop) override {
+            return owner_.call_as(user_, method, params, stop);
+        }
+        std::string describe() const override { return owner_.describe(); }
+
+    private:
+        fake_one_api &owner_;
+        std::string user_;
+    };
+
+    ports::result<ports::rpc_result> call_as(const std::string &user, const std::string &method,
+                                             const std::vector<ports::rpc_value> &params, const std::stop_token &stop) {
         std::unique_lock lock(mutex_);
-        calls_.push_back({method, params, stop.stop_requested()});
+        calls_.push_back({method, params, stop.stop_requested(), user});
         const auto cancelled = [&method] {
             return ports::error{ports::error_kind::cancelled, method + ": cancelled (oned may still carry it out)", 0};
         };
@@ -160,16 +207,23 @@ public:
             return ports::error{ports::error_kind::unreachable,
                                 method + ": oned at http://oned.test:2633/RPC2 did not answer within 10 s", 0};
         }
+        int uid = 0, gid = 0;  // oneadmin
+        if (!user.empty()) {
+            const auto u =
+                std::find_if(users_.begin(), users_.end(), [&](const auto &e) { return e.second.name == user; });
+            if (u == users_.end())
+                return refusal(method, "[" + method + "] User couldn't be authenticated, aborting call.",
+                               ports::one_authentication);
+            uid = u->first;
+            gid = u->second.gid;
+        }
         if (auto it = failures_.find(method); it != failures_.end()) {
             if (it->second.after == 0) return it->second.e;
             --it->second.after;
         }
-        return serve(method, params);
+        return serve(method, params, uid, gid);
     }
 
-    std::string describe() const override { return "http://oned.test:2633/RPC2"; }
-
-private:
     struct user_entry {
         std::string name;
         int gid = 0;
@@ -270,7 +324,8 @@ private:
     }
 
     // Called with mutex_ held.
-    ports::result<ports::rpc_result> serve(const std::string &method, const std::vector<ports::rpc_value> &params) {
+    ports::result<ports::rpc_result> serve(const std::string &method, const std::vector<ports::rpc_value> &params,
+                                           int uid, int gid) {
         using enum type;
         const auto missing = [&method](const std::string &what, int id) {
             return refusal(method, "[" + method + "] Error getting " + what + " [" + std::to_string(id) + "].",
@@ -306,6 +361,8 @@ private:
             object o;
             o.id = next_image_id++;
             o.datastore_id = ds;
+            o.uid = uid;
+            o.gid = gid;
             o.template_text = std::get<std::string>(params[0]);
             o.attributes = read_attributes(o.template_text);
             images_[o.id] = o;
@@ -315,6 +372,8 @@ private:
             if (auto e = check_signature(method, params, {string}, 1)) return *e;
             object o;
             o.id = next_template_id++;
+            o.uid = uid;
+            o.gid = gid;
             o.template_text = std::get<std::string>(params[0]);
             o.attributes = read_attributes(o.template_text);
             templates_[o.id] = o;
@@ -341,6 +400,8 @@ private:
     std::map<int, object> templates_;
     std::map<std::string, failure> failures_;
     std::set<std::string> held_methods_;
+    std::optional<ports::error> login_failure_;
+    std::vector<std::string> logins_;
     int waiting_ = 0;
 };
 

@@ -65,7 +65,8 @@ BOOST_AUTO_TEST_CASE(user_info_self_and_pool) {
     BOOST_TEST(text(me, "/USER/GID") == "0");
     const int uid = oned.add_user("alice", "alice-password");
     auto pool = xml_of(api->call("one.userpool.info", {}, std::stop_token{}));
-    BOOST_TEST(pool.select_nodes("/USER_POOL/USER").size() == 2U);
+    BOOST_TEST(pool.select_nodes("/USER_POOL/USER").size() == 3U);  // oneadmin, serveradmin, alice
+    BOOST_TEST(text(pool, "/USER_POOL/USER[ID=1]/AUTH_DRIVER") == "server_cipher");
     BOOST_TEST(text(pool, ("/USER_POOL/USER[ID=" + std::to_string(uid) + "]/NAME").c_str()) == "alice");
     require_error(api->call("one.user.info", params{77}, std::stop_token{}), error_kind::not_found, 0x400,
                   "Error getting user [77]");

@@ -6,10 +6,14 @@
 
 #include <pugixml.hpp>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
 #include <arpa/inet.h>
 #include <atomic>
 #include <poll.h>
 #include <csignal>
+#include <cstdio>
 #include <ctime>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -116,6 +120,53 @@ long long to_ll(const std::optional<std::string> &s, long long fallback) {
 
 bool yes(const std::optional<std::string> &s) { return s && (*s == "YES" || *s == "yes" || *s == "Yes"); }
 
+// --- oned's server_cipher driver, written here on its own (not the
+// adapter's code), so that the two sides are checked against each other ---
+
+std::string sha256_hex(const std::string &text) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (EVP_Digest(text.data(), text.size(), md, &len, EVP_sha256(), nullptr) != 1)
+        throw std::runtime_error("fake_oned: SHA-256 failed");
+    std::string hex;
+    char byte[3];
+    for (unsigned int i = 0; i < len; ++i) {
+        std::snprintf(byte, sizeof byte, "%02x", md[i]);
+        hex += byte;
+    }
+    return hex;
+}
+
+// Decrypts a token with the stored password hash; nullopt when it is not
+// base64, or does not decrypt (a wrong key shows as bad padding).
+std::optional<std::string> decrypt_token(const std::string &stored_hash, const std::string &token64) {
+    if (stored_hash.size() < 32 || token64.empty() || token64.size() % 4 != 0) return std::nullopt;
+    std::string raw(token64.size() / 4 * 3, '\0');
+    const int n =
+        EVP_DecodeBlock(reinterpret_cast<unsigned char *>(raw.data()),
+                        reinterpret_cast<const unsigned char *>(token64.data()), static_cast<int>(token64.size()));
+    if (n < 0) return std::nullopt;
+    std::size_t size = static_cast<std::size_t>(n);
+    if (token64.back() == '=') --size;
+    if (token64.size() > 1 && token64[token64.size() - 2] == '=') --size;
+    raw.resize(size);
+    if (raw.empty() || raw.size() % 16 != 0) return std::nullopt;
+    const auto *key = reinterpret_cast<const unsigned char *>(stored_hash.data());  // iv = its first 16
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    if (ctx == nullptr) return std::nullopt;
+    std::string plain(raw.size() + 16, '\0');
+    int len = 0, tail = 0;
+    auto *out = reinterpret_cast<unsigned char *>(plain.data());
+    const bool ok = EVP_DecryptInit_ex(ctx, EVP_aes_256_cbc(), nullptr, key, key) == 1 &&
+                    EVP_DecryptUpdate(ctx, out, &len, reinterpret_cast<const unsigned char *>(raw.data()),
+                                      static_cast<int>(raw.size())) == 1 &&
+                    EVP_DecryptFinal_ex(ctx, out + len, &tail) == 1;
+    EVP_CIPHER_CTX_free(ctx);
+    if (!ok) return std::nullopt;
+    plain.resize(static_cast<std::size_t>(len + tail));
+    return plain;
+}
+
 // Closes a descriptor exactly once.
 struct fd_owner {
     int fd = -1;
@@ -153,7 +204,8 @@ struct fake_oned::impl {
     explicit impl(options o) : opts(std::move(o)) {
         groups[0] = "oneadmin";
         groups[1] = "users";
-        users[0] = {0, "oneadmin", opts.oneadmin_password, 0};
+        users[0] = {0, "oneadmin", opts.oneadmin_password, 0, "core"};
+        users[1] = {1, "serveradmin", sha256_hex(opts.serveradmin_password), 0, "server_cipher"};
         handlers = {
             {"one.system.version", &impl::system_version},
             {"one.user.info", &impl::user_info},
@@ -175,7 +227,7 @@ struct fake_oned::impl {
     // Entry point for every call, on an Abyss connection thread.
     void dispatch(const std::string &method, const xmlrpc_c::paramList &params, xmlrpc_c::value *result) {
         std::lock_guard lock(m);
-        recorded_call rc{method, {}};
+        recorded_call rc{method, {}, {}};
         for (unsigned i = 0; i < params.size(); ++i) rc.params.push_back(i == 0 ? "<session>" : render(params[i]));
         calls.push_back(std::move(rc));
         ++counts[method];
@@ -191,6 +243,7 @@ struct fake_oned::impl {
 
         const std::string session = params.getString(0);  // a fault if it is not a string, as in oned
         const user_record *who = authenticate(session);
+        if (who) calls.back().user = who->name;
         if (!who) {
             *result = failure("[" + method + "] User couldn't be authenticated, aborting call.", e_authentication);
             return;
@@ -211,14 +264,35 @@ struct fake_oned::impl {
         }
     }
 
+    const user_record *find_user(const std::string &name) const {
+        for (const auto &[id, u] : users)
+            if (u.name == name) return &u;
+        return nullptr;
+    }
+
+    // The user the call runs as, or nullptr.
     const user_record *authenticate(const std::string &session) const {
         auto colon = session.find(':');
         if (colon == std::string::npos) return nullptr;
-        const auto name = session.substr(0, colon);
-        const auto password = session.substr(colon + 1);
-        for (const auto &[id, u] : users)
-            if (u.name == name && u.password == password) return &u;
-        return nullptr;
+        const user_record *u = find_user(session.substr(0, colon));
+        if (u == nullptr) return nullptr;
+        if (u->auth_driver != "server_cipher") return u->password == session.substr(colon + 1) ? u : nullptr;
+        // "<server user>:<target user>:<token>"
+        const auto second = session.find(':', colon + 1);
+        if (second == std::string::npos) return nullptr;
+        const auto plain = decrypt_token(u->password, session.substr(second + 1));
+        if (!plain) return nullptr;
+        const auto first_field = plain->substr(0, plain->find(':'));
+        const auto last_field = plain->substr(plain->rfind(':') + 1);
+        if (first_field != u->name) return nullptr;  // "User name missmatch"
+        long long expires = 0;
+        try {
+            expires = std::stoll(last_field);
+        } catch (const std::exception &) {
+            return nullptr;
+        }
+        if (static_cast<long long>(std::time(nullptr)) >= expires) return nullptr;  // "login token expired"
+        return find_user(session.substr(colon + 1, second - colon - 1));
     }
 
     static bool is_admin(const user_record &u) { return u.gid == 0; }
@@ -264,7 +338,7 @@ struct fake_oned::impl {
         // oned shows a hash; this stand-in shows no password at all rather
         // than the clear text it keeps.
         add(n, "PASSWORD", std::string("*"));
-        add(n, "AUTH_DRIVER", std::string("core"));
+        add(n, "AUTH_DRIVER", u.auth_driver);
         add(n, "ENABLED", 1LL);
         n.append_child("LOGIN_TOKEN");
         n.append_child("TEMPLATE");
@@ -439,6 +513,17 @@ struct fake_oned::impl {
                 throw one_failure{"NAME is already taken by IMAGE " + std::to_string(id) + ".", e_allocate};
         if (!skip_capacity_check && to_ll(attributes.get("SIZE"), 0) > ds.free_mb)
             throw one_failure{"Not enough space in datastore", e_allocate};
+        if (who.id != 0)
+            if (auto q = image_quotas.find({who.id, ds_id}); q != image_quotas.end()) {
+                long long used = 0;
+                for (const auto &[id, img] : images) used += img.uid == who.id && img.datastore_id == ds_id;
+                if (used + 1 > q->second)
+                    throw one_failure{"User [" + std::to_string(who.id) + "] : user [" + std::to_string(who.id) +
+                                          "] limit of " + std::to_string(q->second) +
+                                          " reached for IMAGES quota in DATASTORE with ID: " + std::to_string(ds_id) +
+                                          ".",
+                                      e_authorization};
+            }
 
         image_record img;
         img.id = next_image_id++;
@@ -518,6 +603,12 @@ struct fake_oned::impl {
         const std::string text = p.getString(1);
         p.verifyEnd(2);
         auto attributes = parse_or_throw(text, "Parse error: ");
+        if (!is_admin(who))
+            for (const auto *nic : attributes.all("NIC"))
+                if (nic->vector && nic->get("MAC"))
+                    throw one_failure{
+                        "User [" + std::to_string(who.id) + "] : VM Template includes a restricted attribute MAC.",
+                        e_authorization};
         auto name = attributes.get("NAME");
         if (!name || name->empty()) throw one_failure{"No NAME in template.", e_allocate};
         for (const auto &[id, t] : templates)
@@ -575,6 +666,7 @@ struct fake_oned::impl {
     std::map<int, image_record> images;
     std::map<int, vm_template_record> templates;
     std::map<int, std::string> vms;
+    std::map<std::pair<int, int>, int> image_quotas;  // (uid, ds id) -> IMAGES
     int next_gid = 100;
     int next_uid = 2;  // oned: 0 oneadmin, 1 serveradmin
     int next_datastore_id = 100;
@@ -717,6 +809,13 @@ std::string fake_oned::endpoint() const { return "http://127.0.0.1:" + std::to_s
 
 std::string fake_oned::oneadmin_session() const { return "oneadmin:" + impl_->opts.oneadmin_password; }
 
+std::string fake_oned::serveradmin_credentials() const { return "serveradmin:" + impl_->opts.serveradmin_password; }
+
+void fake_oned::set_image_quota(int uid, int ds_id, int images) {
+    std::lock_guard lock(impl_->m);
+    impl_->image_quotas[{uid, ds_id}] = images;
+}
+
 int fake_oned::add_group(const std::string &name) {
     std::lock_guard lock(impl_->m);
     const int gid = impl_->next_gid++;
@@ -729,7 +828,7 @@ int fake_oned::add_user(const std::string &name, const std::string &password, in
     if (!impl_->groups.contains(gid))
         throw std::invalid_argument("fake_oned::add_user: no group " + std::to_string(gid));
     const int uid = impl_->next_uid++;
-    impl_->users[uid] = {uid, name, password, gid};
+    impl_->users[uid] = {uid, name, password, gid, "core"};
     return uid;
 }
 

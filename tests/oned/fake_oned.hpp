@@ -7,15 +7,31 @@
 // from a background thread.
 //
 // State lives in memory: users (oneadmin is uid 0 in group 0, password given
-// at construction), groups, datastores, images, VM templates and VMs (whole
-// <VM> documents set by the test). Every call is authenticated with the
-// session string "user:password"; a bad one gets [false, "[<method>] User
+// at construction; serveradmin is uid 1 in group 0 with the server_cipher
+// auth driver, as oned creates them), groups, datastores, images, VM
+// templates and VMs (whole <VM> documents set by the test). Every call is
+// authenticated with the session string "user:password", or for a
+// server_cipher user "<server user>:<target user>:<token>", verified as oned
+// and its server_cipher driver do: the token is base64 of AES-256-CBC with
+// key = the first 32 characters of the SHA-256 hex that oned stores for the
+// server user's password, iv = the key's first 16; its plain text
+// "<server user>:...:<expiry>" must name the server user first and end with
+// a Unix time still in the future; the target user must exist. The call then
+// runs as the target user. A bad session gets [false, "[<method>] User
 // couldn't be authenticated, aborting call.", 0x100, -1, 0].
 //
 // Authorisation, simplified: members of group 0 (oneadmin) may do anything;
 // other users may use every datastore and VM, see and change only images and
 // templates they own, and may not chown, update datastores or see other
-// users (0x200).
+// users (0x200). Two of oned's checks for users outside group oneadmin, with
+// oned's texts (RequestManagerAllocate.cc, Quota.cc, Request.cc):
+//   - the restricted attribute NIC/MAC (oned's default VM_RESTRICTED_ATTR) in
+//     one.template.allocate: "[one.template.allocate] User [<uid>] : VM
+//     Template includes a restricted attribute MAC.", 0x200;
+//   - a user's IMAGES quota in a datastore (set_image_quota; for every user
+//     but oneadmin, as oned): "[one.image.allocate] User [<uid>] : user
+//     [<uid>] limit of <n> reached for IMAGES quota in DATASTORE with ID:
+//     <ds>.", 0x200.
 //
 // Methods (parameters after the session):
 //   one.system.version                       -> version string
@@ -66,8 +82,9 @@ namespace oneds::test::oned {
 struct user_record {
     int id = 0;
     std::string name;
-    std::string password;
+    std::string password;  // core: the clear text; server_cipher: its SHA-256 hex, as oned stores it
     int gid = 1;
+    std::string auth_driver = "core";  // or "server_cipher"
 };
 
 struct datastore_record {
@@ -110,12 +127,14 @@ struct vm_template_record {
 struct recorded_call {
     std::string method;
     std::vector<std::string> params;
+    std::string user;  // who the call ran as; "" when it was not authenticated
 };
 
 class fake_oned {
 public:
     struct options {
         std::string oneadmin_password = "oneadmin-fake-secret";
+        std::string serveradmin_password = "serveradmin-fake-cipher-secret";
         std::string version = "6.10.0";
     };
 
@@ -133,6 +152,8 @@ public:
     std::uint16_t port() const;
     std::string endpoint() const;  // http://127.0.0.1:<port>/RPC2
     std::string oneadmin_session() const;
+    // "serveradmin:<password>": what oned's onegate_auth file holds.
+    std::string serveradmin_credentials() const;
 
     // --- state set-up (any time, from any thread) ---
     int add_group(const std::string &name);                                           // -> gid
@@ -140,6 +161,8 @@ public:
     // id < 0 picks the next free id (from 100, as oned's first user datastore).
     int add_datastore(datastore_record ds);
     void set_vm(int id, std::string vm_xml);  // returned verbatim by one.vm.info
+    // The user's DATASTORE quota in ds_id: at most `images` images there.
+    void set_image_quota(int uid, int ds_id, int images);
 
     // --- inspection ---
     std::optional<image_record> image(int id) const;

@@ -643,6 +643,7 @@ struct harness : store_provider {
         std::optional<std::stop_callback<std::function<void()>>> link;
         if (stop != nullptr) link.emplace(stop->get_token(), [&ctx] { ctx.request_cancel(); });
         action_env env{settings, ssh, *this, ctx, oned_configured ? &oned : nullptr, &versions, {}};
+        env.oned_users = oned_configured ? &oned : nullptr;
         auto out = action(env);
         // What the request's completion says (plugin/runtime/dispatcher.cpp): a
         // request that was cancelled and did not succeed is reported cancelled.
@@ -985,8 +986,8 @@ BOOST_AUTO_TEST_CASE(increment_flatten_in_every_form) {
 
 // restore: the snapshot listed and its vm.xml and TPM archive dumped where
 // the repository lives; then in oned, as alice: one image per disk and a VM
-// template. Stock impersonates alice with a login token; ours allocates as
-// the plugin's user and chowns (docs/stock-driver.md#restore).
+// template, every call made as alice (a server_cipher login, as stock), no
+// chown (docs/stock-driver.md#restore).
 BOOST_AUTO_TEST_CASE(restore_in_every_form) {
     const std::string base = "restic://100//0:" + k_inc0 + ",1:" + k_inc1;
     for (const auto &f : k_forms) {
@@ -1007,14 +1008,13 @@ BOOST_AUTO_TEST_CASE(restore_in_every_form) {
                        k_dir + "/disk." + disk + ".1\"\nFROM_BACKUP_DS = \"100\"\n";
             };
             const auto calls = call_texts(h.oned);
-            BOOST_TEST_REQUIRE(calls.size() == 7U);
-            BOOST_TEST(calls[0] == "one.userpool.info");
-            BOOST_TEST(calls[1] == "one.image.allocate str:" + image_template("0", "OS") + " i4:1 bool:false");
-            BOOST_TEST(calls[2] == "one.image.chown i4:200 i4:5 i4:101");
-            BOOST_TEST(calls[3] == "one.image.allocate str:" + image_template("1", "DATABLOCK") + " i4:1 bool:false");
-            BOOST_TEST(calls[4] == "one.image.chown i4:201 i4:5 i4:101");
-            BOOST_TEST(calls[5].starts_with("one.template.allocate str:"));
-            BOOST_TEST(calls[6] == "one.template.chown i4:400 i4:5 i4:101");
+            BOOST_TEST_REQUIRE(calls.size() == 3U);
+            BOOST_TEST(calls[0] == "one.image.allocate str:" + image_template("0", "OS") + " i4:1 bool:false");
+            BOOST_TEST(calls[1] == "one.image.allocate str:" + image_template("1", "DATABLOCK") + " i4:1 bool:false");
+            BOOST_TEST(calls[2].starts_with("one.template.allocate str:"));
+            for (const auto &c : h.oned.calls())
+                BOOST_TEST(c.user == "alice", c.method << " made as '" << c.user << "'");
+            BOOST_TEST(h.oned.logins() == std::vector<std::string>{"alice"}, boost::test_tools::per_element());
             const auto templates = h.oned.templates();
             BOOST_TEST_REQUIRE(templates.size() == 1U);
             BOOST_TEST(templates[0].attributes.at("NAME") == "7-" + k_inc1);
@@ -1606,11 +1606,25 @@ const std::string k_restore_request =
 // oned does not answer: no object is made.
 BOOST_AUTO_TEST_CASE(oned_unreachable) {
     harness h(k_ssh);
-    h.oned.fail("one.userpool.info", test::fake_one_api::unreachable("one.userpool.info"));
+    h.oned.fail("one.image.allocate", test::fake_one_api::unreachable("one.image.allocate"));
     const auto out = h.run(&restore_action, "restore", {"9"}, request(k_ssh, k_restore_request));
     BOOST_TEST(out.status == ONEDS_ERR_FAILED);
-    BOOST_TEST(out.error.starts_with("Cannot look up user alice: one.userpool.info: oned at "), out.error);
+    BOOST_TEST(out.error.starts_with("Error restoring disk image: one.image.allocate: oned at "), out.error);
     BOOST_TEST(h.oned.images().empty());
+}
+
+// The cipher auth file cannot be used: the error says so, and nothing runs.
+BOOST_AUTO_TEST_CASE(no_login_starts_nothing) {
+    harness h(k_ssh);
+    h.oned.fail_login({ports::error_kind::not_found,
+                       "oned server_cipher auth file /nonexistent/onegate_auth does not exist: it must hold ...", 0});
+    const auto out = h.run(&restore_action, "restore", {"9"}, request(k_ssh, k_restore_request));
+    BOOST_TEST(out.status == ONEDS_ERR_FAILED);
+    BOOST_TEST(out.error.starts_with("Cannot log in to oned as alice: oned server_cipher auth file "
+                                     "/nonexistent/onegate_auth does not exist"),
+               out.error);
+    BOOST_TEST(h.runs().empty(), "expected no restic run before the login");
+    BOOST_TEST(h.oned.calls().empty());
 }
 
 // oned refuses the second image: the error names the one already made.
@@ -1643,18 +1657,20 @@ BOOST_AUTO_TEST_CASE(a_cancel_while_oned_does_not_answer) {
     const auto out = h.run(&restore_action, "restore", {"9"}, request(k_ssh, k_restore_request), &stop);
     BOOST_TEST(out.status == ONEDS_ERR_CANCELLED, out.error);
     BOOST_TEST(out.error.starts_with("Error restoring disk image: one.image.allocate: cancelled"), out.error);
-    BOOST_TEST(h.oned.methods() == (std::vector<std::string>{"one.userpool.info", "one.image.allocate"}),
-               boost::test_tools::per_element());
+    BOOST_TEST(h.oned.methods() == (std::vector<std::string>{"one.image.allocate"}), boost::test_tools::per_element());
 }
 
-// A user oned does not know: no object is made.
+// A user oned does not know: oned refuses the login, no object is made.
 BOOST_AUTO_TEST_CASE(an_unknown_user) {
     harness h(k_ssh);
     std::string doc = k_restore_request;
     doc.replace(doc.find("alice"), 5, "mallory");
     const auto out = h.run(&restore_action, "restore", {"9"}, request(k_ssh, doc));
     BOOST_TEST(out.status == ONEDS_ERR_FAILED);
-    BOOST_TEST(out.error == "Cannot find user mallory in oned", out.error);
+    BOOST_TEST(out.error ==
+                   "Error restoring disk image: one.image.allocate: [one.image.allocate] User couldn't be "
+                   "authenticated, aborting call. (code 256)",
+               out.error);
     BOOST_TEST(h.oned.images().empty());
 }
 

@@ -45,10 +45,13 @@ std::string joined(const std::vector<std::string> &s) {
 
 // The fake oned with the backup datastore 100 (the attributes of
 // restic_fixture::document(), decrypted), the image datastore 1 and the user
-// alice; the host reaches it through oned_endpoint / oned_auth_file.
+// alice; the host reaches it through oned_endpoint / oned_auth_file, and
+// restore through one_cipher_auth (serveradmin's credentials, as
+// onegate_auth holds them).
 struct oned_env {
     oned::fake_oned server;
     std::string auth_file;
+    std::string cipher_file;
     int alice = -1;
 
     explicit oned_env(restic_fixture &f, const std::map<std::string, std::optional<std::string>> &tmpl = {}) {
@@ -80,10 +83,13 @@ struct oned_env {
         alice = server.add_user("alice", "alice-secret");
         server.start();
         auth_file = f.dir().write("one_auth." + std::to_string(server.port()), server.oneadmin_session() + "\n");
+        cipher_file =
+            f.dir().write("onegate_auth." + std::to_string(server.port()), server.serveradmin_credentials() + "\n");
+        fs::permissions(cipher_file, fs::perms::owner_read | fs::perms::owner_write);
     }
 
     std::map<std::string, std::string> host_cfg() const {
-        return {{"oned_endpoint", server.endpoint()}, {"oned_auth_file", auth_file}};
+        return {{"oned_endpoint", server.endpoint()}, {"oned_auth_file", auth_file}, {"one_cipher_auth", cipher_file}};
     }
 };
 
@@ -372,10 +378,27 @@ std::string restore_extra(const std::map<std::string, std::string> &options, int
     return x + "</TEMPLATE>";
 }
 
-process_result run_restore(restic_fixture &f, const oned_env &o, const std::string &image, const std::string &extra) {
+// No line the host writes holds serveradmin's password or a login token
+// (the host runs with log_level debug).
+void check_no_cipher_secret(const oned_env &o, const process_result &r) {
+    const auto creds = o.server.serveradmin_credentials();
+    const auto password = creds.substr(creds.find(':') + 1);
+    for (const auto *text : {&r.out, &r.err}) {
+        BOOST_TEST(text->find(password) == std::string::npos, "serveradmin's password in the output: " << *text);
+        BOOST_TEST(text->find("serveradmin:alice:") == std::string::npos, "a login session in the output: " << *text);
+        BOOST_TEST(text->find("serveradmin:carol:") == std::string::npos, "a login session in the output: " << *text);
+    }
+}
+
+process_result run_restore(restic_fixture &f, const oned_env &o, const std::string &image, const std::string &extra,
+                           const std::map<std::string, std::string> &plugin_cfg = {},
+                           const std::map<std::string, std::string> &host_cfg = {}) {
     const auto doc = oneds::common::base64_encode(f.document_with_image(image, {}, extra));
-    const auto r = f.host_action("restore", {"5"}, doc, {}, {}, o.host_cfg());
+    auto cfg = o.host_cfg();
+    for (const auto &[k, v] : host_cfg) cfg[k] = v;
+    const auto r = f.host_action("restore", {"5"}, doc, plugin_cfg, {}, cfg);
     BOOST_TEST_MESSAGE("restore stderr: " << r.err);
+    check_no_cipher_secret(o, r);
     return r;
 }
 
@@ -475,6 +498,17 @@ BOOST_AUTO_TEST_CASE(restore_creates_one_image_per_disk_and_a_vm_template) {
     BOOST_TEST(value_of(t->attributes, "DESCRIPTION") == "stock test VM 7", "expected USER_TEMPLATE merged in");
     const auto tpm = oneds::common::base64_decode(value_of(t->attributes, "TPM_STATE"));
     BOOST_TEST((tpm && *tpm == c.at(3).tpm), "expected TPM_STATE = base64 of the last snapshot's disk.tpm.0");
+
+    // Made by alice herself (a server_cipher login, as the stock restore),
+    // never given to her afterwards.
+    const auto calls = o.server.calls();
+    BOOST_TEST(calls.size() == 3u, "expected 2 image and 1 template allocations, got " << calls.size());
+    for (const auto &call : calls) {
+        BOOST_TEST(call.user == "alice", call.method << " ran as '" << call.user << "', expected alice");
+        BOOST_TEST(call.method.find("chown") == std::string::npos, "unexpected " << call.method);
+        BOOST_TEST(call.method != "one.userpool.info");
+    }
+    BOOST_TEST(t->gid == 1, "expected the template in alice's group, got gid " << t->gid);
 }
 
 BOOST_AUTO_TEST_CASE(restore_of_an_increment_uses_the_chain_up_to_it) {
@@ -561,11 +595,111 @@ BOOST_AUTO_TEST_CASE(restore_of_a_job_backup_carries_the_job_id) {
     oned_env o(f);
     stock::chain c(f, 12, {{0, 8, 1}}, 5);
     c.backup(2);
+    // Restore needs the cipher auth file only, not oned_auth_file's credentials.
     const auto got =
-        parse_restore(run_restore(f, o, c.image_xml(), restore_extra({{"USERNAME", "alice"}, {"NAME", "j"}})));
+        parse_restore(run_restore(f, o, c.image_xml(), restore_extra({{"USERNAME", "alice"}, {"NAME", "j"}}), {},
+                                  {{"oned_auth_file", f.dir().file("no-such-one_auth")}}));
     BOOST_REQUIRE(got.images.size() == 1u);
     BOOST_TEST(c.url(0, 1).rfind("restic://100/5/", 0) == 0u);
     check_image(o, got.images[0], "j", 0, c.url(0, 1), 5);
+}
+
+// oned applies alice's quota: 1 image in datastore 1. The second disk is
+// refused with oned's text, and the first is named.
+BOOST_AUTO_TEST_CASE(restore_stops_at_the_users_image_quota) {
+    restic_fixture f;
+    oned_env o(f);
+    stock::chain c(f, 7, {{0, 8, 1}, {1, 8, 1}});
+    c.backup();
+    o.server.set_image_quota(o.alice, 1, 1);
+    const auto r = run_restore(f, o, c.image_xml(), restore_extra({{"USERNAME", "alice"}, {"NAME", "q"}}));
+    BOOST_TEST(r.exit_code == 255, describe(r));
+    const auto images = o.server.images();
+    BOOST_REQUIRE_MESSAGE(images.size() == 1u, "expected the first image only, got " << images.size());
+    BOOST_TEST(images[0].uid == o.alice);
+    const std::string uid = std::to_string(o.alice);
+    const std::string want = "Error restoring disk image: one.image.allocate: [one.image.allocate] User [" + uid +
+                             "] : user [" + uid +
+                             "] limit of 1 reached for IMAGES quota in DATASTORE with ID: 1. (code 512) The "
+                             "following images were restored: " +
+                             std::to_string(images[0].id);
+    BOOST_TEST(r.err.find(want) != std::string::npos, "expected '" << want << "', got: " << r.err);
+    BOOST_TEST(o.server.vm_templates().empty());
+}
+
+// A NIC with a MAC and no IP keeps its MAC in the restored template. NIC/MAC
+// is one of oned's restricted attributes: refused for alice, accepted for
+// carol of group oneadmin.
+BOOST_AUTO_TEST_CASE(restore_of_a_restricted_attribute_is_refused_outside_group_oneadmin) {
+    restic_fixture f;
+    oned_env o(f);
+    const std::vector<stock::disk> disks = {{0, 8, 1}};
+    stock::chain c(f, 7, disks);
+    c.set_vm_xml(std::regex_replace(stock::vm_document(7, disks), std::regex("<IP>[^<]*</IP>"), ""));
+    c.backup();
+    auto r = run_restore(f, o, c.image_xml(), restore_extra({{"USERNAME", "alice"}, {"NAME", "mac"}}));
+    BOOST_TEST(r.exit_code == 255, describe(r));
+    BOOST_REQUIRE_EQUAL(o.server.images().size(), 1u);
+    const std::string want = "Error creating VM template: one.template.allocate: [one.template.allocate] User [" +
+                             std::to_string(o.alice) +
+                             "] : VM Template includes a restricted attribute MAC. (code 512) The following "
+                             "images were restored: " +
+                             std::to_string(o.server.images()[0].id);
+    BOOST_TEST(r.err.find(want) != std::string::npos, "expected '" << want << "', got: " << r.err);
+    BOOST_TEST(o.server.vm_templates().empty());
+
+    const int carol = o.server.add_user("carol", "carol-secret", 0);
+    const auto got =
+        parse_restore(run_restore(f, o, c.image_xml(), restore_extra({{"USERNAME", "carol"}, {"NAME", "mac-admin"}})));
+    const auto t = o.server.vm_template(got.template_id);
+    BOOST_REQUIRE(t);
+    BOOST_TEST(t->uid == carol);
+    BOOST_TEST(t->gid == 0);
+    const auto nics = vectors(t->attributes, "NIC");
+    BOOST_REQUIRE_EQUAL(nics.size(), 1u);
+    BOOST_TEST(nics[0]->get("MAC").value_or("") == "02:00:0a:00:00:07", t->body);
+}
+
+// The cipher auth file missing, unreachable or malformed: a clear error that
+// names the file and the fix, before any restic or oned call.
+BOOST_AUTO_TEST_CASE(restore_without_usable_cipher_credentials_starts_nothing) {
+    restic_fixture f;
+    oned_env o(f);
+    stock::chain c(f, 7, {{0, 8, 1}});
+    c.backup();
+    const std::string marker = f.dir().file("restic-ran");
+    const std::string wrapper = f.dir().write(
+        "restic-wrapper", "#!/bin/sh\necho ran >> '" + marker + "'\nexec " + tool("restic") + " \"$@\"\n");
+    fs::permissions(wrapper, fs::perms::owner_all);
+    const std::map<std::string, std::string> plugin = {{"restic_bin", wrapper}, {"remote_restic_bin", wrapper}};
+    const std::string blocker = f.dir().write("not-a-dir", "x");
+    const struct {
+        std::string name, file, problem;
+    } cases[] = {
+        {"missing", f.dir().file("absent/onegate_auth"), "does not exist"},
+        {"unreachable", blocker + "/onegate_auth", "cannot be reached"},
+        {"a directory", f.dir().path().string(), "is a directory"},
+        {"malformed", f.dir().write("malformed", "serveradmin no-colon-secret-value\n"), "is malformed"},
+        {"empty", f.dir().write("empty", "\n"), "is empty"},
+    };
+    for (const auto &bad : cases) {
+        BOOST_TEST_CONTEXT(bad.name) {
+            const auto r = run_restore(f, o, c.image_xml(), restore_extra({{"USERNAME", "alice"}, {"NAME", "x"}}),
+                                       plugin, {{"one_cipher_auth", bad.file}});
+            BOOST_TEST(r.exit_code == 255, describe(r));
+            const std::string want =
+                "Cannot log in to oned as alice: oned server_cipher auth file " + bad.file + " " + bad.problem;
+            BOOST_TEST(r.err.find(want) != std::string::npos, "expected '" << want << "', got: " << r.err);
+            BOOST_TEST(r.err.find("serveradmin") != std::string::npos, "expected the fix, got: " << r.err);
+            BOOST_TEST(r.err.find("mode 600") != std::string::npos, "expected the fix, got: " << r.err);
+            BOOST_TEST(r.err.find("no-colon-secret-value") == std::string::npos, "the file's content: " << r.err);
+            BOOST_TEST(!fs::exists(marker), "restic ran before the login was checked");
+            BOOST_TEST(o.server.calls().empty(), "oned was called");
+        }
+    }
+    // The wrapper is the one restic the restore runs: with good credentials it runs.
+    parse_restore(run_restore(f, o, c.image_xml(), restore_extra({{"USERNAME", "alice"}, {"NAME", "ok"}}), plugin));
+    BOOST_TEST(fs::exists(marker), "the restic wrapper did not run, so the test above proves nothing");
 }
 
 BOOST_AUTO_TEST_CASE(restore_without_username_or_destination_fails_and_allocates_nothing) {

@@ -76,6 +76,9 @@ ports::result<ports::rpc_result> decode_reply(const std::string &method, const x
 
 scrubber::scrubber(std::string session) : session_(std::move(session)) {
     if (auto colon = session_.find(':'); colon != std::string::npos) password_ = session_.substr(colon + 1);
+    // A server_cipher session "<server>:<user>:<token>": the token alone too.
+    if (auto colon = session_.rfind(':'); colon != std::string::npos && session_.substr(colon + 1) != password_)
+        token_ = session_.substr(colon + 1);
 }
 
 std::string scrubber::operator()(std::string_view text) const {
@@ -88,6 +91,10 @@ std::string scrubber::operator()(std::string_view text) const {
     if (password_.size() >= min_secret_length) {
         replace_all(out, password_, mask);
         replace_all(out, xml_escaped(password_), mask);
+    }
+    if (token_.size() >= min_secret_length) {
+        replace_all(out, token_, mask);
+        replace_all(out, xml_escaped(token_), mask);
     }
     return out;
 }

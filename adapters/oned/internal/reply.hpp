@@ -27,7 +27,8 @@ ports::result<ports::rpc_result> decode_reply(const std::string &method, const x
 // Removes a session from text: the whole "user:password" string, and the
 // password alone when it is at least min_secret_length characters long
 // (a shorter one cannot be told apart from ordinary words, and replacing
-// every "ab" would wreck the message without hiding anything).
+// every "ab" would wreck the message without hiding anything). A
+// server_cipher session "<server>:<user>:<token>" also loses its token alone.
 class scrubber {
 public:
     static constexpr std::size_t min_secret_length = 4;
@@ -40,6 +41,7 @@ public:
 private:
     std::string session_;
     std::string password_;
+    std::string token_;
 };
 
 }  // namespace oneds::adapters::oned::internal

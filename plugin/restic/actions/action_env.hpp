@@ -37,6 +37,8 @@ struct action_env {
     // Whether a host name outside the DNS/IP grammar is an alias of the ssh
     // client configuration (names.hpp); empty: no such alias is accepted.
     std::function<bool(std::string_view)> is_ssh_alias;
+    // oned as the requesting user (restore); null when not configured.
+    ports::one_api_as_user *oned_users = nullptr;
 
     // The request's stop token: every port call of the action takes it (or
     // one linked to it, for one of several calls in parallel).

@@ -12,7 +12,8 @@ namespace oneds::restic {
 
 enum class action_needs {
     nothing,
-    oned,               // oned's XML-RPC API (restore)
+    oned,               // oned's XML-RPC API with the plugin's own credentials
+    oned_as_user,       // oned's XML-RPC API as the requesting user (restore)
     oned_or_datastore,  // oned unless the request holds the DATASTORE (the downloader)
 };
 

@@ -4,12 +4,11 @@
 //           TEMPLATE{USERNAME, NAME, NO_IP, NO_NIC, INCREMENT_ID, DISK_ID}
 //   stdout  <template_id or -1> <image_id> <image_id>...
 //
-// Ownership, a deliberate difference: the stock script impersonates USERNAME
-// with a server-cipher login token made from onegate_auth. We allocate with
-// the plugin's own oned credentials (oneadmin's one_auth by default) and then
-// chown every new image and the template to USERNAME's user and group, so the
-// objects end up owned as with the stock driver without the plugin holding the
-// server cipher key. oned has already authorised the restore request itself.
+// As the stock script, every oned call runs as USERNAME, logged in with a
+// server_cipher token made from the cipher auth file (onegate_auth by
+// default; docs/oned-protocol.md#restore-as-the-requesting-user): oned checks
+// USERNAME's ACLs, quotas and restricted attributes, and the images and the
+// template belong to USERNAME and USERNAME's group from the start.
 #include "plugin/restic/repo_ops.hpp"
 #include "plugin/restic/model/vm_template.hpp"
 
@@ -59,9 +58,14 @@ outcome restore_action(action_env &env) {
         common::trim(doc.select_node("/DS_DRIVER_ACTION_DATA/DESTINATION_DS_ID").node().text().as_string()));
     if (username.empty() || dst_ds.empty() || dst_ds.find_first_not_of("0123456789") != std::string::npos)
         return outcome::fail("Cannot find USERNAME / DESTINATION_DS_ID");
-    if (env.oned == nullptr)
+    if (env.oned_users == nullptr)
         return outcome::fail(
-            "restore: the oned XML-RPC endpoint is needed to create images (set oned_endpoint / oned_auth_file)");
+            "restore: the oned XML-RPC endpoint is needed to create images (set oned_endpoint / one_cipher_auth)");
+    // Before anything starts: a missing or malformed cipher auth file stops
+    // the restore here.
+    auto as_user = env.oned_users->as_user(username);
+    if (!as_user) return outcome::fail("Cannot log in to oned as " + username + ": " + as_user.err().message);
+    ports::one_api &oned = **as_user;
     const std::string disk_filter = opt("DISK_ID");
 
     const std::string selected = img.selected();
@@ -97,19 +101,6 @@ outcome restore_action(action_env &env) {
     if (!vm.load_buffer(vm_xml->data(), vm_xml->size()) || !vm.child("VM"))
         return outcome::fail("Unable to fetch vm.xml document: vm.xml is not a VM document");
 
-    // The user the new objects will belong to.
-    auto users = env.oned->call("one.userpool.info", {}, env.stop());
-    if (!users) return outcome::from(users.err(), "Cannot look up user " + username + ": ");
-    pugi::xml_document pool;
-    const auto *pool_xml = std::get_if<std::string>(&users->body);
-    if (pool_xml == nullptr || !pool.load_buffer(pool_xml->data(), pool_xml->size()))
-        return outcome::fail("Cannot look up user " + username + ": oned returned no USER_POOL");
-    pugi::xml_node user;
-    for (const auto &u : pool.select_nodes("/USER_POOL/USER"))
-        if (std::string(u.node().child("NAME").text().as_string()) == username) user = u.node();
-    if (!user) return outcome::fail("Cannot find user " + username + " in oned");
-    const std::int32_t uid = user.child("ID").text().as_int(-1), gid = user.child("GID").text().as_int(-1);
-
     const std::string vm_id = vm.child("VM").child("ID").text().as_string();
     std::string base_name_opt = opt("NAME");
     const std::string name = base_name_opt.empty() ? vm_id + "-" + snap : base_name_opt;
@@ -130,17 +121,14 @@ outcome restore_action(action_env &env) {
                            "\nPATH = " + template_value(base_url + p) +
                            "\nFROM_BACKUP_DS = " + template_value(std::to_string(attrs.ds_id)) + "\n";
         if (!img.bj_id.empty()) tmpl += "BACKUP_JOB_ID = " + template_value(img.bj_id) + "\n";
-        auto r = env.oned->call("one.image.allocate", {tmpl, static_cast<std::int32_t>(std::stoi(dst_ds)), false},
-                                env.stop());
+        auto r =
+            oned.call("one.image.allocate", {tmpl, static_cast<std::int32_t>(std::stoi(dst_ds)), false}, env.stop());
         if (!r) return outcome::from(r.err(), "Error restoring disk image: ", restored_note(restored));
         const auto id = rpc_int(*r);
         if (!id)
             return outcome::fail("Error restoring disk image: oned returned no image id" + restored_note(restored));
         restored.push_back(*id);
         image_ids[disk_id] = *id;
-        if (auto c = env.oned->call("one.image.chown", {*id, uid, gid}, env.stop()); !c)
-            return outcome::fail("Error restoring disk image: cannot give image " + std::to_string(*id) + " to " +
-                                 username + ": " + c.err().message + restored_note(restored));
     }
     if (restored.empty())
         return outcome::fail(disk_filter.empty() ? "Backup does not contain any disks"
@@ -165,15 +153,12 @@ outcome restore_action(action_env &env) {
         } catch (const std::exception &e) {
             return outcome::fail(std::string("Error creating VM template: ") + e.what() + restored_note(restored));
         }
-        auto r = env.oned->call("one.template.allocate", {tmpl}, env.stop());
+        auto r = oned.call("one.template.allocate", {tmpl}, env.stop());
         if (!r) return outcome::from(r.err(), "Error creating VM template: ", restored_note(restored));
         const auto id = rpc_int(*r);
         if (!id)
             return outcome::fail("Error creating VM template: oned returned no template id" + restored_note(restored));
         template_id = *id;
-        if (auto c = env.oned->call("one.template.chown", {template_id, uid, gid}, env.stop()); !c)
-            return outcome::fail("Error creating VM template: cannot give template " + std::to_string(template_id) +
-                                 " to " + username + ": " + c.err().message + restored_note(restored));
     }
     std::string out = std::to_string(template_id);
     for (int id : restored) out += " " + std::to_string(id);
