@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include <csignal>
+#include <filesystem>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -56,6 +57,12 @@ spdlog::sink_ptr make_sink(oneds::host::settings &s, bool action_mode, const cha
         return std::make_shared<spdlog::sinks::stderr_sink_mt>();
     if (action_mode || s.log_file_given) return std::make_shared<spdlog::sinks::basic_file_sink_mt>(s.log_file);
     s.log_file = oneds::host::default_mad_log_file(argv0);
+    // The directory is OpenNebula's to create (packages make /var/log/one);
+    // the file sink would create it, which the stock launcher never does.
+    if (std::error_code ec; !std::filesystem::is_directory(std::filesystem::path(s.log_file).parent_path(), ec)) {
+        warnings.push_back("no directory for the log file '" + s.log_file + "'; logging to stderr");
+        return std::make_shared<spdlog::sinks::stderr_sink_mt>();
+    }
     try {
         return std::make_shared<spdlog::sinks::basic_file_sink_mt>(s.log_file);
     } catch (const std::exception &e) {

@@ -722,6 +722,7 @@ int niceness_of(pid_t pid) {
 // Without log_file, the host logs where OpenNebula's MADs log:
 // $ONE_LOCATION/var/<name>.log here (/var/log/one/<name>.log without ONE_LOCATION).
 BOOST_AUTO_TEST_CASE(default_log_file_is_where_opennebula_puts_a_mads_log) {
+    std::filesystem::create_directories(dir.path() / "var");
     start("-t 15 -d testdrv " + testdrv_plugin_arg(), {}, false);
     peer->send_request("CP", 50, cp_payload("testdrv", 50));
     BOOST_TEST(require_reply("CP", 50).success);
@@ -731,13 +732,22 @@ BOOST_AUTO_TEST_CASE(default_log_file_is_where_opennebula_puts_a_mads_log) {
     BOOST_TEST(log.find("[debug]") == std::string::npos, "debug lines at the default level:\n" << log);
 }
 
-// OpenNebula's place that cannot be opened does not keep the driver from
-// starting: the host logs to stderr (which oned discards) instead.
+// OpenNebula's place that cannot be opened (no directory, which the host does
+// not create, or no write access) does not keep the driver from starting: the
+// host logs to stderr (which oned discards) instead.
 BOOST_AUTO_TEST_CASE(default_log_file_that_cannot_be_opened_is_not_fatal) {
-    dir.write("var", "a file where the directory should be");
     start("-t 15 -d testdrv " + testdrv_plugin_arg(), {}, false);
     peer->send_request("CP", 51, cp_payload("testdrv", 51));
     BOOST_TEST(require_reply("CP", 51).success);
+    BOOST_TEST(peer->finalize().clean());
+    BOOST_TEST(!std::filesystem::exists(dir.path() / "var"), "the host created the log directory");
+
+    std::filesystem::create_directories(dir.path() / "var");
+    dir.write("var/one_ds_host.log", "");
+    std::filesystem::permissions(dir.path() / "var/one_ds_host.log", std::filesystem::perms::owner_read);
+    start("-t 15 -d testdrv " + testdrv_plugin_arg(), {}, false);
+    peer->send_request("CP", 55, cp_payload("testdrv", 55));
+    BOOST_TEST(require_reply("CP", 55).success);
     BOOST_TEST(peer->finalize().clean());
 }
 
