@@ -126,12 +126,13 @@ int main(int argc, char **argv) {
         std::cerr << "one_ds_host: cannot open log file '" << parsed.values.log_file << "': " << e.what() << "\n";
         return 2;
     }
+    // Warnings (MAD mode only) go to the log and, when the log is a file, to
+    // stderr as well, where a person starting the host by hand sees them.
+    const bool logs_to_stderr =
+        std::dynamic_pointer_cast<spdlog::sinks::stderr_sink_mt>(log->sinks().front()) != nullptr;
     for (const auto &w : warnings) {
         log->warn("{}", w);
-        // The log may be the one that failed: say it where a person starting the host sees it.
-        if (parsed.action_mode || log->sinks().size() != 1 ||
-            !std::dynamic_pointer_cast<spdlog::sinks::stderr_sink_mt>(log->sinks().front()))
-            std::cerr << "one_ds_host: warning: " << w << "\n";
+        if (!logs_to_stderr) std::cerr << "one_ds_host: warning: " << w << "\n";
     }
     for (const auto &n : notes) log->info("{}", n);
     if (parsed.action_mode) return oneds::host::run_action(parsed.values, log, 0, 1, 2);
