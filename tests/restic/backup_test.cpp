@@ -433,6 +433,8 @@ BOOST_AUTO_TEST_CASE(backup_cancel_action_stops_the_running_backup) {
     const auto c = f.host_action("backup_cancel", {"hypervisor:" + f.vm_dir(7), "one-7"}, "<VM><ID>7</ID></VM>");
     BOOST_TEST(c.exit_code == 0, c.err);
     BOOST_TEST(c.out.empty());
+    // Its lines carry the VM id (the VM folder's name), for the VM's log.
+    BOOST_TEST(c.err.find("INFO: 7 backup_cancel: stopping backup process ") != std::string::npos, c.err);
     const auto r = p.wait(std::chrono::seconds(60));
     BOOST_TEST(r.exit_code == 255);
     BOOST_TEST(r.err.find("Backup cancelled") != std::string::npos, r.err);
