@@ -78,14 +78,52 @@ std::string read_all(int fd) {
     return out;
 }
 
-const char *level_word(std::int32_t level) {
+}  // namespace
+
+// The words OpenNebula's driver (DriverExecHelper) recognises at the start of
+// an action's stderr line: ERROR, INFO, WARN, DEBUG. "WARNING" would not match
+// and the line would become part of the error message.
+const char *action_level_word(std::int32_t level) noexcept {
     switch (level) {
         case ONEDS_LOG_ERROR: return "ERROR";
-        case ONEDS_LOG_WARNING: return "WARNING";
+        case ONEDS_LOG_WARNING: return "WARN";
         case ONEDS_LOG_DEBUG: return "DEBUG";
         default: return "INFO";
     }
 }
+
+bool level_enabled(std::int32_t level, const std::string &log_level) noexcept {
+    const auto rank = [](std::int32_t l) {
+        switch (l) {
+            case ONEDS_LOG_ERROR: return 1;
+            case ONEDS_LOG_WARNING: return 2;
+            case ONEDS_LOG_DEBUG: return 4;
+            default: return 3;
+        }
+    };
+    int threshold = 3;
+    if (log_level == "off") threshold = 0;
+    if (log_level == "error") threshold = 1;
+    if (log_level == "warning") threshold = 2;
+    if (log_level == "debug" || log_level == "trace") threshold = 4;
+    return rank(level) <= threshold;
+}
+
+std::string action_log_line(std::int32_t level, std::int64_t object_id, const std::string &action,
+                            std::string_view text) {
+    std::string line = std::string(action_level_word(level)) + ": ";
+    // With an object id, "<LEVEL>: <id> <text>": OpenNebula sends the line to
+    // that object's log (a VM's log for backup and backup_cancel). Without one,
+    // the action's name comes first, so that a text starting with a digit is
+    // never read as an id.
+    if (object_id >= 0)
+        line += std::to_string(object_id) + " ";
+    else
+        line += action + ": ";
+    return line + common::one_line(text) + "\n";
+}
+
+namespace {
 
 struct completion {
     std::mutex mutex;
@@ -136,23 +174,24 @@ int run_action(const settings &s, const std::shared_ptr<spdlog::logger> &log, in
 
     completion done;
     const int err_copy = err_fd;
-    plugin_sink sink{[&done](std::uint64_t, std::int32_t status, const char *info, const char *error) {
-                         std::lock_guard lock(done.mutex);
-                         done.done = true;
-                         done.status = status;
-                         done.info = info;
-                         done.error = error;
-                         done.cv.notify_all();
-                     },
-                     [err_copy, &action](std::uint64_t, std::int32_t level, const char *text) {
-                         common::write_all(err_copy, std::string(level_word(level)) + ": " + action + ": " +
-                                                         common::one_line(text) + "\n");
-                     },
-                     [out_fd](std::uint64_t, const void *data, std::size_t size) -> std::int32_t {
-                         return common::write_all(out_fd, std::string_view(static_cast<const char *>(data), size))
-                                    ? ONEDS_OK
-                                    : ONEDS_ERR_FAILED;
-                     }};
+    plugin_sink sink{
+        [&done](std::uint64_t, std::int32_t status, const char *info, const char *error) {
+            std::lock_guard lock(done.mutex);
+            done.done = true;
+            done.status = status;
+            done.info = info;
+            done.error = error;
+            done.cv.notify_all();
+        },
+        [err_copy, &action, &s](std::uint64_t, std::int32_t level, std::int64_t object_id, const char *text) {
+            if (!level_enabled(level, s.log_level)) return;
+            common::write_all(err_copy, action_log_line(level, object_id, action, text));
+        },
+        [out_fd](std::uint64_t, const void *data, std::size_t size) -> std::int32_t {
+            return common::write_all(out_fd, std::string_view(static_cast<const char *>(data), size))
+                       ? ONEDS_OK
+                       : ONEDS_ERR_FAILED;
+        }};
 
     std::unique_ptr<loaded_plugin> plugin;
     try {

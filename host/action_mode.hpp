@@ -5,7 +5,13 @@
 //   stdin   plain XML (backup, backup_cancel, ls) or base64 (the MAD-side
 //           scripts, OpenNebula >= 6.8); both are accepted and decoded here
 //   stdout  the action's result on success
-//   stderr  the error text on failure; progress as "INFO: <action>: <text>"
+//   stderr  the error text on failure (lines without a level prefix, which
+//           OpenNebula's driver turns into the error message); progress as
+//           "<LEVEL>: <object id> <text>" when the plugin names the object the
+//           request is about (the VM of backup and backup_cancel; OpenNebula
+//           puts the line in that VM's log), else "<LEVEL>: <action>: <text>",
+//           LEVEL being ERROR, WARN, INFO or DEBUG (the words OpenNebula
+//           parses) and lines below log_level left out
 //   exit    0 success, 1 "Operation not supported" (as the stock stubs),
 //           255 any other failure (the stock scripts' exit -1)
 //   SIGTERM/SIGINT/SIGHUP cancel the action (backup_cancel sends SIGTERM)
@@ -15,8 +21,10 @@
 
 #include <spdlog/logger.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace oneds::host {
 
@@ -25,5 +33,13 @@ int run_action(const settings &s, const std::shared_ptr<spdlog::logger> &log, in
 // stdin as the action gets it: "" when empty, the XML itself, or the decoded
 // base64. Throws std::invalid_argument when it is neither XML nor base64 XML.
 std::string decode_action_input(const std::string &raw);
+
+// ERROR, WARN, INFO or DEBUG for an ONEDS_LOG_* level.
+const char *action_level_word(std::int32_t level) noexcept;
+// Whether a plugin's line of this level passes log_level (trace ... off).
+bool level_enabled(std::int32_t level, const std::string &log_level) noexcept;
+// One progress line for stderr, newline included; object_id -1 for none.
+std::string action_log_line(std::int32_t level, std::int64_t object_id, const std::string &action,
+                            std::string_view text);
 
 }  // namespace oneds::host

@@ -29,9 +29,11 @@ void add_common(po::options_description &d, bool file) {
     auto n = [file](option_names o) { return file ? o.file : o.cli; };
     d.add_options()(n({"plugin", "plugin"}), po::value<std::vector<std::string>>()->composing(),
                     "NAME=PATH: load PATH as the plugin for driver NAME (repeatable)")(
-        n({"log-file", "log_file"}), po::value<std::string>(), "log file (default: none)")(
+        n({"log-file", "log_file"}), po::value<std::string>(),
+        "log file; - for stderr (default: MAD mode /var/log/one/one_ds_host.log, or $ONE_LOCATION/var/one_ds_host.log; "
+        "action mode none)")(
         n({"log-level", "log_level"}), po::value<std::string>(),
-        "trace, debug, info, warning, error or off (default: info)")(
+        "trace, debug, info, warning, error or off (default: info; MAD mode: debug when ONE_MAD_DEBUG is set)")(
         n({"oned-endpoint", "oned_endpoint"}), po::value<std::string>(),
         "oned XML-RPC endpoint (default: $ONE_XMLRPC, ~/.one/one_endpoint, http://localhost:2633/RPC2)")(
         n({"oned-auth-file", "oned_auth_file"}), po::value<std::string>(),
@@ -210,8 +212,14 @@ parse_result load_settings(const std::vector<std::string> &raw_args) {
         for (const auto &p : *v) add_plugin_spec(s, p, "config file '" + *s.config_file + "'");
     if (auto v = get<std::vector<std::string>>(vm, "plugin"))
         for (const auto &p : *v) add_plugin_spec(s, p, "--plugin");
-    if (auto v = pick_str("log-file", "log_file")) s.log_file = *v;
-    if (auto v = pick_str("log-level", "log_level")) s.log_level = *v;
+    if (auto v = pick_str("log-file", "log_file")) {
+        s.log_file = *v;
+        s.log_file_given = true;
+    }
+    if (auto v = pick_str("log-level", "log_level")) {
+        s.log_level = *v;
+        s.log_level_given = true;
+    }
     if (auto v = pick_str("oned-endpoint", "oned_endpoint")) s.oned_endpoint = *v;
     if (auto v = pick_str("oned-auth-file", "oned_auth_file")) s.oned_auth_file = *v;
     if (auto v = pick_str("one-cipher-auth", "one_cipher_auth")) s.one_cipher_auth = *v;

@@ -24,8 +24,10 @@ struct settings {
     // Both modes
     std::optional<std::string> config_file;
     std::map<std::string, std::string> plugins;  // name -> path
-    std::string log_file;                        // empty: MAD mode logs to stderr, action mode nowhere
+    std::string log_file;                        // MAD mode: empty or "-" is stderr; action mode: empty is nowhere
+    bool log_file_given = false;                 // MAD mode without it: OpenNebula's place (host/mad_logging.hpp)
     std::string log_level = "info";
+    bool log_level_given = false;  // MAD mode without it: debug when ONE_MAD_DEBUG is set
     std::string oned_endpoint;
     std::string oned_auth_file;
     std::string one_cipher_auth;  // server_cipher credentials for restore (onegate_auth)

@@ -48,6 +48,7 @@ std::unique_ptr<loaded_plugin> loaded_plugin::load(const std::string &path, cons
     p->host_api_.complete = &loaded_plugin::on_complete;
     p->host_api_.log = &loaded_plugin::on_log;
     p->host_api_.write_output = &loaded_plugin::on_output;
+    p->host_api_.log_object = &loaded_plugin::on_log_object;
 
     std::vector<oneds_config_entry> entries;
     entries.reserve(config.size());
@@ -98,7 +99,15 @@ void loaded_plugin::on_complete(void *self, std::uint64_t id, std::int32_t statu
 void loaded_plugin::on_log(void *self, std::uint64_t id, std::int32_t level, const char *text) {
     auto *p = static_cast<loaded_plugin *>(self);
     try {
-        if (p->sink_.log) p->sink_.log(id, level, text != nullptr ? text : "");
+        if (p->sink_.log) p->sink_.log(id, level, -1, text != nullptr ? text : "");
+    } catch (...) {}
+}
+
+void loaded_plugin::on_log_object(void *self, std::uint64_t id, std::int32_t level, std::int64_t object_id,
+                                  const char *text) {
+    auto *p = static_cast<loaded_plugin *>(self);
+    try {
+        if (p->sink_.log) p->sink_.log(id, level, object_id < 0 ? -1 : object_id, text != nullptr ? text : "");
     } catch (...) {}
 }
 

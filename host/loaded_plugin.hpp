@@ -17,7 +17,9 @@ namespace oneds::host {
 
 struct plugin_sink {
     std::function<void(std::uint64_t id, std::int32_t status, const char *info, const char *error)> complete;
-    std::function<void(std::uint64_t id, std::int32_t level, const char *text)> log;
+    // object_id: the OpenNebula object the line is about (ABI 1.2 log_object),
+    // -1 for a plain log() line.
+    std::function<void(std::uint64_t id, std::int32_t level, std::int64_t object_id, const char *text)> log;
     // Empty: the host has no byte stream (write_output answers UNSUPPORTED).
     std::function<std::int32_t(std::uint64_t id, const void *data, std::size_t size)> output;
 };
@@ -48,6 +50,8 @@ private:
     loaded_plugin() = default;
     static void on_complete(void *self, std::uint64_t id, std::int32_t status, const char *info, const char *error);
     static void on_log(void *self, std::uint64_t id, std::int32_t level, const char *text);
+    static void on_log_object(void *self, std::uint64_t id, std::int32_t level, std::int64_t object_id,
+                              const char *text);
     static std::int32_t on_output(void *self, std::uint64_t id, const void *data, std::size_t size);
 
     void *handle_ = nullptr;

@@ -68,7 +68,9 @@ void mad_server::load_plugins() {
         plugin_sink sink{[this](std::uint64_t id, std::int32_t st, const char *i, const char *e) {
                              queue_.on_complete(id, st, i, e);
                          },
-                         [this](std::uint64_t id, std::int32_t lv, const char *t) {
+                         // oned's LOG line carries oned's request id (ImageManager ignores
+                         // it); an object id from log_object has no place there.
+                         [this](std::uint64_t id, std::int32_t lv, std::int64_t, const char *t) {
                              out_.write_line(mad::log_line(static_cast<char>(lv), queue_.oned_id_of(id), t));
                          },
                          {}};  // oned's line protocol has no byte stream: write_output is unsupported

@@ -62,7 +62,7 @@ extern "C" {
 #endif
 
 #define ONEDS_ABI_MAJOR 1u
-#define ONEDS_ABI_MINOR 1u
+#define ONEDS_ABI_MINOR 2u
 
 /* The one symbol a plugin exports, and its type for dlsym(). */
 #define ONEDS_PLUGIN_ENTRY_SYMBOL "oneds_plugin_entry"
@@ -150,6 +150,19 @@ typedef struct oneds_host_api {
      * A plugin checks ONEDS_HAS_MEMBER(oneds_host_api, host, write_output) and
      * for NULL before calling it: hosts built for ABI 1.0 do not have it. */
     int32_t (*write_output)(void *host_data, uint64_t request_id, const void *data, size_t size);
+
+    /* ABI 1.2. [plugin-thread] As log(), for a line about one OpenNebula object:
+     * object_id is that object's id (the VM of a backup or backup_cancel), or -1
+     * when the line is about no single object (then it is exactly log()). The
+     * host puts the id where OpenNebula looks for it: in action mode the line
+     * goes to stderr as "<LEVEL>: <object_id> <text>", which OpenNebula's
+     * driver turns into a LOG message for that object (a VM's log file); in MAD
+     * mode oned's LOG line carries oned's own request id, as for log().
+     * Same rules as log() otherwise. A plugin checks
+     * ONEDS_HAS_MEMBER(oneds_host_api, host, log_object) and for NULL before
+     * calling it, and calls log() instead: hosts built for ABI 1.0 and 1.1 do
+     * not have it. */
+    void (*log_object)(void *host_data, uint64_t request_id, int32_t level, int64_t object_id, const char *text);
 } oneds_host_api;
 
 /* One configuration entry: key and value, both NUL-terminated. */

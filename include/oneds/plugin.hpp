@@ -65,6 +65,19 @@ public:
         } catch (...) {}
     }
 
+    // A line about one OpenNebula object (object_id >= 0, e.g. the VM of a
+    // backup). ABI 1.2's log_object when the host has it; an older host (or
+    // object_id < 0) gets a plain log() line, without the id.
+    void log(std::uint64_t id, std::int32_t level, std::int64_t object_id, std::string_view text) const noexcept {
+        if (api_ == nullptr) return;
+        if (object_id < 0 || !ONEDS_HAS_MEMBER(oneds_host_api, api_, log_object) || api_->log_object == nullptr)
+            return log(id, level, text);
+        try {
+            const std::string t(text);
+            api_->log_object(api_->host_data, id, level, object_id, t.c_str());
+        } catch (...) {}
+    }
+
     // ABI 1.1: bytes to the action's stdout. ONEDS_ERR_UNSUPPORTED when the
     // host (or the mode) has no byte stream.
     std::int32_t write_output(std::uint64_t id, std::string_view data) const noexcept {

@@ -17,6 +17,7 @@
 
 #include <boost/asio/thread_pool.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -61,7 +62,13 @@ public:
     // Sleeps up to d; returns false at once when the request is (or gets) cancelled.
     bool sleep_for(std::chrono::milliseconds d) const { return ports::sleep_for(stop_token(), d); }
 
-    void log(std::int32_t level, std::string_view text) const { host_.log(req_.id, level, text); }
+    // Progress for the host. Once set_log_object(id) has named the OpenNebula
+    // object the request is about (the VM of a backup), every line carries that
+    // id (ABI 1.2 log_object), so that OpenNebula files it in that object's log.
+    void log(std::int32_t level, std::string_view text) const {
+        host_.log(req_.id, level, log_object_.load(std::memory_order_relaxed), text);
+    }
+    void set_log_object(std::int64_t object_id) noexcept { log_object_.store(object_id, std::memory_order_relaxed); }
     // Bytes to the action's stdout (ABI 1.1); see sdk::host_link::write_output.
     std::int32_t write_output(std::string_view data) const { return host_.write_output(req_.id, data); }
 
@@ -71,6 +78,7 @@ private:
     sdk::request req_;
     sdk::host_link host_;
     std::stop_source stop_;
+    std::atomic<std::int64_t> log_object_{-1};
 };
 
 using handler = std::function<outcome(request_context &)>;

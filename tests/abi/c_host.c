@@ -87,6 +87,12 @@ typedef struct recorder {
     size_t log_count;
     uint64_t last_log_id;
     char last_log[k_text_size];
+    /* ABI 1.2 log_object: lines about one object (a VM). */
+    size_t object_log_count;
+    size_t object_warning_count;
+    int64_t last_object_id;
+    /* log_object called although the host's struct_size does not cover it. */
+    int log_object_beyond_struct;
     /* Contract violations seen inside callbacks, reported by the main thread. */
     int log_after_complete;
     int callback_inside_host_call;
@@ -137,6 +143,32 @@ static void on_log(void *host_data, uint64_t request_id, int32_t level, const ch
     r->last_log_id = request_id;
     copy_text(r->last_log, text);
     pthread_cond_broadcast(&r->changed);
+    pthread_mutex_unlock(&r->mutex);
+}
+
+static void on_log_object(void *host_data, uint64_t request_id, int32_t level, int64_t object_id, const char *text) {
+    recorder *r = host_data;
+    pthread_mutex_lock(&r->mutex);
+    if (t_inside_host_call) r->callback_inside_host_call = 1;
+    if (request_id != 0 && count_locked(r, request_id) > 0) r->log_after_complete = 1;
+    ++r->object_log_count;
+    if (level == ONEDS_LOG_WARNING) ++r->object_warning_count;
+    r->last_object_id = object_id;
+    copy_text(r->last_log, text);
+    pthread_cond_broadcast(&r->changed);
+    pthread_mutex_unlock(&r->mutex);
+}
+
+/* Installed past the struct_size of a simulated ABI 1.1 host: must never run. */
+static void on_log_object_beyond_struct(void *host_data, uint64_t request_id, int32_t level, int64_t object_id,
+                                        const char *text) {
+    recorder *r = host_data;
+    (void)request_id;
+    (void)level;
+    (void)object_id;
+    (void)text;
+    pthread_mutex_lock(&r->mutex);
+    r->log_object_beyond_struct = 1;
     pthread_mutex_unlock(&r->mutex);
 }
 
@@ -405,6 +437,72 @@ static void log_lines_arrive_before_the_completion(host *h) {
     h->api->destroy(inst);
 }
 
+/* Runs "vmlog 42" (4 lines: D, I, W, E, about VM 42) on inst and reports how
+ * many lines came through log() and through log_object(). */
+static void run_vmlog(host *h, oneds_instance *inst, uint64_t id, size_t *logs, size_t *object_logs,
+                      size_t *object_warnings, int64_t *last_object) {
+    static const char *const args[] = {"42", NULL};
+    pthread_mutex_lock(&h->rec.mutex);
+    const size_t logs_before = h->rec.log_count, objects_before = h->rec.object_log_count;
+    const size_t warnings_before = h->rec.object_warning_count;
+    pthread_mutex_unlock(&h->rec.mutex);
+    const int32_t rc = submit(h, inst, id, "vmlog", 1, args);
+    if (rc != ONEDS_OK) {
+        fail("submit(vmlog) returned %d", (int)rc);
+    } else if (wait_for(&h->rec, id, 1, k_wait_ms, NULL) != 1) {
+        fail("no completion");
+    }
+    pthread_mutex_lock(&h->rec.mutex);
+    *logs = h->rec.log_count - logs_before;
+    *object_logs = h->rec.object_log_count - objects_before;
+    *object_warnings = h->rec.object_warning_count - warnings_before;
+    *last_object = h->rec.last_object_id;
+    pthread_mutex_unlock(&h->rec.mutex);
+}
+
+/* ABI 1.2: a host with log_object gets the lines about VM 42 there, with the id. */
+static void object_lines_reach_log_object_with_their_id(host *h) {
+    g_check = "object_lines_reach_log_object_with_their_id";
+    oneds_instance *inst = new_instance(h);
+    if (inst == NULL) return;
+    size_t logs = 0, objects = 0, warnings = 0;
+    int64_t last = -1;
+    run_vmlog(h, inst, 71, &logs, &objects, &warnings, &last);
+    h->api->destroy(inst);
+    CHECK(objects == 4, "%zu lines through log_object, want 4", objects);
+    CHECK(logs == 0, "%zu lines through log, want 0", logs);
+    CHECK(warnings == 1, "%zu warnings through log_object, want 1", warnings);
+    CHECK(last == 42, "log_object carried object id %lld, want 42", (long long)last);
+}
+
+/* A host built for ABI 1.1 (struct_size ends before log_object) still gets
+ * every line, through log(); the plugin never reads past struct_size. */
+static void object_lines_fall_back_to_log_for_an_abi_1_1_host(host *h) {
+    g_check = "object_lines_fall_back_to_log_for_an_abi_1_1_host";
+    static oneds_host_api old; /* must outlive the instance */
+    old = h->callbacks;
+    old.struct_size = (uint32_t)offsetof(oneds_host_api, log_object);
+    old.abi_minor = 1;
+    old.log_object = on_log_object_beyond_struct;
+    oneds_instance *inst = NULL;
+    char errbuf[256] = "";
+    const int32_t rc = create_instance(h, &old, NULL, &inst, errbuf, sizeof errbuf);
+    if (rc != ONEDS_OK || inst == NULL) {
+        fail("create() with an ABI 1.1 host returned %d (%s)", (int)rc, errbuf);
+        return;
+    }
+    size_t logs = 0, objects = 0, warnings = 0;
+    int64_t last = -1;
+    run_vmlog(h, inst, 72, &logs, &objects, &warnings, &last);
+    h->api->destroy(inst);
+    CHECK(logs == 4, "%zu lines through log, want 4", logs);
+    CHECK(objects == 0, "%zu lines through log_object, want 0", objects);
+    pthread_mutex_lock(&h->rec.mutex);
+    const int beyond = h->rec.log_object_beyond_struct;
+    pthread_mutex_unlock(&h->rec.mutex);
+    CHECK(!beyond, "the plugin called log_object beyond the host's struct_size");
+}
+
 typedef struct submitter {
     host *h;
     oneds_instance *inst;
@@ -558,6 +656,7 @@ int main(int argc, char **argv) {
     h.callbacks.host_data = &h.rec;
     h.callbacks.complete = on_complete;
     h.callbacks.log = on_log;
+    h.callbacks.log_object = on_log_object;
 
     table_describes_the_plugin(&h);
     wrong_major_is_refused(entry);
@@ -572,6 +671,8 @@ int main(int argc, char **argv) {
         if (h.is_testdrv) {
             cancel_completes_a_sleep_once_as_cancelled(&h);
             log_lines_arrive_before_the_completion(&h);
+            object_lines_reach_log_object_with_their_id(&h);
+            object_lines_fall_back_to_log_for_an_abi_1_1_host(&h);
             failed_create_explains_itself(&h);
         }
         callbacks_never_ran_on_the_callers_stack(&h);

@@ -60,6 +60,10 @@ _Static_assert(offsetof(oneds_plugin_api, create) == 40, "ABI 1.0 layout changed
 _Static_assert(offsetof(oneds_plugin_api, destroy) == 48, "ABI 1.0 layout changed");
 _Static_assert(offsetof(oneds_plugin_api, submit) == 56, "ABI 1.0 layout changed");
 _Static_assert(offsetof(oneds_plugin_api, cancel) == 64, "ABI 1.0 layout changed");
+/* Appended by 1.1 and 1.2, after everything of 1.0. */
+_Static_assert(offsetof(oneds_host_api, write_output) == 32, "ABI 1.1 layout changed");
+_Static_assert(offsetof(oneds_host_api, log_object) == 40, "ABI 1.2 layout changed");
+_Static_assert(sizeof(oneds_host_api) == 48, "oneds_host_api grew without a new ABI minor");
 #endif
 
 /* A host that reads the table the way plugin.h tells it to. External linkage

@@ -2,7 +2,9 @@
 // remotes/datastore/<driver>/<action> wrapper execs, with the stock scripts'
 // contract (host/action_mode.hpp):
 //   stdout  the result on success
-//   stderr  the error on failure; progress as "INFO: <action>: <text>"
+//   stderr  the error on failure; progress as "<LEVEL>: <vm id> <text>" for a
+//           request about one VM, else "<LEVEL>: <action>: <text>", in the form
+//           OpenNebula's DriverExecHelper parses (LEVEL ERROR/INFO/WARN/DEBUG)
 //   exit    0 success, 1 "Operation not supported", 255 other failures,
 //           2 bad command line or config file
 //   stdin   plain XML or base64 XML
@@ -21,6 +23,9 @@
 #include <csignal>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <regex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -73,6 +78,31 @@ struct action_fixture {
                                    << last.err);
     }
 };
+
+// One stderr line as OpenNebula's driver reads an action's stderr
+// (DriverExecHelper#get_info_from_execution, OpenNebula 7): a line matching
+// ^(ERROR|INFO|WARN|DEBUG):\s+(\d+)?\s*(.*)$ becomes "LOG <E|I|W|D> <id or -1>
+// <message>"; any other line is part of the error message.
+struct parsed_stderr_line {
+    char severity;
+    long long id;  // -1 when the line has no number
+    std::string message;
+};
+
+std::optional<parsed_stderr_line> parse_like_opennebula(const std::string &line) {
+    static const std::regex re(R"(^(ERROR|INFO|WARN|DEBUG):\s+(\d+)?\s*(.*)$)");
+    std::smatch m;
+    if (!std::regex_match(line, m, re)) return std::nullopt;
+    return parsed_stderr_line{m[1].str() == "WARN" ? 'W' : m[1].str()[0], m[2].matched ? std::stoll(m[2]) : -1,
+                              m[3].str()};
+}
+
+std::vector<std::string> lines_of(const std::string &text) {
+    std::vector<std::string> out;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) out.push_back(line);
+    return out;
+}
 
 }  // namespace
 
@@ -261,6 +291,57 @@ BOOST_AUTO_TEST_CASE(progress_log_lines_appear_on_stderr) {
     BOOST_TEST(r.exit_code == 0);
     BOOST_TEST(r.err == "INFO: log: progress 1/2\nINFO: log: progress 2/2\n");
     BOOST_TEST(r.out == "log 2\n");
+}
+
+// A request about one VM: every line carries the VM id where OpenNebula looks
+// for it, so that the VMM driver files it in /var/log/one/<vm>.log; WARN, not
+// WARNING (which OpenNebula would take for part of the error message).
+BOOST_AUTO_TEST_CASE(lines_about_a_vm_carry_its_id_in_the_form_opennebula_parses) {
+    const auto r = run({"--log-level", "debug", "testdrv", "vmlog", "42"});
+    BOOST_TEST(r.exit_code == 0);
+    BOOST_TEST(r.err == "DEBUG: 42 debug line\nINFO: 42 progress 1/1\nWARN: 42 warning line\nERROR: 42 error line\n");
+    const std::vector<std::pair<char, std::string>> want = {
+        {'D', "debug line"}, {'I', "progress 1/1"}, {'W', "warning line"}, {'E', "error line"}};
+    const auto lines = lines_of(r.err);
+    BOOST_REQUIRE_EQUAL(lines.size(), want.size());
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+        const auto p = parse_like_opennebula(lines[i]);
+        BOOST_REQUIRE_MESSAGE(p.has_value(), "OpenNebula would take '" << lines[i] << "' for error text");
+        BOOST_TEST(p->severity == want[i].first, lines[i]);
+        BOOST_TEST(p->id == 42, lines[i]);
+        BOOST_TEST(p->message == want[i].second, lines[i]);
+    }
+}
+
+// Lines about no single object keep the action's name in front: a text that
+// starts with a digit must not be read as an object id.
+BOOST_AUTO_TEST_CASE(lines_about_no_object_carry_no_id) {
+    const auto r = run({"testdrv", "log", "1"});
+    BOOST_TEST(r.exit_code == 0);
+    const auto p = parse_like_opennebula(lines_of(r.err).at(0));
+    BOOST_REQUIRE(p.has_value());
+    BOOST_TEST(p->id == -1);
+    BOOST_TEST(p->message == "log: progress 1/1");
+}
+
+// log_level filters the plugin's lines on stderr as it filters the host's log.
+BOOST_AUTO_TEST_CASE(log_level_filters_the_lines_on_stderr) {
+    BOOST_TEST(run({"testdrv", "vmlog", "42"}).err ==
+               "INFO: 42 progress 1/1\nWARN: 42 warning line\nERROR: 42 error line\n");
+    BOOST_TEST(run({"--log-level", "warning", "testdrv", "vmlog", "42"}).err ==
+               "WARN: 42 warning line\nERROR: 42 error line\n");
+    BOOST_TEST(run({"--log-level", "off", "testdrv", "vmlog", "42"}).err == "");
+}
+
+// On failure the error text is what OpenNebula keeps of the lines it cannot
+// parse; the progress lines before it stay log lines.
+BOOST_AUTO_TEST_CASE(error_text_is_the_only_unparsed_output_of_a_failure) {
+    const auto r = run({"testdrv", "fail", "disk 0 could not be read"});
+    BOOST_TEST(r.exit_code == 255);
+    std::string error_text;
+    for (const auto &line : lines_of(r.err))
+        if (!parse_like_opennebula(line)) error_text += line;
+    BOOST_TEST(error_text == "disk 0 could not be read");
 }
 
 const std::vector<int> k_cancel_signals = {SIGTERM, SIGINT, SIGHUP};

@@ -18,6 +18,9 @@
 #include <cerrno>
 #include <csignal>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <regex>
 #include <map>
 #include <memory>
 #include <set>
@@ -27,6 +30,7 @@
 #include <tuple>
 #include <vector>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 namespace {
@@ -697,6 +701,201 @@ BOOST_AUTO_TEST_CASE(fallback_that_dies_makes_later_requests_fail_not_hang) {
     // The plugin's datastores are still served.
     peer->send_request("CP", 21, cp_payload("testdrv", 21));
     BOOST_TEST(require_reply("CP", 21).success);
+}
+
+// --- OpenNebula's conventions for a MAD's own log and niceness (madcommon.sh) ---------------
+
+namespace {
+
+// The niceness of process pid, field 19 of /proc/<pid>/stat.
+int niceness_of(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+    std::string f;
+    for (int i = 3; i <= 19; ++i) fields >> f;  // fields 3 (state) ... 19 (nice)
+    return std::stoi(f);
+}
+
+}  // namespace
+
+// Without log_file, the host logs where OpenNebula's MADs log:
+// $ONE_LOCATION/var/<name>.log here (/var/log/one/<name>.log without ONE_LOCATION).
+BOOST_AUTO_TEST_CASE(default_log_file_is_where_opennebula_puts_a_mads_log) {
+    std::filesystem::create_directories(dir.path() / "var");
+    start("-t 15 -d testdrv " + testdrv_plugin_arg(), {}, false);
+    peer->send_request("CP", 50, cp_payload("testdrv", 50));
+    BOOST_TEST(require_reply("CP", 50).success);
+    BOOST_TEST(peer->finalize().clean());
+    const auto log = dir.read("var/one_ds_host.log");
+    BOOST_TEST(log.find("loaded plugin 'testdrv'") != std::string::npos, log);
+    BOOST_TEST(log.find("[debug]") == std::string::npos, "debug lines at the default level:\n" << log);
+}
+
+// OpenNebula's place that cannot be opened (no directory, which the host does
+// not create, or no write access) does not keep the driver from starting: the
+// host logs to stderr (which oned discards) instead.
+BOOST_AUTO_TEST_CASE(default_log_file_that_cannot_be_opened_is_not_fatal) {
+    start("-t 15 -d testdrv " + testdrv_plugin_arg(), {}, false);
+    peer->send_request("CP", 51, cp_payload("testdrv", 51));
+    BOOST_TEST(require_reply("CP", 51).success);
+    BOOST_TEST(peer->finalize().clean());
+    BOOST_TEST(!std::filesystem::exists(dir.path() / "var"), "the host created the log directory");
+
+    std::filesystem::create_directories(dir.path() / "var");
+    dir.write("var/one_ds_host.log", "");
+    std::filesystem::permissions(dir.path() / "var/one_ds_host.log", std::filesystem::perms::owner_read);
+    start("-t 15 -d testdrv " + testdrv_plugin_arg(), {}, false);
+    peer->send_request("CP", 55, cp_payload("testdrv", 55));
+    BOOST_TEST(require_reply("CP", 55).success);
+    BOOST_TEST(peer->finalize().clean());
+}
+
+// A log file that was asked for and cannot be opened is a startup error.
+BOOST_AUTO_TEST_CASE(log_file_given_that_cannot_be_opened_stops_the_start) {
+    dir.write("var", "a file where the directory should be");
+    launch("--log-file " + dir.file("var/sub/host.log") + " -t 15 -d testdrv " + testdrv_plugin_arg(), {}, false);
+    BOOST_TEST(!peer->init().ok);
+}
+
+// ONE_MAD_DEBUG (set and not empty) turns on debug logging, unless log_level
+// is given.
+BOOST_AUTO_TEST_CASE(one_mad_debug_means_debug_level_unless_log_level_is_given) {
+    const auto args = "--log-file " + log_file + " -t 15 -d testdrv " + testdrv_plugin_arg();
+    start(args, {{"ONE_MAD_DEBUG", "1"}}, false);
+    peer->send_request("CP", 52, cp_payload("testdrv", 52));
+    BOOST_TEST(require_reply("CP", 52).success);
+    BOOST_TEST(peer->finalize().clean());
+    BOOST_TEST(dir.read("host.log").find("[debug] CP SUCCESS 52") != std::string::npos, dir.read("host.log"));
+
+    std::filesystem::remove(log_file);
+    start("--log-level info " + args, {{"ONE_MAD_DEBUG", "1"}}, false);
+    peer->send_request("CP", 53, cp_payload("testdrv", 53));
+    BOOST_TEST(require_reply("CP", 53).success);
+    BOOST_TEST(peer->finalize().clean());
+    BOOST_TEST(dir.read("host.log").find("[debug]") == std::string::npos, dir.read("host.log"));
+}
+
+// PRIORITY in defaultrc is added to the niceness, as `nice -n $PRIORITY` in
+// OpenNebula's launcher; a bad value is a warning and changes nothing.
+BOOST_AUTO_TEST_CASE(priority_from_defaultrc_nices_the_host) {
+    std::filesystem::create_directories(dir.path() / "etc");
+    errno = 0;
+    const int mine = ::getpriority(PRIO_PROCESS, 0);
+    BOOST_REQUIRE(errno == 0);
+    dir.write("etc/defaultrc", "# OpenNebula defaults\nONE_MAD_DEBUG=\nPRIORITY=7\n");
+    start("-t 15 -d testdrv " + testdrv_plugin_arg());
+    BOOST_TEST(niceness_of(peer->pid()) == std::min(19, mine + 7));
+    BOOST_TEST(peer->finalize().clean());
+
+    dir.write("etc/defaultrc", "PRIORITY=\"high\"\n");
+    start("-t 15 -d testdrv " + testdrv_plugin_arg());
+    BOOST_TEST(niceness_of(peer->pid()) == mine);
+    peer->send_request("CP", 54, cp_payload("testdrv", 54));
+    BOOST_TEST(require_reply("CP", 54).success);
+    BOOST_TEST(peer->finalize().clean());
+    BOOST_TEST(dir.read("host.log").find("PRIORITY 'high' is not a whole number") != std::string::npos,
+               dir.read("host.log"));
+}
+
+// --- conf/oned.conf.snippet ------------------------------------------------------------------
+
+namespace {
+
+// The ARGUMENTS string of the snippet's DATASTORE_MAD, as oned would pass it.
+std::string snippet_arguments() {
+    std::ifstream in(built::oned_conf_snippet());
+    BOOST_REQUIRE_MESSAGE(in, "cannot read " << built::oned_conf_snippet());
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::smatch m;
+    BOOST_REQUIRE_MESSAGE(
+        std::regex_search(text, m, std::regex(R"re(DATASTORE_MAD\s*=\s*\[[^\]]*ARGUMENTS\s*=\s*"([^"]*)")re")),
+        "no DATASTORE_MAD ARGUMENTS in the snippet");
+    return m[1].str();
+}
+
+std::vector<std::string> words_of(const std::string &s) {
+    std::istringstream in(s);
+    std::vector<std::string> out;
+    for (std::string w; in >> w;) out.push_back(w);
+    return out;
+}
+
+std::vector<std::string> names_after(const std::vector<std::string> &words, const std::string &flag) {
+    const auto it = std::find(words.begin(), words.end(), flag);
+    BOOST_REQUIRE_MESSAGE(it != words.end() && it + 1 != words.end(), "no " << flag << " list");
+    std::vector<std::string> out;
+    std::istringstream in(*(it + 1));
+    for (std::string n; std::getline(in, n, ',');) out.push_back(n);
+    return out;
+}
+
+}  // namespace
+
+// The host started with the snippet's own ARGUMENTS (the fallback pointed at
+// the stand-in, the restic plugin given): every DS_MAD of the -d list and every
+// TM_MAD of the -s list but restic reaches the fallback, which was started with
+// the argv the stock one_datastore gets from the stock DATASTORE_MAD; restic
+// reaches the plugin.
+BOOST_AUTO_TEST_CASE(oned_conf_snippet_routes_every_driver_of_its_lists) {
+    const auto arguments = snippet_arguments();
+    auto words = words_of(arguments);
+    const auto fallback = std::find(words.begin(), words.end(), "--fallback");
+    BOOST_REQUIRE(fallback != words.end() && fallback + 1 != words.end());
+    // What the stock one_datastore gets: ARGUMENTS without the host's options
+    // (everything after a "--" when the snippet has one).
+    std::vector<std::string> stock_argv;
+    if (const auto dd = std::find(words.begin(), words.end(), "--"); dd != words.end()) {
+        stock_argv.assign(dd + 1, words.end());
+    } else {
+        stock_argv = words;
+        stock_argv.erase(stock_argv.begin() + (fallback - words.begin()),
+                         stock_argv.begin() + (fallback - words.begin()) + 2);
+    }
+    *(fallback + 1) = built::fake_one_datastore();
+    std::string patched;
+    for (const auto &w : words) patched += (patched.empty() ? "" : " ") + w;
+    const auto ds_mads = names_after(words, "-d");
+    const auto tm_mads = names_after(words, "-s");
+    BOOST_REQUIRE(std::find(ds_mads.begin(), ds_mads.end(), "restic") != ds_mads.end());
+
+    start(patched + " --plugin restic=" + built::restic_plugin(),
+          {{"FAKE_ONE_DATASTORE_RECORD", dir.file("fallback.rec")}});
+    std::int64_t id = 200;
+    std::map<std::int64_t, std::string> sent;
+    for (const auto &name : ds_mads) {
+        action_data d;
+        d.ds_mad = name;
+        d.ds_type = name == "restic" ? 3 : 0;
+        peer->send_request("MONITOR", id, action_data_payload(d));
+        sent[id++] = name;
+    }
+    for (const auto &name : tm_mads) {
+        action_data d;
+        d.ds_mad = "-";
+        d.tm_mad = name;
+        d.ds_type = 1;
+        peer->send_request("MONITOR", id, action_data_payload(d));
+        sent[id++] = "system:" + name;
+    }
+    for (const auto &[rid, name] : sent) {
+        const auto r = require_reply("MONITOR", rid);
+        if (name == "restic")
+            BOOST_TEST(r.info != "fallback-monitor", "restic went to the fallback");
+        else
+            BOOST_TEST((r.success && r.info == "fallback-monitor"), name << " did not reach the fallback: " << r.info);
+    }
+    BOOST_TEST(peer->finalize().clean());
+
+    auto argv = recorded_argv(dir);
+    BOOST_REQUIRE(!argv.empty());
+    BOOST_TEST(argv.front() == built::fake_one_datastore());
+    argv.erase(argv.begin());
+    BOOST_TEST(argv == stock_argv, boost::test_tools::per_element());
+    std::set<std::int64_t> forwarded;
+    for (const auto &line : recorded(dir, "LINE MONITOR ")) forwarded.insert(std::stoll(line.substr(1)));
+    for (const auto &[rid, name] : sent)
+        BOOST_TEST(forwarded.contains(rid) == (name != "restic"), name << " (request " << rid << ")");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

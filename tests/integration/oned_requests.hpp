@@ -19,6 +19,8 @@ inline const char *host() { return ONEDS_TEST_HOST_PATH; }
 inline const char *testdrv_plugin() { return ONEDS_TEST_TESTDRV_PATH; }
 inline const char *restic_plugin() { return ONEDS_TEST_RESTIC_PATH; }
 inline const char *fake_one_datastore() { return ONEDS_TEST_FAKE_ONE_DATASTORE_PATH; }
+// conf/oned.conf.snippet of the source tree.
+inline const char *oned_conf_snippet() { return ONEDS_TEST_ONED_CONF_SNIPPET; }
 }  // namespace built
 
 // ---- DS_DRIVER_ACTION_DATA payloads -----------------------------------------

@@ -14,6 +14,10 @@
 //                   info = "concurrency peak <n>": the most seen running at once
 //                   so far in this process
 //   stderr:<text>   writes "<text>\n" to file descriptor 2, then as echo
+//   vmlog <vm_id>   names VM <vm_id> as the request's object (its log lines
+//                   carry that id, ABI 1.2 log_object) and logs one line of
+//                   each level: "debug line", "progress 1/1" (I),
+//                   "warning line" (W), "error line" (E); then as echo
 //   stubborn:<ms>   starts a child `sleep 3600`, logs "child <pid>", then holds
 //                   <ms> ignoring cancellation (a plugin that does not honour
 //                   cancel, with a process of its own), then as echo
@@ -50,7 +54,7 @@ using oneds::runtime::outcome;
 using oneds::runtime::request_context;
 
 std::string behaviour_of(const oneds::sdk::request &req) {
-    if (req.action == "echo" || req.action == "multiline") return req.action;
+    if (req.action == "echo" || req.action == "multiline" || req.action == "vmlog") return req.action;
     if (req.action == "sleep" || req.action == "fail" || req.action == "log" || req.action == "concurrency" ||
         req.action == "stderr" || req.action == "stubborn")
         return req.action + ":" + (req.args.empty() ? std::string("0") : req.args.front());
@@ -113,6 +117,16 @@ outcome act(request_context &ctx) {
         return outcome::ok(echo(ctx.req()));
     }
     if (verb == "multiline") return outcome::ok("line1\nline2");
+    if (verb == "vmlog") {
+        const auto &args = ctx.req().args;
+        if (args.empty()) return outcome::fail("vmlog: needs a VM id", ONEDS_ERR_INVALID);
+        ctx.set_log_object(std::stoll(args.front()));
+        ctx.log(ONEDS_LOG_DEBUG, "debug line");
+        ctx.log(ONEDS_LOG_INFO, "progress 1/1");
+        ctx.log(ONEDS_LOG_WARNING, "warning line");
+        ctx.log(ONEDS_LOG_ERROR, "error line");
+        return outcome::ok(echo(ctx.req()));
+    }
     if (verb == "concurrency")
         return run_concurrency(ctx, std::chrono::milliseconds(std::stoll(arg.empty() ? "0" : arg)));
     if (verb == "stubborn") {
@@ -137,10 +151,27 @@ outcome act(request_context &ctx) {
     return outcome::ok(echo(ctx.req()));
 }
 
-const char *const k_actions[] = {
-    "cp",      "clone", "mkfs",   "rm",      "monitor",           "stat",        "echo",   "multiline",
-    "sleep",   "fail",  "log",    "restore", "increment_flatten", "concurrency", "stderr", "stubborn",
-    "docroot", "xpath", "config", nullptr};
+const char *const k_actions[] = {"cp",
+                                 "clone",
+                                 "mkfs",
+                                 "rm",
+                                 "monitor",
+                                 "stat",
+                                 "echo",
+                                 "multiline",
+                                 "sleep",
+                                 "fail",
+                                 "log",
+                                 "restore",
+                                 "increment_flatten",
+                                 "concurrency",
+                                 "stderr",
+                                 "stubborn",
+                                 "docroot",
+                                 "xpath",
+                                 "config",
+                                 "vmlog",
+                                 nullptr};
 
 // plugin.h: an action not in the table's list gets ONEDS_ERR_UNSUPPORTED from
 // submit() and no callback; without this check act() would echo anything.

@@ -90,7 +90,7 @@ BOOST_AUTO_TEST_CASE(multi_disk_backup_over_sftp_stores_the_stock_file_set) {
     check_backup_line(r);
     // The first backup finds no repository, creates it, and backs up again.
     BOOST_TEST(r.err.find("backup of VM 7: no repository at sftp:") != std::string::npos, r.err);
-    BOOST_TEST(r.err.find("INFO: backup: creating restic repository sftp:") != std::string::npos, r.err);
+    BOOST_TEST(r.err.find("INFO: 7 creating restic repository sftp:") != std::string::npos, r.err);
 
     const std::string repo = f.base_path() + "/7";
     BOOST_TEST(fs::exists(repo + "/config"));
@@ -222,6 +222,28 @@ BOOST_AUTO_TEST_CASE(restic_nice_and_ionice_confine_the_backup) {
     BOOST_TEST(bad.exit_code == 255);
     BOOST_TEST(bad.err.find("RESTIC_IONICE must be an integer from 0 to 7 (-1 for none), got '9'") != std::string::npos,
                bad.err);
+}
+
+// Every line a backup writes on stderr is one OpenNebula's VMM driver turns into
+// a LOG message for the VM (DriverExecHelper: ^(ERROR|INFO|WARN|DEBUG):\s+(\d+)?\s*(.*)$,
+// the number being the VM id), so that it lands in /var/log/one/7.log.
+BOOST_AUTO_TEST_CASE(backup_lines_carry_the_vm_id_for_the_vm_log) {
+    restic_fixture f;
+    f.make_vm(7, {{0, 8, 1}});
+    const auto r = f.host_action("backup", backup_args(f, 7), f.document({{"RESTIC_CPU_QUOTA", "50"}}));
+    check_backup_line(r);
+    const std::regex opennebula(R"(^(ERROR|INFO|WARN|DEBUG):\s+(\d+)?\s*(.*)$)");
+    std::set<std::string> levels;
+    std::istringstream in(r.err);
+    for (std::string line; std::getline(in, line);) {
+        std::smatch m;
+        BOOST_TEST_REQUIRE(std::regex_match(line, m, opennebula), "not a log line for OpenNebula: " << line);
+        BOOST_TEST(m[2].str() == "7", line);
+        levels.insert(m[1].str());
+    }
+    BOOST_TEST(levels.contains("WARN"), r.err);
+    BOOST_TEST(levels.contains("INFO"), r.err);
+    BOOST_TEST(r.err.find("WARN: 7 backup of VM 7: RESTIC_CPU_QUOTA not applied") != std::string::npos, r.err);
 }
 
 BOOST_AUTO_TEST_CASE(ceph_disk_files_give_the_rbd_format) {
@@ -409,6 +431,8 @@ BOOST_AUTO_TEST_CASE(backup_cancel_action_stops_the_running_backup) {
     const auto c = f.host_action("backup_cancel", {"hypervisor:" + f.vm_dir(7), "one-7"}, "<VM><ID>7</ID></VM>");
     BOOST_TEST(c.exit_code == 0, c.err);
     BOOST_TEST(c.out.empty());
+    // Its lines carry the VM id (the VM folder's name), for the VM's log.
+    BOOST_TEST(c.err.find("INFO: 7 backup_cancel: stopping backup process ") != std::string::npos, c.err);
     const auto r = p.wait(std::chrono::seconds(60));
     BOOST_TEST(r.exit_code == 255);
     BOOST_TEST(r.err.find("Backup cancelled") != std::string::npos, r.err);

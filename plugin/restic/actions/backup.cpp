@@ -70,6 +70,9 @@ ports::result<backup_request> parse_backup_request(action_env &env, request_doc 
     r.vm_id = args[4];
     if (!is_decimal_id(r.vm_id))
         return invalid("backup: VM id must be a number, got '" + common::printable(r.vm_id) + "'");
+    // From here every progress line carries the VM id, so that OpenNebula's
+    // VMM driver files it in that VM's log (the stock script's lines carry none).
+    env.ctx.set_log_object(std::stoll(r.vm_id));
     if (bj_id != "-" && !is_decimal_id(bj_id))
         return invalid("backup: backup job id must be a number or '-', got '" + common::printable(bj_id) + "'");
 

@@ -141,6 +141,19 @@ outcome backup_cancel_action(action_env &env) {
     if (auto p = absolute_path_problem(argv_vm_dir); !p.empty())
         return outcome::fail("backup_cancel: the folder in <host>:<vm_dir> " + p + ", got '" +
                              common::printable(argv_vm_dir) + "'");
+    // Log lines carry the VM id, so that they land in that VM's log: the VM
+    // folder's name (<system datastore>/<vm_id>), else the VM document's ID.
+    if (const auto dir_name = std::filesystem::path(clean_path(argv_vm_dir)).filename().string();
+        is_decimal_id(dir_name)) {
+        env.ctx.set_log_object(std::stoll(dir_name));
+    } else {
+        pugi::xml_document vm;
+        const auto &text = env.ctx.req().document;
+        if (!text.empty() && vm.load_buffer(text.data(), text.size())) {
+            const std::string id(common::trim(vm.select_node("//VM/ID").node().text().as_string()));
+            if (is_decimal_id(id)) env.ctx.set_log_object(std::stoll(id));
+        }
+    }
     const std::string &deploy_id = args[1];
     if (deploy_id.empty()) return outcome::fail("backup_cancel: empty deploy id");
 
