@@ -74,9 +74,11 @@ std::vector<pid_t> signal_descendants(pid_t root, int sig) {
     const std::vector<pid_t> tree = descendant_pids(root);
     const std::set<pid_t> family(tree.begin(), tree.end());
     // First pin every member with a pidfd and check its parent while the
-    // whole tree still stands; only then signal, leaves first.  Signalling
-    // a parent before its children were checked would let them be
-    // reparented (to init or a subreaper) and then look like strangers.
+    // whole tree still stands; only then signal anyone. Signalling a parent
+    // before its children were checked would let them be reparented (to init
+    // or a subreaper) and then look like strangers. Once pinned, order does
+    // not matter for reaching them; parents go first, so a shell does not
+    // see its children die and exit on its own before its signal.
     std::vector<std::pair<pid_t, int>> pinned;
     for (const pid_t pid : tree) {
         const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
@@ -88,10 +90,9 @@ std::vector<pid_t> signal_descendants(pid_t root, int sig) {
             ::close(fd);
     }
     std::vector<pid_t> signalled;
-    // descendant_pids lists every process after its parent: reversed, children come first.
-    for (auto it = pinned.rbegin(); it != pinned.rend(); ++it) {
-        if (::syscall(SYS_pidfd_send_signal, it->second, sig, nullptr, 0) == 0) signalled.push_back(it->first);
-        ::close(it->second);
+    for (const auto &[pid, fd] : pinned) {
+        if (::syscall(SYS_pidfd_send_signal, fd, sig, nullptr, 0) == 0) signalled.push_back(pid);
+        ::close(fd);
     }
     return signalled;
 }
