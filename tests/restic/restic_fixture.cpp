@@ -200,6 +200,9 @@ std::string restic_fixture::write_config(const std::map<std::string, std::string
         {"lock_retry_interval", "0.5"},
         {"progress_interval", "0"},
         {"kill_grace", "5"},
+        // A private socket directory per instance: the default, OpenNebula's
+        // shared one, would let tests share masters.
+        {"ssh_control_dir", ""},
     };
     for (const auto &[k, v] : plugin) cfg[k] = v;
     std::string text = "log_level = debug\n[plugin.restic]\n";
@@ -261,6 +264,9 @@ std::string restic_fixture::write_config(const std::map<std::string, std::string
         {"lock_retry_interval", "0.5"},
         {"progress_interval", "0"},
         {"kill_grace", "5"},
+        // A private socket directory per instance: the default, OpenNebula's
+        // shared one, would let tests share masters.
+        {"ssh_control_dir", ""},
     };
     for (const auto &[k, v] : plugin) cfg[k] = v;
     std::string text;
