@@ -61,9 +61,9 @@ ports::result<ports::capacity_info> sftp_store::capacity(const std::string &path
 }
 
 ports::result<std::optional<std::string>> sftp_store::read_file(const std::string &path, std::size_t max,
-                                                               const std::stop_token &stop) {
-    return on_session<std::optional<std::string>>(
-        "read", path, stop, [&](internal::session &s) { return s.read_file(path, max, stop); });
+                                                                const std::stop_token &stop) {
+    return on_session<std::optional<std::string>>("read", path, stop,
+                                                  [&](internal::session &s) { return s.read_file(path, max, stop); });
 }
 
 ports::status sftp_store::put_file(const std::string &local_path, const std::string &path, unsigned mode,

@@ -29,7 +29,8 @@ namespace {
 // ours and closed to others, since whoever can reach a socket can run
 // commands as us on the host.
 std::string control_dir_problem(const std::string &dir) {
-    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return std::string("cannot create it: ") + std::strerror(errno);
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+        return std::string("cannot create it: ") + std::strerror(errno);
     struct stat st {};
     if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return "is not a directory";
     if (st.st_uid != ::geteuid() || (st.st_mode & 077) != 0)
@@ -47,7 +48,8 @@ control_dir_choice make_control_dir(const plugin_settings &s, std::vector<std::s
         const std::string &dir = s.ssh_control_dir;
         const std::string problem = control_dir_problem(dir);
         if (problem.empty()) return {dir, true};
-        if (s.ssh_control_dir_set) throw std::invalid_argument("[plugin.restic] ssh_control_dir " + dir + " " + problem);
+        if (s.ssh_control_dir_set)
+            throw std::invalid_argument("[plugin.restic] ssh_control_dir " + dir + " " + problem);
         warnings.push_back("ssh connection reuse: " + dir + " " + problem +
                            "; using a private socket directory, so connections last only as long as this process "
                            "(set ssh_control_dir to a directory of this user's)");

@@ -203,6 +203,10 @@ std::string restic_fixture::write_config(const std::map<std::string, std::string
         // A private socket directory per instance: the default, OpenNebula's
         // shared one, would let tests share masters.
         {"ssh_control_dir", ""},
+        // OpenNebula's remotes on the front end and their copy on the other
+        // hosts: in the scratch tree, never this machine's.
+        {"remotes_dir", dir_.file("remotes")},
+        {"scripts_remote_dir", dir_.file("var_tmp_one")},
     };
     for (const auto &[k, v] : plugin) cfg[k] = v;
     std::string text = "log_level = debug\n[plugin.restic]\n";
@@ -267,6 +271,10 @@ std::string restic_fixture::write_config(const std::map<std::string, std::string
         // A private socket directory per instance: the default, OpenNebula's
         // shared one, would let tests share masters.
         {"ssh_control_dir", ""},
+        // OpenNebula's remotes on the front end and their copy on the other
+        // hosts: in the scratch tree, never this machine's.
+        {"remotes_dir", dir_.file("remotes")},
+        {"scripts_remote_dir", dir_.file("var_tmp_one")},
     };
     for (const auto &[k, v] : plugin) cfg[k] = v;
     std::string text;

@@ -473,7 +473,8 @@ ports::result<LIBSSH2_SFTP_HANDLE *> session::open(const std::string &path, unsi
 
 void session::close(LIBSSH2_SFTP_HANDLE *handle, const std::stop_token &stop) {
     if (health_ != health::good) return;  // freed with the session
-    if (const int rc = run(stop, [&] { return libssh2_sftp_close_handle(handle); }); rc != 0 && rc != LIBSSH2_ERROR_SFTP_PROTOCOL)
+    if (const int rc = run(stop, [&] { return libssh2_sftp_close_handle(handle); });
+        rc != 0 && rc != LIBSSH2_ERROR_SFTP_PROTOCOL)
         (void)failure(rc, "close", "");
 }
 
@@ -488,14 +489,14 @@ ports::status session::rename(const std::string &from, const std::string &to, co
 }
 
 ports::status session::remove(const std::string &path, const std::stop_token &stop) {
-    const int rc =
-        run(stop, [&] { return libssh2_sftp_unlink_ex(sftp_.get(), path.c_str(), static_cast<unsigned>(path.size())); });
+    const int rc = run(
+        stop, [&] { return libssh2_sftp_unlink_ex(sftp_.get(), path.c_str(), static_cast<unsigned>(path.size())); });
     if (rc != 0) return failure(rc, "remove", path);
     return ports::ok();
 }
 
 ports::result<std::optional<std::string>> session::read_file(const std::string &path, std::size_t max,
-                                                            const std::stop_token &stop) {
+                                                             const std::stop_token &stop) {
     auto opened = open(path, LIBSSH2_FXF_READ, 0, stop);
     if (!opened) {
         if (opened.err().kind == error_kind::not_found) return std::optional<std::string>();
@@ -553,7 +554,8 @@ ports::status session::put_file(const std::string &local_path, const std::string
     if (const int rc = run(stop, [&] { return libssh2_sftp_fsetstat(*opened, &attrs); }); rc != 0)
         return give_up(failure(rc, "chmod", temp));
     close(*opened, stop);
-    if (health_ != health::good) return error{error_kind::unreachable, "write " + temp + " on " + peer_ + ": connection lost"};
+    if (health_ != health::good)
+        return error{error_kind::unreachable, "write " + temp + " on " + peer_ + ": connection lost"};
     if (rename(temp, path, stop)) return ports::ok();
     // path exists (or the rename failed for another reason): move it aside first.
     const std::string old = temp + ".old";

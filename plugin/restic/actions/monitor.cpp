@@ -10,7 +10,7 @@
 // As stock, monitor also keeps the backup server's restic in step with the
 // front end's: when /var/tmp/one/VERSION there does not start with the line
 // of <remotes>/VERSION, or /var/tmp/one/datastore/restic/restic is not an
-// executable file, both are copied from the front end's remotes. Stock does
+// executable file (/var/tmp/one: scripts_remote_dir), both are copied from the front end's remotes. Stock does
 // it with ssh and rsync; here it goes through the same pooled SFTP session
 // (a temporary name, chmod, rename: never a partial binary in place), and
 // costs two SFTP requests when nothing is to be copied. Like stock, the copy
@@ -35,11 +35,7 @@ namespace oneds::restic {
 namespace {
 std::uint64_t ceil_mib(std::uint64_t bytes) { return (bytes + 1048575) / 1048576; }
 
-constexpr const char *remote_one_dir = "/var/tmp/one";
-
-std::string first_line(std::string_view text) {
-    return std::string(common::trim(text.substr(0, text.find('\n'))));
-}
+std::string first_line(std::string_view text) { return std::string(common::trim(text.substr(0, text.find('\n')))); }
 
 bool executable_file(const std::string &path) {
     struct stat st {};
@@ -64,7 +60,7 @@ void sync_backup_server_restic(action_env &env, const datastore_attributes &attr
     const std::string front_bin = remotes + "/datastore/restic/restic";
     if (!executable_file(front_bin)) return;  // no OpenNebula restic here: nothing to copy
     const std::string version = frontend_version(remotes);
-    const std::string dir = remote_one_dir;
+    const std::string dir = env.settings.scripts_remote_dir;
     const std::string bin = dir + "/datastore/restic/restic";
     const std::string where = attrs.sftp_user + "@" + attrs.sftp_server;
     const auto warn = [&](const std::string &what, const ports::error &e) {

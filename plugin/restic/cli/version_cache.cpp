@@ -3,8 +3,7 @@
 namespace oneds::restic {
 
 std::optional<restic_version> version_cache::get(ports::process_runner &runner, const std::string &host,
-                                                 const std::vector<std::string> &words,
-                                                 const std::stop_token &stop) {
+                                                 const std::vector<std::string> &words, const std::stop_token &stop) {
     const auto key = std::make_pair(host, words);
     {
         std::lock_guard lock(mutex_);

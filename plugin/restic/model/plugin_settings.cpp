@@ -60,8 +60,8 @@ std::string default_remotes_dir() {
 plugin_settings parse_plugin_settings(const sdk::config_map &config) {
     plugin_settings s;
     s.remotes_dir = default_remotes_dir();
-    s.datastore_conf = s.remotes_dir + "/etc/datastore/datastore.conf";
-    s.restic_bin = s.remotes_dir + "/datastore/restic/restic";
+    s.restic_bin_set = s.remote_restic_bin_set = false;
+    bool datastore_conf_set = false;
     bool remote_cfg_set = false;
     for (const auto &[key, value] : config) {
         if (key == "host.threads")
@@ -76,15 +76,20 @@ plugin_settings parse_plugin_settings(const sdk::config_map &config) {
             if (value.empty()) throw std::invalid_argument("[plugin.restic] " + key + " must not be empty");
             (key == "restic_bin" ? s.restic_bin : s.remote_restic_bin) = value;
             (key == "restic_bin" ? s.restic_bin_set : s.remote_restic_bin_set) = true;
-        }
-        else if (key == "ssh_config")
+        } else if (key == "ssh_config")
             s.ssh_config = value;
         else if (key == "remote_ssh_config") {
             s.remote_ssh_config = value;
             remote_cfg_set = true;
-        } else if (key == "datastore_conf")
+        } else if (key == "datastore_conf") {
             s.datastore_conf = value;
-        else if (key == "lock_dir")
+            datastore_conf_set = true;
+        } else if (key == "remotes_dir" || key == "scripts_remote_dir") {
+            if (value.empty() || value.front() != '/')
+                throw std::invalid_argument("[plugin.restic] " + key + " must be an absolute path, got '" + value +
+                                            "'");
+            (key == "remotes_dir" ? s.remotes_dir : s.scripts_remote_dir) = value;
+        } else if (key == "lock_dir")
             s.lock_dir = value;
         else if (key == "oned_timeout")
             continue;  // read by the oned adapter
@@ -122,6 +127,9 @@ plugin_settings parse_plugin_settings(const sdk::config_map &config) {
     // An explicit ssh_config from the [plugin.restic] section wins over host.ssh_config.
     if (auto it = config.find("ssh_config"); it != config.end()) s.ssh_config = it->second;
     if (!remote_cfg_set) s.remote_ssh_config = s.ssh_config;
+    if (!datastore_conf_set) s.datastore_conf = s.remotes_dir + "/etc/datastore/datastore.conf";
+    if (!s.restic_bin_set) s.restic_bin = s.remotes_dir + "/datastore/restic/restic";
+    if (!s.remote_restic_bin_set) s.remote_restic_bin = s.scripts_remote_dir + "/datastore/restic/restic";
     return s;
 }
 

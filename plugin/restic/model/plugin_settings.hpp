@@ -15,22 +15,27 @@ namespace oneds::restic {
 struct plugin_settings {
     // restic on the front end. Default (restic_bin_set false): OpenNebula's
     // copy, <remotes>/datastore/restic/restic, else restic from PATH with a
-    // warning (restic_binary.hpp). An explicit setting is used as given.
-    std::string restic_bin;
-    bool restic_bin_set = false;
+    // warning (resolve_frontend_restic). An explicit setting is used as given.
+    // (A default-constructed value, as the tests build, runs `restic` from
+    // PATH as if set; parse_plugin_settings() gives the defaults.)
+    std::string restic_bin = "restic";
+    bool restic_bin_set = true;
     std::string restic_bin_missing;  // set by resolve_frontend_restic(): no restic here, why
     // restic on hypervisors and the backup server: OpenNebula's copy there, as
     // stock; a default that is not executable falls back to the host's PATH
     // with a warning, decided on the host (restic_command.hpp). An explicit
     // setting is used as given.
-    std::string remote_restic_bin = "/var/tmp/one/datastore/restic/restic";
-    bool remote_restic_bin_set = false;
-    std::string remotes_dir;  // OpenNebula's remotes on the front end (VERSION, datastore/restic/restic)
-    std::string ssh_config;                    // -F for every ssh; "" = ssh's default (~/.ssh/config)
-    std::string remote_ssh_config;             // -F for restic's ssh on hypervisors; default = ssh_config
-    std::string datastore_conf;                // where BACKUP_BASE_PATH is read from
-    std::string lock_dir = "/var/lock/one";    // flock files that serialise repository creation
-    unsigned lock_retries = 720;  // PR #7729's default: an hour at 5 s, for long prunes
+    std::string remote_restic_bin = "restic";  // default: <scripts_remote_dir>/datastore/restic/restic
+    bool remote_restic_bin_set = true;
+    // OpenNebula's remotes on the front end (VERSION, datastore/restic/restic)
+    // and their copy on the other hosts (oned.conf's SCRIPTS_REMOTE_DIR).
+    std::string remotes_dir;
+    std::string scripts_remote_dir = "/var/tmp/one";
+    std::string ssh_config;                  // -F for every ssh; "" = ssh's default (~/.ssh/config)
+    std::string remote_ssh_config;           // -F for restic's ssh on hypervisors; default = ssh_config
+    std::string datastore_conf;              // where BACKUP_BASE_PATH is read from
+    std::string lock_dir = "/var/lock/one";  // flock files that serialise repository creation
+    unsigned lock_retries = 720;             // PR #7729's default: an hour at 5 s, for long prunes
     std::chrono::milliseconds lock_retry_interval{5000};
     std::chrono::milliseconds kill_grace{10000};
     std::chrono::milliseconds progress_interval{10000};
