@@ -50,7 +50,7 @@ control_dir_choice make_control_dir(const plugin_settings &s, std::vector<std::s
         if (problem.empty()) return {dir, true};
         if (s.ssh_control_dir_set)
             throw std::invalid_argument("[plugin.restic] ssh_control_dir " + dir + " " + problem);
-        warnings.push_back("ssh connection reuse: " + dir + " " + problem +
+        warnings.push_back("ssh connection reuse: " + dir + ": " + problem +
                            "; using a private socket directory, so connections last only as long as this process "
                            "(set ssh_control_dir to a directory of this user's)");
     }

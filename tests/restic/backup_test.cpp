@@ -188,6 +188,33 @@ BOOST_AUTO_TEST_CASE(shared_ssh_control_dir_keeps_the_connection_for_the_next_ac
     BOOST_TEST(snapshots(f, f.base_path() + "/7").size() == 2u);
 }
 
+// The default socket directory is OpenNebula's /run/one/ssh-socks. Where it
+// cannot be used (here: no /run/one, unless something made it), a private
+// one serves, with one warning, and the backup runs.
+BOOST_AUTO_TEST_CASE(default_ssh_control_dir_is_opennebulas_else_a_private_one_with_a_warning) {
+    restic_fixture f;
+    f.make_vm(7, {{0, 8, 1}});
+    struct stat st {};
+    const bool usable = ::lstat("/run/one/ssh-socks", &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == ::geteuid() &&
+                        (st.st_mode & 077) == 0;
+    const bool parent = fs::is_directory("/run/one");
+    const auto r = f.host_action("backup", backup_args(f, 7), f.document(), {{"ssh_control_dir", k_unset}});
+    check_backup_line(r);
+    const std::string warning = "ssh connection reuse: /run/one/ssh-socks: ";
+    if (usable || parent) {
+        BOOST_TEST_MESSAGE("/run/one exists here: the fallback is not exercised");
+        if (usable) BOOST_TEST(r.err.find(warning) == std::string::npos, r.err);
+    } else {
+        BOOST_TEST(r.err.find(warning + "cannot create it: No such file or directory; using a private socket "
+                                        "directory") != std::string::npos,
+                   r.err);
+        BOOST_TEST(!fs::exists("/run/one"), "the plugin made /run/one");
+    }
+    std::size_t count = 0;
+    for (std::size_t at = r.err.find(warning); at != std::string::npos; at = r.err.find(warning, at + 1)) ++count;
+    BOOST_TEST(count <= 1U, r.err);
+}
+
 // docs/stock-driver.md#confinement: RESTIC_NICE / RESTIC_IONICE confine the backup's restic.
 BOOST_AUTO_TEST_CASE(restic_nice_and_ionice_confine_the_backup) {
     restic_fixture f;

@@ -208,7 +208,12 @@ std::string restic_fixture::write_config(const std::map<std::string, std::string
         {"remotes_dir", dir_.file("remotes")},
         {"scripts_remote_dir", dir_.file("var_tmp_one")},
     };
-    for (const auto &[k, v] : plugin) cfg[k] = v;
+    for (const auto &[k, v] : plugin) {
+        if (v == k_unset)
+            cfg.erase(k);
+        else
+            cfg[k] = v;
+    }
     std::string text = "log_level = debug\n[plugin.restic]\n";
     for (const auto &[k, v] : cfg) text += k + " = " + v + "\n";
     static int n = 0;
@@ -276,7 +281,12 @@ std::string restic_fixture::write_config(const std::map<std::string, std::string
         {"remotes_dir", dir_.file("remotes")},
         {"scripts_remote_dir", dir_.file("var_tmp_one")},
     };
-    for (const auto &[k, v] : plugin) cfg[k] = v;
+    for (const auto &[k, v] : plugin) {
+        if (v == k_unset)
+            cfg.erase(k);
+        else
+            cfg[k] = v;
+    }
     std::string text;
     for (const auto &[k, v] : top) text += k + " = " + v + "\n";
     text += "[plugin.restic]\n";

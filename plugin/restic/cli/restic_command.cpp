@@ -36,7 +36,7 @@ constexpr const char *picker_script =
 }  // namespace
 
 std::vector<std::string> restic_words(const repo_site &site) {
-    if (site.host.empty() || !site.path_fallback) return {site.restic_bin};
+    if (!site.path_fallback) return {site.restic_bin};
     return {"sh", "-c", picker_script, "oneds-restic", site.restic_bin};
 }
 

@@ -38,10 +38,11 @@ struct repo_site {
     std::string repo;        // URL or path as restic on that host sees it
     std::string ssh_config;  // for sftp.command (an sftp: repository reached from here), "" = none
     std::string path;        // the repository's path on its storage (BASE_PATH/<id>)
-    // On another host: restic_bin is OpenNebula's copy there, and when it is
-    // not executable restic from that host's PATH runs instead, with a
-    // warning; the choice is made in the same ssh, by a constant script
-    // (restic_words). fallback_hint says how to put the copy there.
+    // restic_bin is OpenNebula's copy on a hypervisor or the backup server
+    // (which may be this machine), and when it is not executable restic from
+    // that host's PATH runs instead, with a warning; the choice is made in the
+    // same ssh, by a constant script (restic_words). fallback_hint says how to
+    // put the copy there.
     bool path_fallback = false;
     std::string fallback_hint;
     // Not empty: no restic can run at this site; the error to report.
@@ -78,7 +79,7 @@ struct restic_command {
 };
 
 // The words that start restic at site: {restic_bin}, or with path_fallback
-// on another host `sh -c <picker> oneds-restic <restic_bin>`, where the
+// `sh -c <picker> oneds-restic <restic_bin>`, where the
 // constant picker execs restic_bin when it is an executable file, else the
 // restic on PATH after printing "ONEDS_RESTIC_FROM_PATH=<path>" to stderr,
 // else prints "ONEDS_RESTIC_MISSING=<restic_bin>" and exits 127 (the runner

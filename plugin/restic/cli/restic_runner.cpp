@@ -96,16 +96,17 @@ ports::result<restic_outcome> restic_runner::run(const restic_command &r, const 
     out.raw = std::move(res.value());
     out.raw.stderr_text = redact(out.raw.stderr_text, password);
     out.raw.stdout_text = redact(out.raw.stdout_text, password);
-    if (r.site.path_fallback && !host.empty()) {
+    if (r.site.path_fallback) {
+        const std::string where = host.empty() ? std::string("this host") : host;
         const auto picked = take_picker_lines(out.raw.stderr_text);
         const std::string hint = r.site.fallback_hint.empty() ? std::string() : " (" + r.site.fallback_hint + ")";
         if (picked.missing && out.raw.exit_code == 127)
-            return ports::error{ports::error_kind::not_found, "no restic on " + host + ": " + r.site.restic_bin +
+            return ports::error{ports::error_kind::not_found, "no restic on " + where + ": " + r.site.restic_bin +
                                                                   " is not an executable file and restic is not "
                                                                   "on its PATH" +
                                                                   hint};
         if (!picked.from_path.empty() && log_)
-            log_('W', "restic on " + host + ": " + r.site.restic_bin + " is not an executable file there, using " +
+            log_('W', "restic on " + where + ": " + r.site.restic_bin + " is not an executable file there, using " +
                           picked.from_path + " from its PATH" + hint);
     }
     out.exit = classify_exit(out.raw.exit_code, out.raw.stderr_text);
