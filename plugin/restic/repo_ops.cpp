@@ -59,7 +59,9 @@ repo_site here(const action_env &env, std::string repo, std::string ssh_config, 
     return site;
 }
 
-// OpenNebula's copy on that host, else its PATH (restic_words).
+// OpenNebula's copy on that host, else its PATH (restic_words). Deliberate
+// difference: stock runs the fixed path and fails when it is missing; a
+// distribution restic on the host then still works, with a warning.
 repo_site remote(const action_env &env, std::string host, std::string repo, std::string ssh_config, std::string path,
                  std::string hint) {
     repo_site site;
