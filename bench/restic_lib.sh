@@ -22,12 +22,30 @@ lock_dir = $rb_tmp/locks
 progress_interval = 0
 EOF
     rb_plugin=$build/bin/libone_ds_restic.so
+    # The plugin's default ssh_control_dir is OpenNebula's /run/one/ssh-socks,
+    # which OpenNebula's packages create (tmpfiles: 0700, oneadmin). Made here
+    # the same way when missing, so that "ours" runs in the default
+    # configuration of a front end; removed again by rb_teardown.
+    rb_made_socks=
+    if [ ! -d /run/one/ssh-socks ] && mkdir -p -m 0750 /run/one 2>/dev/null &&
+        mkdir -m 0700 /run/one/ssh-socks 2>/dev/null; then
+        rb_made_socks=1
+    fi
     trap rb_teardown EXIT
     rb_sftp_opt="--option=sftp.command=ssh -F $BENCH_SSH_CONFIG -o BatchMode=yes -l $BENCH_SSH_USER backupserver -s sftp"
 }
 
 rb_teardown() {
     trap - EXIT
+    if [ -n "${rb_made_socks:-}" ]; then
+        local sock
+        for sock in /run/one/ssh-socks/*; do
+            [ -S "$sock" ] && ssh -o "ControlPath=$sock" -O exit this >/dev/null 2>&1
+        done
+        rm -rf /run/one/ssh-socks
+        rmdir /run/one 2>/dev/null || true
+        rb_made_socks=
+    fi
     bench_sshd_stop
     rm -rf -- "$rb_tmp"
 }

@@ -60,6 +60,18 @@ ports::result<ports::capacity_info> sftp_store::capacity(const std::string &path
                                             [&](internal::session &s) { return s.statvfs(path, stop); });
 }
 
+ports::result<std::optional<std::string>> sftp_store::read_file(const std::string &path, std::size_t max,
+                                                                const std::stop_token &stop) {
+    return on_session<std::optional<std::string>>("read", path, stop,
+                                                  [&](internal::session &s) { return s.read_file(path, max, stop); });
+}
+
+ports::status sftp_store::put_file(const std::string &local_path, const std::string &path, unsigned mode,
+                                   const std::stop_token &stop) {
+    return on_session<ports::none>("write", path, stop,
+                                   [&](internal::session &s) { return s.put_file(local_path, path, mode, stop); });
+}
+
 std::string sftp_store::describe() const { return description_; }
 
 }  // namespace oneds::adapters::sftp

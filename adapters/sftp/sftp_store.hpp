@@ -37,6 +37,10 @@ public:
     ports::result<ports::file_info> stat(const std::string &path, const std::stop_token &stop) override;
     ports::status make_directories(const std::string &path, const std::stop_token &stop) override;
     ports::result<ports::capacity_info> capacity(const std::string &path, const std::stop_token &stop) override;
+    ports::result<std::optional<std::string>> read_file(const std::string &path, std::size_t max,
+                                                        const std::stop_token &stop) override;
+    ports::status put_file(const std::string &local_path, const std::string &path, unsigned mode,
+                           const std::stop_token &stop) override;
     std::string describe() const override;
 
 private:

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <stop_token>
 #include <string>
 
@@ -20,6 +21,7 @@ struct file_info {
     bool exists = false;
     bool is_directory = false;
     std::uint64_t size = 0;
+    bool executable = false;  // a regular file with an execute bit
 };
 
 struct capacity_info {
@@ -39,6 +41,25 @@ public:
     virtual status make_directories(const std::string &path, const std::stop_token &stop) = 0;
     // statvfs of the filesystem holding path.
     virtual result<capacity_info> capacity(const std::string &path, const std::stop_token &stop) = 0;
+    // Up to max bytes from the start of the file at path; nullopt (not an
+    // error) when it is absent. Stores that cannot: error_kind::unsupported.
+    virtual result<std::optional<std::string>> read_file(const std::string &path, std::size_t max,
+                                                         const std::stop_token &stop) {
+        (void)max;
+        (void)stop;
+        return error{error_kind::unsupported, "cannot read " + path + " on " + describe()};
+    }
+    // Puts a copy of the local file local_path at path with mode: written
+    // under a temporary name beside path, given mode, then renamed to path,
+    // so that path never holds a partial file. The directory must exist.
+    // Stores that cannot: error_kind::unsupported.
+    virtual status put_file(const std::string &local_path, const std::string &path, unsigned mode,
+                            const std::stop_token &stop) {
+        (void)local_path;
+        (void)mode;
+        (void)stop;
+        return error{error_kind::unsupported, "cannot write " + path + " on " + describe()};
+    }
     // What this store is, for messages: "sftp://user@server", "local".
     virtual std::string describe() const = 0;
 };

@@ -47,23 +47,53 @@ ports::result<std::string> prune_max_unused(const request_doc &d) {
                                             value + "'")};
 }
 
+namespace {
+
+repo_site here(const action_env &env, std::string repo, std::string ssh_config, std::string path) {
+    repo_site site;
+    site.restic_bin = env.settings.restic_bin;
+    site.repo = std::move(repo);
+    site.ssh_config = std::move(ssh_config);
+    site.path = std::move(path);
+    site.unavailable = env.settings.restic_bin_missing;
+    return site;
+}
+
+// OpenNebula's copy on that host, else its PATH (restic_words). Deliberate
+// difference: stock runs the fixed path and fails when it is missing; a
+// distribution restic on the host then still works, with a warning.
+repo_site remote(const action_env &env, std::string host, std::string repo, std::string ssh_config, std::string path,
+                 std::string hint) {
+    repo_site site;
+    site.host = std::move(host);
+    site.restic_bin = env.settings.remote_restic_bin;
+    site.repo = std::move(repo);
+    site.ssh_config = std::move(ssh_config);
+    site.path = std::move(path);
+    site.path_fallback = !env.settings.remote_restic_bin_set;
+    site.fallback_hint = std::move(hint);
+    return site;
+}
+
+}  // namespace
+
 repo_site frontend_site(const action_env &env, const datastore_attributes &a, const std::string &repo_path) {
-    return repo_site{"", env.settings.restic_bin, repository_url(a, repo_path), env.settings.ssh_config,
-                     clean_path(repo_path)};
+    return here(env, repository_url(a, repo_path), env.settings.ssh_config, clean_path(repo_path));
 }
 
 repo_site maintenance_site(const action_env &env, const datastore_attributes &a, const std::string &repo_path) {
     const std::string path = clean_path(repo_path);
-    if (a.backend == backend_kind::local) return repo_site{"", env.settings.restic_bin, path, "", path};
+    if (a.backend == backend_kind::local) return here(env, path, "", path);
     const std::string host = env.exec_host(a.sftp_server);
-    if (host.empty()) return repo_site{"", env.settings.restic_bin, path, "", path};
-    return repo_site{a.sftp_user + "@" + host, env.settings.remote_restic_bin, path, "", path};
+    if (host.empty()) return here(env, path, "", path);
+    return remote(env, a.sftp_user + "@" + host, path, "", path,
+                  "the datastore's monitor copies OpenNebula's restic there from the front end's remotes");
 }
 
 repo_site hypervisor_site(const action_env &env, const datastore_attributes &a, const std::string &vm_host,
                           const std::string &repo_path) {
-    return repo_site{env.exec_host(vm_host), env.settings.remote_restic_bin, repository_url(a, repo_path),
-                     env.settings.remote_ssh_config, clean_path(repo_path)};
+    return remote(env, env.exec_host(vm_host), repository_url(a, repo_path), env.settings.remote_ssh_config,
+                  clean_path(repo_path), "run `onehost sync` on the front end to place OpenNebula's restic there");
 }
 
 namespace {

@@ -12,6 +12,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <cstdlib>
 #include <stdexcept>
 
 #include <stdlib.h>
@@ -23,28 +24,47 @@
 namespace oneds::restic {
 namespace {
 
-// The directory for the ssh multiplexing sockets: the configured shared one
-// (created 0700 when missing; refused unless it is ours and closed to others,
-// since whoever can reach a socket can run commands as us on the host), or a
-// private one for this instance.
-std::string make_control_dir(const plugin_settings &s) {
+// Why dir cannot hold the ssh multiplexing sockets ("" when it can): it is
+// created 0700 when missing (its parent must exist), and refused unless it is
+// ours and closed to others, since whoever can reach a socket can run
+// commands as us on the host.
+std::string control_dir_problem(const std::string &dir) {
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+        return std::string("cannot create it: ") + std::strerror(errno);
+    struct stat st {};
+    if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return "is not a directory";
+    if (st.st_uid != ::geteuid() || (st.st_mode & 077) != 0)
+        return "must belong to this user and be closed to others (chmod 700)";
+    return {};
+}
+
+// The directory for the ssh multiplexing sockets: the shared one (OpenNebula's
+// own by default), or a private one for this instance. A shared directory
+// set in the configuration must be usable; the default one falls back to a
+// private directory with a warning (appended to warnings), never failing.
+control_dir_choice make_control_dir(const plugin_settings &s, std::vector<std::string> &warnings) {
     if (!s.ssh_multiplex) return {};
     if (!s.ssh_control_dir.empty()) {
         const std::string &dir = s.ssh_control_dir;
-        if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
-            throw std::invalid_argument("[plugin.restic] ssh_control_dir " + dir +
-                                        ": cannot create it: " + std::strerror(errno));
-        struct stat st {};
-        if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-            throw std::invalid_argument("[plugin.restic] ssh_control_dir " + dir + " is not a directory");
-        if (st.st_uid != ::geteuid() || (st.st_mode & 077) != 0)
-            throw std::invalid_argument("[plugin.restic] ssh_control_dir " + dir +
-                                        " must belong to this user and be closed to others (chmod 700)");
-        return dir;
+        const std::string problem = control_dir_problem(dir);
+        if (problem.empty()) return {dir, true};
+        if (s.ssh_control_dir_set)
+            throw std::invalid_argument("[plugin.restic] ssh_control_dir " + dir + " " + problem);
+        warnings.push_back("ssh connection reuse: " + dir + ": " + problem +
+                           "; using a private socket directory, so connections last only as long as this process "
+                           "(set ssh_control_dir to a directory of this user's)");
     }
     std::string templ = "/tmp/oneds-ssh-XXXXXX";        // short: socket paths are limited to 108 bytes
     if (::mkdtemp(templ.data()) == nullptr) return {};  // fall back to one connection per ssh
-    return templ;
+    return {templ, false};
+}
+
+plugin_settings prepared_settings(const sdk::config_map &config, std::vector<std::string> &warnings) {
+    plugin_settings s = parse_plugin_settings(config);
+    const char *path = std::getenv("PATH");
+    if (auto w = resolve_frontend_restic(s, path != nullptr ? path : ""); !w.empty()) warnings.push_back(std::move(w));
+    if (!s.restic_bin_missing.empty()) warnings.push_back(s.restic_bin_missing);
+    return s;
 }
 
 adapters::ssh::ssh_options ssh_options_from(const plugin_settings &s, const std::string &control_dir) {
@@ -63,9 +83,9 @@ adapters::ssh::ssh_options ssh_options_from(const plugin_settings &s, const std:
 }  // namespace
 
 plugin_instance::plugin_instance(sdk::host_link host, const sdk::config_map &config)
-    : settings_(parse_plugin_settings(config)),
-      control_dir_(make_control_dir(settings_)),
-      runner_(local_runner_, ssh_options_from(settings_, control_dir_)),
+    : settings_(prepared_settings(config, warnings_)),
+      control_dir_(make_control_dir(settings_, warnings_)),
+      runner_(local_runner_, ssh_options_from(settings_, control_dir_.dir)),
       ssh_settings_(local_runner_),
       sftp_pool_(std::make_shared<adapters::sftp::session_pool>(
           ssh_settings_,
@@ -77,11 +97,11 @@ plugin_instance::plugin_instance(sdk::host_link host, const sdk::config_map &con
 plugin_instance::~plugin_instance() {
     dispatcher_.shutdown();
     // Masters in a shared directory stay for the next process (ControlPersist).
-    if (!settings_.ssh_control_dir.empty()) return;
+    if (control_dir_.shared) return;
     runner_.close_masters();
-    if (!control_dir_.empty()) {
+    if (!control_dir_.dir.empty()) {
         std::error_code ec;
-        std::filesystem::remove_all(control_dir_, ec);
+        std::filesystem::remove_all(control_dir_.dir, ec);
     }
 }
 
@@ -139,6 +159,9 @@ std::int32_t plugin_instance::submit(sdk::request req) {
         (entry->needs == action_needs::oned_or_datastore && req.document.find("<DATASTORE") == std::string::npos);
     const bool needs_oned_as_user = entry->needs == action_needs::oned_as_user;
     return dispatcher_.start(std::move(req), [this, fn, needs_oned, needs_oned_as_user](runtime::request_context &ctx) {
+        // What the instance found when it started, once, with the first request.
+        if (!warned_.exchange(true))
+            for (const auto &w : warnings_) ctx.log('W', w);
         action_env env{settings_, runner_, *this, ctx, nullptr, &versions_, {}};
         env.is_ssh_alias = [this](std::string_view host) { return is_ssh_alias(host); };
         if (needs_oned) {

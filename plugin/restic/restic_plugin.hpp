@@ -15,11 +15,20 @@
 
 #include <oneds/plugin.hpp>
 
+#include <atomic>
 #include <map>
+#include <string>
+#include <vector>
 #include <memory>
 #include <mutex>
 
 namespace oneds::restic {
+
+// The ssh multiplexing socket directory in use ("" when off).
+struct control_dir_choice {
+    std::string dir;
+    bool shared = false;  // masters outlive the instance (ControlPersist)
+};
 
 class plugin_instance final : public sdk::instance, private store_provider {
 public:
@@ -40,8 +49,10 @@ private:
     // names.hpp: a Host entry of the ssh client configuration with a HostName.
     bool is_ssh_alias(std::string_view host);
 
+    std::vector<std::string> warnings_;  // found at start, logged with the first request
+    std::atomic<bool> warned_{false};
     plugin_settings settings_;
-    std::string control_dir_;  // private ssh multiplexing sockets ("" when off)
+    control_dir_choice control_dir_;
     adapters::process::local_runner local_runner_;
     adapters::ssh::ssh_runner runner_;
     adapters::sshconfig::resolver ssh_settings_;  // ssh -G, cached: the SFTP store and the alias check

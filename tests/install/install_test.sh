@@ -47,7 +47,9 @@ check_layout() {
     for a in "${actions[@]}"; do
         check "$3/datastore/restic/$a is executable" test -f "$remotes/$a" -a -x "$remotes/$a"
     done
-    n=$(find "$remotes" -mindepth 1 -maxdepth 1 | wc -l)
+    # OpenNebula's own restic binary lives there too (placed by OpenNebula,
+    # never by us): not counted.
+    n=$(find "$remotes" -mindepth 1 -maxdepth 1 ! -name restic | wc -l)
     check "$3/datastore/restic holds exactly the ${#actions[@]} wrappers (found $n)" test "$n" -eq "${#actions[@]}"
     for f in "${conf_files[@]}"; do
         check "$4/$f is installed" test -f "$sysconf/$f" -a -s "$sysconf/$f"
@@ -88,9 +90,18 @@ check_runs() {
 
 # ---- system layout ---------------------------------------------------------------
 
+# OpenNebula's restic, already in remotes/datastore/restic/restic (the
+# opennebula package ships it): installing our wrappers must leave it alone,
+# byte for byte (docs/restic-binary.md).
 stage=$scratch/system
+one_restic=$stage/var/lib/one/remotes/datastore/restic/restic
+mkdir -p "${one_restic%/*}" && head -c 200000 /dev/urandom >"$one_restic" && chmod 0755 "$one_restic"
+cp -p -- "$one_restic" "$scratch/one_restic.orig"
 if "$cmake" --install "$build" --prefix "$stage" >"$scratch/install-system.log" 2>&1; then
     pass "cmake --install (system layout)"
+    check "remotes/datastore/restic/restic is OpenNebula's, byte for byte, after the install" \
+        cmp -s -- "$scratch/one_restic.orig" "$one_restic"
+    check "remotes/datastore/restic/restic keeps its mode 0755" test "$(stat -c %a -- "$one_restic")" = 755
     check_layout "$stage" usr/lib/one/mads var/lib/one/remotes etc/one
     check_runs "system" "$stage/usr/lib/one/mads/one_ds_host" "$stage/var/lib/one/remotes/datastore/restic" \
         ONE_DS_HOST="$stage/usr/lib/one/mads/one_ds_host"
@@ -108,8 +119,12 @@ if "$cmake" -S "$source_dir" -B "$sc_build" -G "$generator" -DONEDS_INSTALL_LAYO
     mkdir -p "$sc_build/bin"
     cp -- "$build/bin/one_ds_host" "$build/bin/libone_ds_restic.so" "$sc_build/bin/"
     stage=$scratch/one_location
+    one_restic=$stage/var/remotes/datastore/restic/restic
+    mkdir -p "${one_restic%/*}" && cp -p -- "$scratch/one_restic.orig" "$one_restic"
     if "$cmake" --install "$sc_build" --prefix "$stage" >"$scratch/install-sc.log" 2>&1; then
         pass "cmake --install (self-contained layout)"
+        check "var/remotes/datastore/restic/restic is OpenNebula's, byte for byte, after the install" \
+            cmp -s -- "$scratch/one_restic.orig" "$one_restic"
         check_layout "$stage" lib/mads var/remotes etc
         # The wrapper finds the host through $ONE_LOCATION, and the host then
         # reads $ONE_LOCATION/etc/one_ds_host.conf: the installed example.

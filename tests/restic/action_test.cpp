@@ -422,6 +422,46 @@ BOOST_AUTO_TEST_CASE(a_missing_repository_is_created_and_the_backup_runs_again) 
     BOOST_TEST(logged(h, "no repository at sftp:oneadmin@backup:" + k_repo + " yet, creating it"));
 }
 
+// docs/restic-binary.md: with the default remote_restic_bin, the hypervisor
+// runs OpenNebula's copy through the constant picker, in the same ssh; the
+// picker's word that it used PATH becomes a warning, its word that there is
+// no restic at all an error naming the host, both places and `onehost sync`.
+BOOST_AUTO_TEST_CASE(the_default_hypervisor_restic_falls_back_to_path_with_a_warning_or_fails_saying_why) {
+    const std::string ours = "/var/tmp/one/datastore/restic/restic";
+    harness from_path([](const recorded_run &, std::size_t) {
+        auto r = backup_ok();
+        r.stderr_lines.push_back("ONEDS_RESTIC_FROM_PATH=/usr/bin/restic");
+        return r;
+    });
+    from_path.settings.remote_restic_bin_set = false;
+    auto out = from_path.run(&backup_action, "backup", backup_args(), document());
+    BOOST_TEST_REQUIRE(out.status == ONEDS_OK, out.error);
+    const auto runs = from_path.recorder.runs();
+    BOOST_TEST_REQUIRE(runs.size() == 1U);
+    BOOST_TEST(remote_line(runs[0]).find("'oneds-restic' '" + ours + "' '--force'") != std::string::npos,
+               remote_line(runs[0]));
+    BOOST_TEST(logged(from_path, "restic on node1: " + ours +
+                                     " is not an executable file there, using /usr/bin/restic from its PATH (run "
+                                     "`onehost sync` on the front end"));
+
+    harness none([](const recorded_run &, std::size_t) {
+        scripted_result s;
+        s.exit_code = 127;
+        s.stdout_lines = {"ONEDS_DISK=" + k_backup_dir + "/disk.0.0"};
+        s.stderr_lines = {"ONEDS_PID=1", "ONEDS_RESTIC_MISSING=/var/tmp/one/datastore/restic/restic"};
+        return s;
+    });
+    none.settings.remote_restic_bin_set = false;
+    out = none.run(&backup_action, "backup", backup_args(), document());
+    BOOST_TEST(out.status != ONEDS_OK);
+    BOOST_TEST(out.error.find("no restic on node1: " + ours +
+                              " is not an executable file and restic is not on its PATH (run `onehost sync`") !=
+                   std::string::npos,
+               out.error);
+    BOOST_TEST(out.error.find("ONEDS_") == std::string::npos, out.error);
+    BOOST_TEST(none.recorder.runs().size() == 1U);
+}
+
 // A lock conflict with a holder that cannot be checked from here is waited
 // for (retried); nothing else is retried.
 BOOST_AUTO_TEST_CASE(a_lock_is_waited_for_and_a_read_only_storage_is_not) {

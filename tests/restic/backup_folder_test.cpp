@@ -5,6 +5,7 @@
 // line, which starts the script with sh) in a folder whose name a shell would
 // expand or split if it ever parsed it.
 #include "plugin/restic/actions/backup_folder.hpp"
+#include "plugin/restic/cli/restic_command.hpp"
 
 #include "adapters/ssh/shell_quote.hpp"
 #include "tests/adapters/ssh/hostile_words.hpp"
@@ -162,4 +163,76 @@ BOOST_AUTO_TEST_CASE(the_local_listing_agrees_with_the_script) {
     fs::remove(dir / "vm.xml");
     BOOST_TEST(list_backup_folder(dir.string()).missing == (dir / "vm.xml").string());
     BOOST_TEST(list_backup_folder((root.path / "gone").string()).missing == (root.path / "gone/disk.*").string());
+}
+
+// The picker of the restic to run on another host (restic_words in
+// cli/restic_command.hpp) under each shell: OpenNebula's copy when it is an
+// executable file, else restic from PATH (said on stderr), else nothing (said
+// on stderr, exit 127). A stand-in restic prints the words it got.
+namespace {
+
+struct picked {
+    int status = -1;
+    std::string err;
+    std::vector<std::string> words;
+};
+
+picked run_picker(const std::string &shell, const fs::path &ours, const fs::path &path_dir) {
+    repo_site site;
+    site.host = "node1";
+    site.restic_bin = ours.string();
+    site.path_fallback = true;
+    auto words = restic_words(site);
+    BOOST_TEST_REQUIRE(words.size() == 5U);
+    words.front() = shell;
+    words.insert(words.begin(), {"/usr/bin/env", "PATH=" + path_dir.string()});
+    words.insert(words.end(), {"--json", "it's a $HOME"});
+    picked p;
+    std::string out;
+    p.status = test::run_argv(words, &out, &p.err);
+    p.words = test::split_nul(out);
+    return p;
+}
+
+void make_stand_in(const fs::path &file) {
+    fs::create_directories(file.parent_path());
+    std::ofstream(file) << "#!/bin/sh\nprintf '%s\\0' \"$0\" \"$@\"\n";
+    fs::permissions(file, fs::perms::owner_all);
+}
+
+}  // namespace
+
+BOOST_DATA_TEST_CASE(the_picker_runs_opennebula_restic_else_path_restic_else_says_none, bdata::make(shells()), shell) {
+    const temp_root root;
+    const fs::path ours = root.path / "var 'tmp' $one" / "restic";
+    const fs::path path_dir = root.path / "bin";
+    fs::create_directories(path_dir);
+
+    // Neither: nothing runs, the marker names OpenNebula's copy.
+    auto p = run_picker(shell, ours, path_dir);
+    BOOST_TEST(p.status == 127);
+    BOOST_TEST(p.err == "ONEDS_RESTIC_MISSING=" + ours.string() + "\n");
+    BOOST_TEST(p.words.empty());
+
+    // Only on PATH: that one, said on stderr.
+    make_stand_in(path_dir / "restic");
+    p = run_picker(shell, ours, path_dir);
+    BOOST_TEST(p.status == 0);
+    BOOST_TEST(p.err == "ONEDS_RESTIC_FROM_PATH=" + (path_dir / "restic").string() + "\n");
+    const std::vector<std::string> from_path{(path_dir / "restic").string(), "--json", "it's a $HOME"};
+    BOOST_TEST(p.words == from_path, boost::test_tools::per_element());
+
+    // OpenNebula's copy, not executable or a directory: still PATH.
+    fs::create_directories(ours);
+    p = run_picker(shell, ours, path_dir);
+    BOOST_TEST(p.err.starts_with("ONEDS_RESTIC_FROM_PATH="), p.err);
+    fs::remove(ours);
+
+    // OpenNebula's copy: it runs, silently.
+    make_stand_in(ours);
+    p = run_picker(shell, ours, path_dir);
+    BOOST_TEST(p.status == 0);
+    BOOST_TEST(p.err.empty(), p.err);
+    const std::vector<std::string> from_ours{ours.string(), "--json", "it's a $HOME"};
+    BOOST_TEST(p.words == from_ours, boost::test_tools::per_element());
 }

@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <thread>
 
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 
 using namespace oneds::test;
@@ -185,6 +186,33 @@ BOOST_AUTO_TEST_CASE(shared_ssh_control_dir_keeps_the_connection_for_the_next_ac
         r.err.find("ssh_control_dir " + mux + " must belong to this user and be closed to others") != std::string::npos,
         r.err);
     BOOST_TEST(snapshots(f, f.base_path() + "/7").size() == 2u);
+}
+
+// The default socket directory is OpenNebula's /run/one/ssh-socks. Where it
+// cannot be used (here: no /run/one, unless something made it), a private
+// one serves, with one warning, and the backup runs.
+BOOST_AUTO_TEST_CASE(default_ssh_control_dir_is_opennebulas_else_a_private_one_with_a_warning) {
+    restic_fixture f;
+    f.make_vm(7, {{0, 8, 1}});
+    struct stat st {};
+    const bool usable = ::lstat("/run/one/ssh-socks", &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == ::geteuid() &&
+                        (st.st_mode & 077) == 0;
+    const bool parent = fs::is_directory("/run/one");
+    const auto r = f.host_action("backup", backup_args(f, 7), f.document(), {{"ssh_control_dir", k_unset}});
+    check_backup_line(r);
+    const std::string warning = "ssh connection reuse: /run/one/ssh-socks: ";
+    if (usable || parent) {
+        BOOST_TEST_MESSAGE("/run/one exists here: the fallback is not exercised");
+        if (usable) BOOST_TEST(r.err.find(warning) == std::string::npos, r.err);
+    } else {
+        BOOST_TEST(r.err.find(warning + "cannot create it: No such file or directory; using a private socket "
+                                        "directory") != std::string::npos,
+                   r.err);
+        BOOST_TEST(!fs::exists("/run/one"), "the plugin made /run/one");
+    }
+    std::size_t count = 0;
+    for (std::size_t at = r.err.find(warning); at != std::string::npos; at = r.err.find(warning, at + 1)) ++count;
+    BOOST_TEST(count <= 1U, r.err);
 }
 
 // docs/stock-driver.md#confinement: RESTIC_NICE / RESTIC_IONICE confine the backup's restic.
@@ -548,6 +576,119 @@ BOOST_AUTO_TEST_CASE(monitor_behind_a_jump_host_works_and_a_refusing_jump_is_nam
             BOOST_TEST(r.err.find("ProxyJump jumpbox") != std::string::npos, r.err);
         }
     }
+}
+
+namespace {
+
+std::string read_all(const std::string &path) {
+    std::ifstream in(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+ino_t inode_of(const std::string &path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+}  // namespace
+
+// docs/restic-binary.md: as stock, monitor keeps the backup server's copy of
+// OpenNebula's restic (and VERSION) in step with the front end's remotes.
+BOOST_AUTO_TEST_CASE(monitor_copies_opennebula_restic_to_the_backup_server_when_its_version_differs) {
+    restic_fixture f;
+    const std::string remotes = f.dir().file("remotes");
+    const std::string front_bin = remotes + "/datastore/restic/restic";
+    const std::string there = f.dir().file("var_tmp_one");
+    const std::string bin = there + "/datastore/restic/restic";
+    fs::create_directories(remotes + "/datastore/restic");
+    fs::copy_file(tool("restic"), front_bin);
+    fs::permissions(front_bin, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec);
+    f.dir().write("remotes/VERSION", "6.10.0\n");
+
+    // A fresh backup server gets both on the first monitor.
+    auto r = f.host_action("monitor", {"100"}, f.document());
+    BOOST_TEST_REQUIRE(r.exit_code == 0, r.err);
+    BOOST_TEST(r.err.find("copying OpenNebula's restic (VERSION 6.10.0)") != std::string::npos, r.err);
+    BOOST_TEST((read_all(bin) == read_all(front_bin)), bin << " differs from the front end's copy");
+    BOOST_TEST(((fs::status(bin).permissions() & fs::perms::all) ==
+                (fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec | fs::perms::others_read |
+                 fs::perms::others_exec)));
+    BOOST_TEST(read_all(there + "/VERSION") == "6.10.0\n");
+    for (const auto &e : fs::directory_iterator(there + "/datastore/restic"))
+        BOOST_TEST(e.path().filename() == "restic", "left behind: " << e.path());
+    BOOST_TEST(parse_monitor(r.out).size() == 3u, r.out);
+
+    // The hypervisor (this machine too) now runs that copy: no PATH warning.
+    f.make_vm(7, {{0, 8, 1}});
+    r = f.host_action("backup", backup_args(f, 7), f.document());
+    check_backup_line(r);
+    BOOST_TEST(r.err.find("from its PATH") == std::string::npos, r.err);
+
+    // In step: nothing is copied.
+    const ino_t first = inode_of(bin);
+    r = f.host_action("monitor", {"100"}, f.document());
+    BOOST_TEST_REQUIRE(r.exit_code == 0, r.err);
+    BOOST_TEST(r.err.find("copying") == std::string::npos, r.err);
+    BOOST_TEST(inode_of(bin) == first);
+
+    // A new front-end VERSION copies again, over the old one.
+    f.dir().write("remotes/VERSION", "6.10.1\n");
+    r = f.host_action("monitor", {"100"}, f.document());
+    BOOST_TEST_REQUIRE(r.exit_code == 0, r.err);
+    BOOST_TEST(r.err.find("copying OpenNebula's restic (VERSION 6.10.1)") != std::string::npos, r.err);
+    BOOST_TEST(inode_of(bin) != first);
+    BOOST_TEST((read_all(bin) == read_all(front_bin)));
+    BOOST_TEST(read_all(there + "/VERSION") == "6.10.1\n");
+
+    // A binary that lost its execute bit there is copied again too.
+    fs::permissions(bin, fs::perms::owner_read | fs::perms::owner_write);
+    r = f.host_action("monitor", {"100"}, f.document());
+    BOOST_TEST(r.err.find("copying OpenNebula's restic") != std::string::npos, r.err);
+    BOOST_TEST(((fs::status(bin).permissions() & fs::perms::owner_exec) != fs::perms::none));
+
+    // A front end without OpenNebula's restic (a distribution one) copies nothing.
+    fs::remove(front_bin);
+    f.dir().write("remotes/VERSION", "6.10.2\n");
+    r = f.host_action("monitor", {"100"}, f.document());
+    BOOST_TEST_REQUIRE(r.exit_code == 0, r.err);
+    BOOST_TEST(r.err.find("copying") == std::string::npos, r.err);
+    BOOST_TEST(read_all(there + "/VERSION") == "6.10.1\n");
+}
+
+// docs/restic-binary.md: on a hypervisor OpenNebula's copy runs when it is
+// there; else restic from the host's PATH, with a warning saying how to fix it.
+BOOST_AUTO_TEST_CASE(backup_runs_opennebula_restic_on_the_hypervisor_else_path_restic_with_a_warning) {
+    restic_fixture f;
+    f.make_vm(7, {{0, 8, 1}});
+    const std::string bin = f.dir().file("var_tmp_one/datastore/restic/restic");
+    auto r = f.host_action("backup", backup_args(f, 7), f.document());
+    check_backup_line(r);
+    BOOST_TEST(
+        r.err.find("restic on hypervisor: " + bin + " is not an executable file there, using ") != std::string::npos,
+        r.err);
+    BOOST_TEST(r.err.find("from its PATH (run `onehost sync` on the front end") != std::string::npos, r.err);
+    // The front end's default is OpenNebula's copy too; without it, PATH.
+    BOOST_TEST(r.err.find("restic on the front end: " + f.dir().file("remotes/datastore/restic/restic") +
+                          " (OpenNebula's copy) is not an executable file, using ") != std::string::npos,
+               r.err);
+    BOOST_TEST(r.err.find("ONEDS_RESTIC") == std::string::npos, r.err);
+
+    // `onehost sync` placed it: it runs, and nothing is said.
+    const std::string marker = f.dir().file("ran");
+    fs::create_directories(fs::path(bin).parent_path());
+    f.dir().write("var_tmp_one/datastore/restic/restic",
+                  "#!/bin/sh\necho \"$*\" >>" + marker + "\nexec " + tool("restic") + " \"$@\"\n");
+    fs::permissions(bin, fs::perms::owner_all);
+    r = f.host_action("backup", backup_args(f, 7), f.document());
+    check_backup_line(r);
+    BOOST_TEST(r.err.find("from its PATH") == std::string::npos, r.err);
+    BOOST_TEST(read_all(marker).find("backup") != std::string::npos, read_all(marker));
+
+    // An explicit remote_restic_bin is used as given.
+    r = f.host_action("backup", backup_args(f, 7), f.document(), {{"remote_restic_bin", tool("restic")}});
+    check_backup_line(r);
+    const std::string ran = read_all(marker);
+    BOOST_TEST(std::count(ran.begin(), ran.end(), '\n') == 1, ran);
 }
 
 BOOST_AUTO_TEST_CASE(monitor_of_an_unreachable_server_fails_with_the_reason) {

@@ -522,3 +522,108 @@ BOOST_AUTO_TEST_CASE(restores_are_sparse_from_0_15) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+#include <filesystem>
+
+#include <stdlib.h>
+#include <unistd.h>
+
+// docs/restic-binary.md and conf/one_ds_host.conf: the defaults that fit an
+// OpenNebula front end.
+BOOST_AUTO_TEST_SUITE(settings_defaults)
+
+namespace fs = std::filesystem;
+
+struct scratch {
+    fs::path path;
+    scratch() {
+        std::string pattern = (fs::temp_directory_path() / "oneds-settings-XXXXXX").string();
+        BOOST_TEST_REQUIRE(::mkdtemp(pattern.data()) != nullptr);
+        path = pattern;
+    }
+    ~scratch() {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+    std::string executable(const std::string &name) const {
+        const auto p = path / name;
+        fs::create_directories(p.parent_path());
+        std::ofstream(p) << "#!/bin/sh\n";
+        fs::permissions(p, fs::perms::owner_all);
+        return p.string();
+    }
+};
+
+BOOST_AUTO_TEST_CASE(defaults_are_opennebulas_places_an_hour_of_lock_waits_and_its_socket_directory) {
+    ::unsetenv("ONE_LOCATION");
+    auto s = parse_plugin_settings({});
+    BOOST_TEST(s.lock_retries == 720U);
+    BOOST_TEST(s.lock_retry_interval.count() == 5000);
+    BOOST_TEST(s.ssh_multiplex);
+    BOOST_TEST(s.ssh_control_dir == "/run/one/ssh-socks");
+    BOOST_TEST(!s.ssh_control_dir_set);
+    BOOST_TEST(s.restic_bin == "/var/lib/one/remotes/datastore/restic/restic");
+    BOOST_TEST(s.remote_restic_bin == "/var/tmp/one/datastore/restic/restic");
+    BOOST_TEST(s.datastore_conf == "/var/lib/one/remotes/etc/datastore/datastore.conf");
+    ::setenv("ONE_LOCATION", "/opt/one", 1);
+    s = parse_plugin_settings({});
+    ::unsetenv("ONE_LOCATION");
+    BOOST_TEST(s.restic_bin == "/opt/one/var/remotes/datastore/restic/restic");
+    s = parse_plugin_settings({{"scripts_remote_dir", "/srv/one"}, {"remotes_dir", "/x/remotes"}});
+    BOOST_TEST(s.remote_restic_bin == "/srv/one/datastore/restic/restic");
+    BOOST_TEST(s.restic_bin == "/x/remotes/datastore/restic/restic");
+    BOOST_TEST(!s.remote_restic_bin_set);
+    s = parse_plugin_settings({{"remote_restic_bin", "restic"}, {"ssh_control_dir", ""}});
+    BOOST_TEST(s.remote_restic_bin == "restic");
+    BOOST_TEST(s.remote_restic_bin_set);
+    BOOST_TEST(s.ssh_control_dir.empty());
+    BOOST_TEST(s.ssh_control_dir_set);
+}
+
+// ssh binds <dir>/<40 hex digits>.<16 random characters> first: 107 bytes at most.
+BOOST_AUTO_TEST_CASE(ssh_control_dir_leaves_room_for_sshs_temporary_socket_name) {
+    const std::string ok = "/" + std::string(48, 'd');
+    BOOST_TEST(parse_plugin_settings({{"ssh_control_dir", ok}}).ssh_control_dir == ok);
+    BOOST_TEST((ok + "/" + std::string(40, 'c') + "." + std::string(16, 'r')).size() == 107U);
+    BOOST_CHECK_EXCEPTION(parse_plugin_settings({{"ssh_control_dir", ok + "d"}}), std::invalid_argument,
+                          [](const std::invalid_argument &e) {
+                              return std::string(e.what()).find("at most 49 characters") != std::string::npos;
+                          });
+}
+
+BOOST_AUTO_TEST_CASE(front_end_restic_is_opennebulas_copy_else_path_with_a_warning_else_an_error) {
+    const scratch remotes, bin1, bin2;
+    const std::string path = "relative:" + bin1.path.string() + ":" + bin2.path.string();
+    const std::string ours = (remotes.path / "datastore/restic/restic").string();
+
+    // Neither: an error naming the place and the setting, no warning.
+    auto s = parse_plugin_settings({{"remotes_dir", remotes.path.string()}});
+    BOOST_TEST(resolve_frontend_restic(s, path).empty());
+    BOOST_TEST(s.restic_bin_missing.find(ours + " (OpenNebula's copy) is not an executable file and restic is not "
+                                                "on PATH") != std::string::npos,
+               s.restic_bin_missing);
+    BOOST_TEST(s.restic_bin_missing.find("restic_bin") != std::string::npos);
+
+    // On PATH only: the first one there, with a warning naming both.
+    const std::string on_path = bin2.executable("restic");
+    s = parse_plugin_settings({{"remotes_dir", remotes.path.string()}});
+    const auto warning = resolve_frontend_restic(s, path);
+    BOOST_TEST(s.restic_bin == on_path);
+    BOOST_TEST(s.restic_bin_missing.empty());
+    BOOST_TEST(warning.find(ours) != std::string::npos, warning);
+    BOOST_TEST(warning.find("using " + on_path + " from PATH") != std::string::npos, warning);
+
+    // OpenNebula's copy: used, silently.
+    remotes.executable("datastore/restic/restic");
+    s = parse_plugin_settings({{"remotes_dir", remotes.path.string()}});
+    BOOST_TEST(resolve_frontend_restic(s, path).empty());
+    BOOST_TEST(s.restic_bin == ours);
+
+    // An explicit setting wins, even one that is not there, and says nothing.
+    s = parse_plugin_settings({{"remotes_dir", remotes.path.string()}, {"restic_bin", "/no/such/restic"}});
+    BOOST_TEST(resolve_frontend_restic(s, path).empty());
+    BOOST_TEST(s.restic_bin == "/no/such/restic");
+    BOOST_TEST(s.restic_bin_missing.empty());
+}
+
+BOOST_AUTO_TEST_SUITE_END()

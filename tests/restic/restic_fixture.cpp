@@ -200,8 +200,20 @@ std::string restic_fixture::write_config(const std::map<std::string, std::string
         {"lock_retry_interval", "0.5"},
         {"progress_interval", "0"},
         {"kill_grace", "5"},
+        // A private socket directory per instance: the default, OpenNebula's
+        // shared one, would let tests share masters.
+        {"ssh_control_dir", ""},
+        // OpenNebula's remotes on the front end and their copy on the other
+        // hosts: in the scratch tree, never this machine's.
+        {"remotes_dir", dir_.file("remotes")},
+        {"scripts_remote_dir", dir_.file("var_tmp_one")},
     };
-    for (const auto &[k, v] : plugin) cfg[k] = v;
+    for (const auto &[k, v] : plugin) {
+        if (v == k_unset)
+            cfg.erase(k);
+        else
+            cfg[k] = v;
+    }
     std::string text = "log_level = debug\n[plugin.restic]\n";
     for (const auto &[k, v] : cfg) text += k + " = " + v + "\n";
     static int n = 0;
@@ -261,8 +273,20 @@ std::string restic_fixture::write_config(const std::map<std::string, std::string
         {"lock_retry_interval", "0.5"},
         {"progress_interval", "0"},
         {"kill_grace", "5"},
+        // A private socket directory per instance: the default, OpenNebula's
+        // shared one, would let tests share masters.
+        {"ssh_control_dir", ""},
+        // OpenNebula's remotes on the front end and their copy on the other
+        // hosts: in the scratch tree, never this machine's.
+        {"remotes_dir", dir_.file("remotes")},
+        {"scripts_remote_dir", dir_.file("var_tmp_one")},
     };
-    for (const auto &[k, v] : plugin) cfg[k] = v;
+    for (const auto &[k, v] : plugin) {
+        if (v == k_unset)
+            cfg.erase(k);
+        else
+            cfg[k] = v;
+    }
     std::string text;
     for (const auto &[k, v] : top) text += k + " = " + v + "\n";
     text += "[plugin.restic]\n";

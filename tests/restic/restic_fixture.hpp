@@ -18,6 +18,10 @@
 
 namespace oneds::test {
 
+// As a plugin_cfg value: the key is left out of the config file (the
+// plugin's own default applies, not the fixture's).
+inline const std::string k_unset = "\x7f(unset)";
+
 inline const std::string k_password = "p w'$x\"q`";  // quotes, $, blank, backtick: none may break anything
 
 struct disk_spec {

@@ -6,16 +6,21 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <optional>
+#include <random>
 #include <sstream>
 #include <system_error>
 #include <vector>
@@ -385,6 +390,8 @@ ports::result<ports::file_info> session::stat(const std::string &path, const std
     info.exists = true;
     info.is_directory = (attrs.flags & LIBSSH2_SFTP_ATTR_PERMISSIONS) != 0 && LIBSSH2_SFTP_S_ISDIR(attrs.permissions);
     if ((attrs.flags & LIBSSH2_SFTP_ATTR_SIZE) != 0 && !info.is_directory) info.size = attrs.filesize;
+    info.executable = (attrs.flags & LIBSSH2_SFTP_ATTR_PERMISSIONS) != 0 && LIBSSH2_SFTP_S_ISREG(attrs.permissions) &&
+                      (attrs.permissions & 0111) != 0;
     return info;
 }
 
@@ -450,6 +457,121 @@ ports::result<ports::capacity_info> session::statvfs(const std::string &path, co
     info.free_bytes = st.f_bavail * unit;
     info.used_bytes = (st.f_blocks - st.f_bfree) * unit;
     return info;
+}
+
+ports::result<LIBSSH2_SFTP_HANDLE *> session::open(const std::string &path, unsigned long flags, long mode,
+                                                   const std::stop_token &stop) {
+    LIBSSH2_SFTP_HANDLE *handle = nullptr;
+    const int rc = run(stop, [&] {
+        handle = libssh2_sftp_open_ex(sftp_.get(), path.c_str(), static_cast<unsigned>(path.size()), flags, mode,
+                                      LIBSSH2_SFTP_OPENFILE);
+        return handle != nullptr ? 0 : libssh2_session_last_errno(ssh_.get());
+    });
+    if (handle == nullptr) return failure(rc == 0 ? LIBSSH2_ERROR_SFTP_PROTOCOL : rc, "open", path);
+    return handle;
+}
+
+void session::close(LIBSSH2_SFTP_HANDLE *handle, const std::stop_token &stop) {
+    if (health_ != health::good) return;  // freed with the session
+    if (const int rc = run(stop, [&] { return libssh2_sftp_close_handle(handle); });
+        rc != 0 && rc != LIBSSH2_ERROR_SFTP_PROTOCOL)
+        (void)failure(rc, "close", "");
+}
+
+ports::status session::rename(const std::string &from, const std::string &to, const std::stop_token &stop) {
+    const int rc = run(stop, [&] {
+        return libssh2_sftp_rename_ex(sftp_.get(), from.c_str(), static_cast<unsigned>(from.size()), to.c_str(),
+                                      static_cast<unsigned>(to.size()),
+                                      LIBSSH2_SFTP_RENAME_ATOMIC | LIBSSH2_SFTP_RENAME_NATIVE);
+    });
+    if (rc != 0) return failure(rc, "rename " + from + " to", to);
+    return ports::ok();
+}
+
+ports::status session::remove(const std::string &path, const std::stop_token &stop) {
+    const int rc = run(
+        stop, [&] { return libssh2_sftp_unlink_ex(sftp_.get(), path.c_str(), static_cast<unsigned>(path.size())); });
+    if (rc != 0) return failure(rc, "remove", path);
+    return ports::ok();
+}
+
+ports::result<std::optional<std::string>> session::read_file(const std::string &path, std::size_t max,
+                                                             const std::stop_token &stop) {
+    auto opened = open(path, LIBSSH2_FXF_READ, 0, stop);
+    if (!opened) {
+        if (opened.err().kind == error_kind::not_found) return std::optional<std::string>();
+        return opened.err();
+    }
+    std::string text;
+    char buf[16384];
+    while (text.size() < max) {
+        const std::size_t want = std::min(sizeof buf, max - text.size());
+        const int rc = run(stop, [&] { return static_cast<int>(libssh2_sftp_read(*opened, buf, want)); });
+        if (rc < 0) {
+            auto failed = failure(rc, "read", path);
+            close(*opened, stop);
+            return failed;
+        }
+        if (rc == 0) break;
+        text.append(buf, static_cast<std::size_t>(rc));
+    }
+    close(*opened, stop);
+    return std::optional<std::string>(std::move(text));
+}
+
+ports::status session::put_file(const std::string &local_path, const std::string &path, unsigned mode,
+                                const std::stop_token &stop) {
+    unique_fd in(::open(local_path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!in) return error{error_kind::io, "cannot read " + local_path + ": " + std::strerror(errno)};
+    std::random_device random;
+    char suffix[24];
+    std::snprintf(suffix, sizeof suffix, ".oneds-%08x", random());
+    const std::string temp = path + suffix;
+    auto opened = open(temp, LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_EXCL, LIBSSH2_SFTP_S_IRWXU, stop);
+    if (!opened) return opened.err();
+    const auto give_up = [&](ports::error why) {
+        close(*opened, stop);
+        if (health_ == health::good) (void)remove(temp, stop);
+        return why;
+    };
+    char buf[32768];
+    for (;;) {
+        const ssize_t got = ::read(in.get(), buf, sizeof buf);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) return give_up(error{error_kind::io, "cannot read " + local_path + ": " + std::strerror(errno)});
+        if (got == 0) break;
+        for (ssize_t done = 0; done < got;) {
+            const int rc = run(stop, [&] {
+                return static_cast<int>(libssh2_sftp_write(*opened, buf + done, static_cast<std::size_t>(got - done)));
+            });
+            if (rc < 0) return give_up(failure(rc, "write", temp));
+            done += rc;
+        }
+    }
+    LIBSSH2_SFTP_ATTRIBUTES attrs{};
+    attrs.flags = LIBSSH2_SFTP_ATTR_PERMISSIONS;
+    attrs.permissions = mode;
+    if (const int rc = run(stop, [&] { return libssh2_sftp_fsetstat(*opened, &attrs); }); rc != 0)
+        return give_up(failure(rc, "chmod", temp));
+    close(*opened, stop);
+    if (health_ != health::good)
+        return error{error_kind::unreachable, "write " + temp + " on " + peer_ + ": connection lost"};
+    if (rename(temp, path, stop)) return ports::ok();
+    // path exists (or the rename failed for another reason): move it aside first.
+    const std::string old = temp + ".old";
+    if (auto aside = rename(path, old, stop); !aside) {
+        if (health_ == health::good) (void)remove(temp, stop);
+        return aside;
+    }
+    if (auto placed = rename(temp, path, stop); !placed) {
+        if (health_ == health::good) {
+            (void)rename(old, path, stop);
+            (void)remove(temp, stop);
+        }
+        return placed;
+    }
+    (void)remove(old, stop);
+    return ports::ok();
 }
 
 void session::say_goodbye() noexcept {

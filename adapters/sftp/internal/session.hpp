@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <stop_token>
 #include <string>
 
@@ -45,6 +46,15 @@ public:
     ports::result<ports::file_info> stat(const std::string &path, const std::stop_token &stop = {});
     ports::status make_directories(const std::string &path, const std::stop_token &stop = {});
     ports::result<ports::capacity_info> statvfs(const std::string &path, const std::stop_token &stop = {});
+    ports::result<std::optional<std::string>> read_file(const std::string &path, std::size_t max,
+                                                        const std::stop_token &stop = {});
+    // repo_store::put_file: <path>.oneds-<random> written (O_EXCL), chmod,
+    // then renamed to path. SFTP version 3 renames refuse an existing target
+    // (OpenSSH links), so an existing path is first renamed aside and removed
+    // after: path is never partial, only absent for the instant between the
+    // two renames.
+    ports::status put_file(const std::string &local_path, const std::string &path, unsigned mode,
+                           const std::stop_token &stop = {});
 
     [[nodiscard]] health state() const noexcept { return health_; }
 
@@ -70,6 +80,12 @@ private:
     ports::error failure(int rc, const std::string &what, const std::string &path);
     template <typename Call>
     int run(const std::stop_token &stop, Call &&call);
+    // Opens path (libssh2 flags, mode for a new file); nullptr and the error.
+    ports::result<LIBSSH2_SFTP_HANDLE *> open(const std::string &path, unsigned long flags, long mode,
+                                              const std::stop_token &stop);
+    void close(LIBSSH2_SFTP_HANDLE *handle, const std::stop_token &stop);
+    ports::status rename(const std::string &from, const std::string &to, const std::stop_token &stop);
+    ports::status remove(const std::string &path, const std::stop_token &stop);
 
     // Declared in this order so that the SFTP channel goes before the session,
     // the session before its socket, and the socket before the proxy (if any)

@@ -55,6 +55,15 @@ struct action_env {
         return v;
     }
 
+    // The version of the restic that runs at site.
+    std::optional<restic_version> restic_version_at(const repo_site &site, const std::stop_token &stop) const {
+        if (!site.unavailable.empty()) return std::nullopt;
+        if (versions == nullptr) return std::nullopt;
+        auto v = versions->get(runner, site.host, restic_words(site), stop);
+        if (v) ctx.log('D', "restic " + v->str() + " at " + (site.host.empty() ? std::string("this host") : site.host));
+        return v;
+    }
+
     void log(char level, const std::string &text) const { ctx.log(level, text); }
     // "" for host names that mean this machine (local_hosts): such commands
     // run without ssh, and restic then gets its password in its environment.

@@ -112,7 +112,7 @@ outcome downloader_action(action_env &env) {
     std::optional<restic_version> version;
     ports::result<std::vector<snapshot_info>> snaps = ports::error{ports::error_kind::io, "not run"};
     {
-        std::jthread version_thread([&] { version = env.restic_version_at(site.host, site.restic_bin, env.stop()); });
+        std::jthread version_thread([&] { version = env.restic_version_at(site, env.stop()); });
         snaps = query_snapshots(env, attrs, site, ids);
     }
     if (!snaps) return outcome::from(snaps.err(), "Unable to read backup information: ");

@@ -100,7 +100,7 @@ outcome increment_flatten_action(action_env &env) {
     };
 
     // Pull the merged increments to their original paths, several at once.
-    const auto version = env.restic_version_at(site.host, site.restic_bin);
+    const auto version = env.restic_version_at(site, env.stop());
     std::vector<ports::status> pulls(infos.size(), ports::ok());
     ports::parallel_for(infos.size(), 4, env.stop(), [&](std::size_t k, const std::stop_token &stop) {
         auto files = infos[k]->disk_paths();

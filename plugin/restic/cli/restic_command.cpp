@@ -24,8 +24,26 @@ std::string sftp_command(const datastore_attributes &a, const std::string &ssh_c
     return "ssh -F " + ssh_config + " -o BatchMode=yes -l " + a.sftp_user + " " + server + " -s sftp";
 }
 
+namespace {
+
+// $1 is OpenNebula's copy, the rest restic's arguments. No single quote, so
+// the quoted remote line stays readable.
+constexpr const char *picker_script =
+    "b=$1; shift; "
+    "if [ -f \"$b\" ] && [ -x \"$b\" ]; then exec \"$b\" \"$@\"; fi; "
+    "p=$(command -v restic) || { printf \"ONEDS_RESTIC_MISSING=%s\\n\" \"$b\" >&2; exit 127; }; "
+    "printf \"ONEDS_RESTIC_FROM_PATH=%s\\n\" \"$p\" >&2; "
+    "exec \"$p\" \"$@\"";
+
+}  // namespace
+
+std::vector<std::string> restic_words(const repo_site &site) {
+    if (!site.path_fallback) return {site.restic_bin};
+    return {"sh", "-c", picker_script, "oneds-restic", site.restic_bin};
+}
+
 ports::command process_command(const restic_command &c, const datastore_attributes &a) {
-    std::vector<std::string> argv{c.site.restic_bin};
+    std::vector<std::string> argv = restic_words(c.site);
     argv.insert(argv.end(), c.options.begin(), c.options.end());
     if (a.bwlimit) {
         argv.push_back("--limit-upload=" + std::to_string(*a.bwlimit));

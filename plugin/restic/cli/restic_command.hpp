@@ -46,6 +46,15 @@ struct repo_site {
     std::string repo;        // URL or path as restic on that host sees it
     std::string ssh_config;  // for sftp.command (an sftp: repository reached from here), "" = none
     std::string path;        // the repository's path on its storage (BASE_PATH/<id>)
+    // restic_bin is OpenNebula's copy on a hypervisor or the backup server
+    // (which may be this machine), and when it is not executable restic from
+    // that host's PATH runs instead, with a warning; the choice is made in the
+    // same ssh, by a constant script (restic_words). fallback_hint says how to
+    // put the copy there.
+    bool path_fallback = false;
+    std::string fallback_hint;
+    // Not empty: no restic can run at this site; the error to report.
+    std::string unavailable;
     std::string describe() const { return host.empty() ? repo : host + ":" + repo; }
 };
 
@@ -78,6 +87,16 @@ struct restic_command {
     lock_inspector inspect_lock;  // asked once per holder before waiting on it
     std::function<void(std::string_view)> on_stdout_line;
 };
+
+// The words that start restic at site: {restic_bin}, or with path_fallback
+// `sh -c <picker> oneds-restic <restic_bin>`, where the
+// constant picker execs restic_bin when it is an executable file, else the
+// restic on PATH after printing "ONEDS_RESTIC_FROM_PATH=<path>" to stderr,
+// else prints "ONEDS_RESTIC_MISSING=<restic_bin>" and exits 127 (the runner
+// turns both lines into a warning or an error). exec keeps the pid.
+std::vector<std::string> restic_words(const repo_site &site);
+inline constexpr std::string_view restic_from_path_marker = "ONEDS_RESTIC_FROM_PATH=";
+inline constexpr std::string_view restic_missing_marker = "ONEDS_RESTIC_MISSING=";
 
 // The process port's command for c: argv, environment (GOMAXPROCS,
 // RESTIC_PROGRESS_FPS, and the password on this machine) and stdin (the

@@ -31,12 +31,45 @@ ports::error_kind error_kind_of(exit_kind k) {
     }
 }
 
+namespace {
+
+// Takes the picker's lines (restic_words) out of stderr: the path of the
+// restic taken from PATH, and whether there was none.
+struct picker_report {
+    std::string from_path;
+    bool missing = false;
+};
+
+picker_report take_picker_lines(std::string &stderr_text) {
+    picker_report rep;
+    std::string kept;
+    std::size_t pos = 0;
+    while (pos < stderr_text.size()) {
+        auto end = stderr_text.find('\n', pos);
+        const std::size_t next = end == std::string::npos ? stderr_text.size() : end + 1;
+        const std::string_view line(stderr_text.data() + pos,
+                                    (end == std::string::npos ? stderr_text.size() : end) - pos);
+        if (line.starts_with(restic_from_path_marker))
+            rep.from_path = std::string(line.substr(restic_from_path_marker.size()));
+        else if (line.starts_with(restic_missing_marker))
+            rep.missing = true;
+        else
+            kept.append(stderr_text, pos, next - pos);
+        pos = next;
+    }
+    stderr_text = std::move(kept);
+    return rep;
+}
+
+}  // namespace
+
 restic_runner::restic_runner(ports::process_runner &runner, lock_policy locks, std::chrono::milliseconds kill_grace,
                              log_fn log)
     : runner_(runner), locks_(locks), kill_grace_(kill_grace), log_(std::move(log)) {}
 
 ports::result<restic_outcome> restic_runner::run(const restic_command &r, const datastore_attributes &a,
                                                  const std::stop_token &stop) {
+    if (!r.site.unavailable.empty()) return ports::error{ports::error_kind::not_found, r.site.unavailable};
     ports::command cmd;
     try {
         cmd = process_command(r, a);
@@ -63,6 +96,19 @@ ports::result<restic_outcome> restic_runner::run(const restic_command &r, const 
     out.raw = std::move(res.value());
     out.raw.stderr_text = redact(out.raw.stderr_text, password);
     out.raw.stdout_text = redact(out.raw.stdout_text, password);
+    if (r.site.path_fallback) {
+        const std::string where = host.empty() ? std::string("this host") : host;
+        const auto picked = take_picker_lines(out.raw.stderr_text);
+        const std::string hint = r.site.fallback_hint.empty() ? std::string() : " (" + r.site.fallback_hint + ")";
+        if (picked.missing && out.raw.exit_code == 127)
+            return ports::error{ports::error_kind::not_found, "no restic on " + where + ": " + r.site.restic_bin +
+                                                                  " is not an executable file and restic is not "
+                                                                  "on its PATH" +
+                                                                  hint};
+        if (!picked.from_path.empty() && log_)
+            log_('W', "restic on " + where + ": " + r.site.restic_bin + " is not an executable file there, using " +
+                          picked.from_path + " from its PATH" + hint);
+    }
     out.exit = classify_exit(out.raw.exit_code, out.raw.stderr_text);
     // ssh exits 255 without a word when the remote command was killed by a
     // signal (OpenSSH's client ignores "exit-signal"); a connection that

@@ -3,14 +3,15 @@
 namespace oneds::restic {
 
 std::optional<restic_version> version_cache::get(ports::process_runner &runner, const std::string &host,
-                                                 const std::string &bin, const std::stop_token &stop) {
-    const auto key = std::make_pair(host, bin);
+                                                 const std::vector<std::string> &words, const std::stop_token &stop) {
+    const auto key = std::make_pair(host, words);
     {
         std::lock_guard lock(mutex_);
         if (auto it = known_.find(key); it != known_.end()) return it->second;
     }
     ports::command cmd;
-    cmd.argv = {bin, "version"};
+    cmd.argv = words;
+    cmd.argv.push_back("version");
     ports::run_options opts;
     opts.stop = stop;
     auto r = runner.run(host, cmd, opts);

@@ -28,11 +28,16 @@ public:
     // (then callers use what every version from 0.14 accepts). Not cached on
     // a failure to run, so a host that was down is asked again.
     std::optional<restic_version> get(ports::process_runner &runner, const std::string &host, const std::string &bin,
-                                      const std::stop_token &stop);
+                                      const std::stop_token &stop) {
+        return get(runner, host, std::vector<std::string>{bin}, stop);
+    }
+    // The same for the words that start restic there (restic_words()).
+    std::optional<restic_version> get(ports::process_runner &runner, const std::string &host,
+                                      const std::vector<std::string> &words, const std::stop_token &stop);
 
 private:
     std::mutex mutex_;
-    std::map<std::pair<std::string, std::string>, std::optional<restic_version>> known_;
+    std::map<std::pair<std::string, std::vector<std::string>>, std::optional<restic_version>> known_;
 };
 
 // `restore <snapshot> --target <target> [--include <f>]... [--sparse]`

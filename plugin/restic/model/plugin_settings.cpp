@@ -5,6 +5,9 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 namespace oneds::restic {
 namespace {
 
@@ -25,11 +28,36 @@ std::chrono::milliseconds seconds(const std::string &key, const std::string &val
     return std::chrono::milliseconds(static_cast<long long>(number(key, value, 0, 86400) * 1000));
 }
 
-std::string default_datastore_conf() {
-    if (const char *loc = std::getenv("ONE_LOCATION"); loc != nullptr && *loc != '\0')
-        return std::string(loc) + "/var/remotes/etc/datastore/datastore.conf";
-    return "/var/lib/one/remotes/etc/datastore/datastore.conf";
+}  // namespace
+
+std::string resolve_frontend_restic(plugin_settings &s, std::string_view path_env) {
+    if (s.restic_bin_set) return {};
+    const auto runnable = [](const std::string &p) {
+        struct stat st {};
+        return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(p.c_str(), X_OK) == 0;
+    };
+    const std::string ours = s.restic_bin;
+    if (runnable(ours)) return {};
+    for (const auto &dir : common::split(std::string(path_env), ':')) {
+        const std::string candidate = (dir.empty() ? std::string(".") : dir) + "/restic";
+        if (dir.empty() || dir.front() != '/' || !runnable(candidate)) continue;
+        s.restic_bin = candidate;
+        return "restic on the front end: " + ours + " (OpenNebula's copy) is not an executable file, using " +
+               candidate + " from PATH";
+    }
+    s.restic_bin_missing = "no restic on the front end: " + ours +
+                           " (OpenNebula's copy) is not an executable file and restic is not on PATH; install "
+                           "OpenNebula's restic there or set restic_bin in the [plugin.restic] section";
+    return {};
 }
+
+std::string default_remotes_dir() {
+    if (const char *loc = std::getenv("ONE_LOCATION"); loc != nullptr && *loc != '\0')
+        return std::string(loc) + "/var/remotes";
+    return "/var/lib/one/remotes";
+}
+
+namespace {
 
 // The systemd slice keys (docs/confinement.md); false for any other key.
 bool systemd_setting(plugin_settings &s, const std::string &key, const std::string &value) {
@@ -52,7 +80,9 @@ bool systemd_setting(plugin_settings &s, const std::string &key, const std::stri
 
 plugin_settings parse_plugin_settings(const sdk::config_map &config) {
     plugin_settings s;
-    s.datastore_conf = default_datastore_conf();
+    s.remotes_dir = default_remotes_dir();
+    s.restic_bin_set = s.remote_restic_bin_set = false;
+    bool datastore_conf_set = false;
     bool remote_cfg_set = false;
     for (const auto &[key, value] : config) {
         if (key == "host.threads")
@@ -63,18 +93,24 @@ plugin_settings parse_plugin_settings(const sdk::config_map &config) {
             if (s.ssh_config.empty()) s.ssh_config = value;
         } else if (key.rfind("host.", 0) == 0)
             continue;  // host settings this plugin does not use
-        else if (key == "restic_bin")
-            s.restic_bin = value;
-        else if (key == "remote_restic_bin")
-            s.remote_restic_bin = value;
-        else if (key == "ssh_config")
+        else if (key == "restic_bin" || key == "remote_restic_bin") {
+            if (value.empty()) throw std::invalid_argument("[plugin.restic] " + key + " must not be empty");
+            (key == "restic_bin" ? s.restic_bin : s.remote_restic_bin) = value;
+            (key == "restic_bin" ? s.restic_bin_set : s.remote_restic_bin_set) = true;
+        } else if (key == "ssh_config")
             s.ssh_config = value;
         else if (key == "remote_ssh_config") {
             s.remote_ssh_config = value;
             remote_cfg_set = true;
-        } else if (key == "datastore_conf")
+        } else if (key == "datastore_conf") {
             s.datastore_conf = value;
-        else if (key == "lock_dir")
+            datastore_conf_set = true;
+        } else if (key == "remotes_dir" || key == "scripts_remote_dir") {
+            if (value.empty() || value.front() != '/')
+                throw std::invalid_argument("[plugin.restic] " + key + " must be an absolute path, got '" + value +
+                                            "'");
+            (key == "remotes_dir" ? s.remotes_dir : s.scripts_remote_dir) = value;
+        } else if (key == "lock_dir")
             s.lock_dir = value;
         else if (key == "oned_timeout")
             continue;  // read by the oned adapter
@@ -95,13 +131,11 @@ plugin_settings parse_plugin_settings(const sdk::config_map &config) {
                 throw std::invalid_argument("[plugin.restic] ssh_multiplex must be yes or no, got '" + value + "'");
             s.ssh_multiplex = value == "yes";
         } else if (key == "ssh_control_dir") {
-            // ssh's socket paths are limited to 107 bytes: <dir>/<40 hex digits of %C>.
-            if (!value.empty() && (value.front() != '/' || value.size() > 60))
-                throw std::invalid_argument(
-                    "[plugin.restic] ssh_control_dir must be an absolute path of at most 60 "
-                    "characters, got '" +
-                    value + "'");
+            if (!value.empty() && (value.front() != '/' || value.size() > max_ssh_control_dir))
+                throw std::invalid_argument("[plugin.restic] ssh_control_dir must be an absolute path of at most " +
+                                            std::to_string(max_ssh_control_dir) + " characters, got '" + value + "'");
             s.ssh_control_dir = value;
+            s.ssh_control_dir_set = true;
         } else if (key == "ssh_control_persist")
             s.ssh_control_persist = std::chrono::seconds(static_cast<long long>(number(key, value, 1, 3600)));
         else if (key == "local_hosts") {
@@ -114,6 +148,9 @@ plugin_settings parse_plugin_settings(const sdk::config_map &config) {
     // An explicit ssh_config from the [plugin.restic] section wins over host.ssh_config.
     if (auto it = config.find("ssh_config"); it != config.end()) s.ssh_config = it->second;
     if (!remote_cfg_set) s.remote_ssh_config = s.ssh_config;
+    if (!datastore_conf_set) s.datastore_conf = s.remotes_dir + "/etc/datastore/datastore.conf";
+    if (!s.restic_bin_set) s.restic_bin = s.remotes_dir + "/datastore/restic/restic";
+    if (!s.remote_restic_bin_set) s.remote_restic_bin = s.scripts_remote_dir + "/datastore/restic/restic";
     return s;
 }
 
