@@ -173,7 +173,7 @@ BOOST_AUTO_TEST_CASE(slice_wins_over_nice_and_the_password_goes_on_stdin) {
               "<RESTIC_NICE>10</RESTIC_NICE><RESTIC_IONICE>5</RESTIC_IONICE><RESTIC_MAXPROC>2</RESTIC_MAXPROC>"
               "<RESTIC_MAX_WIOPS>300</RESTIC_MAX_WIOPS>");
     restic_command c;
-    c.site = {"", "restic", "/repo", "", "/repo"};
+    c.site = {"", "restic", "/repo", "", "/repo", false, "", ""};
     c.subcommand = "backup";
     c.confined = true;
     c.confine_path = "/d/backup";

@@ -47,7 +47,12 @@ struct systemd_scene {
         cfg = {{"systemd_run", state + "/systemd-run"},
                {"systemctl", state + "/systemctl"},
                {"systemd_unit_dir", units},
-               {"systemd_user_cgroup", cgroup}};
+               {"systemd_user_cgroup", cgroup},
+               // restic by name on both sides, so that the recorded argv is
+               // restic's own (OpenNebula's copy and its PATH fallback are
+               // restic_backup_test's).
+               {"restic_bin", "restic"},
+               {"remote_restic_bin", "restic"}};
     }
 
     // The recorded argv of each systemd-run, oldest first.
