@@ -35,27 +35,38 @@ std::string default_defaultrc() {
     return loc.empty() ? "/etc/one/defaultrc" : loc + "/etc/defaultrc";
 }
 
-bool one_mad_debug() {
+bool one_mad_debug(const std::string &defaultrc) {
+    // madcommon.sh sources defaultrc over the environment: the file wins.
+    if (const auto v = read_defaultrc(defaultrc, "ONE_MAD_DEBUG")) return !v->empty();
     const char *v = std::getenv("ONE_MAD_DEBUG");
     return v != nullptr && *v != '\0';
 }
 
-std::optional<std::string> read_defaultrc_priority(const std::string &path) {
+std::optional<std::string> read_defaultrc(const std::string &path, const std::string &name) {
     std::ifstream in(path);
     if (!in) return std::nullopt;
     std::optional<std::string> value;
+    const std::string assign = name + "=";
     for (std::string line; std::getline(in, line);) {
         auto t = common::trim(line);
-        if (t.rfind("export ", 0) == 0) t = common::trim(t.substr(7));
-        if (t.rfind("PRIORITY=", 0) != 0) continue;
-        auto v = std::string(common::trim(t.substr(9)));
-        if (const auto hash = v.find(" #"); hash != std::string::npos) v = std::string(common::trim(v.substr(0, hash)));
+        if (t.rfind("export", 0) == 0 && t.size() > 6 && (t[6] == ' ' || t[6] == '\t')) t = common::trim(t.substr(7));
+        if (t.rfind(assign, 0) != 0) continue;
+        auto v = std::string(t.substr(assign.size()));
+        // A comment after blanks, as the shell that sources defaultrc reads it.
+        for (std::size_t i = 1; i < v.size(); ++i)
+            if (v[i] == '#' && (v[i - 1] == ' ' || v[i - 1] == '\t')) {
+                v.resize(i);
+                break;
+            }
+        v = std::string(common::trim(v));
         if (v.size() >= 2 && (v.front() == '"' || v.front() == '\'') && v.back() == v.front())
             v = v.substr(1, v.size() - 2);
         value = v;
     }
     return value;
 }
+
+std::optional<std::string> read_defaultrc_priority(const std::string &path) { return read_defaultrc(path, "PRIORITY"); }
 
 priority_outcome apply_priority(const std::string &value) {
     priority_outcome out;

@@ -22,12 +22,18 @@ std::string default_mad_log_file(std::string_view argv0);
 // $ONE_LOCATION/etc/defaultrc, else /etc/one/defaultrc.
 std::string default_defaultrc();
 
-// True when ONE_MAD_DEBUG is set to a non-empty value (madcommon.sh's -n test).
-bool one_mad_debug();
+// True when ONE_MAD_DEBUG is set to a non-empty value (madcommon.sh's -n
+// test) by defaultrc, or, when defaultrc does not assign it, by the
+// environment (the launcher sources defaultrc over its environment).
+bool one_mad_debug(const std::string &defaultrc);
 
-// PRIORITY as defaultrc sets it: the last "PRIORITY=..." assignment, quotes
-// removed. nullopt when the file cannot be read or sets no PRIORITY; a value
-// that is not a whole number comes back as it is (apply_priority() refuses it).
+// NAME as defaultrc sets it: the last "NAME=..." (or "export NAME=...")
+// assignment, a trailing comment and one pair of quotes removed. nullopt when
+// the file cannot be read or does not assign NAME.
+std::optional<std::string> read_defaultrc(const std::string &path, const std::string &name);
+
+// PRIORITY as defaultrc sets it (read_defaultrc); a value that is not a whole
+// number comes back as it is (apply_priority() refuses it).
 std::optional<std::string> read_defaultrc_priority(const std::string &path);
 
 // What apply_priority() did, for the log.

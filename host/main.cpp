@@ -52,7 +52,9 @@ std::shared_ptr<spdlog::logger> make_logger(const oneds::host::settings &s, bool
 // the default never keeps the driver from starting.
 spdlog::sink_ptr make_sink(oneds::host::settings &s, bool action_mode, const char *argv0,
                            std::vector<std::string> &warnings) {
-    if (action_mode && s.log_file.empty()) return std::make_shared<spdlog::sinks::null_sink_mt>();
+    // "-" is MAD mode's stderr; in action mode stderr is the action's, so no log.
+    if (action_mode && (s.log_file.empty() || s.log_file == "-"))
+        return std::make_shared<spdlog::sinks::null_sink_mt>();
     if (!action_mode && s.log_file_given && (s.log_file.empty() || s.log_file == "-"))
         return std::make_shared<spdlog::sinks::stderr_sink_mt>();
     if (action_mode || s.log_file_given) return std::make_shared<spdlog::sinks::basic_file_sink_mt>(s.log_file);
@@ -88,9 +90,9 @@ void apply_mad_conventions(oneds::host::settings &s, std::vector<std::string> &n
         else if (r.changed)
             notes.push_back("niceness " + std::to_string(r.niceness) + " (PRIORITY " + *priority + " in " + rc + ")");
     }
-    if (oneds::host::one_mad_debug() && !s.log_level_given) {
+    if (oneds::host::one_mad_debug(rc) && !s.log_level_given) {
         s.log_level = "debug";
-        notes.push_back("ONE_MAD_DEBUG is set: log level debug");
+        notes.push_back("ONE_MAD_DEBUG is set (in " + rc + " or the environment): log level debug");
     }
 }
 

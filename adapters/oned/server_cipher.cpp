@@ -166,7 +166,12 @@ ports::result<server_cipher> server_cipher::from_file(const fs::path &file) {
                             name + problem + ": " + file_hint(), 0};
     }
     std::string user = text.substr(0, colon);
-    auto c = from_password(std::move(user), std::string_view(text).substr(colon + 1));
+    // The password is the rest of the line, as OpenNebula's client reads the
+    // file (/(.*?):(.*)/, where '.' stops at a line break).
+    std::string_view password = std::string_view(text).substr(colon + 1);
+    password = password.substr(0, password.find('\n'));
+    if (!password.empty() && password.back() == '\r') password.remove_suffix(1);
+    auto c = from_password(std::move(user), password);
     wipe(text);
     return c;
 }

@@ -150,8 +150,13 @@ ports::result<ports::rpc_result> xmlrpc_one_api::call(const std::string &method,
         const auto now =
             std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
                 .count();
-        token_session = secret_string(options_.cipher->session_for(
-            options_.act_as, static_cast<std::int64_t>(now) + login_token_validity.count()));
+        try {
+            token_session = secret_string(options_.cipher->session_for(
+                options_.act_as, static_cast<std::int64_t>(now) + login_token_validity.count()));
+        } catch (const std::exception &e) {
+            // OpenSSL's own failure text; it holds no key material.
+            return error{error_kind::io, method + ": cannot make the server_cipher login token: " + e.what(), 0};
+        }
     }
     const std::string &session = options_.cipher ? token_session.str() : options_.session;
     const internal::scrubber scrub(session);

@@ -16,6 +16,8 @@
 #include <boost/test/results_collector.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <filesystem>
+
 #include "tests/integration/action_process.hpp"
 #include "tests/integration/oned_requests.hpp"
 #include "tests/integration/scratch_dir.hpp"
@@ -291,6 +293,18 @@ BOOST_AUTO_TEST_CASE(progress_log_lines_appear_on_stderr) {
     BOOST_TEST(r.exit_code == 0);
     BOOST_TEST(r.err == "INFO: log: progress 1/2\nINFO: log: progress 2/2\n");
     BOOST_TEST(r.out == "log 2\n");
+}
+
+// log_file = - is MAD mode's stderr; the config file is shared by both modes,
+// and in action mode stderr is the action's: no log, and no file named "-".
+BOOST_AUTO_TEST_CASE(log_file_dash_means_no_log_in_action_mode) {
+    const auto dash = std::filesystem::current_path() / "-";
+    std::filesystem::remove(dash);
+    const auto r = run({"--log-file", "-", "--log-level", "debug", "testdrv", "log", "1"});
+    BOOST_TEST(r.exit_code == 0);
+    BOOST_TEST(r.err == "INFO: log: progress 1/1\n");
+    BOOST_TEST(!std::filesystem::exists(dash), "action mode created a log file named '-'");
+    std::filesystem::remove(dash);
 }
 
 // A request about one VM: every line carries the VM id where OpenNebula looks

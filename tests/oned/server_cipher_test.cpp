@@ -64,6 +64,16 @@ BOOST_AUTO_TEST_CASE(the_file_splits_at_the_first_colon_and_drops_trailing_blank
     BOOST_TEST(c->session_for("alice", 1700000000) == "serveradmin:alice:glY/h4GqflJpmlgFqcHkM1vV642OVRmDg+OMBg7Bles=");
 }
 
+// A second line (a note, a stray key) is not part of the password: OpenNebula's
+// client takes the rest of the first line.
+BOOST_AUTO_TEST_CASE(the_password_is_the_rest_of_the_first_line) {
+    oneds::test::scratch_dir dir;
+    const auto file = dir.write("onegate_auth", "serveradmin:" + k_password + "\r\n# rotated 2026-11\n");
+    auto c = server_cipher::from_file(file);
+    BOOST_TEST_REQUIRE(c.has_value(), (c ? std::string() : c.err().message));
+    BOOST_TEST(c->session_for("alice", 1700000000) == "serveradmin:alice:glY/h4GqflJpmlgFqcHkM1vV642OVRmDg+OMBg7Bles=");
+}
+
 BOOST_AUTO_TEST_CASE(a_bad_file_is_a_clear_error_without_its_content) {
     oneds::test::scratch_dir dir;
     struct bad {

@@ -197,6 +197,40 @@ BOOST_AUTO_TEST_CASE(a_cancel_reaches_restic_through_systemctl_kill) {
     sd.check_no_secret();
 }
 
+// restic killed inside the unit (SIGKILL, as the kernel's OOM killer under
+// MemoryMax= or an admin would): systemd-run --wait says only 255; the
+// backup is reported as a killed restic, its lock is removed, and the next
+// backup of the VM succeeds.
+BOOST_AUTO_TEST_CASE(a_restic_killed_in_the_unit_is_reported_and_its_lock_removed) {
+    restic_fixture f;
+    systemd_scene sd(f);
+    f.make_vm(7, {{0, 1024, 600, true}});
+    const std::string repo = f.base_path() + "/7";
+    BOOST_TEST_REQUIRE(f.restic(repo, {"init"}).exit_code == 0);
+    spawned_process p(f.host_argv("backup", backup_args(f, 7), sd.cfg), f.document({{"RESTIC_MAX_WIOPS", "100000"}}));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    pid_t restic = -1;
+    while (std::chrono::steady_clock::now() < deadline && restic < 0) {
+        if (fs::exists(repo + "/locks") && !fs::is_empty(repo + "/locks") && fs::exists(sd.state + "/units"))
+            for (const auto &e : fs::directory_iterator(sd.state + "/units")) {
+                std::ifstream in(e.path());
+                if (pid_t pid = -1; in >> pid && pid > 0) restic = pid;
+            }
+        if (restic < 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    BOOST_REQUIRE(restic > 0);
+    BOOST_REQUIRE(::kill(restic, SIGKILL) == 0);
+    const auto r = p.wait(std::chrono::seconds(60));
+    BOOST_TEST(r.exit_code == 255);
+    BOOST_TEST(r.err.find("restic was killed by signal 9") != std::string::npos, r.err);
+    BOOST_TEST((!fs::exists(repo + "/locks") || fs::is_empty(repo + "/locks")), "the killed restic's lock was left");
+    f.make_vm(7, {{0, 8, 1}});
+    const auto again = f.host_action("backup", backup_args(f, 7), f.document({{"RESTIC_MAX_WIOPS", "100000"}}), sd.cfg);
+    BOOST_TEST(again.exit_code == 0, again.err);
+    BOOST_TEST(snapshot_count(f, repo) == 1U);
+    sd.check_no_secret();
+}
+
 // An unreachable user manager, or one without the io controller, fails the
 // backup naming the attribute and the fix, before anything starts; so do
 // values that are not integers in range.

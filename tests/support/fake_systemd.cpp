@@ -18,8 +18,9 @@
 // PATH, USER, LOGNAME) plus the --setenv values, and (as --pipe does) this
 // process's stdin, stdout and stderr. Like the real systemd-run with --pipe
 // and no --pty, it installs no handler for SIGINT or SIGTERM: a signal ends
-// it and the "unit" goes on running. It waits for the command and exits with
-// its status (128 + signal when killed). <state>/units/<unit> holds the
+// it and the "unit" goes on running. It waits for the command and exits as
+// systemd-run --wait does: 0, the command's exit status, or 255 when the
+// command died of a signal (EXIT_EXCEPTION). <state>/units/<unit> holds the
 // command's pid while it runs.
 //
 // ctl: appends its argv as one line to <state>/systemctl.log. Knows
@@ -134,7 +135,7 @@ int run(const std::string &state, const std::vector<std::string> &args) {
     while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {}
     ::unlink(pid_file.c_str());
     if (WIFEXITED(status)) return WEXITSTATUS(status);
-    return 128 + WTERMSIG(status);
+    return 255;
 }
 
 int ctl(const std::string &state, const std::vector<std::string> &args) {

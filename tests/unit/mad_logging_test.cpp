@@ -73,6 +73,26 @@ BOOST_AUTO_TEST_CASE(priority_is_the_last_assignment_in_defaultrc) {
     BOOST_TEST(!read_defaultrc_priority(none.path + ".missing").has_value());
 }
 
+// OpenNebula documents "ONE_MAD_DEBUG=1 in defaultrc" to debug a driver:
+// the launcher sources the file over its environment, so the file wins.
+BOOST_AUTO_TEST_CASE(one_mad_debug_comes_from_defaultrc_before_the_environment) {
+    temp_file on("ONE_MAD_DEBUG=1\n");
+    temp_file off("export\tONE_MAD_DEBUG=\t# off\n");
+    temp_file silent("PRIORITY=19\n");
+    ::unsetenv("ONE_MAD_DEBUG");
+    BOOST_TEST(one_mad_debug(on.path));
+    BOOST_TEST(!one_mad_debug(off.path));
+    BOOST_TEST(!one_mad_debug(silent.path));
+    BOOST_TEST(!one_mad_debug(silent.path + ".missing"));
+    ::setenv("ONE_MAD_DEBUG", "1", 1);
+    BOOST_TEST(one_mad_debug(silent.path));
+    BOOST_TEST(one_mad_debug(silent.path + ".missing"));
+    BOOST_TEST(!one_mad_debug(off.path));
+    ::unsetenv("ONE_MAD_DEBUG");
+    temp_file tabbed("export\tPRIORITY=7\t# lower\n");
+    BOOST_TEST(read_defaultrc(tabbed.path, "PRIORITY").value_or("none") == "7");
+}
+
 BOOST_AUTO_TEST_CASE(bad_priority_is_a_warning_and_changes_nothing) {
     errno = 0;
     const int before = ::getpriority(PRIO_PROCESS, 0);

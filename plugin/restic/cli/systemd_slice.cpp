@@ -7,6 +7,16 @@ namespace {
 
 constexpr std::string_view error_marker = "ONEDS_SLICE_ERROR=";
 
+// A cancel (SIGINT or SIGTERM to this script, the pid the runner knows)
+// becomes `systemctl --user kill` of the unit: a signal to `systemd-run
+// --pipe` would end systemd-run and leave the unit, restic in it, running.
+// A cancel before systemd-run started ends the script (130) before it
+// starts; one while it starts is sent again once its pid is known. `wait`
+// is repeated only when a signal interrupted it, so restic's own status is
+// the script's. systemd-run --wait exits 255 when the service died of a
+// signal (restic killed, or OOM-killed under MemoryMax=); that becomes 137,
+// a killed restic, so that its lock is looked at afterwards.
+//
 // $1 systemd-run, $2 systemctl, $3 unit directory ("" = ~/.config/systemd/user),
 // $4 the user manager's cgroup ("" = the usual place), $5 the slice's name,
 // $6 the slice file, $7 the controllers needed; the rest is systemd-run's
@@ -27,14 +37,17 @@ constexpr const char *launcher_script =
     "printf %s \"$conf\" >\"$dir/$slice\" || fail write \"cannot write $dir/$slice\"; "
     "out=$(\"$sc\" --user daemon-reload </dev/null 2>&1) || fail manager \"$(printf %s \"$out\" | tr \"\\n\" \" \")\" "
     ") 9>\"$dir/.lock\" || exit 1; "
-    "u=oneds-${slice%.slice}-$$.service; p=; "
-    "stop() { n=0; until \"$sc\" --user kill --kill-who=main --signal=SIGINT \"$u\" </dev/null >/dev/null 2>&1; do "
-    "n=$((n+1)); [ \"$n\" -lt 10 ] && [ -n \"$p\" ] && kill -0 \"$p\" 2>/dev/null || break; sleep 1; done; }; "
+    "u=oneds-${slice%.slice}-$$.service; p=; c=; g=; "
+    "stop() { c=1; g=1; [ -n \"$p\" ] || return 0; n=0; "
+    "until \"$sc\" --user kill --kill-who=main --signal=SIGINT \"$u\" </dev/null >/dev/null 2>&1; do "
+    "n=$((n+1)); [ \"$n\" -lt 10 ] && kill -0 \"$p\" 2>/dev/null || break; sleep 1; done; }; "
     "trap stop INT TERM; exec 3<&0; "
+    "[ -z \"$c\" ] || exit 130; "
     "\"$sr\" --user --quiet --pipe --collect --wait --slice=\"$slice\" --unit=\"$u\" "
     "${SSH_AUTH_SOCK:+\"--setenv=SSH_AUTH_SOCK=$SSH_AUTH_SOCK\"} \"$@\" <&3 3<&- & "
-    "p=$!; exec 3<&-; "
-    "while :; do wait \"$p\"; rc=$?; kill -0 \"$p\" 2>/dev/null || break; done; exit $rc";
+    "p=$!; exec 3<&-; [ -z \"$c\" ] || stop; "
+    "while :; do g=; wait \"$p\"; rc=$?; [ -n \"$g\" ] || break; done; "
+    "[ \"$rc\" -ne 255 ] || rc=137; exit $rc";
 
 // A word of a unit file line that systemd reads as one path: no blank,
 // quote, backslash or specifier.
