@@ -3,7 +3,7 @@
 // acts as another user, as OpenNebula's Ruby ServerCipherAuth does.
 //
 //   cipher auth file  "<server_user>:<password>", the first ':' splits,
-//                     trailing white space is stripped
+//                     the password is the rest of that line
 //   key               the first 32 characters of the lower-case hex SHA-256
 //                     of the password, used as 32 bytes; iv = its first 16
 //   token             AES-256-CBC (PKCS#7 padding) of
@@ -14,8 +14,10 @@
 // derives the same key from what it stores; it accepts the session while the
 // expiry lies in the future and then runs the call as the target user.
 //
-// Secrets (the password, the key, the session) never go into an error text;
-// buffers that held them are zeroed (OPENSSL_cleanse) when they go away.
+// Secrets (the password, the key, the session) never go into an error text.
+// The buffers this file owns that held the password or the key are zeroed
+// (OPENSSL_cleanse) when they go away; a session (valid 120 s) also lives,
+// unzeroed, in the XML-RPC client's request buffers for the call's length.
 #pragma once
 
 #include "plugin/ports/result.hpp"
