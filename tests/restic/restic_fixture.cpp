@@ -193,31 +193,7 @@ std::string restic_fixture::document(const std::map<std::string, std::optional<s
 }
 
 std::string restic_fixture::write_config(const std::map<std::string, std::string> &plugin) const {
-    std::map<std::string, std::string> cfg = {
-        {"ssh_config", sshd_->ssh_config_file().string()},
-        {"datastore_conf", dir_.file("datastore.conf")},
-        {"lock_dir", dir_.file("locks")},
-        {"lock_retry_interval", "0.5"},
-        {"progress_interval", "0"},
-        {"kill_grace", "5"},
-        // A private socket directory per instance: the default, OpenNebula's
-        // shared one, would let tests share masters.
-        {"ssh_control_dir", ""},
-        // OpenNebula's remotes on the front end and their copy on the other
-        // hosts: in the scratch tree, never this machine's.
-        {"remotes_dir", dir_.file("remotes")},
-        {"scripts_remote_dir", dir_.file("var_tmp_one")},
-    };
-    for (const auto &[k, v] : plugin) {
-        if (v == k_unset)
-            cfg.erase(k);
-        else
-            cfg[k] = v;
-    }
-    std::string text = "log_level = debug\n[plugin.restic]\n";
-    for (const auto &[k, v] : cfg) text += k + " = " + v + "\n";
-    static int n = 0;
-    return dir_.write("one_ds_host." + std::to_string(++n) + ".conf", text);
+    return write_config(plugin, {});
 }
 
 std::vector<std::string> restic_fixture::host_argv(const std::string &action, const std::vector<std::string> &args,
