@@ -125,21 +125,24 @@ const std::string k_lister_quoted =
     R"q(; exit 1; }; break; done; [ -e "$d/vm.xml" ] || { printf "ONEDS_MISSING=%s/vm.xml\n" "$d"; exit)q"
     R"q( 1; }; printf "ONEDS_DISK=%s\n" "$d"/disk.*; exec "$@" "$d"/disk.* "$d/vm.xml"')q";
 const std::string k_slice_launcher_quoted =
-    R"q('sr=$1 sc=$2 dir=${3:-$HOME/.config/systemd/user} cg=$4 slice=$5 conf=$6 need=$7; shift 7; me=$)q"
-    R"q((id -un); uid=$(id -u); fail() { printf "ONEDS_SLICE_ERROR=%s:%s:%s\n" "$1" "$me" "$2"; exit 1;)q"
-    R"q( }; [ -n "$XDG_RUNTIME_DIR" ] || { XDG_RUNTIME_DIR=/run/user/$uid; export XDG_RUNTIME_DIR; }; [)q"
-    R"q( -n "$cg" ] || cg=/sys/fs/cgroup/user.slice/user-$uid.slice/user@$uid.service; if [ -r "$cg/cgr)q"
-    R"q(oup.controllers" ]; then have=" $(cat "$cg/cgroup.controllers") "; miss=; for c in $need; do ca)q"
-    R"q(se $have in *" $c "*) ;; *) miss="$miss $c";; esac; done; [ -z "$miss" ] || fail controllers "$)q"
-    R"q({miss# }"; fi; mkdir -p "$dir" || fail write "cannot create $dir"; ( flock -w 180 9 || fail loc)q"
-    R"q(k "$dir/.lock"; printf %s "$conf" >"$dir/$slice" || fail write "cannot write $dir/$slice"; out=)q"
-    R"q($("$sc" --user daemon-reload </dev/null 2>&1) || fail manager "$(printf %s "$out" | tr "\n" " ")q"
-    R"q()" ) 9>"$dir/.lock" || exit 1; u=oneds-${slice%.slice}-$$.service; p=; stop() { n=0; until "$sc)q"
-    R"q(" --user kill --kill-who=main --signal=SIGINT "$u" </dev/null >/dev/null 2>&1; do n=$((n+1)); [)q"
-    R"q( "$n" -lt 10 ] && [ -n "$p" ] && kill -0 "$p" 2>/dev/null || break; sleep 1; done; }; trap stop)q"
-    R"q( INT TERM; exec 3<&0; "$sr" --user --quiet --pipe --collect --wait --slice="$slice" --unit="$u")q"
-    R"q( ${SSH_AUTH_SOCK:+"--setenv=SSH_AUTH_SOCK=$SSH_AUTH_SOCK"} "$@" <&3 3<&- & p=$!; exec 3<&-; whi)q"
-    R"q(le :; do wait "$p"; rc=$?; kill -0 "$p" 2>/dev/null || break; done; exit $rc')q";
+    R"q('sr=$1 sc=$2 dir=${3:-$HOME/.config/systemd/user} cg=$4 slice=$5 conf=$6 need=$7; shift 7; me=$(id)q"
+    R"q( -un); uid=$(id -u); fail() { printf "ONEDS_SLICE_ERROR=%s:%s:%s\n" "$1" "$me" "$2"; exit 1; }; [ )q"
+    R"q(-n "$XDG_RUNTIME_DIR" ] || { XDG_RUNTIME_DIR=/run/user/$uid; export XDG_RUNTIME_DIR; }; [ -n "$cg")q"
+    R"q( ] || cg=/sys/fs/cgroup/user.slice/user-$uid.slice/user@$uid.service; if [ -r "$cg/cgroup.controll)q"
+    R"q(ers" ]; then have=" $(cat "$cg/cgroup.controllers") "; miss=; for c in $need; do case $have in *" )q"
+    R"q($c "*) ;; *) miss="$miss $c";; esac; done; [ -z "$miss" ] || fail controllers "${miss# }"; fi; mkd)q"
+    R"q(ir -p "$dir" || fail write "cannot create $dir"; ( : >>"$dir/.lock" ) 2>/dev/null || fail write "c)q"
+    R"q(annot open $dir/.lock"; ( flock -w 180 9; r=$?; [ "$r" -eq 0 ] || { [ "$r" -eq 1 ] && fail lock "$)q"
+    R"q(dir/.lock"; fail write "flock failed (exit $r) on $dir/.lock"; }; printf %s "$conf" >"$dir/$slice")q"
+    R"q( || fail write "cannot write $dir/$slice"; out=$("$sc" --user daemon-reload </dev/null 2>&1) || fa)q"
+    R"q(il manager "$(printf %s "$out" | tr "\n" " ")" ) 9>"$dir/.lock" || exit 1; u=oneds-${slice%.slice})q"
+    R"q(-$$.service; p=; c=; g=; stop() { c=1; g=1; [ -n "$p" ] || return 0; n=0; until "$sc" --user kill )q"
+    R"q(--kill-who=main --signal=SIGINT "$u" </dev/null >/dev/null 2>&1; do n=$((n+1)); [ "$n" -lt 10 ] &&)q"
+    R"q( kill -0 "$p" 2>/dev/null || break; sleep 1; done; }; trap stop INT TERM; exec 3<&0; [ -z "$c" ] |)q"
+    R"q(| exit 130; "$sr" --user --quiet --pipe --collect --wait --slice="$slice" --unit="$u" ${SSH_AUTH_S)q"
+    R"q(OCK:+"--setenv=SSH_AUTH_SOCK=$SSH_AUTH_SOCK"} "$@" <&3 3<&- & p=$!; exec 3<&-; [ -z "$c" ] || stop)q"
+    R"q(; while :; do g=; wait "$p"; rc=$?; [ -n "$g" ] || break; done; [ "$rc" -ne 255 ] || rc=137; exit )q"
+    R"q($rc')q";
 
 }  // namespace
 

@@ -267,6 +267,19 @@ BOOST_AUTO_TEST_CASE(an_unusable_user_manager_or_a_bad_value_starts_nothing) {
         BOOST_TEST(sd.systemctl_log().empty());
         fs::remove_all(sd.state);
     }
+    {
+        // A slice lock that cannot be opened (here a directory) is named as such.
+        systemd_scene sd(f);
+        fs::create_directories(sd.units + "/.lock");
+        const auto r = f.host_action("backup", backup_args(f, 7), f.document({{"RESTIC_CPU_QUOTA", "50"}}), sd.cfg);
+        BOOST_TEST(r.exit_code == 255);
+        BOOST_TEST(r.err.find("RESTIC_CPU_QUOTA is set but the slice file of ") != std::string::npos, r.err);
+        BOOST_TEST(r.err.find("could not be written: cannot open " + sd.units + "/.lock") != std::string::npos, r.err);
+        BOOST_TEST(sd.runs().empty());
+        BOOST_TEST(sd.systemctl_log().empty());
+        fs::remove_all(sd.state);
+        fs::remove_all(f.dir().file("home"));
+    }
     systemd_scene sd(f);
     for (const auto &[name, value] : std::vector<std::pair<std::string, std::string>>{
              {"RESTIC_CPU_QUOTA", "half"}, {"RESTIC_MEMORY_MAX_MB", "0"}, {"RESTIC_MAX_WIOPS", "1e9"}}) {
