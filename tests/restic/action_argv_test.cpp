@@ -1627,6 +1627,20 @@ BOOST_AUTO_TEST_CASE(no_login_starts_nothing) {
     BOOST_TEST(h.oned.calls().empty());
 }
 
+// A DESTINATION_DS_ID beyond oned's 32-bit ids is refused by name before
+// anything runs (it used to escape as std::stoi's out_of_range).
+BOOST_AUTO_TEST_CASE(a_destination_beyond_32_bits_starts_nothing) {
+    harness h(k_ssh);
+    const std::string req = image({k_inc0, k_inc1}) +
+                            "<DESTINATION_DS_ID>99999999999</DESTINATION_DS_ID><TEMPLATE><USERNAME>alice</"
+                            "USERNAME></TEMPLATE>";
+    const auto out = h.run(&restore_action, "restore", {"9"}, request(k_ssh, req));
+    BOOST_TEST(out.status == ONEDS_ERR_FAILED);
+    BOOST_TEST(out.error == "DESTINATION_DS_ID 99999999999 is not a datastore id (at most 2147483647)", out.error);
+    BOOST_TEST(h.runs().empty());
+    BOOST_TEST(h.oned.calls().empty());
+}
+
 // oned refuses the second image: the error names the one already made.
 BOOST_AUTO_TEST_CASE(a_refused_image_names_those_already_restored) {
     harness h(k_ssh);

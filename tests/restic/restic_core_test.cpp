@@ -591,6 +591,17 @@ BOOST_AUTO_TEST_CASE(ssh_control_dir_leaves_room_for_sshs_temporary_socket_name)
                           });
 }
 
+// The oned adapter's keys may sit in [plugin.restic]: the plugin passes them
+// on and does not call them unknown; a real unknown key still is.
+BOOST_AUTO_TEST_CASE(the_oned_adapters_keys_are_accepted_and_unknown_keys_refused) {
+    BOOST_CHECK_NO_THROW(parse_plugin_settings({{"oned_timeout", "30"}, {"oned_max_response_bytes", "1048576"}}));
+    BOOST_CHECK_EXCEPTION(parse_plugin_settings({{"oned_max_response_byte", "1"}}), std::invalid_argument,
+                          [](const std::invalid_argument &e) {
+                              return std::string(e.what()).find("unknown key 'oned_max_response_byte'") !=
+                                     std::string::npos;
+                          });
+}
+
 BOOST_AUTO_TEST_CASE(front_end_restic_is_opennebulas_copy_else_path_with_a_warning_else_an_error) {
     const scratch remotes, bin1, bin2;
     const std::string path = "relative:" + bin1.path.string() + ":" + bin2.path.string();

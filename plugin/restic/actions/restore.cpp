@@ -17,6 +17,7 @@
 
 #include <pugixml.hpp>
 
+#include <limits>
 #include <regex>
 
 namespace oneds::restic {
@@ -58,6 +59,10 @@ outcome restore_action(action_env &env) {
         common::trim(doc.select_node("/DS_DRIVER_ACTION_DATA/DESTINATION_DS_ID").node().text().as_string()));
     if (username.empty() || dst_ds.empty() || dst_ds.find_first_not_of("0123456789") != std::string::npos)
         return outcome::fail("Cannot find USERNAME / DESTINATION_DS_ID");
+    // oned's ids are 32-bit: a longer number is no datastore.
+    if (dst_ds.size() > 10 || std::stoll(dst_ds) > std::numeric_limits<std::int32_t>::max())
+        return outcome::fail("DESTINATION_DS_ID " + dst_ds + " is not a datastore id (at most " +
+                             std::to_string(std::numeric_limits<std::int32_t>::max()) + ")");
     if (env.oned_users == nullptr)
         return outcome::fail(
             "restore: the oned XML-RPC endpoint is needed to create images (set oned_endpoint / one_cipher_auth)");

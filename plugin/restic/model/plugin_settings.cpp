@@ -112,7 +112,7 @@ plugin_settings parse_plugin_settings(const sdk::config_map &config) {
             (key == "remotes_dir" ? s.remotes_dir : s.scripts_remote_dir) = value;
         } else if (key == "lock_dir")
             s.lock_dir = value;
-        else if (key == "oned_timeout")
+        else if (key == "oned_timeout" || key == "oned_max_response_bytes")
             continue;  // read by the oned adapter
         else if (key == "lock_retries")
             s.lock_retries = static_cast<unsigned>(number(key, value, 0, 100000));
