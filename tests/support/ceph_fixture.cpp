@@ -344,8 +344,28 @@ struct ceph_fixture::state {
         });
 
         // On its first start the gateway creates its realm, zone and pools.
-        rgw.emplace(daemon({"radosgw", "-n", "client.rgw.gw"}, "client.rgw.gw"));
-        wait_until("starting the gateway", *rgw, "client.rgw.gw", [this] { return http_answers(rgw_port); });
+        // Another process may take the free port before the gateway binds it:
+        // then the gateway exits and gets a new port (the monitor and OSD read
+        // the config only when they start).
+        for (int attempt = 1;; ++attempt) {
+            rgw.emplace(daemon({"radosgw", "-n", "client.rgw.gw"}, "client.rgw.gw"));
+            try {
+                wait_until("starting the gateway", *rgw, "client.rgw.gw", [this] { return http_answers(rgw_port); });
+                break;
+            } catch (const std::runtime_error &) {
+                const bool port_taken =
+                    rgw->reaped() &&
+                    read_file(log_dir / "client.rgw.gw.log").find("Address already in use") != std::string::npos;
+                if (!port_taken || attempt == 3) throw;
+            }
+            fs::rename(log_dir / "client.rgw.gw.log",
+                       log_dir / ("client.rgw.gw.attempt" + std::to_string(attempt) + ".log"));
+            do {
+                rgw_port = pick_free_port();
+            } while (rgw_port == mon_port);
+            endpoint = "http://127.0.0.1:" + std::to_string(rgw_port);
+            write_conf(fsid);
+        }
 
         // The gateway generates the keys; they arrive on a pipe, never in argv.
         std::string user_json;
