@@ -11,6 +11,9 @@ packages=(
   libboost-json1.81-dev libboost-filesystem1.81-dev
   libssh2-1-dev libssl-dev libxmlrpc-c++8-dev libspdlog-dev libpugixml-dev
   restic openssh-server openssh-client qemu-utils libxml2-utils jq time clang-format
+  # A throw-away single-node Ceph (monitor, memstore OSD, RADOS Gateway) for the
+  # S3 and RBD tests; the packages start no daemon.
+  ceph-mon ceph-osd radosgw ceph-common
 )
 missing=()
 for p in "${packages[@]}"; do
