@@ -84,6 +84,8 @@ repo_site frontend_site(const action_env &env, const datastore_attributes &a, co
 repo_site maintenance_site(const action_env &env, const datastore_attributes &a, const std::string &repo_path) {
     const std::string path = clean_path(repo_path);
     if (a.backend == backend_kind::local) return here(env, path, "", path);
+    // S3: every maintenance command runs here against the bucket (stock).
+    if (a.backend == backend_kind::s3) return here(env, repository_url(a, path), "", path);
     const std::string host = env.exec_host(a.sftp_server);
     if (host.empty()) return here(env, path, "", path);
     return remote(env, a.sftp_user + "@" + host, path, "", path,

@@ -6,6 +6,8 @@
 //    against the repository's local path: rm, increment_flatten, restore, the
 //    downloader. Data then never crosses the network twice, and qemu-img runs
 //    next to the data (the backup server needs restic and qemu-img, as stock);
+//  - with RESTIC_BACKEND=S3 the backup runs on the hypervisor and everything
+//    else here, restic with the s3: URL (stock);
 //  - with RESTIC_BACKEND=LOCAL everything runs here against the path.
 #pragma once
 
