@@ -3,6 +3,7 @@
 #include "plugin/restic/actions/actions.hpp"
 
 #include "adapters/oned/xmlrpc_one_api.hpp"
+#include "adapters/s3/s3_store.hpp"
 #include "adapters/sftp/sftp_store.hpp"
 #include "adapters/sshconfig/ssh_config.hpp"
 
@@ -107,6 +108,23 @@ plugin_instance::~plugin_instance() {
 
 ports::result<std::shared_ptr<ports::repo_store>> plugin_instance::store_for(const datastore_attributes &a) {
     if (a.backend == backend_kind::local) return std::shared_ptr<ports::repo_store>(local_store_);
+    if (a.backend == backend_kind::s3) {
+        // One per request: an HTTP connection is cheap to open, and the
+        // keys belong to the datastore the request names.
+        adapters::s3::s3_target t;
+        t.endpoint = a.s3_endpoint;
+        t.bucket = a.s3_bucket;
+        t.region = a.s3_region;
+        t.access_key_id = a.s3_access_key_id;
+        t.secret_access_key = a.s3_secret_access_key;
+        t.path_style = a.s3_path_style;
+        t.ca_file = a.s3_cacert;
+        t.insecure_tls = a.s3_insecure_tls;
+        t.root = a.base_path;
+        auto store = adapters::s3::s3_store::create(std::move(t), settings_.s3_timeout);
+        if (!store) return store.err();
+        return std::shared_ptr<ports::repo_store>(std::move(store.value()));
+    }
     auto store = adapters::sftp::sftp_store::create(
         ports::sftp_target{bare_host(a.sftp_server), a.sftp_user, settings_.ssh_config}, sftp_pool_);
     if (!store) return store.err();
