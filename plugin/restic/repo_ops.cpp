@@ -232,6 +232,11 @@ ports::status check_s3_repository(action_env &env, const datastore_attributes &a
     auto st = (*store)->stat(clean_path(repo_path) + "/config", env.stop());
     if (!st) {
         if (env.ctx.cancelled()) return ports::cancelled_error();
+        // No bucket yet: restic init makes it with the first repository.
+        if (st.err().kind == ports::error_kind::not_found && !must_exist) {
+            if (exists != nullptr) *exists = false;
+            return ports::ok();
+        }
         return ports::error{st.err().kind, "S3 repository " + url + ": " + st.err().message};
     }
     if (exists != nullptr) *exists = st->exists;
