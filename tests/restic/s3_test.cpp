@@ -309,7 +309,7 @@ BOOST_AUTO_TEST_CASE(restore_allocates_images_whose_urls_download_from_the_bucke
         "restore", {"42"},
         oneds::common::base64_encode(s.f.document_with_image(
             c.image_xml(), {},
-            "<TEMPLATE><USERNAME>alice</USERNAME><DESTINATION_DS_ID>1</DESTINATION_DS_ID><NAME>back</NAME></TEMPLATE>")),
+            "<DESTINATION_DS_ID>1</DESTINATION_DS_ID><TEMPLATE><USERNAME>alice</USERNAME><NAME>back</NAME></TEMPLATE>")),
         {}, {}, host);
     BOOST_REQUIRE_MESSAGE(r.exit_code == 0, describe(r));
     BOOST_TEST(std::regex_match(r.out, std::regex("[0-9]+ [0-9]+ [0-9]+\n?")), r.out);
