@@ -246,6 +246,14 @@ struct s3_store::impl {
             if (ec) {
                 const long verify = SSL_get_verify_result(handle);
                 disconnect();
+                if (!target.insecure_tls &&
+                    (verify == X509_V_ERR_HOSTNAME_MISMATCH || verify == X509_V_ERR_IP_ADDRESS_MISMATCH)) {
+                    return error{error_kind::host_key,
+                                 "the TLS certificate of the S3 endpoint " + ep.text + " is not for '" + host + "' (" +
+                                     X509_verify_cert_error_string(verify) +
+                                     "); write a name the certificate holds in RESTIC_S3_ENDPOINT, or skip the "
+                                     "check with RESTIC_S3_INSECURE_TLS=yes"};
+                }
                 if (!target.insecure_tls && verify != X509_V_OK) {
                     return error{error_kind::host_key,
                                  "the TLS certificate of the S3 endpoint " + ep.text + " cannot be verified (" +

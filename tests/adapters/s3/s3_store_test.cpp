@@ -338,6 +338,7 @@ BOOST_AUTO_TEST_CASE(refused_keys_are_a_permission_error_that_names_the_attribut
         const auto info = store->stat(root + "/7/config", source.get_token());
         BOOST_TEST_REQUIRE(!info.has_value());
         BOOST_TEST((info.err().kind == error_kind::permission), info.err().message);
+        BOOST_TEST_MESSAGE("error: " << info.err().message);
         const std::string &m = info.err().message;
         BOOST_TEST(has(m, "RESTIC_S3_ACCESS_KEY_ID / RESTIC_S3_SECRET_ACCESS_KEY"), m);
         BOOST_TEST(has(m, code), m);
@@ -349,6 +350,7 @@ BOOST_AUTO_TEST_CASE(refused_keys_are_a_permission_error_that_names_the_attribut
         const auto bucket_check = store->check_bucket(source.get_token());
         BOOST_TEST_REQUIRE(!bucket_check.has_value());
         BOOST_TEST((bucket_check.err().kind == error_kind::permission), bucket_check.err().message);
+        BOOST_TEST_MESSAGE("error: " << bucket_check.err().message);
         BOOST_TEST(has(bucket_check.err().message, code), bucket_check.err().message);
         BOOST_TEST((store->usage(source.get_token()).err().kind == error_kind::permission));
         BOOST_TEST((store->read_file(root + "/7/config", 10, source.get_token()).err().kind == error_kind::permission));
@@ -363,6 +365,7 @@ BOOST_AUTO_TEST_CASE(a_missing_bucket_is_not_found_and_named) {
     const auto info = store->stat(root + "/7/config", source.get_token());
     BOOST_TEST_REQUIRE(!info.has_value());
     BOOST_TEST((info.err().kind == error_kind::not_found), info.err().message);
+    BOOST_TEST_MESSAGE("error: " << info.err().message);
     BOOST_TEST(info.err().message == expected);
     const auto check = store->check_bucket(source.get_token());
     BOOST_TEST_REQUIRE(!check.has_value());
@@ -382,6 +385,7 @@ BOOST_AUTO_TEST_CASE(an_unreachable_endpoint_fails_at_once_with_the_reason) {
     BOOST_TEST((clock_type::now() - started < 2s));
     BOOST_TEST_REQUIRE(!info.has_value());
     BOOST_TEST((info.err().kind == error_kind::unreachable), info.err().message);
+    BOOST_TEST_MESSAGE("error: " << info.err().message);
     BOOST_TEST(has(info.err().message, "Connection refused"), info.err().message);
     BOOST_TEST(has(info.err().message, t.endpoint), info.err().message);
     BOOST_TEST((store->check_bucket(source.get_token()).err().kind == error_kind::unreachable));
@@ -390,6 +394,7 @@ BOOST_AUTO_TEST_CASE(an_unreachable_endpoint_fails_at_once_with_the_reason) {
     const auto unresolved = store_for(t, 5s)->stat(root + "/7/config", source.get_token());
     BOOST_TEST_REQUIRE(!unresolved.has_value());
     BOOST_TEST((unresolved.err().kind == error_kind::unreachable), unresolved.err().message);
+    BOOST_TEST_MESSAGE("error: " << unresolved.err().message);
     BOOST_TEST(has(unresolved.err().message, "no-such-host.invalid"), unresolved.err().message);
 }
 
@@ -409,6 +414,7 @@ BOOST_AUTO_TEST_CASE(a_stop_ends_a_call_to_an_endpoint_that_never_answers) {
     BOOST_TEST((took < 1300ms), std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
     BOOST_TEST_REQUIRE(!info.has_value());
     BOOST_TEST((info.err().kind == error_kind::cancelled), info.err().message);
+    BOOST_TEST_MESSAGE("error: " << info.err().message);
 
     // The timeout ends it too, as unreachable.
     auto quick = store_for(t, 500ms);
@@ -418,5 +424,76 @@ BOOST_AUTO_TEST_CASE(a_stop_ends_a_call_to_an_endpoint_that_never_answers) {
     BOOST_TEST((clock_type::now() - started2 < 1500ms));
     BOOST_TEST_REQUIRE(!usage.has_value());
     BOOST_TEST((usage.err().kind == error_kind::unreachable), usage.err().message);
+    BOOST_TEST_MESSAGE("error: " << usage.err().message);
     BOOST_TEST(has(usage.err().message, "did not answer within"), usage.err().message);
+}
+
+// TLS against a real TLS server (openssl s_server with a self-signed
+// certificate for 127.0.0.1; its -www page stands in for an object).
+BOOST_AUTO_TEST_CASE(tls_verification_failures_name_the_attributes_that_fix_them) {
+    const fs::path dir = scratch() / "tls";
+    fs::create_directories(dir);
+    const std::string cert = (dir / "cert.pem").string();
+    const std::string key = (dir / "key.pem").string();
+    const auto made = run({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                           "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"},
+                          {});
+    BOOST_TEST_REQUIRE(made.status == 0, made.err);
+
+    const unsigned short port = closed_port();
+    oneds::common::child_spec spec;
+    spec.argv = {"openssl", "s_server", "-accept", "127.0.0.1:" + std::to_string(port), "-cert", cert, "-key",
+                 key,       "-www",     "-quiet"};
+    spec.in = oneds::common::child_stream::null();
+    spec.out = oneds::common::child_stream::null();
+    spec.err = oneds::common::child_stream::file((dir / "s_server.err").string(), O_WRONLY | O_CREAT | O_TRUNC);
+    auto server = oneds::common::spawn(spec);
+    struct stopper {
+        oneds::common::child &c;
+        ~stopper() { c.kill(); }
+    } stop_server{server};
+    bool listening = false;
+    for (int i = 0; i < 100 && !listening; ++i) {
+        const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        addr.sin_port = htons(port);
+        listening = ::connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0;
+        ::close(fd);
+        if (!listening) std::this_thread::sleep_for(50ms);
+    }
+    BOOST_TEST_REQUIRE(listening, slurp(dir / "s_server.err"));
+
+    std::stop_source source;
+    auto t = target_for("bucket");
+    t.endpoint = "https://127.0.0.1:" + std::to_string(port);
+    // The system's CAs do not know the certificate.
+    auto info = store_for(t, 10s)->stat(root + "/7/config", source.get_token());
+    BOOST_TEST_REQUIRE(!info.has_value());
+    BOOST_TEST((info.err().kind == error_kind::host_key), info.err().message);
+    BOOST_TEST_MESSAGE("error: " << info.err().message);
+    BOOST_TEST(has(info.err().message, "RESTIC_S3_CACERT"), info.err().message);
+    BOOST_TEST(has(info.err().message, "RESTIC_S3_INSECURE_TLS"), info.err().message);
+    BOOST_TEST(has(info.err().message, "self"), info.err().message);  // OpenSSL's reason: self-signed
+
+    // Trusted through RESTIC_S3_CACERT, or not checked: the request goes through.
+    t.ca_file = cert;
+    info = store_for(t, 10s)->stat(root + "/7/config", source.get_token());
+    BOOST_TEST_REQUIRE(info.has_value(), message_of(info));
+    BOOST_TEST(info->exists);
+    auto insecure = target_for("bucket");
+    insecure.endpoint = t.endpoint;
+    insecure.insecure_tls = true;
+    info = store_for(insecure, 10s)->stat(root + "/7/config", source.get_token());
+    BOOST_TEST_REQUIRE(info.has_value(), message_of(info));
+
+    // A trusted certificate for another name than the endpoint's is refused.
+    t.endpoint = "https://localhost:" + std::to_string(port);
+    info = store_for(t, 10s)->stat(root + "/7/config", source.get_token());
+    BOOST_TEST_REQUIRE(!info.has_value());
+    BOOST_TEST((info.err().kind == error_kind::host_key), info.err().message);
+    BOOST_TEST_MESSAGE("error: " << info.err().message);
+    BOOST_TEST(has(info.err().message, "mismatch"), info.err().message);
+    BOOST_TEST(has(info.err().message, "RESTIC_S3_ENDPOINT"), info.err().message);
 }
