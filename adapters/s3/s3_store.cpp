@@ -21,6 +21,7 @@
 #include <charconv>
 #include <cstring>
 #include <exception>
+#include <memory>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -167,7 +168,9 @@ struct s3_store::impl {
     // Runs the event loop until done, checking the stop token and the
     // deadline at least every 50 ms; on either, aborts and waits for the
     // handler (which then sees an error).
-    outcome wait(const bool &done, const call &c) {
+    // abandon: return at a stop or the deadline without waiting for the
+    // handler (whose state must then outlive this call).
+    outcome wait(const bool &done, const call &c, bool abandon = false) {
         outcome result = outcome::done;
         while (!done) {
             io.restart();
@@ -178,7 +181,10 @@ struct s3_store::impl {
             } else if (clock_type::now() >= c.deadline) {
                 result = outcome::timed_out;
             }
-            if (result != outcome::done) abort_io();
+            if (result != outcome::done) {
+                abort_io();
+                if (abandon) return result;
+            }
         }
         return result;
     }
@@ -192,21 +198,32 @@ struct s3_store::impl {
     ports::status connect(const call &c) {
         disconnect();
         const std::string host = connect_host();
-        bool done = false;
-        error_code ec;
-        tcp::resolver::results_type addresses;
-        resolver.async_resolve(host, std::to_string(ep.port), [&](const error_code &e, tcp::resolver::results_type r) {
-            ec = e;
-            addresses = std::move(r);
-            done = true;
-        });
-        auto end = wait(done, c);
+        // getaddrinfo cannot be interrupted: Asio runs it on a thread of its
+        // own and completes a cancelled lookup only when it returns. So a stop
+        // or the deadline abandons the lookup at once; its late completion
+        // lands in this shared state, not on this call's stack.
+        struct lookup {
+            bool done = false;
+            error_code ec;
+            tcp::resolver::results_type addresses;
+        };
+        const auto found = std::make_shared<lookup>();
+        resolver.async_resolve(host, std::to_string(ep.port),
+                               [found](const error_code &e, tcp::resolver::results_type r) {
+                                   found->ec = e;
+                                   found->addresses = std::move(r);
+                                   found->done = true;
+                               });
+        auto end = wait(found->done, c, true);
         if (end == outcome::stopped) return cancelled();
         if (end == outcome::timed_out) return timed_out("could not be resolved");
-        if (ec) {
-            return error{error_kind::unreachable,
-                         "cannot resolve the host '" + host + "' of the S3 endpoint " + ep.text + ": " + ec.message()};
+        if (found->ec) {
+            return error{error_kind::unreachable, "cannot resolve the host '" + host + "' of the S3 endpoint " +
+                                                      ep.text + ": " + found->ec.message()};
         }
+        const tcp::resolver::results_type addresses = found->addresses;
+        bool done = false;
+        error_code ec;
 
         if (ep.tls) {
             tls.emplace(io, ssl);
