@@ -413,8 +413,15 @@ struct s3_store::impl {
         if (code == "NoSuchBucket" || (status == 404 && code.empty() && what == "the bucket")) {
             return error{error_kind::not_found, bucket + " does not exist at " + ep.text};
         }
-        std::string region = header(r, "x-amz-bucket-region");
-        if (region.empty()) region = server_text(xml_field(r.body(), "Region"));
+        // AWS redirects (301 PermanentRedirect) or refuses the signature's
+        // scope (400 AuthorizationHeaderMalformed) for a bucket of another
+        // region, naming it; other answers may carry the header (RGW names
+        // its zone group) without meaning that.
+        std::string region;
+        if (status == 301 || code == "PermanentRedirect" || code == "AuthorizationHeaderMalformed") {
+            region = header(r, "x-amz-bucket-region");
+            if (region.empty()) region = server_text(xml_field(r.body(), "Region"));
+        }
         if (!region.empty() && region != target.region) {
             return error{error_kind::invalid, bucket + " at " + ep.text + " is in region '" + region +
                                                   "', not in RESTIC_S3_REGION '" + target.region + "'"};
