@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -236,6 +237,21 @@ BOOST_AUTO_TEST_CASE(probes_a_repository_restic_made) {
     bytes = store->read_file(root + "/8/config", 100, stop);
     BOOST_TEST_REQUIRE(bytes.has_value(), message_of(bytes));
     BOOST_TEST(!bytes->has_value());
+
+    // Calls from several threads share the store (serialised on its connection).
+    std::atomic<int> good{0};
+    {
+        std::vector<std::jthread> threads;
+        for (int t = 0; t < 4; ++t) {
+            threads.emplace_back([&] {
+                for (int i = 0; i < 5; ++i) {
+                    const auto same = store->stat(root + "/7/config", stop);
+                    if (same.has_value() && same->exists && same->size == config.size()) ++good;
+                }
+            });
+        }
+    }
+    BOOST_TEST(good.load() == 20);
 
     BOOST_TEST(store->check_bucket(stop).has_value());
     BOOST_TEST(store->make_directories(root + "/9", stop).has_value());
