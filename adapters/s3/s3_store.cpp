@@ -21,6 +21,7 @@
 #include <charconv>
 #include <cstring>
 #include <exception>
+#include <memory>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -167,7 +168,9 @@ struct s3_store::impl {
     // Runs the event loop until done, checking the stop token and the
     // deadline at least every 50 ms; on either, aborts and waits for the
     // handler (which then sees an error).
-    outcome wait(const bool &done, const call &c) {
+    // abandon: return at a stop or the deadline without waiting for the
+    // handler (whose state must then outlive this call).
+    outcome wait(const bool &done, const call &c, bool abandon = false) {
         outcome result = outcome::done;
         while (!done) {
             io.restart();
@@ -178,7 +181,10 @@ struct s3_store::impl {
             } else if (clock_type::now() >= c.deadline) {
                 result = outcome::timed_out;
             }
-            if (result != outcome::done) abort_io();
+            if (result != outcome::done) {
+                abort_io();
+                if (abandon) return result;
+            }
         }
         return result;
     }
@@ -192,21 +198,32 @@ struct s3_store::impl {
     ports::status connect(const call &c) {
         disconnect();
         const std::string host = connect_host();
-        bool done = false;
-        error_code ec;
-        tcp::resolver::results_type addresses;
-        resolver.async_resolve(host, std::to_string(ep.port), [&](const error_code &e, tcp::resolver::results_type r) {
-            ec = e;
-            addresses = std::move(r);
-            done = true;
-        });
-        auto end = wait(done, c);
+        // getaddrinfo cannot be interrupted: Asio runs it on a thread of its
+        // own and completes a cancelled lookup only when it returns. So a stop
+        // or the deadline abandons the lookup at once; its late completion
+        // lands in this shared state, not on this call's stack.
+        struct lookup {
+            bool done = false;
+            error_code ec;
+            tcp::resolver::results_type addresses;
+        };
+        const auto found = std::make_shared<lookup>();
+        resolver.async_resolve(host, std::to_string(ep.port),
+                               [found](const error_code &e, tcp::resolver::results_type r) {
+                                   found->ec = e;
+                                   found->addresses = std::move(r);
+                                   found->done = true;
+                               });
+        auto end = wait(found->done, c, true);
         if (end == outcome::stopped) return cancelled();
         if (end == outcome::timed_out) return timed_out("could not be resolved");
-        if (ec) {
-            return error{error_kind::unreachable,
-                         "cannot resolve the host '" + host + "' of the S3 endpoint " + ep.text + ": " + ec.message()};
+        if (found->ec) {
+            return error{error_kind::unreachable, "cannot resolve the host '" + host + "' of the S3 endpoint " +
+                                                      ep.text + ": " + found->ec.message()};
         }
+        const tcp::resolver::results_type addresses = found->addresses;
+        bool done = false;
+        error_code ec;
 
         if (ep.tls) {
             tls.emplace(io, ssl);
@@ -246,6 +263,14 @@ struct s3_store::impl {
             if (ec) {
                 const long verify = SSL_get_verify_result(handle);
                 disconnect();
+                if (!target.insecure_tls &&
+                    (verify == X509_V_ERR_HOSTNAME_MISMATCH || verify == X509_V_ERR_IP_ADDRESS_MISMATCH)) {
+                    return error{error_kind::host_key,
+                                 "the TLS certificate of the S3 endpoint " + ep.text + " is not for '" + host + "' (" +
+                                     X509_verify_cert_error_string(verify) +
+                                     "); write a name the certificate holds in RESTIC_S3_ENDPOINT, or skip the "
+                                     "check with RESTIC_S3_INSECURE_TLS=yes"};
+                }
                 if (!target.insecure_tls && verify != X509_V_OK) {
                     return error{error_kind::host_key,
                                  "the TLS certificate of the S3 endpoint " + ep.text + " cannot be verified (" +
@@ -388,8 +413,15 @@ struct s3_store::impl {
         if (code == "NoSuchBucket" || (status == 404 && code.empty() && what == "the bucket")) {
             return error{error_kind::not_found, bucket + " does not exist at " + ep.text};
         }
-        std::string region = header(r, "x-amz-bucket-region");
-        if (region.empty()) region = server_text(xml_field(r.body(), "Region"));
+        // AWS redirects (301 PermanentRedirect) or refuses the signature's
+        // scope (400 AuthorizationHeaderMalformed) for a bucket of another
+        // region, naming it; other answers may carry the header (RGW names
+        // its zone group) without meaning that.
+        std::string region;
+        if (status == 301 || code == "PermanentRedirect" || code == "AuthorizationHeaderMalformed") {
+            region = header(r, "x-amz-bucket-region");
+            if (region.empty()) region = server_text(xml_field(r.body(), "Region"));
+        }
         if (!region.empty() && region != target.region) {
             return error{error_kind::invalid, bucket + " at " + ep.text + " is in region '" + region +
                                                   "', not in RESTIC_S3_REGION '" + target.region + "'"};

@@ -5,7 +5,14 @@
 #include "adapters/s3/s3_store.hpp"
 #include "adapters/s3/sigv4.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <atomic>
+#include <stdexcept>
+#include <thread>
 
 #include <chrono>
 #include <cstdlib>
@@ -240,4 +247,98 @@ BOOST_AUTO_TEST_CASE(authorization_of_the_aws_list_example) {
                "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request,"
                "SignedHeaders=host;x-amz-content-sha256;x-amz-date,"
                "Signature=34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7");
+}
+
+namespace {
+
+// A loopback HTTP server answering every request like RGW's HEAD bucket,
+// counting connections; close_after_answer: it closes each connection after
+// one answer without saying so (as a server whose keep-alive idle time ran
+// out), so the client's kept connection is dead when it comes back.
+class answering_server {
+public:
+    explicit answering_server(bool close_after_answer) : close_(close_after_answer) {
+        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (::bind(fd_, reinterpret_cast<sockaddr *>(&addr), sizeof addr) != 0 || ::listen(fd_, 8) != 0) {
+            throw std::runtime_error("answering_server: cannot listen");
+        }
+        socklen_t size = sizeof addr;
+        ::getsockname(fd_, reinterpret_cast<sockaddr *>(&addr), &size);
+        port_ = ntohs(addr.sin_port);
+        thread_ = std::jthread([this](std::stop_token stop) { serve(stop); });
+    }
+    ~answering_server() {
+        thread_.request_stop();
+        ::shutdown(fd_, SHUT_RDWR);
+        thread_.join();
+        ::close(fd_);
+    }
+    answering_server(const answering_server &) = delete;
+    answering_server &operator=(const answering_server &) = delete;
+    unsigned short port() const { return port_; }
+    int connections() const { return connections_.load(); }
+
+private:
+    void serve(const std::stop_token &stop) {
+        while (!stop.stop_requested()) {
+            const int conn = ::accept(fd_, nullptr, nullptr);
+            if (conn < 0) return;
+            ++connections_;
+            std::string in;
+            char buf[4096];
+            for (;;) {
+                const auto n = ::read(conn, buf, sizeof buf);
+                if (n <= 0) break;
+                in.append(buf, static_cast<std::size_t>(n));
+                while (in.find("\r\n\r\n") != std::string::npos) {
+                    in.erase(0, in.find("\r\n\r\n") + 4);
+                    const std::string answer =
+                        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-RGW-Bytes-Used: 1234\r\n"
+                        "X-RGW-Object-Count: 5\r\n\r\n";
+                    (void)::write(conn, answer.data(), answer.size());
+                    if (close_) break;
+                }
+                if (close_) break;
+            }
+            ::close(conn);
+        }
+    }
+
+    bool close_;
+    int fd_ = -1;
+    unsigned short port_ = 0;
+    std::atomic<int> connections_{0};
+    std::jthread thread_;
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(one_connection_is_kept_and_a_dead_one_replaced) {
+    std::stop_source source;
+    {
+        answering_server server(false);
+        auto s = s3_store::create(target_with("http://127.0.0.1:" + std::to_string(server.port())));
+        BOOST_TEST_REQUIRE(s.has_value());
+        for (int i = 0; i < 3; ++i) {
+            const auto u = (*s)->usage(source.get_token());
+            BOOST_TEST_REQUIRE(u.has_value(), (u.has_value() ? "" : u.err().message));
+            BOOST_TEST((u->bytes == 1234u));
+            BOOST_TEST((u->objects == 5u));
+        }
+        BOOST_TEST(server.connections() == 1);
+    }
+    {
+        answering_server server(true);
+        auto s = s3_store::create(target_with("http://127.0.0.1:" + std::to_string(server.port())));
+        BOOST_TEST_REQUIRE(s.has_value());
+        for (int i = 0; i < 3; ++i) {
+            const auto c = (*s)->check_bucket(source.get_token());
+            BOOST_TEST(c.has_value(), (c.has_value() ? "" : c.err().message));
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the close arrives first
+        }
+        BOOST_TEST(server.connections() == 3);
+    }
 }
