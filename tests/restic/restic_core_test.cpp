@@ -217,6 +217,33 @@ BOOST_AUTO_TEST_CASE(slice_wins_over_nice_and_the_password_goes_on_stdin) {
 
 // The error when the launcher found the user manager unusable names the
 // attributes set, the user, the host and the fix.
+// An S3 backup in a slice: the keys go on stdin before the password and are
+// read inside the unit; only the region is a --setenv.
+BOOST_AUTO_TEST_CASE(s3_keys_in_a_slice_go_on_stdin_never_as_setenv) {
+    const auto a = parse(k_s3 + "<RESTIC_CPU_QUOTA>50</RESTIC_CPU_QUOTA>");
+    restic_command c;
+    c.site = {"node1", "restic", "s3:s3.amazonaws.com/one-bk/7", "", a.base_path + "/7", false, "", ""};
+    c.subcommand = "backup";
+    c.confined = true;
+    c.confine_path = "/d/backup";
+    c.systemd = {"/t/systemd-run", "/t/systemctl", "/t/units", "/t/cg"};
+    const auto cmd = process_command(c, a);
+    BOOST_TEST(cmd.stdin_data == "AKIDEXAMPLE\nwJalr-s3cr3t\npw\n");
+    BOOST_TEST(cmd.env.empty());
+    const auto unit = std::find(cmd.argv.begin(), cmd.argv.end(), "--setenv=RESTIC_PROGRESS_FPS=1");
+    BOOST_TEST_REQUIRE((unit != cmd.argv.end()));
+    BOOST_TEST((std::find(cmd.argv.begin(), cmd.argv.end(), "--setenv=AWS_REGION=us-east-1") != cmd.argv.end()));
+    // What the unit runs: the key reader, then restic.
+    const std::vector<std::string> in_unit(unit + 1, unit + 6);
+    BOOST_TEST(in_unit[0] == "sh");
+    BOOST_TEST(in_unit[3] == "oneds-s3");
+    BOOST_TEST(in_unit[4] == "restic");
+    for (const auto &w : cmd.argv) {
+        BOOST_TEST(w.find("s3cr3t") == std::string::npos);
+        BOOST_TEST(w.find("AKIDEXAMPLE") == std::string::npos);
+    }
+}
+
 BOOST_AUTO_TEST_CASE(slice_failures_name_the_attribute_and_the_fix) {
     const auto a = parse(k_min + "<RESTIC_CPU_QUOTA>50</RESTIC_CPU_QUOTA><RESTIC_MAX_RIOPS>9</RESTIC_MAX_RIOPS>");
     BOOST_TEST(!parse_slice_line("ONEDS_DISK=/x"));
