@@ -14,6 +14,9 @@ packages=(
   # A throw-away single-node Ceph (monitor, memstore OSD, RADOS Gateway) for the
   # S3 and RBD tests; the packages start no daemon.
   ceph-mon ceph-osd radosgw ceph-common
+  # The RBD test writes images through librbd's Python binding; the S3 store
+  # test checks objects with curl (SigV4) and TLS with openssl s_server.
+  python3-rbd curl openssl
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -30,6 +30,13 @@ struct capacity_info {
     std::uint64_t used_bytes = 0;  // total - free blocks (f_blocks - f_bfree)
 };
 
+// How much a whole store (an S3 bucket) holds, where the backend can say it
+// in one cheap request; an unknown figure is empty.
+struct store_usage {
+    std::optional<std::uint64_t> used_bytes;
+    std::optional<std::uint64_t> objects;
+};
+
 // Every call takes the request's stop token: a stop ends a call that waits on
 // the network at once (error kind cancelled) instead of at its timeout.
 class repo_store {
@@ -59,6 +66,14 @@ public:
         (void)mode;
         (void)stop;
         return error{error_kind::unsupported, "cannot write " + path + " on " + describe()};
+    }
+    // The store's usage (usage_summary); answering at all also shows that
+    // the store is reachable and takes the credentials. A store with no such
+    // cheap request: error_kind::unsupported. Kind not_found: the store
+    // (bucket) does not exist yet.
+    virtual result<store_usage> usage_summary(const std::stop_token &stop) {
+        (void)stop;
+        return error{error_kind::unsupported, "no usage figures for " + describe()};
     }
     // What this store is, for messages: "sftp://user@server", "local".
     virtual std::string describe() const = 0;

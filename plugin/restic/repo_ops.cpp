@@ -84,6 +84,8 @@ repo_site frontend_site(const action_env &env, const datastore_attributes &a, co
 repo_site maintenance_site(const action_env &env, const datastore_attributes &a, const std::string &repo_path) {
     const std::string path = clean_path(repo_path);
     if (a.backend == backend_kind::local) return here(env, path, "", path);
+    // S3: every maintenance command runs here against the bucket (stock).
+    if (a.backend == backend_kind::s3) return here(env, repository_url(a, path), "", path);
     const std::string host = env.exec_host(a.sftp_server);
     if (host.empty()) return here(env, path, "", path);
     return remote(env, a.sftp_user + "@" + host, path, "", path,
@@ -220,11 +222,45 @@ lock_inspector stale_lock_inspector(action_env &env, const datastore_attributes 
     };
 }
 
+ports::status check_s3_repository(action_env &env, const datastore_attributes &a, const std::string &repo_path,
+                                  bool must_exist, bool *exists) {
+    if (exists != nullptr) *exists = true;
+    if (a.backend != backend_kind::s3) return ports::ok();
+    const std::string url = repository_url(a, repo_path);
+    auto store = env.stores.store_for(a);
+    if (!store) return ports::error{store.err().kind, "S3 repository " + url + ": " + store.err().message};
+    auto st = (*store)->stat(clean_path(repo_path) + "/config", env.stop());
+    if (!st) {
+        if (env.ctx.cancelled()) return ports::cancelled_error();
+        // No bucket yet: restic init makes it with the first repository.
+        if (st.err().kind == ports::error_kind::not_found && !must_exist) {
+            if (exists != nullptr) *exists = false;
+            return ports::ok();
+        }
+        return ports::error{st.err().kind, "S3 repository " + url + ": " + st.err().message};
+    }
+    if (exists != nullptr) *exists = st->exists;
+    if (!st->exists && must_exist)
+        return ports::error{ports::error_kind::not_found, "no restic repository at " + url + " (no object " +
+                                                              s3_repo_key(a, repo_path) + "/config in bucket " +
+                                                              a.s3_bucket + ")"};
+    return ports::ok();
+}
+
+namespace {
+// Once per request, before its first restic on an S3 repository.
+ports::status s3_check_once(action_env &env, const datastore_attributes &a, const repo_site &site) {
+    if (a.backend != backend_kind::s3 || env.storage_checked.exchange(true)) return ports::ok();
+    return check_s3_repository(env, a, site.path, true);
+}
+}  // namespace
+
 ports::result<restic_outcome> run_restic(action_env &env, const datastore_attributes &a, const repo_site &site,
                                          std::vector<std::string> options, const std::string &subcommand,
                                          std::vector<std::string> args, const std::string &what,
                                          std::function<void(std::string_view)> on_stdout_line,
                                          std::optional<std::stop_token> stop) {
+    if (auto checked = s3_check_once(env, a, site); !checked) return checked.err();
     restic_command run;
     run.site = site;
     run.subcommand = subcommand;

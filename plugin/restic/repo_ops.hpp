@@ -6,6 +6,8 @@
 //    against the repository's local path: rm, increment_flatten, restore, the
 //    downloader. Data then never crosses the network twice, and qemu-img runs
 //    next to the data (the backup server needs restic and qemu-img, as stock);
+//  - with RESTIC_BACKEND=S3 the backup runs on the hypervisor and everything
+//    else here, restic with the s3: URL (stock);
 //  - with RESTIC_BACKEND=LOCAL everything runs here against the path.
 #pragma once
 
@@ -59,6 +61,16 @@ repo_site hypervisor_site(const action_env &env, const datastore_attributes &a, 
 // host is not contacted (its name comes from the repository); its lock is
 // removed once restic's 30-minute rule makes it stale, and waited for before.
 lock_inspector stale_lock_inspector(action_env &env, const datastore_attributes &a, const repo_site &site);
+
+// RESTIC_BACKEND=S3: one request of ours (HEAD of <repo>/config) before
+// restic starts, so that an unreachable endpoint, refused keys, a missing
+// bucket or a bad CA file fail at once with words that name the problem and
+// the attribute, where restic would retry for about a minute and then print
+// an error that names none of them. Ok for other backends. Sets *exists
+// (when given) to whether the repository is there; with must_exist, its
+// absence is an error (kind not_found) naming the repository.
+ports::status check_s3_repository(action_env &env, const datastore_attributes &a, const std::string &repo_path,
+                                  bool must_exist, bool *exists = nullptr);
 
 // `restic unlock` (stale locks only) at site, within kill_grace (at least
 // 10 s), whether or

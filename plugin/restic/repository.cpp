@@ -69,9 +69,16 @@ ports::status ensure_repository(action_env &env, const datastore_attributes &a, 
     auto store = env.stores.store_for(a);
     if (!store)
         return failed(store.err().kind, "Cannot reach the backup storage for " + url + ": " + store.err().message);
-    auto st = (*store)->stat(repo_path + "/config", env.stop());
+    // An S3 bucket that does not exist yet holds no repository: restic init
+    // makes the bucket too.
+    const auto present = [&a](const ports::result<ports::file_info> &st) -> ports::result<bool> {
+        if (st) return st->exists;
+        if (a.backend == backend_kind::s3 && st.err().kind == ports::error_kind::not_found) return false;
+        return st.err();
+    };
+    auto st = present((*store)->stat(repo_path + "/config", env.stop()));
     if (!st) return failed(st.err().kind, "Cannot check for repository " + url + ": " + st.err().message);
-    if (st->exists) return ports::ok();
+    if (*st) return ports::ok();
 
     init_lock lock(env.settings.lock_dir, url);
     if (!lock.opened())
@@ -79,9 +86,9 @@ ports::status ensure_repository(action_env &env, const datastore_attributes &a, 
     if (!lock.acquire(env.ctx, env.settings.lock_retry_interval * (env.settings.lock_retries + 1)))
         return failed(ports::error_kind::io, "Timed out waiting for " + lock.path() + " to create " + url);
     // Whoever held the lock may have created it meanwhile.
-    st = (*store)->stat(repo_path + "/config", env.stop());
+    st = present((*store)->stat(repo_path + "/config", env.stop()));
     if (!st) return failed(st.err().kind, "Cannot check for repository " + url + ": " + st.err().message);
-    if (st->exists) return ports::ok();
+    if (*st) return ports::ok();
 
     env.log('I', "creating restic repository " + url);
     restic_command init;

@@ -904,6 +904,43 @@ BOOST_AUTO_TEST_CASE(downloader_of_a_full_backup_with_the_datastore_on_stdin) {
     }
 }
 
+// restic+rbd:// (docs/rbd.md): the files pulled as for a chain but not
+// re-linked, packed with tar where the pulls ran (members: the files' own
+// names, each from its own pull folder), the pulled files removed; command
+// cats the tarball, named as stock names it.
+BOOST_AUTO_TEST_CASE(downloader_of_an_rbd_chain_in_every_form) {
+    const std::string url = "restic+rbd://100//0:" + k_inc0 + ",1:" + k_inc1 + k_dir + "/disk.0.1";
+    for (const auto &f : k_forms) {
+        BOOST_TEST_CONTEXT("form: " << f.name) {
+            harness h(f);
+            const auto out = h.run(&downloader_action, "downloader", {url}, "");
+            BOOST_TEST_REQUIRE(out.status == ONEDS_OK, out.error);
+            const auto runs = h.runs();
+            BOOST_TEST_REQUIRE(runs.size() == 6U, "runs:" << labels(runs));
+            std::string tmp;
+            for (const auto &r : runs)
+                if (subcommand_of(r) == "restore" && r.argv.size() > 3) tmp = r.argv[r.argv.size() - 4];
+            BOOST_TEST_REQUIRE(tmp.size() > 2U, "no restore run:" << labels(runs));
+            tmp.resize(tmp.size() - 2);
+            const auto s = maintenance_of(f);
+            const std::string tarball = tmp + "/disk.0." + k_inc1.substr(0, 1) + ".tar.gz";
+            check_runs_any_order(
+                slice(runs, 2, 4),
+                {restic_call(s, {}, "restore",
+                             {k_inc0, "--target", tmp + "/0", "--include", k_dir + "/disk.0.0", "--sparse"}),
+                 restic_call(s, {}, "restore",
+                             {k_inc1, "--target", tmp + "/1", "--include", k_dir + "/disk.0.1", "--sparse"})});
+            check_runs(slice(runs, 4, 6), {tool_call(s, {"tar", "-czf", tarball, "-C", tmp + "/0" + k_dir, "disk.0.0",
+                                                         "-C", tmp + "/1" + k_dir, "disk.0.1"}),
+                                           tool_call(s, {"rm", "-rf", "--", tmp + "/0", tmp + "/1"})});
+            const auto lines = read_download_lines(out.info, f);
+            BOOST_TEST(lines.command == (std::vector<std::string>{"cat", tarball}), boost::test_tools::per_element());
+            BOOST_TEST(lines.clean == (std::vector<std::string>{"rm", "-rf", tmp + "/"}),
+                       boost::test_tools::per_element());
+        }
+    }
+}
+
 // --stdout (action mode, ours): the image streamed through the host's
 // write_output, the pulled files removed meanwhile, then the work folder.
 BOOST_AUTO_TEST_CASE(downloader_to_stdout) {
@@ -1496,6 +1533,24 @@ BOOST_AUTO_TEST_CASE(a_snapshot_gone_from_the_chain) {
     BOOST_TEST(out.status == ONEDS_ERR_FAILED);
     BOOST_TEST(out.error == "No such snapshot: 00ff00ff", out.error);
     BOOST_TEST(count(h.runs(), "restic restore") == 0U);
+}
+
+// tar fails (a full disk on the backup server): the error says so and the
+// work folder goes.
+BOOST_AUTO_TEST_CASE(an_rbd_tar_that_fails_leaves_nothing) {
+    harness h(k_ssh, [](const invocation &inv, std::size_t) -> std::optional<reply> {
+        if (what_of(inv) == "tar") return failure(2, {"tar: /var/tmp/x.tar.gz: Cannot write: No space left on device"});
+        return std::nullopt;
+    });
+    const auto out = h.run(&downloader_action, "downloader",
+                           {"restic+rbd://100//0:" + k_inc0 + ",1:" + k_inc1 + k_dir + "/disk.0.1"}, "");
+    BOOST_TEST(out.status == ONEDS_ERR_FAILED);
+    BOOST_TEST(out.error.starts_with("Unable to prepare image: tar: "), out.error);
+    BOOST_TEST(out.error.find("No space left on device") != std::string::npos, out.error);
+    const auto runs = h.runs();
+    BOOST_TEST_REQUIRE(!runs.empty());
+    BOOST_TEST(what_of(runs.back()) == "rm", "runs:" << labels(runs));
+    BOOST_TEST(runs.back().argv.back().find("/var/tmp/oneds-restic-") != std::string::npos, runs.back().argv.back());
 }
 
 // The datastore given must be the URL's.

@@ -8,12 +8,15 @@
 #include "plugin/restic/cli/systemd_slice.hpp"
 #include "plugin/restic/actions/action_env.hpp"
 #include "plugin/restic/model/datastore_conf.hpp"
+#include "tests/integration/action_process.hpp"
 
 #include <boost/test/data/test_case.hpp>
 #include <boost/test/unit_test.hpp>
 
 #include <pugixml.hpp>
 
+#include <algorithm>
+#include <regex>
 #include <cstdio>
 #include <ostream>
 #include <fstream>
@@ -44,6 +47,10 @@ std::string parse_error(const std::string &template_xml) {
 }
 
 const std::string k_min = "<RESTIC_PASSWORD>pw</RESTIC_PASSWORD><RESTIC_SFTP_SERVER>srv</RESTIC_SFTP_SERVER>";
+const std::string k_s3 =
+    "<RESTIC_PASSWORD>pw</RESTIC_PASSWORD><RESTIC_BACKEND>s3</RESTIC_BACKEND>"
+    "<RESTIC_S3_ACCESS_KEY_ID>AKIDEXAMPLE</RESTIC_S3_ACCESS_KEY_ID>"
+    "<RESTIC_S3_SECRET_ACCESS_KEY>wJalr-s3cr3t</RESTIC_S3_SECRET_ACCESS_KEY><RESTIC_S3_BUCKET>one-bk</RESTIC_S3_BUCKET>";
 
 }  // namespace
 
@@ -210,6 +217,33 @@ BOOST_AUTO_TEST_CASE(slice_wins_over_nice_and_the_password_goes_on_stdin) {
 
 // The error when the launcher found the user manager unusable names the
 // attributes set, the user, the host and the fix.
+// An S3 backup in a slice: the keys go on stdin before the password and are
+// read inside the unit; only the region is a --setenv.
+BOOST_AUTO_TEST_CASE(s3_keys_in_a_slice_go_on_stdin_never_as_setenv) {
+    const auto a = parse(k_s3 + "<RESTIC_CPU_QUOTA>50</RESTIC_CPU_QUOTA>");
+    restic_command c;
+    c.site = {"node1", "restic", "s3:s3.amazonaws.com/one-bk/7", "", a.base_path + "/7", false, "", ""};
+    c.subcommand = "backup";
+    c.confined = true;
+    c.confine_path = "/d/backup";
+    c.systemd = {"/t/systemd-run", "/t/systemctl", "/t/units", "/t/cg"};
+    const auto cmd = process_command(c, a);
+    BOOST_TEST(cmd.stdin_data == "AKIDEXAMPLE\nwJalr-s3cr3t\npw\n");
+    BOOST_TEST(cmd.env.empty());
+    const auto unit = std::find(cmd.argv.begin(), cmd.argv.end(), "--setenv=RESTIC_PROGRESS_FPS=1");
+    BOOST_TEST_REQUIRE((unit != cmd.argv.end()));
+    BOOST_TEST((std::find(cmd.argv.begin(), cmd.argv.end(), "--setenv=AWS_REGION=us-east-1") != cmd.argv.end()));
+    // What the unit runs: the key reader, then restic.
+    const std::vector<std::string> in_unit(unit + 1, unit + 6);
+    BOOST_TEST(in_unit[0] == "sh");
+    BOOST_TEST(in_unit[3] == "oneds-s3");
+    BOOST_TEST(in_unit[4] == "restic");
+    for (const auto &w : cmd.argv) {
+        BOOST_TEST(w.find("s3cr3t") == std::string::npos);
+        BOOST_TEST(w.find("AKIDEXAMPLE") == std::string::npos);
+    }
+}
+
 BOOST_AUTO_TEST_CASE(slice_failures_name_the_attribute_and_the_fix) {
     const auto a = parse(k_min + "<RESTIC_CPU_QUOTA>50</RESTIC_CPU_QUOTA><RESTIC_MAX_RIOPS>9</RESTIC_MAX_RIOPS>");
     BOOST_TEST(!parse_slice_line("ONEDS_DISK=/x"));
@@ -240,6 +274,72 @@ BOOST_AUTO_TEST_CASE(local_backend_needs_no_server_and_uses_the_path_as_url) {
 BOOST_AUTO_TEST_CASE(sftp_url_has_the_stock_form) {
     auto a = parse(k_min + "<RESTIC_SFTP_USER>bk</RESTIC_SFTP_USER>");
     BOOST_TEST(repository_url(a, "/var/lib/one/datastores/100//54") == "sftp:bk@srv:/var/lib/one/datastores/100/54");
+}
+
+BOOST_AUTO_TEST_CASE(s3_defaults_and_url_have_the_stock_form) {
+    auto a = parse(k_s3);
+    BOOST_TEST((a.backend == backend_kind::s3));
+    BOOST_TEST(a.s3_region == "us-east-1");
+    BOOST_TEST(a.s3_endpoint == "s3.amazonaws.com");
+    BOOST_TEST(!a.s3_path_style);
+    BOOST_TEST(!a.s3_insecure_tls);
+    BOOST_TEST(a.total_mb == 1048576);
+    BOOST_TEST(repository_url(a, a.base_path + "/54") == "s3:s3.amazonaws.com/one-bk/54");
+    BOOST_TEST(repository_url(a, a.base_path + "/job_3") == "s3:s3.amazonaws.com/one-bk/job_3");
+    BOOST_TEST(repository_url(a, a.base_path) == "s3:s3.amazonaws.com/one-bk");
+    // Trailing '/' dropped, "s3:" not doubled (stock).
+    auto b = parse(k_s3 + "<RESTIC_S3_ENDPOINT>s3:http://minio:8080/</RESTIC_S3_ENDPOINT><TOTAL_MB>2048</TOTAL_MB>");
+    BOOST_TEST(repository_url(b, b.base_path + "/job_3") == "s3:http://minio:8080/one-bk/job_3");
+    BOOST_TEST(b.total_mb == 2048);
+    auto c = parse(k_s3 + "<RESTIC_S3_ENDPOINT>https://[::1]:7480</RESTIC_S3_ENDPOINT>");
+    BOOST_TEST(repository_url(c, c.base_path + "/7") == "s3:https://[::1]:7480/one-bk/7");
+}
+
+BOOST_DATA_TEST_CASE(
+    bad_s3_values_name_the_attribute_and_never_show_a_key,
+    bdata::make(std::vector<std::string>{
+        "<RESTIC_PASSWORD>pw</RESTIC_PASSWORD><RESTIC_BACKEND>S3</RESTIC_BACKEND>",
+        std::regex_replace(k_s3, std::regex("AKIDEXAMPLE"), ""),
+        "<RESTIC_PASSWORD>pw</RESTIC_PASSWORD><RESTIC_BACKEND>S3</RESTIC_BACKEND><RESTIC_S3_ACCESS_KEY_ID>AKIDEXAMPLE"
+        "</RESTIC_S3_ACCESS_KEY_ID><RESTIC_S3_SECRET_ACCESS_KEY>wJalr\ns3cr3t</RESTIC_S3_SECRET_ACCESS_KEY>"
+        "<RESTIC_S3_BUCKET>one-bk</RESTIC_S3_BUCKET>",
+        k_s3 + "<RESTIC_S3_ENDPOINT>ftp://host</RESTIC_S3_ENDPOINT>",
+        k_s3 + "<RESTIC_S3_ENDPOINT>http://host:99999</RESTIC_S3_ENDPOINT>",
+        k_s3 + "<RESTIC_S3_ENDPOINT>http://host/path</RESTIC_S3_ENDPOINT>",
+        k_s3 + "<RESTIC_S3_ENDPOINT>-oProxy</RESTIC_S3_ENDPOINT>",
+        k_s3 + "<RESTIC_S3_FORCE_PATH_STYLE>true</RESTIC_S3_FORCE_PATH_STYLE>",
+        k_s3 + "<RESTIC_S3_INSECURE_TLS>1</RESTIC_S3_INSECURE_TLS>",
+        k_s3 + "<RESTIC_S3_CACERT>ca.pem</RESTIC_S3_CACERT>",
+        k_s3 + "<RESTIC_S3_REGION>us east</RESTIC_S3_REGION>",
+        k_s3 + "<TOTAL_MB>-5</TOTAL_MB>"}) ^
+        bdata::make({"Missing RESTIC_S3_ACCESS_KEY_ID", "Missing RESTIC_S3_ACCESS_KEY_ID",
+                     "RESTIC_S3_SECRET_ACCESS_KEY must not contain control characters or line breaks",
+                     "RESTIC_S3_ENDPOINT must start with http:// or https://",
+                     "RESTIC_S3_ENDPOINT has a port that is not a number from 1 to 65535",
+                     "RESTIC_S3_ENDPOINT must be [http[s]://]host[:port] without a path", "RESTIC_S3_ENDPOINT has a host",
+                     "RESTIC_S3_FORCE_PATH_STYLE must be yes or no, got 'true'",
+                     "RESTIC_S3_INSECURE_TLS must be yes or no, got '1'", "RESTIC_S3_CACERT ",
+                     "RESTIC_S3_REGION must be letters", "TOTAL_MB must be an integer from 1"}),
+    xml, expected) {
+    const auto err = parse_error(xml);
+    BOOST_TEST(err.find(expected) != std::string::npos, "'" << err << "' should contain '" << expected << "'");
+    BOOST_TEST(err.find("s3cr3t") == std::string::npos);
+    BOOST_TEST(err.find("AKIDEXAMPLE") == std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(s3_bucket_and_missing_secret_are_named) {
+    BOOST_TEST(parse_error("<RESTIC_PASSWORD>pw</RESTIC_PASSWORD><RESTIC_BACKEND>S3</RESTIC_BACKEND>"
+                           "<RESTIC_S3_ACCESS_KEY_ID>AKIDEXAMPLE</RESTIC_S3_ACCESS_KEY_ID>"
+                           "<RESTIC_S3_BUCKET>one-bk</RESTIC_S3_BUCKET>")
+                   .find("Missing RESTIC_S3_SECRET_ACCESS_KEY") != std::string::npos);
+    BOOST_TEST(parse_error("<RESTIC_PASSWORD>pw</RESTIC_PASSWORD><RESTIC_BACKEND>S3</RESTIC_BACKEND>"
+                           "<RESTIC_S3_ACCESS_KEY_ID>AKIDEXAMPLE</RESTIC_S3_ACCESS_KEY_ID>"
+                           "<RESTIC_S3_SECRET_ACCESS_KEY>x</RESTIC_S3_SECRET_ACCESS_KEY>")
+                   .find("Missing RESTIC_S3_BUCKET") != std::string::npos);
+    BOOST_TEST(parse_error(std::regex_replace(k_s3, std::regex("one-bk"), "a/b")).find("RESTIC_S3_BUCKET must be") !=
+               std::string::npos);
+    // No RESTIC_SFTP_SERVER needed for S3.
+    BOOST_TEST(parse_error(k_s3) == "no error");
 }
 
 BOOST_DATA_TEST_CASE(clean_path_normalises_like_cleanpath,
@@ -323,6 +423,73 @@ BOOST_AUTO_TEST_CASE(the_password_goes_to_the_environment_here_and_to_stdin_else
     auto b = parse("<RESTIC_PASSWORD>two\nlines</RESTIC_PASSWORD><RESTIC_SFTP_SERVER>srv</RESTIC_SFTP_SERVER>");
     BOOST_CHECK_THROW(process_command(command_at("node1", "r", "snapshots"), b), attribute_error);
     BOOST_TEST(process_command(command_at("", "r", "snapshots"), b).env.at("RESTIC_PASSWORD") == "two\nlines");
+}
+
+BOOST_AUTO_TEST_CASE(s3_options_go_on_every_command_in_stock_order) {
+    auto a = parse(k_s3 +
+                   "<RESTIC_S3_FORCE_PATH_STYLE>YES</RESTIC_S3_FORCE_PATH_STYLE><RESTIC_S3_CACERT>/etc/ca.pem"
+                   "</RESTIC_S3_CACERT><RESTIC_S3_INSECURE_TLS>yes</RESTIC_S3_INSECURE_TLS>"
+                   "<RESTIC_BWLIMIT>100</RESTIC_BWLIMIT><RESTIC_CONNECTIONS>8</RESTIC_CONNECTIONS>"
+                   "<RESTIC_COMPRESSION>max</RESTIC_COMPRESSION>");
+    for (const char *sub : {"init", "snapshots", "forget", "backup"}) {
+        auto c = command_at("", repository_url(a, a.base_path + "/7"), sub);
+        c.options = {"--json"};
+        std::vector<std::string> want{"/usr/bin/restic",
+                                      "--json",
+                                      "--limit-upload=100",
+                                      "--limit-download=100",
+                                      "--option=s3.bucket-lookup=path",
+                                      "--cacert=/etc/ca.pem",
+                                      "--insecure-tls"};
+        // sftp.connections never for S3; compression only for data commands.
+        if (std::string(sub) == "backup") want.push_back("--compression=max");
+        want.insert(want.end(), {"--repo=s3:s3.amazonaws.com/one-bk/7", sub});
+        BOOST_TEST(process_command(c, a).argv == want, boost::test_tools::per_element());
+    }
+}
+
+BOOST_AUTO_TEST_CASE(s3_keys_go_to_the_environment_here_and_to_stdin_elsewhere_never_to_argv) {
+    auto a = parse(k_s3 + "<RESTIC_S3_REGION>eu-1</RESTIC_S3_REGION>");
+    auto here = process_command(command_at("", repository_url(a, a.base_path + "/7"), "snapshots"), a);
+    BOOST_TEST(here.env.at("AWS_ACCESS_KEY_ID") == "AKIDEXAMPLE");
+    BOOST_TEST(here.env.at("AWS_SECRET_ACCESS_KEY") == "wJalr-s3cr3t");
+    BOOST_TEST(here.env.at("AWS_DEFAULT_REGION") == "eu-1");
+    BOOST_TEST(here.env.at("AWS_REGION") == "eu-1");
+    for (const char *secret : {"RESTIC_PASSWORD", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"})
+        BOOST_TEST(std::count(here.secret_env.begin(), here.secret_env.end(), secret) == 1);
+    BOOST_TEST(here.stdin_data.empty());
+    BOOST_TEST(here.argv.front() == "/usr/bin/restic");
+
+    // A hypervisor: the keys travel as the first two stdin lines, before the
+    // password, read by a constant script that then execs restic.
+    auto there = process_command(command_at("node1", repository_url(a, a.base_path + "/7"), "backup"), a);
+    BOOST_TEST(there.stdin_data == "AKIDEXAMPLE\nwJalr-s3cr3t\npw\n");
+    BOOST_TEST(!there.env.contains("AWS_ACCESS_KEY_ID"));
+    BOOST_TEST(!there.env.contains("AWS_SECRET_ACCESS_KEY"));
+    BOOST_TEST(there.env.at("AWS_REGION") == "eu-1");
+    BOOST_TEST_REQUIRE(there.argv.size() > 5U);
+    BOOST_TEST(there.argv[0] == "sh");
+    BOOST_TEST(there.argv[3] == "oneds-s3");
+    BOOST_TEST(there.argv[4] == "/usr/bin/restic");
+    for (const auto &w : there.argv) {
+        BOOST_TEST(w.find("s3cr3t") == std::string::npos);
+        BOOST_TEST(w.find("AKIDEXAMPLE") == std::string::npos);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(the_s3_key_script_hands_the_keys_to_the_program_and_leaves_the_password_on_stdin) {
+    // Runs the real sh with the script process_command builds: the program it
+    // execs must see both keys in its environment and read the password line.
+    auto a = parse(k_s3);
+    auto c = command_at("node1", "r", "snapshots");
+    auto cmd = process_command(c, a);
+    std::vector<std::string> argv(cmd.argv.begin(), cmd.argv.begin() + 4);
+    argv.insert(argv.end(), {"/bin/sh", "-c", "printf '%s|%s|' \"$AWS_ACCESS_KEY_ID\" \"$AWS_SECRET_ACCESS_KEY\"; cat"});
+    argv[0] = "/bin/sh";  // run_process does not search PATH
+    const auto r = oneds::test::run_process(argv, cmd.stdin_data);
+    BOOST_TEST(r.exit_code == 0);
+    const std::string out = r.out;
+    BOOST_TEST(out == "AKIDEXAMPLE|wJalr-s3cr3t|pw\n");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -172,6 +172,13 @@ std::string restic_fixture::document(const std::map<std::string, std::optional<s
         {"RESTIC_SFTP_SERVER", std::string("backupserver")},
         {"RESTIC_SFTP_USER", sshd_->user()},
     };
+    if (s3_)
+        t = {{"RESTIC_PASSWORD", k_password},
+             {"RESTIC_BACKEND", std::string("S3")},
+             {"RESTIC_S3_ENDPOINT", s3_->endpoint},
+             {"RESTIC_S3_BUCKET", s3_->bucket},
+             {"RESTIC_S3_ACCESS_KEY_ID", s3_->access_key},
+             {"RESTIC_S3_SECRET_ACCESS_KEY", s3_->secret_key}};
     for (const auto &[k, v] : tmpl) t[k] = v;
     pugi::xml_document doc;
     auto root = doc.append_child("DS_DRIVER_ACTION_DATA");
@@ -217,10 +224,21 @@ process_result restic_fixture::host_action(const std::string &action, const std:
     return run_process(host_argv(action, args, plugin_cfg), input, env, std::chrono::seconds(120));
 }
 
+void restic_fixture::use_s3(s3_bucket b) { s3_ = std::move(b); }
+
+std::string restic_fixture::repo_url(const std::string &repo) const {
+    if (!s3_) return repo;
+    const std::string base = base_path() + "/";
+    const std::string key = repo.rfind(base, 0) == 0 ? repo.substr(base.size()) : repo;
+    return "s3:" + s3_->endpoint + "/" + s3_->bucket + "/" + key;
+}
+
 process_result restic_fixture::restic(const std::string &repo, const std::vector<std::string> &args) const {
-    std::vector<std::string> argv = {tool("restic"), "--password-file", password_file_, "--repo", repo};
+    std::vector<std::string> argv = {tool("restic"), "--password-file", password_file_, "--repo", repo_url(repo)};
     argv.insert(argv.end(), args.begin(), args.end());
-    return run_process(argv, {}, {}, std::chrono::seconds(120));
+    std::map<std::string, std::string> env;
+    if (s3_) env = {{"AWS_ACCESS_KEY_ID", s3_->access_key}, {"AWS_SECRET_ACCESS_KEY", s3_->secret_key}};
+    return run_process(argv, {}, env, std::chrono::seconds(120));
 }
 
 std::string restic_fixture::datastore_xml(const std::map<std::string, std::optional<std::string>> &tmpl) const {

@@ -31,9 +31,26 @@ struct disk_spec {
     bool random = false;          // random data instead of a pattern
 };
 
+// An S3 bucket the fixture's datastore keeps its repositories in (use_s3).
+struct s3_bucket {
+    std::string endpoint;  // "http://127.0.0.1:<port>"
+    std::string bucket;
+    std::string access_key, secret_key;
+};
+
 class restic_fixture {
 public:
     restic_fixture();
+
+    // From now on: document() describes an S3 datastore in bucket b
+    // (RESTIC_BACKEND=S3 with its endpoint, bucket and keys; no SFTP server),
+    // and restic() and repo_url() map a repository path under base_path() to
+    // its s3: URL, with the keys in restic's environment.
+    void use_s3(s3_bucket b);
+    const std::optional<s3_bucket> &s3() const { return s3_; }
+    // The repository as restic run by hand names it: the path itself, or
+    // s3:<endpoint>/<bucket>/<path below base_path()> after use_s3().
+    std::string repo_url(const std::string &repo) const;
 
     sshd_fixture &sshd() { return *sshd_; }
     const scratch_dir &dir() const { return dir_; }
@@ -93,6 +110,7 @@ private:
     std::unique_ptr<sshd_fixture> sshd_;
     scratch_dir dir_;
     std::string password_file_;
+    std::optional<s3_bucket> s3_;
 };
 
 std::string read_file(const std::string &path);

@@ -148,7 +148,13 @@ chain::chain(const restic_fixture &f, int vm, std::vector<disk> disks, std::opti
     fs::create_directories(work_);
     fs::create_directories(expected_);
     vm_xml_ = vm_document(vm, disks_);
-    if (!fs::exists(repo() + "/config")) {
+    if (f_.s3()) {
+        // In a bucket: init unless the repository is there already.
+        if (f_.restic(repo(), {"cat", "config"}).exit_code != 0) {
+            const auto r = f_.restic(repo(), {"init"});
+            if (r.exit_code != 0) throw std::runtime_error("restic init " + f_.repo_url(repo()) + " failed: " + r.err);
+        }
+    } else if (!fs::exists(repo() + "/config")) {
         fs::create_directories(f_.base_path());
         const auto r = f_.restic(repo(), {"init"});
         if (r.exit_code != 0) throw std::runtime_error("restic init " + repo() + " failed: " + r.err);

@@ -12,6 +12,7 @@
 #include "plugin/ports/process.hpp"
 #include "plugin/ports/repo_store.hpp"
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -39,6 +40,9 @@ struct action_env {
     std::function<bool(std::string_view)> is_ssh_alias;
     // oned as the requesting user (restore); null when not configured.
     ports::one_api_as_user *oned_users = nullptr;
+    // Whether the S3 bucket was looked at for this request (repo_ops.hpp:
+    // check_s3_repository), so that its one request is made once.
+    std::atomic<bool> storage_checked{false};
 
     // The request's stop token: every port call of the action takes it (or
     // one linked to it, for one of several calls in parallel).

@@ -15,6 +15,7 @@ enum class action_needs {
     oned,               // oned's XML-RPC API with the plugin's own credentials
     oned_as_user,       // oned's XML-RPC API as the requesting user (restore)
     oned_or_datastore,  // oned unless the request holds the DATASTORE (the downloader)
+    oned_if_available,  // oned when a client can be made, else none (MONITOR: S3's images' sizes)
 };
 
 using action_fn = runtime::outcome (*)(action_env &);

@@ -227,6 +227,22 @@ outcome backup_action(action_env &env) {
                          names + ")");
     }
 
+    // S3: the bucket is asked first (one HEAD, a few ms), so that a wrong
+    // endpoint, key, bucket or CA file fails at once and by name, and a
+    // missing repository is created before the first restic instead of after
+    // it failed.
+    bool exists = true;
+    if (auto checked = check_s3_repository(env, attrs, r.repo_path, false, &exists); !checked)
+        return checked.err().kind == ports::error_kind::cancelled
+                   ? outcome::fail("Backup cancelled", ONEDS_ERR_CANCELLED)
+                   : outcome::from(checked.err(), "Cannot back up VM " + r.vm_id + ": ");
+    if (!exists) {
+        env.log('I', "backup of VM " + r.vm_id + ": no repository at " + r.site.repo + " yet, creating it");
+        if (auto made = ensure_repository(env, attrs, r.repo_path); !made)
+            return made.err().kind == ports::error_kind::cancelled
+                       ? outcome::fail("Backup cancelled", ONEDS_ERR_CANCELLED)
+                       : outcome::from(made.err());
+    }
     auto runner = env.restic(attrs);
     auto res = runner.run(run, attrs, env.stop());
     // Where the stock driver runs `restic stats || restic init` before every

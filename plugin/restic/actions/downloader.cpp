@@ -16,6 +16,11 @@
 // of the pulled files. Temporary files live in
 // RESTIC_TMP_DIR/<random> and are removed on failure and cancel; on success
 // clean_command removes them.
+//
+// restic+rbd:// (Ceph disks, docs/rbd.md): the chain's files (disk.<idx>.rbd2,
+// then disk.<idx>.<inc>.rbdiff) are pulled the same way, not rebased, and
+// packed into one gzip tar, the files at its top level under their own names,
+// which is what the Ceph import unpacks; that tarball is what streams.
 #include "plugin/restic/repo_ops.hpp"
 
 #include "common/shell_quote.hpp"
@@ -70,9 +75,6 @@ outcome downloader_action(action_env &env) {
     } catch (const std::exception &e) {
         return outcome::fail(e.what());
     }
-    if (url.rbd)
-        return outcome::fail("restic+rbd:// downloads (Ceph incremental backups) are not supported by this driver: " +
-                             args[0]);
     // The backup datastore, decrypted (RESTIC_PASSWORD): from oned as the stock
     // helper reads it, or, when one is given on stdin (a DATASTORE document, or
     // DS_DRIVER_ACTION_DATA holding one), from there: downloads without oned.
@@ -138,8 +140,9 @@ outcome downloader_action(action_env &env) {
     };
 
     // Pull every increment's file at once (bounded), each into its own
-    // folder, and re-link each detached overlay to the file before it as soon
-    // as it is there (rebase -u only rewrites its header).
+    // folder, and re-link each detached qcow2 overlay to the file before it as
+    // soon as it is there (rebase -u only rewrites its header). Ceph files
+    // (restic+rbd) are not images to re-link: they are packed as they are.
     std::vector<ports::status> pulls(pieces.size(), ports::ok());
     ports::parallel_for(pieces.size(), 4, env.stop(), [&](std::size_t k, const std::stop_token &stop) {
         const std::string target = tmp_dir + "/" + std::to_string(k);
@@ -148,7 +151,7 @@ outcome downloader_action(action_env &env) {
                             "restore of " + base_name(pieces[k].path) + " from " + pieces[k].snapshot, {}, stop);
         if (!r)
             pulls[k] = r.err();
-        else if (k > 0)
+        else if (k > 0 && !url.rbd)
             if (auto rebased =
                     run_tool(env, site.host,
                              {"qemu-img", "rebase", "-u", "-F", "qcow2", "-b", pieces[k - 1].local, pieces[k].local},
@@ -167,7 +170,29 @@ outcome downloader_action(action_env &env) {
     // standalone image next to the pulled files, which then go.
     std::string final_path = pieces.front().local;
     std::vector<std::string> pulled_dirs;
-    if (pieces.size() > 1) {
+    const auto all_pulled_dirs = [&] {
+        std::vector<std::string> argv = {"rm", "-rf", "--"};
+        for (std::size_t k = 0; k < pieces.size(); ++k) argv.push_back(tmp_dir + "/" + std::to_string(k));
+        return argv;
+    };
+    if (url.rbd) {
+        // As stock: disk.<idx>.<first character of the last snapshot id>.tar.gz
+        // (the rsync driver puts the last increment id there; the Ceph import
+        // reads only the files inside, so the name is kept as stock's). The
+        // members are the files' own names at the top level, as stock's
+        // `tar -C <tmp_dir> <basenames>` gives, each taken from its own pull
+        // folder.
+        final_path = tmp_dir + "/disk." + url.disk_index + "." + url.chain.back().snapshot.substr(0, 1) + ".tar.gz";
+        std::vector<std::string> tar = {"tar", "-czf", final_path};
+        for (const auto &p : pieces) tar.insert(tar.end(), {"-C", dir_name(p.local), base_name(p.local)});
+        auto packed = run_tool(env, site.host, tar, "tar");
+        if (!packed) {
+            cleanup();
+            if (env.ctx.cancelled()) return outcome::cancelled();
+            return outcome::from(packed.err(), "Unable to prepare image: ");
+        }
+        pulled_dirs = all_pulled_dirs();
+    } else if (pieces.size() > 1) {
         final_path = tmp_dir + "/" + base_name(pieces.back().path);
         auto converted =
             run_tool(env, site.host, {"qemu-img", "convert", "-O", "qcow2", pieces.back().local, final_path},
@@ -177,8 +202,7 @@ outcome downloader_action(action_env &env) {
             if (env.ctx.cancelled()) return outcome::cancelled();
             return outcome::from(converted.err(), "Unable to prepare image: ");
         }
-        pulled_dirs = {"rm", "-rf", "--"};
-        for (std::size_t k = 0; k < pieces.size(); ++k) pulled_dirs.push_back(tmp_dir + "/" + std::to_string(k));
+        pulled_dirs = all_pulled_dirs();
     }
 
     if (to_stdout) {

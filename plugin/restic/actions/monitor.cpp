@@ -21,11 +21,15 @@
 #include "plugin/restic/actions/action_env.hpp"
 #include "plugin/restic/repo_ops.hpp"
 
+#include "plugin/ports/stop.hpp"
+
 #include "common/strings.hpp"
 
 #include <pugixml.hpp>
 
 #include <fstream>
+#include <optional>
+#include <thread>
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -85,6 +89,88 @@ void sync_backup_server_restic(action_env &env, const datastore_attributes &attr
             return warn("cannot copy VERSION", put.err());
 }
 
+// The sizes (MiB) of the backup images (TYPE 6) of datastore ds_id that oned
+// knows, summed: what stock's S3 monitor reports as used.
+ports::result<std::uint64_t> backup_images_mib(ports::one_api &oned, std::int64_t ds_id, const std::stop_token &stop) {
+    auto pool = oned.call("one.imagepool.info", {std::int32_t{-2}, std::int32_t{-1}, std::int32_t{-1}}, stop);
+    if (!pool) return pool.err();
+    const auto *xml = std::get_if<std::string>(&pool->body);
+    pugi::xml_document doc;
+    if (xml == nullptr || !doc.load_string(xml->c_str()))
+        return ports::error{ports::error_kind::io, "one.imagepool.info answered something that is not XML"};
+    std::uint64_t sum = 0;
+    for (const auto &img : doc.select_nodes("/IMAGE_POOL/IMAGE")) {
+        const auto n = img.node();
+        if (n.child("DATASTORE_ID").text().as_llong(-1) != ds_id || n.child("TYPE").text().as_int(-1) != 6) continue;
+        const long long mb = n.child("SIZE").text().as_llong(0);
+        if (mb > 0) sum += static_cast<std::uint64_t>(mb);
+    }
+    return sum;
+}
+
+// RESTIC_BACKEND=S3. Stock asks oned only: used = the sizes of the datastore's
+// backup images, total = TOTAL_MB (default 1 TiB), free = the rest. Here the
+// bucket is asked at the same time, with one request and a short bound
+// (s3_monitor_timeout): when the gateway reports the bucket's usage (Ceph's
+// RADOS Gateway does), that is the used figure, since it is what the
+// repositories really take after deduplication and compression. A bucket that
+// refuses the keys or cannot be reached fails the monitor with the reason
+// (as an unreachable backup server does for SFTP), where stock reports
+// capacity and the next backup fails; a bucket that does not exist yet (the
+// first backup creates it) is not an error.
+runtime::outcome monitor_s3(action_env &env, const datastore_attributes &attrs, const std::string &prefix) {
+    using runtime::outcome;
+    std::optional<ports::result<std::uint64_t>> images;
+    std::jthread images_thread;
+    if (env.oned != nullptr)
+        images_thread = std::jthread([&] {
+            ports::deadline_stop_source bounded(env.settings.s3_monitor_timeout, env.stop());
+            images = backup_images_mib(*env.oned, attrs.ds_id, bounded.token());
+        });
+
+    std::optional<std::uint64_t> bucket_bytes;
+    auto store = env.stores.store_for(attrs);
+    if (!store) return outcome::from(store.err(), prefix);
+    {
+        ports::deadline_stop_source bounded(env.settings.s3_monitor_timeout, env.stop());
+        auto usage = (*store)->usage_summary(bounded.token());
+        if (usage) {
+            bucket_bytes = usage->used_bytes;
+        } else if (env.ctx.cancelled()) {
+            return outcome::from(ports::cancelled_error());
+        } else if (usage.err().kind == ports::error_kind::not_found) {
+            env.log('I', "S3 bucket " + (*store)->describe() + " does not exist yet; the first backup creates it");
+        } else if (usage.err().kind == ports::error_kind::cancelled) {
+            return outcome::fail(prefix + (*store)->describe() + " did not answer within " +
+                                 std::to_string(env.settings.s3_monitor_timeout.count()) + " ms (s3_monitor_timeout)");
+        } else if (usage.err().kind != ports::error_kind::unsupported) {
+            return outcome::from(usage.err(), prefix);
+        }
+    }
+    if (images_thread.joinable()) images_thread.join();
+
+    std::uint64_t used_mib = 0;
+    if (bucket_bytes) {
+        used_mib = ceil_mib(*bucket_bytes);
+        env.log('D', "used: the bucket's own usage, " + std::to_string(*bucket_bytes) + " bytes");
+    } else if (images && *images) {
+        used_mib = **images;
+        env.log('D', "used: the sizes of the backup images in datastore " + std::to_string(attrs.ds_id));
+    } else if (images) {
+        if (env.ctx.cancelled()) return outcome::from(ports::cancelled_error());
+        // The bucket answered; a slow or failing oned costs the figure, not
+        // the reply.
+        env.log('W', "cannot sum the backup images' sizes from oned: " + images->err().message);
+    } else {
+        env.log('W', "no usage figure: the gateway does not report the bucket's usage and no oned endpoint is "
+                     "configured (oned_endpoint) to sum the backup images' sizes");
+    }
+    const auto total = static_cast<std::uint64_t>(attrs.total_mb);
+    const std::uint64_t free_mib = total > used_mib ? total - used_mib : 0;
+    return outcome::ok("USED_MB=" + std::to_string(used_mib) + "\nTOTAL_MB=" + std::to_string(total) +
+                       "\nFREE_MB=" + std::to_string(free_mib) + "\n");
+}
+
 }  // namespace
 
 runtime::outcome monitor_action(action_env &env) {
@@ -93,6 +179,7 @@ runtime::outcome monitor_action(action_env &env) {
     if (auto loaded = load_request(env, "monitor", d, false); !loaded) return outcome::from(loaded.err());
     const datastore_attributes &attrs = d.attrs;
     const std::string prefix = "Error monitoring datastore " + std::to_string(attrs.ds_id) + ": ";
+    if (attrs.backend == backend_kind::s3) return monitor_s3(env, attrs, prefix);
     auto store = env.stores.store_for(attrs);
     if (!store) return outcome::from(store.err(), prefix);
     if (auto st = (*store)->make_directories(attrs.base_path, env.stop()); !st)

@@ -77,6 +77,12 @@ ports::result<restic_outcome> restic_runner::run(const restic_command &r, const 
         return ports::error{ports::error_kind::invalid, wrong_configuration(e.what())};
     }
     const std::string &password = a.password;
+    // Every secret of the datastore, should restic or a tool ever echo one.
+    const auto scrub = [&a](std::string text) {
+        for (const auto *secret : {&a.password, &a.s3_secret_access_key, &a.s3_access_key_id})
+            text = redact(std::move(text), *secret);
+        return text;
+    };
     const std::string &host = r.site.host;
     ports::run_options opts;
     opts.on_stdout_line = r.on_stdout_line;
@@ -88,14 +94,14 @@ ports::result<restic_outcome> restic_runner::run(const restic_command &r, const 
     auto res = via.run(host, cmd, opts);
     if (!res) {
         auto e = res.err();
-        e.message = redact(e.message, password);
+        e.message = scrub(std::move(e.message));
         return e;
     }
     restic_outcome out;
     out.attempts = r.retry_on_lock ? retrying.attempts() : 1;
     out.raw = std::move(res.value());
-    out.raw.stderr_text = redact(out.raw.stderr_text, password);
-    out.raw.stdout_text = redact(out.raw.stdout_text, password);
+    out.raw.stderr_text = scrub(std::move(out.raw.stderr_text));
+    out.raw.stdout_text = scrub(std::move(out.raw.stdout_text));
     if (r.site.path_fallback) {
         const std::string where = host.empty() ? std::string("this host") : host;
         const auto picked = take_picker_lines(out.raw.stderr_text);

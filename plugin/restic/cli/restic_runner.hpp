@@ -5,7 +5,7 @@
 //  - lock conflicts, through the lock_retrying_runner decorator (lock_retry.hpp)
 //    when the command asks for it;
 //  - cancellation: SIGINT to restic (it removes its lock), SIGKILL after a grace;
-//  - error text: restic's own words, with the password redacted if it ever shows.
+//  - error text: restic's own words, with the password and the S3 keys redacted if one ever shows.
 #pragma once
 
 #include "plugin/restic/cli/lock_retry.hpp"

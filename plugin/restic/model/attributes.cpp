@@ -8,6 +8,7 @@
 
 #include <pugixml.hpp>
 
+#include <cctype>
 #include <charconv>
 #include <functional>
 #include <vector>
@@ -48,6 +49,113 @@ void check(const char *name, const std::string &value, const std::string &proble
         throw attribute_error(std::string(name) + " " + problem + ", got '" + common::printable(value) + "'");
 }
 
+// RESTIC_S3_FORCE_PATH_STYLE, RESTIC_S3_INSECURE_TLS: stock takes "yes" as
+// yes and anything else as no; a value that is neither yes nor no is refused
+// here (a typo would otherwise silently turn the option off).
+bool yes_no_attribute(const pugi::xml_node &tmpl, const char *name) {
+    const std::string v = common::to_upper(common::trim(text_of(tmpl, name)));
+    if (v.empty() || v == "NO") return false;
+    if (v == "YES") return true;
+    throw attribute_error(std::string(name) + " must be yes or no, got '" + common::printable(text_of(tmpl, name)) +
+                          "'");
+}
+
+// A key is a secret: never shown, only how it is wrong. It travels as one
+// line on a hypervisor's stdin, so no control character may be in it.
+void check_s3_key(const char *name, const std::string &key) {
+    if (key.empty()) throw attribute_error(std::string("Missing ") + name);
+    for (const unsigned char c : key)
+        if (c < 0x20 || c == 0x7f)
+            throw attribute_error(std::string(name) + " must not contain control characters or line breaks");
+}
+
+// "[http[s]://]host[:port]" with host a DNS name, an IPv4 address or a
+// bracketed IPv6 literal; "" when it is one, else what is wrong.
+std::string s3_endpoint_problem(std::string_view ep) {
+    if (ep.empty()) return "must not be empty";
+    if (ep.starts_with("http://"))
+        ep.remove_prefix(7);
+    else if (ep.starts_with("https://"))
+        ep.remove_prefix(8);
+    else if (ep.find("://") != std::string_view::npos)
+        return "must start with http:// or https:// when it names a scheme";
+    if (ep.find('/') != std::string_view::npos) return "must be [http[s]://]host[:port] without a path";
+    std::string_view host = ep;
+    std::string_view port;
+    if (ep.starts_with('[')) {
+        const auto close = ep.find(']');
+        if (close == std::string_view::npos) return "has an unclosed '[' around its IPv6 address";
+        host = ep.substr(0, close + 1);
+        const auto rest = ep.substr(close + 1);
+        if (!rest.empty()) {
+            if (rest.front() != ':') return "must be [http[s]://]host[:port]";
+            port = rest.substr(1);
+        }
+        if (!is_ipv6_literal(host)) return "does not hold a valid IPv6 address between '[' and ']'";
+    } else if (const auto colon = ep.rfind(':'); colon != std::string_view::npos) {
+        host = ep.substr(0, colon);
+        port = ep.substr(colon + 1);
+        if (host.find(':') != std::string_view::npos) return "must put an IPv6 address in brackets";
+    }
+    if (host.empty()) return "must name a host";
+    if (!ep.starts_with('['))
+        if (auto p = host_name_problem(host); !p.empty()) return "has a host name that " + p;
+    if (ep.find(':') != std::string_view::npos && !ep.starts_with('[') && port.empty()) return "has an empty port";
+    if (!port.empty()) {
+        unsigned v = 0;
+        const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), v);
+        if (ec != std::errc{} || end != port.data() + port.size() || v == 0 || v > 65535)
+            return "has a port that is not a number from 1 to 65535";
+    }
+    return {};
+}
+
+void parse_s3(const pugi::xml_node &tmpl, datastore_attributes &a) {
+    // Verbatim, as stock exports them (no trimming of a secret).
+    a.s3_access_key_id = text_of(tmpl, "RESTIC_S3_ACCESS_KEY_ID");
+    check_s3_key("RESTIC_S3_ACCESS_KEY_ID", a.s3_access_key_id);
+    a.s3_secret_access_key = text_of(tmpl, "RESTIC_S3_SECRET_ACCESS_KEY");
+    check_s3_key("RESTIC_S3_SECRET_ACCESS_KEY", a.s3_secret_access_key);
+
+    a.s3_bucket = common::trim(text_of(tmpl, "RESTIC_S3_BUCKET"));
+    if (a.s3_bucket.empty()) throw attribute_error("Missing RESTIC_S3_BUCKET");
+    // S3's bucket grammar, loosened to what older buckets and Ceph allow
+    // (upper case, '_'): it becomes part of the repository URL, where a '/'
+    // or a blank would change what restic opens.
+    {
+        bool ok = a.s3_bucket.size() >= 3 && a.s3_bucket.size() <= 255 && a.s3_bucket.front() != '-' &&
+                  a.s3_bucket.front() != '.';
+        for (const unsigned char c : a.s3_bucket)
+            ok = ok && (std::isalnum(c) != 0 || c == '-' || c == '.' || c == '_');
+        if (!ok)
+            check("RESTIC_S3_BUCKET", a.s3_bucket,
+                  "must be 3 to 255 letters, digits, '-', '.' or '_', not starting with '-' or '.'");
+    }
+
+    if (auto r = std::string(common::trim(text_of(tmpl, "RESTIC_S3_REGION"))); !r.empty()) {
+        bool ok = r.size() <= 64;
+        for (const unsigned char c : r) ok = ok && (std::isalnum(c) != 0 || c == '-' || c == '_');
+        if (!ok) check("RESTIC_S3_REGION", r, "must be letters, digits, '-' or '_' (e.g. us-east-1)");
+        a.s3_region = r;
+    }
+
+    if (auto ep = std::string(common::trim(text_of(tmpl, "RESTIC_S3_ENDPOINT"))); !ep.empty()) {
+        const std::string given = ep;
+        // As stock: an "s3:" prefix is not doubled, a trailing '/' dropped.
+        if (ep.starts_with("s3:")) ep.erase(0, 3);
+        while (!ep.empty() && ep.back() == '/') ep.pop_back();
+        check("RESTIC_S3_ENDPOINT", given, s3_endpoint_problem(ep));
+        a.s3_endpoint = ep;
+    }
+    a.s3_path_style = yes_no_attribute(tmpl, "RESTIC_S3_FORCE_PATH_STYLE");
+    a.s3_insecure_tls = yes_no_attribute(tmpl, "RESTIC_S3_INSECURE_TLS");
+    if (auto ca = std::string(common::trim(text_of(tmpl, "RESTIC_S3_CACERT"))); !ca.empty()) {
+        check("RESTIC_S3_CACERT", ca, absolute_path_problem(ca));
+        a.s3_cacert = ca;
+    }
+    if (auto v = ranged_attribute(tmpl, "TOTAL_MB", false, 1, std::int64_t{1} << 50)) a.total_mb = *v;
+}
+
 }  // namespace
 
 datastore_attributes parse_datastore(const pugi::xml_node &ds,
@@ -71,9 +179,11 @@ datastore_attributes parse_datastore(const pugi::xml_node &ds,
         a.backend = backend_kind::sftp;
     else if (backend == "LOCAL")
         a.backend = backend_kind::local;
+    else if (backend == "S3")
+        a.backend = backend_kind::s3;
     else
         throw attribute_error("Unknown RESTIC_BACKEND: " + common::printable(text_of(tmpl, "RESTIC_BACKEND")) +
-                              " (expected SFTP or LOCAL)");
+                              " (expected SFTP, S3 or LOCAL)");
 
     if (!tmpl.child("RESTIC_PASSWORD")) throw attribute_error("RESTIC_PASSWORD is required");
     a.password = text_of(tmpl, "RESTIC_PASSWORD");
@@ -135,6 +245,7 @@ datastore_attributes parse_datastore(const pugi::xml_node &ds,
             a.slice_limits_set.emplace_back(name);
         }
     }
+    if (a.backend == backend_kind::s3) parse_s3(tmpl, a);
     return a;
 }
 
@@ -146,8 +257,21 @@ std::vector<std::string> confined_argv(const datastore_attributes &a, std::vecto
     return out;
 }
 
+std::string s3_repo_key(const datastore_attributes &a, const std::string &repo_path) {
+    const std::string p = clean_path(repo_path);
+    if (p == a.base_path) return {};
+    if (p.starts_with(a.base_path + "/")) return p.substr(a.base_path.size() + 1);
+    return p.substr(p.rfind('/') + 1);
+}
+
 std::string repository_url(const datastore_attributes &a, const std::string &repo_path) {
     if (a.backend == backend_kind::local) return clean_path(repo_path);
+    if (a.backend == backend_kind::s3) {
+        // s3:<endpoint>/<bucket>/<repo id>, empty components dropped (stock).
+        std::string url = "s3:" + a.s3_endpoint + "/" + a.s3_bucket;
+        if (auto key = s3_repo_key(a, repo_path); !key.empty()) url += "/" + key;
+        return url;
+    }
     // restic cuts "sftp:user@host:path" at the first ':', which an IPv6
     // literal holds; its URL form takes the brackets ("//" = absolute path).
     if (is_ipv6_literal(a.sftp_server))

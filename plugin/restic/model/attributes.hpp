@@ -19,7 +19,7 @@ class xml_node;
 
 namespace oneds::restic {
 
-enum class backend_kind { sftp, local };
+enum class backend_kind { sftp, local, s3 };
 
 // Thrown for a missing or malformed attribute; what() names it.
 class attribute_error : public std::runtime_error {
@@ -59,6 +59,19 @@ struct datastore_attributes {
     // (RESTIC_MAX_RIOPS, RESTIC_MAX_WIOPS, RESTIC_CPU_QUOTA, RESTIC_MEMORY_MAX_MB).
     std::vector<std::string> slice_limits_set;
     bool slice_confined() const noexcept { return !slice_limits_set.empty(); }
+
+    // RESTIC_BACKEND=S3 (OpenNebula 7.4; docs/s3.md). The two keys are secrets:
+    // they reach restic only through its environment (here) or stdin (on a
+    // hypervisor), never an argv, a log line or an error text.
+    std::string s3_access_key_id;      // RESTIC_S3_ACCESS_KEY_ID (required for S3)
+    std::string s3_secret_access_key;  // RESTIC_S3_SECRET_ACCESS_KEY (required for S3)
+    std::string s3_bucket;             // RESTIC_S3_BUCKET (required for S3)
+    std::string s3_region = "us-east-1";          // RESTIC_S3_REGION
+    std::string s3_endpoint = "s3.amazonaws.com";  // RESTIC_S3_ENDPOINT, without a trailing '/' or leading "s3:"
+    bool s3_path_style = false;                    // RESTIC_S3_FORCE_PATH_STYLE=yes
+    std::string s3_cacert;                         // RESTIC_S3_CACERT
+    bool s3_insecure_tls = false;                  // RESTIC_S3_INSECURE_TLS=yes
+    std::int64_t total_mb = 1048576;               // TOTAL_MB: the capacity MONITOR reports for S3
 };
 
 // The words that run argv confined as the attributes ask (nice, then ionice,
@@ -73,9 +86,15 @@ std::vector<std::string> confined_argv(const datastore_attributes &a, std::vecto
 datastore_attributes parse_datastore(const pugi::xml_node &datastore,
                                      const std::function<bool(std::string_view)> &is_ssh_alias = {});
 
-// "sftp:<user>@<server>:<path>" (SFTP) or "<path>" (LOCAL), as the stock driver;
-// "sftp://<user>@[<ipv6>]/<path>" for an IPv6 literal.
+// "sftp:<user>@<server>:<path>" (SFTP), "<path>" (LOCAL) or
+// "s3:<endpoint>/<bucket>/<repo id>" (S3), as the stock driver;
+// "sftp://<user>@[<ipv6>]/<path>" for an IPv6 literal. For S3 the repository
+// id is repo_path below BASE_PATH (its last component otherwise).
 std::string repository_url(const datastore_attributes &a, const std::string &repo_path);
+
+// For S3: the repository's key prefix in the bucket (repo_path below
+// BASE_PATH: "7", "job_3"; "" for BASE_PATH itself).
+std::string s3_repo_key(const datastore_attributes &a, const std::string &repo_path);
 
 // Lexically normalised absolute path ("/a//b/./c/" -> "/a/b/c"), as Ruby's cleanpath.
 std::string clean_path(const std::string &path);

@@ -40,6 +40,10 @@ struct plugin_settings {
     std::chrono::milliseconds kill_grace{10000};
     std::chrono::milliseconds progress_interval{10000};
     std::chrono::seconds sftp_timeout{30};
+    // S3 (RESTIC_BACKEND=S3): the bound of one request of ours to the bucket
+    // (a repository probe), and of MONITOR's look at the bucket.
+    std::chrono::seconds s3_timeout{20};
+    std::chrono::milliseconds s3_monitor_timeout{5000};
     std::chrono::seconds ssh_connect_timeout{30};
     std::set<std::string> local_hosts{"localhost"};
     bool ssh_multiplex = true;  // one ssh connection per host and plugin instance
