@@ -64,7 +64,7 @@ private:
     std::unique_ptr<ports::one_api> oned_;
     std::unique_ptr<ports::one_api_as_user> oned_users_;
     version_cache versions_;
-    verifier verifier_;  // background verification cycles; stopped after the dispatcher
+    verifier verifier_;               // background verification cycles; stopped after the dispatcher
     runtime::dispatcher dispatcher_;  // last: stopped first, before what requests use
 };
 

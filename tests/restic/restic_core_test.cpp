@@ -51,7 +51,8 @@ const std::string k_min = "<RESTIC_PASSWORD>pw</RESTIC_PASSWORD><RESTIC_SFTP_SER
 const std::string k_s3 =
     "<RESTIC_PASSWORD>pw</RESTIC_PASSWORD><RESTIC_BACKEND>s3</RESTIC_BACKEND>"
     "<RESTIC_S3_ACCESS_KEY_ID>AKIDEXAMPLE</RESTIC_S3_ACCESS_KEY_ID>"
-    "<RESTIC_S3_SECRET_ACCESS_KEY>wJalr-s3cr3t</RESTIC_S3_SECRET_ACCESS_KEY><RESTIC_S3_BUCKET>one-bk</RESTIC_S3_BUCKET>";
+    "<RESTIC_S3_SECRET_ACCESS_KEY>wJalr-s3cr3t</RESTIC_S3_SECRET_ACCESS_KEY><RESTIC_S3_BUCKET>one-bk</"
+    "RESTIC_S3_BUCKET>";
 
 }  // namespace
 
@@ -310,15 +311,14 @@ BOOST_DATA_TEST_CASE(
         k_s3 + "<RESTIC_S3_ENDPOINT>-oProxy</RESTIC_S3_ENDPOINT>",
         k_s3 + "<RESTIC_S3_FORCE_PATH_STYLE>true</RESTIC_S3_FORCE_PATH_STYLE>",
         k_s3 + "<RESTIC_S3_INSECURE_TLS>1</RESTIC_S3_INSECURE_TLS>",
-        k_s3 + "<RESTIC_S3_CACERT>ca.pem</RESTIC_S3_CACERT>",
-        k_s3 + "<RESTIC_S3_REGION>us east</RESTIC_S3_REGION>",
+        k_s3 + "<RESTIC_S3_CACERT>ca.pem</RESTIC_S3_CACERT>", k_s3 + "<RESTIC_S3_REGION>us east</RESTIC_S3_REGION>",
         k_s3 + "<TOTAL_MB>-5</TOTAL_MB>"}) ^
         bdata::make({"Missing RESTIC_S3_ACCESS_KEY_ID", "Missing RESTIC_S3_ACCESS_KEY_ID",
                      "RESTIC_S3_SECRET_ACCESS_KEY must not contain control characters or line breaks",
                      "RESTIC_S3_ENDPOINT must start with http:// or https://",
                      "RESTIC_S3_ENDPOINT has a port that is not a number from 1 to 65535",
-                     "RESTIC_S3_ENDPOINT must be [http[s]://]host[:port] without a path", "RESTIC_S3_ENDPOINT has a host",
-                     "RESTIC_S3_FORCE_PATH_STYLE must be yes or no, got 'true'",
+                     "RESTIC_S3_ENDPOINT must be [http[s]://]host[:port] without a path",
+                     "RESTIC_S3_ENDPOINT has a host", "RESTIC_S3_FORCE_PATH_STYLE must be yes or no, got 'true'",
                      "RESTIC_S3_INSECURE_TLS must be yes or no, got '1'", "RESTIC_S3_CACERT ",
                      "RESTIC_S3_REGION must be letters", "TOTAL_MB must be an integer from 1"}),
     xml, expected) {
@@ -485,7 +485,8 @@ BOOST_AUTO_TEST_CASE(the_s3_key_script_hands_the_keys_to_the_program_and_leaves_
     auto c = command_at("node1", "r", "snapshots");
     auto cmd = process_command(c, a);
     std::vector<std::string> argv(cmd.argv.begin(), cmd.argv.begin() + 4);
-    argv.insert(argv.end(), {"/bin/sh", "-c", "printf '%s|%s|' \"$AWS_ACCESS_KEY_ID\" \"$AWS_SECRET_ACCESS_KEY\"; cat"});
+    argv.insert(argv.end(),
+                {"/bin/sh", "-c", "printf '%s|%s|' \"$AWS_ACCESS_KEY_ID\" \"$AWS_SECRET_ACCESS_KEY\"; cat"});
     argv[0] = "/bin/sh";  // run_process does not search PATH
     const auto r = oneds::test::run_process(argv, cmd.stdin_data);
     BOOST_TEST(r.exit_code == 0);
@@ -815,8 +816,9 @@ BOOST_AUTO_TEST_CASE(budget_and_window_are_parsed_and_off_by_default) {
     auto a = parse(k_min);
     BOOST_TEST(a.verify_budget_mib == 0);
     BOOST_TEST(!a.verify_hours.has_value());
-    a = parse(k_min + "<RESTIC_VERIFY_BUDGET_MB>512</RESTIC_VERIFY_BUDGET_MB>"
-                      "<RESTIC_VERIFY_WINDOW> 01-05 </RESTIC_VERIFY_WINDOW>");
+    a = parse(k_min +
+              "<RESTIC_VERIFY_BUDGET_MB>512</RESTIC_VERIFY_BUDGET_MB>"
+              "<RESTIC_VERIFY_WINDOW> 01-05 </RESTIC_VERIFY_WINDOW>");
     BOOST_TEST(a.verify_budget_mib == 512);
     BOOST_REQUIRE(a.verify_hours.has_value());
     BOOST_TEST(a.verify_hours->start == 1);
@@ -836,13 +838,12 @@ BOOST_AUTO_TEST_CASE(budget_and_window_are_parsed_and_off_by_default) {
 }
 
 BOOST_DATA_TEST_CASE(bad_verification_values_name_the_attribute,
-                     bdata::make(std::vector<std::string>{
-                         "<RESTIC_VERIFY_BUDGET_MB>lots</RESTIC_VERIFY_BUDGET_MB>",
-                         "<RESTIC_VERIFY_BUDGET_MB>-1</RESTIC_VERIFY_BUDGET_MB>",
-                         "<RESTIC_VERIFY_WINDOW>1-5</RESTIC_VERIFY_WINDOW>",
-                         "<RESTIC_VERIFY_WINDOW>01-25</RESTIC_VERIFY_WINDOW>",
-                         "<RESTIC_VERIFY_WINDOW>01:05</RESTIC_VERIFY_WINDOW>",
-                         "<RESTIC_VERIFY_WINDOW>05-05</RESTIC_VERIFY_WINDOW>"}) ^
+                     bdata::make(std::vector<std::string>{"<RESTIC_VERIFY_BUDGET_MB>lots</RESTIC_VERIFY_BUDGET_MB>",
+                                                          "<RESTIC_VERIFY_BUDGET_MB>-1</RESTIC_VERIFY_BUDGET_MB>",
+                                                          "<RESTIC_VERIFY_WINDOW>1-5</RESTIC_VERIFY_WINDOW>",
+                                                          "<RESTIC_VERIFY_WINDOW>01-25</RESTIC_VERIFY_WINDOW>",
+                                                          "<RESTIC_VERIFY_WINDOW>01:05</RESTIC_VERIFY_WINDOW>",
+                                                          "<RESTIC_VERIFY_WINDOW>05-05</RESTIC_VERIFY_WINDOW>"}) ^
                          bdata::make({"RESTIC_VERIFY_BUDGET_MB must be an integer from 0 to 1099511627776, got 'lots'",
                                       "RESTIC_VERIFY_BUDGET_MB must be an integer from 0 to 1099511627776, got '-1'",
                                       "RESTIC_VERIFY_WINDOW must be HH-HH, local hours from 00 to 24 (e.g. 01-05), "
@@ -880,8 +881,9 @@ BOOST_AUTO_TEST_CASE(only_restics_verdict_of_errors_is_damage) {
     BOOST_TEST(v.message.find("Fatal") == std::string::npos, v.message);
     BOOST_TEST(v.message.find('\n') == std::string::npos);
 
-    v = classify_check(1, "pack 2dbc4dbd: does not exist\npack 769d8d36: does not exist\n"
-                          "Fatal: repository contains errors\n");
+    v = classify_check(1,
+                       "pack 2dbc4dbd: does not exist\npack 769d8d36: does not exist\n"
+                       "Fatal: repository contains errors\n");
     BOOST_TEST((v.result == check_verdict::kind::damaged));
     BOOST_TEST(v.message == "pack 2dbc4dbd: does not exist; pack 769d8d36: does not exist");
 
@@ -891,8 +893,9 @@ BOOST_AUTO_TEST_CASE(only_restics_verdict_of_errors_is_damage) {
     BOOST_TEST((v.result == check_verdict::kind::ok));
 
     // No repository, wrong password, a network failure: errors, not damage.
-    v = classify_check(1, "Fatal: unable to open config file: Stat: stat /x/config: no such file or directory\n"
-                          "Is there a repository at the following location?\n");
+    v = classify_check(1,
+                       "Fatal: unable to open config file: Stat: stat /x/config: no such file or directory\n"
+                       "Is there a repository at the following location?\n");
     BOOST_TEST((v.result == check_verdict::kind::error));
     BOOST_TEST(v.message.find("unable to open config file") != std::string::npos, v.message);
     v = classify_check(1, "Fatal: wrong password or no key found\n");

@@ -4,6 +4,7 @@
 // (verify_foreground, a setting for tests), against repositories made by real
 // backups, one of them with a pack corrupted on purpose.
 #include "tests/restic/restic_fixture.hpp"
+#include "tests/peer/oned_peer.hpp"
 
 #include "common/base64.hpp"
 
@@ -16,6 +17,7 @@
 #include <fstream>
 #include <future>
 #include <set>
+#include <thread>
 
 using namespace oneds::test;
 namespace fs = std::filesystem;
@@ -250,6 +252,46 @@ BOOST_AUTO_TEST_CASE(bad_verification_attributes_name_the_attribute) {
     BOOST_TEST(r.exit_code != 0);
     BOOST_TEST(r.err.find("RESTIC_VERIFY_WINDOW must be HH-HH") != std::string::npos, r.err);
     BOOST_TEST(!fs::exists(e.state_dir));
+}
+
+// In MAD mode (oned's way) the cycle runs on the plugin instance's own
+// thread: MONITOR replies while the check is held stopped, and a MONITOR that
+// comes while a cycle runs starts none.
+BOOST_AUTO_TEST_CASE(in_mad_mode_monitor_does_not_wait_for_the_check) {
+    verify_env e;
+    e.f.make_vm(7, {{0, 16, 3, true}});
+    back_up(e.f, 7);
+    peer_options o;
+    o.executable = ONEDS_TEST_HOST_PATH;
+    o.arguments = "-t 15 -d restic -c " + e.f.write_config({{"state_dir", e.state_dir}}) +
+                  " --plugin restic=" + ONEDS_TEST_RESTIC_PATH;
+    oned_peer peer(o);
+    BOOST_REQUIRE(peer.init().ok);
+    peer.send_request("MONITOR", 1, e.monitor_input(k_budget));
+    const pid_t check = find_process_with({"--no-lock", "check"}, std::chrono::seconds(60));
+    BOOST_REQUIRE_MESSAGE(check > 0, "restic check never started: " << peer.transcript());
+    ::kill(check, SIGSTOP);
+    const auto r1 = peer.wait_for_reply("MONITOR", 1, std::chrono::seconds(30));
+    BOOST_REQUIRE_MESSAGE(r1.has_value(), "no MONITOR reply while the check is stopped: " << peer.transcript());
+    BOOST_TEST(r1->success);
+    peer.send_request("MONITOR", 2, e.monitor_input(k_budget));
+    const auto r2 = peer.wait_for_reply("MONITOR", 2, std::chrono::seconds(30));
+    BOOST_REQUIRE(r2.has_value());
+    BOOST_TEST(r2->success);
+    BOOST_TEST(!fs::exists(e.state_file()));
+    ::kill(check, SIGCONT);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (!fs::exists(e.state_file()) && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    BOOST_REQUIRE_MESSAGE(fs::exists(e.state_file()), peer.transcript());
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    const auto st = e.state();
+    const auto &entry = st.at("repositories").as_object().at("7").as_object();
+    BOOST_TEST(std::string(entry.at("result").as_string()) == "ok", entry);
+    // One cycle only: the second MONITOR started none.
+    BOOST_TEST(std::string(entry.at("subset").as_string()).starts_with("1/"), entry);
+    const auto exit = peer.finalize();
+    BOOST_TEST(exit.clean(), exit.describe());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -163,8 +163,9 @@ runtime::outcome monitor_s3(action_env &env, const datastore_attributes &attrs, 
         // the reply.
         env.log('W', "cannot sum the backup images' sizes from oned: " + images->err().message);
     } else {
-        env.log('W', "no usage figure: the gateway does not report the bucket's usage and no oned endpoint is "
-                     "configured (oned_endpoint) to sum the backup images' sizes");
+        env.log('W',
+                "no usage figure: the gateway does not report the bucket's usage and no oned endpoint is "
+                "configured (oned_endpoint) to sum the backup images' sizes");
     }
     const auto total = static_cast<std::uint64_t>(attrs.total_mb);
     const std::uint64_t free_mib = total > used_mib ? total - used_mib : 0;

@@ -116,8 +116,7 @@ plugin_settings parse_plugin_settings(const sdk::config_map &config) {
             s.state_dir = value;
         } else if (key == "verify_foreground") {
             if (value != "yes" && value != "no")
-                throw std::invalid_argument("[plugin.restic] verify_foreground must be yes or no, got '" + value +
-                                            "'");
+                throw std::invalid_argument("[plugin.restic] verify_foreground must be yes or no, got '" + value + "'");
             s.verify_foreground = value == "yes";
         } else if (key == "lock_dir")
             s.lock_dir = value;
