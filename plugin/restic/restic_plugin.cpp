@@ -128,6 +128,10 @@ public:
                                                         const std::stop_token &stop) override {
         return s_->read_file(path, max, stop);
     }
+    ports::result<std::vector<ports::dir_entry>> list_directory(const std::string &path,
+                                                                const std::stop_token &stop) override {
+        return s_->list_directory(path, stop);
+    }
     ports::result<ports::store_usage> usage_summary(const std::stop_token &stop) override {
         auto u = s_->usage(stop);
         if (!u) return u.err();

@@ -5,6 +5,7 @@
 // backups, one of them with a pack corrupted on purpose.
 #include "tests/restic/restic_fixture.hpp"
 #include "tests/peer/oned_peer.hpp"
+#include "tests/support/ceph_fixture.hpp"
 
 #include "common/base64.hpp"
 
@@ -252,6 +253,28 @@ BOOST_AUTO_TEST_CASE(bad_verification_attributes_name_the_attribute) {
     BOOST_TEST(r.exit_code != 0);
     BOOST_TEST(r.err.find("RESTIC_VERIFY_WINDOW must be HH-HH") != std::string::npos, r.err);
     BOOST_TEST(!fs::exists(e.state_dir));
+}
+
+// RESTIC_BACKEND=S3: the repositories and their packs are listed in the
+// bucket (ListObjectsV2), and restic checks here against the s3: URL.
+BOOST_AUTO_TEST_CASE(s3_repositories_are_listed_and_checked_in_the_bucket) {
+    verify_env e;
+    auto &ceph = ceph_fixture::shared();
+    e.f.use_s3(
+        {ceph.s3_endpoint(), "oneds-verify-" + std::to_string(::getpid()), ceph.access_key(), ceph.secret_key()});
+    e.f.make_vm(7, {{0, 16, 3, true}});
+    back_up(e.f, 7);
+    for (int cycle = 1; cycle <= 2; ++cycle) {
+        const auto r = e.monitor(k_budget);
+        BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+        const auto st = e.state();
+        BOOST_REQUIRE_MESSAGE(st.contains("repositories"), r.err);
+        const auto &entry = st.at("repositories").as_object().at("7").as_object();
+        BOOST_TEST(std::string(entry.at("result").as_string()) == "ok", entry);
+        const auto [n, N] = subset_of(entry);
+        BOOST_TEST(n == cycle);
+        BOOST_TEST(N >= 3, "N from the packs' sizes in the bucket: " << N);
+    }
 }
 
 // In MAD mode (oned's way) the cycle runs on the plugin instance's own

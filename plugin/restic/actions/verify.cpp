@@ -196,10 +196,12 @@ bool repository_before(const std::string &x, const std::string &y) {
     return x < y;
 }
 
-// The names of path's entries.
+// The names of path's entries; none when it is absent (S3 has no empty
+// directories: a repository without locks has no locks/ prefix).
 ports::result<std::set<std::string>> names_in(ports::repo_store &store, const std::string &path,
                                               const std::stop_token &stop) {
     auto listed = store.list_directory(path, stop);
+    if (!listed && listed.err().kind == ports::error_kind::not_found) return std::set<std::string>();
     if (!listed) return listed.err();
     std::set<std::string> out;
     for (const auto &e : *listed) out.insert(e.name);
@@ -249,6 +251,9 @@ struct repo_look {
 
 ports::result<repo_look> look_at(ports::repo_store &store, const std::string &repo, const std::stop_token &stop) {
     repo_look l;
+    auto config = store.stat(repo + "/config", stop);
+    if (!config) return config.err();
+    if (!config->exists) return ports::error{ports::error_kind::not_found, "no repository (no config file)"};
     auto locks = names_in(store, repo + "/locks", stop);
     if (!locks) return locks.err();
     l.locks = std::move(*locks);
@@ -321,7 +326,7 @@ void run_verification_cycle(action_env &env, const datastore_attributes &a) {
         auto look = look_at(store, path, stop);
         if (!look) {
             if (look.err().kind == ports::error_kind::cancelled) return;
-            // No locks/ or index/ directory: not (yet) a repository.
+            // No config file: not (yet) a repository.
             env.log('D', who + "skipping " + path + ": " + look.err().message);
             continue;
         }
