@@ -10,6 +10,7 @@
 
 #include <oneds/plugin.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
