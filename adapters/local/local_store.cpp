@@ -90,6 +90,32 @@ ports::result<ports::capacity_info> local_store::capacity(const std::string &pat
     });
 }
 
+ports::result<std::vector<ports::dir_entry>> local_store::list_directory(const std::string &path,
+                                                                         const std::stop_token &stop) {
+    return guarded<std::vector<ports::dir_entry>>(
+        "list", path, stop, [&]() -> ports::result<std::vector<ports::dir_entry>> {
+            std::error_code ec;
+            std::vector<ports::dir_entry> out;
+            fs::directory_iterator it(path, ec);
+            if (ec == std::errc::no_such_file_or_directory)
+                return error{error_kind::not_found, "cannot list " + path + ": no such directory"};
+            if (ec) return fail(ec, "cannot list", path);
+            for (const auto &e : it) {
+                ports::dir_entry d;
+                d.name = e.path().filename().string();
+                const auto status = e.status(ec);  // follows symlinks, as stat() does
+                if (ec) continue;                  // gone meanwhile
+                d.is_directory = status.type() == fs::file_type::directory;
+                if (status.type() == fs::file_type::regular) {
+                    const auto size = e.file_size(ec);
+                    if (!ec) d.size = size;
+                }
+                out.push_back(std::move(d));
+            }
+            return out;
+        });
+}
+
 std::string local_store::describe() const { return "local"; }
 
 }  // namespace oneds::adapters::local

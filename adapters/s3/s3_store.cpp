@@ -64,6 +64,43 @@ std::string xml_field(const std::string &body, const std::string &tag) {
     return body.substr(from, end - from);
 }
 
+// Every <tag>...</tag> block of body, in order.
+std::vector<std::string> xml_blocks(const std::string &body, const std::string &tag) {
+    std::vector<std::string> out;
+    const std::string open = "<" + tag + ">", close = "</" + tag + ">";
+    for (std::size_t at = body.find(open); at != std::string::npos; at = body.find(open, at)) {
+        const auto from = at + open.size();
+        const auto end = body.find(close, from);
+        if (end == std::string::npos) break;
+        out.push_back(body.substr(from, end - from));
+        at = end + close.size();
+    }
+    return out;
+}
+
+// XML's five predefined entities (keys in a listing come escaped).
+std::string xml_unescape(std::string_view text) {
+    static const std::pair<std::string_view, char> entities[] = {
+        {"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
+    std::string out;
+    while (!text.empty()) {
+        bool replaced = false;
+        if (text.front() == '&')
+            for (const auto &[name, c] : entities)
+                if (text.starts_with(name)) {
+                    out += c;
+                    text.remove_prefix(name.size());
+                    replaced = true;
+                    break;
+                }
+        if (!replaced) {
+            out += text.front();
+            text.remove_prefix(1);
+        }
+    }
+    return out;
+}
+
 std::optional<std::uint64_t> to_u64(std::string_view text) {
     std::uint64_t value = 0;
     while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
@@ -642,6 +679,57 @@ ports::result<std::optional<std::string>> s3_store::read_file(const std::string 
         std::string body = std::move(answer.body());
         if (body.size() > max) body.resize(max);
         return std::optional<std::string>(std::move(body));
+    });
+}
+
+// ListObjectsV2 with delimiter '/' under key + "/", page by page
+// (continuation-token): objects are files with their size, common prefixes
+// directories. Nothing under the prefix: not_found, as an absent directory.
+ports::result<std::vector<ports::dir_entry>> s3_store::list_directory(const std::string &path,
+                                                                      const std::stop_token &stop) {
+    const std::lock_guard lock(mutex_);
+    return impl_->guarded<std::vector<ports::dir_entry>>([&]() -> ports::result<std::vector<ports::dir_entry>> {
+        auto key = impl_->key_of(path);
+        if (!key) return key.err();
+        const std::string prefix = key->empty() ? std::string() : *key + "/";
+        std::vector<ports::dir_entry> out;
+        std::string token;
+        for (int page = 0; page < 100000; ++page) {
+            if (stop.stop_requested()) return impl_->cancelled();
+            const call c = impl_->start(stop);
+            query_list query{{"list-type", "2"}, {"delimiter", "/"}, {"max-keys", "1000"}};
+            if (!prefix.empty()) query.emplace_back("prefix", prefix);
+            if (!token.empty()) query.emplace_back("continuation-token", token);
+            auto req = impl_->build(http::verb::get, "", std::move(query), "");
+            auto r = impl_->exchange(c, req, 16 * 1024 * 1024);
+            if (!r) return r.err();
+            if (r->result_int() / 100 != 2) return impl_->failure(*r, "the keys under '" + prefix + "'");
+            const std::string &body = r->body();
+            for (const auto &block : xml_blocks(body, "Contents")) {
+                const std::string name = xml_unescape(xml_field(block, "Key"));
+                if (name.size() <= prefix.size() || !name.starts_with(prefix)) continue;
+                ports::dir_entry e;
+                e.name = name.substr(prefix.size());
+                e.size = to_u64(xml_field(block, "Size")).value_or(0);
+                out.push_back(std::move(e));
+            }
+            for (const auto &block : xml_blocks(body, "CommonPrefixes")) {
+                std::string name = xml_unescape(xml_field(block, "Prefix"));
+                if (name.size() <= prefix.size() || !name.starts_with(prefix)) continue;
+                name = name.substr(prefix.size());
+                while (!name.empty() && name.back() == '/') name.pop_back();
+                if (name.empty()) continue;
+                ports::dir_entry e;
+                e.name = std::move(name);
+                e.is_directory = true;
+                out.push_back(std::move(e));
+            }
+            token = xml_unescape(xml_field(body, "NextContinuationToken"));
+            if (xml_field(body, "IsTruncated") != "true" || token.empty()) break;
+        }
+        if (out.empty() && !prefix.empty())
+            return error{error_kind::not_found, "no keys under '" + prefix + "' in " + describe()};
+        return out;
     });
 }
 

@@ -78,6 +78,10 @@ public:
     ports::result<ports::capacity_info> capacity(const std::string &path, const std::stop_token &stop) override;
     ports::result<std::optional<std::string>> read_file(const std::string &path, std::size_t max,
                                                         const std::stop_token &stop) override;
+    // ListObjectsV2, delimiter '/': the objects (files, with their size) and
+    // common prefixes (directories) under path + "/"; not_found when none.
+    ports::result<std::vector<ports::dir_entry>> list_directory(const std::string &path,
+                                                                const std::stop_token &stop) override;
     // "s3:<endpoint>/<bucket>"
     std::string describe() const override;
 

@@ -14,6 +14,7 @@
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <vector>
 
 namespace oneds::ports {
 
@@ -35,6 +36,13 @@ struct capacity_info {
 struct store_usage {
     std::optional<std::uint64_t> used_bytes;
     std::optional<std::uint64_t> objects;
+};
+
+// One entry of a directory listing (list_directory).
+struct dir_entry {
+    std::string name;  // without the directory, never "." or ".."
+    bool is_directory = false;
+    std::uint64_t size = 0;  // regular files; 0 for directories
 };
 
 // Every call takes the request's stop token: a stop ends a call that waits on
@@ -66,6 +74,13 @@ public:
         (void)mode;
         (void)stop;
         return error{error_kind::unsupported, "cannot write " + path + " on " + describe()};
+    }
+    // The entries of the directory at path, in no particular order (S3: the
+    // objects and the common prefixes under path + "/", delimiter '/'). Kind
+    // not_found when path is absent. Stores that cannot: error_kind::unsupported.
+    virtual result<std::vector<dir_entry>> list_directory(const std::string &path, const std::stop_token &stop) {
+        (void)stop;
+        return error{error_kind::unsupported, "cannot list " + path + " on " + describe()};
     }
     // The store's usage (usage_summary); answering at all also shows that
     // the store is reachable and takes the credentials. A store with no such

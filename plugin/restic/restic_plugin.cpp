@@ -93,10 +93,12 @@ plugin_instance::plugin_instance(sdk::host_link host, const sdk::config_map &con
           adapters::sftp::pool_options{std::chrono::duration_cast<std::chrono::milliseconds>(settings_.sftp_timeout)})),
       local_store_(std::make_shared<adapters::local::local_store>()),
       config_(config.begin(), config.end()),
+      verifier_(host),
       dispatcher_(host, settings_.threads) {}
 
 plugin_instance::~plugin_instance() {
     dispatcher_.shutdown();
+    verifier_.shutdown();  // cancels a running check: a later cycle redoes it
     // Masters in a shared directory stay for the next process (ControlPersist).
     if (control_dir_.shared) return;
     runner_.close_masters();
@@ -125,6 +127,10 @@ public:
     ports::result<std::optional<std::string>> read_file(const std::string &path, std::size_t max,
                                                         const std::stop_token &stop) override {
         return s_->read_file(path, max, stop);
+    }
+    ports::result<std::vector<ports::dir_entry>> list_directory(const std::string &path,
+                                                                const std::stop_token &stop) override {
+        return s_->list_directory(path, stop);
     }
     ports::result<ports::store_usage> usage_summary(const std::stop_token &stop) override {
         auto u = s_->usage(stop);
@@ -217,6 +223,7 @@ std::int32_t plugin_instance::submit(sdk::request req) {
             for (const auto &w : warnings_) ctx.log('W', w);
         action_env env{settings_, runner_, *this, ctx, nullptr, &versions_, {}};
         env.is_ssh_alias = [this](std::string_view host) { return is_ssh_alias(host); };
+        env.verify = &verifier_;
         if (needs_oned) {
             auto api = oned();
             if (!api) return runtime::outcome::fail("Cannot use oned's XML-RPC API: " + api.err().message);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "plugin/restic/actions/action_env.hpp"
+#include "plugin/restic/actions/verify.hpp"
 #include "plugin/runtime/dispatcher.hpp"
 #include "plugin/restic/model/plugin_settings.hpp"
 
@@ -63,6 +64,7 @@ private:
     std::unique_ptr<ports::one_api> oned_;
     std::unique_ptr<ports::one_api_as_user> oned_users_;
     version_cache versions_;
+    verifier verifier_;               // background verification cycles; stopped after the dispatcher
     runtime::dispatcher dispatcher_;  // last: stopped first, before what requests use
 };
 

@@ -7,6 +7,7 @@
 #include "plugin/restic/cli/restic_runner.hpp"
 #include "plugin/restic/cli/systemd_slice.hpp"
 #include "plugin/restic/actions/action_env.hpp"
+#include "plugin/restic/actions/verify.hpp"
 #include "plugin/restic/model/datastore_conf.hpp"
 #include "tests/integration/action_process.hpp"
 
@@ -50,7 +51,8 @@ const std::string k_min = "<RESTIC_PASSWORD>pw</RESTIC_PASSWORD><RESTIC_SFTP_SER
 const std::string k_s3 =
     "<RESTIC_PASSWORD>pw</RESTIC_PASSWORD><RESTIC_BACKEND>s3</RESTIC_BACKEND>"
     "<RESTIC_S3_ACCESS_KEY_ID>AKIDEXAMPLE</RESTIC_S3_ACCESS_KEY_ID>"
-    "<RESTIC_S3_SECRET_ACCESS_KEY>wJalr-s3cr3t</RESTIC_S3_SECRET_ACCESS_KEY><RESTIC_S3_BUCKET>one-bk</RESTIC_S3_BUCKET>";
+    "<RESTIC_S3_SECRET_ACCESS_KEY>wJalr-s3cr3t</RESTIC_S3_SECRET_ACCESS_KEY><RESTIC_S3_BUCKET>one-bk</"
+    "RESTIC_S3_BUCKET>";
 
 }  // namespace
 
@@ -309,15 +311,14 @@ BOOST_DATA_TEST_CASE(
         k_s3 + "<RESTIC_S3_ENDPOINT>-oProxy</RESTIC_S3_ENDPOINT>",
         k_s3 + "<RESTIC_S3_FORCE_PATH_STYLE>true</RESTIC_S3_FORCE_PATH_STYLE>",
         k_s3 + "<RESTIC_S3_INSECURE_TLS>1</RESTIC_S3_INSECURE_TLS>",
-        k_s3 + "<RESTIC_S3_CACERT>ca.pem</RESTIC_S3_CACERT>",
-        k_s3 + "<RESTIC_S3_REGION>us east</RESTIC_S3_REGION>",
+        k_s3 + "<RESTIC_S3_CACERT>ca.pem</RESTIC_S3_CACERT>", k_s3 + "<RESTIC_S3_REGION>us east</RESTIC_S3_REGION>",
         k_s3 + "<TOTAL_MB>-5</TOTAL_MB>"}) ^
         bdata::make({"Missing RESTIC_S3_ACCESS_KEY_ID", "Missing RESTIC_S3_ACCESS_KEY_ID",
                      "RESTIC_S3_SECRET_ACCESS_KEY must not contain control characters or line breaks",
                      "RESTIC_S3_ENDPOINT must start with http:// or https://",
                      "RESTIC_S3_ENDPOINT has a port that is not a number from 1 to 65535",
-                     "RESTIC_S3_ENDPOINT must be [http[s]://]host[:port] without a path", "RESTIC_S3_ENDPOINT has a host",
-                     "RESTIC_S3_FORCE_PATH_STYLE must be yes or no, got 'true'",
+                     "RESTIC_S3_ENDPOINT must be [http[s]://]host[:port] without a path",
+                     "RESTIC_S3_ENDPOINT has a host", "RESTIC_S3_FORCE_PATH_STYLE must be yes or no, got 'true'",
                      "RESTIC_S3_INSECURE_TLS must be yes or no, got '1'", "RESTIC_S3_CACERT ",
                      "RESTIC_S3_REGION must be letters", "TOTAL_MB must be an integer from 1"}),
     xml, expected) {
@@ -484,7 +485,8 @@ BOOST_AUTO_TEST_CASE(the_s3_key_script_hands_the_keys_to_the_program_and_leaves_
     auto c = command_at("node1", "r", "snapshots");
     auto cmd = process_command(c, a);
     std::vector<std::string> argv(cmd.argv.begin(), cmd.argv.begin() + 4);
-    argv.insert(argv.end(), {"/bin/sh", "-c", "printf '%s|%s|' \"$AWS_ACCESS_KEY_ID\" \"$AWS_SECRET_ACCESS_KEY\"; cat"});
+    argv.insert(argv.end(),
+                {"/bin/sh", "-c", "printf '%s|%s|' \"$AWS_ACCESS_KEY_ID\" \"$AWS_SECRET_ACCESS_KEY\"; cat"});
     argv[0] = "/bin/sh";  // run_process does not search PATH
     const auto r = oneds::test::run_process(argv, cmd.stdin_data);
     BOOST_TEST(r.exit_code == 0);
@@ -802,6 +804,116 @@ BOOST_AUTO_TEST_CASE(front_end_restic_is_opennebulas_copy_else_path_with_a_warni
     BOOST_TEST(resolve_frontend_restic(s, path).empty());
     BOOST_TEST(s.restic_bin == "/no/such/restic");
     BOOST_TEST(s.restic_bin_missing.empty());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// Rotating verification (docs/verification.md): its attributes, pacing and
+// what counts as damage in restic 0.14's check output.
+BOOST_AUTO_TEST_SUITE(verification)
+
+BOOST_AUTO_TEST_CASE(budget_and_window_are_parsed_and_off_by_default) {
+    auto a = parse(k_min);
+    BOOST_TEST(a.verify_budget_mib == 0);
+    BOOST_TEST(!a.verify_hours.has_value());
+    a = parse(k_min +
+              "<RESTIC_VERIFY_BUDGET_MB>512</RESTIC_VERIFY_BUDGET_MB>"
+              "<RESTIC_VERIFY_WINDOW> 01-05 </RESTIC_VERIFY_WINDOW>");
+    BOOST_TEST(a.verify_budget_mib == 512);
+    BOOST_REQUIRE(a.verify_hours.has_value());
+    BOOST_TEST(a.verify_hours->start == 1);
+    BOOST_TEST(a.verify_hours->end == 5);
+    for (int h : {1, 2, 4}) BOOST_TEST(in_window(*a.verify_hours, h), h);
+    for (int h : {0, 5, 12, 23}) BOOST_TEST(!in_window(*a.verify_hours, h), h);
+    // Past midnight.
+    a = parse(k_min + "<RESTIC_VERIFY_WINDOW>22-03</RESTIC_VERIFY_WINDOW>");
+    for (int h : {22, 23, 0, 2}) BOOST_TEST(in_window(*a.verify_hours, h), h);
+    for (int h : {3, 12, 21}) BOOST_TEST(!in_window(*a.verify_hours, h), h);
+    // The whole day.
+    a = parse(k_min + "<RESTIC_VERIFY_WINDOW>00-24</RESTIC_VERIFY_WINDOW>");
+    for (int h = 0; h < 24; ++h) BOOST_TEST(in_window(*a.verify_hours, h), h);
+    a = parse(k_min + "<RESTIC_VERIFY_WINDOW>18-00</RESTIC_VERIFY_WINDOW>");
+    BOOST_TEST(in_window(*a.verify_hours, 23));
+    BOOST_TEST(!in_window(*a.verify_hours, 0));
+}
+
+BOOST_DATA_TEST_CASE(bad_verification_values_name_the_attribute,
+                     bdata::make(std::vector<std::string>{"<RESTIC_VERIFY_BUDGET_MB>lots</RESTIC_VERIFY_BUDGET_MB>",
+                                                          "<RESTIC_VERIFY_BUDGET_MB>-1</RESTIC_VERIFY_BUDGET_MB>",
+                                                          "<RESTIC_VERIFY_WINDOW>1-5</RESTIC_VERIFY_WINDOW>",
+                                                          "<RESTIC_VERIFY_WINDOW>01-25</RESTIC_VERIFY_WINDOW>",
+                                                          "<RESTIC_VERIFY_WINDOW>01:05</RESTIC_VERIFY_WINDOW>",
+                                                          "<RESTIC_VERIFY_WINDOW>05-05</RESTIC_VERIFY_WINDOW>"}) ^
+                         bdata::make({"RESTIC_VERIFY_BUDGET_MB must be an integer from 0 to 1099511627776, got 'lots'",
+                                      "RESTIC_VERIFY_BUDGET_MB must be an integer from 0 to 1099511627776, got '-1'",
+                                      "RESTIC_VERIFY_WINDOW must be HH-HH, local hours from 00 to 24 (e.g. 01-05), "
+                                      "got '1-5'",
+                                      "RESTIC_VERIFY_WINDOW must be HH-HH", "RESTIC_VERIFY_WINDOW must be HH-HH",
+                                      "RESTIC_VERIFY_WINDOW must name two different hours"}),
+                     xml, expected) {
+    const auto err = parse_error(k_min + xml);
+    BOOST_TEST(err.find(expected) != std::string::npos, "'" << err << "' should contain '" << expected << "'");
+}
+
+BOOST_AUTO_TEST_CASE(n_is_the_pack_bytes_over_the_budget_rounded_up) {
+    const std::uint64_t mib = 1048576;
+    BOOST_TEST(subset_count(0, 1) == 1u);
+    BOOST_TEST(subset_count(mib, 1) == 1u);
+    BOOST_TEST(subset_count(mib + 1, 1) == 2u);
+    BOOST_TEST(subset_count(10 * mib, 3) == 4u);
+    BOOST_TEST(subset_count(10 * mib, 0) == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(repositories_are_vm_ids_and_backup_jobs) {
+    for (const char *ok : {"7", "123", "job_5"}) BOOST_TEST(is_repository_name(ok), ok);
+    for (const char *no : {"", "job_", "x7", "7a", ".snapshots", "lost+found", "job_x", "-1"})
+        BOOST_TEST(!is_repository_name(no), no);
+}
+
+// restic 0.14.0's own words (stdout holds the progress; stderr below).
+BOOST_AUTO_TEST_CASE(only_restics_verdict_of_errors_is_damage) {
+    const std::string pack_id = "a12e4a1a3b6f7bc407412481235d1deb116ace3ac4fae2e1176a6050efb7bbce";
+    auto v = classify_check(1, "Pack ID does not match, want " + pack_id +
+                                   ", got 275291e826027295f7a4068247f109e126b71f10a06601670ed15ad8c4514c2d\n"
+                                   "Fatal: repository contains errors\n");
+    BOOST_TEST((v.result == check_verdict::kind::damaged));
+    BOOST_TEST(v.message.find("Pack ID does not match, want " + pack_id) != std::string::npos, v.message);
+    BOOST_TEST(v.message.find("Fatal") == std::string::npos, v.message);
+    BOOST_TEST(v.message.find('\n') == std::string::npos);
+
+    v = classify_check(1,
+                       "pack 2dbc4dbd: does not exist\npack 769d8d36: does not exist\n"
+                       "Fatal: repository contains errors\n");
+    BOOST_TEST((v.result == check_verdict::kind::damaged));
+    BOOST_TEST(v.message == "pack 2dbc4dbd: does not exist; pack 769d8d36: does not exist");
+
+    // Packs no index names (a backup in flight) are reported on stdout and
+    // the check succeeds: ok.
+    v = classify_check(0, "");
+    BOOST_TEST((v.result == check_verdict::kind::ok));
+
+    // No repository, wrong password, a network failure: errors, not damage.
+    v = classify_check(1,
+                       "Fatal: unable to open config file: Stat: stat /x/config: no such file or directory\n"
+                       "Is there a repository at the following location?\n");
+    BOOST_TEST((v.result == check_verdict::kind::error));
+    BOOST_TEST(v.message.find("unable to open config file") != std::string::npos, v.message);
+    v = classify_check(1, "Fatal: wrong password or no key found\n");
+    BOOST_TEST((v.result == check_verdict::kind::error));
+    v = classify_check(130, "");
+    BOOST_TEST((v.result == check_verdict::kind::error));
+    BOOST_TEST(!v.message.empty());
+}
+
+BOOST_AUTO_TEST_CASE(state_dir_and_verify_foreground_settings) {
+    auto s = parse_plugin_settings({});
+    BOOST_TEST(s.state_dir == "/var/lib/one/one_ds_host");
+    BOOST_TEST(!s.verify_foreground);
+    s = parse_plugin_settings({{"state_dir", "/srv/state"}, {"verify_foreground", "yes"}});
+    BOOST_TEST(s.state_dir == "/srv/state");
+    BOOST_TEST(s.verify_foreground);
+    BOOST_CHECK_THROW(parse_plugin_settings({{"state_dir", "rel"}}), std::invalid_argument);
+    BOOST_CHECK_THROW(parse_plugin_settings({{"verify_foreground", "maybe"}}), std::invalid_argument);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -56,6 +56,11 @@ public:
     ports::status put_file(const std::string &local_path, const std::string &path, unsigned mode,
                            const std::stop_token &stop = {});
 
+    // repo_store::list_directory: readdir of path (names and stat attributes
+    // as the server sends them; symlinks are reported as what lstat says).
+    ports::result<std::vector<ports::dir_entry>> list_directory(const std::string &path,
+                                                                const std::stop_token &stop = {});
+
     [[nodiscard]] health state() const noexcept { return health_; }
 
     // Closes the SFTP channel and sends SSH_MSG_DISCONNECT (best effort, a

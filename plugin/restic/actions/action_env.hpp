@@ -20,6 +20,8 @@
 
 namespace oneds::restic {
 
+class verifier;  // verify.hpp
+
 // Gives the repository store for a datastore: SFTP sessions are pooled by the
 // plugin instance and shared by its requests.
 class store_provider {
@@ -43,6 +45,8 @@ struct action_env {
     // Whether the S3 bucket was looked at for this request (repo_ops.hpp:
     // check_s3_repository), so that its one request is made once.
     std::atomic<bool> storage_checked{false};
+    // The instance's background verification (verify.hpp); null: none.
+    verifier *verify = nullptr;
 
     // The request's stop token: every port call of the action takes it (or
     // one linked to it, for one of several calls in parallel).

@@ -20,6 +20,7 @@
 // server's restic on PATH is then used, with a warning (repo_ops.hpp).
 #include "plugin/restic/actions/action_env.hpp"
 #include "plugin/restic/repo_ops.hpp"
+#include "plugin/restic/actions/verify.hpp"
 
 #include "plugin/ports/stop.hpp"
 
@@ -162,11 +163,13 @@ runtime::outcome monitor_s3(action_env &env, const datastore_attributes &attrs, 
         // the reply.
         env.log('W', "cannot sum the backup images' sizes from oned: " + images->err().message);
     } else {
-        env.log('W', "no usage figure: the gateway does not report the bucket's usage and no oned endpoint is "
-                     "configured (oned_endpoint) to sum the backup images' sizes");
+        env.log('W',
+                "no usage figure: the gateway does not report the bucket's usage and no oned endpoint is "
+                "configured (oned_endpoint) to sum the backup images' sizes");
     }
     const auto total = static_cast<std::uint64_t>(attrs.total_mb);
     const std::uint64_t free_mib = total > used_mib ? total - used_mib : 0;
+    maybe_start_verification(env, attrs);
     return outcome::ok("USED_MB=" + std::to_string(used_mib) + "\nTOTAL_MB=" + std::to_string(total) +
                        "\nFREE_MB=" + std::to_string(free_mib) + "\n");
 }
@@ -188,6 +191,8 @@ runtime::outcome monitor_action(action_env &env) {
     sync_backup_server_restic(env, attrs, **store);
     auto cap = (*store)->capacity(attrs.base_path, env.stop());
     if (!cap) return outcome::from(cap.err(), prefix + "cannot read the capacity of " + attrs.base_path + ": ");
+    // After the reply is known; it does not wait for the check (verify.hpp).
+    maybe_start_verification(env, attrs);
     return outcome::ok("USED_MB=" + std::to_string(ceil_mib(cap->used_bytes)) +
                        "\nTOTAL_MB=" + std::to_string(ceil_mib(cap->total_bytes)) +
                        "\nFREE_MB=" + std::to_string(ceil_mib(cap->free_bytes)) + "\n");

@@ -125,8 +125,7 @@ void parse_s3(const pugi::xml_node &tmpl, datastore_attributes &a) {
     {
         bool ok = a.s3_bucket.size() >= 3 && a.s3_bucket.size() <= 255 && a.s3_bucket.front() != '-' &&
                   a.s3_bucket.front() != '.';
-        for (const unsigned char c : a.s3_bucket)
-            ok = ok && (std::isalnum(c) != 0 || c == '-' || c == '.' || c == '_');
+        for (const unsigned char c : a.s3_bucket) ok = ok && (std::isalnum(c) != 0 || c == '-' || c == '.' || c == '_');
         if (!ok)
             check("RESTIC_S3_BUCKET", a.s3_bucket,
                   "must be 3 to 255 letters, digits, '-', '.' or '_', not starting with '-' or '.'");
@@ -157,6 +156,33 @@ void parse_s3(const pugi::xml_node &tmpl, datastore_attributes &a) {
 }
 
 }  // namespace
+
+bool in_window(const verify_window &w, int hour) noexcept {
+    if (w.start < w.end) return hour >= w.start && hour < w.end;
+    return hour >= w.start || hour < w.end;  // wraps past midnight
+}
+
+std::string parse_verify_window(std::string_view text, verify_window &out) {
+    const auto two_digits = [](std::string_view d, int &v) {
+        if (d.size() != 2 || std::isdigit(static_cast<unsigned char>(d[0])) == 0 ||
+            std::isdigit(static_cast<unsigned char>(d[1])) == 0)
+            return false;
+        v = (d[0] - '0') * 10 + (d[1] - '0');
+        return true;
+    };
+    const std::string form = "must be HH-HH, local hours from 00 to 24 (e.g. 01-05)";
+    if (text.size() != 5 || text[2] != '-') return form;
+    int start = 0, end = 0;
+    if (!two_digits(text.substr(0, 2), start) || !two_digits(text.substr(3, 2), end)) return form;
+    if (start > 24 || end > 24) return form;
+    if (start == 24) start = 0;
+    if (end == 0) end = 24;
+    if (start == end % 24 && !(start == 0 && end == 24))
+        return "must name two different hours (00-24 for the whole day)";
+    out.start = start;
+    out.end = end;
+    return {};
+}
 
 datastore_attributes parse_datastore(const pugi::xml_node &ds,
                                      const std::function<bool(std::string_view)> &is_ssh_alias) {
@@ -224,6 +250,13 @@ datastore_attributes parse_datastore(const pugi::xml_node &ds,
         a.tmp_dir = clean_path(t);
     }
     if (auto v = ranged_attribute(tmpl, "RESTIC_LOCK_RETRIES", false, 0, 100000)) a.lock_retries = v;
+    if (auto v = ranged_attribute(tmpl, "RESTIC_VERIFY_BUDGET_MB", false, 0, std::int64_t{1} << 40))
+        a.verify_budget_mib = *v;
+    if (auto w = std::string(common::trim(text_of(tmpl, "RESTIC_VERIFY_WINDOW"))); !w.empty()) {
+        verify_window parsed;
+        check("RESTIC_VERIFY_WINDOW", w, parse_verify_window(w, parsed));
+        a.verify_hours = parsed;
+    }
     if (auto v = ranged_attribute(tmpl, "RESTIC_NICE", true, -20, 19)) a.nice = *v;
     if (auto v = ranged_attribute(tmpl, "RESTIC_IONICE", true, 0, 7)) a.ionice = *v;
     // The systemd slice (docs/confinement.md): IOPS, CPU percent (may exceed

@@ -33,6 +33,12 @@ inline std::string wrong_configuration(std::string_view why) {
     return "Wrong restic datastore configuration: " + std::string(why);
 }
 
+// RESTIC_VERIFY_WINDOW: from start (included) to end (excluded), in local hours.
+struct verify_window {
+    int start = 0;  // 0..23
+    int end = 0;    // 1..24; below start: the window wraps past midnight
+};
+
 struct datastore_attributes {
     std::int64_t ds_id = -1;
     std::string base_path;  // BASE_PATH, default /var/lib/one/datastores/<id>
@@ -63,16 +69,29 @@ struct datastore_attributes {
     // RESTIC_BACKEND=S3 (OpenNebula 7.4; docs/s3.md). The two keys are secrets:
     // they reach restic only through its environment (here) or stdin (on a
     // hypervisor), never an argv, a log line or an error text.
-    std::string s3_access_key_id;      // RESTIC_S3_ACCESS_KEY_ID (required for S3)
-    std::string s3_secret_access_key;  // RESTIC_S3_SECRET_ACCESS_KEY (required for S3)
-    std::string s3_bucket;             // RESTIC_S3_BUCKET (required for S3)
-    std::string s3_region = "us-east-1";          // RESTIC_S3_REGION
+    std::string s3_access_key_id;                  // RESTIC_S3_ACCESS_KEY_ID (required for S3)
+    std::string s3_secret_access_key;              // RESTIC_S3_SECRET_ACCESS_KEY (required for S3)
+    std::string s3_bucket;                         // RESTIC_S3_BUCKET (required for S3)
+    std::string s3_region = "us-east-1";           // RESTIC_S3_REGION
     std::string s3_endpoint = "s3.amazonaws.com";  // RESTIC_S3_ENDPOINT, without a trailing '/' or leading "s3:"
     bool s3_path_style = false;                    // RESTIC_S3_FORCE_PATH_STYLE=yes
     std::string s3_cacert;                         // RESTIC_S3_CACERT
     bool s3_insecure_tls = false;                  // RESTIC_S3_INSECURE_TLS=yes
     std::int64_t total_mb = 1048576;               // TOTAL_MB: the capacity MONITOR reports for S3
+
+    // Rotating verification (ours, docs/verification.md): MiB of pack data
+    // `restic check --read-data-subset` reads per MONITOR cycle (0 = off, the
+    // default), and the local hours when it may start ("HH-HH", start
+    // included, end excluded, wrapping past midnight; unset = any hour).
+    std::int64_t verify_budget_mib = 0;         // RESTIC_VERIFY_BUDGET_MB, 0..2^40
+    std::optional<verify_window> verify_hours;  // RESTIC_VERIFY_WINDOW
 };
+
+// Whether hour (0..23) lies in w.
+bool in_window(const verify_window &w, int hour) noexcept;
+// Parses "HH-HH" (00..24 each, two different hours); "" when it is one,
+// else what is wrong.
+std::string parse_verify_window(std::string_view text, verify_window &out);
 
 // The words that run argv confined as the attributes ask (nice, then ionice,
 // in that order as stock), followed by argv itself.

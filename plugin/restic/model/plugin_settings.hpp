@@ -56,6 +56,12 @@ struct plugin_settings {
     bool ssh_control_dir_set = false;
     unsigned threads = 16;
     bool action_mode = false;
+    // Where the plugin keeps what it finds between requests
+    // (<state_dir>/<ds id>/verify.json: docs/verification.md).
+    std::string state_dir = "/var/lib/one/one_ds_host";
+    // For tests only: MONITOR runs the verification cycle before it replies
+    // (in action mode too), instead of on the instance's background thread.
+    bool verify_foreground = false;
 
     // The systemd slice confinement (docs/confinement.md), on the host where
     // the backup's restic runs: the programs, and "" for the defaults there

@@ -57,6 +57,26 @@ expected_capacity statvfs_of(const fs::path &path) {
 
 BOOST_FIXTURE_TEST_SUITE(local_store_suite, scratch)
 
+BOOST_AUTO_TEST_CASE(list_directory_gives_names_kinds_and_sizes) {
+    fs::create_directories(dir / "data" / "ab");
+    std::ofstream(dir / "config") << "12345";
+    auto listed = store.list_directory(dir.string(), {});
+    BOOST_REQUIRE(listed.has_value());
+    BOOST_TEST(listed->size() == 2u);
+    for (const auto &e : *listed) {
+        if (e.name == "config") {
+            BOOST_TEST(!e.is_directory);
+            BOOST_TEST(e.size == 5u);
+        } else {
+            BOOST_TEST(e.name == "data");
+            BOOST_TEST(e.is_directory);
+        }
+    }
+    auto missing = store.list_directory((dir / "nope").string(), {});
+    BOOST_REQUIRE(!missing.has_value());
+    BOOST_TEST((missing.err().kind == error_kind::not_found), missing.err().message);
+}
+
 BOOST_AUTO_TEST_CASE(stat_reports_a_file_with_its_size) {
     std::ofstream(dir / "config") << "0123456789";
     auto info = store.stat((dir / "config").string(), {});

@@ -338,6 +338,47 @@ BOOST_AUTO_TEST_CASE(usage_comes_from_the_gateway_and_grows_after_a_backup) {
     BOOST_TEST(*after->bytes >= *before->bytes + (2u << 20) - (64u << 10));
 }
 
+BOOST_AUTO_TEST_CASE(list_directory_gives_objects_and_common_prefixes) {
+    const std::string bucket = new_bucket("list");
+    restic_init(bucket, "7");
+    restic_init(bucket, "job_3");
+    auto store = store_for(target_for(bucket));
+    std::stop_source source;
+    const auto stop = source.get_token();
+
+    auto top = store->list_directory(root, stop);
+    BOOST_TEST_REQUIRE(top.has_value(), message_of(top));
+    std::map<std::string, bool> dirs;
+    for (const auto &e : *top) dirs[e.name] = e.is_directory;
+    BOOST_TEST(dirs.size() == 2u);
+    BOOST_TEST(dirs["7"]);
+    BOOST_TEST(dirs["job_3"]);
+
+    auto repo = store->list_directory(root + "/7", stop);
+    BOOST_TEST_REQUIRE(repo.has_value(), message_of(repo));
+    bool config = false, keys = false;
+    for (const auto &e : *repo) {
+        if (e.name == "config") {
+            config = !e.is_directory && e.size > 32u;
+        }
+        if (e.name == "keys") keys = e.is_directory;
+    }
+    BOOST_TEST(config);
+    BOOST_TEST(keys);
+
+    auto key_files = store->list_directory(root + "/7/keys", stop);
+    BOOST_TEST_REQUIRE(key_files.has_value(), message_of(key_files));
+    BOOST_TEST_REQUIRE(key_files->size() == 1u);
+    BOOST_TEST(key_files->front().name.size() == 64u);
+    BOOST_TEST(!key_files->front().is_directory);
+    BOOST_TEST(key_files->front().size > 0u);
+
+    // No keys under a prefix: as an absent directory.
+    auto locks = store->list_directory(root + "/7/locks", stop);
+    BOOST_TEST_REQUIRE(!locks.has_value());
+    BOOST_TEST((locks.err().kind == error_kind::not_found), locks.err().message);
+}
+
 BOOST_AUTO_TEST_CASE(refused_keys_are_a_permission_error_that_names_the_attributes_not_the_keys) {
     const std::string bucket = new_bucket("keys");
     restic_init(bucket, "7");

@@ -1,0 +1,472 @@
+// Rotating verification: see verify.hpp and docs/verification.md. Ours: the
+// stock driver never verifies a repository.
+#include "plugin/restic/actions/verify.hpp"
+
+#include "plugin/restic/repo_ops.hpp"
+
+#include "common/strings.hpp"
+
+#include <boost/json.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace oneds::restic {
+
+namespace json = boost::json;
+
+check_verdict classify_check(int exit_code, std::string_view stderr_text) {
+    check_verdict v;
+    if (exit_code == 0) {
+        v.result = check_verdict::kind::ok;
+        v.message = "no errors were found";
+        return v;
+    }
+    const std::string text = common::strip_terminal_controls(stderr_text);
+    if (text.find("Fatal: repository contains errors") == std::string::npos) {
+        v.result = check_verdict::kind::error;
+        v.message = common::one_line(text);
+        if (v.message.empty()) v.message = "restic check: " + exit_status_text(exit_code);
+        return v;
+    }
+    v.result = check_verdict::kind::damaged;
+    // What restic reported before its verdict, one finding per line.
+    std::vector<std::string> found;
+    for (const auto &raw : common::split(text, '\n')) {
+        const std::string line(common::trim(raw));
+        if (line.empty() || line.starts_with("Fatal: repository contains errors") ||
+            line.starts_with("using temporary cache") || line.starts_with("["))
+            continue;
+        found.push_back(line);
+    }
+    std::string msg;
+    for (std::size_t i = 0; i < found.size() && i < 4; ++i) msg += (i > 0 ? "; " : "") + found[i];
+    if (found.size() > 4) msg += "; and " + std::to_string(found.size() - 4) + " more";
+    if (msg.empty()) msg = "repository contains errors";
+    if (msg.size() > 600) msg = msg.substr(0, 597) + "...";
+    v.message = common::one_line(msg);
+    return v;
+}
+
+std::uint64_t subset_count(std::uint64_t pack_bytes, std::int64_t budget_mib) {
+    if (budget_mib <= 0) return 1;
+    const std::uint64_t budget = static_cast<std::uint64_t>(budget_mib) * 1048576;
+    return std::max<std::uint64_t>(1, (pack_bytes + budget - 1) / budget);
+}
+
+bool is_repository_name(std::string_view name) {
+    if (name.starts_with("job_")) name.remove_prefix(4);
+    if (name.empty() || name.size() > 18) return false;
+    return std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// ---- The background threads ---------------------------------------------------
+
+bool verifier::start(std::int64_t ds_id, std::function<void(runtime::request_context &)> job) {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return false;
+    if (auto it = jobs_.find(ds_id); it != jobs_.end()) {
+        if (!it->second.done->load()) return false;  // one cycle per datastore at a time
+        it->second.thread.join();
+        jobs_.erase(it);
+    }
+    sdk::request req;
+    req.action = "verify";
+    req.origin = ONEDS_ORIGIN_MAD;
+    running r;
+    r.ctx = std::make_shared<runtime::request_context>(std::move(req), host_);
+    r.done = std::make_shared<std::atomic<bool>>(false);
+    r.thread = std::thread([ctx = r.ctx, done = r.done, job = std::move(job)] {
+        try {
+            job(*ctx);
+        } catch (const std::exception &e) {
+            ctx->log('E', std::string("verification: ") + e.what());
+        } catch (...) {}
+        done->store(true);
+    });
+    jobs_.emplace(ds_id, std::move(r));
+    return true;
+}
+
+void verifier::shutdown() {
+    std::map<std::int64_t, running> all;
+    {
+        std::lock_guard lock(mutex_);
+        stopping_ = true;
+        all.swap(jobs_);
+    }
+    for (auto &[id, r] : all) r.ctx->request_cancel();
+    for (auto &[id, r] : all)
+        if (r.thread.joinable()) r.thread.join();
+}
+
+// ---- The state file --------------------------------------------------------------
+
+namespace {
+
+// <state_dir>/<ds id>/.lock held with flock while verify.json is read or
+// replaced, so that a reader (the health attributes) never sees half a file
+// and two writers do not lose each other's entries.
+class state_lock {
+public:
+    explicit state_lock(const std::string &dir) {
+        fd_ = ::open((dir + "/.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd_ >= 0)
+            while (::flock(fd_, LOCK_EX) != 0 && errno == EINTR) {}
+    }
+    ~state_lock() {
+        if (fd_ >= 0) ::close(fd_);
+    }
+    state_lock(const state_lock &) = delete;
+    state_lock &operator=(const state_lock &) = delete;
+    bool held() const { return fd_ >= 0; }
+
+private:
+    int fd_ = -1;
+};
+
+// mkdir -m 0700 of <state_dir> and <state_dir>/<ds id>; "" or what failed.
+std::string make_state_dir(const std::string &state_dir, const std::string &dir) {
+    for (const auto &d : {state_dir, dir})
+        if (::mkdir(d.c_str(), 0700) != 0 && errno != EEXIST) return "cannot create " + d + ": " + std::strerror(errno);
+    return {};
+}
+
+json::object read_state(const std::string &file) {
+    std::ifstream in(file);
+    if (!in) return {};
+    std::stringstream text;
+    text << in.rdbuf();
+    boost::system::error_code ec;
+    auto v = json::parse(text.str(), ec);
+    if (ec || !v.is_object()) return {};
+    return v.as_object();
+}
+
+// Replaces file with doc: a temporary file beside it (0600), fsync, rename.
+std::string write_state(const std::string &file, const json::object &doc) {
+    const std::string temp = file + ".tmp." + std::to_string(::getpid());
+    const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return "cannot write " + temp + ": " + std::strerror(errno);
+    const std::string text = json::serialize(doc) + "\n";
+    std::size_t done = 0;
+    while (done < text.size()) {
+        const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            const std::string why = std::strerror(errno);
+            ::close(fd);
+            ::unlink(temp.c_str());
+            return "cannot write " + temp + ": " + why;
+        }
+        done += static_cast<std::size_t>(n);
+    }
+    ::fsync(fd);
+    ::close(fd);
+    if (::rename(temp.c_str(), file.c_str()) != 0) {
+        const std::string why = std::strerror(errno);
+        ::unlink(temp.c_str());
+        return "cannot replace " + file + ": " + why;
+    }
+    return {};
+}
+
+json::object &object_at(json::object &doc, std::string_view key) {
+    auto &v = doc[key];
+    if (!v.is_object()) v = json::object();
+    return v.as_object();
+}
+
+// VM ids in numeric order, then job repositories in numeric order.
+bool repository_before(const std::string &x, const std::string &y) {
+    const bool jx = x.starts_with("job_"), jy = y.starts_with("job_");
+    if (jx != jy) return !jx;
+    if (x.size() != y.size()) return x.size() < y.size();
+    return x < y;
+}
+
+// The names of path's entries; none when it is absent (S3 has no empty
+// directories: a repository without locks has no locks/ prefix).
+ports::result<std::set<std::string>> names_in(ports::repo_store &store, const std::string &path,
+                                              const std::stop_token &stop) {
+    auto listed = store.list_directory(path, stop);
+    if (!listed && listed.err().kind == ports::error_kind::not_found) return std::set<std::string>();
+    if (!listed) return listed.err();
+    std::set<std::string> out;
+    for (const auto &e : *listed) out.insert(e.name);
+    return out;
+}
+
+// The bytes of <repo>/data/??/*, through the store; unsupported when it cannot list.
+ports::result<std::uint64_t> pack_bytes_from_store(ports::repo_store &store, const std::string &repo,
+                                                   const std::stop_token &stop) {
+    auto dirs = store.list_directory(repo + "/data", stop);
+    if (!dirs) return dirs.err();
+    std::uint64_t sum = 0;
+    for (const auto &d : *dirs) {
+        if (!d.is_directory) {
+            sum += d.size;
+            continue;
+        }
+        auto files = store.list_directory(repo + "/data/" + d.name, stop);
+        if (!files) return files.err();
+        for (const auto &f : *files) sum += f.size;
+    }
+    return sum;
+}
+
+// `restic --no-lock stats --mode raw-data --json`: total_size (the blobs'
+// bytes, close to the packs' own). Slower: restic reads every index.
+ports::result<std::uint64_t> pack_bytes_from_restic(action_env &env, const datastore_attributes &a,
+                                                    const repo_site &site) {
+    std::string text;
+    auto r = run_restic(env, a, site, {"--no-lock", "--json"}, "stats", {"--mode", "raw-data"},
+                        "stats of " + site.describe(), [&text](std::string_view line) {
+                            text += line;
+                            text += '\n';
+                        });
+    if (!r) return r.err();
+    boost::system::error_code ec;
+    auto v = json::parse(text, ec);
+    if (ec || !v.is_object() || !v.as_object().contains("total_size"))
+        return ports::error{ports::error_kind::io, "restic stats printed no total_size"};
+    return v.as_object().at("total_size").to_number<std::uint64_t>();
+}
+
+struct repo_look {
+    std::set<std::string> locks, index, snapshots;
+    bool operator==(const repo_look &) const = default;
+};
+
+ports::result<repo_look> look_at(ports::repo_store &store, const std::string &repo, const std::stop_token &stop) {
+    repo_look l;
+    auto config = store.stat(repo + "/config", stop);
+    if (!config) return config.err();
+    if (!config->exists) return ports::error{ports::error_kind::not_found, "no repository (no config file)"};
+    auto locks = names_in(store, repo + "/locks", stop);
+    if (!locks) return locks.err();
+    l.locks = std::move(*locks);
+    auto index = names_in(store, repo + "/index", stop);
+    if (!index) return index.err();
+    l.index = std::move(*index);
+    auto snaps = names_in(store, repo + "/snapshots", stop);
+    if (!snaps) return snaps.err();
+    l.snapshots = std::move(*snaps);
+    return l;
+}
+
+const char *result_word(check_verdict::kind k) {
+    switch (k) {
+        case check_verdict::kind::ok: return "ok";
+        case check_verdict::kind::damaged: return "damaged";
+        case check_verdict::kind::error: break;
+    }
+    return "error";
+}
+
+}  // namespace
+
+// ---- One cycle ---------------------------------------------------------------------
+
+void run_verification_cycle(action_env &env, const datastore_attributes &a) {
+    if (a.verify_budget_mib <= 0) return;
+    const std::string ds = std::to_string(a.ds_id);
+    const std::string who = "verification of datastore " + ds + ": ";
+    auto store_r = env.stores.store_for(a);
+    if (!store_r) return env.log('W', who + store_r.err().message);
+    ports::repo_store &store = **store_r;
+    const auto stop = env.stop();
+
+    auto listed = store.list_directory(a.base_path, stop);
+    if (!listed) {
+        if (listed.err().kind != ports::error_kind::cancelled)
+            env.log(listed.err().kind == ports::error_kind::not_found ? 'D' : 'W',
+                    who + "cannot list the repositories: " + listed.err().message);
+        return;
+    }
+    std::vector<std::string> repos;
+    for (const auto &e : *listed)
+        if (e.is_directory && is_repository_name(e.name)) repos.push_back(e.name);
+    if (repos.empty()) return env.log('D', who + "no repository yet");
+    std::sort(repos.begin(), repos.end(), repository_before);
+
+    const std::string dir = env.settings.state_dir + "/" + ds;
+    const std::string file = dir + "/verify.json";
+    if (auto problem = make_state_dir(env.settings.state_dir, dir); !problem.empty())
+        return env.log('W', who + problem);
+    json::object before;
+    {
+        state_lock lock(dir);
+        if (!lock.held()) return env.log('W', who + "cannot lock " + dir + "/.lock: " + std::strerror(errno));
+        before = read_state(file);
+    }
+    std::string cursor;
+    if (auto it = before.find("cursor"); it != before.end() && it->value().is_string())
+        cursor = std::string(it->value().as_string());
+
+    // The rotation: the repositories after the one checked last, then the rest.
+    const auto start = std::upper_bound(repos.begin(), repos.end(), cursor, repository_before);
+    std::rotate(repos.begin(), cursor.empty() ? repos.begin() : start, repos.end());
+
+    std::string chosen;
+    repo_look seen;
+    for (const auto &name : repos) {
+        const std::string path = a.base_path + "/" + name;
+        auto look = look_at(store, path, stop);
+        if (!look) {
+            if (look.err().kind == ports::error_kind::cancelled) return;
+            // No config file: not (yet) a repository.
+            env.log('D', who + "skipping " + path + ": " + look.err().message);
+            continue;
+        }
+        if (!look->locks.empty()) {
+            // A backup, prune or restore works on it: a check without a lock
+            // could take its packs in flight for damage. Next cycle.
+            env.log('I', who + "skipping " + path + " this cycle: it holds " + std::to_string(look->locks.size()) +
+                             " lock(s) of a running restic");
+            continue;
+        }
+        chosen = name;
+        seen = std::move(*look);
+        break;
+    }
+    if (chosen.empty()) return;
+    const std::string path = a.base_path + "/" + chosen;
+    const repo_site site = maintenance_site(env, a, path);
+    if (!site.unavailable.empty()) return env.log('W', who + site.unavailable);
+
+    auto bytes = pack_bytes_from_store(store, path, stop);
+    if (!bytes && bytes.err().kind == ports::error_kind::unsupported) bytes = pack_bytes_from_restic(env, a, site);
+    if (!bytes) {
+        if (bytes.err().kind != ports::error_kind::cancelled)
+            env.log('W', who + "cannot tell the size of " + path + ": " + bytes.err().message);
+        return;
+    }
+    const std::uint64_t total = subset_count(*bytes, a.verify_budget_mib);
+    std::uint64_t n = 1;
+    if (auto it = before.find("next"); it != before.end() && it->value().is_object())
+        if (auto *v = it->value().as_object().if_contains(chosen); v != nullptr && v->is_int64())
+            n = static_cast<std::uint64_t>(std::max<std::int64_t>(1, v->as_int64()));
+    if (n > total) n = 1;  // the repository shrank: start over
+    const std::string subset = std::to_string(n) + "/" + std::to_string(total);
+    const std::string vm = chosen.starts_with("job_") ? std::string() : chosen;
+    const std::string about = "repository " + path + (vm.empty() ? std::string() : " (VM " + vm + ")");
+
+    restic_command check;
+    check.site = site;
+    check.subcommand = "check";
+    check.options = {"--no-lock"};
+    check.args = {"--read-data-subset=" + subset};
+    check.what = "check of " + site.describe();
+    check.retry_on_lock = false;  // it takes none
+    env.log('D',
+            who + "checking packs " + subset + " of " + about + " (" + std::to_string(*bytes) + " bytes of packs)");
+    auto ran = env.restic(a).run(check, a, stop);
+    if (!ran) {
+        if (ran.err().kind != ports::error_kind::cancelled)
+            env.log('W', who + "cannot run restic check for " + about + ": " + ran.err().message);
+        return;
+    }
+    if (ran->cancelled || env.ctx.cancelled()) return;  // redone by a later cycle
+    check_verdict verdict;
+    if (ran->exit.kind == exit_kind::success || ran->raw.exit_code == 0) {
+        verdict = classify_check(0, ran->raw.stderr_text);
+    } else {
+        verdict = classify_check(ran->raw.exit_code, ran->raw.stderr_text);
+        if (verdict.result == check_verdict::kind::error) verdict.message = failure_text(*ran);
+    }
+    if (verdict.result == check_verdict::kind::damaged) {
+        // Only damage that stays: a restic that started meanwhile (a lock),
+        // or a new index or snapshot, may explain what check saw.
+        auto after = look_at(store, path, stop);
+        if (!after || *after != seen) {
+            env.log('I', who + about + " changed while it was checked; subset " + subset +
+                             " is checked again in a later cycle");
+            verdict.result = check_verdict::kind::error;
+            verdict.message = "the repository changed during the check: " + verdict.message;
+            // Not recorded as a result: the next cycle of this repository
+            // reads the same subset.
+            std::string problem;
+            {
+                state_lock lock(dir);
+                json::object doc = read_state(file);
+                doc["cursor"] = chosen;
+                problem = write_state(file, doc);
+            }
+            if (!problem.empty()) env.log('W', who + problem);
+            return;
+        }
+    }
+
+    std::string problem;
+    {
+        state_lock lock(dir);
+        json::object doc = read_state(file);
+        json::object entry;
+        entry["time"] = static_cast<std::int64_t>(std::time(nullptr));
+        entry["subset"] = subset;
+        entry["result"] = result_word(verdict.result);
+        entry["message"] = verdict.message;
+        entry["vm"] = vm;
+        object_at(doc, "repositories")[chosen] = std::move(entry);
+        // An error (unreachable, wrong password) reads the same subset again.
+        object_at(doc, "next")[chosen] =
+            static_cast<std::int64_t>(verdict.result == check_verdict::kind::error ? n : n % total + 1);
+        doc["cursor"] = chosen;
+        problem = write_state(file, doc);
+    }
+    if (!problem.empty()) env.log('W', who + problem);
+    switch (verdict.result) {
+        case check_verdict::kind::ok: env.log('I', who + about + ": packs " + subset + " ok"); break;
+        case check_verdict::kind::damaged:
+            env.log('E', who + about + " is damaged (packs " + subset + "): " + verdict.message);
+            break;
+        case check_verdict::kind::error:
+            env.log('W', who + "check of " + about + " failed (packs " + subset + "): " + verdict.message);
+            break;
+    }
+}
+
+void maybe_start_verification(action_env &env, const datastore_attributes &a) {
+    if (a.verify_budget_mib <= 0) return;
+    if (a.verify_hours) {
+        const std::time_t now = std::time(nullptr);
+        std::tm local{};
+        ::localtime_r(&now, &local);
+        if (!in_window(*a.verify_hours, local.tm_hour)) {
+            env.log('D', "verification of datastore " + std::to_string(a.ds_id) +
+                             ": outside RESTIC_VERIFY_WINDOW, nothing started");
+            return;
+        }
+    }
+    if (env.settings.verify_foreground) return run_verification_cycle(env, a);
+    if (env.verify == nullptr || env.settings.action_mode) return;
+    // The background cycle gets its own context and env: the request's end
+    // with the reply. What they refer to (settings, runner, stores, version
+    // cache) belongs to the plugin instance, which joins this thread first.
+    const plugin_settings &settings = env.settings;
+    ports::process_runner &runner = env.runner;
+    store_provider &stores = env.stores;
+    version_cache *versions = env.versions;
+    auto alias = env.is_ssh_alias;
+    const bool started = env.verify->start(
+        a.ds_id, [&settings, &runner, &stores, versions, alias, attrs = a](runtime::request_context &ctx) {
+            action_env bg{settings, runner, stores, ctx, nullptr, versions, alias};
+            run_verification_cycle(bg, attrs);
+        });
+    if (!started)
+        env.log('D', "verification of datastore " + std::to_string(a.ds_id) + ": a cycle still runs, none started");
+}
+
+}  // namespace oneds::restic
