@@ -1,5 +1,6 @@
 #include "adapters/local/local_store.hpp"
 
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 
 #include <cerrno>
@@ -87,6 +88,33 @@ ports::result<ports::capacity_info> local_store::capacity(const std::string &pat
         info.free_bytes = static_cast<std::uint64_t>(st.f_bavail) * unit;
         info.used_bytes = static_cast<std::uint64_t>(st.f_blocks - st.f_bfree) * unit;
         return info;
+    });
+}
+
+ports::result<std::optional<std::vector<ports::dir_entry>>> local_store::list_directory(const std::string &path,
+                                                                                        const std::stop_token &stop) {
+    using listing = std::optional<std::vector<ports::dir_entry>>;
+    return guarded<listing>("list", path, stop, [&]() -> ports::result<listing> {
+        std::error_code ec;
+        fs::directory_iterator it(path, ec);
+        if (ec == std::errc::no_such_file_or_directory) return listing();
+        if (ec) return fail(ec, "cannot list", path);
+        std::vector<ports::dir_entry> entries;
+        for (; it != fs::directory_iterator(); it.increment(ec)) {
+            if (ec) return fail(ec, "cannot list", path);
+            struct stat st {};
+            const std::string full = it->path().string();
+            if (::lstat(full.c_str(), &st) != 0) continue;  // gone meanwhile
+            ports::dir_entry e;
+            e.name = it->path().filename().string();
+            e.is_directory = S_ISDIR(st.st_mode);
+            e.size = S_ISREG(st.st_mode) ? static_cast<std::uint64_t>(st.st_size) : 0;
+            e.mtime = st.st_mtime;
+            e.uid = st.st_uid;
+            entries.push_back(std::move(e));
+        }
+        if (ec) return fail(ec, "cannot list", path);
+        return listing(std::move(entries));
     });
 }
 

@@ -72,6 +72,12 @@ ports::status sftp_store::put_file(const std::string &local_path, const std::str
                                    [&](internal::session &s) { return s.put_file(local_path, path, mode, stop); });
 }
 
+ports::result<std::optional<std::vector<ports::dir_entry>>> sftp_store::list_directory(const std::string &path,
+                                                                                       const std::stop_token &stop) {
+    return on_session<std::optional<std::vector<ports::dir_entry>>>(
+        "list", path, stop, [&](internal::session &s) { return s.list_directory(path, stop); });
+}
+
 std::string sftp_store::describe() const { return description_; }
 
 }  // namespace oneds::adapters::sftp

@@ -14,6 +14,7 @@
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <vector>
 
 namespace oneds::ports {
 
@@ -22,6 +23,15 @@ struct file_info {
     bool is_directory = false;
     std::uint64_t size = 0;
     bool executable = false;  // a regular file with an execute bit
+};
+
+// One entry of a directory listing (list_directory).
+struct dir_entry {
+    std::string name;
+    bool is_directory = false;
+    std::uint64_t size = 0;
+    std::int64_t mtime = 0;  // seconds since the epoch, as the storage says
+    std::int64_t uid = -1;   // the owner's uid on the storage; -1 unknown
 };
 
 struct capacity_info {
@@ -55,6 +65,14 @@ public:
         (void)max;
         (void)stop;
         return error{error_kind::unsupported, "cannot read " + path + " on " + describe()};
+    }
+    // The entries of the directory at path (not "." and ".."), not
+    // following symlinks; nullopt (not an error) when it is absent. Stores
+    // that cannot: error_kind::unsupported.
+    virtual result<std::optional<std::vector<dir_entry>>> list_directory(const std::string &path,
+                                                                         const std::stop_token &stop) {
+        (void)stop;
+        return error{error_kind::unsupported, "cannot list " + path + " on " + describe()};
     }
     // Puts a copy of the local file local_path at path with mode: written
     // under a temporary name beside path, given mode, then renamed to path,

@@ -22,6 +22,8 @@ namespace oneds::restic {
 
 // Gives the repository store for a datastore: SFTP sessions are pooled by the
 // plugin instance and shared by its requests.
+class health_reporter;
+
 class store_provider {
 public:
     virtual ~store_provider() = default;
@@ -43,6 +45,8 @@ struct action_env {
     // Whether the S3 bucket was looked at for this request (repo_ops.hpp:
     // check_s3_repository), so that its one request is made once.
     std::atomic<bool> storage_checked{false};
+    // The instance's health worker (health.hpp); null: no health is reported.
+    health_reporter *health = nullptr;
 
     // The request's stop token: every port call of the action takes it (or
     // one linked to it, for one of several calls in parallel).
