@@ -105,7 +105,7 @@ plugin_instance::plugin_instance(sdk::host_link host, const sdk::config_map &con
 plugin_instance::~plugin_instance() {
     dispatcher_.shutdown();
     // A health update still going to oned gets a bounded wait (oned_timeout,
-    // at most 30 s); in action mode the process exits after this.
+    // at most 3 s); in action mode the host writes the reply after this.
     health_.reset();
     // Masters in a shared directory stay for the next process (ControlPersist).
     if (control_dir_.shared) return;

@@ -119,8 +119,11 @@ plugin_settings parse_plugin_settings(const sdk::config_map &config) {
         } else if (key == "lock_dir")
             s.lock_dir = value;
         else if (key == "oned_timeout") {
-            // read by the oned adapter; bounds the wait for a health update at the end
-            s.health_flush_timeout = std::min(seconds(key, value), std::chrono::milliseconds(30000));
+            // read by the oned adapter; also bounds the wait for a health
+            // update at the instance's end (at most 3 s: in action mode the
+            // reply is written after it, and in MAD mode oned kills the
+            // driver 10 s after FINALIZE).
+            s.health_flush_timeout = std::min(seconds(key, value), std::chrono::milliseconds(3000));
         } else if (key == "oned_max_response_bytes")
             continue;  // read by the oned adapter
         else if (key == "state_dir" || key == "metrics_file") {

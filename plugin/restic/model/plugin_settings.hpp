@@ -65,8 +65,8 @@ struct plugin_settings {
     std::string state_dir;
     std::string metrics_file;
     // How long the instance waits at its end for a health update still
-    // going to oned (oned_timeout, at most 30 s).
-    std::chrono::milliseconds health_flush_timeout{5000};
+    // going to oned (oned_timeout, at most 3 s).
+    std::chrono::milliseconds health_flush_timeout{3000};
 
     // The systemd slice confinement (docs/confinement.md), on the host where
     // the backup's restic runs: the programs, and "" for the defaults there
