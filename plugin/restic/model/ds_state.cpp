@@ -38,17 +38,17 @@ ports::status make_dir(const std::string &path) {
     return sys_error("cannot create the state directory", path);
 }
 
-// An flock of <dir>/.lock held for the object's lifetime.
+// An exclusive flock of <dir>/.lock held for the object's lifetime.
 class dir_lock {
 public:
-    dir_lock(const std::string &dir, bool exclusive) {
+    explicit dir_lock(const std::string &dir) {
         const std::string path = dir + "/.lock";
         fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
         if (fd_ < 0) {
             problem_ = sys_error("cannot open", path);
             return;
         }
-        while (::flock(fd_, exclusive ? LOCK_EX : LOCK_SH) != 0)
+        while (::flock(fd_, LOCK_EX) != 0)
             if (errno != EINTR) {
                 problem_ = sys_error("cannot lock", path);
                 return;
@@ -196,7 +196,7 @@ ports::status store::record_backup(const std::string &vm_id, const backup_record
     const std::string parent = dir_.substr(0, dir_.rfind('/'));
     if (auto made = make_dir(parent); !made) return made;
     if (auto made = make_dir(dir_); !made) return made;
-    dir_lock lock(dir_, true);
+    dir_lock lock(dir_);
     if (lock.problem()) return *lock.problem();
     const std::string path = dir_ + "/backups.json";
     auto text = read_text(path);
@@ -248,7 +248,7 @@ ports::status store::record_monitor(const monitor_record &r) const {
     const std::string parent = dir_.substr(0, dir_.rfind('/'));
     if (auto made = make_dir(parent); !made) return made;
     if (auto made = make_dir(dir_); !made) return made;
-    dir_lock lock(dir_, true);
+    dir_lock lock(dir_);
     if (lock.problem()) return *lock.problem();
     return write_atomically(dir_ + "/monitor.json", json::serialize(monitor_json(r)) + "\n", 0600);
 }

@@ -1,7 +1,9 @@
 // The plugin's state per datastore on the front end (docs/health.md#the-state-store):
 // <state_dir>/<ds_id>/ holds JSON files, each written whole (a temporary file
-// in the same directory, then rename) under an flock of <state_dir>/<ds_id>/.lock
-// (exclusive to write, shared to read). Directories are 0700, files 0600.
+// in the same directory, then rename) under an exclusive flock of
+// <state_dir>/<ds_id>/.lock, so that read-modify-write cycles do not lose an
+// update; readers take no lock (a rename never shows half a file).
+// Directories are 0700, files 0600.
 // Nothing secret is ever stored: ids, times, sizes and one-line results.
 //
 //   backups.json  written by backup at its end (ours)
