@@ -236,6 +236,9 @@ void health_reporter::run(health_job &job, const std::stop_token &stop) {
         }
     }
 
+    std::shared_ptr<ports::repo_store> storage;
+    std::vector<std::string> repositories;
+    bool listed = false;  // the storage listed BASE_PATH
     if (job.monitor_ok) {
         // restic's version where it runs against the repositories (cached per
         // instance: one `restic version` per host and binary).
@@ -250,17 +253,17 @@ void health_reporter::run(health_job &job, const std::stop_token &stop) {
         // metadata can be read, i.e. the age and the owning uid).
         auto store = stores_.store_for(job.attrs);
         const std::int64_t now = now_s();
-        const bool measure = now - m.repository_bytes_time >= 3600;
-        std::map<std::string, std::uint64_t> sizes;
         if (store) {
-            auto repos = (*store)->list_directory(job.attrs.base_path, stop);
+            storage = *store;
+            auto repos = storage->list_directory(job.attrs.base_path, stop);
             if (repos && *repos) {
                 f.stale_locks = 0;
                 std::int64_t oldest = 0;
                 for (const auto &r : **repos) {
                     if (!r.is_directory || !repository_name(r.name) || stop.stop_requested()) continue;
+                    repositories.push_back(r.name);
                     const std::string repo = job.attrs.base_path + "/" + r.name;
-                    if (auto locks = (*store)->list_directory(repo + "/locks", stop); locks && *locks)
+                    if (auto locks = storage->list_directory(repo + "/locks", stop); locks && *locks)
                         for (const auto &l : **locks) {
                             const std::int64_t age = now - l.mtime;
                             if (l.is_directory || age <= k_stale_lock_seconds) continue;
@@ -271,30 +274,10 @@ void health_reporter::run(health_job &job, const std::stop_token &stop) {
                                                       (l.uid >= 0 ? ", file owner uid " + std::to_string(l.uid) : "");
                             }
                         }
-                    if (!measure) continue;
-                    // The repository's size: its files on the storage
-                    // (config, keys, snapshots, index, data/xx/...).
-                    std::uint64_t bytes = 0;
-                    std::vector<std::string> dirs{repo};
-                    while (!dirs.empty() && !stop.stop_requested()) {
-                        const std::string dir = dirs.back();
-                        dirs.pop_back();
-                        auto entries = (*store)->list_directory(dir, stop);
-                        if (!entries || !*entries) continue;
-                        for (const auto &e : **entries)
-                            if (e.is_directory)
-                                dirs.push_back(dir + "/" + e.name);
-                            else
-                                bytes += e.size;
-                    }
-                    sizes[r.name] = bytes;
                 }
+                listed = true;
             } else if (!repos && repos.err().kind != ports::error_kind::unsupported) {
                 log_('W', "health of datastore " + ds + ": cannot list the repositories: " + repos.err().message);
-            }
-            if (measure && repos && *repos && !stop.stop_requested()) {
-                m.repository_bytes = std::move(sizes);
-                m.repository_bytes_time = now;
             }
         }
     }
@@ -303,14 +286,45 @@ void health_reporter::run(health_job &job, const std::stop_token &stop) {
     m.health_state = wanted.at("RESTIC_HEALTH_STATE");
     m.health_reason = wanted.at("RESTIC_HEALTH_REASON");
     m.stale_locks = f.stale_locks;
-    if (state) {
+    const auto save = [&] {
+        if (!state) return;
         if (auto saved = state->record_monitor(m); !saved)
             log_('W', "health of datastore " + ds + ": " + saved.err().message);
         if (auto written = write_metrics(settings_); !written)
             log_('W', "cannot write the metrics file: " + written.err().message);
-    }
+    };
+    save();
+    send_update(job, changed_template(job.current, wanted), stop);
 
-    const std::string text = changed_template(job.current, wanted);
+    // The repositories' sizes, at most hourly and after the update (a walk
+    // of every repository's directories: config, keys, snapshots, index,
+    // data/xx/...), then the state and the metrics again.
+    if (!state || !listed || job.time - m.repository_bytes_time < 3600 || stop.stop_requested()) return;
+    std::map<std::string, std::uint64_t> sizes;
+    for (const auto &name : repositories) {
+        std::uint64_t bytes = 0;
+        std::vector<std::string> dirs{job.attrs.base_path + "/" + name};
+        while (!dirs.empty() && !stop.stop_requested()) {
+            const std::string dir = dirs.back();
+            dirs.pop_back();
+            auto entries = storage->list_directory(dir, stop);
+            if (!entries || !*entries) continue;
+            for (const auto &e : **entries)
+                if (e.is_directory)
+                    dirs.push_back(dir + "/" + e.name);
+                else
+                    bytes += e.size;
+        }
+        sizes[name] = bytes;
+    }
+    if (stop.stop_requested()) return;
+    m.repository_bytes = std::move(sizes);
+    m.repository_bytes_time = job.time;
+    save();
+}
+
+void health_reporter::send_update(const health_job &job, const std::string &text, const std::stop_token &stop) {
+    const std::string ds = std::to_string(job.attrs.ds_id);
     if (text.empty() || stop.stop_requested()) return;
     if (job.oned == nullptr) {
         if (!warned_no_oned_)

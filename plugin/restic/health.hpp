@@ -119,6 +119,8 @@ public:
 private:
     void loop(std::stop_token stop);
     void run(health_job &job, const std::stop_token &stop);
+    // one.datastore.update (merge) of text, unless empty; failures logged.
+    void send_update(const health_job &job, const std::string &text, const std::stop_token &stop);
 
     const plugin_settings &settings_;
     ports::process_runner &runner_;
