@@ -1,5 +1,6 @@
 #include "adapters/local/local_store.hpp"
 
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 
 #include <cerrno>
@@ -90,30 +91,31 @@ ports::result<ports::capacity_info> local_store::capacity(const std::string &pat
     });
 }
 
-ports::result<std::vector<ports::dir_entry>> local_store::list_directory(const std::string &path,
-                                                                         const std::stop_token &stop) {
-    return guarded<std::vector<ports::dir_entry>>(
-        "list", path, stop, [&]() -> ports::result<std::vector<ports::dir_entry>> {
-            std::error_code ec;
-            std::vector<ports::dir_entry> out;
-            fs::directory_iterator it(path, ec);
-            if (ec == std::errc::no_such_file_or_directory)
-                return error{error_kind::not_found, "cannot list " + path + ": no such directory"};
+ports::result<std::optional<std::vector<ports::dir_entry>>> local_store::list_directory(const std::string &path,
+                                                                                        const std::stop_token &stop) {
+    using listing = std::optional<std::vector<ports::dir_entry>>;
+    return guarded<listing>("list", path, stop, [&]() -> ports::result<listing> {
+        std::error_code ec;
+        fs::directory_iterator it(path, ec);
+        if (ec == std::errc::no_such_file_or_directory) return listing();
+        if (ec) return fail(ec, "cannot list", path);
+        std::vector<ports::dir_entry> entries;
+        for (; it != fs::directory_iterator(); it.increment(ec)) {
             if (ec) return fail(ec, "cannot list", path);
-            for (const auto &e : it) {
-                ports::dir_entry d;
-                d.name = e.path().filename().string();
-                const auto status = e.status(ec);  // follows symlinks, as stat() does
-                if (ec) continue;                  // gone meanwhile
-                d.is_directory = status.type() == fs::file_type::directory;
-                if (status.type() == fs::file_type::regular) {
-                    const auto size = e.file_size(ec);
-                    if (!ec) d.size = size;
-                }
-                out.push_back(std::move(d));
-            }
-            return out;
-        });
+            struct stat st {};
+            const std::string full = it->path().string();
+            if (::lstat(full.c_str(), &st) != 0) continue;  // gone meanwhile
+            ports::dir_entry e;
+            e.name = it->path().filename().string();
+            e.is_directory = S_ISDIR(st.st_mode);
+            e.size = S_ISREG(st.st_mode) ? static_cast<std::uint64_t>(st.st_size) : 0;
+            e.mtime = st.st_mtime;
+            e.uid = st.st_uid;
+            entries.push_back(std::move(e));
+        }
+        if (ec) return fail(ec, "cannot list", path);
+        return listing(std::move(entries));
+    });
 }
 
 std::string local_store::describe() const { return "local"; }

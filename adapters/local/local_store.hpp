@@ -20,8 +20,8 @@ public:
     ports::result<ports::file_info> stat(const std::string &path, const std::stop_token &stop) override;
     ports::status make_directories(const std::string &path, const std::stop_token &stop) override;
     ports::result<ports::capacity_info> capacity(const std::string &path, const std::stop_token &stop) override;
-    ports::result<std::vector<ports::dir_entry>> list_directory(const std::string &path,
-                                                                const std::stop_token &stop) override;
+    ports::result<std::optional<std::vector<ports::dir_entry>>> list_directory(const std::string &path,
+                                                                               const std::stop_token &stop) override;
     std::string describe() const override;
 };
 

@@ -20,6 +20,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <ctime>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -154,6 +155,15 @@ ports::result<int> count_certificates(const std::string &path) {
 }
 
 }  // namespace
+
+// "2026-11-30T18:00:00.000Z" (S3's LastModified) in seconds since the epoch;
+// 0 when it is not that.
+static std::int64_t iso8601_seconds(const std::string &text) {
+    std::tm tm{};
+    const char *end = ::strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+    if (end == nullptr) return 0;
+    return static_cast<std::int64_t>(::timegm(&tm));
+}
 
 struct s3_store::impl {
     s3_target target;
@@ -684,11 +694,13 @@ ports::result<std::optional<std::string>> s3_store::read_file(const std::string 
 
 // ListObjectsV2 with delimiter '/' under key + "/", page by page
 // (continuation-token): objects are files with their size, common prefixes
-// directories. Nothing under the prefix: not_found, as an absent directory.
-ports::result<std::vector<ports::dir_entry>> s3_store::list_directory(const std::string &path,
-                                                                      const std::stop_token &stop) {
+// directories, LastModified their mtime. Nothing under the prefix: nullopt,
+// as an absent directory.
+ports::result<std::optional<std::vector<ports::dir_entry>>> s3_store::list_directory(const std::string &path,
+                                                                                     const std::stop_token &stop) {
+    using listing = std::optional<std::vector<ports::dir_entry>>;
     const std::lock_guard lock(mutex_);
-    return impl_->guarded<std::vector<ports::dir_entry>>([&]() -> ports::result<std::vector<ports::dir_entry>> {
+    return impl_->guarded<listing>([&]() -> ports::result<listing> {
         auto key = impl_->key_of(path);
         if (!key) return key.err();
         const std::string prefix = key->empty() ? std::string() : *key + "/";
@@ -711,6 +723,7 @@ ports::result<std::vector<ports::dir_entry>> s3_store::list_directory(const std:
                 ports::dir_entry e;
                 e.name = name.substr(prefix.size());
                 e.size = to_u64(xml_field(block, "Size")).value_or(0);
+                e.mtime = iso8601_seconds(xml_field(block, "LastModified"));
                 out.push_back(std::move(e));
             }
             for (const auto &block : xml_blocks(body, "CommonPrefixes")) {
@@ -727,9 +740,8 @@ ports::result<std::vector<ports::dir_entry>> s3_store::list_directory(const std:
             token = xml_unescape(xml_field(body, "NextContinuationToken"));
             if (xml_field(body, "IsTruncated") != "true" || token.empty()) break;
         }
-        if (out.empty() && !prefix.empty())
-            return error{error_kind::not_found, "no keys under '" + prefix + "' in " + describe()};
-        return out;
+        if (out.empty() && !prefix.empty()) return listing();
+        return listing(std::move(out));
     });
 }
 

@@ -80,8 +80,8 @@ public:
                                                         const std::stop_token &stop) override;
     // ListObjectsV2, delimiter '/': the objects (files, with their size) and
     // common prefixes (directories) under path + "/"; not_found when none.
-    ports::result<std::vector<ports::dir_entry>> list_directory(const std::string &path,
-                                                                const std::stop_token &stop) override;
+    ports::result<std::optional<std::vector<ports::dir_entry>>> list_directory(const std::string &path,
+                                                                               const std::stop_token &stop) override;
     // "s3:<endpoint>/<bucket>"
     std::string describe() const override;
 

@@ -72,9 +72,9 @@ ports::status sftp_store::put_file(const std::string &local_path, const std::str
                                    [&](internal::session &s) { return s.put_file(local_path, path, mode, stop); });
 }
 
-ports::result<std::vector<ports::dir_entry>> sftp_store::list_directory(const std::string &path,
-                                                                        const std::stop_token &stop) {
-    return on_session<std::vector<ports::dir_entry>>(
+ports::result<std::optional<std::vector<ports::dir_entry>>> sftp_store::list_directory(const std::string &path,
+                                                                                       const std::stop_token &stop) {
+    return on_session<std::optional<std::vector<ports::dir_entry>>>(
         "list", path, stop, [&](internal::session &s) { return s.list_directory(path, stop); });
 }
 

@@ -41,8 +41,8 @@ public:
                                                         const std::stop_token &stop) override;
     ports::status put_file(const std::string &local_path, const std::string &path, unsigned mode,
                            const std::stop_token &stop) override;
-    ports::result<std::vector<ports::dir_entry>> list_directory(const std::string &path,
-                                                                const std::stop_token &stop) override;
+    ports::result<std::optional<std::vector<ports::dir_entry>>> list_directory(const std::string &path,
+                                                                               const std::stop_token &stop) override;
     std::string describe() const override;
 
 private:

@@ -25,6 +25,15 @@ struct file_info {
     bool executable = false;  // a regular file with an execute bit
 };
 
+// One entry of a directory listing (list_directory).
+struct dir_entry {
+    std::string name;  // without the directory, never "." or ".."
+    bool is_directory = false;
+    std::uint64_t size = 0;  // regular files; 0 for directories
+    std::int64_t mtime = 0;  // seconds since the epoch, as the storage says
+    std::int64_t uid = -1;   // the owner's uid on the storage; -1 unknown
+};
+
 struct capacity_info {
     std::uint64_t total_bytes = 0;
     std::uint64_t free_bytes = 0;  // available to an unprivileged user (f_bavail)
@@ -36,13 +45,6 @@ struct capacity_info {
 struct store_usage {
     std::optional<std::uint64_t> used_bytes;
     std::optional<std::uint64_t> objects;
-};
-
-// One entry of a directory listing (list_directory).
-struct dir_entry {
-    std::string name;  // without the directory, never "." or ".."
-    bool is_directory = false;
-    std::uint64_t size = 0;  // regular files; 0 for directories
 };
 
 // Every call takes the request's stop token: a stop ends a call that waits on
@@ -64,6 +66,16 @@ public:
         (void)stop;
         return error{error_kind::unsupported, "cannot read " + path + " on " + describe()};
     }
+    // The entries of the directory at path (not "." and ".."), in no
+    // particular order, not following symlinks; nullopt (not an error) when
+    // it is absent (S3: the objects and common prefixes under path + "/",
+    // delimiter '/'; no such key: nullopt). Stores that cannot:
+    // error_kind::unsupported.
+    virtual result<std::optional<std::vector<dir_entry>>> list_directory(const std::string &path,
+                                                                         const std::stop_token &stop) {
+        (void)stop;
+        return error{error_kind::unsupported, "cannot list " + path + " on " + describe()};
+    }
     // Puts a copy of the local file local_path at path with mode: written
     // under a temporary name beside path, given mode, then renamed to path,
     // so that path never holds a partial file. The directory must exist.
@@ -74,13 +86,6 @@ public:
         (void)mode;
         (void)stop;
         return error{error_kind::unsupported, "cannot write " + path + " on " + describe()};
-    }
-    // The entries of the directory at path, in no particular order (S3: the
-    // objects and the common prefixes under path + "/", delimiter '/'). Kind
-    // not_found when path is absent. Stores that cannot: error_kind::unsupported.
-    virtual result<std::vector<dir_entry>> list_directory(const std::string &path, const std::stop_token &stop) {
-        (void)stop;
-        return error{error_kind::unsupported, "cannot list " + path + " on " + describe()};
     }
     // The store's usage (usage_summary); answering at all also shows that
     // the store is reachable and takes the credentials. A store with no such

@@ -94,11 +94,21 @@ plugin_instance::plugin_instance(sdk::host_link host, const sdk::config_map &con
       local_store_(std::make_shared<adapters::local::local_store>()),
       config_(config.begin(), config.end()),
       verifier_(host),
+      host_(host),
+      health_(std::make_unique<health_reporter>(settings_, runner_, versions_, static_cast<store_provider &>(*this),
+                                                [this](char level, const std::string &text) {
+                                                    // Not about a request (it has been answered): the instance's own
+                                                    // line.
+                                                    host_.log(0, level, text);
+                                                })),
       dispatcher_(host, settings_.threads) {}
 
 plugin_instance::~plugin_instance() {
     dispatcher_.shutdown();
     verifier_.shutdown();  // cancels a running check: a later cycle redoes it
+    // A health update still going to oned gets a bounded wait (oned_timeout,
+    // at most 3 s); in action mode the host writes the reply after this.
+    health_.reset();
     // Masters in a shared directory stay for the next process (ControlPersist).
     if (control_dir_.shared) return;
     runner_.close_masters();
@@ -128,8 +138,8 @@ public:
                                                         const std::stop_token &stop) override {
         return s_->read_file(path, max, stop);
     }
-    ports::result<std::vector<ports::dir_entry>> list_directory(const std::string &path,
-                                                                const std::stop_token &stop) override {
+    ports::result<std::optional<std::vector<ports::dir_entry>>> list_directory(const std::string &path,
+                                                                               const std::stop_token &stop) override {
         return s_->list_directory(path, stop);
     }
     ports::result<ports::store_usage> usage_summary(const std::stop_token &stop) override {
@@ -216,29 +226,30 @@ std::int32_t plugin_instance::submit(sdk::request req) {
         (entry->needs == action_needs::oned_or_datastore && req.document.find("<DATASTORE") == std::string::npos);
     const bool needs_oned_as_user = entry->needs == action_needs::oned_as_user;
     const bool wants_oned = entry->needs == action_needs::oned_if_available;
-    return dispatcher_.start(std::move(req), [this, fn, needs_oned, needs_oned_as_user,
-                                              wants_oned](runtime::request_context &ctx) {
-        // What the instance found when it started, once, with the first request.
-        if (!warned_.exchange(true))
-            for (const auto &w : warnings_) ctx.log('W', w);
-        action_env env{settings_, runner_, *this, ctx, nullptr, &versions_, {}};
-        env.is_ssh_alias = [this](std::string_view host) { return is_ssh_alias(host); };
-        env.verify = &verifier_;
-        if (needs_oned) {
-            auto api = oned();
-            if (!api) return runtime::outcome::fail("Cannot use oned's XML-RPC API: " + api.err().message);
-            env.oned = *api;
-        }
-        // Making the client costs no request; only S3's MONITOR calls it.
-        if (wants_oned)
-            if (auto api = oned()) env.oned = *api;
-        if (needs_oned_as_user) {
-            auto users = oned_users();
-            if (!users) return runtime::outcome::fail("Cannot use oned's XML-RPC API: " + users.err().message);
-            env.oned_users = *users;
-        }
-        return fn(env);
-    });
+    return dispatcher_.start(
+        std::move(req), [this, fn, needs_oned, needs_oned_as_user, wants_oned](runtime::request_context &ctx) {
+            // What the instance found when it started, once, with the first request.
+            if (!warned_.exchange(true))
+                for (const auto &w : warnings_) ctx.log('W', w);
+            action_env env{settings_, runner_, *this, ctx, nullptr, &versions_, {}};
+            env.health = health_.get();
+            env.verify = &verifier_;
+            env.is_ssh_alias = [this](std::string_view host) { return is_ssh_alias(host); };
+            if (needs_oned) {
+                auto api = oned();
+                if (!api) return runtime::outcome::fail("Cannot use oned's XML-RPC API: " + api.err().message);
+                env.oned = *api;
+            }
+            // Making the client costs no request; only S3's MONITOR calls it.
+            if (wants_oned)
+                if (auto api = oned()) env.oned = *api;
+            if (needs_oned_as_user) {
+                auto users = oned_users();
+                if (!users) return runtime::outcome::fail("Cannot use oned's XML-RPC API: " + users.err().message);
+                env.oned_users = *users;
+            }
+            return fn(env);
+        });
 }
 
 std::int32_t plugin_instance::cancel(std::uint64_t id) { return dispatcher_.cancel(id); }

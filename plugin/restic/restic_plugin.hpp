@@ -5,6 +5,7 @@
 
 #include "plugin/restic/actions/action_env.hpp"
 #include "plugin/restic/actions/verify.hpp"
+#include "plugin/restic/health.hpp"
 #include "plugin/runtime/dispatcher.hpp"
 #include "plugin/restic/model/plugin_settings.hpp"
 
@@ -65,6 +66,10 @@ private:
     std::unique_ptr<ports::one_api_as_user> oned_users_;
     version_cache versions_;
     verifier verifier_;               // background verification cycles; stopped after the dispatcher
+    sdk::host_link host_;
+    // Health after MONITOR (health.hpp): stopped in the destructor, after the
+    // dispatcher and before the ssh masters go.
+    std::unique_ptr<health_reporter> health_;
     runtime::dispatcher dispatcher_;  // last: stopped first, before what requests use
 };
 

@@ -274,6 +274,9 @@ std::string restic_fixture::write_config(const std::map<std::string, std::string
         // hosts: in the scratch tree, never this machine's.
         {"remotes_dir", dir_.file("remotes")},
         {"scripts_remote_dir", dir_.file("var_tmp_one")},
+        // The driver's state and no metrics file: never this machine's.
+        {"state_dir", dir_.file("state")},
+        {"metrics_file", ""},
     };
     for (const auto &[k, v] : plugin) {
         if (v == k_unset)

@@ -519,37 +519,45 @@ ports::result<std::optional<std::string>> session::read_file(const std::string &
     return std::optional<std::string>(std::move(text));
 }
 
-ports::result<std::vector<ports::dir_entry>> session::list_directory(const std::string &path,
-                                                                     const std::stop_token &stop) {
+ports::result<std::optional<std::vector<ports::dir_entry>>> session::list_directory(const std::string &path,
+                                                                                    const std::stop_token &stop) {
+    using listing = std::optional<std::vector<ports::dir_entry>>;
     LIBSSH2_SFTP_HANDLE *handle = nullptr;
     const int rc = run(stop, [&] {
         handle = libssh2_sftp_open_ex(sftp_.get(), path.c_str(), static_cast<unsigned>(path.size()), 0, 0,
                                       LIBSSH2_SFTP_OPENDIR);
         return handle != nullptr ? 0 : libssh2_session_last_errno(ssh_.get());
     });
-    if (handle == nullptr) return failure(rc == 0 ? LIBSSH2_ERROR_SFTP_PROTOCOL : rc, "opendir", path);
-    std::vector<ports::dir_entry> out;
+    if (handle == nullptr) {
+        auto failed = failure(rc == 0 ? LIBSSH2_ERROR_SFTP_PROTOCOL : rc, "opendir", path);
+        if (failed.kind == error_kind::not_found) return listing();
+        return failed;
+    }
+    std::vector<ports::dir_entry> entries;
     char name[1024];
     for (;;) {
         LIBSSH2_SFTP_ATTRIBUTES attrs{};
-        const int got =
-            run(stop, [&] { return libssh2_sftp_readdir_ex(handle, name, sizeof name, nullptr, 0, &attrs); });
-        if (got < 0) {
-            auto failed = failure(got, "readdir", path);
+        const int n = run(stop, [&] { return libssh2_sftp_readdir_ex(handle, name, sizeof name, nullptr, 0, &attrs); });
+        if (n < 0) {
+            auto failed = failure(n, "readdir", path);
             close(handle, stop);
             return failed;
         }
-        if (got == 0) break;
-        std::string entry(name, static_cast<std::size_t>(got));
-        if (entry == "." || entry == "..") continue;
-        ports::dir_entry d;
-        d.name = std::move(entry);
-        d.is_directory = (attrs.flags & LIBSSH2_SFTP_ATTR_PERMISSIONS) != 0 && LIBSSH2_SFTP_S_ISDIR(attrs.permissions);
-        if ((attrs.flags & LIBSSH2_SFTP_ATTR_SIZE) != 0 && !d.is_directory) d.size = attrs.filesize;
-        out.push_back(std::move(d));
+        if (n == 0) break;
+        ports::dir_entry e;
+        e.name.assign(name, static_cast<std::size_t>(n));
+        if (e.name == "." || e.name == "..") continue;
+        const bool has_mode = (attrs.flags & LIBSSH2_SFTP_ATTR_PERMISSIONS) != 0;
+        e.is_directory = has_mode && LIBSSH2_SFTP_S_ISDIR(attrs.permissions);
+        if ((attrs.flags & LIBSSH2_SFTP_ATTR_SIZE) != 0 && !e.is_directory) e.size = attrs.filesize;
+        if ((attrs.flags & LIBSSH2_SFTP_ATTR_ACMODTIME) != 0) e.mtime = static_cast<std::int64_t>(attrs.mtime);
+        if ((attrs.flags & LIBSSH2_SFTP_ATTR_UIDGID) != 0) e.uid = static_cast<std::int64_t>(attrs.uid);
+        entries.push_back(std::move(e));
     }
     close(handle, stop);
-    return out;
+    if (health_ != health::good)
+        return error{error_kind::unreachable, "readdir " + path + " on " + peer_ + ": connection lost"};
+    return listing(std::move(entries));
 }
 
 ports::status session::put_file(const std::string &local_path, const std::string &path, unsigned mode,

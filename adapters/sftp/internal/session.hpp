@@ -48,6 +48,9 @@ public:
     ports::result<ports::capacity_info> statvfs(const std::string &path, const std::stop_token &stop = {});
     ports::result<std::optional<std::string>> read_file(const std::string &path, std::size_t max,
                                                         const std::stop_token &stop = {});
+    // repo_store::list_directory: one opendir and readdir until the end.
+    ports::result<std::optional<std::vector<ports::dir_entry>>> list_directory(const std::string &path,
+                                                                               const std::stop_token &stop = {});
     // repo_store::put_file: <path>.oneds-<random> written (O_EXCL), chmod,
     // then renamed to path. SFTP version 3 renames refuse an existing target
     // (OpenSSH links), so an existing path is first renamed aside and removed
@@ -55,11 +58,6 @@ public:
     // two renames.
     ports::status put_file(const std::string &local_path, const std::string &path, unsigned mode,
                            const std::stop_token &stop = {});
-
-    // repo_store::list_directory: readdir of path (names and stat attributes
-    // as the server sends them; symlinks are reported as what lstat says).
-    ports::result<std::vector<ports::dir_entry>> list_directory(const std::string &path,
-                                                                const std::stop_token &stop = {});
 
     [[nodiscard]] health state() const noexcept { return health_; }
 

@@ -24,6 +24,8 @@ class verifier;  // verify.hpp
 
 // Gives the repository store for a datastore: SFTP sessions are pooled by the
 // plugin instance and shared by its requests.
+class health_reporter;
+
 class store_provider {
 public:
     virtual ~store_provider() = default;
@@ -47,6 +49,8 @@ struct action_env {
     std::atomic<bool> storage_checked{false};
     // The instance's background verification (verify.hpp); null: none.
     verifier *verify = nullptr;
+    // The instance's health worker (health.hpp); null: no health is reported.
+    health_reporter *health = nullptr;
 
     // The request's stop token: every port call of the action takes it (or
     // one linked to it, for one of several calls in parallel).

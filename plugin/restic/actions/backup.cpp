@@ -13,6 +13,7 @@
 // so the snapshot holds the same files at the same paths.
 #include "plugin/restic/actions/action_env.hpp"
 #include "plugin/restic/actions/backup_folder.hpp"
+#include "plugin/restic/health.hpp"
 #include "plugin/restic/repo_ops.hpp"
 #include "plugin/restic/repository.hpp"
 #include "plugin/restic/model/datastore_conf.hpp"
@@ -204,14 +205,23 @@ std::string failure_with_probe(action_env &env, const datastore_attributes &a, c
     return why;
 }
 
-}  // namespace
+// What the state store records of a backup (health.hpp: record_backup).
+struct backup_facts {
+    std::int64_t ds_id = -1;
+    std::string vm_id;  // empty: the request was refused before it named a VM
+    std::string repository;
+    std::uint64_t bytes_added = 0;
+};
 
-outcome backup_action(action_env &env) {
+outcome backup_run(action_env &env, backup_facts &facts) {
     request_doc d;
     const auto parsed = parse_backup_request(env, d);
     if (!parsed) return outcome::from(parsed.err());
     const backup_request &r = *parsed;
     const datastore_attributes &attrs = d.attrs;
+    facts.ds_id = attrs.ds_id;
+    facts.vm_id = r.vm_id;
+    facts.repository = r.repo_path.substr(r.repo_path.rfind('/') + 1);
     auto command = backup_command(r, env.settings);
     if (!command) return outcome::from(command.err());
     restic_command &run = *command;
@@ -288,9 +298,30 @@ outcome backup_action(action_env &env) {
     env.log('I', "backup of VM " + r.vm_id + ": snapshot " + short_id + ", " +
                      mib(static_cast<double>(summary->total_bytes_processed)) + " processed, " +
                      mib(static_cast<double>(summary->data_added)) + " added");
+    facts.bytes_added = summary->data_added;
     const auto &disks = r.site.host.empty() ? run.args : reader.listed().disks;
     return outcome::ok(short_id + " " + std::to_string(summary->total_bytes_processed / 1048576) + " " +
                        backup_format(disks.empty() ? std::string() : disks.front()) + "\n");
+}
+
+}  // namespace
+
+outcome backup_action(action_env &env) {
+    const auto start = std::chrono::steady_clock::now();
+    backup_facts facts;
+    outcome out = backup_run(env, facts);
+    if (!facts.vm_id.empty()) {
+        ds_state::backup_record rec;
+        rec.time = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+        rec.duration_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        rec.ok = out.status == ONEDS_OK;
+        rec.bytes_added = rec.ok ? facts.bytes_added : 0;
+        rec.message = rec.ok ? std::string() : out.status == ONEDS_ERR_CANCELLED ? "cancelled" : out.error;
+        rec.repository = facts.repository;
+        record_backup(env, facts.ds_id, facts.vm_id, rec);
+    }
+    return out;
 }
 
 }  // namespace oneds::restic

@@ -19,6 +19,7 @@
 // OpenNebula's restic (a distribution restic) copies nothing; the backup
 // server's restic on PATH is then used, with a warning (repo_ops.hpp).
 #include "plugin/restic/actions/action_env.hpp"
+#include "plugin/restic/health.hpp"
 #include "plugin/restic/repo_ops.hpp"
 #include "plugin/restic/actions/verify.hpp"
 
@@ -174,12 +175,8 @@ runtime::outcome monitor_s3(action_env &env, const datastore_attributes &attrs, 
                        "\nFREE_MB=" + std::to_string(free_mib) + "\n");
 }
 
-}  // namespace
-
-runtime::outcome monitor_action(action_env &env) {
+runtime::outcome monitor_capacity(action_env &env, const request_doc &d) {
     using runtime::outcome;
-    request_doc d;
-    if (auto loaded = load_request(env, "monitor", d, false); !loaded) return outcome::from(loaded.err());
     const datastore_attributes &attrs = d.attrs;
     const std::string prefix = "Error monitoring datastore " + std::to_string(attrs.ds_id) + ": ";
     if (attrs.backend == backend_kind::s3) return monitor_s3(env, attrs, prefix);
@@ -196,6 +193,17 @@ runtime::outcome monitor_action(action_env &env) {
     return outcome::ok("USED_MB=" + std::to_string(ceil_mib(cap->used_bytes)) +
                        "\nTOTAL_MB=" + std::to_string(ceil_mib(cap->total_bytes)) +
                        "\nFREE_MB=" + std::to_string(ceil_mib(cap->free_bytes)) + "\n");
+}
+
+}  // namespace
+
+runtime::outcome monitor_action(action_env &env) {
+    request_doc d;
+    if (auto loaded = load_request(env, "monitor", d, false); !loaded) return runtime::outcome::from(loaded.err());
+    runtime::outcome out = monitor_capacity(env, d);
+    // The datastore's health goes to oned after the reply (health.hpp).
+    after_monitor(env, d, out);
+    return out;
 }
 
 }  // namespace oneds::restic

@@ -201,10 +201,10 @@ bool repository_before(const std::string &x, const std::string &y) {
 ports::result<std::set<std::string>> names_in(ports::repo_store &store, const std::string &path,
                                               const std::stop_token &stop) {
     auto listed = store.list_directory(path, stop);
-    if (!listed && listed.err().kind == ports::error_kind::not_found) return std::set<std::string>();
     if (!listed) return listed.err();
     std::set<std::string> out;
-    for (const auto &e : *listed) out.insert(e.name);
+    if (*listed)
+        for (const auto &e : **listed) out.insert(e.name);
     return out;
 }
 
@@ -214,14 +214,16 @@ ports::result<std::uint64_t> pack_bytes_from_store(ports::repo_store &store, con
     auto dirs = store.list_directory(repo + "/data", stop);
     if (!dirs) return dirs.err();
     std::uint64_t sum = 0;
-    for (const auto &d : *dirs) {
+    if (!*dirs) return sum;
+    for (const auto &d : **dirs) {
         if (!d.is_directory) {
             sum += d.size;
             continue;
         }
         auto files = store.list_directory(repo + "/data/" + d.name, stop);
         if (!files) return files.err();
-        for (const auto &f : *files) sum += f.size;
+        if (*files)
+            for (const auto &f : **files) sum += f.size;
     }
     return sum;
 }
@@ -291,12 +293,12 @@ void run_verification_cycle(action_env &env, const datastore_attributes &a) {
     auto listed = store.list_directory(a.base_path, stop);
     if (!listed) {
         if (listed.err().kind != ports::error_kind::cancelled)
-            env.log(listed.err().kind == ports::error_kind::not_found ? 'D' : 'W',
-                    who + "cannot list the repositories: " + listed.err().message);
+            env.log('W', who + "cannot list the repositories: " + listed.err().message);
         return;
     }
+    if (!*listed) return env.log('D', who + "no repository yet under " + a.base_path);
     std::vector<std::string> repos;
-    for (const auto &e : *listed)
+    for (const auto &e : **listed)
         if (e.is_directory && is_repository_name(e.name)) repos.push_back(e.name);
     if (repos.empty()) return env.log('D', who + "no repository yet");
     std::sort(repos.begin(), repos.end(), repository_before);

@@ -2,6 +2,7 @@
 
 #include "common/strings.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <stdexcept>
 
@@ -10,6 +11,9 @@
 
 namespace oneds::restic {
 namespace {
+
+// node_exporter's textfile collector directory as Debian's package sets it.
+constexpr const char *k_textfile_dir = "/var/lib/prometheus/node-exporter";
 
 double number(const std::string &key, const std::string &value, double min, double max) {
     try {
@@ -84,6 +88,8 @@ plugin_settings parse_plugin_settings(const sdk::config_map &config) {
     s.restic_bin_set = s.remote_restic_bin_set = false;
     bool datastore_conf_set = false;
     bool remote_cfg_set = false;
+    bool state_dir_set = false;
+    bool metrics_file_set = false;
     for (const auto &[key, value] : config) {
         if (key == "host.threads")
             s.threads = static_cast<unsigned>(number(key, value, 1, 1024)) + 1;
@@ -120,9 +126,21 @@ plugin_settings parse_plugin_settings(const sdk::config_map &config) {
             s.verify_foreground = value == "yes";
         } else if (key == "lock_dir")
             s.lock_dir = value;
-        else if (key == "oned_timeout" || key == "oned_max_response_bytes")
+        else if (key == "oned_timeout") {
+            // read by the oned adapter; also bounds the wait for a health
+            // update at the instance's end (at most 3 s: in action mode the
+            // reply is written after it, and in MAD mode oned kills the
+            // driver 10 s after FINALIZE).
+            s.health_flush_timeout = std::min(seconds(key, value), std::chrono::milliseconds(3000));
+        } else if (key == "oned_max_response_bytes")
             continue;  // read by the oned adapter
-        else if (key == "lock_retries")
+        else if (key == "state_dir" || key == "metrics_file") {
+            if (!value.empty() && value.front() != '/')
+                throw std::invalid_argument("[plugin.restic] " + key + " must be empty or an absolute path, got '" +
+                                            value + "'");
+            (key == "state_dir" ? s.state_dir : s.metrics_file) = value;
+            (key == "state_dir" ? state_dir_set : metrics_file_set) = true;
+        } else if (key == "lock_retries")
             s.lock_retries = static_cast<unsigned>(number(key, value, 0, 100000));
         else if (key == "lock_retry_interval")
             s.lock_retry_interval = seconds(key, value);
@@ -159,6 +177,12 @@ plugin_settings parse_plugin_settings(const sdk::config_map &config) {
     }
     // An explicit ssh_config from the [plugin.restic] section wins over host.ssh_config.
     if (auto it = config.find("ssh_config"); it != config.end()) s.ssh_config = it->second;
+    if (!state_dir_set) s.state_dir = "/var/lib/one/one_ds_host";
+    if (!metrics_file_set) {
+        struct stat st {};
+        if (::stat(k_textfile_dir, &st) == 0 && S_ISDIR(st.st_mode))
+            s.metrics_file = std::string(k_textfile_dir) + "/one_ds_restic.prom";
+    }
     if (!remote_cfg_set) s.remote_ssh_config = s.ssh_config;
     if (!datastore_conf_set) s.datastore_conf = s.remotes_dir + "/etc/datastore/datastore.conf";
     if (!s.restic_bin_set) s.restic_bin = s.remotes_dir + "/datastore/restic/restic";

@@ -63,6 +63,17 @@ struct plugin_settings {
     // (in action mode too), instead of on the instance's background thread.
     bool verify_foreground = false;
 
+    // The per-datastore state on the front end (model/ds_state.hpp) and the
+    // Prometheus text file made from it ("" = none; docs/metrics.md). The
+    // defaults of parse_plugin_settings(): /var/lib/one/one_ds_host, and the
+    // node_exporter textfile directory's one_ds_restic.prom when that
+    // directory exists. (A default-constructed value keeps no state.)
+    std::string state_dir;
+    std::string metrics_file;
+    // How long the instance waits at its end for a health update still
+    // going to oned (oned_timeout, at most 3 s).
+    std::chrono::milliseconds health_flush_timeout{3000};
+
     // The systemd slice confinement (docs/confinement.md), on the host where
     // the backup's restic runs: the programs, and "" for the defaults there
     // ($HOME/.config/systemd/user; the user manager's own cgroup).
