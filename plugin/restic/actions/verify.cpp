@@ -285,6 +285,10 @@ void run_verification_cycle(action_env &env, const datastore_attributes &a) {
     if (a.verify_budget_mib <= 0) return;
     const std::string ds = std::to_string(a.ds_id);
     const std::string who = "verification of datastore " + ds + ": ";
+    // Its results live in the state store; without one (state_dir = ""),
+    // nothing could rotate or be reported.
+    if (env.settings.state_dir.empty())
+        return env.log('W', who + "RESTIC_VERIFY_BUDGET_MB is set but state_dir is empty: no verification");
     auto store_r = env.stores.store_for(a);
     if (!store_r) return env.log('W', who + store_r.err().message);
     ports::repo_store &store = **store_r;

@@ -116,10 +116,6 @@ plugin_settings parse_plugin_settings(const sdk::config_map &config) {
                 throw std::invalid_argument("[plugin.restic] " + key + " must be an absolute path, got '" + value +
                                             "'");
             (key == "remotes_dir" ? s.remotes_dir : s.scripts_remote_dir) = value;
-        } else if (key == "state_dir") {
-            if (value.empty() || value.front() != '/')
-                throw std::invalid_argument("[plugin.restic] state_dir must be an absolute path, got '" + value + "'");
-            s.state_dir = value;
         } else if (key == "verify_foreground") {
             if (value != "yes" && value != "no")
                 throw std::invalid_argument("[plugin.restic] verify_foreground must be yes or no, got '" + value + "'");

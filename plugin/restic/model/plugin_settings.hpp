@@ -56,14 +56,12 @@ struct plugin_settings {
     bool ssh_control_dir_set = false;
     unsigned threads = 16;
     bool action_mode = false;
-    // Where the plugin keeps what it finds between requests
-    // (<state_dir>/<ds id>/verify.json: docs/verification.md).
-    std::string state_dir = "/var/lib/one/one_ds_host";
     // For tests only: MONITOR runs the verification cycle before it replies
     // (in action mode too), instead of on the instance's background thread.
     bool verify_foreground = false;
 
-    // The per-datastore state on the front end (model/ds_state.hpp) and the
+    // The per-datastore state on the front end (model/ds_state.hpp: the
+    // backups, verify.json of docs/verification.md, MONITOR's figures) and the
     // Prometheus text file made from it ("" = none; docs/metrics.md). The
     // defaults of parse_plugin_settings(): /var/lib/one/one_ds_host, and the
     // node_exporter textfile directory's one_ds_restic.prom when that
