@@ -250,8 +250,8 @@ struct s3_store::impl {
         }
         if (found->rc != 0 || found->addresses.empty()) {
             const std::string why = found->rc == EAI_SYSTEM ? std::string(std::strerror(found->err))
-                                    : found->rc != 0         ? std::string(::gai_strerror(found->rc))
-                                                             : std::string("no IPv4 or IPv6 address");
+                                    : found->rc != 0        ? std::string(::gai_strerror(found->rc))
+                                                            : std::string("no IPv4 or IPv6 address");
             return error{error_kind::unreachable,
                          "cannot resolve the host '" + host + "' of the S3 endpoint " + ep.text + ": " + why};
         }
@@ -702,6 +702,12 @@ ports::result<bucket_usage> s3_store::usage(const std::stop_token &stop) {
         u.objects = to_u64(header(*r, "X-RGW-Object-Count"));
         return u;
     });
+}
+
+ports::result<ports::store_usage> s3_store::usage_summary(const std::stop_token &stop) {
+    auto u = usage(stop);
+    if (!u) return u.err();
+    return ports::store_usage{u->bytes, u->objects};
 }
 
 }  // namespace oneds::adapters::s3

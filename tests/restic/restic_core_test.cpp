@@ -8,6 +8,7 @@
 #include "plugin/restic/cli/systemd_slice.hpp"
 #include "plugin/restic/actions/action_env.hpp"
 #include "plugin/restic/model/datastore_conf.hpp"
+#include "plugin/restic/repo_ops.hpp"
 #include "tests/integration/action_process.hpp"
 
 #include <boost/test/data/test_case.hpp>
@@ -50,7 +51,8 @@ const std::string k_min = "<RESTIC_PASSWORD>pw</RESTIC_PASSWORD><RESTIC_SFTP_SER
 const std::string k_s3 =
     "<RESTIC_PASSWORD>pw</RESTIC_PASSWORD><RESTIC_BACKEND>s3</RESTIC_BACKEND>"
     "<RESTIC_S3_ACCESS_KEY_ID>AKIDEXAMPLE</RESTIC_S3_ACCESS_KEY_ID>"
-    "<RESTIC_S3_SECRET_ACCESS_KEY>wJalr-s3cr3t</RESTIC_S3_SECRET_ACCESS_KEY><RESTIC_S3_BUCKET>one-bk</RESTIC_S3_BUCKET>";
+    "<RESTIC_S3_SECRET_ACCESS_KEY>wJalr-s3cr3t</RESTIC_S3_SECRET_ACCESS_KEY><RESTIC_S3_BUCKET>one-bk</"
+    "RESTIC_S3_BUCKET>";
 
 }  // namespace
 
@@ -215,8 +217,6 @@ BOOST_AUTO_TEST_CASE(slice_wins_over_nice_and_the_password_goes_on_stdin) {
     BOOST_TEST(plain.env.at("RESTIC_PASSWORD") == "pw");
 }
 
-// The error when the launcher found the user manager unusable names the
-// attributes set, the user, the host and the fix.
 // An S3 backup in a slice: the keys go on stdin before the password and are
 // read inside the unit; only the region is a --setenv.
 BOOST_AUTO_TEST_CASE(s3_keys_in_a_slice_go_on_stdin_never_as_setenv) {
@@ -244,6 +244,8 @@ BOOST_AUTO_TEST_CASE(s3_keys_in_a_slice_go_on_stdin_never_as_setenv) {
     }
 }
 
+// The error when the launcher found the user manager unusable names the
+// attributes set, the user, the host and the fix.
 BOOST_AUTO_TEST_CASE(slice_failures_name_the_attribute_and_the_fix) {
     const auto a = parse(k_min + "<RESTIC_CPU_QUOTA>50</RESTIC_CPU_QUOTA><RESTIC_MAX_RIOPS>9</RESTIC_MAX_RIOPS>");
     BOOST_TEST(!parse_slice_line("ONEDS_DISK=/x"));
@@ -309,15 +311,14 @@ BOOST_DATA_TEST_CASE(
         k_s3 + "<RESTIC_S3_ENDPOINT>-oProxy</RESTIC_S3_ENDPOINT>",
         k_s3 + "<RESTIC_S3_FORCE_PATH_STYLE>true</RESTIC_S3_FORCE_PATH_STYLE>",
         k_s3 + "<RESTIC_S3_INSECURE_TLS>1</RESTIC_S3_INSECURE_TLS>",
-        k_s3 + "<RESTIC_S3_CACERT>ca.pem</RESTIC_S3_CACERT>",
-        k_s3 + "<RESTIC_S3_REGION>us east</RESTIC_S3_REGION>",
+        k_s3 + "<RESTIC_S3_CACERT>ca.pem</RESTIC_S3_CACERT>", k_s3 + "<RESTIC_S3_REGION>us east</RESTIC_S3_REGION>",
         k_s3 + "<TOTAL_MB>-5</TOTAL_MB>"}) ^
         bdata::make({"Missing RESTIC_S3_ACCESS_KEY_ID", "Missing RESTIC_S3_ACCESS_KEY_ID",
                      "RESTIC_S3_SECRET_ACCESS_KEY must not contain control characters or line breaks",
                      "RESTIC_S3_ENDPOINT must start with http:// or https://",
                      "RESTIC_S3_ENDPOINT has a port that is not a number from 1 to 65535",
-                     "RESTIC_S3_ENDPOINT must be [http[s]://]host[:port] without a path", "RESTIC_S3_ENDPOINT has a host",
-                     "RESTIC_S3_FORCE_PATH_STYLE must be yes or no, got 'true'",
+                     "RESTIC_S3_ENDPOINT must be [http[s]://]host[:port] without a path",
+                     "RESTIC_S3_ENDPOINT has a host", "RESTIC_S3_FORCE_PATH_STYLE must be yes or no, got 'true'",
                      "RESTIC_S3_INSECURE_TLS must be yes or no, got '1'", "RESTIC_S3_CACERT ",
                      "RESTIC_S3_REGION must be letters", "TOTAL_MB must be an integer from 1"}),
     xml, expected) {
@@ -425,6 +426,16 @@ BOOST_AUTO_TEST_CASE(the_password_goes_to_the_environment_here_and_to_stdin_else
     BOOST_TEST(process_command(command_at("", "r", "snapshots"), b).env.at("RESTIC_PASSWORD") == "two\nlines");
 }
 
+BOOST_AUTO_TEST_CASE(s3_pulls_run_one_at_a_time_before_restic_0_17) {
+    const auto s3 = parse(k_s3);
+    const auto sftp = parse(k_min);
+    BOOST_TEST(parallel_pulls(s3, restic_version{0, 14, 0}) == 1U);
+    BOOST_TEST(parallel_pulls(s3, std::nullopt) == 1U);
+    BOOST_TEST(parallel_pulls(s3, restic_version{0, 18, 1}) == 4U);
+    BOOST_TEST(parallel_pulls(sftp, restic_version{0, 14, 0}) == 4U);
+    BOOST_TEST(parallel_pulls(sftp, std::nullopt) == 4U);
+}
+
 BOOST_AUTO_TEST_CASE(s3_options_go_on_every_command_in_stock_order) {
     auto a = parse(k_s3 +
                    "<RESTIC_S3_FORCE_PATH_STYLE>YES</RESTIC_S3_FORCE_PATH_STYLE><RESTIC_S3_CACERT>/etc/ca.pem"
@@ -484,7 +495,8 @@ BOOST_AUTO_TEST_CASE(the_s3_key_script_hands_the_keys_to_the_program_and_leaves_
     auto c = command_at("node1", "r", "snapshots");
     auto cmd = process_command(c, a);
     std::vector<std::string> argv(cmd.argv.begin(), cmd.argv.begin() + 4);
-    argv.insert(argv.end(), {"/bin/sh", "-c", "printf '%s|%s|' \"$AWS_ACCESS_KEY_ID\" \"$AWS_SECRET_ACCESS_KEY\"; cat"});
+    argv.insert(argv.end(),
+                {"/bin/sh", "-c", "printf '%s|%s|' \"$AWS_ACCESS_KEY_ID\" \"$AWS_SECRET_ACCESS_KEY\"; cat"});
     argv[0] = "/bin/sh";  // run_process does not search PATH
     const auto r = oneds::test::run_process(argv, cmd.stdin_data);
     BOOST_TEST(r.exit_code == 0);

@@ -15,6 +15,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -43,6 +44,9 @@ struct action_env {
     // Whether the S3 bucket was looked at for this request (repo_ops.hpp:
     // check_s3_repository), so that its one request is made once.
     std::atomic<bool> storage_checked{false};
+    std::mutex storage_check_mutex{};
+    // Why oned is null, for an action that can do without it (MONITOR).
+    std::string oned_problem{};
 
     // The request's stop token: every port call of the action takes it (or
     // one linked to it, for one of several calls in parallel).

@@ -125,8 +125,7 @@ void parse_s3(const pugi::xml_node &tmpl, datastore_attributes &a) {
     {
         bool ok = a.s3_bucket.size() >= 3 && a.s3_bucket.size() <= 255 && a.s3_bucket.front() != '-' &&
                   a.s3_bucket.front() != '.';
-        for (const unsigned char c : a.s3_bucket)
-            ok = ok && (std::isalnum(c) != 0 || c == '-' || c == '.' || c == '_');
+        for (const unsigned char c : a.s3_bucket) ok = ok && (std::isalnum(c) != 0 || c == '-' || c == '.' || c == '_');
         if (!ok)
             check("RESTIC_S3_BUCKET", a.s3_bucket,
                   "must be 3 to 255 letters, digits, '-', '.' or '_', not starting with '-' or '.'");

@@ -63,10 +63,10 @@ struct datastore_attributes {
     // RESTIC_BACKEND=S3 (OpenNebula 7.4; docs/s3.md). The two keys are secrets:
     // they reach restic only through its environment (here) or stdin (on a
     // hypervisor), never an argv, a log line or an error text.
-    std::string s3_access_key_id;      // RESTIC_S3_ACCESS_KEY_ID (required for S3)
-    std::string s3_secret_access_key;  // RESTIC_S3_SECRET_ACCESS_KEY (required for S3)
-    std::string s3_bucket;             // RESTIC_S3_BUCKET (required for S3)
-    std::string s3_region = "us-east-1";          // RESTIC_S3_REGION
+    std::string s3_access_key_id;                  // RESTIC_S3_ACCESS_KEY_ID (required for S3)
+    std::string s3_secret_access_key;              // RESTIC_S3_SECRET_ACCESS_KEY (required for S3)
+    std::string s3_bucket;                         // RESTIC_S3_BUCKET (required for S3)
+    std::string s3_region = "us-east-1";           // RESTIC_S3_REGION
     std::string s3_endpoint = "s3.amazonaws.com";  // RESTIC_S3_ENDPOINT, without a trailing '/' or leading "s3:"
     bool s3_path_style = false;                    // RESTIC_S3_FORCE_PATH_STYLE=yes
     std::string s3_cacert;                         // RESTIC_S3_CACERT

@@ -351,8 +351,7 @@ BOOST_AUTO_TEST_CASE(one_connection_is_kept_and_a_dead_one_replaced) {
 // A stop must end the call at once and the store's destruction must not wait
 // for the lookup either (Asio's resolver would join its lookup thread).
 
-extern "C" int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
-                           struct addrinfo **res) {
+extern "C" int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints, struct addrinfo **res) {
     using fn = int (*)(const char *, const char *, const struct addrinfo *, struct addrinfo **);
     static const auto real = reinterpret_cast<fn>(::dlsym(RTLD_NEXT, "getaddrinfo"));
     if (node != nullptr && std::string(node) == "slow-lookup.invalid") {
