@@ -18,7 +18,7 @@
 # Environment: ONEDS_BENCH_BUILD_DIR (default build-bench/release at the top,
 # which .gitignore's /build*/ covers; configured without the tests), ONEDS_BENCH_REQUESTS (10000),
 # ONEDS_BENCH_WINDOW (15), ONEDS_BENCH_THREADS (15), ONEDS_BENCH_REPEAT (5),
-# ONEDS_BENCH_WARMUP (1).
+# ONEDS_BENCH_WARMUP (1); the case's own: see the settings below.
 #
 # A new case <name> is two functions and its name in all_cases: case_<name>
 # measures and appends one row per run to results/runs/<name>.csv;
@@ -43,7 +43,7 @@ window=${ONEDS_BENCH_WINDOW:-15}
 threads=${ONEDS_BENCH_THREADS:-15}
 repeat=${ONEDS_BENCH_REPEAT:-5}
 warmup=${ONEDS_BENCH_WARMUP:-1}
-all_cases=(mad_monitor restic_backup restic_monitor restic_download restic_concurrency profile)
+all_cases=(mad_monitor restic_backup restic_monitor restic_download restic_concurrency restic_s3 profile)
 restic_repeat=${ONEDS_BENCH_RESTIC_REPEAT:-5}
 # Case 1 cells, SIZE_MIB:DATA:SNAPSHOTS (DATA random or halfzero). The snapshot
 # counts are measured where the fixed cost shows (1 MiB); the large VMs show
@@ -57,6 +57,8 @@ download_inc_mib=${ONEDS_BENCH_DOWNLOAD_INC_MIB:-8}
 concurrency_levels=${ONEDS_BENCH_CONCURRENCY:-1 2 4 8}
 concurrency_mib=${ONEDS_BENCH_CONCURRENCY_MIB:-16}
 concurrency_repeat=${ONEDS_BENCH_CONCURRENCY_REPEAT:-3}
+# Case 7 (S3): the backed-up VM's size (its download chain is case 3's).
+s3_mib=${ONEDS_BENCH_S3_MIB:-64}
 
 # shellcheck source=bench/sshd_env.sh
 . "$bench_dir/sshd_env.sh"
@@ -688,6 +690,193 @@ report_profile() {
     render profile timeline@"$runs/profile_timeline.md" callgrind@"$runs/profile_callgrind.md"
 }
 
+# ---- S3 case (real restic, loopback sshd, a real Ceph RADOS Gateway) --------------
+
+# Case 7 (issue 12): RESTIC_BACKEND=S3 on a throw-away Ceph RADOS Gateway
+# (bench/ceph_gateway: the tests' fixture, docs/ceph-fixture.md), started once
+# for the case. Each round alternates, on that one gateway and bucket:
+# *backup*: ours (one_ds_host action restic backup, as case 1, with an S3
+# datastore document: restic on the "hypervisor" with the keys and the
+# password on its stdin) vs bare (the same `restic backup` typed by hand in one
+# ssh to the hypervisor, the keys and the password on stdin the same way), of
+# the same 2-disk VM. Each variant backs up into a repository of its own,
+# freshly initialised before the run (not timed): <bucket>/<run's VM id> and
+# <bucket>/bare-<run's VM id>, so every run uploads the whole VM.
+# *download*: the 4-increment chain of case 3 in <bucket>/9: ours
+# (`one_ds_host action restic downloader --stdout <restic:// URL>`: on the front
+# end, the keys in restic's environment) vs bare (`restic dump` of each
+# increment, qemu-img rebase -u and convert, cat, on the front end with the
+# keys in restic's environment). The images are compared after the first round.
+# The gateway's keys arrive on ceph_gateway's stdout pipe and stay in this
+# shell's memory: restic gets them in its environment or on stdin, one_ds_host
+# in the datastore document on its stdin; never argv or a file.
+case_restic_s3() {
+    rb_setup
+    s3_bucket=oneds-bench
+    s3_start
+    local vm=7 dvm=9 r id v d=$rb_tmp/s3dl raw=$runs/restic_s3.csv
+    mkdir -p "$d"
+    rb_ds_xml="<DATASTORE><ID>100</ID><NAME>restic-s3</NAME><DS_MAD>restic</DS_MAD><TM_MAD>-</TM_MAD><TYPE>3</TYPE><BASE_PATH>$rb_base</BASE_PATH><TEMPLATE><RESTIC_PASSWORD>$rb_password</RESTIC_PASSWORD><RESTIC_BACKEND>S3</RESTIC_BACKEND><RESTIC_S3_ENDPOINT>$s3_ep</RESTIC_S3_ENDPOINT><RESTIC_S3_BUCKET>$s3_bucket</RESTIC_S3_BUCKET><RESTIC_S3_ACCESS_KEY_ID>$s3_ak</RESTIC_S3_ACCESS_KEY_ID><RESTIC_S3_SECRET_ACCESS_KEY>$s3_sk</RESTIC_S3_SECRET_ACCESS_KEY></TEMPLATE></DATASTORE>"
+    say "  s3: gateway $s3_ep started in $s3_start_secs s; making a $(size_label "$s3_mib") VM (random)"
+    rb_make_vm "$vm" "$s3_mib" random
+    download_chain "$dvm" "$d"
+    s3_download_snapshots "$dvm"
+    echo "run,op,variant,seconds" >"$raw"
+    for ((r = 0; r < warmup + restic_repeat; r++)); do
+        id=$((100 + r))
+        s3_restic "$s3_url/$id" init >/dev/null
+        s3_restic "$s3_url/bare-$id" init >/dev/null
+        for v in ours bare; do
+            s3_backup_run "$v" "$vm" "$id"
+            ((r < warmup)) || echo "$((r - warmup + 1)),backup,$v,$run_secs" >>"$raw"
+        done
+        for v in ours bare; do
+            s3_download_run "$v" "$d"
+            ((r < warmup)) || echo "$((r - warmup + 1)),download,$v,$run_secs" >>"$raw"
+        done
+        if ((r == 0)); then
+            s3_check_backups "$id"
+            qemu-img compare -q "$d/ours.img" "$d/expect.raw" || { echo "s3 ours: the image differs" >&2; return 1; }
+            qemu-img compare -q "$d/bare.img" "$d/expect.raw" || { echo "s3 bare: the image differs" >&2; return 1; }
+        fi
+    done
+    s3_stop
+    echo "$s3_start_secs $s3_stop_secs" >"$runs/restic_s3_fixture.txt"
+    rb_teardown
+}
+
+# s3_start: bench/ceph_gateway as a coproc; sets s3_ep, s3_url (the bucket's
+# restic URL), s3_ak, s3_sk (the keys, read from its stdout pipe) and
+# s3_start_secs. Closing its stdin (s3_stop, or this shell's exit) stops it.
+s3_start() {
+    coproc S3GW { exec "$build/bin/ceph_gateway"; }
+    s3_pid=$S3GW_PID
+    IFS= read -r s3_ep <&"${S3GW[0]}" || { echo "ceph_gateway did not start" >&2; return 1; }
+    IFS= read -r s3_ak <&"${S3GW[0]}"
+    IFS= read -r s3_sk <&"${S3GW[0]}"
+    IFS= read -r s3_start_secs <&"${S3GW[0]}"
+    s3_url="s3:$s3_ep/$s3_bucket"
+}
+
+# s3_stop: closes the gateway's stdin and reads how long its stop took
+# (s3_stop_secs).
+s3_stop() {
+    # shellcheck disable=SC1083,SC2093
+    exec {S3GW[1]}>&-
+    IFS= read -r s3_stop_secs <&"${S3GW[0]}" || s3_stop_secs=nan
+    wait "$s3_pid" 2>/dev/null || true
+}
+
+# s3_restic REPO ARGS...: restic here, the keys and the password in its
+# environment (as the plugin runs restic on the front end).
+s3_restic() {
+    local repo=$1
+    shift
+    AWS_ACCESS_KEY_ID=$s3_ak AWS_SECRET_ACCESS_KEY=$s3_sk RESTIC_PASSWORD=$rb_password \
+        restic --repo="$repo" "$@" 2>"$rb_tmp/s3err" || { cat "$rb_tmp/s3err" >&2; return 1; }
+}
+
+# s3_download_snapshots VM: case 3's chain, one `restic backup` per increment
+# into <bucket>/VM; sets dl_url (ours) and dl_script (bare: the same work by
+# hand, for bash here with the keys and the password in its environment).
+s3_download_snapshots() {
+    local vm=$1 bk=$rb_tmp/sys/0/$1/backup repo=$s3_url/$1 k sid ids=() chain=""
+    s3_restic "$repo" init >/dev/null
+    for k in 0 1 2 3; do
+        sid=$(s3_restic "$repo" backup --force --json --tag="one-$vm" "$bk/disk.0.$k" "$bk/vm.xml" |
+            jq -r 'select(.message_type == "summary") | .snapshot_id')
+        ids+=("${sid:0:8}")
+        chain+="${chain:+,}$k:${sid:0:8}"
+    done
+    dl_url="restic://100//$chain$bk/disk.0.3"
+    dl_script="ids=(${ids[*]}); set -e -o pipefail; w=\$(mktemp -d)
+for k in 0 1 2 3; do restic --repo='$repo' dump --quiet \${ids[k]} '$bk'/disk.0.\$k > \$w/disk.0.\$k; done
+for k in 1 2 3; do qemu-img rebase -u -F qcow2 -b \$w/disk.0.\$((k - 1)) \$w/disk.0.\$k; done
+qemu-img convert -O qcow2 \$w/disk.0.3 \$w/image; cat \$w/image; rm -rf \$w"
+}
+
+# s3_backup_run VARIANT VM ID: one backup of VM's files into the run's
+# repository (ours: <bucket>/ID, bare: <bucket>/bare-ID), timed into run_secs.
+s3_backup_run() {
+    local v=$1 vm=$2 id=$3 bk=$rb_tmp/sys/0/$2/backup t0 t1 out
+    t0=$EPOCHREALTIME
+    case $v in
+    ours)
+        out=$(rb_doc_for "$id" | "$build/bin/one_ds_host" action -c "$rb_conf" --plugin "restic=$rb_plugin" \
+            restic backup "hypervisor:$rb_tmp/sys/0/$vm" 0:1 "one-$id" - "$id" 0 2>"$rb_tmp/err") ||
+            { cat "$rb_tmp/err" >&2; return 1; }
+        ;;
+    bare)
+        # As the plugin sends them: the two keys, then the password, on stdin;
+        # a constant sh script puts the keys in restic's environment.
+        out=$(printf '%s\n%s\n%s\n' "$s3_ak" "$s3_sk" "$rb_password" | ssh -F "$BENCH_SSH_CONFIG" hypervisor \
+            "sh -c 'IFS= read -r AWS_ACCESS_KEY_ID && IFS= read -r AWS_SECRET_ACCESS_KEY && export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY && exec \"\$@\"' oneds-s3 restic --repo=$s3_url/bare-$id backup --force --json --tag=one-$id $bk/disk.0.0 $bk/disk.1.0 $bk/vm.xml" \
+            2>"$rb_tmp/err" | tail -n 1) || { cat "$rb_tmp/err" >&2; return 1; }
+        ;;
+    esac
+    t1=$EPOCHREALTIME
+    [ -n "$out" ] || { echo "s3 $v: no output" >&2; cat "$rb_tmp/err" >&2; return 1; }
+    run_secs=$("$stats" elapsed "$t0" "$t1")
+}
+
+# s3_check_backups ID: both repositories of the run hold one snapshot of the
+# VM's three files.
+s3_check_backups() {
+    local repo n
+    for repo in "$s3_url/$1" "$s3_url/bare-$1"; do
+        n=$(s3_restic "$repo" snapshots --json | jq '[.[] | select((.paths | length) == 3)] | length')
+        [ "$n" = 1 ] || { echo "s3: $repo holds $n snapshots of the VM, not 1" >&2; return 1; }
+    done
+}
+
+# s3_download_run VARIANT DIR: one download of the chain into DIR/VARIANT.img,
+# timed into run_secs.
+s3_download_run() {
+    local v=$1 d=$2 t0 t1
+    rm -f "$d/$v.img"
+    t0=$EPOCHREALTIME
+    case $v in
+    ours)
+        printf '%s' "$rb_ds_xml" | "$build/bin/one_ds_host" action -c "$rb_conf" --plugin "restic=$rb_plugin" \
+            restic downloader --stdout "$dl_url" >"$d/ours.img" 2>"$d/err" || { cat "$d/err" >&2; return 1; }
+        ;;
+    bare)
+        AWS_ACCESS_KEY_ID=$s3_ak AWS_SECRET_ACCESS_KEY=$s3_sk RESTIC_PASSWORD=$rb_password \
+            bash -c "$dl_script" >"$d/bare.img" 2>"$d/err" || { cat "$d/err" >&2; return 1; }
+        ;;
+    esac
+    t1=$EPOCHREALTIME
+    run_secs=$("$stats" elapsed "$t0" "$t1")
+}
+
+report_restic_s3() {
+    local t raw=$runs/restic_s3.csv csv=$results/restic_s3.csv op start stop
+    local -A cell=()
+    t=$(mktemp -d)
+    csv_header "$csv" "Case 7: S3 (Ceph RADOS Gateway), ours / bare restic (lower is better)"
+    for op in backup download; do
+        "$stats" select "$raw" seconds op="$op" variant=ours >"$t/$op.ours"
+        "$stats" select "$raw" seconds op="$op" variant=bare >"$t/$op.bare"
+        "$stats" ratios "$t/$op.ours" "$t/$op.bare" >"$t/$op.ratio"
+        cell[$op.ours]=$("$stats" cell "$t/$op.ours")
+        cell[$op.bare]=$("$stats" cell "$t/$op.bare")
+        cell[$op.ratio]=$("$stats" cell "$t/$op.ratio")
+    done
+    csv_row "$csv" "backup $(size_label "$s3_mib") VM" ours_vs_bare ratio "$restic_repeat" lower 1 "$t/backup.ratio"
+    csv_row "$csv" "download 4 increments" ours_vs_bare ratio "$restic_repeat" lower 1 "$t/download.ratio"
+    for op in backup download; do
+        csv_row "$csv" "$op ours" wall s "$restic_repeat" lower 0 "$t/$op.ours"
+        csv_row "$csv" "$op bare" wall s "$restic_repeat" lower 0 "$t/$op.bare"
+    done
+    read -r start stop <"$runs/restic_s3_fixture.txt"
+    render restic_s3 size="$(size_label "$s3_mib")" base_mib="$download_base_mib" inc_mib="$download_inc_mib" \
+        repeat="$restic_repeat" warmup="$warmup" start_secs="$start" stop_secs="$stop" \
+        backup_ours="${cell[backup.ours]}" backup_bare="${cell[backup.bare]}" backup_ratio="${cell[backup.ratio]}" \
+        download_ours="${cell[download.ours]}" download_bare="${cell[download.bare]}" \
+        download_ratio="${cell[download.ratio]}"
+    rm -rf -- "$t"
+}
+
 # ---- report -----------------------------------------------------------------------
 
 # machine_section: the head of RESULTS.md (bench/cases/machine.md), the machine
@@ -749,7 +938,7 @@ main() {
         declare -F "case_$c" >/dev/null || { say "no such case: $c (cases: ${all_cases[*]})"; exit 2; }
     done
     if ((measure)); then
-        build_release mad_bench bench_chart bench_stats one_ds_host one_ds_restic
+        build_release mad_bench bench_chart bench_stats one_ds_host one_ds_restic ceph_gateway
         load_at_start=$(cut -d ' ' -f 1-3 /proc/loadavg)
     else
         [ -f "$runs/machine.md" ] || { say "no $runs/machine.md: measure first (without --report-only)"; exit 2; }

@@ -16,6 +16,9 @@
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
+#include <netdb.h>
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
@@ -23,6 +26,8 @@
 #include <ctime>
 #include <exception>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -175,7 +180,6 @@ struct s3_store::impl {
 
     asio::io_context io;
     asio::ssl::context ssl{asio::ssl::context::tls_client};
-    tcp::resolver resolver{io};
     std::optional<tcp::socket> plain;
     std::optional<asio::ssl::stream<tcp::socket>> tls;
     beast::flat_buffer buffer;
@@ -204,7 +208,6 @@ struct s3_store::impl {
 
     // Cancels whatever is pending; its handler runs with an error.
     void abort_io() {
-        resolver.cancel();
         error_code ignored;
         if (tls) tls->next_layer().close(ignored);
         if (plain) plain->close(ignored);
@@ -245,30 +248,61 @@ struct s3_store::impl {
     ports::status connect(const call &c) {
         disconnect();
         const std::string host = connect_host();
-        // getaddrinfo cannot be interrupted: Asio runs it on a thread of its
-        // own and completes a cancelled lookup only when it returns. So a stop
-        // or the deadline abandons the lookup at once; its late completion
-        // lands in this shared state, not on this call's stack.
+        // getaddrinfo cannot be interrupted. Asio's resolver runs it on a
+        // thread that its io_context joins when destroyed, so a stop would
+        // return at once but the store's destruction would still wait out
+        // the lookup. The lookup therefore runs on a detached thread of its
+        // own whose result lands in shared state: a stop or the deadline
+        // abandons it for good.
         struct lookup {
+            std::mutex m;
             bool done = false;
-            error_code ec;
-            tcp::resolver::results_type addresses;
+            int rc = 0;
+            int err = 0;
+            std::vector<tcp::endpoint> addresses;
         };
         const auto found = std::make_shared<lookup>();
-        resolver.async_resolve(host, std::to_string(ep.port),
-                               [found](const error_code &e, tcp::resolver::results_type r) {
-                                   found->ec = e;
-                                   found->addresses = std::move(r);
-                                   found->done = true;
-                               });
-        auto end = wait(found->done, c, true);
-        if (end == outcome::stopped) return cancelled();
-        if (end == outcome::timed_out) return timed_out("could not be resolved");
-        if (found->ec) {
-            return error{error_kind::unreachable, "cannot resolve the host '" + host + "' of the S3 endpoint " +
-                                                      ep.text + ": " + found->ec.message()};
+        std::thread([found, host, port = std::to_string(ep.port)] {
+            addrinfo hints{};
+            hints.ai_family = AF_UNSPEC;
+            hints.ai_socktype = SOCK_STREAM;
+            addrinfo *res = nullptr;
+            const int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &res);
+            const int err = errno;
+            std::vector<tcp::endpoint> eps;
+            if (rc == 0) {
+                for (const addrinfo *p = res; p != nullptr; p = p->ai_next) {
+                    if (p->ai_family != AF_INET && p->ai_family != AF_INET6) continue;
+                    tcp::endpoint e;
+                    std::memcpy(e.data(), p->ai_addr, p->ai_addrlen);
+                    e.resize(p->ai_addrlen);
+                    eps.push_back(e);
+                }
+                ::freeaddrinfo(res);
+            }
+            const std::lock_guard lock(found->m);
+            found->rc = rc;
+            found->err = err;
+            found->addresses = std::move(eps);
+            found->done = true;
+        }).detach();
+        for (;;) {
+            {
+                const std::lock_guard lock(found->m);
+                if (found->done) break;
+            }
+            if (c.stop.stop_requested()) return cancelled();
+            if (clock_type::now() >= c.deadline) return timed_out("could not be resolved");
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
         }
-        const tcp::resolver::results_type addresses = found->addresses;
+        if (found->rc != 0 || found->addresses.empty()) {
+            const std::string why = found->rc == EAI_SYSTEM ? std::string(std::strerror(found->err))
+                                    : found->rc != 0        ? std::string(::gai_strerror(found->rc))
+                                                            : std::string("no IPv4 or IPv6 address");
+            return error{error_kind::unreachable,
+                         "cannot resolve the host '" + host + "' of the S3 endpoint " + ep.text + ": " + why};
+        }
+        const std::vector<tcp::endpoint> addresses = found->addresses;
         bool done = false;
         error_code ec;
 
@@ -282,7 +316,7 @@ struct s3_store::impl {
             ec = e;
             done = true;
         });
-        end = wait(done, c);
+        auto end = wait(done, c);
         if (end == outcome::stopped) return disconnect(), cancelled();
         if (end == outcome::timed_out) return disconnect(), timed_out("did not accept a connection");
         if (ec) {
@@ -768,6 +802,12 @@ ports::result<bucket_usage> s3_store::usage(const std::stop_token &stop) {
         u.objects = to_u64(header(*r, "X-RGW-Object-Count"));
         return u;
     });
+}
+
+ports::result<ports::store_usage> s3_store::usage_summary(const std::stop_token &stop) {
+    auto u = usage(stop);
+    if (!u) return u.err();
+    return ports::store_usage{u->bytes, u->objects};
 }
 
 }  // namespace oneds::adapters::s3

@@ -91,6 +91,8 @@ public:
     // answers HEAD bucket with X-RGW-Bytes-Used and X-RGW-Object-Count. Other
     // servers: both empty (a whole bucket is never listed).
     ports::result<bucket_usage> usage(const std::stop_token &stop);
+    // The port's name for usage() (MONITOR).
+    ports::result<ports::store_usage> usage_summary(const std::stop_token &stop) override;
 
 private:
     struct impl;

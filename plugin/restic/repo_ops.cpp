@@ -237,6 +237,13 @@ ports::status check_s3_repository(action_env &env, const datastore_attributes &a
             if (exists != nullptr) *exists = false;
             return ports::ok();
         }
+        // A bucket that is not there when a repository must be: the
+        // datastore names the wrong one (or it was removed). Not not_found,
+        // which rm takes for "nothing left to remove": oned would then drop
+        // backup images whose snapshots still exist in the right bucket.
+        if (st.err().kind == ports::error_kind::not_found)
+            return ports::error{ports::error_kind::invalid,
+                                "S3 repository " + url + ": " + st.err().message + " (RESTIC_S3_BUCKET)"};
         return ports::error{st.err().kind, "S3 repository " + url + ": " + st.err().message};
     }
     if (exists != nullptr) *exists = st->exists;
@@ -249,9 +256,15 @@ ports::status check_s3_repository(action_env &env, const datastore_attributes &a
 
 namespace {
 // Once per request, before its first restic on an S3 repository.
+// Callers in parallel wait for the first one's check; a failed check is made
+// again by the next caller.
 ports::status s3_check_once(action_env &env, const datastore_attributes &a, const repo_site &site) {
-    if (a.backend != backend_kind::s3 || env.storage_checked.exchange(true)) return ports::ok();
-    return check_s3_repository(env, a, site.path, true);
+    if (a.backend != backend_kind::s3 || env.storage_checked.load()) return ports::ok();
+    const std::lock_guard lock(env.storage_check_mutex);
+    if (env.storage_checked.load()) return ports::ok();
+    auto checked = check_s3_repository(env, a, site.path, true);
+    if (checked) env.storage_checked = true;
+    return checked;
 }
 }  // namespace
 
@@ -303,6 +316,11 @@ ports::result<std::vector<snapshot_info>> query_snapshots(action_env &env, const
     } catch (const std::exception &e) {
         return ports::error{ports::error_kind::io, e.what()};
     }
+}
+
+std::size_t parallel_pulls(const datastore_attributes &a, const std::optional<restic_version> &version) {
+    if (a.backend == backend_kind::s3 && (!version || !version->at_least(0, 17))) return 1;
+    return 4;
 }
 
 const snapshot_info *find_snapshot(const std::vector<snapshot_info> &snaps, const std::string &short_id) {

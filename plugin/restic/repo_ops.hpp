@@ -62,7 +62,8 @@ repo_site hypervisor_site(const action_env &env, const datastore_attributes &a, 
 // removed once restic's 30-minute rule makes it stale, and waited for before.
 lock_inspector stale_lock_inspector(action_env &env, const datastore_attributes &a, const repo_site &site);
 
-// RESTIC_BACKEND=S3: one request of ours (HEAD of <repo>/config) before
+// RESTIC_BACKEND=S3: a probe of ours (a ranged GET of <repo>/config, and a
+// listing of <repo>/ when it is absent: adapters/s3) before
 // restic starts, so that an unreachable endpoint, refused keys, a missing
 // bucket or a bad CA file fail at once with words that name the problem and
 // the attribute, where restic would retry for about a minute and then print
@@ -104,6 +105,16 @@ std::string exit_status_text(int exit_code);
 // A helper program's stderr as one line for an error message: terminal
 // controls removed, and its own "<program>: " prefix dropped.
 std::string tool_error_text(const std::string &program, std::string_view stderr_text);
+
+// How many restic restores one request runs at once against a repository
+// (the downloader's and increment_flatten's pulls): 4, except on S3 with a
+// restic older than 0.17 (or of unknown version), which gets 1. Those
+// versions retry loading a lock file that another restic removed meanwhile
+// for about 45 s when an S3 store answers 404 (restic issues #1523, #3652;
+// SFTP reports the file gone at once), and parallel restores of one request
+// remove each other's locks all the time: 1 in 13 downloads stalled so on the
+// test gateway (bench/analysis.md).
+std::size_t parallel_pulls(const datastore_attributes &a, const std::optional<restic_version> &version);
 
 // Finds a snapshot by its 8-char id in a query result.
 const snapshot_info *find_snapshot(const std::vector<snapshot_info> &snaps, const std::string &short_id);

@@ -118,43 +118,6 @@ plugin_instance::~plugin_instance() {
     }
 }
 
-namespace {
-
-// The S3 adapter as the plugin's storage port: its bucket usage is the
-// port's usage_summary (MONITOR).
-class s3_repo_store final : public ports::repo_store {
-public:
-    explicit s3_repo_store(std::unique_ptr<adapters::s3::s3_store> s) : s_(std::move(s)) {}
-    ports::result<ports::file_info> stat(const std::string &path, const std::stop_token &stop) override {
-        return s_->stat(path, stop);
-    }
-    ports::status make_directories(const std::string &path, const std::stop_token &stop) override {
-        return s_->make_directories(path, stop);
-    }
-    ports::result<ports::capacity_info> capacity(const std::string &path, const std::stop_token &stop) override {
-        return s_->capacity(path, stop);
-    }
-    ports::result<std::optional<std::string>> read_file(const std::string &path, std::size_t max,
-                                                        const std::stop_token &stop) override {
-        return s_->read_file(path, max, stop);
-    }
-    ports::result<std::optional<std::vector<ports::dir_entry>>> list_directory(const std::string &path,
-                                                                               const std::stop_token &stop) override {
-        return s_->list_directory(path, stop);
-    }
-    ports::result<ports::store_usage> usage_summary(const std::stop_token &stop) override {
-        auto u = s_->usage(stop);
-        if (!u) return u.err();
-        return ports::store_usage{u->bytes, u->objects};
-    }
-    std::string describe() const override { return s_->describe(); }
-
-private:
-    std::unique_ptr<adapters::s3::s3_store> s_;
-};
-
-}  // namespace
-
 ports::result<std::shared_ptr<ports::repo_store>> plugin_instance::store_for(const datastore_attributes &a) {
     if (a.backend == backend_kind::local) return std::shared_ptr<ports::repo_store>(local_store_);
     if (a.backend == backend_kind::s3) {
@@ -172,7 +135,7 @@ ports::result<std::shared_ptr<ports::repo_store>> plugin_instance::store_for(con
         t.root = a.base_path;
         auto store = adapters::s3::s3_store::create(std::move(t), settings_.s3_timeout);
         if (!store) return store.err();
-        return std::shared_ptr<ports::repo_store>(std::make_shared<s3_repo_store>(std::move(store.value())));
+        return std::shared_ptr<ports::repo_store>(std::move(store.value()));
     }
     auto store = adapters::sftp::sftp_store::create(
         ports::sftp_target{bare_host(a.sftp_server), a.sftp_user, settings_.ssh_config}, sftp_pool_);
@@ -241,8 +204,12 @@ std::int32_t plugin_instance::submit(sdk::request req) {
                 env.oned = *api;
             }
             // Making the client costs no request; only S3's MONITOR calls it.
-            if (wants_oned)
-                if (auto api = oned()) env.oned = *api;
+            if (wants_oned) {
+                if (auto api = oned())
+                    env.oned = *api;
+                else
+                    env.oned_problem = api.err().message;
+            }
             if (needs_oned_as_user) {
                 auto users = oned_users();
                 if (!users) return runtime::outcome::fail("Cannot use oned's XML-RPC API: " + users.err().message);

@@ -9,6 +9,7 @@
 #include "plugin/restic/actions/action_env.hpp"
 #include "plugin/restic/actions/verify.hpp"
 #include "plugin/restic/model/datastore_conf.hpp"
+#include "plugin/restic/repo_ops.hpp"
 #include "tests/integration/action_process.hpp"
 
 #include <boost/test/data/test_case.hpp>
@@ -217,8 +218,6 @@ BOOST_AUTO_TEST_CASE(slice_wins_over_nice_and_the_password_goes_on_stdin) {
     BOOST_TEST(plain.env.at("RESTIC_PASSWORD") == "pw");
 }
 
-// The error when the launcher found the user manager unusable names the
-// attributes set, the user, the host and the fix.
 // An S3 backup in a slice: the keys go on stdin before the password and are
 // read inside the unit; only the region is a --setenv.
 BOOST_AUTO_TEST_CASE(s3_keys_in_a_slice_go_on_stdin_never_as_setenv) {
@@ -246,6 +245,8 @@ BOOST_AUTO_TEST_CASE(s3_keys_in_a_slice_go_on_stdin_never_as_setenv) {
     }
 }
 
+// The error when the launcher found the user manager unusable names the
+// attributes set, the user, the host and the fix.
 BOOST_AUTO_TEST_CASE(slice_failures_name_the_attribute_and_the_fix) {
     const auto a = parse(k_min + "<RESTIC_CPU_QUOTA>50</RESTIC_CPU_QUOTA><RESTIC_MAX_RIOPS>9</RESTIC_MAX_RIOPS>");
     BOOST_TEST(!parse_slice_line("ONEDS_DISK=/x"));
@@ -424,6 +425,16 @@ BOOST_AUTO_TEST_CASE(the_password_goes_to_the_environment_here_and_to_stdin_else
     auto b = parse("<RESTIC_PASSWORD>two\nlines</RESTIC_PASSWORD><RESTIC_SFTP_SERVER>srv</RESTIC_SFTP_SERVER>");
     BOOST_CHECK_THROW(process_command(command_at("node1", "r", "snapshots"), b), attribute_error);
     BOOST_TEST(process_command(command_at("", "r", "snapshots"), b).env.at("RESTIC_PASSWORD") == "two\nlines");
+}
+
+BOOST_AUTO_TEST_CASE(s3_pulls_run_one_at_a_time_before_restic_0_17) {
+    const auto s3 = parse(k_s3);
+    const auto sftp = parse(k_min);
+    BOOST_TEST(parallel_pulls(s3, restic_version{0, 14, 0}) == 1U);
+    BOOST_TEST(parallel_pulls(s3, std::nullopt) == 1U);
+    BOOST_TEST(parallel_pulls(s3, restic_version{0, 18, 1}) == 4U);
+    BOOST_TEST(parallel_pulls(sftp, restic_version{0, 14, 0}) == 4U);
+    BOOST_TEST(parallel_pulls(sftp, std::nullopt) == 4U);
 }
 
 BOOST_AUTO_TEST_CASE(s3_options_go_on_every_command_in_stock_order) {

@@ -166,7 +166,8 @@ BOOST_AUTO_TEST_CASE(backups_of_two_vms_at_once_share_a_job_repository) {
     BOOST_REQUIRE_MESSAGE(a.exit_code == 0, describe(a));
     BOOST_REQUIRE_MESSAGE(b.exit_code == 0, describe(b));
     const std::string repo = s.f.base_path() + "/job_3";
-    BOOST_TEST(short_ids(stock::snapshots(s.f, repo)) == (std::set<std::string>{a.out.substr(0, 8), b.out.substr(0, 8)}));
+    BOOST_TEST(short_ids(stock::snapshots(s.f, repo)) ==
+               (std::set<std::string>{a.out.substr(0, 8), b.out.substr(0, 8)}));
     BOOST_TEST(stock::check_repository(s.f, repo) == "");
 }
 
@@ -206,8 +207,8 @@ BOOST_AUTO_TEST_CASE(download_of_every_increment_equals_the_disk_at_that_increme
     for (const auto &d : c.disks())
         for (int k = 0; k < 3; ++k) {
             BOOST_TEST_CONTEXT("disk " << d.id << " increment " << k) {
-                const auto r =
-                    s.f.host_action("downloader", {"--stdout", c.url(d.id, k)}, s.f.document({{"RESTIC_TMP_DIR", tmp}}));
+                const auto r = s.f.host_action("downloader", {"--stdout", c.url(d.id, k)},
+                                               s.f.document({{"RESTIC_TMP_DIR", tmp}}));
                 BOOST_REQUIRE_MESSAGE(r.exit_code == 0, describe(r));
                 const std::string got = s.f.dir().write("got." + std::to_string(d.id) + "." + std::to_string(k), r.out);
                 BOOST_TEST(stock::compare_images(c.expected_image(d.id, k), got) == "");
@@ -235,7 +236,8 @@ BOOST_AUTO_TEST_CASE(flatten_rm_stat_and_ls_work_on_the_bucket) {
     BOOST_TEST(st.exit_code == 0, describe(st));
     BOOST_TEST(st.out == "16\n", describe(st));
     // ls: the disks of the last snapshot as restic:// URLs.
-    const auto ls = s.f.host_action("ls", {"-i", "3"}, s.f.document({}, "<VM><ID>7</ID><NAME>vm7</NAME></VM>" + c.image_xml()));
+    const auto ls =
+        s.f.host_action("ls", {"-i", "3"}, s.f.document({}, "<VM><ID>7</ID><NAME>vm7</NAME></VM>" + c.image_xml()));
     BOOST_TEST(ls.exit_code == 0, describe(ls));
     BOOST_TEST(ls.out.find("\"0\":\"restic://100//") != std::string::npos, ls.out);
 
@@ -249,8 +251,9 @@ BOOST_AUTO_TEST_CASE(flatten_rm_stat_and_ls_work_on_the_bucket) {
     BOOST_REQUIRE_MESSAGE(fl.exit_code == 0, describe(fl));
     std::smatch m;
     const std::string out = fl.out;
-    BOOST_REQUIRE_MESSAGE(std::regex_match(out, m, std::regex("([0-9]+) 2:([0-9a-f]{8}),3:" + c.at(3).short_id + "\n?")),
-                          "stdout: " << out);
+    BOOST_REQUIRE_MESSAGE(
+        std::regex_match(out, m, std::regex("([0-9]+) 2:([0-9a-f]{8}),3:" + c.at(3).short_id + "\n?")),
+        "stdout: " << out);
     const std::string merged = m[2];
     BOOST_TEST(short_ids(stock::snapshots(s.f, c.repo())) == (std::set<std::string>{merged, c.at(3).short_id}));
     for (const auto &d : c.disks()) {
@@ -305,12 +308,12 @@ BOOST_AUTO_TEST_CASE(restore_allocates_images_whose_urls_download_from_the_bucke
     const std::map<std::string, std::string> host = {
         {"oned_endpoint", server.endpoint()}, {"oned_auth_file", auth}, {"one_cipher_auth", cipher}};
 
-    const auto r = s.f.host_action(
-        "restore", {"42"},
-        oneds::common::base64_encode(s.f.document_with_image(
-            c.image_xml(), {},
-            "<DESTINATION_DS_ID>1</DESTINATION_DS_ID><TEMPLATE><USERNAME>alice</USERNAME><NAME>back</NAME></TEMPLATE>")),
-        {}, {}, host);
+    const auto r = s.f.host_action("restore", {"42"},
+                                   oneds::common::base64_encode(s.f.document_with_image(
+                                       c.image_xml(), {},
+                                       "<DESTINATION_DS_ID>1</DESTINATION_DS_ID><TEMPLATE><USERNAME>alice</"
+                                       "USERNAME><NAME>back</NAME></TEMPLATE>")),
+                                   {}, {}, host);
     BOOST_REQUIRE_MESSAGE(r.exit_code == 0, describe(r));
     BOOST_TEST(std::regex_match(r.out, std::regex("[0-9]+ [0-9]+ [0-9]+\n?")), r.out);
     const auto imgs = server.images();
@@ -347,7 +350,8 @@ BOOST_AUTO_TEST_CASE(monitor_reports_the_buckets_own_usage_and_total_mb) {
     const auto b = s.f.host_action("backup", backup_args(s.f, 7), s.f.document());
     BOOST_REQUIRE_MESSAGE(b.exit_code == 0, describe(b));
     const auto start = std::chrono::steady_clock::now();
-    const auto r = s.f.host_action("monitor", {"100"}, oneds::common::base64_encode(s.f.document({{"TOTAL_MB", "2048"}})));
+    const auto r =
+        s.f.host_action("monitor", {"100"}, oneds::common::base64_encode(s.f.document({{"TOTAL_MB", "2048"}})));
     const auto took = std::chrono::steady_clock::now() - start;
     BOOST_REQUIRE_MESSAGE(r.exit_code == 0, describe(r));
     const auto v = monitor_values(r.out);
@@ -370,12 +374,16 @@ BOOST_AUTO_TEST_CASE(monitor_of_a_bucket_not_made_yet_sums_the_backup_images_as_
     server.add_datastore(backup);
     server.start();
     const std::string auth = s.f.dir().write("one_auth", server.oneadmin_session() + "\n");
-    auto api = oneds::adapters::oned::make_one_api({{"host.oned_endpoint", server.endpoint()}, {"host.oned_auth_file", auth}});
+    auto api =
+        oneds::adapters::oned::make_one_api({{"host.oned_endpoint", server.endpoint()}, {"host.oned_auth_file", auth}});
     BOOST_REQUIRE(api);
-    for (const char *tmpl : {"NAME=a\nTYPE=BACKUP\nSIZE=300", "NAME=b\nTYPE=BACKUP\nSIZE=200", "NAME=c\nTYPE=OS\nSIZE=999"})
-        BOOST_REQUIRE((*api)->call("one.image.allocate", {std::string(tmpl), std::int32_t{100}, true}, std::stop_token{}));
-    const auto r = s.f.host_action("monitor", {"100"}, oneds::common::base64_encode(s.f.document({{"TOTAL_MB", "1000"}})),
-                                   {}, {}, {{"oned_endpoint", server.endpoint()}, {"oned_auth_file", auth}});
+    for (const char *tmpl :
+         {"NAME=a\nTYPE=BACKUP\nSIZE=300", "NAME=b\nTYPE=BACKUP\nSIZE=200", "NAME=c\nTYPE=OS\nSIZE=999"})
+        BOOST_REQUIRE(
+            (*api)->call("one.image.allocate", {std::string(tmpl), std::int32_t{100}, true}, std::stop_token{}));
+    const auto r =
+        s.f.host_action("monitor", {"100"}, oneds::common::base64_encode(s.f.document({{"TOTAL_MB", "1000"}})), {}, {},
+                        {{"oned_endpoint", server.endpoint()}, {"oned_auth_file", auth}});
     BOOST_REQUIRE_MESSAGE(r.exit_code == 0, describe(r));
     BOOST_TEST(r.out == "USED_MB=500\nTOTAL_MB=1000\nFREE_MB=500\n", describe(r));
     BOOST_TEST(r.err.find("does not exist yet") != std::string::npos, r.err);
@@ -411,6 +419,16 @@ BOOST_AUTO_TEST_CASE(a_missing_bucket_is_named_by_the_restore_side) {
     BOOST_TEST(r.exit_code != 0);
     BOOST_TEST(r.err.find(s.bucket + "-gone") != std::string::npos, r.err);
     BOOST_TEST(r.err.find("does not exist") != std::string::npos, r.err);
+    BOOST_TEST(r.err.find("RESTIC_S3_BUCKET") != std::string::npos, r.err);
+    // rm must not take a wrong bucket for "nothing left to remove": oned
+    // would drop the image while its snapshot stays in the right bucket.
+    const auto rm = s.f.host_action(
+        "rm", {"42"},
+        oneds::common::base64_encode(s.f.document_with_image(stock::full_image_xml(42, 7, c.at(0).short_id),
+                                                             {{"RESTIC_S3_BUCKET", s.bucket + "-gone"}})));
+    BOOST_TEST(rm.exit_code != 0, describe(rm));
+    BOOST_TEST(rm.err.find("RESTIC_S3_BUCKET") != std::string::npos, rm.err);
+    BOOST_TEST(short_ids(stock::snapshots(s.f, c.repo())) == (std::set<std::string>{c.at(0).short_id}));
 }
 
 BOOST_AUTO_TEST_CASE(an_unreachable_endpoint_fails_at_once_naming_it) {

@@ -15,6 +15,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -51,6 +52,9 @@ struct action_env {
     verifier *verify = nullptr;
     // The instance's health worker (health.hpp); null: no health is reported.
     health_reporter *health = nullptr;
+    std::mutex storage_check_mutex{};
+    // Why oned is null, for an action that can do without it (MONITOR).
+    std::string oned_problem{};
 
     // The request's stop token: every port call of the action takes it (or
     // one linked to it, for one of several calls in parallel).

@@ -237,22 +237,25 @@ outcome backup_run(action_env &env, backup_facts &facts) {
                          names + ")");
     }
 
-    // S3: the bucket is asked first (one HEAD, a few ms), so that a wrong
-    // endpoint, key, bucket or CA file fails at once and by name, and a
-    // missing repository is created before the first restic instead of after
-    // it failed.
+    // A failed step before restic ran: "Backup cancelled" when the request
+    // was, else its error (with prefix).
+    const auto failed = [](const ports::error &e, const std::string &prefix = {}) {
+        return e.kind == ports::error_kind::cancelled ? outcome::fail("Backup cancelled", ONEDS_ERR_CANCELLED)
+                                                      : outcome::from(e, prefix);
+    };
+    const auto create_repository = [&]() -> ports::status {
+        env.log('I', "backup of VM " + r.vm_id + ": no repository at " + r.site.repo + " yet, creating it");
+        return ensure_repository(env, attrs, r.repo_path);
+    };
+    // S3: the bucket is asked first (one request of ours, a few ms), so that
+    // a wrong endpoint, key, bucket or CA file fails at once and by name, and
+    // a missing repository is created before the first restic instead of
+    // after it failed.
     bool exists = true;
     if (auto checked = check_s3_repository(env, attrs, r.repo_path, false, &exists); !checked)
-        return checked.err().kind == ports::error_kind::cancelled
-                   ? outcome::fail("Backup cancelled", ONEDS_ERR_CANCELLED)
-                   : outcome::from(checked.err(), "Cannot back up VM " + r.vm_id + ": ");
-    if (!exists) {
-        env.log('I', "backup of VM " + r.vm_id + ": no repository at " + r.site.repo + " yet, creating it");
-        if (auto made = ensure_repository(env, attrs, r.repo_path); !made)
-            return made.err().kind == ports::error_kind::cancelled
-                       ? outcome::fail("Backup cancelled", ONEDS_ERR_CANCELLED)
-                       : outcome::from(made.err());
-    }
+        return failed(checked.err(), "Cannot back up VM " + r.vm_id + ": ");
+    if (!exists)
+        if (auto made = create_repository(); !made) return failed(made.err());
     auto runner = env.restic(attrs);
     auto res = runner.run(run, attrs, env.stop());
     // Where the stock driver runs `restic stats || restic init` before every
@@ -260,11 +263,7 @@ outcome backup_run(action_env &env, backup_facts &facts) {
     // at once and create the repository only when restic finds none, then
     // back up again: one restic start per backup of an existing repository.
     if (res && !res->cancelled && res->exit.kind == exit_kind::repo_missing) {
-        env.log('I', "backup of VM " + r.vm_id + ": no repository at " + r.site.repo + " yet, creating it");
-        if (auto made = ensure_repository(env, attrs, r.repo_path); !made)
-            return made.err().kind == ports::error_kind::cancelled
-                       ? outcome::fail("Backup cancelled", ONEDS_ERR_CANCELLED)
-                       : outcome::from(made.err());
+        if (auto made = create_repository(); !made) return failed(made.err());
         reader.restart();
         res = runner.run(run, attrs, env.stop());
     }

@@ -144,21 +144,22 @@ outcome downloader_action(action_env &env) {
     // soon as it is there (rebase -u only rewrites its header). Ceph files
     // (restic+rbd) are not images to re-link: they are packed as they are.
     std::vector<ports::status> pulls(pieces.size(), ports::ok());
-    ports::parallel_for(pieces.size(), 4, env.stop(), [&](std::size_t k, const std::stop_token &stop) {
-        const std::string target = tmp_dir + "/" + std::to_string(k);
-        auto r = run_restic(env, attrs, site, {}, "restore",
-                            restore_args(pieces[k].snapshot, target, {pieces[k].path}, version),
-                            "restore of " + base_name(pieces[k].path) + " from " + pieces[k].snapshot, {}, stop);
-        if (!r)
-            pulls[k] = r.err();
-        else if (k > 0 && !url.rbd)
-            if (auto rebased =
-                    run_tool(env, site.host,
-                             {"qemu-img", "rebase", "-u", "-F", "qcow2", "-b", pieces[k - 1].local, pieces[k].local},
-                             "qemu-img rebase", stop);
-                !rebased)
-                pulls[k] = rebased.err();
-    });
+    ports::parallel_for(
+        pieces.size(), parallel_pulls(attrs, version), env.stop(), [&](std::size_t k, const std::stop_token &stop) {
+            const std::string target = tmp_dir + "/" + std::to_string(k);
+            auto r = run_restic(env, attrs, site, {}, "restore",
+                                restore_args(pieces[k].snapshot, target, {pieces[k].path}, version),
+                                "restore of " + base_name(pieces[k].path) + " from " + pieces[k].snapshot, {}, stop);
+            if (!r)
+                pulls[k] = r.err();
+            else if (k > 0 && !url.rbd)
+                if (auto rebased = run_tool(
+                        env, site.host,
+                        {"qemu-img", "rebase", "-u", "-F", "qcow2", "-b", pieces[k - 1].local, pieces[k].local},
+                        "qemu-img rebase", stop);
+                    !rebased)
+                    pulls[k] = rebased.err();
+        });
     for (const auto &pulled : pulls)
         if (!pulled) {
             cleanup();

@@ -102,13 +102,14 @@ outcome increment_flatten_action(action_env &env) {
     // Pull the merged increments to their original paths, several at once.
     const auto version = env.restic_version_at(site, env.stop());
     std::vector<ports::status> pulls(infos.size(), ports::ok());
-    ports::parallel_for(infos.size(), 4, env.stop(), [&](std::size_t k, const std::stop_token &stop) {
-        auto files = infos[k]->disk_paths();
-        if (k + 1 == infos.size()) files.insert(files.end(), others.begin(), others.end());
-        auto r = run_restic(env, attrs, site, {}, "restore", restore_args(infos[k]->short_id, "/", files, version),
-                            "pull of " + infos[k]->short_id, {}, stop);
-        if (!r) pulls[k] = r.err();
-    });
+    ports::parallel_for(
+        infos.size(), parallel_pulls(attrs, version), env.stop(), [&](std::size_t k, const std::stop_token &stop) {
+            auto files = infos[k]->disk_paths();
+            if (k + 1 == infos.size()) files.insert(files.end(), others.begin(), others.end());
+            auto r = run_restic(env, attrs, site, {}, "restore", restore_args(infos[k]->short_id, "/", files, version),
+                                "pull of " + infos[k]->short_id, {}, stop);
+            if (!r) pulls[k] = r.err();
+        });
     for (const auto &pull : pulls)
         if (!pull) return fail(pull.err());
 

@@ -30,8 +30,6 @@
 #include <pugixml.hpp>
 
 #include <fstream>
-#include <optional>
-#include <thread>
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -91,6 +89,14 @@ void sync_backup_server_restic(action_env &env, const datastore_attributes &attr
             return warn("cannot copy VERSION", put.err());
 }
 
+// The S3 MONITOR reply for used_mib of the datastore's TOTAL_MB.
+runtime::outcome reply(std::uint64_t used_mib, const datastore_attributes &attrs) {
+    const auto total = static_cast<std::uint64_t>(attrs.total_mb);
+    const std::uint64_t free_mib = total > used_mib ? total - used_mib : 0;
+    return runtime::outcome::ok("USED_MB=" + std::to_string(used_mib) + "\nTOTAL_MB=" + std::to_string(total) +
+                                "\nFREE_MB=" + std::to_string(free_mib) + "\n");
+}
+
 // The sizes (MiB) of the backup images (TYPE 6) of datastore ds_id that oned
 // knows, summed: what stock's S3 monitor reports as used.
 ports::result<std::uint64_t> backup_images_mib(ports::one_api &oned, std::int64_t ds_id, const std::stop_token &stop) {
@@ -112,74 +118,67 @@ ports::result<std::uint64_t> backup_images_mib(ports::one_api &oned, std::int64_
 
 // RESTIC_BACKEND=S3. Stock asks oned only: used = the sizes of the datastore's
 // backup images, total = TOTAL_MB (default 1 TiB), free = the rest. Here the
-// bucket is asked at the same time, with one request and a short bound
-// (s3_monitor_timeout): when the gateway reports the bucket's usage (Ceph's
-// RADOS Gateway does), that is the used figure, since it is what the
-// repositories really take after deduplication and compression. A bucket that
-// refuses the keys or cannot be reached fails the monitor with the reason
-// (as an unreachable backup server does for SFTP), where stock reports
-// capacity and the next backup fails; a bucket that does not exist yet (the
-// first backup creates it) is not an error.
+// bucket is asked first, with one request bounded by s3_monitor_timeout:
+// when the gateway reports the bucket's usage (Ceph's RADOS Gateway does),
+// that is the used figure, since it is what the repositories really take
+// after deduplication and compression, and oned is not asked at all (stock
+// reads the whole image pool every cycle). Otherwise the images' sizes, as
+// stock, within the oned client's own timeout. A bucket that refuses the keys
+// or cannot be reached fails the monitor with the reason (as an unreachable
+// backup server does for SFTP), where stock reports capacity and the next
+// backup fails; a bucket that does not exist yet (the first backup creates
+// it) holds nothing. No figure at all (no usage from the gateway, no oned) is
+// a failure naming why, never a made-up 0.
 runtime::outcome monitor_s3(action_env &env, const datastore_attributes &attrs, const std::string &prefix) {
     using runtime::outcome;
-    std::optional<ports::result<std::uint64_t>> images;
-    std::jthread images_thread;
-    if (env.oned != nullptr)
-        images_thread = std::jthread([&] {
-            ports::deadline_stop_source bounded(env.settings.s3_monitor_timeout, env.stop());
-            images = backup_images_mib(*env.oned, attrs.ds_id, bounded.token());
-        });
-
-    std::optional<std::uint64_t> bucket_bytes;
     auto store = env.stores.store_for(attrs);
     if (!store) return outcome::from(store.err(), prefix);
+    bool bucket_missing = false;
     {
         ports::deadline_stop_source bounded(env.settings.s3_monitor_timeout, env.stop());
         auto usage = (*store)->usage_summary(bounded.token());
-        if (usage) {
-            bucket_bytes = usage->used_bytes;
-        } else if (env.ctx.cancelled()) {
-            return outcome::from(ports::cancelled_error());
-        } else if (usage.err().kind == ports::error_kind::not_found) {
-            env.log('I', "S3 bucket " + (*store)->describe() + " does not exist yet; the first backup creates it");
-        } else if (usage.err().kind == ports::error_kind::cancelled) {
-            return outcome::fail(prefix + (*store)->describe() + " did not answer within " +
-                                 std::to_string(env.settings.s3_monitor_timeout.count()) + " ms (s3_monitor_timeout)");
-        } else if (usage.err().kind != ports::error_kind::unsupported) {
-            return outcome::from(usage.err(), prefix);
+        if (usage && usage->used_bytes) {
+            env.log('D', "used: the bucket's own usage, " + std::to_string(*usage->used_bytes) + " bytes");
+            return reply(ceil_mib(*usage->used_bytes), attrs);
+        }
+        if (env.ctx.cancelled()) return outcome::from(ports::cancelled_error());
+        if (!usage) {
+            if (usage.err().kind == ports::error_kind::not_found) {
+                bucket_missing = true;
+                env.log('I', "S3 bucket " + (*store)->describe() + " does not exist yet; the first backup creates it");
+            } else if (usage.err().kind == ports::error_kind::cancelled) {
+                return outcome::fail(prefix + (*store)->describe() + " did not answer within " +
+                                     std::to_string(env.settings.s3_monitor_timeout.count() / 1000) +
+                                     " s (s3_monitor_timeout)");
+            } else if (usage.err().kind != ports::error_kind::unsupported) {
+                return outcome::from(usage.err(), prefix);
+            }
         }
     }
-    if (images_thread.joinable()) images_thread.join();
-
-    std::uint64_t used_mib = 0;
-    if (bucket_bytes) {
-        used_mib = ceil_mib(*bucket_bytes);
-        env.log('D', "used: the bucket's own usage, " + std::to_string(*bucket_bytes) + " bytes");
-    } else if (images && *images) {
-        used_mib = **images;
-        env.log('D', "used: the sizes of the backup images in datastore " + std::to_string(attrs.ds_id));
-    } else if (images) {
-        if (env.ctx.cancelled()) return outcome::from(ports::cancelled_error());
-        // The bucket answered; a slow or failing oned costs the figure, not
-        // the reply.
-        env.log('W', "cannot sum the backup images' sizes from oned: " + images->err().message);
-    } else {
-        env.log('W',
-                "no usage figure: the gateway does not report the bucket's usage and no oned endpoint is "
-                "configured (oned_endpoint) to sum the backup images' sizes");
+    if (env.oned == nullptr) {
+        if (bucket_missing) return reply(0, attrs);  // nothing is stored yet
+        return outcome::fail(prefix + (*store)->describe() +
+                             " does not report the bucket's usage, and oned, which knows the backup images' "
+                             "sizes, cannot be asked: " +
+                             (env.oned_problem.empty() ? std::string("no oned client") : env.oned_problem));
     }
-    const auto total = static_cast<std::uint64_t>(attrs.total_mb);
-    const std::uint64_t free_mib = total > used_mib ? total - used_mib : 0;
-    maybe_start_verification(env, attrs);
-    return outcome::ok("USED_MB=" + std::to_string(used_mib) + "\nTOTAL_MB=" + std::to_string(total) +
-                       "\nFREE_MB=" + std::to_string(free_mib) + "\n");
+    auto images = backup_images_mib(*env.oned, attrs.ds_id, env.stop());
+    if (env.ctx.cancelled()) return outcome::from(ports::cancelled_error());
+    if (!images) return outcome::from(images.err(), prefix + "cannot sum the backup images' sizes from oned: ");
+    env.log('D', "used: the sizes of the backup images in datastore " + std::to_string(attrs.ds_id));
+    return reply(*images, attrs);
 }
 
 runtime::outcome monitor_capacity(action_env &env, const request_doc &d) {
     using runtime::outcome;
     const datastore_attributes &attrs = d.attrs;
     const std::string prefix = "Error monitoring datastore " + std::to_string(attrs.ds_id) + ": ";
-    if (attrs.backend == backend_kind::s3) return monitor_s3(env, attrs, prefix);
+    if (attrs.backend == backend_kind::s3) {
+        auto out = monitor_s3(env, attrs, prefix);
+        // After the reply is known; it does not wait for the check (verify.hpp).
+        if (out.status == ONEDS_OK) maybe_start_verification(env, attrs);
+        return out;
+    }
     auto store = env.stores.store_for(attrs);
     if (!store) return outcome::from(store.err(), prefix);
     if (auto st = (*store)->make_directories(attrs.base_path, env.stop()); !st)

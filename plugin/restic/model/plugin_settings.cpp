@@ -149,7 +149,7 @@ plugin_settings parse_plugin_settings(const sdk::config_map &config) {
         else if (key == "s3_timeout")
             s.s3_timeout = std::chrono::seconds(static_cast<long long>(number(key, value, 1, 3600)));
         else if (key == "s3_monitor_timeout")
-            s.s3_monitor_timeout = seconds(key, value);
+            s.s3_monitor_timeout = std::chrono::seconds(static_cast<long long>(number(key, value, 1, 3600)));
         else if (key == "ssh_connect_timeout")
             s.ssh_connect_timeout = std::chrono::seconds(static_cast<long long>(number(key, value, 1, 3600)));
         else if (key == "ssh_multiplex") {

@@ -6,6 +6,8 @@
 #include "adapters/s3/sigv4.hpp"
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -341,4 +343,48 @@ BOOST_AUTO_TEST_CASE(one_connection_is_kept_and_a_dead_one_replaced) {
         }
         BOOST_TEST(server.connections() == 3);
     }
+}
+
+// ---------------------------------------------------------------------------
+// A name lookup that hangs: getaddrinfo is replaced for this program (the
+// executable's definition wins over libc's), and for one name sleeps 3 s.
+// A stop must end the call at once and the store's destruction must not wait
+// for the lookup either (Asio's resolver would join its lookup thread).
+
+extern "C" int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints, struct addrinfo **res) {
+    using fn = int (*)(const char *, const char *, const struct addrinfo *, struct addrinfo **);
+    static const auto real = reinterpret_cast<fn>(::dlsym(RTLD_NEXT, "getaddrinfo"));
+    if (node != nullptr && std::string(node) == "slow-lookup.invalid") {
+        std::this_thread::sleep_for(std::chrono::seconds(3));
+        return EAI_NONAME;
+    }
+    return real(node, service, hints, res);
+}
+
+BOOST_AUTO_TEST_CASE(a_stop_during_a_slow_name_lookup_ends_the_call_and_the_store_at_once) {
+    s3_target t;
+    t.endpoint = "http://slow-lookup.invalid:8080";
+    t.bucket = "bucket";
+    t.access_key_id = "AKIDEXAMPLE";
+    t.secret_access_key = "secret";
+    t.root = "/r";
+    auto made = s3_store::create(t, std::chrono::seconds(20));
+    BOOST_TEST_REQUIRE(made.has_value());
+    auto store = std::move(made.value());
+    std::stop_source stop;
+    std::jthread stopper([&stop] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        stop.request_stop();
+    });
+    const auto start = std::chrono::steady_clock::now();
+    const auto r = store->stat("/r/7/config", stop.get_token());
+    const auto call_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+    BOOST_TEST_REQUIRE(!r.has_value());
+    BOOST_TEST((r.err().kind == error_kind::cancelled), r.err().message);
+    store.reset();
+    const auto total_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+    BOOST_TEST(call_ms < 1000);
+    BOOST_TEST(total_ms < 1500, "destroying the store waited for the lookup: " << total_ms << " ms");
 }
