@@ -292,6 +292,57 @@ BOOST_AUTO_TEST_CASE(a_failed_backup_is_recorded_and_turns_the_health_to_warning
     BOOST_TEST(read_file(state).find(k_password) == std::string::npos);
 }
 
+// Verification and health together, on a real repository: a pack corrupted on
+// purpose is found by MONITOR's verification (docs/verification.md), and the
+// same MONITOR's health update tells oned, naming the VM.
+BOOST_AUTO_TEST_CASE(a_corrupted_pack_found_by_verification_turns_the_health_to_error_naming_the_vm) {
+    restic_fixture f;
+    f.make_vm(7, {{0, 16, 4, true}});
+    const auto b = f.host_action("backup", backup_args(f, 7), f.document());
+    BOOST_REQUIRE_MESSAGE(b.exit_code == 0, describe(b));
+    oned_setup o(f);
+    // A budget above the repository's size: the whole repository is read in one cycle (N = 1).
+    std::map<std::string, std::optional<std::string>> tmpl = {{"RESTIC_VERIFY_BUDGET_MB", "1024"}};
+    const std::map<std::string, std::string> plugin = {{"verify_foreground", "yes"}};
+    auto r = monitor(f, tmpl, plugin, o.host_cfg());
+    BOOST_REQUIRE_MESSAGE(r.exit_code == 0, describe(r));
+    auto h = o.health();
+    BOOST_TEST(h["RESTIC_HEALTH_STATE"].value_or("") == "OK", h["RESTIC_HEALTH_REASON"].value_or(""));
+    BOOST_TEST(h["RESTIC_HEALTH_VERIFY_RESULT"].value_or("") == "OK");
+    BOOST_TEST(!h["RESTIC_HEALTH_LAST_VERIFY"].value_or("").empty());
+
+    // The largest pack of the repository, bytes overwritten in its middle.
+    std::string pack;
+    std::uintmax_t biggest = 0;
+    for (const auto &e : fs::recursive_directory_iterator(f.base_path() + "/7/data"))
+        if (e.is_regular_file() && e.file_size() > biggest) {
+            biggest = e.file_size();
+            pack = e.path().string();
+        }
+    BOOST_REQUIRE(!pack.empty());
+    {
+        fs::permissions(pack, fs::perms::owner_write, fs::perm_options::add);
+        std::fstream io(pack, std::ios::in | std::ios::out | std::ios::binary);
+        io.seekp(static_cast<std::streamoff>(biggest / 2));
+        io.write("CORRUPTED-ON-PURPOSE", 20);
+    }
+    for (const auto &[k, v] : o.health()) tmpl[k] = v;  // what oned now holds, as its next MONITOR carries it
+    r = monitor(f, tmpl, plugin, o.host_cfg());
+    BOOST_REQUIRE_MESSAGE(r.exit_code == 0, describe(r));
+    h = o.health();
+    std::string shown;
+    for (const auto &[k, v] : h) shown += "\n  " + k + "=\"" + v.value_or("") + "\"";
+    BOOST_TEST_MESSAGE("health as oned received it after the corrupted pack:" << shown);
+    BOOST_TEST(h["RESTIC_HEALTH_STATE"].value_or("") == "ERROR", shown);
+    BOOST_TEST(h["RESTIC_HEALTH_VERIFY_RESULT"].value_or("").rfind("DAMAGED: ", 0) == 0u, shown);
+    BOOST_TEST(h["RESTIC_HEALTH_VERIFY_RESULT"].value_or("").find("7") != std::string::npos, shown);
+    BOOST_TEST(h["RESTIC_HEALTH_REASON"].value_or("").find("VM 7") != std::string::npos, shown);
+    // Only the keys that changed went in the second update.
+    const auto updates = o.updates();
+    BOOST_REQUIRE(updates.size() == 2u);
+    BOOST_TEST(keys_of(updates[1].params.at(2)).count("RESTIC_HEALTH_RESTIC_VERSION") == 0u);
+}
+
 BOOST_AUTO_TEST_CASE(an_unreachable_or_hanging_oned_leaves_the_reply_intact_and_on_time) {
     restic_fixture f;
     // A closed port, and a socket that takes connections and never answers.

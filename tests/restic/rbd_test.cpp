@@ -26,6 +26,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -431,5 +432,21 @@ BOOST_AUTO_TEST_CASE(rbd_download_failure_leaves_nothing_behind) {
     BOOST_TEST(d.exit_code == 255, describe(d));
     BOOST_TEST(d.err.find("deadbeef") != std::string::npos, d.err);
     BOOST_TEST(d.out.empty(), "expected nothing streamed");
+    BOOST_TEST(fs::is_empty(tmp), files_in(tmp));
+
+    // A tar that fails after the pulls succeeded (LOCAL: tar runs here, a
+    // failing one first in PATH): the pulled files and the work folder go too.
+    const std::string bin = f.dir().file("failing-tar-bin");
+    fs::create_directories(bin);
+    f.dir().write("failing-tar-bin/tar", "#!/bin/sh\necho 'tar: simulated failure' >&2\nexit 2\n");
+    fs::permissions(bin + "/tar", fs::perms::owner_all);
+    const char *path = std::getenv("PATH");
+    const auto t = f.host_action(
+        "downloader", {"--stdout", ch.url(0)},
+        f.datastore_xml({{"RESTIC_TMP_DIR", tmp}, {"RESTIC_BACKEND", "LOCAL"}, {"RESTIC_SFTP_SERVER", std::nullopt}}),
+        {}, {{"PATH", bin + ":" + (path != nullptr ? path : "/usr/bin:/bin")}});
+    BOOST_TEST(t.exit_code == 255, describe(t));
+    BOOST_TEST(t.err.find("simulated failure") != std::string::npos, t.err);
+    BOOST_TEST(t.out.empty(), "expected nothing streamed");
     BOOST_TEST(fs::is_empty(tmp), files_in(tmp));
 }
