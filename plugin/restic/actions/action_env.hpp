@@ -95,5 +95,6 @@ runtime::outcome ls_action(action_env &env);
 runtime::outcome downloader_action(action_env &env);
 runtime::outcome increment_flatten_action(action_env &env);
 runtime::outcome restore_action(action_env &env);
+runtime::outcome doctor_action(action_env &env);
 
 }  // namespace oneds::restic
