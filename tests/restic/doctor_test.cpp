@@ -11,6 +11,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include <sys/mount.h>
 
@@ -40,14 +41,14 @@ struct scene {
         BOOST_REQUIRE_MESSAGE(init.exit_code == 0, init.err);
     }
 
-    std::map<std::string, std::string> base_template() const {
+    std::map<std::string, std::string> base_template() {
         return {{"DS_MAD", "restic"},          {"TM_MAD", "-"},
                 {"BASE_PATH", f.base_path()},  {"RESTIC_PASSWORD", k_password},
                 {"RESTIC_SFTP_SERVER", "backupserver"}, {"RESTIC_SFTP_USER", f.sshd().user()}};
     }
 
     // A template file as given to onedatastore create: quoted values with \" escapes.
-    std::string template_file(const std::map<std::string, std::optional<std::string>> &changes = {}) const {
+    std::string template_file(const std::map<std::string, std::optional<std::string>> &changes = {}) {
         std::map<std::string, std::string> t = base_template();
         for (const auto &[k, v] : changes) {
             if (v)
@@ -74,7 +75,7 @@ struct scene {
 
     process_result doctor(const std::vector<std::string> &args, const std::map<std::string, std::string> &plugin = {},
                           std::map<std::string, std::string> host = {},
-                          const std::map<std::string, std::string> &env = {}) const {
+                          const std::map<std::string, std::string> &env = {}) {
         auto h = host_cfg();
         for (const auto &[k, v] : host) h[k] = v;
         std::vector<std::string> argv = {ONEDS_TEST_HOST_PATH, "doctor", "-c", f.write_config(plugin, h), "--plugin",
@@ -90,7 +91,8 @@ struct row {
 
 std::vector<row> parse_json(const std::string &text) {
     std::vector<row> out;
-    for (const auto &v : boost::json::parse(text).as_array()) {
+    const boost::json::value doc = boost::json::parse(text);
+    for (const auto &v : doc.as_array()) {
         const auto &o = v.as_object();
         out.push_back({std::string(o.at("check").as_string()), std::string(o.at("target").as_string()),
                        std::string(o.at("status").as_string()), std::string(o.at("detail").as_string()),
