@@ -223,8 +223,12 @@ std::int32_t plugin_instance::submit(sdk::request req) {
             env.oned = *api;
         }
         // Making the client costs no request; only S3's MONITOR calls it.
-        if (wants_oned)
-            if (auto api = oned()) env.oned = *api;
+        if (wants_oned) {
+            if (auto api = oned())
+                env.oned = *api;
+            else
+                env.oned_problem = api.err().message;
+        }
         if (needs_oned_as_user) {
             auto users = oned_users();
             if (!users) return runtime::outcome::fail("Cannot use oned's XML-RPC API: " + users.err().message);

@@ -5,6 +5,7 @@
 // stand-in for the slice check. Every check has a passing and a failing case.
 #include "tests/oned/fake_oned.hpp"
 #include "tests/restic/restic_fixture.hpp"
+#include "tests/support/ceph_fixture.hpp"
 
 #include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>
@@ -205,6 +206,15 @@ BOOST_AUTO_TEST_CASE(oned_wrong_credentials_and_unreachable) {
     rows = parse_json(u.out);
     BOOST_TEST(find(rows, "oned")->detail.find("unreachable") != std::string::npos, find(rows, "oned")->detail);
     BOOST_TEST(find(rows, "oned")->fix.find("oned_endpoint") != std::string::npos);
+
+    // No credentials at all: no client, and a datastore id cannot be read.
+    const auto none = s.doctor({"--json", "100"}, {}, {{"oned_auth_file", s.f.dir().file("no-such-auth")}});
+    BOOST_TEST(none.exit_code == 1, dump(none));
+    rows = parse_json(none.out);
+    BOOST_TEST(status_of(rows, "oned") == "FAIL");
+    BOOST_TEST(find(rows, "oned")->detail.find("no-such-auth") != std::string::npos, find(rows, "oned")->detail);
+    BOOST_TEST(find(rows, "oned")->fix.find("oned_auth_file") != std::string::npos);
+    BOOST_TEST(status_of(rows, "datastore", "datastore 100") == "FAIL");
 }
 
 BOOST_AUTO_TEST_CASE(hypervisor_with_unknown_host_key) {
@@ -339,4 +349,43 @@ BOOST_AUTO_TEST_CASE(template_file_errors) {
     const auto rows = parse_json(no_base.out);
     BOOST_TEST(status_of(rows, "datastore") == "FAIL");
     BOOST_TEST(find(rows, "datastore")->detail.find("BASE_PATH missing and datastore ID unknown") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(s3_bucket_reachable_with_the_keys_or_not) {
+    scene s;
+    ceph_fixture &ceph = ceph_fixture::shared();
+    const std::string bucket = "oneds-doctor-" + std::to_string(::getpid());
+    s.f.use_s3({ceph.s3_endpoint(), bucket, ceph.access_key(), ceph.secret_key()});
+    const auto init = s.f.restic(s.f.base_path() + "/7", {"init"});  // makes the bucket
+    BOOST_REQUIRE_MESSAGE(init.exit_code == 0, init.err);
+    const std::map<std::string, std::optional<std::string>> s3 = {
+        {"RESTIC_SFTP_SERVER", std::nullopt},
+        {"RESTIC_SFTP_USER", std::nullopt},
+        {"RESTIC_BACKEND", "S3"},
+        {"RESTIC_S3_ENDPOINT", ceph.s3_endpoint()},
+        {"RESTIC_S3_BUCKET", bucket},
+        {"RESTIC_S3_ACCESS_KEY_ID", ceph.access_key()},
+        {"RESTIC_S3_SECRET_ACCESS_KEY", ceph.secret_key()}};
+    const auto ok = s.doctor({"--json", s.template_file(s3)});
+    BOOST_TEST(ok.exit_code == 0, dump(ok));
+    auto rows = parse_json(ok.out);
+    BOOST_TEST(status_of(rows, "storage", bucket) == "PASS");
+    BOOST_TEST(find(rows, "ssh", "backupserver") == nullptr);  // no backup server with S3
+
+    auto wrong_key = s3;
+    wrong_key["RESTIC_S3_SECRET_ACCESS_KEY"] = "not-the-secret-key";
+    const auto bad = s.doctor({"--json", s.template_file(wrong_key)});
+    BOOST_TEST(bad.exit_code == 1, dump(bad));
+    rows = parse_json(bad.out);
+    BOOST_TEST(status_of(rows, "storage", bucket) == "FAIL");
+    BOOST_TEST(find(rows, "storage", bucket)->fix.find("RESTIC_S3_SECRET_ACCESS_KEY") != std::string::npos);
+    BOOST_TEST(bad.out.find("not-the-secret-key") == std::string::npos);
+    BOOST_TEST(ok.out.find(ceph.secret_key()) == std::string::npos);
+
+    auto gone = s3;
+    gone["RESTIC_S3_BUCKET"] = bucket + "-gone";
+    const auto missing = s.doctor({"--json", s.template_file(gone)});
+    BOOST_TEST(missing.exit_code == 1, dump(missing));
+    rows = parse_json(missing.out);
+    BOOST_TEST(find(rows, "storage", "-gone")->fix == "create the bucket " + bucket + "-gone");
 }

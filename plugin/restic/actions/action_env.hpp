@@ -40,6 +40,8 @@ struct action_env {
     std::function<bool(std::string_view)> is_ssh_alias;
     // oned as the requesting user (restore); null when not configured.
     ports::one_api_as_user *oned_users = nullptr;
+    // Why oned is null for an action that uses oned when it can (doctor).
+    std::string oned_problem{};
     // Whether the S3 bucket was looked at for this request (repo_ops.hpp:
     // check_s3_repository), so that its one request is made once.
     std::atomic<bool> storage_checked{false};

@@ -222,8 +222,8 @@ void check_restic(action_env &env, report &rep, const repo_site &site, const std
         std::string where = site.restic_bin;
         for (const auto &line : common::split(r.err, '\n'))
             if (line.starts_with(restic_from_path_marker))
-                where = line.substr(restic_from_path_marker.size()) + " from PATH; " + site.restic_bin +
-                        " is missing (" + site.fallback_hint + ")";
+                where = line.substr(restic_from_path_marker.size()) + " from PATH; OpenNebula's copy " +
+                        site.restic_bin + " is missing: " + site.fallback_hint;
         rep.pass("restic", target, "restic " + version->str() + " (" + where + ")");
         return;
     }
@@ -387,7 +387,9 @@ void check_confinement(action_env &env, report &rep, const datastore_attributes 
 
 void check_oned(action_env &env, report &rep) {
     if (env.oned == nullptr) {
-        rep.fail("oned", "XML-RPC", "no oned client could be made from the host's oned settings",
+        rep.fail("oned", "XML-RPC",
+                 env.oned_problem.empty() ? "no oned client could be made from the host's oned settings"
+                                          : env.oned_problem,
                  "set oned_endpoint and oned_auth_file (user:password) in one_ds_host.conf");
         return;
     }
@@ -456,7 +458,7 @@ outcome doctor_action(action_env &env) {
     if (!input.empty() && doc.load_buffer(input.data(), input.size())) ds = doc.child("DATASTORE");
     if (!ds && !ds_id.empty()) {
         if (env.oned == nullptr) {
-            ds_problem = "cannot read it: no oned client";
+            ds_problem = "cannot read it: no oned client" + (env.oned_problem.empty() ? "" : ": " + env.oned_problem);
             ds_fix = "set oned_endpoint and oned_auth_file, or give the datastore's template file instead";
         } else {
             long long id = -1;
@@ -525,8 +527,8 @@ outcome doctor_action(action_env &env) {
             }
             if (storage_ok)
                 check_restic(env, rep, maintenance_site(env, a, a.base_path), target,
-                             "run `onedatastore monitor`-triggering MONITOR (it copies restic there) or install "
-                             "restic on " +
+                             "the datastore's MONITOR copies OpenNebula's restic there from the front end; or "
+                             "install restic on " +
                                  a.sftp_server);
             else
                 rep.skip("restic", target, "no ssh to the backup server");
