@@ -304,8 +304,7 @@ std::string doctor_driver(const settings &s, const std::string &ds_mad, std::str
     std::error_code ec;
     for (const auto &e : std::filesystem::directory_iterator(dir, ec)) {
         const auto name = e.path().filename().string();
-        if (name.starts_with("libone_ds_") && name.ends_with(".so"))
-            found.push_back(name.substr(10, name.size() - 13));
+        if (name.starts_with("libone_ds_") && name.ends_with(".so")) found.push_back(name.substr(10, name.size() - 13));
     }
     if (found.size() == 1) return found.front();
     why_not = found.empty() ? "no plugin found beside one_ds_host" : "several plugins installed";
@@ -335,8 +334,8 @@ int run_doctor(const settings &s, const std::shared_ptr<spdlog::logger> &log, in
     } else {
         std::ifstream in(subject);
         if (!in) {
-            common::write_all(err_fd, "doctor: cannot read the template file '" + subject +
-                                          "' (and it is not a datastore id)\n");
+            common::write_all(
+                err_fd, "doctor: cannot read the template file '" + subject + "' (and it is not a datastore id)\n");
             return 2;
         }
         std::stringstream text;

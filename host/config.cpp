@@ -156,10 +156,10 @@ parse_result load_settings(const std::vector<std::string> &raw_args) {
     }
 
     po::options_description visible(
-        r.doctor_mode ? "Usage: one_ds_host doctor [options] [--hypervisor HOST]... [--json] (DATASTORE_ID | "
-                        "TEMPLATE_FILE)\n"
-                        "Checks a datastore's set-up (docs/doctor.md): one line a check, with the fix for each "
-                        "FAIL.\nExit 0 when no check fails, 1 when one does, 2 on bad arguments.\nOptions"
+        r.doctor_mode   ? "Usage: one_ds_host doctor [options] [--hypervisor HOST]... [--json] (DATASTORE_ID | "
+                          "TEMPLATE_FILE)\n"
+                          "Checks a datastore's set-up (docs/doctor.md): one line a check, with the fix for each "
+                          "FAIL.\nExit 0 when no check fails, 1 when one does, 2 on bad arguments.\nOptions"
         : r.action_mode ? "Usage: one_ds_host action [options] DRIVER ACTION [ARGS...]\nOptions"
                         : "Usage: one_ds_host [options] [-- FALLBACK_ARGS...]\n"
                           "       one_ds_host action [options] DRIVER ACTION [ARGS...]\n"

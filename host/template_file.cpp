@@ -118,8 +118,10 @@ private:
                 a.vector_items.emplace_back(std::move(item), std::move(v));
                 skip_blank_and_comments(true);
                 if (eof()) bad("the vector " + a.name + " that starts here never ends", start);
-                if (peek() == ',') next();
-                else if (peek() != ']') bad("expected ',' or ']' in the vector " + a.name);
+                if (peek() == ',')
+                    next();
+                else if (peek() != ']')
+                    bad("expected ',' or ']' in the vector " + a.name);
             }
         } else if (peek() == '"') {
             a.value = quoted();

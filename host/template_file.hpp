@@ -17,7 +17,7 @@ namespace oneds::host {
 
 struct template_attribute {
     std::string name;
-    std::string value;                                             // "" for a vector
+    std::string value;                                              // "" for a vector
     std::vector<std::pair<std::string, std::string>> vector_items;  // a vector attribute's
     bool is_vector = false;
 };

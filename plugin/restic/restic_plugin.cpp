@@ -224,10 +224,9 @@ std::int32_t plugin_instance::submit(sdk::request req) {
         }
         // Making the client costs no request; only S3's MONITOR calls it.
         if (wants_oned) {
-            if (auto api = oned())
-                env.oned = *api;
-            else
-                env.oned_problem = api.err().message;
+            auto api = oned();
+            env.oned = api ? *api : nullptr;
+            if (!api) env.oned_problem = api.err().message;  // doctor says why
         }
         if (needs_oned_as_user) {
             auto users = oned_users();

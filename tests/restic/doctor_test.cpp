@@ -43,9 +43,12 @@ struct scene {
     }
 
     std::map<std::string, std::string> base_template() {
-        return {{"DS_MAD", "restic"},          {"TM_MAD", "-"},
-                {"BASE_PATH", f.base_path()},  {"RESTIC_PASSWORD", k_password},
-                {"RESTIC_SFTP_SERVER", "backupserver"}, {"RESTIC_SFTP_USER", f.sshd().user()}};
+        return {{"DS_MAD", "restic"},
+                {"TM_MAD", "-"},
+                {"BASE_PATH", f.base_path()},
+                {"RESTIC_PASSWORD", k_password},
+                {"RESTIC_SFTP_SERVER", "backupserver"},
+                {"RESTIC_SFTP_USER", f.sshd().user()}};
     }
 
     // A template file as given to onedatastore create: quoted values with \" escapes.
@@ -79,8 +82,9 @@ struct scene {
                           const std::map<std::string, std::string> &env = {}) {
         auto h = host_cfg();
         for (const auto &[k, v] : host) h[k] = v;
-        std::vector<std::string> argv = {ONEDS_TEST_HOST_PATH, "doctor", "-c", f.write_config(plugin, h), "--plugin",
-                                         std::string("restic=") + ONEDS_TEST_RESTIC_PATH};
+        std::vector<std::string> argv = {
+            ONEDS_TEST_HOST_PATH,      "doctor",   "-c",
+            f.write_config(plugin, h), "--plugin", std::string("restic=") + ONEDS_TEST_RESTIC_PATH};
         argv.insert(argv.end(), args.begin(), args.end());
         return run_process(argv, "", env, std::chrono::seconds(120));
     }
@@ -222,9 +226,8 @@ BOOST_AUTO_TEST_CASE(hypervisor_with_unknown_host_key) {
     // A third alias of the same sshd whose known_hosts file is empty.
     const auto empty_known = s.f.dir().write("known_hosts.empty", "");
     std::ofstream(s.f.sshd().ssh_config_file(), std::ios::app)
-        << "Host stranger\n    HostName 127.0.0.1\n    Port " << s.f.sshd().port() << "\n    User "
-        << s.f.sshd().user() << "\n    IdentityFile " << s.f.sshd().identity_file().string()
-        << "\n    UserKnownHostsFile " << empty_known
+        << "Host stranger\n    HostName 127.0.0.1\n    Port " << s.f.sshd().port() << "\n    User " << s.f.sshd().user()
+        << "\n    IdentityFile " << s.f.sshd().identity_file().string() << "\n    UserKnownHostsFile " << empty_known
         << "\n    GlobalKnownHostsFile /dev/null\n    StrictHostKeyChecking yes\n    BatchMode yes\n";
     const auto r = s.doctor({"--json", "--hypervisor", "stranger", "--hypervisor", "hypervisor", s.template_file()});
     BOOST_TEST(r.exit_code == 1, dump(r));
@@ -242,8 +245,9 @@ BOOST_AUTO_TEST_CASE(hypervisor_with_unknown_host_key) {
 
 BOOST_AUTO_TEST_CASE(restic_missing_on_front_end_and_hypervisor) {
     scene s;
-    const auto r = s.doctor({"--json", "--hypervisor", "hypervisor", s.template_file()},
-                            {{"restic_bin", s.f.dir().file("no-restic")}, {"remote_restic_bin", "/nonexistent/restic"}});
+    const auto r =
+        s.doctor({"--json", "--hypervisor", "hypervisor", s.template_file()},
+                 {{"restic_bin", s.f.dir().file("no-restic")}, {"remote_restic_bin", "/nonexistent/restic"}});
     BOOST_TEST(r.exit_code == 1, dump(r));
     const auto rows = parse_json(r.out);
     BOOST_TEST(status_of(rows, "restic", "front end") == "FAIL");
@@ -358,14 +362,13 @@ BOOST_AUTO_TEST_CASE(s3_bucket_reachable_with_the_keys_or_not) {
     s.f.use_s3({ceph.s3_endpoint(), bucket, ceph.access_key(), ceph.secret_key()});
     const auto init = s.f.restic(s.f.base_path() + "/7", {"init"});  // makes the bucket
     BOOST_REQUIRE_MESSAGE(init.exit_code == 0, init.err);
-    const std::map<std::string, std::optional<std::string>> s3 = {
-        {"RESTIC_SFTP_SERVER", std::nullopt},
-        {"RESTIC_SFTP_USER", std::nullopt},
-        {"RESTIC_BACKEND", "S3"},
-        {"RESTIC_S3_ENDPOINT", ceph.s3_endpoint()},
-        {"RESTIC_S3_BUCKET", bucket},
-        {"RESTIC_S3_ACCESS_KEY_ID", ceph.access_key()},
-        {"RESTIC_S3_SECRET_ACCESS_KEY", ceph.secret_key()}};
+    const std::map<std::string, std::optional<std::string>> s3 = {{"RESTIC_SFTP_SERVER", std::nullopt},
+                                                                  {"RESTIC_SFTP_USER", std::nullopt},
+                                                                  {"RESTIC_BACKEND", "S3"},
+                                                                  {"RESTIC_S3_ENDPOINT", ceph.s3_endpoint()},
+                                                                  {"RESTIC_S3_BUCKET", bucket},
+                                                                  {"RESTIC_S3_ACCESS_KEY_ID", ceph.access_key()},
+                                                                  {"RESTIC_S3_SECRET_ACCESS_KEY", ceph.secret_key()}};
     const auto ok = s.doctor({"--json", s.template_file(s3)});
     BOOST_TEST(ok.exit_code == 0, dump(ok));
     auto rows = parse_json(ok.out);

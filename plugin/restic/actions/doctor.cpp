@@ -151,7 +151,8 @@ std::string host_key_fix(action_env &env, const std::string &host) {
             const auto value = std::string(common::trim(line.substr(sp + 1)));
             if (key == "hostname") hostname = value;
             if (key == "port") port = value;
-            if (key == "userknownhostsfile") known = common::split_ws(value).empty() ? known : common::split_ws(value)[0];
+            if (key == "userknownhostsfile")
+                known = common::split_ws(value).empty() ? known : common::split_ws(value)[0];
         }
     }
     return "check the host's key fingerprint, then add it: ssh-keyscan -p " + port + " " + hostname + " >> " + known;
@@ -197,7 +198,8 @@ bool check_ssh(action_env &env, report &rep, const std::string &host, const std:
         rep.pass("ssh", target, "logged in (BatchMode, host key checked)");
         return true;
     }
-    const std::string why = first_line(r.err.empty() ? std::string("exit status ") + std::to_string(r.exit_code) : r.err);
+    const std::string why =
+        first_line(r.err.empty() ? std::string("exit status ") + std::to_string(r.exit_code) : r.err);
     if (host_key_problem(r.err))
         rep.fail("ssh", target, "host key of " + host + " not trusted: " + why, host_key_fix(env, host));
     else
@@ -244,8 +246,7 @@ std::string gib(std::uint64_t bytes) {
 // A file made and removed in BASE_PATH as the user backups write as, where
 // that user works (the backup server, or here for LOCAL). Constant script,
 // the directory as $1.
-constexpr const char *k_write_probe =
-    "f=\"$1/.oneds-doctor-$$\"; ( : >\"$f\" ) 2>&1 || exit 1; rm -f \"$f\"";
+constexpr const char *k_write_probe = "f=\"$1/.oneds-doctor-$$\"; ( : >\"$f\" ) 2>&1 || exit 1; rm -f \"$f\"";
 // The first repository (a directory with a config file) under $1.
 constexpr const char *k_find_repo =
     "for c in \"$1\"/*/config; do if [ -f \"$c\" ]; then printf \"%s\\n\" \"${c%/config}\"; exit 0; fi; done";
@@ -280,8 +281,7 @@ void check_storage(action_env &env, report &rep, const datastore_attributes &a, 
     if (w.ran && w.exit_code == 0) {
         rep.pass("storage", target, "BASE_PATH writable");
     } else {
-        rep.fail("storage", target,
-                 "BASE_PATH not writable: " + first_line(w.out.empty() ? w.err : w.out),
+        rep.fail("storage", target, "BASE_PATH not writable: " + first_line(w.out.empty() ? w.err : w.out),
                  "make " + a.base_path + " writable by " +
                      (a.backend == backend_kind::sftp ? a.sftp_user + " on " + a.sftp_server : "this user") +
                      " (and not on a read-only filesystem)");
@@ -318,8 +318,7 @@ void check_password(action_env &env, report &rep, const datastore_attributes &a,
         rep.pass(name, site.describe(), "RESTIC_PASSWORD opens the repository");
         return;
     }
-    if (r.err().kind == ports::error_kind::permission &&
-        r.err().message.find("wrong password") != std::string::npos)
+    if (r.err().kind == ports::error_kind::permission && r.err().message.find("wrong password") != std::string::npos)
         rep.fail(name, site.describe(), "the password does not open " + repo,
                  "set RESTIC_PASSWORD to the password the repositories were made with (onedatastore update)");
     else
@@ -347,8 +346,8 @@ void check_confinement(action_env &env, report &rep, const datastore_attributes 
         if (a.slice_confined()) {
             // The backup's own launcher, running `true` in the slice: what a
             // backup needs of the user manager, exactly.
-            const systemd_tools tools{env.settings.systemd_run, env.settings.systemctl,
-                                      env.settings.systemd_unit_dir, env.settings.systemd_user_cgroup};
+            const systemd_tools tools{env.settings.systemd_run, env.settings.systemctl, env.settings.systemd_unit_dir,
+                                      env.settings.systemd_user_cgroup};
             std::vector<std::string> argv;
             try {
                 argv = slice_launcher(a, tools, "/var/lib/one/datastores", {});
@@ -367,7 +366,8 @@ void check_confinement(action_env &env, report &rep, const datastore_attributes 
                 const std::string msg = slice_failure_message(*f, a, host);
                 rep.fail("systemd slice", h, msg, "see the detail: lingering and Delegate= for the user manager");
             } else if (r.ran && r.exit_code == 0) {
-                rep.pass("systemd slice", h, "systemd-run --user ran a command in " + slice_name(a) + " (" + limits + ")");
+                rep.pass("systemd slice", h,
+                         "systemd-run --user ran a command in " + slice_name(a) + " (" + limits + ")");
             } else {
                 rep.fail("systemd slice", h, "systemd-run failed: " + first_line(r.err),
                          "install systemd on the hypervisor and enable lingering: loginctl enable-linger <user>");
@@ -377,8 +377,9 @@ void check_confinement(action_env &env, report &rep, const datastore_attributes 
         auto r = run_at(env, host, confined_argv(a, {"true"}));
         const std::string what = a.nice != -1 && a.ionice != -1 ? "nice and ionice" : a.nice != -1 ? "nice" : "ionice";
         if (r.ran && r.exit_code == 0)
-            rep.pass("nice/ionice", h, what + " work (RESTIC_NICE " + std::to_string(a.nice) + ", RESTIC_IONICE " +
-                                           std::to_string(a.ionice) + ")");
+            rep.pass("nice/ionice", h,
+                     what + " work (RESTIC_NICE " + std::to_string(a.nice) + ", RESTIC_IONICE " +
+                         std::to_string(a.ionice) + ")");
         else
             rep.fail("nice/ionice", h, what + " failed: " + first_line(r.err),
                      "install coreutils (nice) and util-linux (ionice) on " + h + ", on the PATH of ssh commands");
@@ -387,10 +388,10 @@ void check_confinement(action_env &env, report &rep, const datastore_attributes 
 
 void check_oned(action_env &env, report &rep) {
     if (env.oned == nullptr) {
-        rep.fail("oned", "XML-RPC",
-                 env.oned_problem.empty() ? "no oned client could be made from the host's oned settings"
-                                          : env.oned_problem,
-                 "set oned_endpoint and oned_auth_file (user:password) in one_ds_host.conf");
+        rep.fail(
+            "oned", "XML-RPC",
+            env.oned_problem.empty() ? "no oned client could be made from the host's oned settings" : env.oned_problem,
+            "set oned_endpoint and oned_auth_file (user:password) in one_ds_host.conf");
         return;
     }
     const std::string target = env.oned->describe();
@@ -464,16 +465,14 @@ outcome doctor_action(action_env &env) {
             long long id = -1;
             try {
                 id = std::stoll(ds_id);
-            } catch (const std::exception &) {
-            }
+            } catch (const std::exception &) {}
             auto info = env.oned->call("one.datastore.info", {static_cast<std::int32_t>(id), true}, env.stop());
             const auto *xml = info ? std::get_if<std::string>(&info->body) : nullptr;
             if (!info) {
                 ds_problem = "cannot read it from oned: " + info.err().message;
                 ds_fix = info.err().kind == ports::error_kind::not_found ? "give the id of an existing datastore"
                                                                          : "make the oned check pass first";
-            } else if (xml == nullptr || !doc.load_buffer(xml->data(), xml->size()) ||
-                       !(ds = doc.child("DATASTORE"))) {
+            } else if (xml == nullptr || !doc.load_buffer(xml->data(), xml->size()) || !(ds = doc.child("DATASTORE"))) {
                 ds_problem = "oned returned no DATASTORE document";
             }
         }
