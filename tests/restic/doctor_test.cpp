@@ -7,6 +7,8 @@
 #include "tests/restic/restic_fixture.hpp"
 #include "tests/support/ceph_fixture.hpp"
 
+#include "common/strings.hpp"
+
 #include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>
 
@@ -391,4 +393,30 @@ BOOST_AUTO_TEST_CASE(s3_bucket_reachable_with_the_keys_or_not) {
     BOOST_TEST(missing.exit_code == 1, dump(missing));
     rows = parse_json(missing.out);
     BOOST_TEST(find(rows, "storage", "-gone")->fix == "create the bucket " + bucket + "-gone");
+}
+
+BOOST_AUTO_TEST_CASE(table_puts_the_fix_under_each_failure) {
+    scene s;
+    const auto empty_known = s.f.dir().write("known_hosts.empty", "");
+    std::ofstream(s.f.sshd().ssh_config_file(), std::ios::app)
+        << "Host stranger\n    HostName 127.0.0.1\n    Port " << s.f.sshd().port() << "\n    User " << s.f.sshd().user()
+        << "\n    IdentityFile " << s.f.sshd().identity_file().string() << "\n    UserKnownHostsFile " << empty_known
+        << "\n    GlobalKnownHostsFile /dev/null\n    StrictHostKeyChecking yes\n    BatchMode yes\n";
+    // stranger first: it is the same sshd as hypervisor, whose multiplexed
+    // connection (ControlPath by host name, port and user) it would reuse.
+    const auto r = s.doctor({"--hypervisor", "stranger", "--hypervisor", "hypervisor",
+                             s.template_file({{"RESTIC_PASSWORD", "not the password"}, {"RESTIC_NICE", "10"}})});
+    BOOST_TEST_MESSAGE("doctor's table with failures:\n" << r.out << r.err);
+    BOOST_TEST(r.exit_code == 1, dump(r));
+    BOOST_TEST(r.err.ends_with("\ndoctor: 2 of 14 checks failed\n"), r.err);
+    const auto lines = oneds::common::split(r.out, '\n');
+    std::size_t fails = 0;
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+        if (lines[i].find("  FAIL  ") == std::string::npos) continue;
+        ++fails;
+        BOOST_REQUIRE(i + 1 < lines.size());
+        BOOST_TEST(oneds::common::trim(lines[i + 1]).starts_with("fix: "), lines[i + 1]);
+    }
+    BOOST_TEST(fails == 2U);
+    BOOST_TEST(r.out.find("14 checks, 2 failed") != std::string::npos);
 }

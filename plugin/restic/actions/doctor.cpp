@@ -378,8 +378,8 @@ void check_confinement(action_env &env, report &rep, const datastore_attributes 
         const std::string what = a.nice != -1 && a.ionice != -1 ? "nice and ionice" : a.nice != -1 ? "nice" : "ionice";
         if (r.ran && r.exit_code == 0)
             rep.pass("nice/ionice", h,
-                     what + " work (RESTIC_NICE " + std::to_string(a.nice) + ", RESTIC_IONICE " +
-                         std::to_string(a.ionice) + ")");
+                     what + (a.nice != -1 && a.ionice != -1 ? " work" : " works") + " (RESTIC_NICE " +
+                         std::to_string(a.nice) + ", RESTIC_IONICE " + std::to_string(a.ionice) + ")");
         else
             rep.fail("nice/ionice", h, what + " failed: " + first_line(r.err),
                      "install coreutils (nice) and util-linux (ionice) on " + h + ", on the PATH of ssh commands");
