@@ -503,6 +503,7 @@ outcome doctor_action(action_env &env) {
     std::vector<bool> reachable;
     for (const auto &h : hypervisors) {
         const std::string host = env.exec_host(h);
+        if (host.empty()) rep.skip("ssh", h, "this machine (local_hosts): its commands run without ssh");
         const bool ok = host.empty() || check_ssh(env, rep, host, h);
         reachable.push_back(ok);
         if (ok)
@@ -523,6 +524,8 @@ outcome doctor_action(action_env &env) {
             if (!storage_host.empty()) {
                 storage_host = a.sftp_user + "@" + storage_host;
                 storage_ok = check_ssh(env, rep, storage_host, target);
+            } else {
+                rep.skip("ssh", target, "this machine (local_hosts): its commands run without ssh");
             }
             if (storage_ok)
                 check_restic(env, rep, maintenance_site(env, a, a.base_path), target,
