@@ -256,6 +256,8 @@ BOOST_AUTO_TEST_CASE(restic_missing_on_front_end_and_hypervisor) {
     BOOST_TEST(find(rows, "restic", "front end")->fix.find("restic_bin") != std::string::npos);
     BOOST_TEST(status_of(rows, "restic", "hypervisor") == "FAIL");
     BOOST_TEST(find(rows, "restic", "hypervisor")->fix.find("onehost sync") != std::string::npos);
+    BOOST_TEST(status_of(rows, "restic", "backupserver") == "FAIL");
+    BOOST_TEST(find(rows, "restic", "backupserver")->fix.find("MONITOR copies") != std::string::npos);
     BOOST_TEST(status_of(rows, "ssh", "hypervisor") == "PASS");
 }
 
@@ -332,6 +334,7 @@ BOOST_AUTO_TEST_CASE(systemd_slice_delegation) {
     const auto bad = s.doctor({"--json", "--hypervisor", "hypervisor", tmpl}, cfg);
     BOOST_TEST(bad.exit_code == 1, dump(bad));
     const auto rows = parse_json(bad.out);
+    BOOST_TEST_MESSAGE("slice failure: " << find(rows, "systemd slice", "hypervisor")->detail);
     BOOST_TEST(status_of(rows, "systemd slice", "hypervisor") == "FAIL");
     BOOST_TEST(find(rows, "systemd slice", "hypervisor")->detail.find("cpu memory") != std::string::npos,
                find(rows, "systemd slice", "hypervisor")->detail);
