@@ -252,6 +252,7 @@ BOOST_AUTO_TEST_CASE(restic_missing_on_front_end_and_hypervisor) {
                  {{"restic_bin", s.f.dir().file("no-restic")}, {"remote_restic_bin", "/nonexistent/restic"}});
     BOOST_TEST(r.exit_code == 1, dump(r));
     const auto rows = parse_json(r.out);
+    BOOST_TEST_MESSAGE("restic missing:\n" << r.out);
     BOOST_TEST(status_of(rows, "restic", "front end") == "FAIL");
     BOOST_TEST(find(rows, "restic", "front end")->fix.find("restic_bin") != std::string::npos);
     BOOST_TEST(status_of(rows, "restic", "hypervisor") == "FAIL");

@@ -28,6 +28,7 @@
 #include <pugixml.hpp>
 
 #include <algorithm>
+#include <climits>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -231,7 +232,8 @@ void check_restic(action_env &env, report &rep, const repo_site &site, const std
     }
     std::string why = first_line(r.err);
     if (r.err.find(restic_missing_marker) != std::string::npos || r.exit_code == 127)
-        why = "no restic: neither " + site.restic_bin + " nor restic on PATH";
+        why = site.path_fallback ? "no restic: neither " + site.restic_bin + " nor restic on PATH"
+                                 : "no restic at " + site.restic_bin + (why.empty() ? "" : ": " + why);
     rep.fail("restic", target, why.empty() ? "`restic version` failed (exit " + std::to_string(r.exit_code) + ")" : why,
              fix_missing);
 }
@@ -466,6 +468,7 @@ outcome doctor_action(action_env &env) {
             try {
                 id = std::stoll(ds_id);
             } catch (const std::exception &) {}
+            if (id > INT32_MAX) id = -1;  // oned's ids are 32-bit: no such datastore
             auto info = env.oned->call("one.datastore.info", {static_cast<std::int32_t>(id), true}, env.stop());
             const auto *xml = info ? std::get_if<std::string>(&info->body) : nullptr;
             if (!info) {
