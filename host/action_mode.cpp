@@ -1,6 +1,7 @@
 #include "host/action_mode.hpp"
 
 #include "host/loaded_plugin.hpp"
+#include "host/template_file.hpp"
 
 #include "common/base64.hpp"
 #include "common/fd_io.hpp"
@@ -9,6 +10,9 @@
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <csignal>
 #include <mutex>
 #include <stdexcept>
@@ -145,28 +149,25 @@ std::string decode_action_input(const std::string &raw) {
     return *decoded;
 }
 
-int run_action(const settings &s, const std::shared_ptr<spdlog::logger> &log, int in_fd, int out_fd, int err_fd) {
-    const std::string &driver = s.action_driver;
-    const std::string &action = s.action_name;
-    std::unique_ptr<signal_pipe> signals;
-    try {
-        signals = std::make_unique<signal_pipe>();
-    } catch (const std::exception &e) {
-        common::write_all(err_fd, action + ": " + e.what() + "\n");
-        return 255;
-    }
+namespace {
+
+// Exit codes: action mode as the stock scripts (0, 1 unsupported, 255);
+// doctor mode 0 (no check failed), 1 (a check failed), 2 (anything else).
+struct exit_codes {
+    int unsupported = 1, failed = 255, other = 255;
+};
+
+// One request to driver's plugin, the document given, the signals watched;
+// stdout gets the result, stderr the error.
+int run_request(const settings &s, const std::shared_ptr<spdlog::logger> &log, const std::string &driver,
+                const std::string &action, const std::vector<std::string> &args, const std::string &document,
+                signal_pipe *signals, int out_fd, int err_fd, exit_codes codes) {
     const auto cancelled_early = [&](int sig) {
         log->info("signal {} received before {} started", sig, action);
         common::write_all(err_fd, action + ": cancelled (signal " + std::to_string(sig) + ") before it started\n");
-        return 255;
+        return codes.other;
     };
-    std::string document;
-    try {
-        document = decode_action_input(read_all(in_fd));
-    } catch (const std::exception &e) {
-        common::write_all(err_fd, action + ": " + e.what() + "\n");
-        return 255;
-    }
+    const auto &s_action_args = args;
     if (const int sig = signals->take_pending(); sig != 0) return cancelled_early(sig);
 
     const auto it = s.plugins.find(driver);
@@ -199,11 +200,11 @@ int run_action(const settings &s, const std::shared_ptr<spdlog::logger> &log, in
     } catch (const std::exception &e) {
         log->error("{}", e.what());
         common::write_all(err_fd, std::string("Datastore driver '") + driver + "' not available: " + e.what() + "\n");
-        return 255;
+        return codes.other;
     }
     if (!plugin->supports(action)) {
         common::write_all(err_fd, action + ": Operation not supported\n");
-        return 1;
+        return codes.unsupported;
     }
 
     if (const int sig = signals->take_pending(); sig != 0) return cancelled_early(sig);
@@ -227,13 +228,13 @@ int run_action(const settings &s, const std::shared_ptr<spdlog::logger> &log, in
     });
 
     std::vector<const char *> argv;
-    for (const auto &a : s.action_args) argv.push_back(a.c_str());
+    for (const auto &a : s_action_args) argv.push_back(a.c_str());
     argv.push_back(nullptr);
     oneds_request req{};
     req.struct_size = sizeof req;
     req.id = 1;
     req.action = action.c_str();
-    req.argc = static_cast<std::int32_t>(s.action_args.size());
+    req.argc = static_cast<std::int32_t>(s_action_args.size());
     req.argv = argv.data();
     req.document = document.c_str();
     req.document_size = document.size();
@@ -264,7 +265,98 @@ int run_action(const settings &s, const std::shared_ptr<spdlog::logger> &log, in
     std::string err = done.error.empty() ? action + " failed" : done.error;
     if (err.back() != '\n') err.push_back('\n');
     common::write_all(err_fd, err);
-    return done.status == ONEDS_ERR_UNSUPPORTED ? 1 : 255;
+    if (done.status == ONEDS_ERR_UNSUPPORTED) return codes.unsupported;
+    return done.status == ONEDS_ERR_FAILED ? codes.failed : codes.other;
+}
+
+}  // namespace
+
+int run_action(const settings &s, const std::shared_ptr<spdlog::logger> &log, int in_fd, int out_fd, int err_fd) {
+    const std::string &action = s.action_name;
+    std::unique_ptr<signal_pipe> signals;
+    try {
+        signals = std::make_unique<signal_pipe>();
+    } catch (const std::exception &e) {
+        common::write_all(err_fd, action + ": " + e.what() + "\n");
+        return 255;
+    }
+    std::string document;
+    try {
+        document = decode_action_input(read_all(in_fd));
+    } catch (const std::exception &e) {
+        common::write_all(err_fd, action + ": " + e.what() + "\n");
+        return 255;
+    }
+    return run_request(s, log, s.action_driver, action, s.action_args, document, signals.get(), out_fd, err_fd, {});
+}
+
+namespace {
+
+// The driver doctor asks when --driver is not given: the template's DS_MAD,
+// else the one plugin configured, else the one libone_ds_<name>.so beside
+// the host.
+std::string doctor_driver(const settings &s, const std::string &ds_mad, std::string &why_not) {
+    if (!s.doctor_driver.empty()) return s.doctor_driver;
+    if (!ds_mad.empty()) return ds_mad;
+    if (s.plugins.size() == 1) return s.plugins.begin()->first;
+    std::vector<std::string> found;
+    const auto dir = std::filesystem::path(default_plugin_path("x")).parent_path();
+    std::error_code ec;
+    for (const auto &e : std::filesystem::directory_iterator(dir, ec)) {
+        const auto name = e.path().filename().string();
+        if (name.starts_with("libone_ds_") && name.ends_with(".so")) found.push_back(name.substr(10, name.size() - 13));
+    }
+    if (found.size() == 1) return found.front();
+    why_not = found.empty() ? "no plugin found beside one_ds_host" : "several plugins installed";
+    return {};
+}
+
+}  // namespace
+
+int run_doctor(const settings &s, const std::shared_ptr<spdlog::logger> &log, int out_fd, int err_fd) {
+    std::unique_ptr<signal_pipe> signals;
+    try {
+        signals = std::make_unique<signal_pipe>();
+    } catch (const std::exception &e) {
+        common::write_all(err_fd, std::string("doctor: ") + e.what() + "\n");
+        return 2;
+    }
+    const std::string &subject = s.doctor_subject;
+    std::vector<std::string> args;
+    if (s.doctor_json) args.emplace_back("--json");
+    for (const auto &h : s.doctor_hypervisors) args.insert(args.end(), {"--hypervisor", h});
+    std::string document, ds_mad;
+    const bool is_id = !subject.empty() && subject.find_first_not_of("0123456789") == std::string::npos;
+    if (is_id) {
+        // The plugin reads the datastore from oned with its own client (as the
+        // downloader does): the host has no oned client of its own.
+        args.push_back(subject);
+    } else {
+        std::ifstream in(subject);
+        if (!in) {
+            common::write_all(
+                err_fd, "doctor: cannot read the template file '" + subject + "' (and it is not a datastore id)\n");
+            return 2;
+        }
+        std::stringstream text;
+        text << in.rdbuf();
+        try {
+            const auto attrs = parse_template(text.str());
+            for (const auto &a : attrs)
+                if (a.name == "DS_MAD" && !a.is_vector) ds_mad = a.value;
+            document = datastore_document(attrs);
+        } catch (const std::exception &e) {
+            common::write_all(err_fd, "doctor: " + subject + ": " + e.what() + "\n");
+            return 2;
+        }
+    }
+    std::string why_not;
+    const std::string driver = doctor_driver(s, ds_mad, why_not);
+    if (driver.empty()) {
+        common::write_all(err_fd, "doctor: which driver? " + why_not + "; name it with --driver NAME (the DS_MAD)\n");
+        return 2;
+    }
+    return run_request(s, log, driver, "doctor", args, document, signals.get(), out_fd, err_fd, {2, 1, 2});
 }
 
 }  // namespace oneds::host

@@ -30,6 +30,13 @@ namespace oneds::host {
 
 int run_action(const settings &s, const std::shared_ptr<spdlog::logger> &log, int in_fd, int out_fd, int err_fd);
 
+// Doctor mode (docs/doctor.md): the plugin's "doctor" action for a datastore
+// id (read from oned by the plugin) or a template file (read here into a
+// DATASTORE document, host/template_file.hpp). The plugin's table goes to
+// stdout. Exit 0 when no check failed, 1 when one did, 2 for anything else
+// (bad arguments, a bad template file, no plugin).
+int run_doctor(const settings &s, const std::shared_ptr<spdlog::logger> &log, int out_fd, int err_fd);
+
 // stdin as the action gets it: "" when empty, the XML itself, or the decoded
 // base64. Throws std::invalid_argument when it is neither XML nor base64 XML.
 std::string decode_action_input(const std::string &raw);

@@ -137,7 +137,8 @@ parse_result load_settings(const std::vector<std::string> &raw_args) {
     parse_result r;
     settings &s = r.values;
     std::vector<std::string> args = raw_args;
-    r.action_mode = !args.empty() && args.front() == "action";
+    r.doctor_mode = !args.empty() && args.front() == "doctor";
+    r.action_mode = r.doctor_mode || (!args.empty() && args.front() == "action");
     if (r.action_mode) {
         args.erase(args.begin());
     } else {
@@ -154,17 +155,31 @@ parse_result load_settings(const std::vector<std::string> &raw_args) {
         }
     }
 
-    po::options_description visible(r.action_mode
-                                        ? "Usage: one_ds_host action [options] DRIVER ACTION [ARGS...]\nOptions"
-                                        : "Usage: one_ds_host [options] [-- FALLBACK_ARGS...]\nOptions");
+    po::options_description visible(
+        r.doctor_mode   ? "Usage: one_ds_host doctor [options] [--hypervisor HOST]... [--json] (DATASTORE_ID | "
+                          "TEMPLATE_FILE)\n"
+                          "Checks a datastore's set-up (docs/doctor.md): one line a check, with the fix for each "
+                          "FAIL.\nExit 0 when no check fails, 1 when one does, 2 on bad arguments.\nOptions"
+        : r.action_mode ? "Usage: one_ds_host action [options] DRIVER ACTION [ARGS...]\nOptions"
+                        : "Usage: one_ds_host [options] [-- FALLBACK_ARGS...]\n"
+                          "       one_ds_host action [options] DRIVER ACTION [ARGS...]\n"
+                          "       one_ds_host doctor [options] [--hypervisor HOST]... [--json] (DATASTORE_ID | "
+                          "TEMPLATE_FILE)\n"
+                          "       (one_ds_host action --help, one_ds_host doctor --help)\nOptions");
     visible.add_options()("help,h", "show this help")("version", "show the version")(
         "config,c", po::value<std::string>(), "config file (default: /etc/one/one_ds_host.conf)");
     add_common(visible, false);
     if (!r.action_mode) add_mad(visible, false);
+    if (r.doctor_mode)
+        visible.add_options()("hypervisor", po::value<std::vector<std::string>>()->composing(),
+                              "a hypervisor to check: ssh, restic, nice/ionice or the systemd slice (repeatable)")(
+            "json", "print a JSON array (check, target, status, detail, fix) instead of the table")(
+            "driver", po::value<std::string>(),
+            "the plugin to ask (default: the template file's DS_MAD, else the one plugin configured or installed)");
     // Action mode: options end at DRIVER; everything after ACTION belongs to the
     // action unchanged, even when it looks like an option ("ls -i 3").
     std::vector<std::string> positional;
-    if (r.action_mode) {
+    if (r.action_mode && !r.doctor_mode) {
         std::size_t i = 0;
         while (i < args.size() && args[i].size() > 1 && args[i][0] == '-') {
             const auto &a = args[i];
@@ -179,10 +194,25 @@ parse_result load_settings(const std::vector<std::string> &raw_args) {
 
     po::variables_map vm;
     try {
-        po::store(po::command_line_parser(args).options(visible).run(), vm);
+        if (r.doctor_mode) {
+            // DATASTORE_ID or TEMPLATE_FILE anywhere among the options.
+            po::positional_options_description pos;
+            pos.add("subject", -1);
+            po::options_description all;
+            all.add(visible).add_options()("subject", po::value<std::vector<std::string>>());
+            po::store(po::command_line_parser(args).options(all).positional(pos).run(), vm);
+        } else {
+            po::store(po::command_line_parser(args).options(visible).run(), vm);
+        }
         po::notify(vm);
     } catch (const po::error &e) {
         throw std::invalid_argument(e.what());
+    }
+    if (r.doctor_mode) {
+        if (auto v = get<std::vector<std::string>>(vm, "subject")) positional = *v;
+        if (auto v = get<std::vector<std::string>>(vm, "hypervisor")) s.doctor_hypervisors = *v;
+        s.doctor_json = vm.count("json") != 0U;
+        if (auto v = get<std::string>(vm, "driver")) s.doctor_driver = *v;
     }
     std::ostringstream help;
     help << visible;
@@ -241,6 +271,13 @@ parse_result load_settings(const std::vector<std::string> &raw_args) {
             throw std::invalid_argument("finalize_grace must be at most 8 s (oned kills the driver after 10 s), got " +
                                         std::to_string(s.finalize_grace_s));
         if (auto v = pick_str("fallback", "fallback")) s.fallback = common::split_ws(*v);
+    } else if (r.doctor_mode) {
+        if (positional.size() != 1)
+            throw std::invalid_argument(
+                "doctor needs one DATASTORE_ID or TEMPLATE_FILE: one_ds_host doctor [options] [--hypervisor HOST]... "
+                "[--json] (DATASTORE_ID | TEMPLATE_FILE)");
+        s.doctor_subject = positional.front();
+        s.action_name = "doctor";
     } else {
         const auto &pos_args = positional;
         if (pos_args.size() < 2)

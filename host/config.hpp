@@ -39,11 +39,20 @@ struct settings {
     std::string action_driver;
     std::string action_name;
     std::vector<std::string> action_args;
+
+    // Doctor mode (one_ds_host doctor): DATASTORE_ID or TEMPLATE_FILE, the
+    // hypervisors to check, --json, and the driver (--driver, else the file's
+    // DS_MAD, else the one plugin there is)
+    std::string doctor_subject;
+    std::vector<std::string> doctor_hypervisors;
+    bool doctor_json = false;
+    std::string doctor_driver;
 };
 
 struct parse_result {
     settings values;
     bool action_mode = false;
+    bool doctor_mode = false;  // action_mode is true as well: one request, then exit
     bool show_help = false;
     bool show_version = false;
     std::string help_text;

@@ -1,6 +1,8 @@
 // one_ds_host: the generic datastore driver host. See README.md.
 //   MAD mode:    one_ds_host [-t N] [-d NAME,...] [-c CONFIG] [--plugin NAME=PATH]... [--fallback COMMAND]
 //   action mode: one_ds_host action [-c CONFIG] [--plugin NAME=PATH]... DRIVER ACTION [ARGS...]
+//   doctor:      one_ds_host doctor [-c CONFIG] [--plugin NAME=PATH]... [--hypervisor HOST]... [--json]
+//                (DATASTORE_ID | TEMPLATE_FILE)
 #include "host/action_mode.hpp"
 #include "host/config.hpp"
 #include "host/mad_logging.hpp"
@@ -137,6 +139,7 @@ int main(int argc, char **argv) {
         if (!logs_to_stderr) std::cerr << "one_ds_host: warning: " << w << "\n";
     }
     for (const auto &n : notes) log->info("{}", n);
+    if (parsed.doctor_mode) return oneds::host::run_doctor(parsed.values, log, 1, 2);
     if (parsed.action_mode) return oneds::host::run_action(parsed.values, log, 0, 1, 2);
     oneds::host::mad_server server(parsed.values, log, 0, 1);
     return server.run();

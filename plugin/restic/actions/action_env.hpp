@@ -53,7 +53,8 @@ struct action_env {
     // The instance's health worker (health.hpp); null: no health is reported.
     health_reporter *health = nullptr;
     std::mutex storage_check_mutex{};
-    // Why oned is null, for an action that can do without it (MONITOR).
+    // Why oned is null, for an action that can do without it (MONITOR,
+    // doctor).
     std::string oned_problem{};
 
     // The request's stop token: every port call of the action takes it (or
@@ -107,5 +108,6 @@ runtime::outcome ls_action(action_env &env);
 runtime::outcome downloader_action(action_env &env);
 runtime::outcome increment_flatten_action(action_env &env);
 runtime::outcome restore_action(action_env &env);
+runtime::outcome doctor_action(action_env &env);
 
 }  // namespace oneds::restic
