@@ -254,14 +254,18 @@ int run_request(const settings &s, const std::shared_ptr<spdlog::logger> &log, c
     const unsigned char stop = 0;
     while (::write(signals->write_fd(), &stop, 1) < 0 && errno == EINTR) {}
     signal_watch.join();
-    plugin.reset();
-
+    // A reply goes out before the plugin is destroyed: an instance may still
+    // finish work that follows a reply (the health update after MONITOR,
+    // bounded), and a caller reading stdout must not wait for it. Errors go
+    // after, so that they stay the last lines on stderr.
     if (done.status == ONEDS_OK) {
         std::string out = done.info;
         if (!out.empty() && out.back() != '\n') out.push_back('\n');
         common::write_all(out_fd, out);
+        plugin.reset();
         return 0;
     }
+    plugin.reset();
     std::string err = done.error.empty() ? action + " failed" : done.error;
     if (err.back() != '\n') err.push_back('\n');
     common::write_all(err_fd, err);

@@ -51,8 +51,8 @@ private:
     }
     std::string name() {
         std::string n;
-        while (!eof() && (std::isalnum(static_cast<unsigned char>(peek())) != 0 || peek() == '_' || peek() == '-' ||
-                          peek() == '.'))
+        // oned's lexer: letters, digits and '_' only.
+        while (!eof() && (std::isalnum(static_cast<unsigned char>(peek())) != 0 || peek() == '_'))
             n.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(next()))));
         if (n.empty()) {
             const char c = peek();
@@ -77,20 +77,25 @@ private:
             if (eof()) bad("the quoted value that starts here never ends", start);
             const char c = next();
             if (c == '"') return v;
-            if (c == '\\' && !eof() && (peek() == '"' || peek() == '\\')) {
+            // As oned: \" is a quote; any other backslash stays as it is
+            // (\\ is two backslashes), so a password reads as oned stores it.
+            if (c == '\\' && !eof() && peek() == '"') {
                 v.push_back(next());
                 continue;
             }
             v.push_back(c);
         }
     }
-    // Unquoted: up to the end of the line, a '#', or (in a vector) ',' or ']'.
+    // Unquoted, as oned's lexer: up to a blank, the end of the line, '#',
+    // '=', ',', '[' or ']'. A quote inside is refused; the message names the
+    // place, never the value (it may be a password).
     std::string bare(bool in_vector) {
+        (void)in_vector;
         std::string v;
-        while (!eof() && peek() != '\n' && peek() != '#' && !(in_vector && (peek() == ',' || peek() == ']')))
+        while (!eof() && peek() != '\n' && peek() != '#' && peek() != ' ' && peek() != '\t' && peek() != '\r' &&
+               peek() != '=' && peek() != ',' && peek() != '[' && peek() != ']')
             v.push_back(next());
-        while (!v.empty() && (v.back() == ' ' || v.back() == '\t' || v.back() == '\r')) v.pop_back();
-        if (v.find('"') != std::string::npos) bad("a quote inside an unquoted value: " + v);
+        if (v.find('"') != std::string::npos) bad("a quote inside an unquoted value (quote the whole value)");
         return v;
     }
     void end_of_line(const std::string &n) {

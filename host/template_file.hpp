@@ -1,8 +1,8 @@
 // Datastore template files, as given to `onedatastore create`, read for
 // `one_ds_host doctor`: OpenNebula's template syntax, one attribute a line,
 //
-//   NAME = "value"           quoted: \" and \\ escapes, may span lines
-//   NAME = value             unquoted: up to the end of the line (or a #)
+//   NAME = "value"           quoted: \" is a quote (any other backslash stays), may span lines
+//   NAME = value             unquoted: up to a blank, '#', '=', ',', '[' or ']'
 //   NAME = [ A = "x", B = y ]  a vector attribute, may span lines
 //   # comment                also after a value
 //

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <set>
 #include <ctime>
 #include <sstream>
 
@@ -120,8 +121,11 @@ std::string changed_template(const std::map<std::string, std::string> &current,
         if (w == wanted.end()) continue;
         const auto c = current.find(key);
         const std::string &have = c == current.end() ? std::string() : c->second;
-        // oned's template parser takes one line per value: no newline can go in.
-        const std::string value = common::one_line(w->second);
+        // oned's template parser takes one line per value: no newline can go
+        // in, nor a trailing backslash (template_value drops it: compare
+        // what oned will hold).
+        std::string value = common::one_line(w->second);
+        while (!value.empty() && value.back() == '\\') value.pop_back();
         if (have == value) continue;
         text += std::string(key) + "=" + template_value(value) + "\n";
     }
@@ -259,6 +263,7 @@ void health_reporter::run(health_job &job, const std::stop_token &stop) {
             if (repos && *repos) {
                 f.stale_locks = 0;
                 std::int64_t oldest = 0;
+                std::string oldest_text;
                 for (const auto &r : **repos) {
                     if (!r.is_directory || !repository_name(r.name) || stop.stop_requested()) continue;
                     repositories.push_back(r.name);
@@ -270,18 +275,37 @@ void health_reporter::run(health_job &job, const std::stop_token &stop) {
                             ++f.stale_locks;
                             if (age > oldest) {
                                 oldest = age;
-                                f.stale_lock_detail = "oldest in repository " + r.name + ", " + age_text(age) + " old" +
+                                // No age in the reason: it would change every
+                                // cycle, and every change is an update to oned.
+                                f.stale_lock_detail = "oldest in repository " + r.name +
                                                       (l.uid >= 0 ? ", file owner uid " + std::to_string(l.uid) : "");
+                                oldest_text = age_text(age);
                             }
                         }
                 }
                 listed = true;
+                if (f.stale_locks > 0)
+                    log_('W', "health of datastore " + ds + ": " + std::to_string(f.stale_locks) +
+                                  " stale restic lock(s), the oldest " + oldest_text + " old (" +
+                                  f.stale_lock_detail + ")");
             } else if (!repos && repos.err().kind != ports::error_kind::unsupported) {
                 log_('W', "health of datastore " + ds + ": cannot list the repositories: " + repos.err().message);
             }
         }
     }
 
+    // What the state remembers of repositories that are gone (a VM's
+    // backups all deleted, a job removed) no longer counts.
+    if (listed) {
+        const std::set<std::string> present(repositories.begin(), repositories.end());
+        if (state && !f.backups.empty())
+            if (auto forgot = state->forget_backups_outside(present); !forgot)
+                log_('W', "health of datastore " + ds + ": " + forgot.err().message);
+        std::erase_if(f.backups, [&](const auto &b) {
+            return !b.second.repository.empty() && !present.contains(b.second.repository);
+        });
+        std::erase_if(f.verifications, [&](const auto &v) { return !present.contains(v.first); });
+    }
     const auto wanted = health_attributes(f);
     m.health_state = wanted.at("RESTIC_HEALTH_STATE");
     m.health_reason = wanted.at("RESTIC_HEALTH_REASON");

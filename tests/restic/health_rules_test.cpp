@@ -93,6 +93,11 @@ BOOST_AUTO_TEST_CASE(only_changed_keys_are_sent_quoted_for_oned) {
                "RESTIC_HEALTH_STATE=\"WARNING\"\nRESTIC_HEALTH_REASON=\"say \\\"hi\\\"\"\n");
     current = {{"RESTIC_HEALTH_STATE", "WARNING"}, {"RESTIC_HEALTH_REASON", "say \"hi\""}};
     BOOST_TEST(changed_template(current, wanted) == "");
+    // A trailing backslash cannot be written in oned's syntax ("x\" would
+    // not end): it is dropped, and what oned then holds is not changed again.
+    wanted = {{"RESTIC_HEALTH_REASON", "path C:\\"}};
+    BOOST_TEST(changed_template({}, wanted) == "RESTIC_HEALTH_REASON=\"path C:\"\n");
+    BOOST_TEST(changed_template({{"RESTIC_HEALTH_REASON", "path C:"}}, wanted) == "");
 }
 
 BOOST_AUTO_TEST_CASE(the_state_store_keeps_the_last_success_across_a_failure) {

@@ -873,6 +873,9 @@ BOOST_AUTO_TEST_CASE(n_is_the_pack_bytes_over_the_budget_rounded_up) {
     BOOST_TEST(subset_count(mib + 1, 1) == 2u);
     BOOST_TEST(subset_count(10 * mib, 3) == 4u);
     BOOST_TEST(subset_count(10 * mib, 0) == 1u);
+    // restic accepts n/t only up to t = 256.
+    BOOST_TEST(subset_count(300 * mib, 1) == 256u);
+    BOOST_TEST(subset_count(256 * mib, 1) == 256u);
 }
 
 BOOST_AUTO_TEST_CASE(repositories_are_vm_ids_and_backup_jobs) {

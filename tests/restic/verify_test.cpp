@@ -127,6 +127,16 @@ BOOST_AUTO_TEST_CASE(a_corrupted_pack_is_found_within_n_cycles_and_named) {
     BOOST_TEST(err.find("VM 7") != std::string::npos, err);
     BOOST_TEST(err.find("damaged") != std::string::npos, err);
     BOOST_TEST(err.find(pack_id) != std::string::npos, err);
+    // The damage stays reported while other subsets of the repository are
+    // read (it goes only once its own packs read clean).
+    if (found && total > 1) {
+        const auto r = e.monitor(k_budget);
+        BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+        const auto st = e.state();
+        const auto &entry = st.at("repositories").as_object().at("7").as_object();
+        BOOST_TEST(std::string(entry.at("result").as_string()) == "damaged", entry);
+        BOOST_TEST(r.err.find("stays reported") != std::string::npos, r.err);
+    }
     // Files 0600 in a 0700 directory.
     const auto perms = fs::status(e.state_file()).permissions();
     BOOST_TEST(((perms & (fs::perms::group_all | fs::perms::others_all)) == fs::perms::none));

@@ -40,7 +40,19 @@ BOOST_AUTO_TEST_CASE(quoted_unquoted_comments_and_case) {
     BOOST_TEST(a[1].name == "DS_MAD");
     BOOST_TEST(a[1].value == "restic");
     BOOST_TEST(a[2].value == "-");
-    BOOST_TEST(a[3].value == "a \"quoted\" # not a comment \\ end");
+    // As oned's lexer: \" is a quote, a backslash before anything else stays
+    // (so \\ is two backslashes, as oned stores such a password).
+    BOOST_TEST(a[3].value == "a \"quoted\" # not a comment \\\\ end");
+}
+
+BOOST_AUTO_TEST_CASE(unquoted_values_end_at_a_blank_and_names_are_oneds) {
+    BOOST_TEST(parse_template("A = one\n").at(0).value == "one");
+    BOOST_TEST(error_of("A = one two\n") == "line 1: unexpected 't' after the value of A");
+    BOOST_TEST(error_of("A-B = 1\n") == "line 1: expected '=' after A");
+    // A quote in an unquoted value is refused without showing the value.
+    const auto e = error_of("RESTIC_PASSWORD = se\"cret\n");
+    BOOST_TEST(e.find("quote") != std::string::npos, e);
+    BOOST_TEST(e.find("cret") == std::string::npos, e);
 }
 
 BOOST_AUTO_TEST_CASE(multi_line_values_and_vectors) {

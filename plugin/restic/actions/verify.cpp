@@ -62,7 +62,10 @@ check_verdict classify_check(int exit_code, std::string_view stderr_text) {
 std::uint64_t subset_count(std::uint64_t pack_bytes, std::int64_t budget_mib) {
     if (budget_mib <= 0) return 1;
     const std::uint64_t budget = static_cast<std::uint64_t>(budget_mib) * 1048576;
-    return std::max<std::uint64_t>(1, (pack_bytes + budget - 1) / budget);
+    // restic refuses --read-data-subset=n/t with t above 256: a repository
+    // over 256 budgets reads more than the budget per cycle instead of never
+    // being verified.
+    return std::clamp<std::uint64_t>((pack_bytes + budget - 1) / budget, 1, k_max_subsets);
 }
 
 bool is_repository_name(std::string_view name) {
@@ -392,9 +395,10 @@ void run_verification_cycle(action_env &env, const datastore_attributes &a) {
         verdict = classify_check(ran->raw.exit_code, ran->raw.stderr_text);
         if (verdict.result == check_verdict::kind::error) verdict.message = failure_text(*ran);
     }
-    if (verdict.result == check_verdict::kind::damaged) {
-        // Only damage that stays: a restic that started meanwhile (a lock),
-        // or a new index or snapshot, may explain what check saw.
+    if (verdict.result != check_verdict::kind::ok) {
+        // Only damage (or a failure) that stays: a restic that started
+        // meanwhile (a lock), a prune, or a new index or snapshot, may
+        // explain what check saw.
         auto after = look_at(store, path, stop);
         if (!after || *after != seen) {
             env.log('I', who + about + " changed while it was checked; subset " + subset +
@@ -416,16 +420,29 @@ void run_verification_cycle(action_env &env, const datastore_attributes &a) {
     }
 
     std::string problem;
+    bool damage_kept = false;
     {
         state_lock lock(dir);
         json::object doc = read_state(file);
+        // Damage found before in another subset stays reported (and the
+        // health ERROR with it) until that subset is read again: a later
+        // clean subset says nothing about the damaged packs.
+        json::object &results = object_at(doc, "repositories");
+        if (const auto *prev = results.if_contains(chosen); prev != nullptr && prev->is_object()) {
+            const auto &p = prev->as_object();
+            const auto *result = p.if_contains("result");
+            const auto *prev_subset = p.if_contains("subset");
+            damage_kept = verdict.result != check_verdict::kind::damaged && result != nullptr &&
+                          result->is_string() && result->as_string() == "damaged" && prev_subset != nullptr &&
+                          prev_subset->is_string() && prev_subset->as_string() != subset;
+        }
         json::object entry;
         entry["time"] = static_cast<std::int64_t>(std::time(nullptr));
         entry["subset"] = subset;
         entry["result"] = result_word(verdict.result);
         entry["message"] = verdict.message;
         entry["vm"] = vm;
-        object_at(doc, "repositories")[chosen] = std::move(entry);
+        if (!damage_kept) results[chosen] = std::move(entry);
         // An error (unreachable, wrong password) reads the same subset again.
         object_at(doc, "next")[chosen] =
             static_cast<std::int64_t>(verdict.result == check_verdict::kind::error ? n : n % total + 1);
@@ -433,6 +450,8 @@ void run_verification_cycle(action_env &env, const datastore_attributes &a) {
         problem = write_state(file, doc);
     }
     if (!problem.empty()) env.log('W', who + problem);
+    if (damage_kept)
+        env.log('W', who + about + ": the damage found before stays reported until its packs are read again");
     switch (verdict.result) {
         case check_verdict::kind::ok: env.log('I', who + about + ": packs " + subset + " ok"); break;
         case check_verdict::kind::damaged:

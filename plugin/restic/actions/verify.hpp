@@ -38,6 +38,8 @@ check_verdict classify_check(int exit_code, std::string_view stderr_text);
 
 // N: how many cycles read every pack of a repository of pack_bytes at
 // budget_mib MiB per cycle; at least 1.
+// At most k_max_subsets: restic's own limit for n/t.
+inline constexpr std::uint64_t k_max_subsets = 256;
 std::uint64_t subset_count(std::uint64_t pack_bytes, std::int64_t budget_mib);
 
 // Whether a directory name under BASE_PATH is a repository of the driver:

@@ -106,7 +106,13 @@ void erase_key(vector_attr &v, const std::string &key) {
 
 std::string template_value(const std::string &v) {
     std::string out = "\"";
-    for (char c : v) {
+    // oned's template lexer reads \" as a quote inside the value and keeps
+    // every other backslash; a value that ends in a backslash therefore
+    // cannot be written at all ("...\" would not end). Its trailing
+    // backslashes are dropped rather than breaking the whole template.
+    std::string_view body = v;
+    while (!body.empty() && body.back() == '\\') body.remove_suffix(1);
+    for (char c : body) {
         if (c == '"')
             out += "\\\"";
         else
