@@ -286,8 +286,8 @@ void health_reporter::run(health_job &job, const std::stop_token &stop) {
                 listed = true;
                 if (f.stale_locks > 0)
                     log_('W', "health of datastore " + ds + ": " + std::to_string(f.stale_locks) +
-                                  " stale restic lock(s), the oldest " + oldest_text + " old (" +
-                                  f.stale_lock_detail + ")");
+                                  " stale restic lock(s), the oldest " + oldest_text + " old (" + f.stale_lock_detail +
+                                  ")");
             } else if (!repos && repos.err().kind != ports::error_kind::unsupported) {
                 log_('W', "health of datastore " + ds + ": cannot list the repositories: " + repos.err().message);
             }

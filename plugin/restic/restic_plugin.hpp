@@ -65,7 +65,7 @@ private:
     std::unique_ptr<ports::one_api> oned_;
     std::unique_ptr<ports::one_api_as_user> oned_users_;
     version_cache versions_;
-    verifier verifier_;               // background verification cycles; stopped after the dispatcher
+    verifier verifier_;  // background verification cycles; stopped after the dispatcher
     sdk::host_link host_;
     // Health after MONITOR (health.hpp): stopped in the destructor, after the
     // dispatcher and before the ssh masters go.

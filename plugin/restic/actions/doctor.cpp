@@ -25,6 +25,7 @@
 
 #include "common/strings.hpp"
 
+#include <boost/json.hpp>
 #include <pugixml.hpp>
 
 #include <algorithm>
@@ -68,38 +69,15 @@ private:
     std::vector<check> checks_;
 };
 
-std::string json_string(const std::string &s) {
-    std::string out = "\"";
-    for (const unsigned char c : s) {
-        switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\t': out += "\\t"; break;
-            case '\r': out += "\\r"; break;
-            default:
-                if (c < 0x20) {
-                    static const char hex[] = "0123456789abcdef";
-                    out += "\\u00";
-                    out += hex[c >> 4];
-                    out += hex[c & 15];
-                } else {
-                    out += static_cast<char>(c);
-                }
-        }
-    }
-    return out + "\"";
-}
-
+// One object a line, in the table's order (boost::json escapes).
 std::string render_json(const report &r) {
     std::string out = "[";
     bool first = true;
     for (const auto &c : r.checks()) {
         out += first ? "\n  " : ",\n  ";
         first = false;
-        out += "{\"check\": " + json_string(c.name) + ", \"target\": " + json_string(c.target) +
-               ", \"status\": " + json_string(c.status) + ", \"detail\": " + json_string(c.detail) +
-               ", \"fix\": " + json_string(c.fix) + "}";
+        out += boost::json::serialize(boost::json::object{
+            {"check", c.name}, {"target", c.target}, {"status", c.status}, {"detail", c.detail}, {"fix", c.fix}});
     }
     return out + "\n]\n";
 }

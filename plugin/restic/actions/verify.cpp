@@ -432,9 +432,9 @@ void run_verification_cycle(action_env &env, const datastore_attributes &a) {
             const auto &p = prev->as_object();
             const auto *result = p.if_contains("result");
             const auto *prev_subset = p.if_contains("subset");
-            damage_kept = verdict.result != check_verdict::kind::damaged && result != nullptr &&
-                          result->is_string() && result->as_string() == "damaged" && prev_subset != nullptr &&
-                          prev_subset->is_string() && prev_subset->as_string() != subset;
+            damage_kept = verdict.result != check_verdict::kind::damaged && result != nullptr && result->is_string() &&
+                          result->as_string() == "damaged" && prev_subset != nullptr && prev_subset->is_string() &&
+                          prev_subset->as_string() != subset;
         }
         json::object entry;
         entry["time"] = static_cast<std::int64_t>(std::time(nullptr));
