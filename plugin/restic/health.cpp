@@ -294,16 +294,11 @@ void health_reporter::run(health_job &job, const std::stop_token &stop) {
         }
     }
 
-    // What the state remembers of repositories that are gone (a VM's
-    // backups all deleted, a job removed) no longer counts.
+    // A verification of a repository that is gone (removed by hand: the
+    // driver never deletes one) no longer counts. Backups are kept: a VM's
+    // first backup that failed has no repository yet, and still warns.
     if (listed) {
         const std::set<std::string> present(repositories.begin(), repositories.end());
-        if (state && !f.backups.empty())
-            if (auto forgot = state->forget_backups_outside(present); !forgot)
-                log_('W', "health of datastore " + ds + ": " + forgot.err().message);
-        std::erase_if(f.backups, [&](const auto &b) {
-            return !b.second.repository.empty() && !present.contains(b.second.repository);
-        });
         std::erase_if(f.verifications, [&](const auto &v) { return !present.contains(v.first); });
     }
     const auto wanted = health_attributes(f);

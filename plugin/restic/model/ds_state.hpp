@@ -75,10 +75,6 @@ public:
     // Sets vm_id's entry of backups.json.
     ports::status record_backup(const std::string &vm_id, const backup_record &r) const;
     ports::result<std::map<std::string, backup_record>> backups() const;
-    // Drops the entries of backups.json whose repository is not among
-    // present (a VM whose backups are all gone): the health and the
-    // metrics stop reporting them. Nothing is written when none goes.
-    ports::status forget_backups_outside(const std::set<std::string> &present) const;
     // verify.json, keyed by repository id.
     ports::result<std::map<std::string, verify_record>> verifications() const;
     ports::status record_monitor(const monitor_record &r) const;
