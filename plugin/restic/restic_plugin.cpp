@@ -107,7 +107,7 @@ plugin_instance::~plugin_instance() {
     dispatcher_.shutdown();
     verifier_.shutdown();  // cancels a running check: a later cycle redoes it
     // A health update still going to oned gets a bounded wait (oned_timeout,
-    // at most 3 s); in action mode the host writes the reply after this.
+    // at most 3 s); in action mode the host has written the reply before.
     health_.reset();
     // Masters in a shared directory stay for the next process (ControlPersist).
     if (control_dir_.shared) return;
@@ -203,7 +203,8 @@ std::int32_t plugin_instance::submit(sdk::request req) {
                 if (!api) return runtime::outcome::fail("Cannot use oned's XML-RPC API: " + api.err().message);
                 env.oned = *api;
             }
-            // Making the client costs no request; only S3's MONITOR calls it.
+            // Making the client costs no request; MONITOR (health, S3's image
+            // sizes) and doctor call it when there is one.
             if (wants_oned) {
                 if (auto api = oned())
                     env.oned = *api;
