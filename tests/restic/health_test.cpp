@@ -268,7 +268,8 @@ BOOST_AUTO_TEST_CASE(a_failed_backup_is_recorded_and_turns_the_health_to_warning
     auto r = monitor(f, {}, {}, o.host_cfg());
     BOOST_REQUIRE_MESSAGE(r.exit_code == 0, describe(r));
     BOOST_REQUIRE(o.updates().size() == 1u);
-    // VM 8 has no backup folder: the backup fails.
+    // VM 8 (running, as oned knows it) has no backup folder: the backup fails.
+    o.server.set_vm(8, "<VM><ID>8</ID><STATE>3</STATE><LCM_STATE>3</LCM_STATE></VM>");
     const auto b = f.host_action("backup", backup_args(f, 8), f.document());
     BOOST_REQUIRE_MESSAGE(b.exit_code != 0, describe(b));
     r = monitor(f, o.health(), {}, o.host_cfg());
@@ -290,6 +291,15 @@ BOOST_AUTO_TEST_CASE(a_failed_backup_is_recorded_and_turns_the_health_to_warning
     BOOST_REQUIRE(::stat(f.dir().file("state/100").c_str(), &st) == 0);
     BOOST_TEST((st.st_mode & 0777) == 0700u);
     BOOST_TEST(read_file(state).find(k_password) == std::string::npos);
+
+    // The VM is deleted (DONE): its failed backup no longer counts, and the
+    // state forgets it, so the health does not stay at WARNING for good.
+    o.server.set_vm(8, "<VM><ID>8</ID><STATE>6</STATE><LCM_STATE>0</LCM_STATE></VM>");
+    r = monitor(f, o.health(), {}, o.host_cfg());
+    BOOST_REQUIRE_MESSAGE(r.exit_code == 0, describe(r));
+    h = o.health();
+    BOOST_TEST(h["RESTIC_HEALTH_STATE"].value_or("") == "OK", h["RESTIC_HEALTH_REASON"].value_or(""));
+    BOOST_TEST(read_file(state).find("\"8\"") == std::string::npos, read_file(state));
 }
 
 // Verification and health together, on a real repository: a pack corrupted on

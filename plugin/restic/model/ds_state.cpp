@@ -226,6 +226,26 @@ ports::status store::record_backup(const std::string &vm_id, const backup_record
     return write_atomically(path, json::serialize(json::object{{"vms", std::move(vms)}}) + "\n", 0600);
 }
 
+ports::status store::forget_backups(const std::set<std::string> &vm_ids) const {
+    if (vm_ids.empty()) return ports::ok();
+    dir_lock lock(dir_);
+    if (lock.problem()) return *lock.problem();
+    const std::string path = dir_ + "/backups.json";
+    auto text = read_text(path);
+    if (!text) return text.err();
+    if (!*text) return ports::ok();
+    json::error_code ec;
+    json::value old = json::parse(**text, ec);
+    if (ec || !old.is_object()) return ports::ok();
+    const auto *v = old.as_object().if_contains("vms");
+    if (v == nullptr || !v->is_object()) return ports::ok();
+    json::object vms = v->as_object();
+    bool dropped = false;
+    for (const auto &id : vm_ids) dropped = vms.erase(id) > 0 || dropped;
+    if (!dropped) return ports::ok();
+    return write_atomically(path, json::serialize(json::object{{"vms", std::move(vms)}}) + "\n", 0600);
+}
+
 ports::result<std::map<std::string, backup_record>> store::backups() const {
     auto text = read_text(dir_ + "/backups.json");
     if (!text) return text.err();

@@ -75,6 +75,8 @@ public:
     // Sets vm_id's entry of backups.json.
     ports::status record_backup(const std::string &vm_id, const backup_record &r) const;
     ports::result<std::map<std::string, backup_record>> backups() const;
+    // Drops these VMs' entries of backups.json (VMs oned no longer has).
+    ports::status forget_backups(const std::set<std::string> &vm_ids) const;
     // verify.json, keyed by repository id.
     ports::result<std::map<std::string, verify_record>> verifications() const;
     ports::status record_monitor(const monitor_record &r) const;
