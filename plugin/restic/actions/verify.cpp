@@ -2,6 +2,8 @@
 // stock driver never verifies a repository.
 #include "plugin/restic/actions/verify.hpp"
 
+#include "plugin/restic/model/ds_state.hpp"
+
 #include "plugin/restic/repo_ops.hpp"
 
 #include "common/strings.hpp"
@@ -118,31 +120,11 @@ void verifier::shutdown() {
 
 namespace {
 
-// <state_dir>/<ds id>/.lock held with flock while verify.json is read or
-// replaced, so that a reader (the health attributes) never sees half a file
-// and two writers do not lose each other's entries.
-class state_lock {
-public:
-    explicit state_lock(const std::string &dir) {
-        fd_ = ::open((dir + "/.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        if (fd_ >= 0)
-            while (::flock(fd_, LOCK_EX) != 0 && errno == EINTR) {}
-    }
-    ~state_lock() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    state_lock(const state_lock &) = delete;
-    state_lock &operator=(const state_lock &) = delete;
-    bool held() const { return fd_ >= 0; }
-
-private:
-    int fd_ = -1;
-};
-
-// mkdir -m 0700 of <state_dir> and <state_dir>/<ds id>; "" or what failed.
+// The datastore's state directory (<state_dir>, <state_dir>/<ds id>: 0700,
+// ds_state.hpp); "" or what failed.
 std::string make_state_dir(const std::string &state_dir, const std::string &dir) {
     for (const auto &d : {state_dir, dir})
-        if (::mkdir(d.c_str(), 0700) != 0 && errno != EEXIST) return "cannot create " + d + ": " + std::strerror(errno);
+        if (auto made = ds_state::make_dir(d); !made) return made.err().message;
     return {};
 }
 
@@ -157,31 +139,12 @@ json::object read_state(const std::string &file) {
     return v.as_object();
 }
 
-// Replaces file with doc: a temporary file beside it (0600), fsync, rename.
+// Replaces file with doc whole (ds_state::write_atomically, 0600); "" or
+// what failed. Called under the directory's ds_state::dir_lock, which every
+// writer of the state files holds.
 std::string write_state(const std::string &file, const json::object &doc) {
-    const std::string temp = file + ".tmp." + std::to_string(::getpid());
-    const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) return "cannot write " + temp + ": " + std::strerror(errno);
-    const std::string text = json::serialize(doc) + "\n";
-    std::size_t done = 0;
-    while (done < text.size()) {
-        const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            const std::string why = std::strerror(errno);
-            ::close(fd);
-            ::unlink(temp.c_str());
-            return "cannot write " + temp + ": " + why;
-        }
-        done += static_cast<std::size_t>(n);
-    }
-    ::fsync(fd);
-    ::close(fd);
-    if (::rename(temp.c_str(), file.c_str()) != 0) {
-        const std::string why = std::strerror(errno);
-        ::unlink(temp.c_str());
-        return "cannot replace " + file + ": " + why;
-    }
+    if (auto written = ds_state::write_atomically(file, json::serialize(doc) + "\n", 0600); !written)
+        return written.err().message;
     return {};
 }
 
@@ -316,8 +279,8 @@ void run_verification_cycle(action_env &env, const datastore_attributes &a) {
         return env.log('W', who + problem);
     json::object before;
     {
-        state_lock lock(dir);
-        if (!lock.held()) return env.log('W', who + "cannot lock " + dir + "/.lock: " + std::strerror(errno));
+        ds_state::dir_lock lock(dir);
+        if (lock.problem()) return env.log('W', who + lock.problem()->message);
         before = read_state(file);
     }
     std::string cursor;
@@ -409,7 +372,7 @@ void run_verification_cycle(action_env &env, const datastore_attributes &a) {
             // reads the same subset.
             std::string problem;
             {
-                state_lock lock(dir);
+                ds_state::dir_lock lock(dir);
                 json::object doc = read_state(file);
                 doc["cursor"] = chosen;
                 problem = write_state(file, doc);
@@ -422,7 +385,7 @@ void run_verification_cycle(action_env &env, const datastore_attributes &a) {
     std::string problem;
     bool damage_kept = false;
     {
-        state_lock lock(dir);
+        ds_state::dir_lock lock(dir);
         json::object doc = read_state(file);
         // Damage found before in another subset stays reported (and the
         // health ERROR with it) until that subset is read again: a later

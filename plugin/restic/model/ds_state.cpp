@@ -30,42 +30,6 @@ error sys_error(const std::string &what, const std::string &path) {
                  what + " " + path + ": " + std::strerror(errno), 0};
 }
 
-// mkdir path 0700 unless it exists as a directory.
-ports::status make_dir(const std::string &path) {
-    if (::mkdir(path.c_str(), 0700) == 0) return ports::ok();
-    struct stat st {};
-    if (errno == EEXIST && ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return ports::ok();
-    return sys_error("cannot create the state directory", path);
-}
-
-// An exclusive flock of <dir>/.lock held for the object's lifetime.
-class dir_lock {
-public:
-    explicit dir_lock(const std::string &dir) {
-        const std::string path = dir + "/.lock";
-        fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        if (fd_ < 0) {
-            problem_ = sys_error("cannot open", path);
-            return;
-        }
-        while (::flock(fd_, LOCK_EX) != 0)
-            if (errno != EINTR) {
-                problem_ = sys_error("cannot lock", path);
-                return;
-            }
-    }
-    ~dir_lock() {
-        if (fd_ >= 0) ::close(fd_);  // releases the flock
-    }
-    dir_lock(const dir_lock &) = delete;
-    dir_lock &operator=(const dir_lock &) = delete;
-    const std::optional<error> &problem() const { return problem_; }
-
-private:
-    int fd_ = -1;
-    std::optional<error> problem_;
-};
-
 // The file's text; nullopt when it is absent.
 ports::result<std::optional<std::string>> read_text(const std::string &path) {
     std::ifstream in(path, std::ios::binary);
@@ -123,6 +87,31 @@ json::object monitor_json(const monitor_record &r) {
 }
 
 }  // namespace
+
+ports::status make_dir(const std::string &path) {
+    if (::mkdir(path.c_str(), 0700) == 0) return ports::ok();
+    struct stat st {};
+    if (errno == EEXIST && ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return ports::ok();
+    return sys_error("cannot create the state directory", path);
+}
+
+dir_lock::dir_lock(const std::string &dir) {
+    const std::string path = dir + "/.lock";
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd_ < 0) {
+        problem_ = sys_error("cannot open", path);
+        return;
+    }
+    while (::flock(fd_, LOCK_EX) != 0)
+        if (errno != EINTR) {
+            problem_ = sys_error("cannot lock", path);
+            return;
+        }
+}
+
+dir_lock::~dir_lock() {
+    if (fd_ >= 0) ::close(fd_);  // releases the flock
+}
 
 ports::status write_atomically(const std::string &path, const std::string &text, unsigned mode) {
     const auto slash = path.rfind('/');

@@ -88,6 +88,26 @@ private:
     std::string dir_;
 };
 
+// mkdir path 0700 unless it exists as a directory.
+ports::status make_dir(const std::string &path);
+
+// An exclusive flock of <dir>/.lock held for the object's lifetime: what
+// every writer of the datastore's state files holds while it reads and
+// replaces one.
+class dir_lock {
+public:
+    explicit dir_lock(const std::string &dir);
+    ~dir_lock();
+    dir_lock(const dir_lock &) = delete;
+    dir_lock &operator=(const dir_lock &) = delete;
+    // Why the lock is not held; nullopt when it is.
+    const std::optional<ports::error> &problem() const { return problem_; }
+
+private:
+    int fd_ = -1;
+    std::optional<ports::error> problem_;
+};
+
 // The datastore ids that have a directory under state_dir, ascending.
 std::vector<std::int64_t> datastores(const std::string &state_dir);
 
