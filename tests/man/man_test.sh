@@ -105,8 +105,11 @@ check_complete() {
     else
         mentions "keys of conf/one_ds_host.conf" "${keys[@]}"
     fi
-    grep -qF '[plugin.restic]' "$scratch/text" && pass "the man page names [plugin.restic]" ||
+    if grep -qF '[plugin.restic]' "$scratch/text"; then
+        pass "the man page names [plugin.restic]"
+    else
         fail "the man page does not name the section [plugin.restic]"
+    fi
 
     # Keys the restic plugin reads (its settings, its systemd settings, its
     # oned client's); host.* are the host's options, covered above.
@@ -182,7 +185,7 @@ check_logrotate() {
 
     out=$(logrotate -f -s "$state" "$conf" 2>&1)
     rc=$?
-    [ "$rc" -eq 0 ] && pass "logrotate -f rotates (exit 0)" || fail "logrotate -f (exit $rc): $out"
+    if [ "$rc" -eq 0 ]; then pass "logrotate -f rotates (exit 0)"; else fail "logrotate -f (exit $rc): $out"; fi
     if [ -f "$log.1" ] && grep -qF "action 'BEFORE_ROTATION'" "$log.1"; then
         pass "the old lines are in one_ds_host.log.1 (not compressed yet: delaycompress)"
     else
@@ -216,9 +219,12 @@ check_logrotate() {
     wait "$host_pid"
     rc=$?
     host_pid=
-    [ "$rc" -eq 0 ] && pass "the host exits 0 after FINALIZE" || fail "the host exited $rc: $(cat "$scratch/err")"
-    grep -qF 'FINALIZE received' "$log" && pass "the host's last line is in the live file" ||
+    if [ "$rc" -eq 0 ]; then pass "the host exits 0 after FINALIZE"; else fail "the host exited $rc: $(cat "$scratch/err")"; fi
+    if grep -qF 'FINALIZE received' "$log"; then
+        pass "the host's last line is in the live file"
+    else
         fail "the host's last line is not in the live file"
+    fi
 }
 
 case $check in
