@@ -7,7 +7,8 @@
 #   complete  the rendered page names every option `one_ds_host --help` prints
 #             (all three modes), every key of conf/one_ds_host.conf, every key
 #             the restic plugin and its oned client read, and every datastore
-#             attribute the plugin reads, so that it cannot silently go stale
+#             attribute the plugin reads, and the title line names the version
+#             `one_ds_host --version` prints, so that it cannot silently go stale
 #   logrotate conf/one_ds_host.logrotate, pointed at a scratch log, passes
 #             `logrotate -d`; then a real one_ds_host in MAD mode logs to that
 #             file while `logrotate -f` rotates it twice: the old lines are in
@@ -134,6 +135,16 @@ check_complete() {
         fail "only ${#attributes[@]} datastore attributes read from the sources"
     else
         mentions "datastore attributes" "${attributes[@]}"
+    fi
+
+    # The title line carries the version the host reports.
+    local version
+    version=$("$host" --version | grep -oE '^one_ds_host [0-9][^ ]*')
+    if [ -n "$version" ] && grep -qF ".TH ONE_DS_HOST 1 " "$page" && grep -F ".TH ONE_DS_HOST 1 " "$page" |
+        grep -qF "\"$version\""; then
+        pass "the title line names $version"
+    else
+        fail "the title line (.TH) does not name '$version', the version of one_ds_host --version"
     fi
 
     mentions "sections" NAME SYNOPSIS DESCRIPTION OPTIONS CONFIGURATION "EXIT STATUS" ENVIRONMENT FILES \
