@@ -17,6 +17,9 @@ packages=(
   # The RBD test writes images through librbd's Python binding; the S3 store
   # test checks objects with curl (SigV4) and TLS with openssl s_server.
   python3-rbd curl openssl
+  # The man page renders without warnings (man -l, groff) and the logrotate
+  # entry rotates a real host's log (tests/man).
+  man-db groff-base logrotate
 )
 missing=()
 for p in "${packages[@]}"; do
