@@ -35,9 +35,10 @@ void add_common(po::options_description &d, bool file) {
         n({"log-level", "log_level"}), po::value<std::string>(),
         "trace, debug, info, warning, error or off (default: info; MAD mode: debug when ONE_MAD_DEBUG is set)")(
         n({"oned-endpoint", "oned_endpoint"}), po::value<std::string>(),
-        "oned XML-RPC endpoint (default: $ONE_XMLRPC, ~/.one/one_endpoint, http://localhost:2633/RPC2)")(
+        "oned XML-RPC endpoint (default: $ONE_XMLRPC, ~/.one/one_endpoint, /var/lib/one/.one/one_endpoint, "
+        "http://localhost:2633/RPC2)")(
         n({"oned-auth-file", "oned_auth_file"}), po::value<std::string>(),
-        "file with oned credentials user:password (default: $ONE_AUTH, ~/.one/one_auth)")(
+        "file with oned credentials user:password (default: $ONE_AUTH, ~/.one/one_auth, /var/lib/one/.one/one_auth)")(
         n({"one-cipher-auth", "one_cipher_auth"}), po::value<std::string>(),
         "file with the credentials of oned's server_cipher user, with which restore acts as the requesting user "
         "(default: $ONE_CIPHER_AUTH, /var/lib/one/.one/onegate_auth)")(
@@ -49,7 +50,9 @@ void add_mad(po::options_description &d, bool file) {
     auto n = [file](option_names o) { return file ? o.file : o.cli; };
     d.add_options()(file ? "threads" : "threads,t", po::value<unsigned>(), "requests in flight at once (default: 15)")(
         file ? "drivers" : "drivers,d", po::value<std::string>(),
-        "comma-separated DS_MAD names to serve (default: every plugin)")(
+        "comma-separated DS_MAD names to serve, each loading libone_ds_NAME.so beside the host unless --plugin names "
+        "it "
+        "(default: every plugin named with --plugin or in the config file)")(
         file ? "system_tms" : "system-tms,s", po::value<std::string>(),
         "comma-separated TM_MAD names for system datastores (given to the fallback)")(
         file ? "timeout" : "timeout,w", po::value<unsigned>(),
