@@ -5,7 +5,7 @@
 // restic here for LOCAL) and a download of the disk back, compared with the
 // original; the repository opens with exactly that password (after stock's
 // stripping of one pair of surrounding quotes) and with no other.
-#include "tests/restic/restore_stock_repo.hpp"
+#include "tests/restic/restic_fixture.hpp"
 
 #include <boost/test/data/test_case.hpp>
 #include <boost/test/unit_test.hpp>
