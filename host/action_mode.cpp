@@ -1,5 +1,6 @@
 #include "host/action_mode.hpp"
 
+#include "host/driver_router.hpp"
 #include "host/loaded_plugin.hpp"
 #include "host/template_file.hpp"
 
@@ -69,6 +70,9 @@ public:
     }
 };
 
+// stdin, at most k_max_action_input bytes: more is refused without reading
+// it (bounded memory; the largest document oned sends, a VM with its
+// history, is far below).
 std::string read_all(int fd) {
     std::string out;
     if (::isatty(fd) == 1) return out;
@@ -78,6 +82,9 @@ std::string read_all(int fd) {
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) break;
         out.append(buf, static_cast<std::size_t>(n));
+        if (out.size() > k_max_action_input)
+            throw std::invalid_argument("standard input is larger than " + std::to_string(k_max_action_input >> 20) +
+                                        " MiB");
     }
     return out;
 }
@@ -142,11 +149,17 @@ struct completion {
 std::string decode_action_input(const std::string &raw) {
     const auto t = common::trim(raw);
     if (t.empty()) return {};
-    if (t.front() == '<') return std::string(t);
-    auto decoded = common::base64_decode(t);
-    if (!decoded || common::trim(*decoded).empty() || common::trim(*decoded).front() != '<')
-        throw std::invalid_argument("standard input is neither XML nor base64-encoded XML");
-    return *decoded;
+    std::string xml;
+    if (t.front() == '<') {
+        xml = t;
+    } else {
+        auto decoded = common::base64_decode(t);
+        if (!decoded || common::trim(*decoded).empty() || common::trim(*decoded).front() != '<')
+            throw std::invalid_argument("standard input is neither XML nor base64-encoded XML");
+        xml = std::move(*decoded);
+    }
+    if (auto p = doctype_problem(xml); !p.empty()) throw std::invalid_argument("standard input: " + p);
+    return xml;
 }
 
 namespace {

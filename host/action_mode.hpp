@@ -21,6 +21,7 @@
 
 #include <spdlog/logger.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -38,8 +39,12 @@ int run_action(const settings &s, const std::shared_ptr<spdlog::logger> &log, in
 int run_doctor(const settings &s, const std::shared_ptr<spdlog::logger> &log, int out_fd, int err_fd);
 
 // stdin as the action gets it: "" when empty, the XML itself, or the decoded
-// base64. Throws std::invalid_argument when it is neither XML nor base64 XML.
+// base64. Throws std::invalid_argument when it is neither XML nor base64 XML,
+// or has a document type declaration (doctype_problem, driver_router.hpp).
 std::string decode_action_input(const std::string &raw);
+
+// The most bytes of stdin action mode reads (32 MiB); more is refused.
+inline constexpr std::size_t k_max_action_input = std::size_t{32} << 20;
 
 // ERROR, WARN, INFO or DEBUG for an ONEDS_LOG_* level.
 const char *action_level_word(std::int32_t level) noexcept;

@@ -18,8 +18,18 @@ struct routed_request {
 };
 
 // The route, or the FAILURE text for oned ("Cannot decode driver action
-// data: not base64", "Cannot parse driver action data: not XML"). No DTD is
-// processed and no entity expanded (pugixml's defaults).
+// data: not base64", "Cannot parse driver action data: not XML", or the
+// doctype_problem below).
 std::variant<routed_request, std::string> route_payload(std::string_view base64_payload);
+
+// "" unless xml has a document type declaration (a DTD, with or without
+// entity declarations), else why it is refused. oned never sends one; pugixml
+// would skip it and leave every entity reference unexpanded, so the document
+// would silently mean something else than what it says (an "&pw;" password
+// taken literally). Deliberately stricter than the stock driver (Ruby's XML
+// parsers process internal DTDs): such a document is refused, before any
+// entity could be expanded or fetched. A "<!DOCTYPE" inside CDATA or a
+// comment is text, not a declaration, and passes.
+std::string doctype_problem(std::string_view xml);
 
 }  // namespace oneds::host

@@ -13,6 +13,19 @@
 
 namespace oneds::restic {
 
+ports::status id_argument(const action_env &env, const std::string &action) {
+    const auto &args = env.ctx.req().args;
+    const auto usage = [&](const std::string &why) {
+        return ports::error{ports::error_kind::invalid, action + ": expected one argument, oned's id; " + why};
+    };
+    if (args.empty()) return usage("got none");
+    if (args.size() > 1) return usage("got " + std::to_string(args.size()) + " arguments");
+    const std::string_view id = args[0];
+    if (!is_decimal_id(id.starts_with('-') ? id.substr(1) : id))
+        return usage("got '" + common::printable(args[0]) + "'");
+    return ports::ok();
+}
+
 ports::status load_request(const action_env &env, const std::string &action, request_doc &d, bool with_image) {
     const auto invalid = [](std::string text) { return ports::error{ports::error_kind::invalid, std::move(text)}; };
     const auto &xml = env.ctx.req().document;
@@ -44,7 +57,7 @@ ports::result<std::string> prune_max_unused(const request_doc &d) {
     return ports::error{ports::error_kind::invalid,
                         wrong_configuration("RESTIC_PRUNE_MAX_UNUSED must be a size (digits with an optional k/M/G/T "
                                             "or %) or 'unlimited', got '" +
-                                            value + "'")};
+                                            common::printable(value) + "'")};
 }
 
 namespace {

@@ -32,6 +32,14 @@ struct request_doc {
     backup_image image;
 };
 
+// The one argument of monitor, stat, rm, restore and increment_flatten: oned's
+// id of the datastore, image or request (an integer, -1 allowed), as oned's
+// datastore driver passes it. Fails (kind invalid) naming the action when it
+// is missing, not an integer, or followed by more. Deliberately stricter than
+// the stock scripts, which ignore their arguments: a caller that passes
+// something else is not oned, and nothing is started for it.
+ports::status id_argument(const action_env &env, const std::string &action);
+
 // Loads env's request document into d. Fails (kind invalid) with "<action>:
 // the request must hold ...", "Wrong restic datastore configuration: ..." or
 // "Missing datastore or image attributes: ..." (the stock prefixes).

@@ -363,7 +363,7 @@ BOOST_AUTO_TEST_CASE(stat_on_the_front_end) {
     h.settings.ssh_config = "/etc/one/ssh_config";
     h.settings.restic_bin = "/var/lib/one/remotes/datastore/restic/restic";
     const std::string url = "restic://100//0:0123abcd" + k_backup_dir + "/disk.0.0";
-    const auto out = h.run(&stat_action, "stat", {}, document({}, "<IMAGE><PATH>" + url + "</PATH></IMAGE>"));
+    const auto out = h.run(&stat_action, "stat", {"-1"}, document({}, "<IMAGE><PATH>" + url + "</PATH></IMAGE>"));
     BOOST_TEST_REQUIRE(out.status == ONEDS_OK, out.error);
     BOOST_TEST(out.info == "2048\n");
     const auto runs = h.recorder.runs();

@@ -179,8 +179,8 @@ BOOST_AUTO_TEST_CASE(backup_cancel_stops_the_backup_and_leaves_no_lock) {
     BOOST_REQUIRE_MESSAGE(wait_for_process_with({"backup", s.f.backup_dir(7) + "/vm.xml"}, std::chrono::seconds(60)),
                           "the backup's restic did not start");
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    const auto cancel = s.f.host_action("backup_cancel", {"hypervisor:" + s.f.vm_dir(7), "0:1", "one-7", "-", "7", "0"},
-                                        s.f.document());
+    // backup_cancel gets <host>:<vm_dir> <deploy_id>, as OpenNebula's VMM driver passes them.
+    const auto cancel = s.f.host_action("backup_cancel", {"hypervisor:" + s.f.vm_dir(7), "one-7"}, s.f.document());
     BOOST_TEST(cancel.exit_code == 0, describe(cancel));
     const auto r = running->wait(std::chrono::seconds(120));
     BOOST_TEST(r.exit_code != 0, "the cancelled backup must fail: " << describe(r));

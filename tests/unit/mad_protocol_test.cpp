@@ -70,4 +70,22 @@ BOOST_AUTO_TEST_CASE(bad_payloads_give_the_failure_text) {
     BOOST_TEST(std::get<std::string>(r) == "Cannot parse driver action data: not XML");
 }
 
+// A document type declaration is refused (MAD and action mode alike); the
+// same characters as text in CDATA or a comment are not one.
+BOOST_AUTO_TEST_CASE(a_document_type_declaration_is_refused_and_only_a_real_one) {
+    const std::string ds = "<DATASTORE><TYPE>3</TYPE><DS_MAD>restic</DS_MAD></DATASTORE>";
+    for (const std::string dtd : {"<!DOCTYPE DS_DRIVER_ACTION_DATA>", "<!DOCTYPE x [<!ENTITY a \"b\">]>",
+                                  "<!DOCTYPE x SYSTEM \"http://127.0.0.1:1/x.dtd\">"}) {
+        const std::string xml =
+            "<?xml version=\"1.0\"?>" + dtd + "<DS_DRIVER_ACTION_DATA>" + ds + "</DS_DRIVER_ACTION_DATA>";
+        BOOST_TEST(!doctype_problem(xml).empty(), dtd);
+        const auto r = route_payload(oneds::common::base64_encode(xml));
+        BOOST_TEST_REQUIRE(std::holds_alternative<std::string>(r));
+        BOOST_TEST(std::get<std::string>(r).find("Cannot parse driver action data: XML with a document type") == 0u);
+    }
+    for (const std::string text : {"<D><![CDATA[<!DOCTYPE html><p>x</p>]]></D>", "<D><!-- <!DOCTYPE x> --></D>",
+                                   "<D>&lt;!DOCTYPE x&gt;</D>", "<D/>"})
+        BOOST_TEST(doctype_problem(text).empty(), text);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

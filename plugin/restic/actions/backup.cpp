@@ -57,7 +57,9 @@ ports::error invalid(std::string text) { return {ports::error_kind::invalid, std
 // argv, the document (into d) and BACKUP_BASE_PATH.
 ports::result<backup_request> parse_backup_request(action_env &env, request_doc &d) {
     const auto &args = env.ctx.req().args;
-    if (args.size() < 6)
+    // Exactly six, as OpenNebula's VMM driver passes them; more would be a
+    // caller we do not know (stock ignores extra words; we refuse them).
+    if (args.size() != 6)
         return invalid("backup: expected <host>:<vm_dir> <disk_ids> <deploy_id> <bj_id|-> <vm_id> <ds_id>, got " +
                        std::to_string(args.size()) + " arguments");
     backup_request r;
@@ -67,6 +69,9 @@ ports::result<backup_request> parse_backup_request(action_env &env, request_doc 
     if (auto p = env.host_problem("backup: the host in <host>:<vm_dir>", r.vm_host); !p.empty()) return invalid(p);
     if (auto p = absolute_path_problem(argv_vm_dir); !p.empty())
         return invalid("backup: the folder in <host>:<vm_dir> " + p + ", got '" + common::printable(argv_vm_dir) + "'");
+    if (has_dot_segment(argv_vm_dir))
+        return invalid("backup: the folder in <host>:<vm_dir> must not have '.' or '..' components, got '" +
+                       common::printable(argv_vm_dir) + "'");
     const std::string &bj_id = args[3];
     r.vm_id = args[4];
     if (!is_decimal_id(r.vm_id))

@@ -130,7 +130,10 @@ std::vector<std::string> pids_from_grep_listing(std::string_view listing) {
 
 outcome backup_cancel_action(action_env &env) {
     const auto &args = env.ctx.req().args;
-    if (args.size() < 2) return outcome::fail("backup_cancel: expected <host>:<vm_dir> <deploy_id>");
+    // Exactly two, as OpenNebula's VMM driver passes them (stock ignores more).
+    if (args.size() != 2)
+        return outcome::fail("backup_cancel: expected <host>:<vm_dir> <deploy_id>, got " + std::to_string(args.size()) +
+                             " arguments");
     const std::string &host_dir = args[0];
     std::string vm_host, argv_vm_dir;
     if (!split_host_dir(host_dir, vm_host, argv_vm_dir))
@@ -141,6 +144,10 @@ outcome backup_cancel_action(action_env &env) {
     if (auto p = absolute_path_problem(argv_vm_dir); !p.empty())
         return outcome::fail("backup_cancel: the folder in <host>:<vm_dir> " + p + ", got '" +
                              common::printable(argv_vm_dir) + "'");
+    if (has_dot_segment(argv_vm_dir))
+        return outcome::fail(
+            "backup_cancel: the folder in <host>:<vm_dir> must not have '.' or '..' components, got '" +
+            common::printable(argv_vm_dir) + "'");
     // Log lines carry the VM id, so that they land in that VM's log: the VM
     // folder's name (<system datastore>/<vm_id>), else the VM document's ID.
     if (const auto dir_name = std::filesystem::path(clean_path(argv_vm_dir)).filename().string();

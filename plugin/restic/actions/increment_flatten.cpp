@@ -42,6 +42,7 @@ std::string tag_vm(const backup_image &img, const snapshot_info &s) {
 
 outcome increment_flatten_action(action_env &env) {
     request_doc d;
+    if (auto id = id_argument(env, "increment_flatten"); !id) return outcome::from(id.err());
     if (auto loaded = load_request(env, "increment_flatten", d, true); !loaded) return outcome::from(loaded.err());
     const auto &doc = d.doc;
     const auto &attrs = d.attrs;

@@ -198,6 +198,7 @@ runtime::outcome monitor_capacity(action_env &env, const request_doc &d) {
 
 runtime::outcome monitor_action(action_env &env) {
     request_doc d;
+    if (auto id = id_argument(env, "monitor"); !id) return runtime::outcome::from(id.err());
     if (auto loaded = load_request(env, "monitor", d, false); !loaded) return runtime::outcome::from(loaded.err());
     runtime::outcome out = monitor_capacity(env, d);
     // The datastore's health goes to oned after the reply (health.hpp).

@@ -42,6 +42,7 @@ std::optional<int> rpc_int(const ports::rpc_result &r) {
 
 outcome restore_action(action_env &env) {
     request_doc d;
+    if (auto id = id_argument(env, "restore"); !id) return outcome::from(id.err());
     if (auto loaded = load_request(env, "restore", d, true); !loaded) return outcome::from(loaded.err());
     const auto &doc = d.doc;
     const auto &attrs = d.attrs;

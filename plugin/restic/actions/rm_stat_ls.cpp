@@ -23,6 +23,7 @@ bool size_value(const std::string &v) {
 
 outcome rm_action(action_env &env) {
     request_doc d;
+    if (auto id = id_argument(env, "rm"); !id) return outcome::from(id.err());
     if (auto loaded = load_request(env, "rm", d, true); !loaded) return outcome::from(loaded.err());
     const auto &img = d.image;
     if (img.chain.empty()) return outcome::ok();  // nothing was ever stored for it
@@ -35,8 +36,9 @@ outcome rm_action(action_env &env) {
     if (!max_unused) return outcome::from(max_unused.err());
     const std::string max_repack(common::trim(tmpl.child("RESTIC_PRUNE_MAX_REPACK").text().as_string()));
     if (!max_repack.empty() && !size_value(max_repack))
-        return outcome::fail(wrong_configuration(
-            "RESTIC_PRUNE_MAX_REPACK must be a size (digits with an optional k/M/G/T), got '" + max_repack + "'"));
+        return outcome::fail(
+            wrong_configuration("RESTIC_PRUNE_MAX_REPACK must be a size (digits with an optional k/M/G/T), got '" +
+                                common::printable(max_repack) + "'"));
 
     const auto site = maintenance_site(env, d.attrs, d.attrs.base_path + "/" + repo_id);
     std::vector<std::string> ids;
@@ -69,6 +71,7 @@ outcome rm_action(action_env &env) {
 
 outcome stat_action(action_env &env) {
     request_doc d;
+    if (auto id = id_argument(env, "stat"); !id) return outcome::from(id.err());
     if (auto loaded = load_request(env, "stat", d, false); !loaded) return outcome::from(loaded.err());
     const std::string path(
         common::trim(d.doc.select_node("/DS_DRIVER_ACTION_DATA/IMAGE/PATH").node().text().as_string()));
@@ -78,6 +81,10 @@ outcome stat_action(action_env &env) {
     } catch (const std::exception &e) {
         return outcome::fail(e.what());
     }
+    // The image's path must be in this (backup) datastore (stock does not check).
+    if (url.ds_id != std::to_string(d.attrs.ds_id))
+        return outcome::fail("stat: the image's path names datastore " + url.ds_id + ", the request's datastore is " +
+                             std::to_string(d.attrs.ds_id));
     static const std::regex disk_re(R"(disk\.(\d+))");
     std::smatch m;
     const std::string file = base_name(url.path);
@@ -113,14 +120,15 @@ outcome ls_action(action_env &env) {
     const auto &args = env.ctx.req().args;
     for (std::size_t i = 0; i < args.size(); ++i) {
         if (args[i] != "-i")
-            return outcome::fail("ls: unknown argument '" + args[i] + "' (usage: ls [-i <increment_id>])");
+            return outcome::fail("ls: unknown argument '" + common::printable(args[i]) +
+                                 "' (usage: ls [-i <increment_id>])");
         if (i + 1 >= args.size()) return outcome::fail("ls: -i needs an increment id");
         try {
             std::size_t used = 0;
             inc = std::stoi(args[i + 1], &used);
             if (used != args[i + 1].size()) throw std::invalid_argument("x");
         } catch (const std::exception &) {
-            return outcome::fail("ls: -i needs an integer increment id, got '" + args[i + 1] + "'");
+            return outcome::fail("ls: -i needs an integer increment id, got '" + common::printable(args[i + 1]) + "'");
         }
         ++i;
     }

@@ -183,6 +183,19 @@ restic_url parse_restic_url(const std::string &url) {
     }
     u.path = "/" + rest;
     if (rest.empty()) throw std::runtime_error("restic URL has no file path: '" + common::printable(url) + "'");
+    // The path is a file's path inside a snapshot, as restic stored it: clean
+    // and absolute. No '.', '..' or empty component, and no percent-encoding
+    // (stock never encodes; "%2e%2e" would only be a disguised ".."). Refused
+    // here, before any repository is opened.
+    for (const auto &part : common::split(rest, '/'))
+        if (part.empty() || part == "." || part == "..")
+            throw std::runtime_error(
+                "restic URL file path must be a clean absolute path (no '.', '..' or empty "
+                "component): '" +
+                common::printable(url) + "'");
+    static const std::regex percent_encoded("%[0-9A-Fa-f]{2}");
+    if (std::regex_search(url, percent_encoded))
+        throw std::runtime_error("restic URL must not be percent-encoded: '" + common::printable(url) + "'");
     u.disk_index = disk_index_of(u.path);
     u.vm_id = vm_from_path(u.path);
     if (u.bj_id.empty() && u.vm_id.empty())

@@ -71,6 +71,18 @@ std::string split_safe_word_problem(std::string_view word) {
     return {};
 }
 
+bool has_dot_segment(std::string_view path) noexcept {
+    std::size_t start = 0;
+    while (start <= path.size()) {
+        const auto slash = path.find('/', start);
+        const auto part = path.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
+        if (part == "." || part == "..") return true;
+        if (slash == std::string_view::npos) break;
+        start = slash + 1;
+    }
+    return false;
+}
+
 bool is_decimal_id(std::string_view s) noexcept {
     return !s.empty() && s.size() <= 10 && s.find_first_not_of("0123456789") == std::string_view::npos;
 }

@@ -40,6 +40,10 @@ std::string host_name_problem(std::string_view host, const std::function<bool(st
 // letters, digits, '_', '.' or '-'.
 std::string user_name_problem(std::string_view user);
 
+// Whether path has a "." or ".." component: a VM folder oned names never
+// has one, and "<dir>/../8" would name another VM's folder.
+bool has_dot_segment(std::string_view path) noexcept;
+
 // An absolute path without control characters (newline, escape, DEL, C1
 // controls ...) and without a NUL byte; blanks and other printable characters
 // are fine (argv vectors carry them as they are).
