@@ -92,8 +92,24 @@ bool is_restic(pid_t pid) {
 
 class secret_scanner {
 public:
+    // Each secret is also looked for in base64, at each of the three
+    // alignments it can have inside a longer encoded text (a request
+    // document, base64 as oned sends it, logged or written somewhere).
     secret_scanner(std::vector<std::string> secrets, std::vector<std::string> dirs)
-        : secrets_(std::move(secrets)), dirs_(std::move(dirs)), me_(::getpid()) {}
+        : secrets_(with_base64_forms(std::move(secrets))), dirs_(std::move(dirs)), me_(::getpid()) {}
+
+    static std::vector<std::string> with_base64_forms(std::vector<std::string> secrets) {
+        const auto n = secrets.size();
+        for (std::size_t i = 0; i < n; ++i)
+            for (std::size_t k = 0; k < 3; ++k) {
+                // k bytes before the secret: the first 4 characters (k > 0)
+                // and the last 4 depend on its neighbours, the rest only on it.
+                const auto enc = base64(std::string(k, '\0') + secrets[i]);
+                const std::size_t from = k == 0 ? 0 : 4;
+                if (enc.size() >= from + 4 + 12) secrets.push_back(enc.substr(from, enc.size() - from - 4));
+            }
+        return secrets;
+    }
     ~secret_scanner() { stop(); }
 
     void start() {
@@ -437,6 +453,12 @@ void run_backend(backend kind) {
         const auto r = peer.wait_for_reply("RESTORE", 41, std::chrono::seconds(120));
         BOOST_REQUIRE_MESSAGE(r.has_value(), peer.transcript());
         BOOST_TEST(r->success, peer.transcript());
+        // An RM with the wrong password: its FAILURE text goes to oned.
+        const auto rm_doc = oneds::common::base64_encode(f.document_with_image(c.image_xml(), wrong));
+        BOOST_REQUIRE(peer.send_request("RM", 42, rm_doc));
+        const auto rm = peer.wait_for_reply("RM", 42, std::chrono::seconds(120));
+        BOOST_REQUIRE_MESSAGE(rm.has_value(), peer.transcript());
+        BOOST_TEST(!rm->success, peer.transcript());
         const auto updates_before = h.server.call_count("one.datastore.update");
         BOOST_REQUIRE(peer.send_request("MONITOR", 100, oneds::common::base64_encode(f.document(h.tmpl()))));
         const auto m = peer.wait_for_reply("MONITOR", 100, std::chrono::seconds(120));
@@ -495,6 +517,7 @@ BOOST_AUTO_TEST_CASE(the_scanner_finds_secrets_planted_in_each_place) {
     scan.stop();
     scan.scan_text("a log", "LOG I 3 oops " + secret);
     scan.scan_text("a reply", "RESTORE FAILURE 41 serveradmin:alice:QUJDREVGR0hJSktMTU5PUA==");
+    scan.scan_text("a payload", "bad request: " + base64("<DATASTORE><P>" + secret + "</P>"));
     const auto found = joined(scan.findings());
     BOOST_TEST_MESSAGE("planted findings:" << found);
     BOOST_TEST(found.find("file " + dir.file("left-behind")) != std::string::npos, found);
@@ -503,6 +526,7 @@ BOOST_AUTO_TEST_CASE(the_scanner_finds_secrets_planted_in_each_place) {
     if (as_nobody) BOOST_TEST(found.find("user nobody can read the environment") != std::string::npos, found);
     BOOST_TEST(found.find("a log: holds secret") != std::string::npos, found);
     BOOST_TEST(found.find("a reply: holds a server_cipher session") != std::string::npos, found);
+    BOOST_TEST(found.find("a payload: holds secret") != std::string::npos, found);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
