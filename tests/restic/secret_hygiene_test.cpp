@@ -436,6 +436,12 @@ void run_backend(backend kind) {
         fs::remove(got);
     }
 
+    // The downloader's other form: the image prepared in RESTIC_TMP_DIR
+    // (under TMPDIR) and a command= line for the caller.
+    const auto d2 = h.action("downloader", {c.url(0, 1)}, f.document(h.tmpl()));
+    BOOST_TEST(d2.exit_code == 0, describe(d2));
+    scan.scan_text("downloader (command=) stdout/stderr", d2.out + d2.err);
+
     // 4. Through one MAD-mode host: a RESTORE (as alice, through
     // server_cipher) and a MONITOR, whose health and metrics follow.
     {
@@ -487,6 +493,11 @@ void run_backend(backend kind) {
                                 << " process looks, " << scan.files() << " file reads, " << scan.env_carriers()
                                 << " processes carried a secret in their environment:" << scan.carrier_programs());
     BOOST_TEST(scan.sweeps() > 10);
+    // The sinks were written, so scanning them meant something.
+    BOOST_TEST(read_file(h.log_file).find("restic") != std::string::npos, "the host log file is empty");
+    BOOST_TEST(read_file(h.metrics_file).find("one_ds_restic_") != std::string::npos, "no metrics written");
+    BOOST_TEST(!stock::files_under(f.dir().file("state")).empty(), "nothing in the state directory");
+    BOOST_TEST_MESSAGE(h.name() << ": " << stock::files_under(h.tmpdir).size() << " files left in TMPDIR");
     BOOST_TEST(h.server.images().size() == 1U, "the restore should have made one image");
     const auto found = scan.findings();
     BOOST_TEST(found.empty(), h.name() << ": secrets found:" << joined(found));
