@@ -130,6 +130,11 @@ restic_fixture::restic_fixture() : sshd_(std::make_unique<sshd_fixture>()) {
     std::filesystem::create_directories(base_path());
 }
 
+void restic_fixture::set_password(const std::string &password) {
+    password_ = password;
+    dir_.write("password", password);
+}
+
 void restic_fixture::make_vm(int vm, const std::vector<disk_spec> &disks) {
     const auto dir = backup_dir(vm);
     std::filesystem::create_directories(dir);
@@ -168,12 +173,12 @@ void restic_fixture::make_vm(int vm, const std::vector<disk_spec> &disks) {
 std::string restic_fixture::document(const std::map<std::string, std::optional<std::string>> &tmpl,
                                      const std::string &extra) const {
     std::map<std::string, std::optional<std::string>> t = {
-        {"RESTIC_PASSWORD", k_password},
+        {"RESTIC_PASSWORD", password_},
         {"RESTIC_SFTP_SERVER", std::string("backupserver")},
         {"RESTIC_SFTP_USER", sshd_->user()},
     };
     if (s3_)
-        t = {{"RESTIC_PASSWORD", k_password},
+        t = {{"RESTIC_PASSWORD", password_},
              {"RESTIC_BACKEND", std::string("S3")},
              {"RESTIC_S3_ENDPOINT", s3_->endpoint},
              {"RESTIC_S3_BUCKET", s3_->bucket},

@@ -85,6 +85,10 @@ public:
     // ---- Added for the restore-side tests (restore_*.cpp) ----------------------
     // The file holding k_password, for restic run by hand.
     std::string password_file() const { return password_file_; }
+    // From now on document() and restic() use this password instead of
+    // k_password (the password file is rewritten).
+    void set_password(const std::string &password);
+    const std::string &password() const { return password_; }
     // The DATASTORE element of document(tmpl) alone, as one.datastore.info
     // returns it (decrypted).
     std::string datastore_xml(const std::map<std::string, std::optional<std::string>> &tmpl = {}) const;
@@ -110,6 +114,7 @@ private:
     std::unique_ptr<sshd_fixture> sshd_;
     scratch_dir dir_;
     std::string password_file_;
+    std::string password_ = k_password;
     std::optional<s3_bucket> s3_;
 };
 
