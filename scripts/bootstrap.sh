@@ -17,6 +17,9 @@ packages=(
   # The RBD test writes images through librbd's Python binding; the S3 store
   # test checks objects with curl (SigV4) and TLS with openssl s_server.
   python3-rbd curl openssl
+  # The Debian package (scripts/package.sh) and its test; Rules-Requires-Root:
+  # no, so no fakeroot.
+  debhelper dpkg-dev lintian
 )
 missing=()
 for p in "${packages[@]}"; do
