@@ -49,6 +49,10 @@ if [ -n "$prebuilt" ]; then
         echo "package.sh: --prebuilt $prebuilt is not a CMake build directory (no CMakeCache.txt)" >&2
         exit 1
     }
+    grep -qx 'ONEDS_INSTALL_LAYOUT:STRING=system' "$prebuilt/CMakeCache.txt" || {
+        echo "package.sh: --prebuilt $prebuilt is not configured with ONEDS_INSTALL_LAYOUT=system" >&2
+        exit 1
+    }
     prebuilt=$(cd "$prebuilt" && pwd)
 fi
 
