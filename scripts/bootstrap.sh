@@ -20,6 +20,9 @@ packages=(
   # The man page renders without warnings (man -l, groff) and the logrotate
   # entry rotates a real host's log (tests/man).
   man-db groff-base logrotate
+  # The Debian package (scripts/package.sh) and its test; Rules-Requires-Root:
+  # no, so no fakeroot.
+  debhelper dpkg-dev lintian
 )
 missing=()
 for p in "${packages[@]}"; do
