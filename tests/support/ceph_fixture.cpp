@@ -423,34 +423,12 @@ void ceph_fixture::start_gateway() {
     s.wait_until("restarting the gateway", *s.rgw, "client.rgw.gw", [&s] { return http_answers(s.rgw_port); });
 }
 
-void ceph_fixture::stop_osd() noexcept {
-    auto &s = *state_;
-    if (s.osd) s.osd->stop(10s, SIGTERM);
-    // Until the monitor has it down, start_osd() would see the old "up".
-    const auto conf = s.conf.string();
-    try {
-        std::string out;
-        (void)run_argv({"ceph", "-c", conf, "--connect-timeout", "2", "osd", "down", "0"}, nullptr, nullptr);
-        for (int i = 0; i < 100; ++i) {
-            if (run_argv({"ceph", "-c", conf, "--connect-timeout", "2", "osd", "dump"}, &out, nullptr) == 0 &&
-                (out.starts_with("osd.0 down") || out.find("\nosd.0 down") != std::string::npos))
-                return;
-            std::this_thread::sleep_for(100ms);
-        }
-    } catch (...) {
-        // start_osd() then waits for "up" as it can.
-    }
+void ceph_fixture::freeze_osd() noexcept {
+    if (state_->osd) state_->osd->signal(SIGSTOP);
 }
 
-void ceph_fixture::start_osd() {
-    auto &s = *state_;
-    s.osd.emplace(s.daemon({"ceph-osd", "-i", "0"}, "osd.0"));
-    s.wait_until("restarting the OSD", *s.osd, "osd.0", [&s] {
-        std::string out;
-        if (run_argv({"ceph", "-c", s.conf.string(), "--connect-timeout", "2", "osd", "dump"}, &out, nullptr) != 0)
-            return false;
-        return out.starts_with("osd.0 up") || out.find("\nosd.0 up") != std::string::npos;
-    });
+void ceph_fixture::thaw_osd() noexcept {
+    if (state_->osd) state_->osd->signal(SIGCONT);
 }
 
 void ceph_fixture::stop() noexcept { state_->stop(); }
