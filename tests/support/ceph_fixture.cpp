@@ -413,6 +413,24 @@ std::vector<pid_t> ceph_fixture::daemon_pids() const {
     return pids;
 }
 
+void ceph_fixture::stop_gateway() noexcept {
+    if (state_->rgw) state_->rgw->stop(10s, SIGTERM);
+}
+
+void ceph_fixture::start_gateway() {
+    auto &s = *state_;
+    s.rgw.emplace(s.daemon({"radosgw", "-n", "client.rgw.gw"}, "client.rgw.gw"));
+    s.wait_until("restarting the gateway", *s.rgw, "client.rgw.gw", [&s] { return http_answers(s.rgw_port); });
+}
+
+void ceph_fixture::freeze_osd() noexcept {
+    if (state_->osd) state_->osd->signal(SIGSTOP);
+}
+
+void ceph_fixture::thaw_osd() noexcept {
+    if (state_->osd) state_->osd->signal(SIGCONT);
+}
+
 void ceph_fixture::stop() noexcept { state_->stop(); }
 bool ceph_fixture::stopped() const noexcept { return state_->stopped; }
 

@@ -66,6 +66,16 @@ public:
     // stop() has reaped them; those not started (or already reaped) are absent.
     [[nodiscard]] std::vector<pid_t> daemon_pids() const;
 
+    // For fault tests. The gateway stopped as an admin stops it (SIGTERM,
+    // SIGKILL after 10 s) and started again with the same configuration and
+    // port; start_gateway() returns once it answers HTTP, and throws as the
+    // constructor does. The OSD frozen (SIGSTOP) and thawed (SIGCONT): a
+    // memstore OSD that is restarted comes back empty, so it is not.
+    void stop_gateway() noexcept;
+    void start_gateway();
+    void freeze_osd() noexcept;
+    void thaw_osd() noexcept;
+
     // Stops gateway, OSD and monitor in that order and removes dir(). Safe to
     // call again; the accessors above keep their values.
     void stop() noexcept;

@@ -1,6 +1,7 @@
 #include "tests/support/sshd_fixture.hpp"
 
 #include "common/child.hpp"
+#include "common/proc.hpp"
 #include "common/unique_fd.hpp"
 
 #include <arpa/inet.h>
@@ -485,5 +486,28 @@ const std::filesystem::path &sshd_fixture::ssh_config_file() const noexcept { re
 const std::string &sshd_fixture::alias() const noexcept { return state_->alias; }
 std::string sshd_fixture::log_text() const { return read_file(state_->log_file); }
 pid_t sshd_fixture::sshd_pid() const noexcept { return state_->sshd->pid(); }
+
+void sshd_fixture::kill_server() noexcept {
+    auto &s = *state_;
+    if (!s.sshd || s.sshd->reaped()) return;
+    // The per-connection sshd processes, found before the listener dies (then
+    // they are no longer its descendants). Only sshd itself: what a session
+    // runs belongs to the user, and a crash of sshd does not kill it.
+    std::vector<pid_t> sessions;
+    for (const pid_t pid : oneds::common::descendant_pids(s.sshd->pid())) {
+        const auto argv = oneds::common::process_arguments(pid);
+        if (!argv.empty() && argv.front().starts_with("sshd")) sessions.push_back(pid);
+    }
+    s.sshd->kill();
+    for (const pid_t pid : sessions) ::kill(pid, SIGKILL);
+}
+
+void sshd_fixture::restart() {
+    auto &s = *state_;
+    kill_server();
+    s.sshd.reset();
+    if (s.start_once(clock_type::now() + 10s) != state::start_result::ready)
+        throw std::runtime_error("sshd_fixture: port " + std::to_string(s.port) + " was taken while sshd was down");
+}
 
 }  // namespace oneds::test

@@ -72,6 +72,14 @@ public:
     // has stopped and reaped it.
     [[nodiscard]] pid_t sshd_pid() const noexcept;
 
+    // The backup server's sshd dying: SIGKILL to the listening sshd and to
+    // every sshd process it started for a connection (their sessions' own
+    // commands are left running, as after a real crash of sshd); the port is
+    // then closed. restart() serves the same port, keys and files again and
+    // returns once the banner answers (throws as the constructor does).
+    void kill_server() noexcept;
+    void restart();
+
 private:
     struct state;
     std::unique_ptr<state> state_;

@@ -210,6 +210,23 @@ std::string failure_with_probe(action_env &env, const datastore_attributes &a, c
     return why;
 }
 
+// A lock left by a restic whose one_ds_host was killed (SIGKILL, the OOM
+// killer): nothing of ours was left to remove it, and restic backup itself
+// ignores it, so it would stay until an exclusive operation. After a
+// successful backup, when the repository holds a lock at all (one listing of
+// <repo>/locks), a plain `restic unlock` where the backup ran removes the
+// stale ones: restic removes only locks of processes gone from its own host
+// (or older than 30 minutes), never a running backup's. Not in the stock
+// driver, which leaves such locks.
+void remove_locks_of_dead_runs(action_env &env, const datastore_attributes &a, const backup_request &r) {
+    auto store = env.stores.store_for(a);
+    if (!store) return;
+    auto locks = (*store)->list_directory(r.repo_path + "/locks", env.stop());
+    if (!locks || !*locks || (*locks)->empty()) return;
+    if (auto unlocked = unlock_stale(env, a, r.site); !unlocked)
+        env.log('W', "backup of VM " + r.vm_id + ": could not remove stale locks: " + unlocked.err().message);
+}
+
 // What the state store records of a backup (health.hpp: record_backup).
 struct backup_facts {
     std::int64_t ds_id = -1;
@@ -303,6 +320,7 @@ outcome backup_run(action_env &env, backup_facts &facts) {
                      mib(static_cast<double>(summary->total_bytes_processed)) + " processed, " +
                      mib(static_cast<double>(summary->data_added)) + " added");
     facts.bytes_added = summary->data_added;
+    remove_locks_of_dead_runs(env, attrs, r);
     const auto &disks = r.site.host.empty() ? run.args : reader.listed().disks;
     return outcome::ok(short_id + " " + std::to_string(summary->total_bytes_processed / 1048576) + " " +
                        backup_format(disks.empty() ? std::string() : disks.front()) + "\n");
