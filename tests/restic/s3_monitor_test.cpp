@@ -96,6 +96,7 @@ struct harness : store_provider {
         sdk::request req;
         req.id = 1;
         req.action = "monitor";
+        req.args = {"100"};  // oned's datastore id, as one_datastore passes it
         req.document = document();
         runtime::request_context ctx(std::move(req), host.link());
         std::optional<std::stop_callback<std::function<void()>>> link;
