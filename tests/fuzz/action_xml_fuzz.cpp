@@ -37,8 +37,7 @@ void read_document(const std::string &xml, bool flag) {
                                        [](std::string_view h) { return h == "backup-alias"; });
         FUZZ_CHECK(!a.password.empty() && !a.base_path.empty() && a.base_path.front() == '/');
         (void)repository_url(a, a.base_path + "/7");
-    } catch (const attribute_error &) {
-    }
+    } catch (const attribute_error &) {}
     try {
         const auto img = parse_backup_image(d.doc);
         const auto ordered = img.ordered();
@@ -51,8 +50,7 @@ void read_document(const std::string &xml, bool flag) {
         if (!img.selected().empty()) FUZZ_CHECK(img.increment_id.has_value());
         (void)chain_text(ordered);
         (void)chain_keep_last(ordered, img.keep_last.value_or(0), "abcdef12");
-    } catch (const std::runtime_error &) {
-    }
+    } catch (const std::runtime_error &) {}
     if (auto prune = prune_max_unused(d); prune) FUZZ_CHECK(!prune.value().empty());
 
     if (d.doc.child("VM")) {
@@ -62,8 +60,7 @@ void read_document(const std::string &xml, bool flag) {
         o.no_ip = !flag;
         try {
             (void)restore_vm_template(xml, {{"0", 100}, {"1", 101}, {"2", 102}}, o);
-        } catch (const std::runtime_error &) {
-        }
+        } catch (const std::runtime_error &) {}
     }
 }
 

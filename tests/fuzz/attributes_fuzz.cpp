@@ -96,8 +96,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
     FUZZ_CHECK(a.ionice == -1 || (a.ionice >= 0 && a.ionice <= 7));
     FUZZ_CHECK(a.connections >= 1 && a.connections <= 1024);
     FUZZ_CHECK(!a.bwlimit || *a.bwlimit == -1 || (*a.bwlimit >= 0 && *a.bwlimit <= (std::int64_t{1} << 30)));
-    FUZZ_CHECK(a.slice_confined() == (a.max_riops != -1 || a.max_wiops != -1 || a.cpu_quota != -1 ||
-                                      a.memory_max_mb != -1));
+    FUZZ_CHECK(a.slice_confined() ==
+               (a.max_riops != -1 || a.max_wiops != -1 || a.cpu_quota != -1 || a.memory_max_mb != -1));
     const auto url = repository_url(a, a.base_path + "/42");
     FUZZ_CHECK(!url.empty() && url.find('\n') == std::string::npos);
     const auto argv = confined_argv(a, {"restic", "backup"});

@@ -29,8 +29,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
             FUZZ_CHECK(s.short_id == s.id.substr(0, 8));
             FUZZ_CHECK(s.disk_paths().size() + s.other_paths().size() == s.paths.size());
         }
-    } catch (const std::runtime_error &) {
-    }
+    } catch (const std::runtime_error &) {}
 
     if (const auto v = parse_version(text)) FUZZ_CHECK(parse_version("restic " + v->str())->str() == v->str());
     for (const auto &line : oneds::common::split(text, '\n')) (void)parse_backup_line(line);

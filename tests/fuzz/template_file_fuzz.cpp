@@ -55,7 +55,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
     }
     try {
         (void)oneds::restic::parse_datastore(ds);
-    } catch (const oneds::restic::attribute_error &) {
-    }
+    } catch (const oneds::restic::attribute_error &) {}
     return 0;
 }
