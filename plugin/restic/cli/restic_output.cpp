@@ -4,6 +4,7 @@
 
 #include <boost/json.hpp>
 
+#include <charconv>
 #include <cstring>
 #include <regex>
 
@@ -55,10 +56,20 @@ std::string restic_version::str() const {
 std::optional<restic_version> parse_version(std::string_view text) {
     std::string t(text);
     if (auto o = json_object(t)) t = "restic " + str(*o, "version");
+    // The version is in the first words: a bounded text for std::regex, which
+    // recurses per character (a long one overflowed the stack), and numbers
+    // that do not fit an int are no version (std::stoi threw); both found by
+    // the restic_output fuzzer (tests/fuzz).
+    t = t.substr(0, 256);
     static const std::regex re(R"(restic\s+v?(\d+)\.(\d+)\.(\d+))");
     std::smatch m;
     if (!std::regex_search(t, m, re)) return std::nullopt;
-    return restic_version{std::stoi(m[1]), std::stoi(m[2]), std::stoi(m[3])};
+    restic_version v;
+    for (auto [i, field] : {std::pair{1, &v.major}, std::pair{2, &v.minor}, std::pair{3, &v.patch}}) {
+        const auto [p, ec] = std::from_chars(&*m[i].first, &*m[i].first + m[i].length(), *field);
+        if (ec != std::errc{}) return std::nullopt;
+    }
+    return v;
 }
 
 std::variant<std::monostate, backup_status, backup_summary> parse_backup_line(std::string_view line) {
@@ -92,11 +103,28 @@ std::string lock_holder::describe() const {
     return d;
 }
 
+namespace {
+
+// Searches the lines of text, each cut to 1024 characters, for re; m then
+// refers to line. std::regex recurses once per character matched and
+// overflowed the stack on a long line (the holder's names come from the
+// repository's lock file); found by the restic_output fuzzer (tests/fuzz).
+bool search_lines(const std::string &text, const std::regex &re, std::string &line, std::smatch &m) {
+    for (const auto &l : common::split(text, '\n')) {
+        line = l.substr(0, 1024);
+        if (std::regex_search(line, m, re)) return true;
+    }
+    return false;
+}
+
+}  // namespace
+
 std::optional<lock_holder> parse_lock_conflict(std::string_view stderr_text) {
     const std::string t(stderr_text);
     static const std::regex holder_re(R"(already locked (exclusively )?by PID (\d+) on (\S+) by (.+?) \(UID)");
     std::smatch m;
-    if (!std::regex_search(t, m, holder_re)) {
+    std::string line;
+    if (!search_lines(t, holder_re, line, m)) {
         if (contains(t, "unable to create lock in backend") || contains(t, "repository is already locked"))
             return lock_holder{};
         return std::nullopt;
@@ -108,7 +136,8 @@ std::optional<lock_holder> parse_lock_conflict(std::string_view stderr_text) {
     h.host = common::printable(m[3].str(), 100);
     h.user = common::printable(m[4].str(), 100);
     static const std::regex created_re(R"(lock was created at ([0-9-]+ [0-9:]+) \((.+?) ago\))");
-    if (std::regex_search(t, m, created_re)) {
+    std::string created_line;
+    if (search_lines(t, created_re, created_line, m)) {
         h.created_at = m[1];
         h.age = common::printable(m[2].str(), 40);
     }
