@@ -17,6 +17,8 @@ packages=(
   # The RBD test writes images through librbd's Python binding; the S3 store
   # test checks objects with curl (SigV4) and TLS with openssl s_server.
   python3-rbd curl openssl
+  # The libFuzzer targets (scripts/ci_fuzz.sh, docs/fuzzing.md) build with clang.
+  clang libclang-rt-14-dev
 )
 missing=()
 for p in "${packages[@]}"; do
