@@ -1,7 +1,8 @@
 #define BOOST_TEST_MODULE long_input
 // Inputs the fuzzers (tests/fuzz) found crashing the parsers: values long
 // enough to overflow the stack in libstdc++'s recursive std::regex, and a
-// restic version that does not fit an int. Each must now parse or be refused.
+// restic version that does not fit an int, JSON numbers outside the range of
+// the fields they fill. Each must now parse or be refused.
 #include "plugin/restic/cli/restic_output.hpp"
 #include "plugin/restic/model/backup_image.hpp"
 #include "plugin/restic/repo_ops.hpp"
@@ -10,7 +11,10 @@
 
 #include <pugixml.hpp>
 
+#include <cstdint>
+#include <limits>
 #include <string>
+#include <variant>
 
 using namespace oneds::restic;
 
@@ -65,4 +69,12 @@ BOOST_AUTO_TEST_CASE(a_long_prune_max_unused_is_checked) {
         BOOST_TEST_REQUIRE(d.doc.load_string(xml.c_str()));
         BOOST_TEST(prune_max_unused(d).has_value() == ok, value.substr(0, 12));
     }
+}
+
+BOOST_AUTO_TEST_CASE(json_byte_counts_outside_uint64_are_clamped) {
+    const auto line = parse_backup_line(R"({"message_type":"status","bytes_done":1e300,"total_bytes":-5.5})");
+    const auto *s = std::get_if<backup_status>(&line);
+    BOOST_TEST_REQUIRE(s != nullptr);
+    BOOST_TEST(s->bytes_done == std::numeric_limits<std::uint64_t>::max());
+    BOOST_TEST(s->total_bytes == 0u);
 }

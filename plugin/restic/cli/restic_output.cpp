@@ -6,6 +6,7 @@
 
 #include <charconv>
 #include <cstring>
+#include <limits>
 #include <regex>
 
 namespace oneds::restic {
@@ -26,7 +27,14 @@ std::uint64_t u64(const boost::json::object &o, const char *key) {
     if (it->value().is_uint64()) return it->value().as_uint64();
     if (it->value().is_int64())
         return it->value().as_int64() < 0 ? 0 : static_cast<std::uint64_t>(it->value().as_int64());
-    if (it->value().is_double()) return static_cast<std::uint64_t>(it->value().as_double());
+    if (it->value().is_double()) {
+        // A double outside the range of uint64 (negative, 1e300) must not be
+        // cast: undefined behaviour (found by the restic_output fuzzer).
+        const double d = it->value().as_double();
+        if (!(d >= 0)) return 0;
+        if (d >= 18446744073709551616.0) return std::numeric_limits<std::uint64_t>::max();
+        return static_cast<std::uint64_t>(d);
+    }
     return 0;
 }
 
