@@ -13,7 +13,7 @@ if command -v ccache >/dev/null; then
   launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
 fi
 echo "ci_fuzz: clang build of the fuzz targets in $build_dir"
-# -O1 with line tables only: half the compile time of -O2 -g, and still
+# -O1 with line tables only: quicker to compile than -O2 -g, and still
 # fast fuzzing with symbolised stack traces.
 opt="-O1 -gline-tables-only -DNDEBUG"
 CC=clang CXX=clang++ cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DONEDS_WARNINGS_AS_ERRORS=ON \
