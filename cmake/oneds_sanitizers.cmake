@@ -13,3 +13,19 @@ if(ONEDS_ENABLE_TSAN)
   target_link_options(oneds_sanitizers INTERFACE -fsanitize=thread)
 endif()
 add_library(oneds::sanitizers ALIAS oneds_sanitizers)
+
+# ONEDS_BUILD_FUZZERS: all code (the project's and header-only code it
+# instantiates) gets libFuzzer's coverage hooks, ASan and UBSan; UBSan stops
+# at the first report so that the fuzzer sees it. The fuzz targets themselves
+# link -fsanitize=fuzzer (tests/fuzz/CMakeLists.txt).
+if(ONEDS_BUILD_FUZZERS)
+  if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    message(FATAL_ERROR "ONEDS_BUILD_FUZZERS needs clang (CC=clang CXX=clang++), not ${CMAKE_CXX_COMPILER_ID}")
+  endif()
+  if(ONEDS_ENABLE_ASAN OR ONEDS_ENABLE_TSAN)
+    message(FATAL_ERROR "ONEDS_BUILD_FUZZERS brings its own sanitizers; leave ONEDS_ENABLE_ASAN/TSAN off")
+  endif()
+  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+                      -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=address,undefined)
+endif()

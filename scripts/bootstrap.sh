@@ -23,6 +23,8 @@ packages=(
   # The Debian package (scripts/package.sh) and its test; Rules-Requires-Root:
   # no, so no fakeroot.
   debhelper dpkg-dev lintian
+  # The libFuzzer targets (scripts/ci_fuzz.sh, docs/fuzzing.md) build with clang.
+  clang libclang-rt-14-dev
 )
 missing=()
 for p in "${packages[@]}"; do

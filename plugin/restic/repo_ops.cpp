@@ -46,14 +46,18 @@ ports::status load_request(const action_env &env, const std::string &action, req
 }
 
 ports::result<std::string> prune_max_unused(const request_doc &d) {
-    static const std::regex size_or_percent(R"(^\d+[kKmMgGtT%]?$)");
     std::string value(
         common::trim(d.doc.select_node("/DS_DRIVER_ACTION_DATA/DATASTORE/TEMPLATE/RESTIC_PRUNE_MAX_UNUSED")
                          .node()
                          .text()
                          .as_string()));
     if (value.empty()) value = "0";
-    if (std::regex_match(value, size_or_percent) || value == "unlimited") return value;
+    // Digits with an optional k/M/G/T or %; by hand, as std::regex overflowed
+    // the stack on a long value (found by the action_xml fuzzer, tests/fuzz).
+    std::string_view digits = value;
+    if (std::string_view("kKmMgGtT%").find(digits.back()) != std::string_view::npos) digits.remove_suffix(1);
+    const bool size_or_percent = !digits.empty() && digits.find_first_not_of("0123456789") == std::string_view::npos;
+    if (size_or_percent || value == "unlimited") return value;
     return ports::error{ports::error_kind::invalid,
                         wrong_configuration("RESTIC_PRUNE_MAX_UNUSED must be a size (digits with an optional k/M/G/T "
                                             "or %) or 'unlimited', got '" +

@@ -135,6 +135,16 @@ BOOST_DATA_TEST_CASE(malformed_hosts_are_refused,
     BOOST_TEST(!host_name_problem(host).empty(), "'" << host << "' accepted");
 }
 
+// Found by the attributes fuzzer (tests/fuzz): inet_pton reads a C string,
+// so an address literal followed by a NUL and anything else was accepted.
+BOOST_AUTO_TEST_CASE(address_literals_with_a_nul_byte_are_refused) {
+    using namespace std::string_literals;
+    for (const std::string &bad : {"[::\0\0ff:10.0.0.1]"s, "[::1\0x]"s, "10.0.0.1\0x"s, "1.2.3.4\0"s}) {
+        BOOST_TEST(!host_name_problem(bad).empty(), oneds::common::printable(bad) << " accepted");
+        BOOST_TEST(!is_ipv6_literal(bad), oneds::common::printable(bad));
+    }
+}
+
 BOOST_AUTO_TEST_CASE(an_ssh_config_alias_outside_the_grammar_is_asked_about_and_must_be_one_word) {
     int asked = 0;
     const auto alias = [&asked](std::string_view h) {

@@ -118,7 +118,7 @@ outcome ls_action(action_env &env) {
     const auto &img = d.image;
     std::optional<int> inc;
     const auto &args = env.ctx.req().args;
-    for (std::size_t i = 0; i < args.size(); ++i) {
+    for (std::size_t i = 0; i < args.size(); i += 2) {  // "-i <id>"
         if (args[i] != "-i")
             return outcome::fail("ls: unknown argument '" + common::printable(args[i]) +
                                  "' (usage: ls [-i <increment_id>])");
@@ -130,7 +130,6 @@ outcome ls_action(action_env &env) {
         } catch (const std::exception &) {
             return outcome::fail("ls: -i needs an integer increment id, got '" + common::printable(args[i + 1]) + "'");
         }
-        ++i;
     }
     // -1 means the whole chain, as stock.
     const auto chain = img.up_to(inc);

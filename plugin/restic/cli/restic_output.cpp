@@ -4,7 +4,9 @@
 
 #include <boost/json.hpp>
 
+#include <charconv>
 #include <cstring>
+#include <limits>
 #include <regex>
 
 namespace oneds::restic {
@@ -25,7 +27,14 @@ std::uint64_t u64(const boost::json::object &o, const char *key) {
     if (it->value().is_uint64()) return it->value().as_uint64();
     if (it->value().is_int64())
         return it->value().as_int64() < 0 ? 0 : static_cast<std::uint64_t>(it->value().as_int64());
-    if (it->value().is_double()) return static_cast<std::uint64_t>(it->value().as_double());
+    if (it->value().is_double()) {
+        // A double outside the range of uint64 (negative, 1e300) must not be
+        // cast: undefined behaviour (found by the restic_output fuzzer).
+        const double d = it->value().as_double();
+        if (!(d >= 0)) return 0;
+        if (d >= 18446744073709551616.0) return std::numeric_limits<std::uint64_t>::max();
+        return static_cast<std::uint64_t>(d);
+    }
     return 0;
 }
 
@@ -55,10 +64,20 @@ std::string restic_version::str() const {
 std::optional<restic_version> parse_version(std::string_view text) {
     std::string t(text);
     if (auto o = json_object(t)) t = "restic " + str(*o, "version");
+    // The version is in the first words: a bounded text for std::regex, which
+    // recurses per character (a long one overflowed the stack), and numbers
+    // that do not fit an int are no version (std::stoi threw); both found by
+    // the restic_output fuzzer (tests/fuzz).
+    t = t.substr(0, 256);
     static const std::regex re(R"(restic\s+v?(\d+)\.(\d+)\.(\d+))");
     std::smatch m;
     if (!std::regex_search(t, m, re)) return std::nullopt;
-    return restic_version{std::stoi(m[1]), std::stoi(m[2]), std::stoi(m[3])};
+    restic_version v;
+    for (auto [i, field] : {std::pair{1, &v.major}, std::pair{2, &v.minor}, std::pair{3, &v.patch}}) {
+        const auto [p, ec] = std::from_chars(&*m[i].first, &*m[i].first + m[i].length(), *field);
+        if (ec != std::errc{}) return std::nullopt;
+    }
+    return v;
 }
 
 std::variant<std::monostate, backup_status, backup_summary> parse_backup_line(std::string_view line) {
@@ -92,11 +111,28 @@ std::string lock_holder::describe() const {
     return d;
 }
 
+namespace {
+
+// Searches the lines of text, each cut to 1024 characters, for re; m then
+// refers to line. std::regex recurses once per character matched and
+// overflowed the stack on a long line (the holder's names come from the
+// repository's lock file); found by the restic_output fuzzer (tests/fuzz).
+bool search_lines(const std::string &text, const std::regex &re, std::string &line, std::smatch &m) {
+    for (const auto &l : common::split(text, '\n')) {
+        line = l.substr(0, 1024);
+        if (std::regex_search(line, m, re)) return true;
+    }
+    return false;
+}
+
+}  // namespace
+
 std::optional<lock_holder> parse_lock_conflict(std::string_view stderr_text) {
     const std::string t(stderr_text);
     static const std::regex holder_re(R"(already locked (exclusively )?by PID (\d+) on (\S+) by (.+?) \(UID)");
     std::smatch m;
-    if (!std::regex_search(t, m, holder_re)) {
+    std::string line;
+    if (!search_lines(t, holder_re, line, m)) {
         if (contains(t, "unable to create lock in backend") || contains(t, "repository is already locked"))
             return lock_holder{};
         return std::nullopt;
@@ -108,7 +144,8 @@ std::optional<lock_holder> parse_lock_conflict(std::string_view stderr_text) {
     h.host = common::printable(m[3].str(), 100);
     h.user = common::printable(m[4].str(), 100);
     static const std::regex created_re(R"(lock was created at ([0-9-]+ [0-9:]+) \((.+?) ago\))");
-    if (std::regex_search(t, m, created_re)) {
+    std::string created_line;
+    if (search_lines(t, created_re, created_line, m)) {
         h.created_at = m[1];
         h.age = common::printable(m[2].str(), 40);
     }

@@ -7,7 +7,7 @@
 
 #include <algorithm>
 #include <charconv>
-#include <regex>
+#include <string_view>
 #include <stdexcept>
 
 namespace oneds::restic {
@@ -31,10 +31,26 @@ bool is_snapshot_id(const std::string &s) {
     return s.size() >= 8 && s.find_first_not_of("0123456789abcdef") == std::string::npos;
 }
 
+// ".../<vm>/backup/<file>" -> "<vm>". By hand, not with std::regex:
+// libstdc++'s regex recurses once per character and overflowed the stack on
+// a long path (found by the restic_url fuzzer, tests/fuzz).
 std::string vm_from_path(const std::string &path) {
-    static const std::regex re(R"(/(\d+)/backup/[^/]+$)");
-    std::smatch m;
-    return std::regex_search(path, m, re) ? m[1].str() : std::string();
+    constexpr std::string_view backup = "/backup";
+    const auto slash = path.rfind('/');
+    if (slash == std::string::npos || slash + 1 == path.size() || slash < backup.size() + 1 ||
+        path.compare(slash - backup.size(), backup.size(), backup) != 0)
+        return {};
+    const auto end = slash - backup.size();  // the '/' before "backup"
+    const auto start = path.rfind('/', end - 1);
+    if (start == std::string::npos || start + 1 == end) return {};
+    std::string vm = path.substr(start + 1, end - start - 1);
+    return vm.find_first_not_of("0123456789") == std::string::npos ? vm : std::string();
+}
+
+// A disk's file name: "disk.<digits>..." (not disk.tpm.0). By hand for the
+// same reason as vm_from_path.
+bool is_disk_file(const std::string &name) {
+    return name.starts_with("disk.") && name.size() > 5 && name[5] >= '0' && name[5] <= '9';
 }
 
 }  // namespace
@@ -204,18 +220,16 @@ restic_url parse_restic_url(const std::string &url) {
 }
 
 std::vector<std::string> snapshot_info::disk_paths() const {
-    static const std::regex disk_re(R"(^disk\.[0-9]+)");
     std::vector<std::string> out;
     for (const auto &p : paths)
-        if (std::regex_search(base_name(p), disk_re)) out.push_back(p);
+        if (is_disk_file(base_name(p))) out.push_back(p);
     return out;
 }
 
 std::vector<std::string> snapshot_info::other_paths() const {
-    static const std::regex disk_re(R"(^disk\.[0-9]+)");
     std::vector<std::string> out;
     for (const auto &p : paths)
-        if (!std::regex_search(base_name(p), disk_re)) out.push_back(p);
+        if (!is_disk_file(base_name(p))) out.push_back(p);
     return out;
 }
 

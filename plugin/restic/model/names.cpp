@@ -26,7 +26,8 @@ bool dns_name(std::string_view s) {
 }
 
 bool ipv4_literal(std::string_view s) {
-    if (s.size() > 15) return false;
+    // inet_pton reads a C string: a NUL would end the literal early.
+    if (s.size() > 15 || s.find('\0') != std::string_view::npos) return false;
     const std::string text(s);
     in_addr a{};
     return ::inet_pton(AF_INET, text.c_str(), &a) == 1;
@@ -36,6 +37,7 @@ bool ipv4_literal(std::string_view s) {
 
 bool is_ipv6_literal(std::string_view host) {
     if (host.size() < 4 || host.size() > 47 || host.front() != '[' || host.back() != ']') return false;
+    if (host.find('\0') != std::string_view::npos) return false;  // inet_pton would stop at it
     const std::string inner(host.substr(1, host.size() - 2));
     in6_addr a{};
     return ::inet_pton(AF_INET6, inner.c_str(), &a) == 1;  // no zone id ("%eth0"): refused
