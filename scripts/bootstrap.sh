@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Installs what building and testing need on Debian 12, then configures and
 # builds into ./build (or $ONEDS_BUILD_DIR). Safe to run again: packages that
-# are already installed are not fetched.
+# are already installed are not fetched. ONEDS_SANITIZE=address or thread
+# builds with sanitizers, into ./build-asan or ./build-tsan by default
+# (docs/sanitizers.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/sanitizers.sh
 
 packages=(
   build-essential cmake pkg-config git
@@ -38,9 +41,10 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-build_dir=${ONEDS_BUILD_DIR:-build}
+build_dir=${ONEDS_BUILD_DIR:-$oneds_default_build_dir}
 build_type=${ONEDS_BUILD_TYPE:-RelWithDebInfo}
 # Developers and CI build with warnings as errors; a plain cmake (a release
 # build) does not.
-cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE="$build_type" -DONEDS_WARNINGS_AS_ERRORS=ON ${ONEDS_CMAKE_ARGS:-} >/dev/null
+cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE="$build_type" -DONEDS_WARNINGS_AS_ERRORS=ON \
+  "${oneds_sanitize_cmake_args[@]}" ${ONEDS_CMAKE_ARGS:-} >/dev/null
 cmake --build "$build_dir" -j "$(nproc)"
