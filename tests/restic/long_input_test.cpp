@@ -78,3 +78,16 @@ BOOST_AUTO_TEST_CASE(json_byte_counts_outside_uint64_are_clamped) {
     BOOST_TEST(s->bytes_done == std::numeric_limits<std::uint64_t>::max());
     BOOST_TEST(s->total_bytes == 0u);
 }
+
+BOOST_AUTO_TEST_CASE(disk_ids_and_backup_vms_of_long_names) {
+    // restore, stat and increment_flatten read these from snapshot paths and
+    // image PATHs of any length.
+    BOOST_TEST(disk_id_of("disk.2.rbd2") == "2");
+    BOOST_TEST(disk_id_of("disk.tpm.0") == "");
+    BOOST_TEST(disk_id_of("x.disk.tpm.disk.13") == "13");
+    BOOST_TEST(disk_id_of("disk." + std::string(k_long, '7')) == std::string(k_long, '7'));
+    BOOST_TEST(disk_id_of(std::string(k_long, 'd') + "disk.") == "");
+    BOOST_TEST(vm_of_backup_path("/var/lib/one/datastores/0/54/backup/disk.0.0") == "54");
+    BOOST_TEST(vm_of_backup_path("/a/5x/backup/disk.0") == "");
+    BOOST_TEST(vm_of_backup_path("/" + std::string(k_long, '9') + "/backup/f") == std::string(k_long, '9'));
+}

@@ -19,7 +19,6 @@
 
 #include <algorithm>
 #include <map>
-#include <regex>
 #include <set>
 
 namespace oneds::restic {
@@ -31,10 +30,8 @@ std::string tag_vm(const backup_image &img, const snapshot_info &s) {
     for (const auto &t : s.tags)
         if (t.rfind("one-", 0) == 0) return t.substr(4);
     if (!img.vm_id.empty()) return img.vm_id;
-    static const std::regex re(R"(/(\d+)/backup/[^/]+$)");
-    std::smatch m;
     for (const auto &p : s.paths)
-        if (std::regex_search(p, m, re)) return m[1];
+        if (auto vm = vm_of_backup_path(p); !vm.empty()) return vm;
     return {};
 }
 

@@ -18,7 +18,6 @@
 #include <pugixml.hpp>
 
 #include <limits>
-#include <regex>
 
 namespace oneds::restic {
 namespace {
@@ -115,12 +114,9 @@ outcome restore_action(action_env &env) {
 
     std::map<std::string, int> image_ids;
     std::vector<int> restored;
-    static const std::regex disk_re(R"(disk\.([0-9]+))");
     for (const auto &p : info->disk_paths()) {
-        std::smatch m;
-        const std::string file = base_name(p);
-        if (!std::regex_search(file, m, disk_re)) continue;
-        const std::string disk_id = m[1];
+        const std::string disk_id = disk_id_of(base_name(p));
+        if (disk_id.empty()) continue;
         if (!disk_filter.empty() && disk_filter != disk_id) continue;
         std::string tmpl = "NAME = " + template_value(name + "-disk-" + disk_id) +
                            "\nTYPE = " + template_value(disk_id == "0" ? "OS" : "DATABLOCK") +

@@ -7,16 +7,17 @@
 #include <boost/json.hpp>
 #include <pugixml.hpp>
 
-#include <regex>
-
 namespace oneds::restic {
 namespace {
 
 using runtime::outcome;
 
+// Digits with an optional k/M/G/T; by hand, not std::regex (tests/fuzz).
 bool size_value(const std::string &v) {
-    static const std::regex plain(R"(^\d+[kKmMgGtT]?$)");
-    return std::regex_match(v, plain);
+    const auto digits = v.find_first_not_of("0123456789");
+    if (digits == 0) return false;
+    if (digits == std::string::npos) return !v.empty();
+    return digits + 1 == v.size() && std::string_view("kKmMgGtT").find(v[digits]) != std::string_view::npos;
 }
 
 }  // namespace
@@ -85,12 +86,8 @@ outcome stat_action(action_env &env) {
     if (url.ds_id != std::to_string(d.attrs.ds_id))
         return outcome::fail("stat: the image's path names datastore " + url.ds_id + ", the request's datastore is " +
                              std::to_string(d.attrs.ds_id));
-    static const std::regex disk_re(R"(disk\.(\d+))");
-    std::smatch m;
-    const std::string file = base_name(url.path);
-    if (!std::regex_search(file, m, disk_re))
-        return outcome::fail("Wrong format for disk filename: " + dir_name(url.path));
-    const std::string disk_id = m[1];
+    const std::string disk_id = disk_id_of(base_name(url.path));
+    if (disk_id.empty()) return outcome::fail("Wrong format for disk filename: " + dir_name(url.path));
     const std::string vm_xml_path = dir_name(url.path) + "/vm.xml";
     const auto site = frontend_site(env, d.attrs, d.attrs.base_path + "/" + url.repo_id());
     std::string b64;

@@ -6,6 +6,7 @@
 #include <pugixml.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <string_view>
 #include <stdexcept>
@@ -54,6 +55,30 @@ bool is_disk_file(const std::string &name) {
 }
 
 }  // namespace
+
+namespace {
+
+// "%" and two hex digits anywhere (by hand, as vm_from_path).
+bool has_percent_escape(const std::string &s) {
+    const auto hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; };
+    for (auto at = s.find('%'); at != std::string::npos && at + 2 < s.size(); at = s.find('%', at + 1))
+        if (hex(s[at + 1]) && hex(s[at + 2])) return true;
+    return false;
+}
+
+}  // namespace
+
+std::string vm_of_backup_path(const std::string &path) { return vm_from_path(path); }
+
+std::string disk_id_of(const std::string &file_name) {
+    for (auto at = file_name.find("disk."); at != std::string::npos; at = file_name.find("disk.", at + 1)) {
+        const auto first = at + 5;
+        auto end = first;
+        while (end < file_name.size() && file_name[end] >= '0' && file_name[end] <= '9') ++end;
+        if (end > first) return file_name.substr(first, end - first);
+    }
+    return {};
+}
 
 std::string base_name(const std::string &path) {
     const auto slash = path.rfind('/');
@@ -209,8 +234,7 @@ restic_url parse_restic_url(const std::string &url) {
                 "restic URL file path must be a clean absolute path (no '.', '..' or empty "
                 "component): '" +
                 common::printable(url) + "'");
-    static const std::regex percent_encoded("%[0-9A-Fa-f]{2}");
-    if (std::regex_search(url, percent_encoded))
+    if (has_percent_escape(url))
         throw std::runtime_error("restic URL must not be percent-encoded: '" + common::printable(url) + "'");
     u.disk_index = disk_index_of(u.path);
     u.vm_id = vm_from_path(u.path);

@@ -90,5 +90,11 @@ std::vector<snapshot_info> parse_snapshots_json(const std::string &json);
 std::string disk_index_of(const std::string &path);
 std::string base_name(const std::string &path);
 std::string dir_name(const std::string &path);
+// ".../<vm>/backup/<file>" -> "<vm>" (digits), else "".
+std::string vm_of_backup_path(const std::string &path);
+// The digits after the first "disk." that has any in a file name
+// ("disk.2.rbd2" -> "2"), else "". Both by hand, never std::regex (its
+// recursion overflows the stack on long input: tests/fuzz).
+std::string disk_id_of(const std::string &file_name);
 
 }  // namespace oneds::restic
