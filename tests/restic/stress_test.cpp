@@ -216,7 +216,9 @@ BOOST_AUTO_TEST_CASE(twenty_backups_with_rm_flatten_downloads_and_cancels_on_one
             const bool seen = wait_for_process_with({"backup", f.backup_dir(vm) + "/vm.xml"}, std::chrono::seconds(90));
             if (!seen) s.problem("the restic of the backup of vm " + std::to_string(vm) + " to cancel never showed");
             std::this_thread::sleep_for(1s);
-            const auto c = f.host_action("backup_cancel", s.backup_args(vm), f.document());
+            // As the VMM driver calls it: <host>:<vm_dir> <deploy_id>.
+            const auto args = s.backup_args(vm);
+            const auto c = f.host_action("backup_cancel", {args[0], args[2]}, f.document());
             s.answered("backup_cancel vm " + std::to_string(vm), c.exit_code);
             if (c.exit_code != 0) s.problem("backup_cancel of vm " + std::to_string(vm) + ": " + describe(c));
             const auto r = running.wait(std::chrono::seconds(120));
