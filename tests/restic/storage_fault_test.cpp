@@ -158,7 +158,9 @@ struct site {
 
     // ---- the repository's files: key = "<vm>/data/ab/abcd..." below BASE_PATH or the bucket
     std::vector<std::string> curl(const std::vector<std::string> &extra) const {
-        std::vector<std::string> argv = {tool("curl"), "-sS", "--fail", "-K", curl_cfg};
+        // The gateway wants the payload's hash header, which curl does not add.
+        std::vector<std::string> argv = {tool("curl"), "-sS", "--fail", "-K", curl_cfg, "-H",
+                                         "x-amz-content-sha256: UNSIGNED-PAYLOAD"};
         argv.insert(argv.end(), extra.begin(), extra.end());
         return argv;
     }
