@@ -159,8 +159,8 @@ struct site {
     // ---- the repository's files: key = "<vm>/data/ab/abcd..." below BASE_PATH or the bucket
     std::vector<std::string> curl(const std::vector<std::string> &extra) const {
         // The gateway wants the payload's hash header, which curl does not add.
-        std::vector<std::string> argv = {tool("curl"), "-sS", "--fail", "-K", curl_cfg, "-H",
-                                         "x-amz-content-sha256: UNSIGNED-PAYLOAD"};
+        std::vector<std::string> argv = {
+            tool("curl"), "-sS", "--fail", "-K", curl_cfg, "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"};
         argv.insert(argv.end(), extra.begin(), extra.end());
         return argv;
     }
@@ -177,7 +177,10 @@ struct site {
                     out.emplace_back(fs::relative(e.path(), base).string(), static_cast<std::uint64_t>(e.file_size()));
             return out;
         }
-        const auto xml = stock::must(curl({object_url("") + "?list-type=2&prefix=" + prefix}), "S3 list " + prefix);
+        const auto xml =
+            stock::must(curl({ceph_fixture::shared().s3_endpoint() + "/" + bucket +
+                              "?list-type=2&prefix=" + std::regex_replace(prefix, std::regex("/"), "%2F")}),
+                        "S3 list " + prefix);
         pugi::xml_document d;
         d.load_string(xml.c_str());
         for (const auto &c : d.child("ListBucketResult").children("Contents"))
