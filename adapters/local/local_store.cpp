@@ -87,6 +87,7 @@ ports::result<ports::capacity_info> local_store::capacity(const std::string &pat
         info.total_bytes = static_cast<std::uint64_t>(st.f_blocks) * unit;
         info.free_bytes = static_cast<std::uint64_t>(st.f_bavail) * unit;
         info.used_bytes = static_cast<std::uint64_t>(st.f_blocks - st.f_bfree) * unit;
+        info.read_only = (st.f_flag & ST_RDONLY) != 0;
         return info;
     });
 }

@@ -38,6 +38,7 @@ struct capacity_info {
     std::uint64_t total_bytes = 0;
     std::uint64_t free_bytes = 0;  // available to an unprivileged user (f_bavail)
     std::uint64_t used_bytes = 0;  // total - free blocks (f_blocks - f_bfree)
+    bool read_only = false;        // mounted read-only (ST_RDONLY)
 };
 
 // How much a whole store (an S3 bucket) holds, where the backend can say it

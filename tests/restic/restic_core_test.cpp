@@ -931,3 +931,45 @@ BOOST_AUTO_TEST_CASE(state_dir_and_verify_foreground_settings) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// restic's retries of what cannot get better are recognised at the first
+// retry line (restic 0.14 wording, local, SFTP and S3), and nothing else is.
+BOOST_AUTO_TEST_CASE(hopeless_retries_are_recognised_at_the_first_line) {
+    using oneds::restic::exit_kind;
+    using oneds::restic::permanent_retry_failure;
+    const auto kind_of = [](const std::string &line) {
+        const auto f = permanent_retry_failure(line);
+        return f ? static_cast<int>(f->kind) : -1;
+    };
+    BOOST_TEST(kind_of("Load(<data/33477976d2>, 3108547, 54250) returned error, retrying after 552ms: open "
+                       "/r/data/33/3347: no such file or directory") == static_cast<int>(exit_kind::damaged));
+    BOOST_TEST(kind_of("Load(<data/24d532ec75>, 6293468, 0) returned error, retrying after 552ms: The specified key "
+                       "does not exist.") == static_cast<int>(exit_kind::damaged));
+    BOOST_TEST(kind_of("Save(<lock/169f03bbee>) returned error, retrying after 552ms: open /r/locks/x: read-only file "
+                       "system") == static_cast<int>(exit_kind::read_only));
+    BOOST_TEST(kind_of("Save(<lock/ef6bd0ddc7>) returned error, retrying after 1s: OpenFile: permission denied") ==
+               static_cast<int>(exit_kind::permission));
+    BOOST_TEST(kind_of("Save(<data/05be529154>) returned error, retrying after 1s: Write: sftp: \"Failure\" "
+                       "(SSH_FX_FAILURE)") == static_cast<int>(exit_kind::failed));
+    // Transient or unrelated: left to restic's own retries.
+    BOOST_TEST(kind_of("Load(<data/33477976d2>, 0, 0) returned error, retrying after 1s: connection reset by peer") ==
+               -1);
+    BOOST_TEST(kind_of("Load(<lock/33477976d2>, 0, 0) returned error, retrying after 1s: no such file or directory") ==
+               -1);
+    BOOST_TEST(kind_of("open /r/data/33/3347: no such file or directory") == -1);
+    const auto f = permanent_retry_failure(
+        "Load(<data/33477976d2>, 1, 2) returned error, retrying after 552ms: open /r/x: no such file or directory");
+    BOOST_REQUIRE(f);
+    BOOST_TEST(f->message == "Load(<data/33477976d2>, 1, 2): open /r/x: no such file or directory");
+    // The whole run classified: a damaged repository is named.
+    BOOST_TEST(static_cast<int>(
+                   oneds::restic::classify_exit(1, "Fatal: load <index/9fc6c0fd35>: invalid data returned").kind) ==
+               static_cast<int>(exit_kind::damaged));
+    // verify: an index that does not match its id is damage, not a check that could not run.
+    const auto v = oneds::restic::classify_check(
+        1,
+        "load indexes\nerror: error loading index 9fc6: load <index/9fc6c0fd35>: invalid data returned\nFatal: "
+        "LoadIndex returned errors\n");
+    BOOST_TEST(static_cast<int>(v.result) == static_cast<int>(oneds::restic::check_verdict::kind::damaged));
+    BOOST_TEST(v.message.find("invalid data returned") != std::string::npos, v.message);
+}

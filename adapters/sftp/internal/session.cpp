@@ -456,6 +456,7 @@ ports::result<ports::capacity_info> session::statvfs(const std::string &path, co
     info.total_bytes = st.f_blocks * unit;
     info.free_bytes = st.f_bavail * unit;
     info.used_bytes = (st.f_blocks - st.f_bfree) * unit;
+    info.read_only = (st.f_flag & LIBSSH2_SFTP_ST_RDONLY) != 0;
     return info;
 }
 

@@ -207,6 +207,20 @@ std::string failure_with_probe(action_env &env, const datastore_attributes &a, c
             if (auto st = (*store)->stat(r.repo_path + "/config", env.stop()); !st) probe = st.err().message;
         if (!probe.empty()) why += " (from the front end: " + probe + ")";
     }
+    // SFTP (version 3) has no error code for a read-only or full file system:
+    // OpenSSH's sftp-server answers a bare "Failure". The front end looks at
+    // the storage itself (statvfs@openssh.com) to name the cause.
+    if (a.backend == backend_kind::sftp && why.find("SSH_FX_FAILURE") != std::string::npos) {
+        if (auto store = env.stores.store_for(a); store)
+            if (auto cap = (*store)->capacity(r.repo_path, env.stop()); cap) {
+                if (cap->read_only) why = std::string(exit_kind_text(exit_kind::read_only)) + ": " + why;
+                // Less than a few packs' worth free once restic has removed
+                // its partial pack (restic 0.14 writes packs of up to 16 MiB).
+                else if (cap->free_bytes < 32 * 1048576ULL)
+                    why = std::string(exit_kind_text(exit_kind::no_space)) + ": " + why + " (" +
+                          std::to_string(cap->free_bytes / 1024) + " KiB free)";
+            }
+    }
     return why;
 }
 

@@ -36,7 +36,14 @@ check_verdict classify_check(int exit_code, std::string_view stderr_text) {
         return v;
     }
     const std::string text = common::strip_terminal_controls(stderr_text);
-    if (text.find("Fatal: repository contains errors") == std::string::npos) {
+    // restic 0.14 stops before its checks when an index file does not match
+    // its id ("load <index/...>: invalid data returned", then "Fatal:
+    // LoadIndex returned errors"): that is damage too, not a check that could
+    // not run.
+    const bool index_damaged = text.find("Fatal: LoadIndex returned errors") != std::string::npos &&
+                               (text.find("invalid data returned") != std::string::npos ||
+                                text.find("ciphertext verification failed") != std::string::npos);
+    if (text.find("Fatal: repository contains errors") == std::string::npos && !index_damaged) {
         v.result = check_verdict::kind::error;
         v.message = common::one_line(text);
         if (v.message.empty()) v.message = "restic check: " + exit_status_text(exit_code);
@@ -48,7 +55,8 @@ check_verdict classify_check(int exit_code, std::string_view stderr_text) {
     for (const auto &raw : common::split(text, '\n')) {
         const std::string line(common::trim(raw));
         if (line.empty() || line.starts_with("Fatal: repository contains errors") ||
-            line.starts_with("using temporary cache") || line.starts_with("["))
+            line.starts_with("Fatal: LoadIndex returned errors") || line.starts_with("create exclusive lock") ||
+            line.starts_with("load indexes") || line.starts_with("using temporary cache") || line.starts_with("["))
             continue;
         found.push_back(line);
     }

@@ -217,11 +217,40 @@ std::string restic_error_text(std::string_view stderr_text) {
     return out;
 }
 
+std::optional<permanent_failure> permanent_retry_failure(std::string_view stderr_line) {
+    static constexpr std::string_view retrying = " returned error, retrying after ";
+    const std::string_view original = common::trim(stderr_line);
+    const std::string line = common::to_lower(original);
+    const auto at = line.find(retrying);
+    if (at == std::string::npos) return {};
+    const auto has = [&line, at](std::string_view what) { return line.find(what, at) != std::string::npos; };
+    std::optional<exit_kind> kind;
+    if (has("read-only file system"))
+        kind = exit_kind::read_only;
+    else if (has("no space left on device") || has("disk quota exceeded"))
+        kind = exit_kind::no_space;
+    else if (has("permission denied") || has("operation not permitted"))
+        kind = exit_kind::permission;
+    else if ((line.starts_with("load(<data/") || line.starts_with("load(<index/")) &&
+             (has("no such file or directory") || has("file does not exist") || has("key does not exist") ||
+              has("invalid data returned")))
+        kind = exit_kind::damaged;
+    else if (line.starts_with("save(<") && has("(ssh_fx_failure)"))
+        kind = exit_kind::failed;
+    if (!kind) return {};
+    // "Load(<data/1a2b3c4d5e>, 0, 0)" and the error after "retrying after 1.2s: "
+    const auto colon = original.find(": ", at + retrying.size());
+    std::string out(original.substr(0, at));
+    if (colon != std::string_view::npos) out += ": " + std::string(original.substr(colon + 2));
+    return permanent_failure{*kind, out};
+}
+
 std::string_view exit_kind_text(exit_kind kind) {
     switch (kind) {
         case exit_kind::read_only: return "the repository's storage is read-only";
         case exit_kind::no_space: return "no space left on the repository's storage";
         case exit_kind::permission: return "the repository's storage refused access";
+        case exit_kind::damaged: return "the repository is damaged";
         case exit_kind::network: return "the connection to the repository's storage failed";
         case exit_kind::repo_missing: return "no repository";
         case exit_kind::wrong_password: return "wrong password";
@@ -256,6 +285,14 @@ exit_info classify_exit(int exit_code, std::string_view stderr_text) {
     if (has("read-only file system")) return done(exit_kind::read_only);
     if (has("no space left on device") || has("disk quota exceeded")) return done(exit_kind::no_space);
     if (has("permission denied") || has("operation not permitted")) return done(exit_kind::permission);
+    // A pack or index file missing or not matching its id (restic 0.14-0.19
+    // wording: "ReadFull(<data/...>): open ...: no such file or directory",
+    // "load <index/...>: invalid data returned", "ciphertext verification
+    // failed", S3's "The specified key does not exist.").
+    if (has("invalid data returned") || has("ciphertext verification failed") ||
+        ((has("<data/") || has("<index/")) &&
+         (has("no such file or directory") || has("file does not exist") || has("key does not exist"))))
+        return done(exit_kind::damaged);
     for (const std::string_view text :
          {"connection refused", "connection reset", "connection closed", "connection lost", "broken pipe",
           "no route to host", "network is unreachable", "could not resolve hostname", "connection timed out",

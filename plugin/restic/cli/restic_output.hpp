@@ -71,6 +71,7 @@ enum class exit_kind {
     read_only,       // the repository's storage is read-only
     no_space,        // the repository's storage is full
     permission,      // the storage refuses access (file permissions)
+    damaged,         // a pack or index file is missing or its content does not match its id
     network,         // the connection to the storage failed or was lost
     killed,          // restic ended by a signal other than SIGINT (its lock may be left)
     interrupted,     // 130, or cancelled by us
@@ -98,5 +99,19 @@ exit_info classify_exit(int exit_code, std::string_view stderr_text);
 // traces (0.14 prints one for some backend errors), restic's own retry notes
 // and terminal control sequences are left out.
 std::string restic_error_text(std::string_view stderr_text);
+
+// A line of restic's own backend retries ("Load(<data/1a2b3c4d5e>, 0, 0)
+// returned error, retrying after 1.2s: open ...: no such file or directory")
+// whose error retrying cannot cure: a pack or index file missing or not
+// matching its id (damaged), a read-only, full or forbidden storage, and
+// SFTP's bare "Failure" on a write (OpenSSH's sftp-server sends it for
+// EROFS, ENOSPC, EDQUOT and EIO alike). restic 0.14 retries each ten times,
+// about 45 s, and a missing pack again for each of its blobs. The kind and
+// the error in one line, or nothing for any other line.
+struct permanent_failure {
+    exit_kind kind;
+    std::string message;
+};
+std::optional<permanent_failure> permanent_retry_failure(std::string_view stderr_line);
 
 }  // namespace oneds::restic

@@ -86,7 +86,20 @@ ports::result<restic_outcome> restic_runner::run(const restic_command &r, const 
     const std::string &host = r.site.host;
     ports::run_options opts;
     opts.on_stdout_line = r.on_stdout_line;
-    opts.stop = stop;
+    // restic retries what cannot get better (a missing or corrupt pack, a
+    // read-only, full or forbidden storage) ten times, for about 45 s, and a
+    // missing pack again for each of its blobs: such a run is stopped at its
+    // first retry and reported as what it is (restic gets SIGINT, removes its
+    // lock where it can, and exits).
+    std::stop_source own_stop;
+    std::stop_callback forward(stop, [&own_stop] { own_stop.request_stop(); });
+    std::optional<permanent_failure> hopeless;
+    opts.on_stderr_line = [&hopeless, &own_stop](std::string_view line) {
+        if (hopeless) return;
+        hopeless = permanent_retry_failure(line);
+        if (hopeless) own_stop.request_stop();
+    };
+    opts.stop = own_stop.get_token();
     opts.kill_grace = kill_grace_;
 
     lock_retrying_runner retrying(runner_, {locks_, r.inspect_lock, r.what, log_, password});
@@ -116,6 +129,11 @@ ports::result<restic_outcome> restic_runner::run(const restic_command &r, const 
                           picked.from_path + " from its PATH" + hint);
     }
     out.exit = classify_exit(out.raw.exit_code, out.raw.stderr_text);
+    if (hopeless && !stop.stop_requested() && out.exit.kind != exit_kind::success) {
+        out.exit.kind = hopeless->kind;
+        out.exit.message = scrub(hopeless->message);
+        out.raw.cancelled = false;
+    }
     // ssh exits 255 without a word when the remote command was killed by a
     // signal (OpenSSH's client ignores "exit-signal"); a connection that
     // broke says so on its stderr and is classified by that text.
