@@ -214,11 +214,14 @@ std::string failure_with_probe(action_env &env, const datastore_attributes &a, c
         if (auto store = env.stores.store_for(a); store)
             if (auto cap = (*store)->capacity(r.repo_path, env.stop()); cap) {
                 if (cap->read_only) why = std::string(exit_kind_text(exit_kind::read_only)) + ": " + why;
-                // Less than a few packs' worth free once restic has removed
-                // its partial pack (restic 0.14 writes packs of up to 16 MiB).
-                else if (cap->free_bytes < 32 * 1048576ULL)
-                    why = std::string(exit_kind_text(exit_kind::no_space)) + ": " + why + " (" +
-                          std::to_string(cap->free_bytes / 1024) + " KiB free)";
+                // A write that failed into a file restic could create on a
+                // writable file system is, in practice, space or a quota:
+                // the space may be free again by now, as restic removes its
+                // partial packs (several at once, up to 16 MiB each in 0.14)
+                // when it stops. Little space left says the same.
+                else if (why.find("Write: sftp") != std::string::npos || cap->free_bytes < 32 * 1048576ULL)
+                    why = std::string(exit_kind_text(exit_kind::no_space)) + " (or a quota; SFTP names no cause): " +
+                          why + " (" + std::to_string(cap->free_bytes / 1024) + " KiB free now)";
             }
     }
     return why;
