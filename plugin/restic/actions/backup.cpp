@@ -220,8 +220,9 @@ std::string failure_with_probe(action_env &env, const datastore_attributes &a, c
                 // partial packs (several at once, up to 16 MiB each in 0.14)
                 // when it stops. Little space left says the same.
                 else if (why.find("Write: sftp") != std::string::npos || cap->free_bytes < 32 * 1048576ULL)
-                    why = std::string(exit_kind_text(exit_kind::no_space)) + " (or a quota; SFTP names no cause): " +
-                          why + " (" + std::to_string(cap->free_bytes / 1024) + " KiB free now)";
+                    why = std::string(exit_kind_text(exit_kind::no_space)) +
+                          " (or a quota; SFTP names no cause): " + why + " (" + std::to_string(cap->free_bytes / 1024) +
+                          " KiB free now)";
             }
     }
     return why;
@@ -318,10 +319,13 @@ outcome backup_run(action_env &env, backup_facts &facts) {
     // restic removes its own lock on SIGINT; a lock left by a restic that had
     // to be killed after a cancel, or was killed by someone else, is stale
     // and goes with a plain unlock.
-    if (res->cancelled || res->exit.kind == exit_kind::killed)
+    if (res->cancelled || res->stopped_early || res->exit.kind == exit_kind::killed)
         if (auto unlocked = unlock_stale(env, attrs, r.site); !unlocked)
             env.log('W', "backup of VM " + r.vm_id + ": could not remove the stale lock of the " +
-                             (res->cancelled ? "cancelled" : "killed") + " restic: " + unlocked.err().message);
+                             (res->cancelled       ? "cancelled"
+                              : res->stopped_early ? "stopped"
+                                                   : "killed") +
+                             " restic: " + unlocked.err().message);
     if (res->cancelled) return outcome::fail("Backup cancelled", ONEDS_ERR_CANCELLED);
     if (res->exit.kind != exit_kind::success)
         return outcome::fail("Error backing up VM " + r.vm_id + " to " + r.site.repo + " on " + r.vm_host + ": " +

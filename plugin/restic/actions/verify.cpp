@@ -364,7 +364,13 @@ void run_verification_cycle(action_env &env, const datastore_attributes &a) {
         verdict = classify_check(0, ran->raw.stderr_text);
     } else {
         verdict = classify_check(ran->raw.exit_code, ran->raw.stderr_text);
-        if (verdict.result == check_verdict::kind::error) verdict.message = failure_text(*ran);
+        // A check stopped at restic's first retry of a missing or corrupt
+        // pack or index (restic_runner) never got to say "repository
+        // contains errors": the runner's verdict is the damage.
+        if (verdict.result == check_verdict::kind::error && ran->exit.kind == exit_kind::damaged)
+            verdict = {check_verdict::kind::damaged, ran->exit.message};
+        else if (verdict.result == check_verdict::kind::error)
+            verdict.message = failure_text(*ran);
     }
     if (verdict.result != check_verdict::kind::ok) {
         // Only damage (or a failure) that stays: a restic that started

@@ -1,5 +1,7 @@
 #include "plugin/restic/cli/restic_runner.hpp"
 
+#include <set>
+
 namespace oneds::restic {
 
 std::string failure_text(const restic_outcome &o) {
@@ -93,11 +95,21 @@ ports::result<restic_outcome> restic_runner::run(const restic_command &r, const 
     // lock where it can, and exits).
     std::stop_source own_stop;
     std::stop_callback forward(stop, [&own_stop] { own_stop.request_stop(); });
+    // Data that does not match its hash ("invalid data returned") may be a
+    // fault in transit that a retry cures: such a file is given up on only
+    // when its retry fails the same way a second time.
     std::optional<permanent_failure> hopeless;
-    opts.on_stderr_line = [&hopeless, &own_stop](std::string_view line) {
+    std::set<std::string> invalid_once;
+    opts.on_stderr_line = [&hopeless, &own_stop, &invalid_once](std::string_view line) {
         if (hopeless) return;
-        hopeless = permanent_retry_failure(line);
-        if (hopeless) own_stop.request_stop();
+        auto found = permanent_retry_failure(line);
+        if (!found) return;
+        if (found->kind == exit_kind::damaged && line.find("invalid data returned") != std::string_view::npos) {
+            const std::string handle(line.substr(0, line.find(" returned error")));
+            if (invalid_once.insert(handle).second) return;
+        }
+        hopeless = std::move(found);
+        own_stop.request_stop();
     };
     opts.stop = own_stop.get_token();
     opts.kill_grace = kill_grace_;
@@ -133,6 +145,7 @@ ports::result<restic_outcome> restic_runner::run(const restic_command &r, const 
         out.exit.kind = hopeless->kind;
         out.exit.message = scrub(hopeless->message);
         out.raw.cancelled = false;
+        out.stopped_early = true;
     }
     // ssh exits 255 without a word when the remote command was killed by a
     // signal (OpenSSH's client ignores "exit-signal"); a connection that

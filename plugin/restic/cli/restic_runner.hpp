@@ -28,6 +28,10 @@ struct restic_outcome {
     exit_info exit;
     ports::command_result raw;
     bool cancelled = false;
+    // Stopped by the runner at restic's first retry of what cannot get
+    // better: restic got SIGINT (and SIGKILL if it did not end in time), so
+    // its lock may be left, as after a cancel.
+    bool stopped_early = false;
     unsigned attempts = 0;
 };
 
