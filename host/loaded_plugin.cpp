@@ -16,8 +16,14 @@ std::unique_ptr<loaded_plugin> loaded_plugin::load(const std::string &path, cons
     const auto fail = [&](const std::string &why) {
         return std::runtime_error("plugin '" + expected_name + "' at " + path + ": " + why);
     };
-    // RTLD_LOCAL: plugins must not see each other's symbols.
-    p->handle_ = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    // RTLD_LOCAL: plugins must not see each other's symbols. RTLD_NODELETE:
+    // the plugin and the libraries it brought stay mapped after dlclose. A
+    // plugin may leave a detached thread in its code (the S3 adapter's name
+    // lookup, which getaddrinfo cannot interrupt) that must not find its code
+    // gone, and memory that a library keeps in its globals stays reachable,
+    // so that LeakSanitizer reports only real leaks, with their stacks,
+    // instead of "<unknown module>". The host never loads a plugin twice.
+    p->handle_ = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     if (p->handle_ == nullptr) {
         const char *e = ::dlerror();
         throw fail(e != nullptr ? e : "dlopen failed");

@@ -31,7 +31,9 @@ public:
     // must serve driver name expected_name (its table's name).
     static std::unique_ptr<loaded_plugin> load(const std::string &path, const std::string &expected_name,
                                                const std::map<std::string, std::string> &config, plugin_sink sink);
-    ~loaded_plugin();  // destroys the instance (joins its threads), then dlclose()s
+    // Destroys the instance (joins its threads), then dlclose()s; the code
+    // stays mapped (RTLD_NODELETE, loaded_plugin.cpp).
+    ~loaded_plugin();
     loaded_plugin(const loaded_plugin &) = delete;
     loaded_plugin &operator=(const loaded_plugin &) = delete;
 

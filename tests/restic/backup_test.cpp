@@ -431,11 +431,7 @@ BOOST_AUTO_TEST_CASE(cancel_in_the_middle_of_a_large_backup_leaves_no_lock) {
     spawned_process p(f.host_argv("backup", backup_args(f, 7)), f.document());
     // Wait until restic is uploading (its lock exists), then cancel as
     // backup_cancel does: SIGTERM to the backup action.
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (std::chrono::steady_clock::now() < deadline &&
-           (!fs::exists(repo + "/locks") || fs::is_empty(repo + "/locks")))
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    BOOST_REQUIRE(!fs::is_empty(repo + "/locks"));
+    BOOST_REQUIRE(wait_for_restic_lock(repo, std::chrono::seconds(60)));
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
     p.send_signal(SIGTERM);
     const auto r = p.wait(std::chrono::seconds(60));
@@ -456,10 +452,7 @@ BOOST_AUTO_TEST_CASE(backup_cancel_action_stops_the_running_backup) {
     f.make_vm(7, {{0, 1024, 600, true}});
     const std::string repo = f.base_path() + "/7";
     spawned_process p(f.host_argv("backup", backup_args(f, 7)), f.document());
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (std::chrono::steady_clock::now() < deadline &&
-           (!fs::exists(repo + "/locks") || fs::is_empty(repo + "/locks")))
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    BOOST_REQUIRE(wait_for_restic_lock(repo, std::chrono::seconds(60)));
     const auto c = f.host_action("backup_cancel", {"hypervisor:" + f.vm_dir(7), "one-7"}, "<VM><ID>7</ID></VM>");
     BOOST_TEST(c.exit_code == 0, c.err);
     BOOST_TEST(c.out.empty());

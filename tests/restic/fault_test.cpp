@@ -33,23 +33,7 @@ std::vector<std::string> backup_args(const restic_fixture &f, int vm, const std:
     return {host + ":" + f.vm_dir(vm), "0", "one-" + std::to_string(vm), "-", std::to_string(vm), "0"};
 }
 
-bool has_lock(const std::string &repo) {
-    std::error_code ec;
-    for (const auto &e : fs::directory_iterator(repo + "/locks", ec)) {
-        const auto n = e.path().filename().string();
-        if (n.size() == 64 && n.find_first_not_of("0123456789abcdef") == std::string::npos) return true;
-    }
-    return false;
-}
-
-bool wait_for_lock(const std::string &repo, std::chrono::seconds limit) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < deadline) {
-        if (has_lock(repo)) return true;
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return false;
-}
+bool has_lock(const std::string &repo) { return !restic_lock_files(repo).empty(); }
 
 std::size_t snapshot_count(const restic_fixture &f, const std::string &repo) {
     return stock::snapshots(f, repo).size();
@@ -204,7 +188,7 @@ BOOST_AUTO_TEST_CASE(cancelling_one_vm_leaves_the_others_finishing_with_snapshot
         BOOST_TEST_REQUIRE(
             find_process_with({"backup", "--tag=one-" + std::to_string(vm)}, std::chrono::seconds(90)) > 0,
             "restic backup of VM " << vm << " never started");
-        BOOST_TEST_REQUIRE(wait_for_lock(f.base_path() + "/" + std::to_string(vm), std::chrono::seconds(60)));
+        BOOST_TEST_REQUIRE(wait_for_restic_lock(f.base_path() + "/" + std::to_string(vm), std::chrono::seconds(60)));
     }
     // A deploy id that equals another argument of every backup ("0", the
     // system datastore id) for a VM that is not backing up: nothing stops.
@@ -267,7 +251,7 @@ BOOST_AUTO_TEST_CASE(a_downloader_cancel_that_ends_in_sigkill_leaves_no_lock) {
     spawned_process p(f.host_argv("downloader", {"--stdout", c.url(0, 0)}, {{"kill_grace", "0"}}),
                       f.document({{"RESTIC_TMP_DIR", tmp}}));
     BOOST_TEST_REQUIRE(find_process_with({"restore", c.at(0).short_id}, std::chrono::seconds(60)) > 0);
-    BOOST_TEST_REQUIRE(wait_for_lock(c.repo(), std::chrono::seconds(60)), "restic restore never took its lock");
+    BOOST_TEST_REQUIRE(wait_for_restic_lock(c.repo(), std::chrono::seconds(60)), "restic restore never took its lock");
     BOOST_TEST_REQUIRE(p.wait_for_signal_handler(SIGTERM, std::chrono::seconds(10)));
     p.send_signal(SIGTERM);
     const auto r = p.wait(std::chrono::seconds(60));
@@ -346,7 +330,7 @@ BOOST_AUTO_TEST_CASE(a_killed_restic_is_reported_and_the_next_backup_succeeds) {
     spawned_process p(f.host_argv("backup", backup_args(f, 7)), f.document({{"RESTIC_BWLIMIT", "512"}}));
     const pid_t restic = find_process_with({"backup", "--tag=one-7"}, std::chrono::seconds(90));
     BOOST_TEST_REQUIRE(restic > 0);
-    BOOST_TEST_REQUIRE(wait_for_lock(f.base_path() + "/7", std::chrono::seconds(60)));
+    BOOST_TEST_REQUIRE(wait_for_restic_lock(f.base_path() + "/7", std::chrono::seconds(60)));
     ::kill(restic, SIGKILL);
     const auto r = p.wait(std::chrono::seconds(60));
     BOOST_TEST(r.exit_code == 255, describe(r));

@@ -80,28 +80,35 @@ bool wait_stopped(pid_t pid) {
 }
 }  // namespace
 
+std::vector<std::string> restic_lock_files(const std::string &repo) {
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (const auto &e : std::filesystem::directory_iterator(repo + "/locks", ec)) {
+        auto n = e.path().filename().string();
+        if (n.size() == 64 && n.find_first_not_of("0123456789abcdef") == std::string::npos) out.push_back(std::move(n));
+    }
+    return out;
+}
+
+bool wait_for_restic_lock(const std::string &repo, std::chrono::milliseconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+        if (!restic_lock_files(repo).empty()) return true;
+        if (std::chrono::steady_clock::now() >= deadline) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+}
+
 std::unique_ptr<spawned_process> hold_exclusive_lock(const std::string &password_file, const std::string &repo) {
-    const auto locks = repo + "/locks";
     for (int attempt = 0; attempt < 5; ++attempt) {
         auto p =
             std::make_unique<spawned_process>(std::vector<std::string>{tool("restic"), "--password-file", password_file,
                                                                        "--repo", repo, "check", "--read-data"},
                                               "");
-        // A lock counts once it has its final name (64 hex digits): restic
-        // writes it under a temporary name first, which other restics ignore.
-        const auto has_lock = [&] {
-            std::error_code ec;
-            for (const auto &e : std::filesystem::directory_iterator(locks, ec)) {
-                const auto n = e.path().filename().string();
-                if (n.size() == 64 && n.find_first_not_of("0123456789abcdef") == std::string::npos) return true;
-            }
-            return false;
-        };
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-        while (std::chrono::steady_clock::now() < deadline && !has_lock())
-            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        // A lock counts once it has its final name (restic_lock_files).
+        (void)wait_for_restic_lock(repo, std::chrono::seconds(20));
         p->send_signal(SIGSTOP);
-        if (wait_stopped(p->pid()) && has_lock()) return p;
+        if (wait_stopped(p->pid()) && !restic_lock_files(repo).empty()) return p;
         p->send_signal(SIGCONT);
         p->wait(std::chrono::seconds(60));
     }

@@ -9,6 +9,7 @@
 #include "tests/integration/scratch_dir.hpp"
 #include "tests/support/sshd_fixture.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -134,6 +135,16 @@ std::vector<pid_t> own_descendants();
 std::vector<std::string> process_argv(pid_t pid);
 // Own descendants with an argument that contains text.
 std::vector<pid_t> own_processes_mentioning(const std::string &text);
+
+// restic's lock files in the repository folder at repo (LOCAL, or SFTP
+// through the loopback server): the files of <repo>/locks with restic's
+// 64-hex-digit names, the ones every restic reads. A restic killed while it
+// wrote its lock leaves a temporary file beside them ("<id>-tmp-<n>" on
+// LOCAL, "<id>-restic-temp-<hex>" on SFTP) that every restic ignores: it is
+// not a lock (docs/faults-process.md).
+std::vector<std::string> restic_lock_files(const std::string &repo);
+// Waits until restic_lock_files(repo) is not empty; false on timeout.
+bool wait_for_restic_lock(const std::string &repo, std::chrono::milliseconds limit);
 
 // A real restic (check --read-data, an exclusive lock) stopped with SIGSTOP
 // while it holds its lock; SIGCONT releases it. nullptr when it could not be

@@ -7,6 +7,7 @@
 #include <libssh2.h>
 #include <libssh2_sftp.h>
 
+#include "adapters/sftp/internal/alloc_ledger.hpp"
 #include "common/unique_fd.hpp"
 
 #include <unistd.h>
@@ -28,10 +29,14 @@ inline void make_freeable(LIBSSH2_SESSION *session) noexcept {
     libssh2_session_set_blocking(session, 1);
 }
 
+// Owns the session's alloc_ledger too: what libssh2 left allocated for the
+// session (handles whose close never completed) goes with it.
 struct session_deleter {
+    std::unique_ptr<alloc_ledger> ledger;
     void operator()(LIBSSH2_SESSION *session) const noexcept {
         make_freeable(session);
         libssh2_session_free(session);
+        if (ledger) ledger->release_all();
     }
 };
 

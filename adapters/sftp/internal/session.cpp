@@ -294,8 +294,13 @@ ports::result<std::unique_ptr<session>> session::create(const sshconfig::host_se
     }
     const int fd = socket.get();
 
-    session_ptr ssh(libssh2_session_init_ex(nullptr, nullptr, nullptr, nullptr));
-    if (!ssh) return error{error_kind::io, "libssh2 could not allocate a session"};
+    // Every block libssh2 allocates for the session is recorded, and freed
+    // with it (alloc_ledger.hpp).
+    auto ledger = std::make_unique<alloc_ledger>();
+    LIBSSH2_SESSION *raw_ssh = libssh2_session_init_ex(&alloc_ledger::allocate, &alloc_ledger::deallocate,
+                                                       &alloc_ledger::reallocate, ledger.get());
+    if (raw_ssh == nullptr) return error{error_kind::io, "libssh2 could not allocate a session"};
+    session_ptr ssh(raw_ssh, session_deleter{std::move(ledger)});
     libssh2_session_set_blocking(ssh.get(), 0);
 
     const auto lost = [&](int rc, const std::string &step) {

@@ -2,6 +2,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "adapters/process/local_runner.hpp"
+#include "adapters/sftp/internal/alloc_ledger.hpp"
 #include "adapters/sftp/session_pool.hpp"
 #include "adapters/sftp/sftp_store.hpp"
 #include "tests/support/sshd_fixture.hpp"
@@ -21,6 +22,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <map>
@@ -684,6 +686,57 @@ BOOST_AUTO_TEST_CASE(a_stop_ends_a_call_on_a_hung_server_and_drops_its_session) 
     BOOST_TEST((refused.err().kind == error_kind::cancelled), refused.err().message);
     auto again = slow->stat(fx.dir().string(), {});
     BOOST_TEST(again.has_value(), failure_text(again));
+}
+
+// A listing stopped between its opendir and its close (the server frozen
+// while libssh2 reads the entries): libssh2 keeps the handle it never got to
+// close, and neither libssh2_sftp_shutdown nor libssh2_session_free frees it.
+// The session is dropped, and its alloc_ledger frees the handle with it
+// (before, LeakSanitizer found the ~400 bytes lost in a MAD host stopped
+// while its health update listed a repository's locks).
+BOOST_AUTO_TEST_CASE(a_listing_stopped_after_its_opendir_leaves_nothing_allocated) {
+    using oneds::adapters::sftp::internal::alloc_ledger;
+    const fs::path many = fx.dir() / "many";
+    fs::create_directories(many);
+    for (int i = 0; i < 20000; ++i) std::ofstream(many / ("an-entry-with-a-long-name-" + std::to_string(i)));
+    // The frozen server must be caught after it sent the handle and before
+    // it sent the last entries; a stop that comes earlier (no handle yet) or
+    // later (listing done) is tried again.
+    bool reclaimed = false;
+    for (int attempt = 0; attempt < 5 && !reclaimed; ++attempt) {
+        BOOST_REQUIRE(store->stat(fx.dir().string(), {}).has_value());  // a session
+        const auto before = alloc_ledger::reclaimed_total();
+        std::stop_source stop;
+        std::optional<oneds::ports::error_kind> failed;
+        std::jthread lister([&] {
+            auto listed = store->list_directory(many.string(), stop.get_token());
+            if (!listed) failed = listed.err().kind;
+        });
+        // The directory is open once the server's SFTP process (sshd's
+        // internal-sftp or an sftp-server) holds a descriptor of it.
+        const auto holder = [&]() -> pid_t {
+            for (const pid_t pid : descendants_of(fx.sshd_pid())) {
+                std::error_code ec;
+                for (const auto &fd : fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec))
+                    if (fs::read_symlink(fd.path(), ec) == many) return pid;
+            }
+            return -1;
+        };
+        pid_t server = -1;
+        const auto deadline = clock_type::now() + 10s;
+        while ((server = holder()) < 0 && clock_type::now() < deadline) std::this_thread::yield();
+        if (server > 0) ::kill(server, SIGSTOP);
+        std::this_thread::sleep_for(50ms);
+        stop.request_stop();
+        lister.join();
+        if (server > 0) ::kill(server, SIGCONT);
+        if (!failed) continue;  // listed before the freeze
+        BOOST_TEST((*failed == error_kind::cancelled));
+        BOOST_TEST(pool->session_count() == 0U);  // dropped, and freed
+        reclaimed = alloc_ledger::reclaimed_total() > before;
+    }
+    BOOST_TEST(reclaimed, "no listing was stopped with an open handle, or its handle was not freed with the session");
+    fs::remove_all(many);
 }
 
 // A backup server behind a bastion: the SFTP store goes through the
