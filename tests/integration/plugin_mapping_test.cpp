@@ -16,7 +16,8 @@ BOOST_AUTO_TEST_CASE(a_plugin_stays_mapped_after_it_is_unloaded) {
     BOOST_TEST(plugin->name() == "testdrv");
     plugin.reset();  // destroy() and dlclose()
     void *still = ::dlopen(path.c_str(), RTLD_NOW | RTLD_NOLOAD);
-    BOOST_TEST(still != nullptr, "the plugin was unmapped: a thread it left would crash, LeakSanitizer would "
-                                 "report its libraries' globals as leaks");
+    BOOST_TEST(still != nullptr,
+               "the plugin was unmapped: a thread it left would crash, LeakSanitizer would "
+               "report its libraries' globals as leaks");
     if (still != nullptr) ::dlclose(still);
 }
