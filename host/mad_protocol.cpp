@@ -35,6 +35,11 @@ parsed_line parse_line(std::string_view line) {
     return out;
 }
 
+std::string oversized_reply_text(std::uint64_t line_bytes) {
+    return "request of " + std::to_string(line_bytes) + " bytes refused: the limit is " +
+           std::to_string(k_max_request_line) + " bytes (driver action data of 32 MiB)";
+}
+
 std::string reply_line(std::string_view action, std::int64_t id, bool success, std::string_view text) {
     std::string info;
     if (action == "MONITOR") {

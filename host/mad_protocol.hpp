@@ -5,6 +5,7 @@
 //   host -> oned:  INIT SUCCESS | <ACTION> SUCCESS|FAILURE <id> <info> | LOG <E|W|I|D> <id> <text>
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -29,6 +30,13 @@ struct parsed_line {
 // Tokens are separated by runs of blanks (oned writes two after the action);
 // a trailing '\r' has already been dropped.
 parsed_line parse_line(std::string_view line);
+
+// The longest request line the host takes from oned: a payload of 32 MiB (the
+// limit action mode puts on stdin) plus room for the action and id. A longer
+// one is answered with a FAILURE naming its size (oversized_reply_text) and
+// never stored whole.
+inline constexpr std::size_t k_max_request_line = (std::size_t{32} << 20) + 4096;
+std::string oversized_reply_text(std::uint64_t line_bytes);
 
 // "<ACTION> SUCCESS|FAILURE <id> <info>". oned base64-decodes the info of
 // MONITOR on success and failure alike, so MONITOR's text is encoded here;

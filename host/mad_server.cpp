@@ -89,7 +89,7 @@ int mad_server::run() {
     load_plugins();
     fallback_ = std::make_unique<fallback_relay>(settings_, log_, out_);
 
-    common::line_splitter lines;
+    common::line_splitter lines(mad::k_max_request_line);
     char chunk[65536];
     for (;;) {
         const ssize_t n = ::read(in_fd_, chunk, sizeof chunk);
@@ -101,6 +101,10 @@ int mad_server::run() {
         lines.append(std::string_view(chunk, static_cast<std::size_t>(n)));
         bool finalize = false;
         while (auto line = lines.next()) {
+            if (lines.dropped() > 0) {
+                refuse_oversized(*line, line->size() + lines.dropped());
+                continue;
+            }
             const auto parsed = mad::parse_line(*line);
             if (parsed.what == mad::parsed_line::kind::finalize) {
                 log_->info("FINALIZE received; shutting down");
@@ -113,6 +117,16 @@ int mad_server::run() {
     }
     shut_down();
     return 0;
+}
+
+// Only the line's head was kept: enough for the action and the id to answer.
+void mad_server::refuse_oversized(const std::string &head, std::uint64_t line_bytes) {
+    const auto parsed = mad::parse_line(head);
+    if (parsed.what != mad::parsed_line::kind::request && parsed.what != mad::parsed_line::kind::missing_payload) {
+        log_->warn("ignoring a line of {} bytes from oned that is no request", line_bytes);
+        return;
+    }
+    reply(parsed.action, parsed.id, false, mad::oversized_reply_text(line_bytes));
 }
 
 void mad_server::handle(const mad::parsed_line &line, const std::string &raw) {

@@ -48,6 +48,8 @@ public:
 
 private:
     void load_plugins();
+    // A request line over mad::k_max_request_line: FAILURE naming its size.
+    void refuse_oversized(const std::string &head, std::uint64_t line_bytes);
     void handle(const mad::parsed_line &line, const std::string &raw);
     void reply(const std::string &action, std::int64_t oned_id, bool success, const std::string &text);
     void shut_down();

@@ -10,6 +10,7 @@
 #include <boost/test/results_collector.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include "host/mad_protocol.hpp"
 #include "tests/integration/oned_requests.hpp"
 #include "tests/integration/scratch_dir.hpp"
 
@@ -335,6 +336,21 @@ BOOST_AUTO_TEST_CASE(long_request_lines_are_read_whole) {
     // The behaviour element sits at the very end: the whole document arrived.
     const auto logs = peer->logs();
     BOOST_TEST(std::count_if(logs.begin(), logs.end(), [](const auto &m) { return m.id == 17; }) == 1);
+    BOOST_TEST(require_reply("CP", 18).success);
+}
+
+// A request line over 32 MiB (plus room for the action and id) is answered
+// with a FAILURE naming its size, without being stored whole, and the host
+// goes on with the next request.
+BOOST_AUTO_TEST_CASE(an_oversized_request_line_is_refused_by_size) {
+    start("-t 15 -d testdrv " + testdrv_plugin_arg());
+    const std::string huge(oneds::host::mad::k_max_request_line, 'A');  // with "CP 17 " it is over
+    BOOST_TEST_REQUIRE(peer->send_line("CP 17 " + huge));
+    peer->send_request("CP", 18, cp_payload("testdrv", 18));
+    const auto r = require_reply("CP", 17);
+    BOOST_TEST(!r.success);
+    BOOST_TEST(r.info.find("request of " + std::to_string(huge.size() + 6) + " bytes refused") != std::string::npos,
+               r.info);
     BOOST_TEST(require_reply("CP", 18).success);
 }
 

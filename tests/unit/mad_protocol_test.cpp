@@ -5,6 +5,7 @@
 #include "host/mad_protocol.hpp"
 
 #include "common/base64.hpp"
+#include "common/fd_io.hpp"
 
 #include <boost/test/unit_test.hpp>
 
@@ -86,6 +87,56 @@ BOOST_AUTO_TEST_CASE(a_document_type_declaration_is_refused_and_only_a_real_one)
     for (const std::string text : {"<D><![CDATA[<!DOCTYPE html><p>x</p>]]></D>", "<D><!-- <!DOCTYPE x> --></D>",
                                    "<D>&lt;!DOCTYPE x&gt;</D>", "<D/>"})
         BOOST_TEST(doctype_problem(text).empty(), text);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// The splitter that frames oned's lines (common/fd_io.hpp).
+BOOST_AUTO_TEST_SUITE(line_framing)
+
+BOOST_AUTO_TEST_CASE(lines_across_chunks_with_crlf_and_a_rest) {
+    oneds::common::line_splitter lines;
+    lines.append("MONITOR 1 AA");
+    BOOST_TEST(!lines.next().has_value());
+    lines.append("AA\r\nRM 2 B\nIN");
+    BOOST_TEST(lines.next().value() == "MONITOR 1 AAAA");
+    BOOST_TEST(lines.dropped() == 0U);
+    BOOST_TEST(lines.next().value() == "RM 2 B");
+    BOOST_TEST(!lines.next().has_value());
+    lines.append("IT\n\n");
+    BOOST_TEST(lines.next().value() == "INIT");
+    BOOST_TEST(lines.next().value() == "");
+    lines.append("FINAL");
+    BOOST_TEST(lines.take_rest() == "FINAL");
+    BOOST_TEST(!lines.next().has_value());
+}
+
+BOOST_AUTO_TEST_CASE(a_line_over_the_limit_keeps_its_head_and_counts_the_rest) {
+    oneds::common::line_splitter lines(100, 10);
+    lines.append("BACKUP 42 ");
+    for (int i = 0; i < 50; ++i) lines.append(std::string(1000, 'A'));  // in pieces, as read() gives it
+    lines.append("\r\nRM 7 B\n");
+    const auto big = lines.next();
+    BOOST_REQUIRE(big.has_value());
+    BOOST_TEST(*big == "BACKUP 42 ");
+    // 10 + 50000 bytes and the \r, whose line was never whole.
+    BOOST_TEST(big->size() + lines.dropped() == 10U + 50000U + 1U);
+    const auto next = lines.next();
+    BOOST_TEST(next.value() == "RM 7 B");
+    BOOST_TEST(lines.dropped() == 0U);
+    // Exactly at the limit is whole.
+    lines.append(std::string(100, 'x') + "\n");
+    BOOST_TEST(lines.next().value().size() == 100U);
+    BOOST_TEST(lines.dropped() == 0U);
+    lines.append(std::string(101, 'x') + "\n");
+    BOOST_TEST(lines.next().value().size() == 10U);
+    BOOST_TEST(lines.dropped() == 91U);
+}
+
+BOOST_AUTO_TEST_CASE(the_oversized_reply_names_the_size_and_the_limit) {
+    const auto text = mad::oversized_reply_text(40000000);
+    BOOST_TEST(text.find("40000000 bytes") != std::string::npos, text);
+    BOOST_TEST(text.find(std::to_string(mad::k_max_request_line)) != std::string::npos, text);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
