@@ -36,7 +36,7 @@ public:
 
     [[nodiscard]] std::size_t live_blocks() const;
     // Blocks release_all freed in this process, over all ledgers: what
-    // libssh2 would have leaked (for tests and the debug log).
+    // libssh2 would have leaked (for the tests).
     [[nodiscard]] static std::uint64_t reclaimed_total() noexcept;
 
 private:
