@@ -187,9 +187,15 @@ struct ceph_fixture::state {
         return {size(log_dir / (name + ".log")), size(log_dir / (name + ".stderr"))};
     }
 
-    // True when name's log files say, after the sizes from log_sizes, that
-    // its address was taken: the daemon gave up binding its port.
-    [[nodiscard]] bool port_was_taken(const std::string &name, std::pair<std::uintmax_t, std::uintmax_t> from) const {
+    // True when the daemon proc (name) has exited because its address was
+    // taken: radosgw exits with the frontend's error (EADDRINUSE, before its
+    // log is flushed); both daemons log "Address already in use" when they
+    // get to it (looked for after the sizes from log_sizes).
+    [[nodiscard]] bool port_was_taken(const std::string &name, oneds::common::child &proc,
+                                      std::pair<std::uintmax_t, std::uintmax_t> from) const {
+        const auto status = proc.try_wait();
+        if (!status) return false;
+        if (status->exit_code() == EADDRINUSE) return true;
         const auto says = [](const fs::path &p, std::uintmax_t offset) {
             const std::string text = read_file(p);
             return offset < text.size() && text.find("Address already in use", offset) != std::string::npos;
@@ -370,7 +376,7 @@ struct ceph_fixture::state {
                 });
                 break;
             } catch (const std::runtime_error &) {
-                if (!mon->reaped() || !port_was_taken("mon.a", from) || attempt == 3) throw;
+                if (!port_was_taken("mon.a", *mon, from) || attempt == 3) throw;
             }
             mon.reset();
             set_logs_aside("mon.a", attempt);
@@ -403,7 +409,7 @@ struct ceph_fixture::state {
                 wait_until("starting the gateway", *rgw, "client.rgw.gw", [this] { return http_answers(rgw_port); });
                 break;
             } catch (const std::runtime_error &) {
-                if (!rgw->reaped() || !port_was_taken("client.rgw.gw", from) || attempt == 3) throw;
+                if (!port_was_taken("client.rgw.gw", *rgw, from) || attempt == 3) throw;
             }
             set_logs_aside("client.rgw.gw", attempt);
             do {
@@ -476,7 +482,7 @@ void ceph_fixture::start_gateway() {
             s.wait_until("restarting the gateway", *s.rgw, "client.rgw.gw", [&s] { return http_answers(s.rgw_port); });
             return;
         } catch (const std::runtime_error &) {
-            if (!s.rgw->reaped() || !s.port_was_taken("client.rgw.gw", from) || attempt == 5) throw;
+            if (!s.port_was_taken("client.rgw.gw", *s.rgw, from) || attempt == 5) throw;
         }
         std::this_thread::sleep_for(1s);
     }
