@@ -93,8 +93,7 @@ void spawned_process::send_signal(int sig) const { (void)child_.signal(sig); }
 
 process_result spawned_process::wait(std::chrono::milliseconds limit) {
     process_result r;
-    const auto left = std::chrono::ceil<std::chrono::milliseconds>(start_ + limit - std::chrono::steady_clock::now());
-    auto status = child_.wait_for(std::max(left, std::chrono::milliseconds(0)));
+    auto status = child_.wait_for(std::max(limit, std::chrono::milliseconds(0)));
     if (!status) {
         status = child_.kill();
         r.killed = true;

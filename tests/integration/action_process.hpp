@@ -46,7 +46,10 @@ public:
     void send_signal(int sig) const;
     // With hold_input, the child's stdin stays open and empty until this.
     void release_input() noexcept { hold_input_ = false; }
-    // Waits for the child to exit, SIGKILLing it after limit.
+    // Waits for the child to exit, SIGKILLing it (killed set) if it has not
+    // after limit, counted from this call (not from the start: whatever the
+    // caller did before, the child gets the whole limit). The result's took
+    // still runs from the start to the reaping.
     process_result wait(std::chrono::milliseconds limit = std::chrono::seconds(30));
 
 private:
@@ -61,7 +64,7 @@ private:
     std::chrono::steady_clock::time_point start_;
 };
 
-// Spawns, feeds input, waits (SIGKILL after limit).
+// Spawns, feeds input, waits (SIGKILL after limit, from the start).
 process_result run_process(const std::vector<std::string> &argv, const std::string &input = {},
                            const std::map<std::string, std::string> &env = {},
                            std::chrono::milliseconds limit = std::chrono::seconds(30));

@@ -105,7 +105,9 @@ BOOST_AUTO_TEST_CASE(silent_server_is_unreachable_at_the_deadline) {
     BOOST_TEST(r.err().message.find("did not answer within 0.7 s") != std::string::npos, r.err().message);
     BOOST_TEST(r.err().message.find("transport-secret") == std::string::npos);
     BOOST_TEST(elapsed >= 0.65);
-    BOOST_TEST(elapsed < 1.7, "took " << elapsed << " s");
+    // 0.7 s meant; a deadline left to libcurl's timer shows about 3 s. The
+    // bound sits between, for a slow machine.
+    BOOST_TEST(elapsed < 2.5, "took " << elapsed << " s");
 }
 
 BOOST_AUTO_TEST_CASE(refused_connection_is_unreachable_at_once) {

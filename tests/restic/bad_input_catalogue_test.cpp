@@ -143,7 +143,7 @@ struct row {
     std::string input;
     std::string expect;  // a fragment of stderr that names the problem
     int exit_code = 255;
-    bool fast = false;  // must be refused within 1 s of a trivial refusal
+    bool fast = false;  // must be refused about as fast as a trivial refusal (see check)
 };
 
 std::string describe(const row &w) {
@@ -167,8 +167,9 @@ public:
         // before oned is asked.
         auth_ = f_.dir().write("one_auth", "oneadmin:not-used");
         before_ = stored(f_);
-        // The time of a trivial refusal here, for the "fast" rows.
-        baseline_ = run({"monitor", {}, "", ""}).seconds();
+        // The time of a trivial refusal here, for the "fast" rows: the
+        // slowest of three, as one sample may be quick by luck.
+        for (int i = 0; i < 3; ++i) baseline_ = std::max(baseline_, run({"monitor", {}, "", ""}).seconds());
     }
 
     restic_fixture &f() { return f_; }
@@ -198,7 +199,13 @@ public:
             BOOST_TEST(r.out.empty(), r.out.substr(0, 400));
             for (const char *word : {"Sanitizer", "runtime error:", "terminate called", "Fatal: "})
                 BOOST_TEST(r.err.find(word) == std::string::npos, r.err);
-            if (w.fast) BOOST_TEST(r.seconds() < baseline_ + 1.0, r.seconds() << " s");
+            // A fast row is refused while reading or before any expansion:
+            // about a trivial refusal plus piping up to 64 MiB. Expanding the
+            // "laughs" entities (10^12 of them) would not end before the
+            // 120 s limit. The slack over the baseline is for a busy machine.
+            if (w.fast)
+                BOOST_TEST(r.seconds() < 2 * baseline_ + 3.0, r.seconds()
+                                                                  << " s, trivial refusal " << baseline_ << " s");
             const auto started = rec_.started();
             BOOST_TEST(started.empty(), "programs were started:\n" << started);
             if (!started.empty()) fs::remove(rec_.log);

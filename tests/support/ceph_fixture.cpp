@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdint>
 #include <cstdlib>
 #include <fstream>
 #include <optional>
@@ -176,6 +177,39 @@ struct ceph_fixture::state {
         if (out != nullptr) *out = std::move(captured);
     }
 
+    // The sizes of name's log files now, to look at what is written after.
+    [[nodiscard]] std::pair<std::uintmax_t, std::uintmax_t> log_sizes(const std::string &name) const {
+        std::error_code ignored;
+        const auto size = [&](const fs::path &p) {
+            const auto n = fs::file_size(p, ignored);
+            return ignored ? std::uintmax_t{0} : n;
+        };
+        return {size(log_dir / (name + ".log")), size(log_dir / (name + ".stderr"))};
+    }
+
+    // True when the daemon proc (name) has exited because its address was
+    // taken: radosgw exits with the frontend's error (EADDRINUSE, before its
+    // log is flushed); both daemons log "Address already in use" when they
+    // get to it (looked for after the sizes from log_sizes).
+    [[nodiscard]] bool port_was_taken(const std::string &name, oneds::common::child &proc,
+                                      std::pair<std::uintmax_t, std::uintmax_t> from) const {
+        const auto status = proc.try_wait();
+        if (!status) return false;
+        if (status->exit_code() == EADDRINUSE) return true;
+        const auto says = [](const fs::path &p, std::uintmax_t offset) {
+            const std::string text = read_file(p);
+            return offset < text.size() && text.find("Address already in use", offset) != std::string::npos;
+        };
+        return says(log_dir / (name + ".log"), from.first) || says(log_dir / (name + ".stderr"), from.second);
+    }
+
+    // Keeps name's logs of a failed attempt beside the next attempt's.
+    void set_logs_aside(const std::string &name, int attempt) const {
+        std::error_code ignored;
+        for (const char *ext : {".log", ".stderr"})
+            fs::rename(log_dir / (name + ext), log_dir / (name + ".attempt" + std::to_string(attempt) + ext), ignored);
+    }
+
     [[nodiscard]] std::string log_tail(const std::string &name) const {
         if (name.empty()) return {};
         return tail_of(log_dir / (name + ".log")) + tail_of(log_dir / (name + ".stderr"), 10);
@@ -320,18 +354,39 @@ struct ceph_fixture::state {
               "allow rwx", "--cap", "mgr", "allow rw"},
              "");
 
+        // Another process may take the free port before the monitor binds
+        // it: ceph-mon then logs "Address already in use" and, after its own
+        // bind retries, "unable to bind monitor to" and exits. Its address is
+        // in the monitor map, so map and store are made anew for a new port.
         const std::string monmap = (dir / "monmap").string();
-        tool("creating the monitor map",
-             {"monmaptool", "--create", "--fsid", fsid, "--addv", "a",
-              "[v2:127.0.0.1:" + std::to_string(mon_port) + "]", monmap},
-             "");
-        tool("creating the monitor store", {"ceph-mon", "--mkfs", "-i", "a", "--monmap", monmap, "--keyring", keyring},
-             "mon.a");
-        mon.emplace(daemon({"ceph-mon", "-i", "a"}, "mon.a"));
-        wait_until("starting the monitor", *mon, "mon.a", [this] {
-            std::string out;
-            return run_argv({"ceph", "-c", conf.string(), "--connect-timeout", "2", "mon", "stat"}, &out, nullptr) == 0;
-        });
+        for (int attempt = 1;; ++attempt) {
+            tool("creating the monitor map",
+                 {"monmaptool", "--create", "--clobber", "--fsid", fsid, "--addv", "a",
+                  "[v2:127.0.0.1:" + std::to_string(mon_port) + "]", monmap},
+                 "");
+            tool("creating the monitor store",
+                 {"ceph-mon", "--mkfs", "-i", "a", "--monmap", monmap, "--keyring", keyring}, "mon.a");
+            const auto from = log_sizes("mon.a");
+            mon.emplace(daemon({"ceph-mon", "-i", "a"}, "mon.a"));
+            try {
+                wait_until("starting the monitor", *mon, "mon.a", [this] {
+                    std::string out;
+                    return run_argv({"ceph", "-c", conf.string(), "--connect-timeout", "2", "mon", "stat"}, &out,
+                                    nullptr) == 0;
+                });
+                break;
+            } catch (const std::runtime_error &) {
+                if (!port_was_taken("mon.a", *mon, from) || attempt == 3) throw;
+            }
+            mon.reset();
+            set_logs_aside("mon.a", attempt);
+            fs::remove_all(dir / "mon");
+            fs::create_directories(dir / "mon");
+            do {
+                mon_port = pick_free_port();
+            } while (mon_port == rgw_port);
+            write_conf(fsid);
+        }
 
         tool("registering the OSD", {"ceph", "osd", "new", osd_uuid, "0"}, "mon.a");
         tool("creating the OSD store", {"ceph-osd", "-i", "0", "--mkfs", "--osd-uuid", osd_uuid}, "osd.0");
@@ -348,18 +403,15 @@ struct ceph_fixture::state {
         // then the gateway exits and gets a new port (the monitor and OSD read
         // the config only when they start).
         for (int attempt = 1;; ++attempt) {
+            const auto from = log_sizes("client.rgw.gw");
             rgw.emplace(daemon({"radosgw", "-n", "client.rgw.gw"}, "client.rgw.gw"));
             try {
                 wait_until("starting the gateway", *rgw, "client.rgw.gw", [this] { return http_answers(rgw_port); });
                 break;
             } catch (const std::runtime_error &) {
-                const bool port_taken =
-                    rgw->reaped() &&
-                    read_file(log_dir / "client.rgw.gw.log").find("Address already in use") != std::string::npos;
-                if (!port_taken || attempt == 3) throw;
+                if (!port_was_taken("client.rgw.gw", *rgw, from) || attempt == 3) throw;
             }
-            fs::rename(log_dir / "client.rgw.gw.log",
-                       log_dir / ("client.rgw.gw.attempt" + std::to_string(attempt) + ".log"));
+            set_logs_aside("client.rgw.gw", attempt);
             do {
                 rgw_port = pick_free_port();
             } while (rgw_port == mon_port);
@@ -419,8 +471,21 @@ void ceph_fixture::stop_gateway() noexcept {
 
 void ceph_fixture::start_gateway() {
     auto &s = *state_;
-    s.rgw.emplace(s.daemon({"radosgw", "-n", "client.rgw.gw"}, "client.rgw.gw"));
-    s.wait_until("restarting the gateway", *s.rgw, "client.rgw.gw", [&s] { return http_answers(s.rgw_port); });
+    // The port stays (clients hold the endpoint). Another process may hold
+    // it for a moment, a connection from an ephemeral port that happened to
+    // be this one: the gateway then exits, and is started again a little
+    // later, a bounded number of times.
+    for (int attempt = 1;; ++attempt) {
+        const auto from = s.log_sizes("client.rgw.gw");
+        s.rgw.emplace(s.daemon({"radosgw", "-n", "client.rgw.gw"}, "client.rgw.gw"));
+        try {
+            s.wait_until("restarting the gateway", *s.rgw, "client.rgw.gw", [&s] { return http_answers(s.rgw_port); });
+            return;
+        } catch (const std::runtime_error &) {
+            if (!s.port_was_taken("client.rgw.gw", *s.rgw, from) || attempt == 5) throw;
+        }
+        std::this_thread::sleep_for(1s);
+    }
 }
 
 void ceph_fixture::freeze_osd() noexcept {

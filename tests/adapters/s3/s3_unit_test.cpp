@@ -282,6 +282,15 @@ public:
     answering_server &operator=(const answering_server &) = delete;
     unsigned short port() const { return port_; }
     int connections() const { return connections_.load(); }
+    // Waits until the server has closed n connections (up to 10 s).
+    bool wait_for_closes(int n) const {
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (closes_.load() < n) {
+            if (std::chrono::steady_clock::now() >= deadline) return false;
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        return true;
+    }
 
 private:
     void serve(const std::stop_token &stop) {
@@ -306,6 +315,7 @@ private:
                 if (close_) break;
             }
             ::close(conn);
+            ++closes_;
         }
     }
 
@@ -313,6 +323,7 @@ private:
     int fd_ = -1;
     unsigned short port_ = 0;
     std::atomic<int> connections_{0};
+    std::atomic<int> closes_{0};
     std::jthread thread_;
 };
 
@@ -339,7 +350,8 @@ BOOST_AUTO_TEST_CASE(one_connection_is_kept_and_a_dead_one_replaced) {
         for (int i = 0; i < 3; ++i) {
             const auto c = (*s)->check_bucket(source.get_token());
             BOOST_TEST(c.has_value(), (c.has_value() ? "" : c.err().message));
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the close arrives first
+            // The server's close is out before the next call.
+            BOOST_TEST_REQUIRE(server.wait_for_closes(i + 1));
         }
         BOOST_TEST(server.connections() == 3);
     }
@@ -372,11 +384,11 @@ BOOST_AUTO_TEST_CASE(a_stop_during_a_slow_name_lookup_ends_the_call_and_the_stor
     BOOST_TEST_REQUIRE(made.has_value());
     auto store = std::move(made.value());
     std::stop_source stop;
+    const auto start = std::chrono::steady_clock::now();
     std::jthread stopper([&stop] {
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
         stop.request_stop();
     });
-    const auto start = std::chrono::steady_clock::now();
     const auto r = store->stat("/r/7/config", stop.get_token());
     const auto call_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
@@ -385,6 +397,8 @@ BOOST_AUTO_TEST_CASE(a_stop_during_a_slow_name_lookup_ends_the_call_and_the_stor
     store.reset();
     const auto total_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
-    BOOST_TEST(call_ms < 1000);
-    BOOST_TEST(total_ms < 1500, "destroying the store waited for the lookup: " << total_ms << " ms");
+    // About 200 ms meant; waiting for the lookup shows its 3 s. The bounds sit
+    // between, for a slow machine.
+    BOOST_TEST(call_ms < 2500, "the call waited for the lookup: " << call_ms << " ms");
+    BOOST_TEST(total_ms < 2500, "destroying the store waited for the lookup: " << total_ms << " ms");
 }

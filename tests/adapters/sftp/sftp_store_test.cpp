@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -165,6 +166,27 @@ std::vector<pid_t> descendants_of(pid_t root) {
         frontier = std::move(next);
     }
     return found;
+}
+
+// True once pid has exited: gone, or a zombie its parent has not reaped yet
+// (its sockets are closed either way).
+bool has_exited(pid_t pid) {
+    if (::kill(pid, 0) == -1 && errno == ESRCH) return true;
+    const std::string stat = read_file(fs::path("/proc") / std::to_string(pid) / "stat");
+    const auto close = stat.rfind(')');
+    return close == std::string::npos || stat.substr(close + 2, 1) == "Z";
+}
+
+// Waits until every pid has exited, up to timeout.
+bool all_exited(const std::vector<pid_t> &pids, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        bool all = true;
+        for (const pid_t pid : pids) all = all && has_exited(pid);
+        if (all) return true;
+        if (std::chrono::steady_clock::now() >= deadline) return false;
+        std::this_thread::sleep_for(5ms);
+    }
 }
 
 // An ssh-agent of the test's own, on a socket in dir, made the agent of this
@@ -373,7 +395,8 @@ BOOST_AUTO_TEST_CASE(a_connection_the_server_dropped_is_replaced_transparently) 
     const auto children = descendants_of(fx.sshd_pid());
     BOOST_REQUIRE(!children.empty());
     for (const pid_t pid : children) ::kill(pid, SIGKILL);
-    std::this_thread::sleep_for(100ms);
+    // Once they have exited, their end of the connection is closed.
+    BOOST_REQUIRE(all_exited(children, 20s));
     auto made = store->make_directories((fx.dir() / "after_restart").string(), {});
     BOOST_REQUIRE_MESSAGE(made.has_value(), failure_text(made));
     BOOST_TEST(fs::is_directory(fx.dir() / "after_restart"));
@@ -666,18 +689,26 @@ BOOST_AUTO_TEST_CASE(a_stop_ends_a_call_on_a_hung_server_and_drops_its_session) 
     BOOST_REQUIRE(!stopped.empty());
     for (const pid_t pid : stopped) ::kill(pid, SIGSTOP);
     std::stop_source stop;
+    // start is read before the stopper exists, so the stop comes at least
+    // 300 ms after it however the threads are scheduled.
+    const auto start = clock_type::now();
+    clock_type::time_point stopped_at{};
     std::jthread stopper([&] {
         std::this_thread::sleep_for(300ms);
+        stopped_at = clock_type::now();
         stop.request_stop();
     });
-    const auto start = clock_type::now();
     auto info = slow->stat(fx.dir().string(), stop.get_token());
-    const auto elapsed = clock_type::now() - start;
+    const auto ended = clock_type::now();
+    const auto elapsed = ended - start;
+    stopper.join();
     for (const pid_t pid : stopped) ::kill(pid, SIGCONT);
 
     BOOST_REQUIRE(!info.has_value());
     BOOST_TEST((info.err().kind == error_kind::cancelled), info.err().message);
+    // It waited on the hung server until the stop, not less.
     BOOST_TEST(elapsed >= 250ms);
+    BOOST_TEST((ended >= stopped_at), "the call ended before the stop");
     BOOST_TEST(elapsed < 30s);
     BOOST_TEST(slow_pool->session_count() == 0U);
     // A stopped token stops the wait for the session and the connect too.

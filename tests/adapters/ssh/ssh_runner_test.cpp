@@ -194,13 +194,32 @@ BOOST_AUTO_TEST_CASE(a_session_the_master_is_refused_runs_on_its_own_connection)
     o.control_dir = mux.string();
     o.control_persist = 30s;
     runners r(o);
-    // The first command holds the master's only session.
-    std::thread first([&] { (void)run_remote(r.remote, argv_only({"sleep", "3"})); });
-    const auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (std::chrono::steady_clock::now() < deadline && fs::is_empty(mux)) std::this_thread::sleep_for(20ms);
-    std::this_thread::sleep_for(300ms);
-    const auto second = run_remote(r.remote, argv_only({"echo", "second"}));
+    // The first command holds the master's only session until it is
+    // cancelled. Its marker file (sshd runs on this machine) says it runs,
+    // so the master is up and its session is open.
+    const fs::path running = small.dir() / "first-running";
+    test_cancellation stop_first;
+    run_options first_opts;
+    first_opts.stop = stop_first.token();
+    command_result first_result;
+    std::thread first([&] {
+        first_result = run_remote(r.remote,
+                                  argv_only({"sh", "-c", "echo $$ >\"$1.new\" && mv \"$1.new\" \"$1\" && exec sleep 30",
+                                             "sh", running.string()}),
+                                  first_opts);
+    });
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (std::chrono::steady_clock::now() < deadline && !fs::exists(running)) std::this_thread::sleep_for(20ms);
+    const bool first_runs = fs::exists(running);
+    const auto second = first_runs ? run_remote(r.remote, argv_only({"echo", "second"})) : command_result{};
+    stop_first.cancel();
     first.join();
+    BOOST_TEST_REQUIRE(first_runs, "the first command never ran: " << first_result.stderr_text);
+    // It ran until cancelled, so it held the session all along.
+    BOOST_TEST(first_result.cancelled, first_result.stderr_text);
+    // Without a terminal the remote sleep outlives its session; it is ours.
+    std::ifstream pid_in(running);
+    if (pid_t remote = 0; pid_in >> remote && remote > 1) (void)::kill(remote, SIGKILL);
     BOOST_TEST(second.exit_code == 0, second.stderr_text);
     BOOST_TEST(second.stdout_text == "second\n");
     BOOST_TEST(second.stderr_text.find("Session open refused") != std::string::npos, second.stderr_text);
