@@ -70,6 +70,23 @@ double added_mib(const std::string &stderr_text) {
     return std::stod(m[1]);
 }
 
+// Waits until restic has written a file under <repo>/data (a pack, or its
+// temporary file): it is past its lock check then, with its lock registered
+// for removal on SIGINT (restic 0.14 removes only the locks it registered;
+// one that SIGINT meets between writing its lock file and that leaves it to
+// the plugin's bounded clean-up).
+bool wait_for_upload(const std::string &repo, std::chrono::seconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    do {
+        std::error_code ec;
+        for (auto it = fs::recursive_directory_iterator(repo + "/data", ec);
+             !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
+            if (it->is_regular_file(ec)) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    } while (std::chrono::steady_clock::now() < deadline);
+    return false;
+}
+
 std::uint64_t ceil_mib(std::uint64_t b) { return (b + 1048575) / 1048576; }
 
 std::map<std::string, std::uint64_t> parse_monitor(const std::string &out) {
@@ -407,13 +424,16 @@ BOOST_AUTO_TEST_CASE(locked_repository_is_retried_logged_and_succeeds_once_relea
     auto holder = hold_exclusive_lock(f.dir().file("password"), repo);
     BOOST_REQUIRE_MESSAGE(holder, "could not catch restic check holding its lock");
     auto backup = std::make_unique<spawned_process>(f.host_argv("backup", backup_args(f, 7)), f.document());
-    // Release the lock only once our restic backup runs (and has met the lock).
-    BOOST_TEST(wait_for_process_with({"backup", "--tag=one-7"}, std::chrono::seconds(60)),
-               "restic backup never started");
-    std::this_thread::sleep_for(std::chrono::seconds(3));
+    // Release the lock only once our restic backup has met it: its first
+    // restic ended and the plugin retries (it looked at the stopped holder
+    // and logged the lock before its retry interval).
+    BOOST_TEST(wait_for_retry_of({"backup", "--tag=one-7"}, std::chrono::seconds(120)),
+               "restic backup never met the lock and retried");
     holder->send_signal(SIGCONT);
-    const auto r = backup->wait(std::chrono::seconds(120));
-    holder->wait(std::chrono::seconds(60));
+    const auto r = backup->wait(std::chrono::seconds(180));
+    // Generous: the limit may count from the holder's start (spawned_process),
+    // and a SIGKILLed holder would leave its exclusive lock.
+    holder->wait(std::chrono::seconds(600));
     BOOST_TEST_MESSAGE(r.err);
     BOOST_TEST(r.exit_code == 0, r.err);
     BOOST_TEST(r.err.find("repository is locked by PID " + std::to_string(holder->pid())) != std::string::npos, r.err);
@@ -428,16 +448,22 @@ BOOST_AUTO_TEST_CASE(cancel_in_the_middle_of_a_large_backup_leaves_no_lock) {
     restic_fixture f;
     f.make_vm(7, {{0, 1024, 600, true}});
     const std::string repo = f.base_path() + "/7";
-    spawned_process p(f.host_argv("backup", backup_args(f, 7)), f.document());
-    // Wait until restic is uploading (its lock exists), then cancel as
-    // backup_cancel does: SIGTERM to the backup action.
+    // kill_grace 30: restic has all the time it needs to act on SIGINT
+    // (remove its lock and exit) before it would be SIGKILLed.
+    spawned_process p(f.host_argv("backup", backup_args(f, 7), {{"kill_grace", "30"}}), f.document());
+    // Wait until restic is uploading (past its lock check, so its lock is
+    // registered), then cancel as backup_cancel does: SIGTERM to the backup
+    // action.
     BOOST_REQUIRE(wait_for_restic_lock(repo, std::chrono::seconds(60)));
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    BOOST_REQUIRE(wait_for_upload(repo, std::chrono::seconds(60)));
     p.send_signal(SIGTERM);
-    const auto r = p.wait(std::chrono::seconds(60));
+    const auto r = p.wait(std::chrono::seconds(120));
     BOOST_TEST(r.exit_code == 255);
     BOOST_TEST(r.err.find("Backup cancelled") != std::string::npos, r.err);
-    BOOST_TEST(fs::is_empty(repo + "/locks"), "a lock was left behind");
+    // Strict: a restic cancelled with SIGINT once it holds a registered lock
+    // removes that lock itself (and the plugin's unlock comes after that), so
+    // it does not depend on the plugin's bounded clean-up.
+    BOOST_TEST(restic_lock_files(repo).empty(), "a lock was left behind: " << r.err);
     BOOST_TEST(snapshots(f, repo).empty());
     // No restic left running for this VM.
     BOOST_TEST(own_processes_mentioning(f.backup_dir(7)).empty());
@@ -451,17 +477,21 @@ BOOST_AUTO_TEST_CASE(backup_cancel_action_stops_the_running_backup) {
     restic_fixture f;
     f.make_vm(7, {{0, 1024, 600, true}});
     const std::string repo = f.base_path() + "/7";
-    spawned_process p(f.host_argv("backup", backup_args(f, 7)), f.document());
+    // kill_grace 30: restic has all the time it needs to act on SIGINT.
+    spawned_process p(f.host_argv("backup", backup_args(f, 7), {{"kill_grace", "30"}}), f.document());
+    // restic is past its lock check (its lock registered) once it uploads.
     BOOST_REQUIRE(wait_for_restic_lock(repo, std::chrono::seconds(60)));
+    BOOST_REQUIRE(wait_for_upload(repo, std::chrono::seconds(60)));
     const auto c = f.host_action("backup_cancel", {"hypervisor:" + f.vm_dir(7), "one-7"}, "<VM><ID>7</ID></VM>");
     BOOST_TEST(c.exit_code == 0, c.err);
     BOOST_TEST(c.out.empty());
     // Its lines carry the VM id (the VM folder's name), for the VM's log.
     BOOST_TEST(c.err.find("INFO: 7 backup_cancel: stopping backup process ") != std::string::npos, c.err);
-    const auto r = p.wait(std::chrono::seconds(60));
+    const auto r = p.wait(std::chrono::seconds(120));
     BOOST_TEST(r.exit_code == 255);
     BOOST_TEST(r.err.find("Backup cancelled") != std::string::npos, r.err);
-    BOOST_TEST(fs::is_empty(repo + "/locks"));
+    // Strict, as above: restic removed its registered lock on SIGINT.
+    BOOST_TEST(restic_lock_files(repo).empty(), "a lock was left behind: " << r.err);
 }
 
 BOOST_AUTO_TEST_CASE(downloader_streams_a_disk_on_stdout_with_the_datastore_on_stdin) {

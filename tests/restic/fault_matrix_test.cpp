@@ -7,6 +7,8 @@
 //   1. no lock of ours is left: none of restic's in the repository, no flock
 //      held on a file of the plugin's lock and state directories, and no
 //      process still working on the repository (here or through sshd);
+//      where a restic was killed, its lock may stay only if the plugin's
+//      bounded clean-up said it could not remove it (lock_left);
 //   2. nothing half-written is taken for a backup: the repository holds the
 //      snapshots it held before, plus the one a successful reply named;
 //   3. the next backup of the same VM succeeds (and adds one snapshot);
@@ -200,12 +202,22 @@ std::string joined(const std::vector<std::string> &v) {
 // The four promises after a fault (see the top of the file). `stored` is
 // the number of snapshots the repository must hold now: those it held before
 // the fault, plus one when the faulted backup's reply said it stored one.
-// With lock_until_next_backup, nothing of ours could remove restic's lock
-// when the fault happened (one_ds_host itself was killed, or the storage was
-// unreachable for restic and for the clean-up alike): the lock may stay until
-// the next backup, which must remove it.
+// Whether restic's lock may outlive the fault (the next backup must remove
+// it in every case).
+enum class lock_left {
+    never,
+    // A restic was killed: its lock goes with the plugin's clean-up (a
+    // `restic unlock` bounded by 10 s), which under a heavy load can miss its
+    // bound once, and then says so in the faulted request's stderr (`err`).
+    if_reported,
+    // Nothing of ours could remove restic's lock when the fault happened
+    // (one_ds_host itself was killed, or the storage was unreachable for
+    // restic and for the clean-up alike).
+    until_next_backup,
+};
+
 void expect_recovered(const site &s, int vm, std::size_t stored, const std::string &fault,
-                      bool lock_until_next_backup = false) {
+                      lock_left rule = lock_left::never, const std::string &err = {}) {
     BOOST_TEST_CONTEXT(fault << " on " << name_of(s.kind) << ", VM " << vm) {
         // 1. Nothing of ours still runs on the repository (bounded: a process
         // that noticed its lost connection ends by itself), no lock is left.
@@ -216,9 +228,11 @@ void expect_recovered(const site &s, int vm, std::size_t stored, const std::stri
             left = processes_mentioning(s.marker(vm));
         }
         BOOST_TEST(left.empty(), "processes still working on the repository:" << describe_processes(left));
-        if (!lock_until_next_backup) {
+        if (rule != lock_left::until_next_backup) {
             const auto locks = s.restic_locks(vm);
-            BOOST_TEST(locks.empty(), "restic locks left in the repository: " << locks);
+            const bool excused = rule == lock_left::if_reported && lock_cleanup_reported_failure(err);
+            BOOST_TEST((locks.empty() || excused), "restic locks left in the repository: " << locks << "\n" << err);
+            if (excused) BOOST_TEST_MESSAGE("the clean-up missed its bound: " << err);
         }
         const auto flocks = held_flocks(s.f);
         BOOST_TEST(flocks.empty(), "flocks still held: " << joined(flocks));
@@ -443,7 +457,7 @@ BOOST_AUTO_TEST_CASE(restic_killed) {
         ::kill(restic, SIGKILL);
         const auto r = p.wait(60s);
         BOOST_TEST_CONTEXT(name_of(b)) expect_clear_failure(r, "Error backing up VM 7", 30);
-        expect_recovered(s, 7, 0, "restic killed mid-backup");
+        expect_recovered(s, 7, 0, "restic killed mid-backup", lock_left::if_reported, r.err);
     }
 }
 
@@ -461,7 +475,7 @@ BOOST_AUTO_TEST_CASE(host_killed) {
         p.send_signal(SIGKILL);
         const auto r = p.wait(30s);
         BOOST_TEST(r.term_signal == SIGKILL, describe(r));
-        expect_recovered(s, 7, 0, "host killed mid-backup", true);
+        expect_recovered(s, 7, 0, "host killed mid-backup", lock_left::until_next_backup);
     }
 }
 
@@ -478,7 +492,7 @@ BOOST_AUTO_TEST_CASE(sshd_killed) {
     const auto r = p.wait(90s);
     expect_clear_failure(r, "Error backing up VM 7", 60);
     s.f.sshd().restart();
-    expect_recovered(s, 7, 0, "sshd killed mid-backup", true);
+    expect_recovered(s, 7, 0, "sshd killed mid-backup", lock_left::until_next_backup);
 }
 
 // The connection from the hypervisor's restic to the backup server cut
@@ -496,7 +510,7 @@ BOOST_AUTO_TEST_CASE(ssh_link_cut) {
     fwd.cut();
     const auto r = p.wait(90s);
     expect_clear_failure(r, "Error backing up VM 7", 60);
-    expect_recovered(s, 7, 0, "ssh link cut mid-backup", true);
+    expect_recovered(s, 7, 0, "ssh link cut mid-backup", lock_left::until_next_backup);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
@@ -527,7 +541,7 @@ BOOST_AUTO_TEST_CASE(restic_killed) {
             BOOST_TEST(stock::files_under(tmp).empty(), "left in RESTIC_TMP_DIR");
         }
         s.f.make_vm(7, {{0, 16, 1}});
-        expect_recovered(s, 7, 1, "restic killed mid-download");
+        expect_recovered(s, 7, 1, "restic killed mid-download", lock_left::if_reported, r.err);
     }
 }
 

@@ -12,9 +12,10 @@
 
 #include <algorithm>
 #include <fstream>
-#include <map>
-#include <thread>
 #include <iterator>
+#include <map>
+#include <set>
+#include <thread>
 #include <sstream>
 #include <stdexcept>
 
@@ -67,18 +68,60 @@ std::vector<pid_t> own_processes_mentioning(const std::string &text) {
     return out;
 }
 
-namespace {
-// kill(SIGSTOP) returns before the process has stopped: wait for state T.
 bool wait_stopped(pid_t pid) {
     for (int i = 0; i < 500; ++i) {
         const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+        if (stat.empty()) return false;  // gone (and reaped)
         const auto close = stat.rfind(')');
-        if (close != std::string::npos && close + 2 < stat.size() && stat[close + 2] == 'T') return true;
+        if (close != std::string::npos && close + 2 < stat.size()) {
+            if (stat[close + 2] == 'T') return true;
+            if (stat[close + 2] == 'Z' || stat[close + 2] == 'X') return false;  // ended before the signal
+        }
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
     return false;
 }
+
+namespace {
+std::vector<pid_t> own_processes_with(const std::vector<std::string> &needles) {
+    std::vector<pid_t> out;
+    for (const pid_t pid : own_descendants()) {
+        const auto argv = process_argv(pid);
+        bool all = true;
+        for (const auto &n : needles)
+            if (std::find(argv.begin(), argv.end(), n) == argv.end()) all = false;
+        if (all) out.push_back(pid);
+    }
+    return out;
+}
 }  // namespace
+
+bool wait_for_retry_of(const std::vector<std::string> &needles, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    if (find_process_with(needles, timeout) < 0) return false;
+    // Every process of the first attempt (restic, and a shell that started
+    // it, if one shows the same arguments) until none is left: a zombie has
+    // no argv, so an attempt counts as ended once restic exited.
+    std::set<pid_t> first;
+    for (;;) {
+        const auto now = own_processes_with(needles);
+        if (now.empty()) break;
+        first.insert(now.begin(), now.end());
+        if (std::chrono::steady_clock::now() >= deadline) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    // The next attempt: a process with those arguments that is new.
+    while (std::chrono::steady_clock::now() < deadline) {
+        for (const pid_t pid : own_processes_with(needles))
+            if (!first.contains(pid)) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+}
+
+bool lock_cleanup_reported_failure(const std::string &err) {
+    return err.find("could not remove the stale lock") != std::string::npos;
+}
 
 std::vector<std::string> restic_lock_files(const std::string &repo) {
     std::vector<std::string> out;

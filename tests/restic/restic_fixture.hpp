@@ -136,6 +136,25 @@ std::vector<std::string> process_argv(pid_t pid);
 // Own descendants with an argument that contains text.
 std::vector<pid_t> own_processes_mentioning(const std::string &text);
 
+// Waits until a first process whose argv holds every needle has ended and
+// another one (a retry) has started; false on timeout. When a plugin action
+// retries a restic that met a lock, this proves that restic met the lock,
+// the plugin looked at its holder and logged "repository is locked by ...;
+// retry 1/N" (before its retry interval): a lock held by a stopped process
+// may be released from then on, whatever the machine's load. (A process
+// merely existing proves nothing: it may still be connecting, deriving its
+// key or reading the config.)
+bool wait_for_retry_of(const std::vector<std::string> &needles, std::chrono::milliseconds timeout);
+// kill(SIGSTOP) returns before the process has stopped: waits (about a
+// second at most) for its state T. False when it did not stop, or ended (or
+// was already a zombie) before the signal could stop it.
+bool wait_stopped(pid_t pid);
+// The plugin's clean-up after a restic it killed or cancelled (a `restic
+// unlock` bounded by 10 s, or kill_grace if longer) said it could not
+// remove the lock: under a heavy load it may miss its bound, and then it
+// says so. Only then may restic's lock stay (until the next run removes it).
+bool lock_cleanup_reported_failure(const std::string &err);
+
 // restic's lock files in the repository folder at repo (LOCAL, or SFTP
 // through the loopback server): the files of <repo>/locks with restic's
 // 64-hex-digit names, the ones every restic reads. A restic killed while it

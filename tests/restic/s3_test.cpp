@@ -175,20 +175,37 @@ BOOST_AUTO_TEST_CASE(backup_cancel_stops_the_backup_and_leaves_no_lock) {
     s3_setup s;
     s.f.make_vm(7, {{0, 512, 400, true}});
     auto running = std::make_unique<spawned_process>(s.f.host_argv("backup", backup_args(s.f, 7)), s.f.document());
-    // restic runs (through sshd, on the "hypervisor") once its argv shows.
+    // restic runs (through sshd, on the "hypervisor") once its argv shows,
+    // and is at work on the repository once its lock is in the bucket.
     BOOST_REQUIRE_MESSAGE(wait_for_process_with({"backup", s.f.backup_dir(7) + "/vm.xml"}, std::chrono::seconds(60)),
                           "the backup's restic did not start");
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    const std::string repo = s.f.base_path() + "/7";
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    std::string held = locks(s.f, repo);
+    while ((held.empty() || held.starts_with("restic list locks failed")) &&
+           std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        held = locks(s.f, repo);
+    }
+    BOOST_REQUIRE_MESSAGE(!held.empty() && !held.starts_with("restic list locks failed"),
+                          "the backup's restic took no lock: " << held);
     // backup_cancel gets <host>:<vm_dir> <deploy_id>, as OpenNebula's VMM driver passes them.
     const auto cancel = s.f.host_action("backup_cancel", {"hypervisor:" + s.f.vm_dir(7), "one-7"}, s.f.document());
     BOOST_TEST(cancel.exit_code == 0, describe(cancel));
     const auto r = running->wait(std::chrono::seconds(120));
     BOOST_TEST(r.exit_code != 0, "the cancelled backup must fail: " << describe(r));
-    BOOST_TEST(locks(s.f, s.f.base_path() + "/7") == "");
-    // The next backup of the same VM succeeds.
+    // restic removes a lock it has registered on SIGINT; one that SIGINT met
+    // between writing its lock and registering it goes with the plugin's
+    // clean-up, which under a heavy load can miss its bound and then says so.
+    const auto left = locks(s.f, repo);
+    BOOST_TEST((left.empty() || lock_cleanup_reported_failure(r.err)),
+               "the cancelled restic's lock was left without a word: " << left << "\n"
+                                                                       << describe(r));
+    // The next backup of the same VM succeeds and leaves no lock.
     s.f.make_vm(7, {{0, 8, 1}});
     const auto next = s.f.host_action("backup", backup_args(s.f, 7), s.f.document());
     BOOST_TEST(next.exit_code == 0, describe(next));
+    BOOST_TEST(locks(s.f, repo) == "", "a lock was left after the next backup");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -516,7 +516,9 @@ BOOST_AUTO_TEST_CASE(the_scanner_finds_secrets_planted_in_each_place) {
     secret_scanner scan({secret}, {dir.path().string()});
     scan.start();
     dir.write("left-behind", "before " + secret + " after");
-    spawned_process in_argv({tool("sh"), "-c", "sleep 3", "sh", secret}, "");
+    // Not "sleep 3" alone: a shell may exec its last command (bash does, and
+    // so may a dash), and the secret would leave the argv at once.
+    spawned_process in_argv({tool("sh"), "-c", "sleep 3; exit 0", "sh", secret}, "");
     spawned_process in_env({tool("sleep"), "3"}, "", {{"SOME_TOKEN", secret}});
     std::unique_ptr<spawned_process> as_nobody;
     if (::geteuid() == 0)
