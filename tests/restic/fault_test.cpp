@@ -17,8 +17,6 @@
 #include <regex>
 #include <thread>
 
-#include <sys/mount.h>
-
 using namespace oneds::test;
 namespace fs = std::filesystem;
 
@@ -59,28 +57,6 @@ struct recorders {
         return {{"PATH", dir + ":" + (path != nullptr ? path : "/usr/bin:/bin")}};
     }
     std::string started() const { return read_file(log); }
-};
-
-// A tmpfs of `size` mounted on dir for the test's lifetime (needs root).
-class tmpfs_mount {
-public:
-    tmpfs_mount(const std::string &dir, const std::string &size) : dir_(dir) {
-        fs::create_directories(dir);
-        ok_ = ::mount("tmpfs", dir.c_str(), "tmpfs", 0, ("size=" + size).c_str()) == 0;
-    }
-    ~tmpfs_mount() {
-        if (ok_) ::umount2(dir_.c_str(), MNT_DETACH);
-    }
-    tmpfs_mount(const tmpfs_mount &) = delete;
-    tmpfs_mount &operator=(const tmpfs_mount &) = delete;
-    bool ok() const { return ok_; }
-    bool set_read_only(bool ro) const {
-        return ::mount("tmpfs", dir_.c_str(), "tmpfs", MS_REMOUNT | (ro ? MS_RDONLY : 0), nullptr) == 0;
-    }
-
-private:
-    std::string dir_;
-    bool ok_ = false;
 };
 
 }  // namespace

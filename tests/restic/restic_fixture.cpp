@@ -6,6 +6,7 @@
 
 #include <csignal>
 
+#include <sys/mount.h>
 #include <unistd.h>
 
 #include <pugixml.hpp>
@@ -121,6 +122,35 @@ bool wait_for_retry_of(const std::vector<std::string> &needles, std::chrono::mil
 
 bool lock_cleanup_reported_failure(const std::string &err) {
     return err.find("could not remove the stale lock") != std::string::npos;
+}
+
+tmpfs_mount::tmpfs_mount(const std::string &dir, const std::string &size) : dir_(dir) {
+    std::filesystem::create_directories(dir);
+    ok_ = ::mount("tmpfs", dir.c_str(), "tmpfs", 0, ("size=" + size).c_str()) == 0;
+}
+
+tmpfs_mount::~tmpfs_mount() {
+    if (read_only_) ::umount2(dir_.c_str(), MNT_DETACH);
+    if (ok_) ::umount2(dir_.c_str(), MNT_DETACH);
+}
+
+bool tmpfs_mount::set_read_only(bool ro) {
+    if (ro == read_only_) return true;
+    if (!ro) {
+        read_only_ = ::umount2(dir_.c_str(), MNT_DETACH) != 0;
+        return !read_only_;
+    }
+    if (::mount(dir_.c_str(), dir_.c_str(), nullptr, MS_BIND, nullptr) != 0) return false;
+    if (::mount(nullptr, dir_.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY, nullptr) != 0) {
+        ::umount2(dir_.c_str(), MNT_DETACH);
+        return false;
+    }
+    read_only_ = true;
+    return true;
+}
+
+bool tmpfs_mount::resize(const std::string &size) const {
+    return ::mount("tmpfs", dir_.c_str(), "tmpfs", MS_REMOUNT, ("size=" + size).c_str()) == 0;
 }
 
 std::vector<std::string> restic_lock_files(const std::string &repo) {

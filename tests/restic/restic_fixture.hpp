@@ -165,6 +165,29 @@ std::vector<std::string> restic_lock_files(const std::string &repo);
 // Waits until restic_lock_files(repo) is not empty; false on timeout.
 bool wait_for_restic_lock(const std::string &repo, std::chrono::milliseconds limit);
 
+// A tmpfs of `size` mounted on dir while it lives (needs root: ok() says
+// whether the mount worked), for storage that is full, read-only or resized.
+class tmpfs_mount {
+public:
+    tmpfs_mount(const std::string &dir, const std::string &size);
+    ~tmpfs_mount();
+    tmpfs_mount(const tmpfs_mount &) = delete;
+    tmpfs_mount &operator=(const tmpfs_mount &) = delete;
+    bool ok() const { return ok_; }
+    // A read-only bind mount stacked on the tmpfs: from then on every open
+    // for writing fails with EROFS (and statvfs says ST_RDONLY), while a
+    // file already open for writing stays writable (a plain remount
+    // read-only is refused with EBUSY while one is open, and restic always
+    // has a pack open during a backup). Unstacked with set_read_only(false).
+    bool set_read_only(bool ro);
+    bool resize(const std::string &size) const;
+
+private:
+    std::string dir_;
+    bool ok_ = false;
+    bool read_only_ = false;
+};
+
 // A real restic (check --read-data, an exclusive lock) stopped with SIGSTOP
 // while it holds its lock; SIGCONT releases it. nullptr when it could not be
 // caught holding it (five tries).

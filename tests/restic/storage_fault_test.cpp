@@ -37,7 +37,6 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
-#include <sys/mount.h>
 #include <unistd.h>
 
 using namespace oneds::test;
@@ -57,48 +56,6 @@ enum class backend { local, sftp, s3 };
 
 std::string be_name(backend b) { return b == backend::local ? "LOCAL" : b == backend::sftp ? "SFTP" : "S3"; }
 std::ostream &operator<<(std::ostream &o, backend b) { return o << be_name(b); }
-
-// A tmpfs of `size` mounted on dir while it lives (needs root).
-class tmpfs_mount {
-public:
-    tmpfs_mount(const std::string &dir, const std::string &size) : dir_(dir) {
-        fs::create_directories(dir);
-        ok_ = ::mount("tmpfs", dir.c_str(), "tmpfs", 0, ("size=" + size).c_str()) == 0;
-    }
-    ~tmpfs_mount() {
-        if (read_only_) ::umount2(dir_.c_str(), MNT_DETACH);
-        if (ok_) ::umount2(dir_.c_str(), MNT_DETACH);
-    }
-    tmpfs_mount(const tmpfs_mount &) = delete;
-    tmpfs_mount &operator=(const tmpfs_mount &) = delete;
-    bool ok() const { return ok_; }
-    // A read-only bind mount stacked on the tmpfs: from then on every open
-    // for writing fails with EROFS, while a file already open for writing
-    // stays writable (a plain remount read-only is refused with EBUSY while
-    // one is open, and restic always has a pack open during a backup).
-    // Unstacked again with set_read_only(false).
-    bool set_read_only(bool ro) {
-        if (ro == read_only_) return true;
-        if (!ro) {
-            read_only_ = ::umount2(dir_.c_str(), MNT_DETACH) != 0;
-            return !read_only_;
-        }
-        if (::mount(dir_.c_str(), dir_.c_str(), nullptr, MS_BIND, nullptr) != 0) return false;
-        if (::mount(nullptr, dir_.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY, nullptr) != 0) {
-            ::umount2(dir_.c_str(), MNT_DETACH);
-            return false;
-        }
-        read_only_ = true;
-        return true;
-    }
-    bool resize(const std::string &size) const {
-        return ::mount("tmpfs", dir_.c_str(), "tmpfs", MS_REMOUNT, ("size=" + size).c_str()) == 0;
-    }
-
-private:
-    std::string dir_;
-    bool ok_ = false, read_only_ = false;
-};
 
 // A bucket name no other test (or copy of the suite) uses.
 std::string fresh_bucket() {
