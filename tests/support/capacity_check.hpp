@@ -53,4 +53,19 @@ bool check_while_still(Measure measure, Observe observe, Check check) {
     return false;
 }
 
+// A store's capacity() against statvfs(2) of the same path, by
+// check_while_still: total, free and used must be statvfs's figures. capacity
+// calls the store and returns its result, after BOOST_REQUIRE that it has a
+// value.
+template <typename Capacity>
+void check_capacity_equals_statvfs(const std::filesystem::path &path, Capacity capacity) {
+    const auto equals_statvfs = [](const auto &reported, const statvfs_numbers &fs_says) {
+        BOOST_TEST(reported->total_bytes == fs_says.total);
+        BOOST_TEST(reported->free_bytes == fs_says.free);
+        BOOST_TEST(reported->used_bytes == fs_says.used);
+    };
+    const bool compared = check_while_still([&] { return statvfs_of(path); }, capacity, equals_statvfs);
+    BOOST_TEST(compared, "the filesystem never held still for two statvfs calls");
+}
+
 }  // namespace oneds::test

@@ -45,16 +45,16 @@ df_numbers df_of(const fs::path &path) {
 BOOST_AUTO_TEST_CASE(capacity_equals_df_columns_of_the_same_path) {
     const fs::path dir = fs::temp_directory_path();
     local_store store;
-    const bool compared = oneds::test::check_while_still([&] { return df_of(dir); },
-                                                         [&] {
-                                                             auto capacity = store.capacity(dir.string(), {});
-                                                             BOOST_REQUIRE(capacity.has_value());
-                                                             return capacity;
-                                                         },
-                                                         [](const auto &capacity, const df_numbers &df_says) {
-                                                             BOOST_TEST(capacity->total_bytes == df_says.total);
-                                                             BOOST_TEST(capacity->used_bytes == df_says.used);
-                                                             BOOST_TEST(capacity->free_bytes == df_says.available);
-                                                         });
+    const auto store_capacity = [&] {
+        auto capacity = store.capacity(dir.string(), {});
+        BOOST_REQUIRE(capacity.has_value());
+        return capacity;
+    };
+    const auto equals_df = [](const auto &capacity, const df_numbers &df_says) {
+        BOOST_TEST(capacity->total_bytes == df_says.total);
+        BOOST_TEST(capacity->used_bytes == df_says.used);
+        BOOST_TEST(capacity->free_bytes == df_says.available);
+    };
+    const bool compared = oneds::test::check_while_still([&] { return df_of(dir); }, store_capacity, equals_df);
     BOOST_TEST(compared, "the filesystem never held still for two df runs");
 }

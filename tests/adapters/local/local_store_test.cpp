@@ -135,19 +135,11 @@ BOOST_AUTO_TEST_CASE(empty_paths_are_invalid) {
 BOOST_AUTO_TEST_CASE(capacity_equals_statvfs_of_the_path) {
     // Other processes write to the same filesystem; compare when two statvfs
     // calls around the store's call agree.
-    const bool compared =
-        oneds::test::check_while_still([&] { return oneds::test::statvfs_of(dir); },
-                                       [&] {
-                                           auto capacity = store.capacity(dir.string(), {});
-                                           BOOST_REQUIRE(capacity.has_value());
-                                           return capacity;
-                                       },
-                                       [](const auto &capacity, const oneds::test::statvfs_numbers &fs_says) {
-                                           BOOST_TEST(capacity->total_bytes == fs_says.total);
-                                           BOOST_TEST(capacity->free_bytes == fs_says.free);
-                                           BOOST_TEST(capacity->used_bytes == fs_says.used);
-                                       });
-    BOOST_TEST(compared, "the filesystem never held still for two statvfs calls");
+    oneds::test::check_capacity_equals_statvfs(dir, [&] {
+        auto capacity = store.capacity(dir.string(), {});
+        BOOST_REQUIRE(capacity.has_value());
+        return capacity;
+    });
 }
 
 BOOST_AUTO_TEST_CASE(capacity_of_a_missing_path_is_not_found_naming_it) {

@@ -5,6 +5,7 @@
 #include "common/child.hpp"
 #include "tests/support/ceph_fixture.hpp"
 #include "tests/support/files.hpp"
+#include "tests/support/ports.hpp"
 #include "tests/support/run_capture.hpp"
 
 #include <arpa/inet.h>
@@ -119,18 +120,9 @@ std::unique_ptr<s3_store> store_for(const s3_target &t, std::chrono::millisecond
 
 bool has(const std::string &text, const std::string &what) { return text.find(what) != std::string::npos; }
 
-// A loopback port nothing listens on.
-unsigned short closed_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    BOOST_TEST_REQUIRE(::bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0);
-    socklen_t size = sizeof addr;
-    ::getsockname(fd, reinterpret_cast<sockaddr *>(&addr), &size);
-    ::close(fd);
-    return ntohs(addr.sin_port);
-}
+// A loopback port nothing listens on (free a moment ago; nothing in these
+// tests listens on a port it did not pick itself).
+unsigned short closed_port() { return oneds::test::pick_free_port(); }
 
 // A listening socket whose connections the kernel accepts and nobody answers.
 struct silent_server {

@@ -305,19 +305,11 @@ BOOST_AUTO_TEST_CASE(make_directories_refuses_a_file_in_the_way) {
 BOOST_AUTO_TEST_CASE(capacity_equals_statvfs_of_the_same_directory) {
     // The sshd serves this machine's filesystem; other processes write to it,
     // so compare when two local statvfs calls around the remote one agree.
-    const bool compared =
-        oneds::test::check_while_still([&] { return oneds::test::statvfs_of(fx.dir()); },
-                                       [&] {
-                                           auto capacity = store->capacity(fx.dir().string(), {});
-                                           BOOST_REQUIRE_MESSAGE(capacity.has_value(), failure_text(capacity));
-                                           return capacity;
-                                       },
-                                       [](const auto &capacity, const oneds::test::statvfs_numbers &fs_says) {
-                                           BOOST_TEST(capacity->total_bytes == fs_says.total);
-                                           BOOST_TEST(capacity->free_bytes == fs_says.free);
-                                           BOOST_TEST(capacity->used_bytes == fs_says.used);
-                                       });
-    BOOST_TEST(compared, "the filesystem never held still for two statvfs calls");
+    oneds::test::check_capacity_equals_statvfs(fx.dir(), [&] {
+        auto capacity = store->capacity(fx.dir().string(), {});
+        BOOST_REQUIRE_MESSAGE(capacity.has_value(), failure_text(capacity));
+        return capacity;
+    });
 }
 
 BOOST_AUTO_TEST_CASE(capacity_of_a_missing_path_is_not_found) {
