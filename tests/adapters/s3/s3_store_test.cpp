@@ -120,8 +120,7 @@ std::unique_ptr<s3_store> store_for(const s3_target &t, std::chrono::millisecond
 
 bool has(const std::string &text, const std::string &what) { return text.find(what) != std::string::npos; }
 
-// A loopback port nothing listens on (free a moment ago; nothing in these
-// tests listens on a port it did not pick itself).
+// A loopback port nothing listens on (free a moment ago, see pick_free_port).
 unsigned short closed_port() { return oneds::test::pick_free_port(); }
 
 // A listening socket whose connections the kernel accepts and nobody answers.
