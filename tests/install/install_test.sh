@@ -30,14 +30,9 @@ conf_files=(one_ds_host.conf oned.conf.snippet datastore-restic.tmpl)
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/oneds-install-XXXXXX") || exit 1
 trap 'rm -rf -- "$scratch"' EXIT
 
-failures=0
-pass() { printf 'ok    %s\n' "$*"; }
-fail() { printf 'FAIL  %s\n' "$*"; failures=$((failures + 1)); }
-check() {  # check DESCRIPTION COMMAND...
-    local what=$1
-    shift
-    if "$@"; then pass "$what"; else fail "$what"; fi
-}
+# pass, fail, check and $failures.
+# shellcheck source-path=SCRIPTDIR source=../lib/checks.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/../lib/checks.sh"
 
 # check_layout STAGE MADS REMOTES SYSCONF: files and modes.
 check_layout() {

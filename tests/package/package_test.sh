@@ -31,14 +31,9 @@ source_dir=$2
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/oneds-package-test.XXXXXX") || exit 1
 trap 'rm -rf -- "$scratch"' EXIT
 
-failures=0
-pass() { printf 'ok    %s\n' "$*"; }
-fail() { printf 'FAIL  %s\n' "$*"; failures=$((failures + 1)); }
-check() { # check DESCRIPTION COMMAND...
-    local what=$1
-    shift
-    if "$@"; then pass "$what"; else fail "$what"; fi
-}
+# pass, fail, check and $failures.
+# shellcheck source-path=SCRIPTDIR source=../lib/checks.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/../lib/checks.sh"
 die() {
     printf 'FAIL  %s\n' "$*"
     exit 1

@@ -15,6 +15,7 @@
 // or base64 of text and the host's own command line (action_host_test.cpp).
 // The passwords that must work are in bad_input_passwords_test.cpp.
 #include "tests/restic/restore_stock_repo.hpp"
+#include "tests/support/utf8.hpp"
 
 #include "plugin/restic/model/attributes.hpp"
 
@@ -116,20 +117,8 @@ std::map<std::string, std::string> stored(const restic_fixture &f) {
     return out;
 }
 
-std::string utf8(char32_t c) {
-    std::string s;
-    if (c < 0x80) {
-        s += static_cast<char>(c);
-    } else if (c < 0x800) {
-        s += static_cast<char>(0xc0 | (c >> 6));
-        s += static_cast<char>(0x80 | (c & 0x3f));
-    } else {
-        s += static_cast<char>(0xe0 | (c >> 12));
-        s += static_cast<char>(0x80 | ((c >> 6) & 0x3f));
-        s += static_cast<char>(0x80 | (c & 0x3f));
-    }
-    return s;
-}
+using oneds::test::utf8;
+
 const std::string k_ls2028 = utf8(0x2028), k_nbsp = utf8(0xa0);
 std::string fullwidth(const std::string &digits) {
     std::string s;

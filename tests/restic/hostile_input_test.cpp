@@ -12,6 +12,7 @@
 #include "plugin/restic/cli/restic_runner.hpp"
 
 #include "common/strings.hpp"
+#include "tests/support/utf8.hpp"
 
 #include <boost/test/data/test_case.hpp>
 #include <boost/test/unit_test.hpp>
@@ -31,26 +32,7 @@ std::ostream &operator<<(std::ostream &os, exit_kind k) { return os << static_ca
 
 namespace {
 
-// UTF-8 of a code point.
-std::string utf8(char32_t c) {
-    std::string s;
-    if (c < 0x80) {
-        s += static_cast<char>(c);
-    } else if (c < 0x800) {
-        s += static_cast<char>(0xc0 | (c >> 6));
-        s += static_cast<char>(0x80 | (c & 0x3f));
-    } else if (c < 0x10000) {
-        s += static_cast<char>(0xe0 | (c >> 12));
-        s += static_cast<char>(0x80 | ((c >> 6) & 0x3f));
-        s += static_cast<char>(0x80 | (c & 0x3f));
-    } else {
-        s += static_cast<char>(0xf0 | (c >> 18));
-        s += static_cast<char>(0x80 | ((c >> 12) & 0x3f));
-        s += static_cast<char>(0x80 | ((c >> 6) & 0x3f));
-        s += static_cast<char>(0x80 | (c & 0x3f));
-    }
-    return s;
-}
+using oneds::test::utf8;
 
 // Every character Go's unicode.IsSpace knows (restic splits sftp.command on
 // them), every C0 and C1 control, DEL, and the invisible separators that are

@@ -2,6 +2,8 @@
 
 #include "common/child.hpp"
 #include "common/unique_fd.hpp"
+#include "tests/support/files.hpp"
+#include "tests/support/ports.hpp"
 #include "tests/support/sshd_fixture.hpp"
 
 #include <arpa/inet.h>
@@ -40,20 +42,6 @@ using oneds::common::unique_fd;
     throw std::system_error(error, std::generic_category(), "ceph_fixture: " + what);
 }
 
-std::string read_file(const fs::path &path) {
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream text;
-    text << in.rdbuf();
-    return text.str();
-}
-
-void write_file(const fs::path &path, const std::string &text) {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.close();
-    if (!out) throw std::runtime_error("ceph_fixture: cannot write " + path.string());
-}
-
 // The last lines of a log file, for error messages.
 std::string tail_of(const fs::path &path, std::size_t lines = 25) {
     const std::string text = read_file(path);
@@ -69,19 +57,6 @@ std::string tail_of(const fs::path &path, std::size_t lines = 25) {
         pos = nl;
     }
     return "--- " + path.filename().string() + " (tail) ---\n" + text.substr(pos == 0 ? 0 : pos + 1);
-}
-
-unsigned short pick_free_port() {
-    const unique_fd sock(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!sock) throw_errno(errno, "socket");
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    if (::bind(sock.get(), reinterpret_cast<const sockaddr *>(&addr), sizeof addr) != 0 ||
-        ::getsockname(sock.get(), reinterpret_cast<sockaddr *>(&addr), &len) != 0)
-        throw_errno(errno, "binding a probe socket to 127.0.0.1:0");
-    return ntohs(addr.sin_port);
 }
 
 // True when 127.0.0.1:port answers "GET /" with an HTTP status line within 1 s.
@@ -317,11 +292,7 @@ struct ceph_fixture::state {
     }
 
     void start() {
-        const char *tmp_env = std::getenv("TMPDIR");
-        const fs::path base = fs::absolute(tmp_env != nullptr && *tmp_env != '\0' ? tmp_env : "/tmp");
-        std::string pattern = (base / "oneds-ceph-XXXXXX").string();
-        if (::mkdtemp(pattern.data()) == nullptr) throw_errno(errno, "mkdtemp " + pattern);
-        dir = pattern;
+        dir = make_temp_dir("oneds-ceph-");
         check_conf_path(dir);
         conf = dir / "ceph.conf";
         log_dir = dir / "log";

@@ -1,11 +1,11 @@
 #define BOOST_TEST_MODULE ceph_fixture_test
 #include <boost/test/unit_test.hpp>
 
-#include "common/child.hpp"
 #include "common/proc.hpp"
 #include "tests/support/ceph_fixture.hpp"
+#include "tests/support/files.hpp"
+#include "tests/support/run_capture.hpp"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,7 +13,6 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -22,56 +21,19 @@ using oneds::test::ceph_fixture;
 
 namespace {
 
-struct result {
-    int status = -1;
-    std::string out;
-    std::string err;
-};
-
-std::string slurp(const fs::path &path) {
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream text;
-    text << in.rdbuf();
-    return text.str();
-}
+using result = oneds::test::captured;
 
 // A scratch directory of this test, outside the fixture's.
 const fs::path &scratch() {
-    static const fs::path dir = [] {
-        std::string pattern = (fs::temp_directory_path() / "oneds-ceph-test-XXXXXX").string();
-        if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-        return fs::path(pattern);
-    }();
-    return dir;
+    static const oneds::test::scoped_temp_dir dir("oneds-ceph-test-");
+    return dir.path();
 }
-
-struct scratch_cleanup {
-    ~scratch_cleanup() {
-        std::error_code ignored;
-        fs::remove_all(scratch(), ignored);
-    }
-};
-BOOST_TEST_GLOBAL_FIXTURE(scratch_cleanup);
 
 // argv with env added to this process's environment; the secrets stay in the
 // child's environment. Output goes through files in the scratch directory (the
 // tools used here never print the keys).
 result run(const std::vector<std::string> &argv, const std::map<std::string, std::string> &env) {
-    static int serial = 0;
-    const fs::path out = scratch() / ("out." + std::to_string(++serial));
-    const fs::path err = scratch() / ("err." + std::to_string(serial));
-    oneds::common::child_spec spec;
-    spec.argv = argv;
-    spec.env_set = env;
-    spec.in = oneds::common::child_stream::null();
-    spec.out = oneds::common::child_stream::file(out.string(), O_WRONLY | O_CREAT | O_TRUNC);
-    spec.err = oneds::common::child_stream::file(err.string(), O_WRONLY | O_CREAT | O_TRUNC);
-    auto child = oneds::common::spawn(spec);
-    result r;
-    r.status = child.wait().shell_code();
-    r.out = slurp(out);
-    r.err = slurp(err);
-    return r;
+    return oneds::test::run_captured(argv, env, scratch());
 }
 
 std::map<std::string, std::string> restic_env(const ceph_fixture &ceph, const std::string &secret) {

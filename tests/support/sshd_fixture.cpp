@@ -3,6 +3,8 @@
 #include "common/child.hpp"
 #include "common/proc.hpp"
 #include "common/unique_fd.hpp"
+#include "tests/support/files.hpp"
+#include "tests/support/ports.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -98,45 +100,6 @@ private:
     bool raised_ = false;
 };
 
-// A private directory removed with everything in it when the owner goes.
-class scoped_temp_dir {
-public:
-    explicit scoped_temp_dir(const std::string &prefix) {
-        const char *tmp_env = std::getenv("TMPDIR");
-        const fs::path base = fs::absolute(tmp_env != nullptr && *tmp_env != '\0' ? tmp_env : "/tmp");
-        std::string pattern = (base / (prefix + "XXXXXX")).string();
-        if (::mkdtemp(pattern.data()) == nullptr) throw_errno(errno, "mkdtemp " + pattern);
-        path_ = pattern;
-    }
-    ~scoped_temp_dir() {
-        std::error_code ignored;
-        fs::remove_all(path_, ignored);
-    }
-    scoped_temp_dir(const scoped_temp_dir &) = delete;
-    scoped_temp_dir &operator=(const scoped_temp_dir &) = delete;
-    scoped_temp_dir(scoped_temp_dir &&) = delete;
-    scoped_temp_dir &operator=(scoped_temp_dir &&) = delete;
-
-    [[nodiscard]] const fs::path &path() const noexcept { return path_; }
-
-private:
-    fs::path path_;
-};
-
-std::string read_file(const fs::path &path) {
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream text;
-    text << in.rdbuf();
-    return text.str();
-}
-
-void write_file(const fs::path &path, const std::string &text) {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.close();
-    if (!out) throw std::runtime_error("cannot write " + path.string());
-}
-
 std::string current_user() {
     std::array<char, 4096> buffer{};
     passwd entry{};
@@ -178,20 +141,6 @@ void generate_key(const fs::path &file, const std::string &comment) {
     if (status != 0)
         throw std::runtime_error("sshd_fixture: ssh-keygen for " + file.string() + " exited with " +
                                  std::to_string(status) + ": " + err);
-}
-
-unsigned short pick_free_port() {
-    const unique_fd sock(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!sock) throw_errno(errno, "socket");
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    socklen_t len = sizeof addr;
-    if (::bind(sock.get(), reinterpret_cast<const sockaddr *>(&addr), sizeof addr) != 0 ||
-        ::getsockname(sock.get(), reinterpret_cast<sockaddr *>(&addr), &len) != 0)
-        throw_errno(errno, "binding a probe socket to 127.0.0.1:0");
-    return ntohs(addr.sin_port);
 }
 
 int wait_ms_until(clock_type::time_point deadline) {

@@ -2,14 +2,13 @@
 #include <boost/test/unit_test.hpp>
 
 #include "adapters/local/local_store.hpp"
+#include "tests/support/capacity_check.hpp"
 #include "tests/support/sshd_fixture.hpp"
 
-#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <sstream>
 #include <string>
-#include <thread>
 
 namespace fs = std::filesystem;
 using oneds::adapters::local::local_store;
@@ -46,20 +45,16 @@ df_numbers df_of(const fs::path &path) {
 BOOST_AUTO_TEST_CASE(capacity_equals_df_columns_of_the_same_path) {
     const fs::path dir = fs::temp_directory_path();
     local_store store;
-    bool compared = false;
-    for (int attempt = 0; attempt < 50 && !compared; ++attempt) {
-        const auto before = df_of(dir);
+    const auto store_capacity = [&] {
         auto capacity = store.capacity(dir.string(), {});
-        const auto after = df_of(dir);
         BOOST_REQUIRE(capacity.has_value());
-        if (!(before == after)) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
-            continue;
-        }
-        compared = true;
-        BOOST_TEST(capacity->total_bytes == before.total);
-        BOOST_TEST(capacity->used_bytes == before.used);
-        BOOST_TEST(capacity->free_bytes == before.available);
-    }
+        return capacity;
+    };
+    const auto equals_df = [](const auto &capacity, const df_numbers &df_says) {
+        BOOST_TEST(capacity->total_bytes == df_says.total);
+        BOOST_TEST(capacity->used_bytes == df_says.used);
+        BOOST_TEST(capacity->free_bytes == df_says.available);
+    };
+    const bool compared = oneds::test::check_while_still([&] { return df_of(dir); }, store_capacity, equals_df);
     BOOST_TEST(compared, "the filesystem never held still for two df runs");
 }

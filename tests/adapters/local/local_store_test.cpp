@@ -2,16 +2,14 @@
 #include <boost/test/unit_test.hpp>
 
 #include "adapters/local/local_store.hpp"
+#include "tests/support/capacity_check.hpp"
 
-#include <sys/statvfs.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
-#include <thread>
 
 namespace fs = std::filesystem;
 using oneds::adapters::local::local_store;
@@ -38,20 +36,6 @@ struct scratch {
     fs::path dir;
     local_store store;
 };
-
-struct expected_capacity {
-    std::uint64_t total;
-    std::uint64_t free;
-    std::uint64_t used;
-    bool operator==(const expected_capacity &) const = default;
-};
-
-expected_capacity statvfs_of(const fs::path &path) {
-    struct statvfs st {};
-    BOOST_REQUIRE(::statvfs(path.c_str(), &st) == 0);
-    const std::uint64_t unit = st.f_frsize;
-    return {st.f_blocks * unit, st.f_bavail * unit, (st.f_blocks - st.f_bfree) * unit};
-}
 
 }  // namespace
 
@@ -151,22 +135,11 @@ BOOST_AUTO_TEST_CASE(empty_paths_are_invalid) {
 BOOST_AUTO_TEST_CASE(capacity_equals_statvfs_of_the_path) {
     // Other processes write to the same filesystem; compare when two statvfs
     // calls around the store's call agree.
-    bool compared = false;
-    for (int attempt = 0; attempt < 50 && !compared; ++attempt) {
-        const auto before = statvfs_of(dir);
+    oneds::test::check_capacity_equals_statvfs(dir, [&] {
         auto capacity = store.capacity(dir.string(), {});
-        const auto after = statvfs_of(dir);
         BOOST_REQUIRE(capacity.has_value());
-        if (!(before == after)) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
-            continue;
-        }
-        compared = true;
-        BOOST_TEST(capacity->total_bytes == before.total);
-        BOOST_TEST(capacity->free_bytes == before.free);
-        BOOST_TEST(capacity->used_bytes == before.used);
-    }
-    BOOST_TEST(compared, "the filesystem never held still for two statvfs calls");
+        return capacity;
+    });
 }
 
 BOOST_AUTO_TEST_CASE(capacity_of_a_missing_path_is_not_found_naming_it) {

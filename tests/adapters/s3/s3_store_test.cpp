@@ -4,6 +4,9 @@
 #include "adapters/s3/s3_store.hpp"
 #include "common/child.hpp"
 #include "tests/support/ceph_fixture.hpp"
+#include "tests/support/files.hpp"
+#include "tests/support/ports.hpp"
+#include "tests/support/run_capture.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -42,60 +45,17 @@ std::string message_of(const R &r) {
     return r.has_value() ? std::string() : r.err().message;
 }
 
-struct result {
-    int status = -1;
-    std::string out;
-    std::string err;
-};
-
-std::string slurp(const fs::path &path) {
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream text;
-    text << in.rdbuf();
-    return text.str();
-}
+using result = oneds::test::captured;
 
 const fs::path &scratch() {
-    static const fs::path dir = [] {
-        std::string pattern = (fs::temp_directory_path() / "oneds-s3-test-XXXXXX").string();
-        if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-        return fs::path(pattern);
-    }();
-    return dir;
+    static const oneds::test::scoped_temp_dir dir("oneds-s3-test-");
+    return dir.path();
 }
-
-struct scratch_cleanup {
-    ~scratch_cleanup() {
-        std::error_code ignored;
-        fs::remove_all(scratch(), ignored);
-    }
-};
-BOOST_TEST_GLOBAL_FIXTURE(scratch_cleanup);
 
 // argv with env added; input (which may hold keys) on stdin, never in argv.
 result run(const std::vector<std::string> &argv, const std::map<std::string, std::string> &env,
            const std::string &input = {}) {
-    static int serial = 0;
-    const fs::path out = scratch() / ("out." + std::to_string(++serial));
-    const fs::path err = scratch() / ("err." + std::to_string(serial));
-    oneds::common::child_spec spec;
-    spec.argv = argv;
-    spec.env_set = env;
-    spec.in = oneds::common::child_stream::pipe();
-    spec.out = oneds::common::child_stream::file(out.string(), O_WRONLY | O_CREAT | O_TRUNC);
-    spec.err = oneds::common::child_stream::file(err.string(), O_WRONLY | O_CREAT | O_TRUNC);
-    auto child = oneds::common::spawn(spec);
-    for (std::size_t done = 0; done < input.size();) {
-        const auto n = ::write(child.stdin_pipe().get(), input.data() + done, input.size() - done);
-        if (n <= 0) break;
-        done += static_cast<std::size_t>(n);
-    }
-    child.stdin_pipe().reset();
-    result r;
-    r.status = child.wait().shell_code();
-    r.out = slurp(out);
-    r.err = slurp(err);
-    return r;
+    return oneds::test::run_captured(argv, env, scratch(), input);
 }
 
 std::map<std::string, std::string> restic_env() {
@@ -160,18 +120,8 @@ std::unique_ptr<s3_store> store_for(const s3_target &t, std::chrono::millisecond
 
 bool has(const std::string &text, const std::string &what) { return text.find(what) != std::string::npos; }
 
-// A loopback port nothing listens on.
-unsigned short closed_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    BOOST_TEST_REQUIRE(::bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0);
-    socklen_t size = sizeof addr;
-    ::getsockname(fd, reinterpret_cast<sockaddr *>(&addr), &size);
-    ::close(fd);
-    return ntohs(addr.sin_port);
-}
+// A loopback port nothing listens on (free a moment ago, see pick_free_port).
+unsigned short closed_port() { return oneds::test::pick_free_port(); }
 
 // A listening socket whose connections the kernel accepts and nobody answers.
 struct silent_server {
@@ -201,7 +151,7 @@ BOOST_AUTO_TEST_CASE(probes_a_repository_restic_made) {
     restic_init(bucket, "7");
     const auto fetched = curl({"-o", (scratch() / "config.curl").string(), object_url(bucket, "7/config")});
     BOOST_TEST_REQUIRE(fetched.status == 0, fetched.err);
-    const std::string config = slurp(scratch() / "config.curl");
+    const std::string config = oneds::test::read_file(scratch() / "config.curl");
     BOOST_TEST_REQUIRE(config.size() > 32u);
 
     auto store = store_for(target_for(bucket));
@@ -533,7 +483,7 @@ BOOST_AUTO_TEST_CASE(tls_verification_failures_name_the_attributes_that_fix_them
         ::close(fd);
         if (!listening) std::this_thread::sleep_for(50ms);
     }
-    BOOST_TEST_REQUIRE(listening, slurp(dir / "s_server.err"));
+    BOOST_TEST_REQUIRE(listening, oneds::test::read_file(dir / "s_server.err"));
 
     std::stop_source source;
     auto t = target_for("bucket");

@@ -5,6 +5,8 @@
 #include "adapters/sftp/internal/alloc_ledger.hpp"
 #include "adapters/sftp/session_pool.hpp"
 #include "adapters/sftp/sftp_store.hpp"
+#include "tests/support/capacity_check.hpp"
+#include "tests/support/files.hpp"
 #include "tests/support/sshd_fixture.hpp"
 
 #include "common/child.hpp"
@@ -12,7 +14,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -68,18 +69,8 @@ std::string failure_text(const R &r) {
     return r.has_value() ? std::string("(no error)") : message_of(r.err());
 }
 
-void write_file(const fs::path &path, const std::string &text) {
-    std::ofstream out(path, std::ios::trunc);
-    out << text;
-    BOOST_REQUIRE(out.good());
-}
-
-std::string read_file(const fs::path &path) {
-    std::ifstream in(path);
-    std::ostringstream text;
-    text << in.rdbuf();
-    return text.str();
-}
+using oneds::test::read_file;
+using oneds::test::write_file;
 
 void generate_key(const fs::path &file) {
     std::string err;
@@ -123,20 +114,6 @@ fs::path write_client_config(const fs::path &file, const client_config &c) {
          << "    StrictHostKeyChecking " << c.strict << "\n";
     write_file(file, text.str());
     return file;
-}
-
-struct capacity_numbers {
-    std::uint64_t total;
-    std::uint64_t free;
-    std::uint64_t used;
-    bool operator==(const capacity_numbers &) const = default;
-};
-
-capacity_numbers statvfs_of(const fs::path &path) {
-    struct statvfs st {};
-    BOOST_REQUIRE(::statvfs(path.c_str(), &st) == 0);
-    const std::uint64_t unit = st.f_frsize;
-    return {st.f_blocks * unit, st.f_bavail * unit, (st.f_blocks - st.f_bfree) * unit};
 }
 
 // Every process below pid, found through the parent pid in /proc/<n>/stat.
@@ -328,22 +305,11 @@ BOOST_AUTO_TEST_CASE(make_directories_refuses_a_file_in_the_way) {
 BOOST_AUTO_TEST_CASE(capacity_equals_statvfs_of_the_same_directory) {
     // The sshd serves this machine's filesystem; other processes write to it,
     // so compare when two local statvfs calls around the remote one agree.
-    bool compared = false;
-    for (int attempt = 0; attempt < 50 && !compared; ++attempt) {
-        const auto before = statvfs_of(fx.dir());
+    oneds::test::check_capacity_equals_statvfs(fx.dir(), [&] {
         auto capacity = store->capacity(fx.dir().string(), {});
-        const auto after = statvfs_of(fx.dir());
         BOOST_REQUIRE_MESSAGE(capacity.has_value(), failure_text(capacity));
-        if (!(before == after)) {
-            std::this_thread::sleep_for(20ms);
-            continue;
-        }
-        compared = true;
-        BOOST_TEST(capacity->total_bytes == before.total);
-        BOOST_TEST(capacity->free_bytes == before.free);
-        BOOST_TEST(capacity->used_bytes == before.used);
-    }
-    BOOST_TEST(compared, "the filesystem never held still for two statvfs calls");
+        return capacity;
+    });
 }
 
 BOOST_AUTO_TEST_CASE(capacity_of_a_missing_path_is_not_found) {
