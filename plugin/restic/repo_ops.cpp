@@ -302,7 +302,7 @@ ports::result<restic_outcome> run_restic(action_env &env, const datastore_attrib
     auto res = env.restic(a).run(run, a, stop ? *stop : env.stop());
     // A restic that had to be killed after the cancel, or was killed by
     // someone else, left its lock.
-    if (res && (res->cancelled || res->stopped_early || res->exit.kind == exit_kind::killed)) {
+    if (res && res->may_have_left_lock()) {
         if (auto unlocked = unlock_stale(env, a, site); !unlocked)
             env.log('W', what + ": could not remove the stale lock of the stopped restic: " + unlocked.err().message);
     }

@@ -22,17 +22,6 @@
 
 namespace oneds::test {
 
-std::string read_file(const std::string &path) {
-    // A /proc file of a process that ends while it is read fails with ESRCH,
-    // which the stream reports by throwing: that is "gone", not an error.
-    try {
-        std::ifstream in(path, std::ios::binary);
-        return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-    } catch (const std::exception &) {
-        return {};
-    }
-}
-
 bool wait_for_process_with(const std::vector<std::string> &needles, std::chrono::milliseconds timeout) {
     return find_process_with(needles, timeout) > 0;
 }

@@ -7,6 +7,7 @@
 
 #include "tests/integration/action_process.hpp"
 #include "tests/integration/scratch_dir.hpp"
+#include "tests/support/files.hpp"
 #include "tests/support/sshd_fixture.hpp"
 
 #include <chrono>
@@ -119,7 +120,6 @@ private:
     std::optional<s3_bucket> s3_;
 };
 
-std::string read_file(const std::string &path);
 // Waits until some process's argv contains every needle as a whole argument
 // (restic started by the plugin, here or through the loopback sshd); false on
 // timeout. Lets lock tests release the lock only once the contender runs,

@@ -14,10 +14,16 @@ namespace oneds::test {
 namespace fs = std::filesystem;
 
 std::string read_file(const fs::path &path) {
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream text;
-    text << in.rdbuf();
-    return text.str();
+    // A /proc file of a process that ends while it is read fails with ESRCH,
+    // which the stream may report by throwing: that is "gone", not an error.
+    try {
+        std::ifstream in(path, std::ios::binary);
+        std::ostringstream text;
+        text << in.rdbuf();
+        return text.str();
+    } catch (const std::exception &) {
+        return {};
+    }
 }
 
 void write_file(const fs::path &path, const std::string &text) {

@@ -9,7 +9,8 @@
 namespace oneds::test {
 
 // The whole file as bytes; "" when it is missing or unreadable (fixtures read
-// logs that may not have been written yet).
+// logs that may not have been written yet, tests /proc files of processes
+// that may end meanwhile).
 [[nodiscard]] std::string read_file(const std::filesystem::path &path);
 
 // Replaces the file's contents with text; throws std::runtime_error naming the

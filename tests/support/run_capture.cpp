@@ -1,10 +1,10 @@
 #include "tests/support/run_capture.hpp"
 
 #include "common/child.hpp"
+#include "common/fd_io.hpp"
 #include "tests/support/files.hpp"
 
 #include <fcntl.h>
-#include <unistd.h>
 
 #include <atomic>
 
@@ -26,11 +26,7 @@ captured run_captured(const std::vector<std::string> &argv, const std::map<std::
     spec.err = oneds::common::child_stream::file(err.string(), O_WRONLY | O_CREAT | O_TRUNC);
     auto child = oneds::common::spawn(spec);
     if (input) {
-        for (std::size_t done = 0; done < input->size();) {
-            const auto written = ::write(child.stdin_pipe().get(), input->data() + done, input->size() - done);
-            if (written <= 0) break;
-            done += static_cast<std::size_t>(written);
-        }
+        (void)oneds::common::write_all(child.stdin_pipe().get(), *input);  // a child that quit early reads no more
         child.stdin_pipe().reset();
     }
     captured r;

@@ -319,7 +319,7 @@ outcome backup_run(action_env &env, backup_facts &facts) {
     // restic removes its own lock on SIGINT; a lock left by a restic that had
     // to be killed after a cancel, or was killed by someone else, is stale
     // and goes with a plain unlock.
-    if (res->cancelled || res->stopped_early || res->exit.kind == exit_kind::killed)
+    if (res->may_have_left_lock())
         if (auto unlocked = unlock_stale(env, attrs, r.site); !unlocked)
             env.log('W', "backup of VM " + r.vm_id + ": could not remove the stale lock of the " +
                              (res->cancelled       ? "cancelled"

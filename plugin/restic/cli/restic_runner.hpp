@@ -33,6 +33,13 @@ struct restic_outcome {
     // its lock may be left, as after a cancel.
     bool stopped_early = false;
     unsigned attempts = 0;
+
+    // restic may have left its lock: cancelled (killed if SIGINT was not
+    // enough), stopped early, or killed by someone else. Such a lock is stale
+    // and goes with a plain `restic unlock`.
+    [[nodiscard]] bool may_have_left_lock() const noexcept {
+        return cancelled || stopped_early || exit.kind == exit_kind::killed;
+    }
 };
 
 class restic_runner {
